@@ -1,0 +1,99 @@
+"""Typed errors raised by the library.
+
+Every error that comes from bad input names the offending field and value, so a caller can
+report it without parsing the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "AuctionError",
+    "DuplicateOrderError",
+    "InvalidOrderError",
+    "MechanismNotFoundError",
+    "UnknownOrderError",
+    "UnknownPaymentRuleError",
+    "UnsupportedMarketError",
+]
+
+
+class AuctionError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class InvalidOrderError(AuctionError, ValueError):
+    """An order (or a money amount) failed validation.
+
+    Attributes:
+        field: the name of the offending field.
+        value: the offending value, as given.
+        order_id: the id of the order being validated, when known.
+    """
+
+    def __init__(self, field: str, value: Any, reason: str, *, order_id: str | None = None):
+        self.field = field
+        self.value = value
+        self.reason = reason
+        self.order_id = order_id
+        where = f" in order {order_id!r}" if order_id is not None else ""
+        super().__init__(f"invalid {field}={value!r}{where}: {reason}")
+
+
+class DuplicateOrderError(AuctionError, KeyError):
+    """An order id is already in the book (or twice in one batch)."""
+
+    def __init__(self, order_id: str):
+        self.order_id = order_id
+        super().__init__(order_id)
+
+    def __str__(self) -> str:
+        return f"order id {self.order_id!r} is already in the book"
+
+
+class UnknownOrderError(AuctionError, KeyError):
+    """No order with this id is in the book."""
+
+    def __init__(self, order_id: str):
+        self.order_id = order_id
+        super().__init__(order_id)
+
+    def __str__(self) -> str:
+        return f"no order with id {self.order_id!r} in the book"
+
+
+class MechanismNotFoundError(AuctionError, LookupError):
+    """No registered mechanism has this name."""
+
+    def __init__(self, name: str, available: Sequence[str]):
+        self.name = name
+        self.available = tuple(available)
+        super().__init__(
+            f"no mechanism named {name!r}; available: {', '.join(self.available) or 'none'}"
+        )
+
+
+class UnknownPaymentRuleError(AuctionError, ValueError):
+    """The mechanism does not offer the requested payment rule."""
+
+    def __init__(self, mechanism: str, payment: str, offered: Sequence[str]):
+        self.mechanism = mechanism
+        self.payment = payment
+        self.offered = tuple(offered)
+        super().__init__(
+            f"mechanism {mechanism!r} has no payment rule {payment!r}; "
+            f"it offers: {', '.join(self.offered)}"
+        )
+
+
+class UnsupportedMarketError(AuctionError, ValueError):
+    """A mechanism cannot clear this market; `alternatives` names mechanisms that can."""
+
+    def __init__(self, mechanism: str, reason: str, alternatives: Sequence[str] = ()):
+        self.mechanism = mechanism
+        self.reason = reason
+        self.alternatives = tuple(alternatives)
+        hint = f"; use one of: {', '.join(self.alternatives)}" if self.alternatives else ""
+        super().__init__(f"mechanism {mechanism!r} cannot clear this market: {reason}{hint}")

@@ -1,0 +1,81 @@
+"""Lazy numba compilation with opt-in, fail-safe disk caching.
+
+`import auction` never imports numba: a kernel compiles on its first call. Set
+``AUCTION_NUMBA_CACHE=1`` to cache compiled kernels on disk (numba writes next to the sources
+when it can, else to its user cache directory, or to ``NUMBA_CACHE_DIR``). If no cache location
+is writable (a read-only install), the kernel compiles without a cache and a warning says so;
+it never fails for that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar
+
+__all__ = ["CACHE_ENV", "LazyKernel", "cache_enabled", "lazy_njit"]
+
+CACHE_ENV = "AUCTION_NUMBA_CACHE"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def cache_enabled() -> bool:
+    """True when the user opted in to on-disk caching of compiled kernels."""
+    return os.environ.get(CACHE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class LazyKernel(Generic[P, R]):
+    """A function compiled by `numba.njit` on first call; `py_func` is the plain Python one."""
+
+    def __init__(self, func: Callable[P, R], options: dict[str, Any]) -> None:
+        self.py_func = func
+        self._options = options
+        self._compiled: Callable[P, R] | None = None
+        self._lock = threading.Lock()
+        self.__doc__ = func.__doc__
+        self.__name__ = func.__name__
+        self.__wrapped__ = func
+
+    def compile(self) -> Callable[P, R]:
+        """The numba dispatcher, created on first use."""
+        if self._compiled is None:
+            with self._lock:
+                if self._compiled is None:
+                    self._compiled = _njit(self.py_func, self._options)
+        return self._compiled
+
+    @property
+    def is_compiled(self) -> bool:
+        return self._compiled is not None
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.compile()(*args, **kwargs)
+
+
+def _njit(func: Callable[P, R], options: dict[str, Any]) -> Callable[P, R]:
+    import numba
+
+    if cache_enabled():
+        try:
+            return numba.njit(cache=True, **options)(func)  # type: ignore[no-any-return]
+        except Exception as exc:  # noqa: BLE001 - numba raises RuntimeError without a locator
+            warnings.warn(
+                f"{CACHE_ENV} is set but {func.__name__} cannot be cached ({exc}); "
+                "compiling without a disk cache",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return numba.njit(cache=False, **options)(func)  # type: ignore[no-any-return]
+
+
+def lazy_njit(**options: Any) -> Callable[[Callable[P, R]], LazyKernel[P, R]]:
+    """Decorator: compile with ``numba.njit(**options)`` on the first call, not at import."""
+
+    def wrap(func: Callable[P, R]) -> LazyKernel[P, R]:
+        return LazyKernel(func, options)
+
+    return wrap

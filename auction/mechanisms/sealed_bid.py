@@ -1,0 +1,103 @@
+"""Sealed-bid reverse auctions, as on Akash: each request, in priority order, takes the
+cheapest eligible offer.
+
+Objective: none global. Requests are served greedily in priority order (``submitted_at``,
+then id); each takes the best-ranked eligible offer with enough remaining capacity. Offer rank,
+which decides ties: price, then offer ``submitted_at``, then offer id. A divisible request
+fills from the best-ranked offers upward and may end partly filled (the shortfall is in the
+result). Capacity is consumed as requests clear.
+
+* ``first-price`` (payment ``pay-as-bid``): each provider is paid its ask.
+* ``second-price`` (payment ``vickrey``): each provider is paid the lowest ask among eligible
+  offers of other providers that had enough remaining capacity for the request at that moment,
+  or the request's max price if there is none. Other providers only: if a provider's own second
+  offer set its price, it could raise that offer to be paid more. Truthful for providers when
+  the market holds one non-divisible request; with several requests, capacity links them and
+  no sequential rule is truthful (use a batch mechanism with VCG payments for that).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from auction.kernels.sealed_bid import sealed_bid, sealed_bid_reference
+from auction.market import Market
+from auction.mechanisms.base import MechanismBase, MechanismTags
+from auction.result import ClearingResult
+
+__all__ = ["FirstPrice", "SealedBidAuction", "SecondPrice", "sealed_bid_arrays"]
+
+
+def sealed_bid_arrays(market: Market) -> tuple[np.ndarray, ...]:
+    """The kernel's array arguments for `market`, in signature order (without `vickrey`)."""
+    rq, of = market.snapshot.requests, market.snapshot.offers
+    return (
+        market.request_order,
+        rq.gpus,
+        rq.max_price,
+        rq.min_reputation,
+        rq.divisible,
+        market.request_profile,
+        market.profile_indptr,
+        market.profile_classes,
+        market.class_indptr,
+        market.class_offers,
+        of.price,
+        of.gpus,
+        market.offer_reputation,
+        of.provider,
+        market.offer_rank,
+    )
+
+
+class SealedBidAuction(MechanismBase):
+    """Per-order sealed-bid reverse auction (see the module docstring).
+
+    Args:
+        payment: ``"pay-as-bid"`` or ``"vickrey"``; the default is the subclass's.
+        backend: ``"numba"`` (default) or ``"python"``, the pure-Python reference.
+    """
+
+    tags: ClassVar[MechanismTags] = MechanismTags(
+        payments=("pay-as-bid", "vickrey"), divisible=True
+    )
+    backends: ClassVar[tuple[str, ...]] = ("numba", "python")
+
+    def __init__(self, payment: str | None = None, *, backend: str = "numba") -> None:
+        super().__init__(payment)
+        if backend not in self.backends:
+            raise ValueError(f"backend must be one of {self.backends}, got {backend!r}")
+        self.backend = backend
+
+    def get_options(self) -> dict[str, str]:
+        return {"payment": self.payment, "backend": self.backend}
+
+    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
+        kernel = sealed_bid if self.backend == "numba" else sealed_bid_reference
+        req, off, gpus, price = kernel(*sealed_bid_arrays(market), self.payment == "vickrey")
+        return ClearingResult.from_allocation(
+            market,
+            req,
+            off,
+            gpus,
+            price,
+            mechanism=self.name,
+            payment=self.payment,
+            options=self.get_options(),
+        )
+
+
+class FirstPrice(SealedBidAuction):
+    """Sealed-bid reverse auction paying each winner its ask (pay-as-bid)."""
+
+    name = "first-price"
+    tags = MechanismTags(payments=("pay-as-bid",), divisible=True)
+
+
+class SecondPrice(SealedBidAuction):
+    """Sealed-bid reverse auction with Vickrey payments, the request's max price as reserve."""
+
+    name = "second-price"
+    tags = MechanismTags(payments=("vickrey",), divisible=True, truthful_single_order=True)

@@ -1,0 +1,204 @@
+"""Order value types: what providers offer and what tenants request.
+
+Both are small frozen attrs classes, validated once at construction. Every money field is an
+int in the smallest currency unit per GPU-hour; every bad value raises `InvalidOrderError`
+naming the field and the value. Hot paths never touch these objects: the `OrderBook` keeps
+their fields as numpy columns.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Self
+
+import attrs
+
+from auction.errors import InvalidOrderError
+from auction.money import MAX_MONEY
+
+__all__ = ["MAX_COUNT", "Offer", "Order", "Request"]
+
+#: Largest GPU count, VRAM size or sequence number: these live in int32/int64 arrays.
+MAX_COUNT = 2**31 - 1
+_MAX_SEQ = 2**63 - 1
+
+
+def _as_int(value: Any, field: str, order_id: str | None, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        kind = "a bool" if isinstance(value, bool) else type(value).__name__
+        raise InvalidOrderError(field, value, f"must be an int, not {kind}", order_id=order_id)
+    out = int(value)
+    if out < lo or out > hi:
+        raise InvalidOrderError(field, value, f"must be in [{lo}, {hi}]", order_id=order_id)
+    return out
+
+
+def _as_name(value: Any, field: str, order_id: str | None) -> str:
+    if not isinstance(value, str):
+        raise InvalidOrderError(
+            field, value, f"must be a str, not {type(value).__name__}", order_id=order_id
+        )
+    if not value or value != value.strip():
+        raise InvalidOrderError(
+            field, value, "must be non-empty, without surrounding spaces", order_id=order_id
+        )
+    return value
+
+
+def _as_names(value: Any, field: str, order_id: str | None) -> frozenset[str]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidOrderError(
+            field, value, "must be a set of strings (a bare string is not)", order_id=order_id
+        )
+    items = list(value)
+    for item in items:
+        if not isinstance(item, str) or not item or item != item.strip():
+            raise InvalidOrderError(
+                field, value, f"holds {item!r}: members must be non-empty strings",
+                order_id=order_id,
+            )
+    return frozenset(items)
+
+
+class _Order:
+    """Shared record conversion for `Offer` and `Request`."""
+
+    _set_fields: ClassVar[tuple[str, ...]] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        """Return a JSON-ready dict; set fields become sorted lists."""
+        out: dict[str, Any] = {}
+        for a in attrs.fields(type(self)):  # type: ignore[arg-type]
+            v = getattr(self, a.name)
+            out[a.name] = sorted(v) if a.name in self._set_fields else v
+        return out
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Self:
+        """Build an order from a dict as written by `to_record` (unknown keys are errors)."""
+        if not isinstance(record, Mapping):
+            raise InvalidOrderError("record", record, f"{cls.__name__} record must be a mapping")
+        names = {a.name for a in attrs.fields(cls)}  # type: ignore[arg-type]
+        oid = record.get("id") if isinstance(record.get("id"), str) else None
+        for key in record:
+            if key not in names:
+                raise InvalidOrderError(
+                    str(key), record[key], f"is not a field of {cls.__name__}", order_id=oid
+                )
+        try:
+            return cls(**record)
+        except TypeError as exc:  # a missing required field
+            missing = sorted(
+                a.name
+                for a in attrs.fields(cls)  # type: ignore[arg-type]
+                if a.default is attrs.NOTHING and a.name not in record
+            )
+            field = missing[0] if missing else "record"
+            raise InvalidOrderError(field, None, f"is required ({exc})", order_id=oid) from None
+
+
+@attrs.frozen(kw_only=True)
+class Offer(_Order):
+    """A provider's offer of GPU capacity at an asking price.
+
+    Attributes:
+        id: unique order id.
+        provider: the provider (an operator may post several offers).
+        gpu_model: e.g. ``"H100"``.
+        gpus: capacity in GPUs, >= 1.
+        price: asking price in smallest currency units per GPU-hour, >= 0.
+        region: e.g. ``"us-east"``.
+        vram_gb: memory per GPU in GB.
+        tags: attributes such as compliance (``"soc2"``), interconnect (``"nvlink"``) or
+            auditor signatures (``"audited-by:foundry"``).
+        submitted_at: sequence number or timestamp; earlier wins ties at equal price.
+    """
+
+    _set_fields: ClassVar[tuple[str, ...]] = ("tags",)
+
+    id: str
+    provider: str
+    gpu_model: str
+    gpus: int
+    price: int
+    region: str
+    vram_gb: int
+    tags: frozenset[str] = frozenset()
+    submitted_at: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        oid = _as_name(self.id, "id", None)
+        s = object.__setattr__
+        s(self, "provider", _as_name(self.provider, "provider", oid))
+        s(self, "gpu_model", _as_name(self.gpu_model, "gpu_model", oid))
+        s(self, "gpus", _as_int(self.gpus, "gpus", oid, 1, MAX_COUNT))
+        s(self, "price", _as_int(self.price, "price", oid, 0, MAX_MONEY))
+        s(self, "region", _as_name(self.region, "region", oid))
+        s(self, "vram_gb", _as_int(self.vram_gb, "vram_gb", oid, 0, MAX_COUNT))
+        s(self, "tags", _as_names(self.tags, "tags", oid))
+        s(self, "submitted_at", _as_int(self.submitted_at, "submitted_at", oid, 0, _MAX_SEQ))
+
+
+@attrs.frozen(kw_only=True)
+class Request(_Order):
+    """A tenant's request for GPUs, with the most it will pay.
+
+    Attributes:
+        id: unique order id.
+        tenant: who asks.
+        gpus: GPUs wanted, >= 1.
+        max_price: the most the tenant pays, smallest units per GPU-hour, >= 0.
+        gpu_models: acceptable GPU models; empty means any.
+        regions: acceptable regions; empty means any.
+        min_vram_gb: least memory per GPU.
+        required_tags: tags every serving offer must carry.
+        min_reputation: least provider reputation, in [0, 1].
+        duration_hours: how long the GPUs are wanted, whole hours >= 1.
+        divisible: False (default) means all GPUs from one offer; True allows splitting the
+            request across offers in whole GPUs.
+        submitted_at: sequence number or timestamp; earlier requests clear first.
+    """
+
+    _set_fields: ClassVar[tuple[str, ...]] = ("gpu_models", "regions", "required_tags")
+
+    id: str
+    tenant: str
+    gpus: int
+    max_price: int
+    gpu_models: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
+    min_vram_gb: int = 0
+    required_tags: frozenset[str] = frozenset()
+    min_reputation: float = 0.0
+    duration_hours: int = 1
+    divisible: bool = False
+    submitted_at: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        oid = _as_name(self.id, "id", None)
+        s = object.__setattr__
+        s(self, "tenant", _as_name(self.tenant, "tenant", oid))
+        s(self, "gpus", _as_int(self.gpus, "gpus", oid, 1, MAX_COUNT))
+        s(self, "max_price", _as_int(self.max_price, "max_price", oid, 0, MAX_MONEY))
+        s(self, "gpu_models", _as_names(self.gpu_models, "gpu_models", oid))
+        s(self, "regions", _as_names(self.regions, "regions", oid))
+        s(self, "min_vram_gb", _as_int(self.min_vram_gb, "min_vram_gb", oid, 0, MAX_COUNT))
+        s(self, "required_tags", _as_names(self.required_tags, "required_tags", oid))
+        rep = self.min_reputation
+        if isinstance(rep, bool) or not isinstance(rep, numbers.Real):
+            raise InvalidOrderError(
+                "min_reputation", rep, "must be a number in [0, 1]", order_id=oid
+            )
+        rep = float(rep)
+        if not math.isfinite(rep) or not 0.0 <= rep <= 1.0:
+            raise InvalidOrderError("min_reputation", rep, "must be in [0, 1]", order_id=oid)
+        s(self, "min_reputation", rep)
+        s(self, "duration_hours", _as_int(self.duration_hours, "duration_hours", oid, 1, MAX_COUNT))
+        if not isinstance(self.divisible, bool):
+            raise InvalidOrderError("divisible", self.divisible, "must be a bool", order_id=oid)
+        s(self, "submitted_at", _as_int(self.submitted_at, "submitted_at", oid, 0, _MAX_SEQ))
+
+
+Order = Offer | Request

@@ -1,0 +1,240 @@
+"""`ClearingResult`: who serves whom, at what price, and how it went.
+
+Like `scipy.optimize`'s results, a plain inspectable object with a `status` and a `message`.
+Allocation columns are read-only numpy arrays, one row per (request, offer, GPUs) allocation,
+sorted by request priority, then offer rank, so equal markets give equal results. Money is per
+GPU-hour in the smallest currency unit; totals are exact Python ints.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from auction.market import Market
+
+__all__ = ["ClearingResult", "Status", "exact_dot"]
+
+IntArray = npt.NDArray[np.int64]
+StrArray = npt.NDArray[np.str_]
+
+
+class Status(enum.StrEnum):
+    """How a clearing ended."""
+
+    #: Cleared as the mechanism specifies (optimal, for exact mechanisms).
+    SUCCESS = "success"
+    #: A valid allocation, but optimality was not proven (for example a solver time limit).
+    FEASIBLE = "feasible"
+    #: No valid allocation was produced; the allocation columns are empty.
+    FAILED = "failed"
+
+
+def exact_dot(a: npt.ArrayLike, b: npt.ArrayLike) -> int:
+    """Sum of a*b over int arrays, exact: int64 when it provably cannot overflow, else Python ints."""
+    x = np.asarray(a, dtype=np.int64)
+    y = np.asarray(b, dtype=np.int64)
+    if len(x) == 0:
+        return 0
+    bound = int(np.abs(x).max()) * int(np.abs(y).max()) * len(x)
+    if bound < 2**63:
+        return int(np.dot(x, y))
+    return sum(int(p) * int(q) for p, q in zip(x.tolist(), y.tolist(), strict=True))
+
+
+def _ro(a: np.ndarray) -> Any:
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
+
+
+def _frozen_map(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(m or {}))
+
+
+@attrs.frozen(eq=False)
+class ClearingResult:
+    """The outcome of clearing a market.
+
+    Attributes:
+        mechanism: registry name of the mechanism that cleared.
+        payment: the payment rule used.
+        status: how the clearing ended (`Status`).
+        message: a human-readable account of the status.
+        request_row, offer_row: snapshot rows of each allocation.
+        request_id, offer_id, tenant, provider: names of each allocation's parties.
+        gpus: GPUs allocated.
+        unit_price: paid to the provider, per GPU-hour.
+        tenant_price: paid by the tenant, per GPU-hour (equal to `unit_price` unless the
+            mechanism keeps a margin).
+        unmatched_request_ids: requests that got nothing, in priority order.
+        partial_request_ids, shortfall_gpus: divisible requests filled in part, and by how
+            many GPUs they fell short.
+        welfare: sum of (max_price - ask) x gpus over allocations, per hour.
+        total_payment: what tenants pay in all, per hour (sum of tenant_price x gpus).
+        provider_revenue: what providers receive in all, per hour (sum of unit_price x gpus).
+        options: the options the mechanism ran with.
+        diagnostics: mechanism-specific extras (duals, iteration counts, timings).
+    """
+
+    mechanism: str
+    payment: str
+    status: Status
+    message: str
+    request_row: IntArray
+    offer_row: IntArray
+    request_id: StrArray
+    offer_id: StrArray
+    tenant: StrArray
+    provider: StrArray
+    gpus: IntArray
+    unit_price: IntArray
+    tenant_price: IntArray
+    unmatched_request_ids: StrArray
+    partial_request_ids: StrArray
+    shortfall_gpus: IntArray
+    welfare: int
+    total_payment: int
+    provider_revenue: int
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    diagnostics: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+
+    @classmethod
+    def from_allocation(
+        cls,
+        market: Market,
+        request_row: npt.ArrayLike,
+        offer_row: npt.ArrayLike,
+        gpus: npt.ArrayLike,
+        unit_price: npt.ArrayLike,
+        tenant_price: npt.ArrayLike | None = None,
+        *,
+        mechanism: str,
+        payment: str,
+        status: Status = Status.SUCCESS,
+        message: str = "",
+        options: Mapping[str, Any] | None = None,
+        diagnostics: Mapping[str, Any] | None = None,
+    ) -> ClearingResult:
+        """Build a result from allocation arrays over `market`'s rows.
+
+        Rows are put in canonical order (request priority, then offer rank); parties' names,
+        unmatched and partially filled requests, welfare and totals are derived here so that
+        every mechanism reports them the same way.
+        """
+        req = np.asarray(request_row, dtype=np.int64).reshape(-1)
+        off = np.asarray(offer_row, dtype=np.int64).reshape(-1)
+        g = np.asarray(gpus, dtype=np.int64).reshape(-1)
+        up = np.asarray(unit_price, dtype=np.int64).reshape(-1)
+        tp = up if tenant_price is None else np.asarray(tenant_price, dtype=np.int64).reshape(-1)
+        n = len(req)
+        if not (len(off) == len(g) == len(up) == len(tp) == n):
+            raise ValueError("allocation columns must have equal lengths")
+        o = np.lexsort((market.offer_rank[off], market.request_rank[req])) if n else req
+        req, off, g, up, tp = req[o], off[o], g[o], up[o], tp[o]
+
+        snap = market.snapshot
+        rq, of = snap.requests, snap.offers
+        parties = np.asarray(snap.parties if snap.parties else ("",), dtype=str)
+        filled = np.zeros(market.n_requests, dtype=np.int64)
+        np.add.at(filled, req, g)
+        pr = market.request_order
+        unmatched = pr[filled[pr] == 0]
+        partial = pr[(filled[pr] > 0) & (filled[pr] < rq.gpus[pr])]
+        surplus = rq.max_price[req] - of.price[off]
+        return cls(
+            mechanism=mechanism,
+            payment=payment,
+            status=Status(status),
+            message=message,
+            request_row=_ro(req),
+            offer_row=_ro(off),
+            request_id=_ro(rq.id[req]),
+            offer_id=_ro(of.id[off]),
+            tenant=_ro(parties[rq.tenant[req]] if n else np.empty(0, dtype=str)),
+            provider=_ro(parties[of.provider[off]] if n else np.empty(0, dtype=str)),
+            gpus=_ro(g),
+            unit_price=_ro(up),
+            tenant_price=_ro(tp.copy() if tp is up else tp),
+            unmatched_request_ids=_ro(rq.id[unmatched]),
+            partial_request_ids=_ro(rq.id[partial]),
+            shortfall_gpus=_ro(rq.gpus[partial] - filled[partial]),
+            welfare=exact_dot(surplus, g),
+            total_payment=exact_dot(tp, g),
+            provider_revenue=exact_dot(up, g),
+            options=options,
+            diagnostics=diagnostics,
+        )
+
+    @property
+    def success(self) -> bool:
+        """True when the allocation is valid (status success or feasible)."""
+        return self.status is not Status.FAILED
+
+    @property
+    def n_allocations(self) -> int:
+        return len(self.request_row)
+
+    def __len__(self) -> int:
+        return self.n_allocations
+
+    @property
+    def gpus_allocated(self) -> int:
+        return int(self.gpus.sum())
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One dict per allocation, in the result's canonical order."""
+        cols = ("request_id", "offer_id", "tenant", "provider", "gpus", "unit_price", "tenant_price")
+        lists = [getattr(self, c).tolist() for c in cols]
+        return [dict(zip(cols, row, strict=True)) for row in zip(*lists, strict=True)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole result as JSON-ready data."""
+        return {
+            "mechanism": self.mechanism,
+            "payment": self.payment,
+            "status": str(self.status),
+            "message": self.message,
+            "allocations": self.to_records(),
+            "unmatched_request_ids": self.unmatched_request_ids.tolist(),
+            "partial": dict(
+                zip(self.partial_request_ids.tolist(), self.shortfall_gpus.tolist(), strict=True)
+            ),
+            "welfare": self.welfare,
+            "total_payment": self.total_payment,
+            "provider_revenue": self.provider_revenue,
+            "options": {k: _jsonable(v) for k, v in self.options.items()},
+        }
+
+    def summary(self) -> str:
+        """A few lines for people: status, counts, GPUs, welfare and money."""
+        return "\n".join(
+            [
+                f"{self.mechanism} ({self.payment}): {self.status}"
+                + (f" - {self.message}" if self.message else ""),
+                f"  allocations: {self.n_allocations}, GPUs: {self.gpus_allocated}, "
+                f"unmatched requests: {len(self.unmatched_request_ids)}, "
+                f"partially filled: {len(self.partial_request_ids)}",
+                f"  welfare/h: {self.welfare}, tenants pay/h: {self.total_payment}, "
+                f"providers receive/h: {self.provider_revenue}",
+            ]
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ClearingResult(mechanism={self.mechanism!r}, payment={self.payment!r}, "
+            f"status={self.status.value!r}, allocations={self.n_allocations}, "
+            f"welfare={self.welfare})"
+        )
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, str | int | float | bool) or v is None:
+        return v
+    return repr(v)
