@@ -114,7 +114,9 @@ class _Table:
         self.cap = 16
         self.ids: list[str] = []
         self.objects: list[Order] = []
-        self.cols: dict[str, np.ndarray] = {k: np.zeros(self.cap, dtype=t) for k, t in scalars.items()}
+        self.cols: dict[str, np.ndarray] = {
+            k: np.zeros(self.cap, dtype=t) for k, t in scalars.items()
+        }
         for k in bitsets:
             self.cols[k] = np.zeros((self.cap, 1), dtype=np.uint64)
         self.shared = False
@@ -466,15 +468,15 @@ class OrderBook:
         """Read a book written by `to_json`; errors name the offending order and field."""
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as e:
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, nesting
             raise InvalidOrderError("json", str(e), "is not valid JSON") from None
         if not isinstance(data, dict):
             raise InvalidOrderError("json", type(data).__name__, "top level must be an object")
         if data.get("schema") != SCHEMA:
             raise InvalidOrderError("schema", data.get("schema"), f"must be {SCHEMA!r}")
-        extra = set(data) - {"schema", "offers", "requests"}
+        extra = sorted(set(data) - {"schema", "offers", "requests"})
         if extra:
-            raise InvalidOrderError(sorted(extra)[0], "...", "is not a key of a book")
+            raise InvalidOrderError(extra[0], data[extra[0]], "is not a key of a book")
         for side in ("offers", "requests"):
             if not isinstance(data.get(side, []), list):
                 raise InvalidOrderError(side, data[side], "must be a list")
@@ -484,33 +486,35 @@ class OrderBook:
     def from_dataframe(cls, offers: Any = None, requests: Any = None) -> OrderBook:
         """Build a book from pandas DataFrames, one row per order (needs pandas).
 
-        Columns are the order fields; set-valued columns hold lists, sets or tuples (a missing
-        value means the empty set).
+        Columns are the order fields; set-valued columns hold lists, sets or tuples. A missing
+        value (None, NaN, ``pd.NA``) means the field is absent: its default (the empty set for
+        set-valued fields), or an error naming the field if it is required. Integer columns
+        with missing values need a nullable integer dtype (``"Int64"``): floats are refused.
         """
         try:
             import pandas as pd
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise ImportError("OrderBook.from_dataframe needs pandas: pip install pandas") from e
 
-        def records(df: Any, kind: type[Offer] | type[Request]) -> list[dict[str, Any]]:
+        def records(df: Any) -> list[dict[str, Any]]:
             if df is None:
                 return []
             if not isinstance(df, pd.DataFrame):
                 raise InvalidOrderError("dataframe", type(df).__name__, "must be a DataFrame")
-            sets = set(kind._set_fields)
             out = []
             for rec in df.to_dict(orient="records"):
                 clean = {}
                 for k, v in rec.items():
-                    if k in sets and not isinstance(v, list | tuple | set | frozenset | np.ndarray):
-                        v = () if v is None or (isinstance(v, float) and v != v) else v
+                    collection = isinstance(v, list | tuple | set | frozenset | np.ndarray)
+                    if not collection and pd.isna(v) is True:
+                        continue  # absent: the field's default, or "is required"
                     if isinstance(v, np.generic):
                         v = v.item()
                     clean[str(k)] = v
                 out.append(clean)
             return out
 
-        return cls.from_records(records(offers, Offer), records(requests, Request))
+        return cls.from_records(records(offers), records(requests))
 
     # -- internals ----------------------------------------------------------------------
     def _locate(self, order_id: str) -> tuple[Literal["offer", "request"], int]:

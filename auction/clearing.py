@@ -35,7 +35,7 @@ def clear(
         reputation: provider scores for the market (only with a book).
         **options: further options for the mechanism's constructor.
 
-    Example:
+    Examples:
         >>> import auction
         >>> book = auction.demo.example_book()
         >>> result = auction.clear(book, "second-price")

@@ -312,7 +312,10 @@ def _check_reputation(
     def check(field: str, v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer):
             raise InvalidOrderError(field, v, "must be a number in [0, 1]")
-        f = float(v)
+        try:
+            f = float(v)
+        except OverflowError:  # an int too large for a float
+            f = math.inf
         if not math.isfinite(f) or not 0.0 <= f <= 1.0:
             raise InvalidOrderError(field, v, "must be in [0, 1]")
         return f

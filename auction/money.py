@@ -35,7 +35,7 @@ def to_units(amount: str | int | Decimal, scale: int, *, field: str = "amount") 
     """
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 0:
         raise InvalidOrderError("scale", scale, "must be an int >= 0")
-    if isinstance(amount, bool) or isinstance(amount, float):
+    if isinstance(amount, bool | float):
         raise InvalidOrderError(field, amount, "pass a decimal string, not a float or bool")
     if isinstance(amount, int):
         value = Decimal(amount)
@@ -52,13 +52,22 @@ def to_units(amount: str | int | Decimal, scale: int, *, field: str = "amount") 
         raise InvalidOrderError(field, amount, "must be finite")
     if value < 0:
         raise InvalidOrderError(field, amount, "must be >= 0")
-    scaled = value.scaleb(scale)
-    if scaled != scaled.to_integral_value():
+    # Exact integer arithmetic on the digits: Decimal operations round to the context precision
+    # (28 digits) and overflow or underflow on large exponents, which would round silently.
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    text = "".join(map(str, digits)).lstrip("0")
+    if not text:
+        return 0
+    stripped = text.rstrip("0")
+    exponent += scale + len(text) - len(stripped)
+    if exponent < 0:
         raise InvalidOrderError(
             field, amount, f"has more than {scale} decimal places; refusing to round"
         )
-    units = int(scaled)
-    if units > MAX_MONEY:
+    if len(stripped) + exponent > len(str(MAX_MONEY)) or (
+        units := int(stripped + "0" * exponent)
+    ) > MAX_MONEY:
         raise InvalidOrderError(field, amount, "does not fit in a 64-bit integer at this scale")
     return units
 

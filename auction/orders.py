@@ -44,7 +44,9 @@ def _as_name(value: Any, field: str, order_id: str | None) -> str:
         raise InvalidOrderError(
             field, value, "must be non-empty, without surrounding spaces", order_id=order_id
         )
-    return value
+    if "\0" in value:  # numpy string columns drop trailing NULs: "a\0" would read as "a"
+        raise InvalidOrderError(field, value, "must not contain NUL characters", order_id=order_id)
+    return str(value)  # a str subclass (numpy.str_) becomes a plain str
 
 
 def _as_names(value: Any, field: str, order_id: str | None) -> frozenset[str]:
@@ -54,12 +56,12 @@ def _as_names(value: Any, field: str, order_id: str | None) -> frozenset[str]:
         )
     items = list(value)
     for item in items:
-        if not isinstance(item, str) or not item or item != item.strip():
+        if not isinstance(item, str) or not item or item != item.strip() or "\0" in item:
             raise InvalidOrderError(
                 field, value, f"holds {item!r}: members must be non-empty strings",
                 order_id=order_id,
             )
-    return frozenset(items)
+    return frozenset(str(item) for item in items)
 
 
 class _Order:
@@ -131,6 +133,7 @@ class Offer(_Order):
     def __attrs_post_init__(self) -> None:
         oid = _as_name(self.id, "id", None)
         s = object.__setattr__
+        s(self, "id", oid)
         s(self, "provider", _as_name(self.provider, "provider", oid))
         s(self, "gpu_model", _as_name(self.gpu_model, "gpu_model", oid))
         s(self, "gpus", _as_int(self.gpus, "gpus", oid, 1, MAX_COUNT))
@@ -179,6 +182,7 @@ class Request(_Order):
     def __attrs_post_init__(self) -> None:
         oid = _as_name(self.id, "id", None)
         s = object.__setattr__
+        s(self, "id", oid)
         s(self, "tenant", _as_name(self.tenant, "tenant", oid))
         s(self, "gpus", _as_int(self.gpus, "gpus", oid, 1, MAX_COUNT))
         s(self, "max_price", _as_int(self.max_price, "max_price", oid, 0, MAX_MONEY))
@@ -186,15 +190,18 @@ class Request(_Order):
         s(self, "regions", _as_names(self.regions, "regions", oid))
         s(self, "min_vram_gb", _as_int(self.min_vram_gb, "min_vram_gb", oid, 0, MAX_COUNT))
         s(self, "required_tags", _as_names(self.required_tags, "required_tags", oid))
-        rep = self.min_reputation
+        rep: Any = self.min_reputation
         if isinstance(rep, bool) or not isinstance(rep, numbers.Real):
             raise InvalidOrderError(
                 "min_reputation", rep, "must be a number in [0, 1]", order_id=oid
             )
-        rep = float(rep)
-        if not math.isfinite(rep) or not 0.0 <= rep <= 1.0:
+        try:
+            value = float(rep)
+        except OverflowError:  # an int or Fraction too large for a float
+            value = math.inf
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
             raise InvalidOrderError("min_reputation", rep, "must be in [0, 1]", order_id=oid)
-        s(self, "min_reputation", rep)
+        s(self, "min_reputation", value)
         s(self, "duration_hours", _as_int(self.duration_hours, "duration_hours", oid, 1, MAX_COUNT))
         if not isinstance(self.divisible, bool):
             raise InvalidOrderError("divisible", self.divisible, "must be a bool", order_id=oid)

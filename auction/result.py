@@ -37,7 +37,7 @@ class Status(enum.StrEnum):
 
 
 def exact_dot(a: npt.ArrayLike, b: npt.ArrayLike) -> int:
-    """Sum of a*b over int arrays, exact: int64 when it provably cannot overflow, else Python ints."""
+    """Sum of a*b over int arrays, exact: int64 when it cannot overflow, else Python ints."""
     x = np.asarray(a, dtype=np.int64)
     y = np.asarray(b, dtype=np.int64)
     if len(x) == 0:
@@ -190,7 +190,9 @@ class ClearingResult:
 
     def to_records(self) -> list[dict[str, Any]]:
         """One dict per allocation, in the result's canonical order."""
-        cols = ("request_id", "offer_id", "tenant", "provider", "gpus", "unit_price", "tenant_price")
+        cols = (
+            "request_id", "offer_id", "tenant", "provider", "gpus", "unit_price", "tenant_price"
+        )
         lists = [getattr(self, c).tolist() for c in cols]
         return [dict(zip(cols, row, strict=True)) for row in zip(*lists, strict=True)]
 

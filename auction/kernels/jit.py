@@ -61,8 +61,10 @@ def _njit(func: Callable[P, R], options: dict[str, Any]) -> Callable[P, R]:
 
     if cache_enabled():
         try:
-            return numba.njit(cache=True, **options)(func)  # type: ignore[no-any-return]
-        except Exception as exc:  # noqa: BLE001 - numba raises RuntimeError without a locator
+            dispatcher = numba.njit(cache=True, **options)(func)
+            _probe_cache(dispatcher)
+            return dispatcher  # type: ignore[no-any-return]
+        except Exception as exc:  # RuntimeError without a locator, OSError from the probe
             warnings.warn(
                 f"{CACHE_ENV} is set but {func.__name__} cannot be cached ({exc}); "
                 "compiling without a disk cache",
@@ -70,6 +72,19 @@ def _njit(func: Callable[P, R], options: dict[str, Any]) -> Callable[P, R]:
                 stacklevel=3,
             )
     return numba.njit(cache=False, **options)(func)  # type: ignore[no-any-return]
+
+
+def _probe_cache(dispatcher: Any) -> None:
+    """Raise OSError if the cache directory numba chose cannot be written.
+
+    numba checks most cache locations when the function is decorated, but not all (the
+    location for modules imported from a zip archive is only written on the first compile,
+    where a failure would break the call); probing here lets us fall back before that.
+    """
+    locator = getattr(getattr(getattr(dispatcher, "_cache", None), "_impl", None), "locator", None)
+    ensure = getattr(locator, "ensure_cache_path", None)
+    if ensure is not None:
+        ensure()
 
 
 def lazy_njit(**options: Any) -> Callable[[Callable[P, R]], LazyKernel[P, R]]:

@@ -11,6 +11,13 @@ offers of *other providers* that could have served the same chunk at that moment
 remaining capacity), capped at the request's max price; a provider's own offers never set its
 price.
 
+Offer ranks order offers by (price, submitted_at, id), so "price <= max price" is "rank <
+``req_rank_limit[r]``", and each class keeps the rank of its first offer with capacity left:
+a class whose head cannot beat the best offer found so far is skipped with one comparison.
+Head ranks only grow, so the least head rank a profile's classes had at its last scan stays a
+lower bound: a request whose rank limit is at or below it is refused without a scan (this makes
+requests that arrive after their market sold out cost O(1)).
+
 `sealed_bid` is the numba kernel; `sealed_bid_reference` is the same algorithm in plain Python,
 the oracle the tests compare the kernel with.
 """
@@ -32,6 +39,7 @@ Outputs = tuple[IntArray, IntArray, IntArray, IntArray]
 def sealed_bid(
     request_order: IntArray,
     req_gpus: IntArray,
+    req_rank_limit: IntArray,
     req_max_price: IntArray,
     req_min_rep: npt.NDArray[np.float64],
     req_divisible: npt.NDArray[np.bool_],
@@ -48,19 +56,28 @@ def sealed_bid(
     vickrey: bool,
 ) -> Outputs:
     """Clear requests in order; return (request, offer, gpus, unit_price) per allocation."""
-    n_out = len(request_order) + len(offer_price)
+    n_offers = len(offer_rank)
+    n_class = len(class_indptr) - 1
+    n_out = len(request_order) + n_offers
     out_req = np.empty(n_out, dtype=np.int64)
     out_off = np.empty(n_out, dtype=np.int64)
     out_gpus = np.empty(n_out, dtype=np.int64)
     out_price = np.empty(n_out, dtype=np.int64)
     remaining = offer_gpus.copy()
     head = class_indptr[:-1].copy()
+    head_rank = np.full(n_class, n_offers, dtype=np.int64)
+    for c in range(n_class):
+        if class_indptr[c + 1] > head[c]:
+            head_rank[c] = offer_rank[class_offers[head[c]]]
+    profile_floor = np.zeros(len(profile_indptr) - 1, dtype=np.int64)
     n = 0
     for r in request_order:
         p = req_profile[r]
+        limit = req_rank_limit[r]
+        if profile_floor[p] >= limit:
+            continue
         c_lo = profile_indptr[p]
         c_hi = profile_indptr[p + 1]
-        max_price = req_max_price[r]
         min_rep = req_min_rep[r]
         divisible = req_divisible[r]
         need = req_gpus[r]
@@ -68,41 +85,61 @@ def sealed_bid(
             # smallest chunk an offer must cover: all GPUs, or one for divisible requests
             least = 1 if divisible else need
             best = -1
-            best_rank = len(offer_rank)
+            best_rank = limit
+            floor = n_offers
             for ci in range(c_lo, c_hi):
                 c = profile_classes[ci]
+                hr = head_rank[c]
+                if hr < floor:
+                    floor = hr
+                if hr >= best_rank:
+                    continue
                 end = class_indptr[c + 1]
                 h = head[c]
-                while h < end and remaining[class_offers[h]] == 0:
+                if remaining[class_offers[h]] == 0:
                     h += 1
-                head[c] = h
+                    while h < end and remaining[class_offers[h]] == 0:
+                        h += 1
+                    head[c] = h
+                    head_rank[c] = offer_rank[class_offers[h]] if h < end else n_offers
+                    if head_rank[c] >= best_rank:
+                        continue
                 for j in range(h, end):
                     o = class_offers[j]
-                    if offer_price[o] > max_price or offer_rank[o] >= best_rank:
+                    rk = offer_rank[o]
+                    if rk >= best_rank:
                         break
                     if remaining[o] >= least and offer_rep[o] >= min_rep:
                         best = o
-                        best_rank = offer_rank[o]
+                        best_rank = rk
                         break
+            profile_floor[p] = floor
             if best < 0:
                 break
             take = min(need, remaining[best])
             price = offer_price[best]
             if vickrey:
-                price = max_price
+                skip = offer_provider[best]
+                other = -1
+                other_rank = limit
                 for ci in range(c_lo, c_hi):
                     c = profile_classes[ci]
+                    if head_rank[c] >= other_rank:
+                        continue
                     for j in range(head[c], class_indptr[c + 1]):
                         o = class_offers[j]
-                        if offer_price[o] >= price:
+                        rk = offer_rank[o]
+                        if rk >= other_rank:
                             break
                         if (
-                            offer_provider[o] != offer_provider[best]
+                            offer_provider[o] != skip
                             and remaining[o] >= least
                             and offer_rep[o] >= min_rep
                         ):
-                            price = offer_price[o]
+                            other = o
+                            other_rank = rk
                             break
+                price = offer_price[other] if other >= 0 else req_max_price[r]
             out_req[n] = r
             out_off[n] = best
             out_gpus[n] = take
@@ -116,6 +153,7 @@ def sealed_bid(
 def sealed_bid_reference(
     request_order: IntArray,
     req_gpus: IntArray,
+    req_rank_limit: IntArray,
     req_max_price: IntArray,
     req_min_rep: npt.NDArray[np.float64],
     req_divisible: npt.NDArray[np.bool_],
@@ -132,9 +170,11 @@ def sealed_bid_reference(
     vickrey: bool,
 ) -> Outputs:
     """The kernel's algorithm in plain Python over lists: the oracle for `sealed_bid`."""
+    n_offers = len(offer_rank)
     price_of = offer_price.tolist()
     rep_of = offer_rep.tolist()
     prov_of = offer_provider.tolist()
+    rank_of = offer_rank.tolist()
     remaining = offer_gpus.tolist()
     bounds = class_indptr.tolist()
     members = [class_offers[bounds[c] : bounds[c + 1]].tolist() for c in range(len(bounds) - 1)]
@@ -143,42 +183,57 @@ def sealed_bid_reference(
         for p in range(len(profile_indptr) - 1)
     ]
     heads = [0] * len(members)  # per class: offers before it have no capacity left
-    rank_of = offer_rank.tolist()
-    gpus_of, maxp_of = req_gpus.tolist(), req_max_price.tolist()
+    head_rank = [rank_of[m[0]] if m else n_offers for m in members]
+    profile_floor = [0] * len(by_profile)
+    gpus_of, limit_of, maxp_of = req_gpus.tolist(), req_rank_limit.tolist(), req_max_price.tolist()
     minrep_of, div_of, prof_of = req_min_rep.tolist(), req_divisible.tolist(), req_profile.tolist()
     out: list[tuple[int, int, int, int]] = []
 
-    def cheapest(classes: list[int], least: int, min_rep: float, max_price: int,
-                 skip_provider: int) -> int:
-        """Best-ranked offer with `least` GPUs free, optionally from another provider."""
-        best, best_rank = -1, len(rank_of)
+    def best_offer(
+        classes: list[int], least: int, min_rep: float, limit: int, skip: int
+    ) -> tuple[int, int]:
+        """Best-ranked offer below `limit` with `least` GPUs free, not from provider `skip`,
+        and the least head rank seen."""
+        best, best_rank, floor = -1, limit, n_offers
         for c in classes:
+            hr = head_rank[c]
+            if hr < floor:
+                floor = hr
+            if hr >= best_rank:
+                continue
             offers = members[c]
             h = heads[c]
-            while h < len(offers) and remaining[offers[h]] == 0:
-                h += 1
-            heads[c] = h
+            if remaining[offers[h]] == 0:
+                while h < len(offers) and remaining[offers[h]] == 0:
+                    h += 1
+                heads[c] = h
+                head_rank[c] = rank_of[offers[h]] if h < len(offers) else n_offers
+                if head_rank[c] >= best_rank:
+                    continue
             for j in range(h, len(offers)):
                 o = offers[j]
-                if price_of[o] > max_price or rank_of[o] >= best_rank:
+                if rank_of[o] >= best_rank:
                     break
-                if remaining[o] >= least and rep_of[o] >= min_rep and prov_of[o] != skip_provider:
+                if remaining[o] >= least and rep_of[o] >= min_rep and prov_of[o] != skip:
                     best, best_rank = o, rank_of[o]
                     break
-        return best
+        return best, floor
 
     for r in request_order.tolist():
-        classes = by_profile[prof_of[r]]
+        p = prof_of[r]
+        if profile_floor[p] >= limit_of[r]:
+            continue
+        classes = by_profile[p]
         need = gpus_of[r]
         while need > 0:
             least = 1 if div_of[r] else need
-            best = cheapest(classes, least, minrep_of[r], maxp_of[r], -1)
+            best, profile_floor[p] = best_offer(classes, least, minrep_of[r], limit_of[r], -1)
             if best < 0:
                 break
             take = min(need, remaining[best])
             price = price_of[best]
             if vickrey:
-                other = cheapest(classes, least, minrep_of[r], maxp_of[r], prov_of[best])
+                other, _ = best_offer(classes, least, minrep_of[r], limit_of[r], prov_of[best])
                 price = maxp_of[r] if other < 0 else price_of[other]
             out.append((r, best, take, price))
             remaining[best] -= take

@@ -1,8 +1,9 @@
 """Clearing mechanisms: the interface, the registry and the built-in mechanisms.
 
->>> from auction import mechanisms
->>> mechanisms.available()[:2]
-['first-price', 'second-price']
+Examples:
+    >>> from auction import mechanisms
+    >>> mechanisms.available()[:2]
+    ['first-price', 'second-price']
 """
 
 from auction.mechanisms.base import Mechanism, MechanismBase, MechanismTags

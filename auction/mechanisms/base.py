@@ -8,7 +8,7 @@ as scikit-learn estimators take their parameters.
 from __future__ import annotations
 
 import abc
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
@@ -83,8 +83,8 @@ class MechanismBase(abc.ABC):
     Subclasses set ``name`` and ``tags`` and implement `_clear`.
     """
 
-    name: str = ""
-    tags: MechanismTags = MechanismTags()
+    name: ClassVar[str] = ""
+    tags: ClassVar[MechanismTags] = MechanismTags()
 
     def __init__(self, payment: str | None = None) -> None:
         offered = self.tags.payments

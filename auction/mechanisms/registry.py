@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -48,14 +49,43 @@ def _builtins() -> dict[str, Factory]:
     return {FirstPrice.name: FirstPrice, SecondPrice.name: SecondPrice}
 
 
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The group's entry points; a distribution whose entry points cannot be read is skipped.
+
+    `importlib.metadata.entry_points` parses every installed distribution's entry points and
+    fails as a whole on one malformed ``entry_points.txt``; then read them one by one (the
+    first distribution of a name on the path wins, as there), warning about the bad ones.
+    """
+    try:
+        return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    except Exception:  # a malformed entry_points.txt somewhere: find it below
+        pass
+    out: list[importlib.metadata.EntryPoint] = []
+    seen: set[str] = set()
+    for dist in importlib.metadata.distributions():
+        name = "?"
+        try:
+            name = dist.metadata["Name"] or "?"
+            key = re.sub(r"[-_.]+", "-", name).lower()
+            if key in seen:
+                continue
+            seen.add(key)
+            out += [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        except Exception as exc:  # any broken distribution must not break us
+            warnings.warn(
+                f"skipping the entry points of distribution {name!r}: {exc!r}",
+                AuctionPluginWarning,
+                stacklevel=4,
+            )
+    return out
+
+
 @functools.cache
 def _plugins() -> Mapping[str, Factory]:
     """Entry-point mechanisms, loaded once; `refresh()` forgets them."""
     taken = set(_builtins())
     found: dict[str, Factory] = {}
-    for ep in sorted(
-        importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)
-    ):
+    for ep in sorted(_entry_points(), key=lambda e: (e.name, e.value)):
         if ep.name in taken or ep.name in found:
             warnings.warn(
                 f"mechanism plugin {ep.name!r} ({ep.value}) is skipped: the name is taken",
@@ -67,7 +97,7 @@ def _plugins() -> Mapping[str, Factory]:
             obj = ep.load()
             if not callable(obj):
                 raise TypeError(f"{ep.value} is not callable")
-        except Exception as exc:  # noqa: BLE001 - any plugin failure must not break us
+        except Exception as exc:  # any plugin failure must not break us
             warnings.warn(
                 f"mechanism plugin {ep.name!r} ({ep.value}) failed to load: {exc!r}",
                 AuctionPluginWarning,
@@ -122,7 +152,7 @@ def supporting(**required: Any) -> list[str]:
     for name in available():
         try:
             tags = attrs.asdict(tags_of(name))
-        except Exception:  # noqa: BLE001 - a broken plugin is not a candidate
+        except Exception:  # a broken plugin is not a candidate
             continue
         if all(tags.get(k) == v for k, v in required.items()):
             names.append(name)

@@ -18,7 +18,7 @@ result). Capacity is consumed as requests clear.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,12 +30,15 @@ from auction.result import ClearingResult
 __all__ = ["FirstPrice", "SealedBidAuction", "SecondPrice", "sealed_bid_arrays"]
 
 
-def sealed_bid_arrays(market: Market) -> tuple[np.ndarray, ...]:
+def sealed_bid_arrays(market: Market) -> tuple[Any, ...]:
     """The kernel's array arguments for `market`, in signature order (without `vickrey`)."""
     rq, of = market.snapshot.requests, market.snapshot.offers
+    # offers of rank < limit are exactly those priced <= max_price (ranks sort by price first)
+    limit = np.searchsorted(of.price[market.offer_order], rq.max_price, side="right")
     return (
         market.request_order,
         rq.gpus,
+        limit.astype(np.int64),
         rq.max_price,
         rq.min_reputation,
         rq.divisible,
@@ -76,7 +79,8 @@ class SealedBidAuction(MechanismBase):
 
     def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
         kernel = sealed_bid if self.backend == "numba" else sealed_bid_reference
-        req, off, gpus, price = kernel(*sealed_bid_arrays(market), self.payment == "vickrey")
+        args = (*sealed_bid_arrays(market), self.payment == "vickrey")
+        req, off, gpus, price = kernel(*args)
         return ClearingResult.from_allocation(
             market,
             req,
@@ -92,12 +96,14 @@ class SealedBidAuction(MechanismBase):
 class FirstPrice(SealedBidAuction):
     """Sealed-bid reverse auction paying each winner its ask (pay-as-bid)."""
 
-    name = "first-price"
-    tags = MechanismTags(payments=("pay-as-bid",), divisible=True)
+    name: ClassVar[str] = "first-price"
+    tags: ClassVar[MechanismTags] = MechanismTags(payments=("pay-as-bid",), divisible=True)
 
 
 class SecondPrice(SealedBidAuction):
     """Sealed-bid reverse auction with Vickrey payments, the request's max price as reserve."""
 
-    name = "second-price"
-    tags = MechanismTags(payments=("vickrey",), divisible=True, truthful_single_order=True)
+    name: ClassVar[str] = "second-price"
+    tags: ClassVar[MechanismTags] = MechanismTags(
+        payments=("vickrey",), divisible=True, truthful_single_order=True
+    )

@@ -1,0 +1,276 @@
+"""The ``auction`` command line (also ``python -m auction``).
+
+Commands:
+
+* ``auction demo [--seed N]``: clear the built-in example market with every registered
+  mechanism and print a comparison table.
+* ``auction clear BOOK.json [--mechanism NAME] [--payment RULE] [--reputation REP.json]
+  [--output OUT.json]``: read a book in the ``auction.book/1`` JSON schema
+  (`auction.OrderBook.from_json`), clear it, and write the result (`ClearingResult.to_dict`) as
+  JSON, to stdout unless ``--output`` is given. ``-`` reads the book from stdin.
+* ``auction mechanisms``: list registered mechanisms with their payment rules and tags.
+* ``auction example-book [--seed N] [--output BOOK.json] [--reputation REP.json]``: write the
+  example market's book (and, optionally, its provider reputation) as JSON.
+
+Exit codes: 0 on success; 1 when clearing ran but produced no valid allocation (status
+``failed``; the result is still written); 2 for bad input: unreadable or invalid files (the
+message names the offending order and field), an unknown mechanism or payment rule, a market
+the mechanism cannot clear, or bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from auction.errors import (
+    AuctionError,
+    DuplicateOrderError,
+    InvalidOrderError,
+    MechanismNotFoundError,
+    UnknownPaymentRuleError,
+    UnsupportedMarketError,
+)
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class _InputError(Exception):
+    """A problem with the command's input, reported on stderr with exit code 2."""
+
+
+def _describe_order_error(source: str, e: InvalidOrderError | DuplicateOrderError) -> str:
+    """A one-line account of a bad order naming the order, the field and the value."""
+    if isinstance(e, DuplicateOrderError):
+        return f"{source}: order {e.order_id!r}: duplicate id (ids must be unique across the book)"
+    if e.field == "json" and e.reason == "is not valid JSON":
+        return f"{source}: not valid JSON: {e.value}"
+    where = f"order {e.order_id!r}, " if e.order_id is not None else ""
+    if e.value is None and e.reason.startswith("is required"):
+        return f"{source}: {where}field {e.field!r} is missing: it {e.reason}"
+    return f"{source}: {where}field {e.field!r} = {e.value!r}: {e.reason}"
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise _InputError(f"{path}: cannot read: {e}") from None
+
+
+def _write_text(path: str | None, text: str) -> None:
+    if path is None or path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise _InputError(f"{path}: cannot write: {e}") from None
+
+
+def _load_reputation(path: str) -> dict[str, float]:
+    text = _read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _InputError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise _InputError(
+            f"{path}: reputation must be a JSON object mapping provider names to scores in [0, 1]"
+        )
+    return data
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from auction.demo import run_demo
+
+    run_demo(sys.stdout, seed=args.seed)
+    return EXIT_OK
+
+
+def _cmd_mechanisms(args: argparse.Namespace) -> int:
+    from auction.mechanisms import available, tags_of
+
+    rows: list[tuple[str, str, str]] = []
+    for name in available():
+        try:
+            tags = tags_of(name)
+        except Exception as e:  # a broken plugin is listed, not fatal
+            rows.append((name, "-", f"(cannot be built with default options: {e})"))
+            continue
+        promises = [k for k, v in attrs.asdict(tags).items() if k != "payments" and v is True]
+        rows.append((name, ", ".join(tags.payments), ", ".join(promises) or "-"))
+    w0 = max([len("mechanism"), *(len(r[0]) for r in rows)])
+    w1 = max([len("payments"), *(len(r[1]) for r in rows)])
+    print(f"{'mechanism'.ljust(w0)}  {'payments'.ljust(w1)}  tags")
+    for name, payments, flags in rows:
+        print(f"{name.ljust(w0)}  {payments.ljust(w1)}  {flags}")
+    return EXIT_OK
+
+
+def _cmd_example_book(args: argparse.Namespace) -> int:
+    from auction.demo import example_book, example_reputation
+
+    _write_text(args.output, example_book(args.seed).to_json(indent=2) + "\n")
+    if args.reputation is not None:
+        scores = example_reputation(args.seed)
+        _write_text(args.reputation, json.dumps(scores, indent=2, sort_keys=True) + "\n")
+    return EXIT_OK
+
+
+def _cmd_clear(args: argparse.Namespace) -> int:
+    from auction.book import OrderBook
+    from auction.market import Market
+    from auction.mechanisms import get
+    from auction.result import Status
+
+    options: dict[str, Any] = {} if args.payment is None else {"payment": args.payment}
+    try:
+        mechanism = get(args.mechanism, **options)
+    except MechanismNotFoundError as e:
+        raise _InputError(
+            f"unknown mechanism {e.name!r}; available: {', '.join(e.available) or 'none'}"
+        ) from None
+    except UnknownPaymentRuleError as e:
+        raise _InputError(
+            f"mechanism {e.mechanism!r} has no payment rule {e.payment!r}; "
+            f"it offers: {', '.join(e.offered)}"
+        ) from None
+
+    source = "<stdin>" if args.book == "-" else args.book
+    text = _read_text(args.book)
+    try:
+        book = OrderBook.from_json(text)
+    except (InvalidOrderError, DuplicateOrderError) as e:
+        raise _InputError(_describe_order_error(source, e)) from None
+
+    reputation = None if args.reputation is None else _load_reputation(args.reputation)
+    try:
+        market = Market(book, reputation)
+    except InvalidOrderError as e:
+        raise _InputError(_describe_order_error(args.reputation or source, e)) from None
+
+    try:
+        result = mechanism.clear(market)
+    except UnsupportedMarketError as e:
+        raise _InputError(str(e)) from None
+
+    _write_text(args.output, json.dumps(result.to_dict(), indent=2) + "\n")
+    if result.status is Status.FAILED:
+        print(f"auction: clearing failed: {result.message}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# -- parser -----------------------------------------------------------------------------
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``auction`` command."""
+    parser = argparse.ArgumentParser(
+        prog=prog or "auction",
+        description="Clear reverse auctions for decentralized GPU compute markets.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", help="compare every mechanism on the built-in example market"
+    )
+    demo.add_argument("--seed", type=_seed, default=0, help="example market seed (default 0)")
+    demo.set_defaults(func=_cmd_demo)
+
+    clear = sub.add_parser(
+        "clear",
+        help="clear a JSON book and write the result as JSON",
+        description="Clear a book in the auction.book/1 JSON schema and write the result.",
+    )
+    clear.add_argument("book", metavar="BOOK.json", help="the book to clear ('-' for stdin)")
+    clear.add_argument(
+        "--mechanism", "-m", default="first-price",
+        help="mechanism name, see 'auction mechanisms' (default first-price)",
+    )
+    clear.add_argument("--payment", "-p", default=None, help="payment rule of the mechanism")
+    clear.add_argument(
+        "--reputation", "-r", metavar="REP.json", default=None,
+        help="JSON object of provider reputation scores in [0, 1]",
+    )
+    clear.add_argument(
+        "--output", "-o", metavar="OUT.json", default=None,
+        help="write the result here instead of stdout",
+    )
+    clear.set_defaults(func=_cmd_clear)
+
+    mechs = sub.add_parser("mechanisms", help="list registered mechanisms and their tags")
+    mechs.set_defaults(func=_cmd_mechanisms)
+
+    example = sub.add_parser(
+        "example-book", help="write the built-in example market's book as JSON"
+    )
+    example.add_argument("--seed", type=_seed, default=0, help="example market seed (default 0)")
+    example.add_argument(
+        "--output", "-o", metavar="BOOK.json", default=None,
+        help="write the book here instead of stdout",
+    )
+    example.add_argument(
+        "--reputation", "-r", metavar="REP.json", default=None,
+        help="also write the example providers' reputation scores here",
+    )
+    example.set_defaults(func=_cmd_example_book)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Run the command line with `argv` (default ``sys.argv[1:]``) and return the exit code.
+
+    Input errors are reported on stderr as ``auction: error: ...`` with exit code 2; they
+    never raise.
+    """
+    parser = build_parser(prog)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits on --help (0) and on bad arguments (2)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = args.func(args)
+        sys.stdout.flush()
+    except _InputError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except AuctionError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # the reader went away (say, `auction example-book | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    return code

@@ -1,0 +1,125 @@
+"""Independent oracles: eligibility and the sealed-bid rule, replayed on order objects.
+
+These re-derive from the documented rules (`auction.market` for eligibility,
+`auction.kernels.sealed_bid` for the auction) what the library computes from its arrays, with
+none of its machinery (no columns, classes, profiles or ranks), so that agreement between the
+two means something. They are slow (all pairs, every step) and meant for small markets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from auction.market import Market
+from auction.orders import Offer, Request
+
+__all__ = [
+    "PAYMENT_RULES",
+    "brute_force_sealed_bid",
+    "is_eligible",
+    "offer_rank_key",
+    "reputation_of",
+    "request_priority_key",
+]
+
+#: Payment rules `brute_force_sealed_bid` knows.
+PAYMENT_RULES = ("pay-as-bid", "vickrey")
+
+
+def is_eligible(offer: Offer, request: Request, reputation_of_provider: float) -> bool:
+    """Whether `offer` may serve `request`, by the rules in `auction.market`'s docstring.
+
+    Args:
+        offer: the offer.
+        request: the request.
+        reputation_of_provider: the reputation of ``offer.provider`` in the market (its score,
+            or the market's default when it has none).
+    """
+    return (
+        (not request.gpu_models or offer.gpu_model in request.gpu_models)
+        and (not request.regions or offer.region in request.regions)
+        and offer.vram_gb >= request.min_vram_gb
+        and request.required_tags <= offer.tags
+        and reputation_of_provider >= request.min_reputation
+        and offer.price <= request.max_price
+        and (request.divisible or offer.gpus >= request.gpus)
+    )
+
+
+def reputation_of(market: Market, provider: str) -> float:
+    """A provider's reputation in `market`: its score, or the market's default."""
+    return market.reputation.get(provider, market.default_reputation)
+
+
+def offer_rank_key(offer: Offer) -> tuple[int, int, str]:
+    """Offer rank, best first: price, then submitted_at, then id."""
+    return (offer.price, offer.submitted_at, offer.id)
+
+
+def request_priority_key(request: Request) -> tuple[int, str]:
+    """Request priority, first served first: submitted_at, then id."""
+    return (request.submitted_at, request.id)
+
+
+def brute_force_sealed_bid(
+    offers: Iterable[Offer],
+    requests: Iterable[Request],
+    reputation: Mapping[str, float] | None = None,
+    default_reputation: float = 0.0,
+    payment: str = "pay-as-bid",
+) -> list[dict[str, Any]]:
+    """The sealed-bid reverse auction, replayed step by step on order objects.
+
+    Requests clear in priority order (submitted_at, then id). Each looks at every offer it is
+    eligible for (`is_eligible`) that still has enough capacity for its next chunk (all its
+    GPUs if non-divisible, at least one GPU if divisible) and takes the best-ranked one (price,
+    then submitted_at, then id), as many GPUs as it still needs or the offer has left; a
+    divisible request repeats until filled or out of offers. Payment ``pay-as-bid`` pays the
+    ask; ``vickrey`` pays the lowest ask among those same candidates that belong to other
+    providers, or the request's max price when there is none.
+
+    Returns:
+        One dict per allocation with the keys and order of `ClearingResult.to_records()`:
+        request priority, then offer rank.
+    """
+    if payment not in PAYMENT_RULES:
+        raise ValueError(f"payment must be one of {PAYMENT_RULES}, got {payment!r}")
+    scores = dict(reputation or {})
+    offer_list = sorted(offers, key=offer_rank_key)
+    remaining = {o.id: o.gpus for o in offer_list}
+    rank = {o.id: i for i, o in enumerate(offer_list)}
+    records: list[dict[str, Any]] = []
+    for r in sorted(requests, key=request_priority_key):
+        eligible = [
+            o for o in offer_list if is_eligible(o, r, scores.get(o.provider, default_reputation))
+        ]
+        need = r.gpus
+        chunks: list[dict[str, Any]] = []
+        while need > 0:
+            least = 1 if r.divisible else need
+            candidates = [o for o in eligible if remaining[o.id] >= least]
+            if not candidates:
+                break
+            best = candidates[0]
+            take = min(need, remaining[best.id])
+            if payment == "vickrey":
+                others = [o.price for o in candidates if o.provider != best.provider]
+                price = min(others) if others else r.max_price
+            else:
+                price = best.price
+            chunks.append(
+                {
+                    "request_id": r.id,
+                    "offer_id": best.id,
+                    "tenant": r.tenant,
+                    "provider": best.provider,
+                    "gpus": take,
+                    "unit_price": price,
+                    "tenant_price": price,
+                }
+            )
+            remaining[best.id] -= take
+            need -= take
+        records += sorted(chunks, key=lambda rec: rank[rec["offer_id"]])
+    return records

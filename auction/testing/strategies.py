@@ -1,0 +1,301 @@
+"""Hypothesis strategies for orders, books and markets.
+
+Everything is drawn from small vocabularies (a few providers, models, regions, tags, prices and
+sequence numbers) so that the cases mechanisms get wrong come up often: equal prices and equal
+``submitted_at`` (ties), several offers per provider, more GPUs wanted than offered (shortfalls),
+empty sides, and constraints nobody can meet (a model, region or tag no offer has, more VRAM
+than any offer, a reputation floor above every provider). Hypothesis drives all randomness.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import hypothesis.strategies as st
+
+from auction.book import OrderBook
+from auction.market import Market
+from auction.orders import Offer, Order, Request
+
+__all__ = [
+    "GPU_MODELS",
+    "HUGE_PRICE",
+    "PROVIDERS",
+    "REGIONS",
+    "REPUTATIONS",
+    "TAGS",
+    "TENANTS",
+    "books",
+    "describe_market",
+    "markets",
+    "offers",
+    "prices",
+    "reputations",
+    "requests",
+]
+
+PROVIDERS = ("p0", "p1", "p2", "p3")
+TENANTS = ("t0", "t1", "t2")
+#: Models offers come in; requests may also ask for ``"B200"``, which nobody offers.
+GPU_MODELS = ("H100", "A100", "RTX4090")
+#: Regions offers are in; requests may also ask for ``"ap-south"``, where nobody is.
+REGIONS = ("us-east", "eu-west")
+#: Tags offers carry; requests may also require ``"audited-by:nobody"``, which nobody carries.
+TAGS = ("soc2", "nvlink")
+#: Reputation scores and floors; 1.0 as a floor is above providers scored lower.
+REPUTATIONS = (0.0, 0.5, 0.9, 1.0)
+#: A price far above the rest, to exercise exact integer money (products overflow int64).
+HUGE_PRICE = 2**62
+
+_VRAM = (24, 40, 80)
+_MIN_VRAM = (0, 0, 24, 80, 96)  # 96: more than any offer has
+_NOBODY_MODEL = "B200"
+_NOBODY_REGION = "ap-south"
+_NOBODY_TAG = "audited-by:nobody"
+_SEQ = st.integers(0, 3)
+
+
+def prices(*, high: int = 12, huge: bool = True) -> st.SearchStrategy[int]:
+    """Prices in [0, high] (a small range: many ties), rarely `HUGE_PRICE` when `huge`."""
+    if not huge:
+        return st.integers(0, high)
+    return st.integers(0, high + 1).map(lambda v: HUGE_PRICE if v == high + 1 else v)
+
+
+def reputations() -> st.SearchStrategy[float]:
+    """A reputation score (or floor) from `REPUTATIONS`."""
+    return st.sampled_from(REPUTATIONS)
+
+
+def _subset(names: tuple[str, ...], extra: str) -> st.SearchStrategy[frozenset[str]]:
+    return st.frozensets(st.sampled_from((*names, extra)), max_size=2)
+
+
+@functools.cache
+def _offer_fields(max_gpus: int, huge: bool) -> st.SearchStrategy[dict[str, Any]]:
+    """Every offer field but the id (built once: strategies are costly to rebuild per draw)."""
+    return st.fixed_dictionaries(
+        {
+            "provider": st.sampled_from(PROVIDERS),
+            "gpu_model": st.sampled_from(GPU_MODELS),
+            "gpus": st.integers(1, max_gpus),
+            "price": prices(huge=huge),
+            "region": st.sampled_from(REGIONS),
+            "vram_gb": st.sampled_from(_VRAM),
+            "tags": st.frozensets(st.sampled_from(TAGS)),
+            "submitted_at": _SEQ,
+        }
+    )
+
+
+_NONE: st.SearchStrategy[frozenset[str]] = st.just(frozenset())
+
+
+def _constraint(names: tuple[str, ...], extra: str) -> st.SearchStrategy[frozenset[str]]:
+    """Mostly no constraint (empty: anything goes), else up to two names, maybe unknown."""
+    return st.one_of(_NONE, _NONE, _subset(names, extra))
+
+
+@functools.cache
+def _request_fields(
+    max_gpus: int, huge: bool, divisible: bool | None, constrained: bool = True
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Every request field but the id; unconstrained requests accept any model, region, VRAM,
+    tags and reputation, so that many requests compete for the same offers."""
+    if constrained:
+        models = _constraint(GPU_MODELS, _NOBODY_MODEL)
+        regions = _constraint(REGIONS, _NOBODY_REGION)
+        min_vram = st.sampled_from(_MIN_VRAM)
+        tags = _constraint(TAGS, _NOBODY_TAG)
+        min_rep = st.sampled_from((0.0, 0.0, *REPUTATIONS[1:]))
+    else:
+        models = regions = tags = _NONE
+        min_vram = st.just(0)
+        min_rep = st.just(0.0)
+    return st.fixed_dictionaries(
+        {
+            "tenant": st.sampled_from(TENANTS),
+            "gpus": st.integers(1, max_gpus),
+            "max_price": prices(high=16, huge=huge),  # above most asks, often equal to one
+            "gpu_models": models,
+            "regions": regions,
+            "min_vram_gb": min_vram,
+            "required_tags": tags,
+            "min_reputation": min_rep,
+            "duration_hours": st.integers(1, 3),
+            "divisible": st.booleans() if divisible is None else st.just(divisible),
+            "submitted_at": _SEQ,
+        }
+    )
+
+
+def _ids(order_id: str | None, prefix: str) -> st.SearchStrategy[str]:
+    if order_id is not None:
+        return st.just(order_id)
+    return st.integers(0, 999).map(lambda n: f"{prefix}{n}")
+
+
+def offers(
+    *, order_id: str | None = None, max_gpus: int = 4, huge_prices: bool = True
+) -> st.SearchStrategy[Offer]:
+    """Offers with small capacities from a few providers, models, regions and tags.
+
+    Args:
+        order_id: the id to give the offer; drawn (``"o<n>"``) when None.
+        max_gpus: largest capacity drawn (capacities start at 1).
+        huge_prices: whether an ask may rarely be `HUGE_PRICE`.
+    """
+    return st.builds(
+        lambda oid, fields: Offer(id=oid, **fields),
+        _ids(order_id, "o"),
+        _offer_fields(max_gpus, huge_prices),
+    )
+
+
+def requests(
+    *,
+    order_id: str | None = None,
+    divisible: bool | None = None,
+    max_gpus: int = 5,
+    huge_prices: bool = True,
+) -> st.SearchStrategy[Request]:
+    """Requests with constraints that are often loose, sometimes unsatisfiable.
+
+    Args:
+        order_id: the id to give the request; drawn (``"r<n>"``) when None.
+        divisible: True or False forces the flag; None draws it.
+        max_gpus: largest number of GPUs wanted (above `offers`' largest capacity by
+            default, so some non-divisible requests fit no offer).
+        huge_prices: whether a max price may rarely be `HUGE_PRICE`.
+    """
+    return st.builds(
+        lambda rid, fields: Request(id=rid, **fields),
+        _ids(order_id, "r"),
+        _request_fields(max_gpus, huge_prices, divisible),
+    )
+
+
+@st.composite
+def _books(
+    draw: st.DrawFn,
+    min_offers: int,
+    max_offers: int,
+    min_requests: int,
+    max_requests: int,
+    divisible: bool,
+    huge_prices: bool,
+) -> OrderBook:
+    # sizes drawn first: plain lists favour very short ones, and contention needs several
+    n_off = draw(st.integers(min_offers, max_offers))
+    n_req = draw(st.integers(min_requests, max_requests))
+    offer_fields = draw(
+        st.lists(_offer_fields(4, huge_prices), min_size=n_off, max_size=n_off)
+    )
+    # per book: every request unconstrained (contention: two books in three), or each may
+    # constrain (unsatisfiable constraints: one in three)
+    constrained = draw(st.integers(0, 2)) == 2
+    request_fields = draw(
+        st.lists(
+            _request_fields(5, huge_prices, None if divisible else False, constrained),
+            min_size=n_req,
+            max_size=n_req,
+        )
+    )
+    # one shared permutation of numbers: ids unique across both sides, unrelated to add order
+    numbers = draw(st.permutations(range(n_off + len(request_fields))))
+    orders: list[Order] = [
+        Offer(id=f"o{numbers[i]}", **f) for i, f in enumerate(offer_fields)
+    ]
+    orders += [
+        Request(id=f"r{numbers[n_off + i]}", **f) for i, f in enumerate(request_fields)
+    ]
+    add_order = draw(st.permutations(range(len(orders))))
+    return OrderBook([orders[i] for i in add_order])
+
+
+def books(
+    *,
+    min_offers: int = 0,
+    max_offers: int = 6,
+    min_requests: int = 0,
+    max_requests: int = 6,
+    divisible: bool = True,
+    huge_prices: bool = True,
+) -> st.SearchStrategy[OrderBook]:
+    """Order books with offers and requests added in a drawn, interleaved order.
+
+    Args:
+        min_offers: least number of offers (0 allows an empty side).
+        max_offers: most offers.
+        min_requests: least number of requests (0 allows an empty side).
+        max_requests: most requests.
+        divisible: whether divisible requests may appear.
+        huge_prices: whether prices may rarely be `HUGE_PRICE`.
+    """
+    if not 0 <= min_offers <= max_offers or not 0 <= min_requests <= max_requests:
+        raise ValueError("need 0 <= min <= max for offers and requests")
+    return _books(min_offers, max_offers, min_requests, max_requests, divisible, huge_prices)
+
+
+@st.composite
+def _markets(draw: st.DrawFn, book: OrderBook, reputation: bool) -> Market:
+    scores: dict[str, float] | None = None
+    default = 0.0
+    if reputation:
+        if draw(st.booleans()):
+            scored = draw(st.lists(st.sampled_from(PROVIDERS), unique=True))
+            scores = {p: draw(reputations()) for p in scored}
+        default = draw(reputations())
+    return Market(book, scores, default_reputation=default)
+
+
+def markets(
+    *,
+    min_offers: int = 0,
+    max_offers: int = 6,
+    min_requests: int = 0,
+    max_requests: int = 6,
+    divisible: bool = True,
+    reputation: bool = True,
+    huge_prices: bool = True,
+) -> st.SearchStrategy[Market]:
+    """Markets over `books`, with optional reputation scores for some providers.
+
+    Args:
+        min_offers: as in `books`.
+        max_offers: as in `books`.
+        min_requests: as in `books`.
+        max_requests: as in `books`.
+        divisible: as in `books`.
+        huge_prices: as in `books`.
+        reputation: whether to draw provider scores and a default reputation (else none, and
+            the default 0.0).
+    """
+    return books(
+        min_offers=min_offers,
+        max_offers=max_offers,
+        min_requests=min_requests,
+        max_requests=max_requests,
+        divisible=divisible,
+        huge_prices=huge_prices,
+    ).flatmap(lambda book: _markets(book, reputation))
+
+
+def describe_market(market: Market) -> str:
+    """Python source that rebuilds `market`: its orders in row order and its reputation.
+
+    Used in falsifying examples, where the market's own repr (only sizes) would not help.
+    """
+    snap = market.snapshot
+    lines = ["orders = ["]
+    lines += [f"    {o!r}," for o in snap.offer_list()]
+    lines += [f"    {r!r}," for r in snap.request_list()]
+    lines.append("]")
+    rep: Mapping[str, float] = market.reputation
+    lines.append(
+        f"market = Market(OrderBook(orders), {dict(rep)!r}, "
+        f"default_reputation={market.default_reputation!r})"
+    )
+    return "\n".join(lines)
