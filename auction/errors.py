@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "AuctionError",
+    "AuctionOverflowError",
     "DuplicateOrderError",
     "InvalidOrderError",
     "MechanismNotFoundError",
@@ -97,3 +98,7 @@ class UnsupportedMarketError(AuctionError, ValueError):
         self.alternatives = tuple(alternatives)
         hint = f"; use one of: {', '.join(self.alternatives)}" if self.alternatives else ""
         super().__init__(f"mechanism {mechanism!r} cannot clear this market: {reason}{hint}")
+
+
+class AuctionOverflowError(AuctionError, OverflowError):
+    """Values too large for exact int64 arithmetic in a kernel; the message says which."""

@@ -7,11 +7,12 @@ round silently.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 from auction.errors import InvalidOrderError
 
-__all__ = ["MAX_MONEY", "format_units", "to_units"]
+__all__ = ["MAX_MONEY", "format_units", "split_largest_remainder", "to_units"]
 
 #: Largest amount a single price may hold: prices live in int64 arrays.
 MAX_MONEY = 2**63 - 1
@@ -79,3 +80,25 @@ def format_units(units: int, scale: int) -> str:
     sign = "-" if units < 0 else ""
     whole, frac = divmod(abs(units), 10**scale)
     return f"{sign}{whole}.{frac:0{scale}d}"
+
+
+def split_largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
+    """Split `total` in proportion to integer `weights` by the largest remainder method.
+
+    Shares sum exactly to `total`; each is within one unit of its exact quota; a zero weight
+    gets zero. The leftover units go to the largest fractional remainders, ties to the
+    earlier weight. A positive total cannot be split over weights that are all zero.
+    """
+    if total < 0 or any(w < 0 for w in weights):
+        raise ValueError("total and weights must be non-negative")
+    s = sum(weights)
+    if s == 0:
+        if total:
+            raise ValueError("cannot split a positive total over zero weights")
+        return [0] * len(weights)
+    shares = [total * w // s for w in weights]
+    rems = [total * w % s for w in weights]
+    left = total - sum(shares)
+    for k in sorted(range(len(weights)), key=lambda k: (-rems[k], k))[:left]:
+        shares[k] += 1
+    return shares

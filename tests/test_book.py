@@ -14,10 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
+    MultipleResults,
     RuleBasedStateMachine,
     consumes,
     initialize,
     invariant,
+    multiple,
     precondition,
     rule,
 )
@@ -794,8 +796,8 @@ class BookMachine(RuleBasedStateMachine):
         self.model[o.id] = o
         return o.id
 
-    @rule(data=st.data(), n=st.integers(0, 5), clash=st.booleans())
-    def add_many(self, data: st.DataObject, n: int, clash: bool) -> None:
+    @rule(target=ids, data=st.data(), n=st.integers(0, 5), clash=st.booleans())
+    def add_many(self, data: st.DataObject, n: int, clash: bool) -> MultipleResults[str]:
         batch = [data.draw(orders(self.fresh())) for _ in range(n)]
         if clash and (batch or self.model):
             pool = [o.id for o in batch] + sorted(self.model)
@@ -805,9 +807,10 @@ class BookMachine(RuleBasedStateMachine):
             with pytest.raises(DuplicateOrderError):
                 self.book.add_many(batch)
             assert_same_state(before, state(self.book))
-            return
+            return multiple()
         self.book.add_many(batch)
         self.model.update((o.id, o) for o in batch)
+        return multiple(*(o.id for o in batch))
 
     @rule(oid=ids, data=st.data())
     def add_duplicate(self, oid: str, data: st.DataObject) -> None:

@@ -89,12 +89,23 @@ def test_version_and_typing_marker() -> None:
     assert (ROOT / "auction" / "py.typed").is_file()
 
 
+EXPORTED_ERRORS = (
+    "AuctionError",
+    "DuplicateOrderError",
+    "InvalidOrderError",
+    "MechanismNotFoundError",
+    "UnknownOrderError",
+    "UnknownPaymentRuleError",
+    "UnsupportedMarketError",
+)
+
+
 def test_error_hierarchy() -> None:
-    assert set(errors.__all__) <= set(auction.__all__)
     for name in errors.__all__:
-        cls = getattr(errors, name)
-        assert issubclass(cls, errors.AuctionError), name
-        assert getattr(auction, name) is cls
+        assert issubclass(getattr(errors, name), errors.AuctionError), name
+    for name in EXPORTED_ERRORS:
+        assert name in auction.__all__
+        assert getattr(auction, name) is getattr(errors, name)
     assert issubclass(errors.InvalidOrderError, ValueError)
     assert issubclass(errors.UnknownPaymentRuleError, ValueError)
     assert issubclass(errors.UnsupportedMarketError, ValueError)

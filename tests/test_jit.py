@@ -20,7 +20,6 @@ import tempfile
 import textwrap
 import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +86,10 @@ def _double_sum(a: np.ndarray) -> int:
     return s
 
 
+def compiled(kernel: LazyKernel[Any, Any]) -> bool:
+    return kernel.is_compiled  # a call, so that mypy does not narrow the property
+
+
 def test_kernels_compile_lazily() -> None:
     kernel = lazy_njit(nogil=True)(_double_sum)
     assert isinstance(kernel, LazyKernel)
@@ -97,12 +100,12 @@ def test_kernels_compile_lazily() -> None:
     assert kernel.__wrapped__ is _double_sum
     data = np.arange(5, dtype=np.int64)
     assert kernel.py_func(data) == 20
-    assert not kernel.is_compiled  # the Python function does not compile anything
+    assert not compiled(kernel)  # the Python function does not compile anything
     assert kernel(data) == 20
-    assert kernel.is_compiled
+    assert compiled(kernel)
     dispatcher = kernel.compile()
     assert kernel.compile() is dispatcher
-    assert dispatcher.py_func is _double_sum
+    assert getattr(dispatcher, "py_func", None) is _double_sum
 
 
 def test_compiles_once_across_threads() -> None:
@@ -129,7 +132,7 @@ def test_library_kernels_are_lazy_objects() -> None:
     assert isinstance(sealed_bid.sealed_bid, LazyKernel)
     assert callable(sealed_bid.sealed_bid_reference)
     assert not isinstance(sealed_bid.sealed_bid_reference, LazyKernel)
-    assert jit.__all__ == ["CACHE_ENV", "LazyKernel", "cache_enabled", "lazy_njit"]
+    assert {"CACHE_ENV", "LazyKernel", "cache_enabled", "lazy_njit"} <= set(jit.__all__)
 
 
 # -- subprocesses ---------------------------------------------------------------------------
@@ -162,7 +165,7 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def blocked(tmp_path: Path) -> Iterator[dict[str, str]]:
+def blocked(tmp_path: Path) -> dict[str, str]:
     """Environment whose every cache location (numba's own and the user's) is unusable."""
     blocker = tmp_path / "a-regular-file"
     blocker.write_text("directories cannot be created under a file\n")
@@ -176,7 +179,7 @@ def blocked(tmp_path: Path) -> Iterator[dict[str, str]]:
     )
     for place in ("numba-cache", "xdg/numba", "home/.cache/numba"):
         assert not usable(blocker / place), place
-    yield env
+    return env
 
 
 def read_only_tree(top: Path) -> None:

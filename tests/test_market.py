@@ -13,7 +13,8 @@ import auction.market as market_module
 from auction.book import OrderBook
 from auction.errors import InvalidOrderError
 from auction.market import Market, Pairs
-from auction.orders import Offer, Order, Request
+from auction.money import MAX_MONEY
+from auction.orders import MAX_COUNT, Offer, Order, Request
 from auction.testing.oracles import is_eligible
 from auction.testing.strategies import markets
 
@@ -36,11 +37,11 @@ def offer_strategy(oid: str) -> st.SearchStrategy[Offer]:
         provider=st.sampled_from(PROVIDERS),
         gpu_model=st.sampled_from(MODELS),
         gpus=st.integers(1, 6),
-        price=st.integers(0, 10),
+        price=st.one_of(st.integers(0, 10), st.just(MAX_MONEY)),
         region=st.sampled_from(REGIONS),
-        vram_gb=st.sampled_from((24, 40, 80)),
+        vram_gb=st.sampled_from((24, 40, 80, MAX_COUNT)),
         tags=st.frozensets(st.sampled_from(TAGS)),
-        submitted_at=st.integers(0, 3),
+        submitted_at=st.one_of(st.integers(0, 3), st.just(2**63 - 1)),
     )
 
 
@@ -50,7 +51,7 @@ def request_strategy(rid: str) -> st.SearchStrategy[Request]:
         id=st.just(rid),
         tenant=st.sampled_from(("t0", "t1")),
         gpus=st.integers(1, 6),
-        max_price=st.integers(0, 12),
+        max_price=st.one_of(st.integers(0, 12), st.just(MAX_MONEY)),
         gpu_models=some(MODELS, "B200"),
         regions=some(REGIONS, "mars"),
         min_vram_gb=st.sampled_from((0, 24, 40, 80, 96)),

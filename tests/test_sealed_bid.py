@@ -15,6 +15,7 @@ import auction
 from auction import Market, Offer, OrderBook, Request
 from auction.kernels.sealed_bid import sealed_bid, sealed_bid_reference
 from auction.mechanisms.sealed_bid import sealed_bid_arrays
+from auction.orders import Order
 from auction.result import ClearingResult
 from auction.testing import brute_force_sealed_bid, markets
 
@@ -27,9 +28,9 @@ OUTPUTS = ("request_row", "offer_row", "gpus", "unit_price")
 @given(market=markets(max_offers=24, max_requests=30), vickrey=st.booleans())
 def test_kernel_matches_reference(market: Market, vickrey: bool) -> None:
     """Array by array, dtype included, on markets big enough to sell classes out."""
-    args = sealed_bid_arrays(market)
-    got = sealed_bid(*args, vickrey)
-    want = sealed_bid_reference(*args, vickrey)
+    args = (*sealed_bid_arrays(market), vickrey)
+    got = sealed_bid(*args)
+    want = sealed_bid_reference(*args)
     for name, g, w in zip(OUTPUTS, got, want, strict=True):
         assert g.dtype == w.dtype == np.int64, name
         np.testing.assert_array_equal(g, w, err_msg=name)
@@ -41,10 +42,8 @@ def test_kernel_matches_reference(market: Market, vickrey: bool) -> None:
 )
 def test_kernel_matches_reference_on_contended_markets(market: Market, vickrey: bool) -> None:
     """As above with small prices only, so many requests compete for the same offers."""
-    args = sealed_bid_arrays(market)
-    for name, g, w in zip(
-        OUTPUTS, sealed_bid(*args, vickrey), sealed_bid_reference(*args, vickrey), strict=True
-    ):
+    args = (*sealed_bid_arrays(market), vickrey)
+    for name, g, w in zip(OUTPUTS, sealed_bid(*args), sealed_bid_reference(*args), strict=True):
         np.testing.assert_array_equal(g, w, err_msg=name)
 
 
@@ -104,7 +103,7 @@ def request(rid: str, gpus: int, max_price: int, submitted_at: int = 0, **kw: An
 def run(
     engine: str,
     mechanism: str,
-    orders: Sequence[Offer | Request],
+    orders: Sequence[Order],
     reputation: dict[str, float] | None = None,
     default_reputation: float = 0.0,
 ) -> list[Row]:
@@ -125,13 +124,13 @@ def run(
     return [(r["request_id"], r["offer_id"], r["gpus"], r["unit_price"]) for r in records]
 
 
-def clear_book(mechanism: str, orders: Sequence[Offer | Request], **kw: Any) -> ClearingResult:
+def clear_book(mechanism: str, orders: Sequence[Order], **kw: Any) -> ClearingResult:
     return auction.clear(OrderBook(orders), mechanism, **kw)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_tie_break_price_then_submitted_at_then_id(engine: str) -> None:
-    orders = [
+    orders: list[Order] = [
         offer("b", "p1", 1, 5, submitted_at=2),
         offer("d", "p2", 1, 6, submitted_at=0),
         offer("c", "p3", 1, 5, submitted_at=1),
@@ -152,7 +151,7 @@ def test_tie_break_price_then_submitted_at_then_id(engine: str) -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_second_price_ignores_the_winners_own_offers(engine: str) -> None:
-    orders = [
+    orders: list[Order] = [
         offer("o1", "p1", 1, 3),
         offer("o2", "p1", 1, 4),  # the winner's own: must not set its price
         offer("o3", "p2", 1, 7),
@@ -164,19 +163,19 @@ def test_second_price_ignores_the_winners_own_offers(engine: str) -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_second_price_reserve_is_max_price_without_competitor(engine: str) -> None:
-    alone = [offer("o1", "p1", 2, 3), offer("o2", "p1", 2, 4), request("r", 2, 9)]
+    alone: list[Order] = [offer("o1", "p1", 2, 3), offer("o2", "p1", 2, 4), request("r", 2, 9)]
     assert run(engine, "second-price", alone) == [("r", "o1", 2, 9)]
     # a competitor priced above the max price is not eligible, so it sets nothing
-    pricey = [*alone, offer("o3", "p2", 2, 10)]
+    pricey: list[Order] = [*alone, offer("o3", "p2", 2, 10)]
     assert run(engine, "second-price", pricey) == [("r", "o1", 2, 9)]
     # a competitor too small for the (non-divisible) request sets nothing either
-    small = [*alone, offer("o4", "p2", 1, 5)]
+    small: list[Order] = [*alone, offer("o4", "p2", 1, 5)]
     assert run(engine, "second-price", small) == [("r", "o1", 2, 9)]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_divisible_partial_fill(engine: str) -> None:
-    orders = [
+    orders: list[Order] = [
         offer("A", "pa", 2, 4),
         offer("B", "pb", 1, 5),
         offer("C", "pc", 3, 20),  # above the max price
@@ -188,7 +187,7 @@ def test_divisible_partial_fill(engine: str) -> None:
 
 
 def test_divisible_shortfall_reported() -> None:
-    orders = [
+    orders: list[Order] = [
         offer("A", "pa", 2, 4),
         offer("B", "pb", 1, 5),
         offer("C", "pc", 3, 20),
@@ -206,7 +205,7 @@ def test_divisible_shortfall_reported() -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_capacity_consumed_by_earlier_requests(engine: str) -> None:
-    orders = [
+    orders: list[Order] = [
         offer("X", "px", 4, 2),
         offer("Y", "py", 4, 6),
         request("r1", 3, 10, submitted_at=0),
@@ -228,7 +227,9 @@ def test_capacity_consumed_by_earlier_requests(engine: str) -> None:
 
 
 def test_unserved_request_is_unmatched() -> None:
-    orders = [offer("X", "px", 4, 2), request("r1", 4, 10), request("r2", 1, 10, submitted_at=1)]
+    orders: list[Order] = [
+        offer("X", "px", 4, 2), request("r1", 4, 10), request("r2", 1, 10, submitted_at=1)
+    ]
     result = clear_book("first-price", orders)
     assert result.unmatched_request_ids.tolist() == ["r2"]
     assert len(result.partial_request_ids) == 0
@@ -236,7 +237,7 @@ def test_unserved_request_is_unmatched() -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_min_reputation_uses_default_reputation(engine: str) -> None:
-    orders = [
+    orders: list[Order] = [
         offer("known", "p-known", 1, 5),
         offer("unknown", "p-unknown", 1, 1),
         offer("low", "p-low", 1, 2),
@@ -249,16 +250,16 @@ def test_min_reputation_uses_default_reputation(engine: str) -> None:
     # the second price comes from the eligible competitors only
     assert run(engine, "second-price", orders, scores, 0.6) == [("r", "unknown", 1, 5)]
     # a floor equal to a score admits it; a floor above everyone admits nobody
-    at_floor = [*orders[:3], request("r", 1, 10, min_reputation=0.9)]
+    at_floor: list[Order] = [*orders[:3], request("r", 1, 10, min_reputation=0.9)]
     assert run(engine, "first-price", at_floor, scores, 0.0) == [("r", "known", 1, 5)]
-    above = [*orders[:3], request("r", 1, 10, min_reputation=1.0)]
+    above: list[Order] = [*orders[:3], request("r", 1, 10, min_reputation=1.0)]
     assert run(engine, "first-price", above, scores, 0.6) == []
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_huge_prices_stay_exact(engine: str) -> None:
     big = 2**62
-    orders = [offer("o", "p", 4, big - 1), request("r", 4, big)]
+    orders: list[Order] = [offer("o", "p", 4, big - 1), request("r", 4, big)]
     assert run(engine, "second-price", orders) == [("r", "o", 4, big)]
     if engine != "oracle":
         result = clear_book("second-price", orders, backend=engine)
@@ -268,6 +269,6 @@ def test_huge_prices_stay_exact(engine: str) -> None:
 
 def test_sealed_bid_mechanisms_accept_divisible_requests() -> None:
     """Both sealed-bid mechanisms take divisible requests (no UnsupportedMarketError)."""
-    orders = [offer("o", "p", 1, 1), request("r", 2, 5, divisible=True)]
+    orders: list[Order] = [offer("o", "p", 1, 1), request("r", 2, 5, divisible=True)]
     for name in MECHANISMS:
         assert clear_book(name, orders).partial_request_ids.tolist() == ["r"]

@@ -84,7 +84,8 @@ class MechanismBase(abc.ABC):
     """
 
     name: ClassVar[str] = ""
-    tags: ClassVar[MechanismTags] = MechanismTags()
+    #: Class default; an instance may refine it in ``__init__`` (tags can depend on options).
+    tags: MechanismTags = MechanismTags()
 
     def __init__(self, payment: str | None = None) -> None:
         offered = self.tags.payments

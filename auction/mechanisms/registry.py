@@ -44,9 +44,10 @@ class AuctionPluginWarning(UserWarning):
 
 
 def _builtins() -> dict[str, Factory]:
+    from auction.mechanisms.assignment import Assignment
     from auction.mechanisms.sealed_bid import FirstPrice, SecondPrice
 
-    return {FirstPrice.name: FirstPrice, SecondPrice.name: SecondPrice}
+    return {m.name: m for m in (FirstPrice, SecondPrice, Assignment)}
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:

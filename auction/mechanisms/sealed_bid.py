@@ -63,7 +63,7 @@ class SealedBidAuction(MechanismBase):
         backend: ``"numba"`` (default) or ``"python"``, the pure-Python reference.
     """
 
-    tags: ClassVar[MechanismTags] = MechanismTags(
+    tags = MechanismTags(
         payments=("pay-as-bid", "vickrey"), divisible=True
     )
     backends: ClassVar[tuple[str, ...]] = ("numba", "python")
@@ -97,13 +97,13 @@ class FirstPrice(SealedBidAuction):
     """Sealed-bid reverse auction paying each winner its ask (pay-as-bid)."""
 
     name: ClassVar[str] = "first-price"
-    tags: ClassVar[MechanismTags] = MechanismTags(payments=("pay-as-bid",), divisible=True)
+    tags = MechanismTags(payments=("pay-as-bid",), divisible=True)
 
 
 class SecondPrice(SealedBidAuction):
     """Sealed-bid reverse auction with Vickrey payments, the request's max price as reserve."""
 
     name: ClassVar[str] = "second-price"
-    tags: ClassVar[MechanismTags] = MechanismTags(
+    tags = MechanismTags(
         payments=("vickrey",), divisible=True, truthful_single_order=True
     )

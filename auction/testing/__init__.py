@@ -12,6 +12,7 @@ The only part of the library that imports hypothesis (``import auction`` does no
 """
 
 from auction.testing.checks import (
+    SAFE_AMOUNT,
     Check,
     ConformanceError,
     MechanismLike,
@@ -30,12 +31,14 @@ from auction.testing.checks import (
     check_result_consistency,
     check_rng,
     checks_for,
+    mechanism_label,
     parametrize_with_checks,
 )
 from auction.testing.oracles import brute_force_sealed_bid, is_eligible
 from auction.testing.strategies import books, describe_market, markets, offers, requests
 
 __all__ = [
+    "SAFE_AMOUNT",
     "Check",
     "ConformanceError",
     "MechanismLike",
@@ -59,6 +62,7 @@ __all__ = [
     "describe_market",
     "is_eligible",
     "markets",
+    "mechanism_label",
     "offers",
     "parametrize_with_checks",
     "requests",

@@ -74,11 +74,13 @@ def _subset(names: tuple[str, ...], extra: str) -> st.SearchStrategy[frozenset[s
 
 
 @functools.cache
-def _offer_fields(max_gpus: int, huge: bool) -> st.SearchStrategy[dict[str, Any]]:
+def _offer_fields(
+    max_gpus: int, huge: bool, providers: tuple[str, ...] = PROVIDERS
+) -> st.SearchStrategy[dict[str, Any]]:
     """Every offer field but the id (built once: strategies are costly to rebuild per draw)."""
     return st.fixed_dictionaries(
         {
-            "provider": st.sampled_from(PROVIDERS),
+            "provider": st.sampled_from(providers),
             "gpu_model": st.sampled_from(GPU_MODELS),
             "gpus": st.integers(1, max_gpus),
             "price": prices(huge=huge),
@@ -190,8 +192,12 @@ def _books(
     # sizes drawn first: plain lists favour very short ones, and contention needs several
     n_off = draw(st.integers(min_offers, max_offers))
     n_req = draw(st.integers(min_requests, max_requests))
+    # per book: how many providers post the offers (few: each posts several)
+    n_prov = draw(st.integers(1, len(PROVIDERS)))
     offer_fields = draw(
-        st.lists(_offer_fields(4, huge_prices), min_size=n_off, max_size=n_off)
+        st.lists(
+            _offer_fields(4, huge_prices, PROVIDERS[:n_prov]), min_size=n_off, max_size=n_off
+        )
     )
     # per book: every request unconstrained (contention: two books in three), or each may
     # constrain (unsatisfiable constraints: one in three)
