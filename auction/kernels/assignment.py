@@ -79,8 +79,9 @@ def _save(
 
 @_group.add
 def _forward(
-    indptr: IntArray, cols: IntArray, a: IntArray, price: IntArray, profit: IntArray, pedge: IntArray, oown: IntArray,
-    stack: IntArray, top: int, eps: int, log: IntArray, marks: npt.NDArray[np.bool_], log_top: int, logging: bool,
+    indptr: IntArray, cols: IntArray, a: IntArray, price: IntArray, profit: IntArray,
+    pedge: IntArray, oown: IntArray, stack: IntArray, top: int, eps: int, log: IntArray,
+    marks: npt.NDArray[np.bool_], log_top: int, logging: bool,
 ) -> tuple[int, int]:
     """Forward steps until every person on the stack is matched or out; (bids, log top)."""
     bids = 0
@@ -123,20 +124,6 @@ def _forward(
             stack[top] = k
             top += 1
     return bids, log_top
-
-
-@_group.add
-def _person_of(indptr: IntArray, e: int) -> int:
-    """The person whose CSR row holds edge `e` (binary search on indptr)."""
-    lo = 0
-    hi = len(indptr) - 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if indptr[mid] <= e:
-            lo = mid
-        else:
-            hi = mid
-    return lo
 
 
 @_group.add
