@@ -39,7 +39,13 @@ from auction.mechanisms.base import MechanismBase, MechanismTags
 from auction.money import split_largest_remainder
 from auction.result import ClearingResult
 
-__all__ = ["Assignment", "MatchingProblem", "matching_problem", "solve_matching"]
+__all__ = [
+    "Assignment",
+    "MatchingProblem",
+    "matching_problem",
+    "shared_problem",
+    "solve_matching",
+]
 
 IntArray = npt.NDArray[np.int64]
 _LIMIT = 1 << 61  # benefits and prices stay below this (the kernel prices removed offers here)
@@ -49,13 +55,16 @@ _LIMIT = 1 << 61  # benefits and prices stay below this (the kernel prices remov
 class MatchingProblem:
     """A market as a matching problem in canonical order.
 
-    Person p is request row ``request_order[p]`` (priority order); object o is offer row
-    ``offer_order[o]`` (rank order). Row p's edges are ``cols[indptr[p]:indptr[p+1]]`` with
-    welfare weight ``weight`` = (max_price - ask) x gpus, per hour.
+    Person p stands for request row ``person_request[p]`` and object o for offer row
+    ``object_offer[o]``; persons follow request priority and objects offer rank. Row p's
+    edges are ``cols[indptr[p]:indptr[p+1]]`` with welfare weight ``weight`` per hour.
+    Exclusive offers: one person per request and one object per offer, weight
+    (max_price - ask) x gpus. Shared capacity: one person per requested GPU and one object
+    per offered GPU, weight max_price - ask.
     """
 
-    request_order: IntArray
-    offer_order: IntArray
+    person_request: IntArray
+    object_offer: IntArray
     indptr: IntArray
     cols: IntArray
     weight: IntArray
@@ -66,37 +75,94 @@ class MatchingProblem:
 
     @property
     def m(self) -> int:
-        return len(self.offer_order)
+        return len(self.object_offer)
 
 
-def matching_problem(market: Market) -> MatchingProblem:
-    """Eligible pairs whose offer can host the whole request, weighted by total surplus."""
+def _gather(starts: IntArray, lengths: IntArray) -> IntArray:
+    """Concatenation of ranges [starts[k], starts[k] + lengths[k]), vectorized."""
+    total = int(lengths.sum())
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + np.arange(total, dtype=np.int64) - first
+
+
+def _ordered_pairs(market: Market) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """Eligible pairs in request priority order: (person, request row, offer row, surplus)."""
     pairs = market.pairs()
-    rq, of = market.snapshot.requests, market.snapshot.offers
     order = market.request_order
     counts = np.diff(pairs.indptr)[order]
-    starts = pairs.indptr[:-1][order]
-    total = int(counts.sum())
-    first = np.repeat(np.cumsum(counts) - counts, counts)
-    idx = np.repeat(starts, counts) + np.arange(total, dtype=np.int64) - first
-    offers, surplus = pairs.offers[idx], pairs.surplus[idx]
+    idx = _gather(pairs.indptr[:-1][order], counts)
     person = np.repeat(np.arange(len(order), dtype=np.int64), counts)
-    rows = order[person]
-    keep = of.gpus[offers] >= rq.gpus[rows]
-    person, offers, surplus, rows = person[keep], offers[keep], surplus[keep], rows[keep]
-    gpus = rq.gpus[rows]
-    if len(surplus) and int(surplus.max()) > (_LIMIT - 1) // max(1, int(gpus.max())):
+    return person, order[person], pairs.offers[idx], pairs.surplus[idx]
+
+
+def _check_weights(weight: IntArray) -> None:
+    if len(weight) and int(weight.max()) >= _LIMIT:
         raise AuctionOverflowError(
             "surplus x gpus exceeds 2**61 smallest units per hour; use a coarser currency unit"
         )
-    indptr = np.zeros(len(order) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(person, minlength=len(order)), out=indptr[1:])
+
+
+def matching_problem(market: Market) -> MatchingProblem:
+    """Exclusive offers: pairs whose offer can host the whole request, weighted by surplus."""
+    rq, of = market.snapshot.requests, market.snapshot.offers
+    person, rows, offers, surplus = _ordered_pairs(market)
+    keep = of.gpus[offers] >= rq.gpus[rows]
+    person, rows, offers, surplus = person[keep], rows[keep], offers[keep], surplus[keep]
+    gpus = rq.gpus[rows]
+    if len(surplus) and int(surplus.max()) > (_LIMIT - 1) // max(1, int(gpus.max())):
+        _check_weights(np.array([_LIMIT]))
+    n = market.n_requests
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(person, minlength=n), out=indptr[1:])
     return MatchingProblem(
-        request_order=order,
-        offer_order=market.offer_order,
+        person_request=market.request_order,
+        object_offer=market.offer_order,
         indptr=indptr,
         cols=market.offer_rank[offers],
         weight=surplus * gpus,
+    )
+
+
+def shared_problem(market: Market, max_edges: int) -> MatchingProblem:
+    """Shared capacity: one person per requested GPU, one object per offered GPU.
+
+    Each GPU of a request may take any free GPU of an eligible offer, so an offer hosts
+    several requests up to its capacity and a divisible request may be split. The auction
+    then solves the transportation problem exactly (units of one request or offer are
+    interchangeable). Raises `UnsupportedMarketError` past `max_edges` unit edges.
+    """
+    rq, of = market.snapshot.requests, market.snapshot.offers
+    # object ids: the GPUs of each offer, offers in rank order
+    cap = of.gpus[market.offer_order]
+    slot_base = np.zeros(market.n_offers, dtype=np.int64)
+    slot_base[market.offer_order] = np.cumsum(cap) - cap
+    person, _, offers, surplus = _ordered_pairs(market)
+    # per request (priority order): its eligible slots, each offer's GPUs in a run
+    slot_idx = _gather(slot_base[offers], of.gpus[offers])
+    slot_w = np.repeat(surplus, of.gpus[offers])
+    n_req = market.n_requests
+    seg_len = np.bincount(person, weights=of.gpus[offers], minlength=n_req).astype(np.int64)
+    seg_start = np.cumsum(seg_len) - seg_len
+    units = rq.gpus[market.request_order]
+    total = int((units * seg_len).sum())
+    if total > max_edges:
+        raise UnsupportedMarketError(
+            "assignment",
+            f"shared capacity needs {total} GPU-to-GPU edges, more than max_edges={max_edges}",
+            ["first-price", "second-price"],
+        )
+    unit_req = np.repeat(np.arange(n_req, dtype=np.int64), units)
+    idx = _gather(seg_start[unit_req], seg_len[unit_req])
+    indptr = np.zeros(len(unit_req) + 1, dtype=np.int64)
+    np.cumsum(seg_len[unit_req], out=indptr[1:])
+    weight = slot_w[idx]
+    _check_weights(weight)
+    return MatchingProblem(
+        person_request=market.request_order[unit_req],
+        object_offer=np.repeat(market.offer_order, cap),
+        indptr=indptr,
+        cols=slot_idx[idx],
+        weight=weight,
     )
 
 
@@ -133,14 +199,18 @@ def solve_matching(
 
 
 class Assignment(MechanismBase):
-    """Welfare-optimal matching of requests to exclusive offers (see the module docstring).
+    """Welfare-optimal matching of requests to offers (see the module docstring).
 
     Args:
         payment: ``"pay-as-bid"`` (default), ``"vcg"`` or ``"uniform"``.
+        shape: ``"exclusive"`` (default: an offer hosts at most one request, every request is
+            served whole by one offer) or ``"shared"`` (an offer hosts requests up to its GPU
+            capacity; divisible requests may be split; only for divisible or 1-GPU requests).
         theta: epsilon reduction factor between scaling phases (speed only, never the result).
         debug: check epsilon-complementary slackness of the final solution and raise
             `RuntimeError` on a violation.
         backend: ``"numba"`` (default) or ``"python"`` (the kernel run as plain Python).
+        max_edges: in the shared shape, the most GPU-to-GPU edges to build (memory bound).
     """
 
     name: ClassVar[str] = "assignment"
@@ -148,38 +218,58 @@ class Assignment(MechanismBase):
         payments=("pay-as-bid", "vcg", "uniform"), exact_optimal=True, divisible=True
     )
     backends: ClassVar[tuple[str, ...]] = ("numba", "python")
+    shapes: ClassVar[tuple[str, ...]] = ("exclusive", "shared")
 
     def __init__(
         self,
         payment: str | None = None,
         *,
+        shape: str = "exclusive",
         theta: int = 10,
         debug: bool = False,
         backend: str = "numba",
+        max_edges: int = 50_000_000,
     ) -> None:
         super().__init__(payment)
         if isinstance(theta, bool) or not isinstance(theta, int) or theta < 2:
             raise ValueError(f"theta must be an int >= 2, got {theta!r}")
         if backend not in self.backends:
             raise ValueError(f"backend must be one of {self.backends}, got {backend!r}")
-        self.theta, self.debug, self.backend = theta, bool(debug), backend
+        if shape not in self.shapes:
+            raise ValueError(f"shape must be one of {self.shapes}, got {shape!r}")
+        if isinstance(max_edges, bool) or not isinstance(max_edges, int) or max_edges < 0:
+            raise ValueError(f"max_edges must be an int >= 0, got {max_edges!r}")
+        self.shape, self.theta, self.debug, self.backend = shape, theta, bool(debug), backend
+        self.max_edges = max_edges
         self.tags = attrs.evolve(type(self).tags, truthful=self.payment == "vcg")
 
     def get_options(self) -> dict[str, Any]:
-        return {"payment": self.payment, "theta": self.theta, "debug": self.debug,
-                "backend": self.backend}
+        return {"payment": self.payment, "shape": self.shape, "theta": self.theta,
+                "debug": self.debug, "backend": self.backend, "max_edges": self.max_edges}
 
     def check_market(self, market: Market) -> None:
         super().check_market(market)
+        alternatives = ["assignment (payment='vcg')", "assignment (payment='pay-as-bid')"]
         if self.payment == "uniform" and market.n_classes > 1:
             raise UnsupportedMarketError(
                 self.name,
                 f"payment 'uniform' needs one resource class, the market has {market.n_classes}",
-                ["assignment (payment='vcg')", "assignment (payment='pay-as-bid')"],
+                alternatives,
+            )
+        rq = market.snapshot.requests
+        if self.shape == "shared" and bool((~rq.divisible & (rq.gpus > 1)).any()):
+            raise UnsupportedMarketError(
+                self.name,
+                "non-divisible multi-GPU requests on shared offers make a generalized "
+                "assignment problem (a MILP: the planned 'gang' mechanism)",
+                ["assignment (shape='exclusive')", "first-price", "second-price"],
             )
 
     def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
-        problem = matching_problem(market)
+        if self.shape == "shared":
+            problem = shared_problem(market, self.max_edges)
+        else:
+            problem = matching_problem(market)
         a, pedge, price, profit, stats = solve_matching(
             problem, theta=self.theta, backend=self.backend
         )
@@ -188,32 +278,44 @@ class Assignment(MechanismBase):
             if violation is not None:
                 raise RuntimeError(f"assignment: eps-CS violated: {violation}")
             stats["eps_cs"] = "ok"
+        rq, of = market.snapshot.requests, market.snapshot.offers
         matched = np.flatnonzero(pedge >= 0)
         edges = pedge[matched]
-        req = problem.request_order[matched]
-        off = problem.offer_order[problem.cols[edges]]
-        rq, of = market.snapshot.requests, market.snapshot.offers
-        gpus = rq.gpus[req]
+        # one row per (request, offer): shared units of the same pair add up
+        key = problem.person_request[matched] * max(1, market.n_offers) + problem.object_offer[
+            problem.cols[edges]
+        ]
+        pair_key, row_of_edge = np.unique(key, return_inverse=True)
+        req = pair_key // max(1, market.n_offers)
+        off = pair_key % max(1, market.n_offers)
+        weight = np.bincount(row_of_edge, weights=problem.weight[edges],
+                             minlength=len(pair_key)).astype(np.int64)
+        if self.shape == "shared":
+            gpus = np.bincount(row_of_edge, minlength=len(pair_key)).astype(np.int64)
+        else:
+            gpus = rq.gpus[req]
         ask = of.price[off]
         scale = stats["scale"]
         diagnostics: dict[str, Any] = {
             **stats,
-            # duals in welfare units per hour: offer prices and request profits
-            "dual_prices": _by_row(price / scale, problem.offer_order, market.n_offers),
-            "dual_profits": _by_row(profit / scale, problem.request_order, market.n_requests),
+            # duals in welfare units per hour (per GPU in the shared shape); an offer's price
+            # is its cheapest GPU's, a request's profit its least-served GPU's
+            "dual_prices": _per_row(price / scale, problem.object_offer, market.n_offers),
+            "dual_profits": _per_row(profit / scale, problem.person_request, market.n_requests),
             "pairs": len(problem.cols),
         }
         unit = ask.copy()
         if self.payment == "vcg":
-            unit, bonus = self._vcg(market, problem, a, pedge, price, profit, edges, req, off)
+            unit, bonus = self._vcg(market, problem, a, pedge, price, profit, weight, gpus, off)
             diagnostics["vcg_bonus"] = bonus
         elif self.payment == "uniform" and len(req):
             p = int(ask.max())
-            if p > int(rq.max_price[req].min()):
+            lowest = int(rq.max_price[req].min())
+            if p > lowest:
                 raise UnsupportedMarketError(
                     self.name,
                     f"no uniform price supports the optimal allocation: the highest accepted "
-                    f"ask {p} exceeds the lowest served max price {int(rq.max_price[req].min())}",
+                    f"ask {p} exceeds the lowest served max price {lowest}",
                     ["assignment (payment='vcg')", "assignment (payment='pay-as-bid')"],
                 )
             unit = np.full(len(req), p, dtype=np.int64)
@@ -225,11 +327,11 @@ class Assignment(MechanismBase):
 
     def _vcg(
         self, market: Market, problem: MatchingProblem, a: IntArray, pedge: IntArray,
-        price: IntArray, profit: IntArray, edges: IntArray, req: IntArray, off: IntArray,
+        price: IntArray, profit: IntArray, weight: IntArray, gpus: IntArray, off: IntArray,
     ) -> tuple[IntArray, dict[str, int]]:
         """Unit prices with each provider's VCG bonus, and the exact bonus per provider."""
         of = market.snapshot.offers
-        provider = of.provider[problem.offer_order]  # per object
+        provider = of.provider[problem.object_offer]  # per object
         groups = np.argsort(provider, kind="stable").astype(np.int64)
         n_parties = len(market.snapshot.parties)
         gptr = np.zeros(n_parties + 1, dtype=np.int64)
@@ -237,22 +339,21 @@ class Assignment(MechanismBase):
         kernel = vcg_bonuses if self.backend == "numba" else vcg_bonuses.py_func
         bonus = kernel(problem.n, problem.m, problem.indptr, problem.cols, a, problem.weight,
                        pedge, price, profit, gptr, groups, self.theta)
-        row_bonus = np.zeros(len(edges), dtype=np.int64)
+        row_bonus = np.zeros(len(off), dtype=np.int64)
         row_provider = of.provider[off]
-        weight = problem.weight[edges]
         for code in np.unique(row_provider):
             rows = np.flatnonzero(row_provider == code)
-            shares = split_largest_remainder(int(bonus[code]), weight[rows].tolist())
-            row_bonus[rows] = shares
-        gpus = market.snapshot.requests.gpus[req]
+            row_bonus[rows] = split_largest_remainder(int(bonus[code]), weight[rows].tolist())
         unit = of.price[off] + row_bonus // gpus
         parties = market.snapshot.parties
         paid = {parties[c]: int(bonus[c]) for c in np.unique(row_provider).tolist()}
         return unit, paid
 
 
-def _by_row(values: npt.NDArray[Any], order: IntArray, n: int) -> npt.NDArray[Any]:
-    out = np.empty(n, dtype=values.dtype)
-    out[order] = values
+def _per_row(values: npt.NDArray[Any], row: IntArray, n: int) -> npt.NDArray[np.float64]:
+    """Least value per row over the units standing for it (NaN-free: rows without units get 0)."""
+    out = np.full(n, np.inf)
+    np.minimum.at(out, row, values)
+    out[np.isinf(out)] = 0.0
     out.flags.writeable = False
     return out
