@@ -190,7 +190,7 @@ def _market_providers(market: Market) -> list[str]:
 
 
 def provider_revenues(result: ClearingResult, market: Market) -> dict[str, int]:
-    """Revenue per hour (sum of unit_price x gpus) of every provider in the market.
+    """Revenue per hour (sum of exact row payments) of every provider in the market.
 
     Providers that sold nothing are included with 0; keys are in provider-name order.
     """
@@ -201,16 +201,8 @@ def provider_revenues(result: ClearingResult, market: Market) -> dict[str, int]:
     if n == 0:
         return revenue
     codes = snap.offers.provider[result.offer_row].astype(np.int64)
-    price, gpus = result.unit_price, result.gpus
-    bound = int(np.abs(price).max()) * int(np.abs(gpus).max()) * n
-    if bound < 2**63:  # int64 sums are exact
-        per_code = np.zeros(len(snap.parties), dtype=np.int64)
-        np.add.at(per_code, codes, price * gpus)
-        for c in np.unique(codes).tolist():
-            revenue[snap.parties[c]] += int(per_code[c])
-    else:
-        for c, p, g in zip(codes.tolist(), price.tolist(), gpus.tolist(), strict=True):
-            revenue[snap.parties[c]] += p * g
+    for c, p in zip(codes.tolist(), result.provider_payment.tolist(), strict=True):
+        revenue[snap.parties[c]] += int(p)
     return revenue
 
 
@@ -243,7 +235,14 @@ def report(
     ask = of.price[off]
     max_price = rq.max_price[req]
     welfare = exact_dot(max_price, gpus) - exact_dot(ask, gpus)
-    violations = (ask > up) | (tp > max_price) | (up > tp)
+    pp = np.array([int(v) for v in result.provider_payment.tolist()], dtype=object)
+    tpay = np.array([int(v) for v in result.tenant_payment.tolist()], dtype=object)
+    ask_g = ask.astype(object) * gpus.astype(object)
+    max_g = max_price.astype(object) * gpus.astype(object)
+    violations = (
+        (ask > up) | (tp > max_price) | (up > tp)
+        | (ask_g > pp).astype(bool) | (tpay > max_g).astype(bool) | (pp > tpay).astype(bool)
+    )
 
     filled = np.zeros(snap.n_requests, dtype=np.int64)
     np.add.at(filled, req, gpus)

@@ -48,6 +48,23 @@ def exact_dot(a: npt.ArrayLike, b: npt.ArrayLike) -> int:
     return sum(int(p) * int(q) for p, q in zip(x.tolist(), y.tolist(), strict=True))
 
 
+def _row_payment(price: IntArray, gpus: IntArray) -> npt.NDArray[Any]:
+    """price x gpus per row: int64 when it cannot overflow, else exact Python ints."""
+    if len(price) == 0 or int(np.abs(price).max()) * int(gpus.max()) < 2**63:
+        return price * gpus
+    return np.array([p * k for p, k in zip(price.tolist(), gpus.tolist(), strict=True)],
+                    dtype=object)
+
+
+def _exact(values: npt.ArrayLike) -> npt.NDArray[Any]:
+    """Row amounts as int64 when they fit, else as exact Python ints."""
+    raw = np.asarray(values).reshape(-1)
+    ints = [int(v) for v in raw.tolist()]
+    if all(-(2**63) <= v < 2**63 for v in ints):
+        return np.array(ints, dtype=np.int64)
+    return np.array(ints, dtype=object)
+
+
 def _ro(a: np.ndarray) -> Any:
     a = np.ascontiguousarray(a)
     a.flags.writeable = False
@@ -70,15 +87,20 @@ class ClearingResult:
         request_row, offer_row: snapshot rows of each allocation.
         request_id, offer_id, tenant, provider: names of each allocation's parties.
         gpus: GPUs allocated.
-        unit_price: paid to the provider, per GPU-hour.
-        tenant_price: paid by the tenant, per GPU-hour (equal to `unit_price` unless the
-            mechanism keeps a margin).
+        unit_price: paid to the provider, per GPU-hour (``provider_payment // gpus``).
+        tenant_price: paid by the tenant, per GPU-hour (``tenant_payment // gpus``; equal to
+            `unit_price` unless the mechanism keeps a margin).
+        provider_payment: paid to the provider for the row, per hour, exact. Equal to
+            ``unit_price * gpus`` except where a mechanism pays whole-row amounts that are
+            not a multiple of the GPUs (VCG bonuses): then the per-GPU price is rounded down
+            and this column holds the exact amount.
+        tenant_payment: paid by the tenant for the row, per hour, exact.
         unmatched_request_ids: requests that got nothing, in priority order.
         partial_request_ids, shortfall_gpus: divisible requests filled in part, and by how
             many GPUs they fell short.
         welfare: sum of (max_price - ask) x gpus over allocations, per hour.
-        total_payment: what tenants pay in all, per hour (sum of tenant_price x gpus).
-        provider_revenue: what providers receive in all, per hour (sum of unit_price x gpus).
+        total_payment: what tenants pay in all, per hour (sum of tenant_payment).
+        provider_revenue: what providers receive in all, per hour (sum of provider_payment).
         options: the options the mechanism ran with.
         diagnostics: mechanism-specific extras (duals, iteration counts, timings).
     """
@@ -96,6 +118,8 @@ class ClearingResult:
     gpus: IntArray
     unit_price: IntArray
     tenant_price: IntArray
+    provider_payment: npt.NDArray[Any]
+    tenant_payment: npt.NDArray[Any]
     unmatched_request_ids: StrArray
     partial_request_ids: StrArray
     shortfall_gpus: IntArray
@@ -115,6 +139,8 @@ class ClearingResult:
         unit_price: npt.ArrayLike,
         tenant_price: npt.ArrayLike | None = None,
         *,
+        provider_payment: npt.ArrayLike | None = None,
+        tenant_payment: npt.ArrayLike | None = None,
         mechanism: str,
         payment: str,
         status: Status = Status.SUCCESS,
@@ -126,7 +152,9 @@ class ClearingResult:
 
         Rows are put in canonical order (request priority, then offer rank); parties' names,
         unmatched and partially filled requests, welfare and totals are derived here so that
-        every mechanism reports them the same way.
+        every mechanism reports them the same way. Row payments default to price x gpus;
+        a mechanism that pays exact row amounts passes them and the per-GPU prices are
+        derived from them (rounded down).
         """
         req = np.asarray(request_row, dtype=np.int64).reshape(-1)
         off = np.asarray(offer_row, dtype=np.int64).reshape(-1)
@@ -134,10 +162,16 @@ class ClearingResult:
         up = np.asarray(unit_price, dtype=np.int64).reshape(-1)
         tp = up if tenant_price is None else np.asarray(tenant_price, dtype=np.int64).reshape(-1)
         n = len(req)
-        if not (len(off) == len(g) == len(up) == len(tp) == n):
+        pp = _row_payment(up, g) if provider_payment is None else _exact(provider_payment)
+        tpay = _row_payment(tp, g) if tenant_payment is None else _exact(tenant_payment)
+        if not (len(off) == len(g) == len(up) == len(tp) == len(pp) == len(tpay) == n):
             raise ValueError("allocation columns must have equal lengths")
+        if provider_payment is not None:
+            up = np.array([int(p) // int(k) for p, k in zip(pp, g, strict=True)], dtype=np.int64)
+        if tenant_payment is not None:
+            tp = np.array([int(p) // int(k) for p, k in zip(tpay, g, strict=True)], dtype=np.int64)
         o = np.lexsort((market.offer_rank[off], market.request_rank[req])) if n else req
-        req, off, g, up, tp = req[o], off[o], g[o], up[o], tp[o]
+        req, off, g, up, tp, pp, tpay = req[o], off[o], g[o], up[o], tp[o], pp[o], tpay[o]
 
         snap = market.snapshot
         rq, of = snap.requests, snap.offers
@@ -162,12 +196,14 @@ class ClearingResult:
             gpus=_ro(g),
             unit_price=_ro(up),
             tenant_price=_ro(tp.copy() if tp is up else tp),
+            provider_payment=_ro(pp),
+            tenant_payment=_ro(tpay.copy() if tpay is pp else tpay),
             unmatched_request_ids=_ro(rq.id[unmatched]),
             partial_request_ids=_ro(rq.id[partial]),
             shortfall_gpus=_ro(rq.gpus[partial] - filled[partial]),
             welfare=exact_dot(surplus, g),
-            total_payment=exact_dot(tp, g),
-            provider_revenue=exact_dot(up, g),
+            total_payment=sum(tpay.tolist()),
+            provider_revenue=sum(pp.tolist()),
             options=options,
             diagnostics=diagnostics,
         )
@@ -203,7 +239,15 @@ class ClearingResult:
             "payment": self.payment,
             "status": str(self.status),
             "message": self.message,
-            "allocations": self.to_records(),
+            "allocations": [
+                {**rec, "provider_payment": p, "tenant_payment": t}
+                for rec, p, t in zip(
+                    self.to_records(),
+                    self.provider_payment.tolist(),
+                    self.tenant_payment.tolist(),
+                    strict=True,
+                )
+            ],
             "unmatched_request_ids": self.unmatched_request_ids.tolist(),
             "partial": dict(
                 zip(self.partial_request_ids.tolist(), self.shortfall_gpus.tolist(), strict=True)

@@ -128,7 +128,10 @@ def test_clear_round_trip(mechanism: str, tmp_path: Path) -> None:
     book = OrderBook.from_json(book_path.read_text())
     expected = auction.clear(book, mechanism, reputation=json.loads(rep_path.read_text()))
     assert got == json.loads(json.dumps(expected.to_dict()))
-    assert got["allocations"] == expected.to_records()
+    assert got["allocations"] == expected.to_dict()["allocations"]
+    assert [
+        {k: v for k, v in a.items() if not k.endswith("_payment")} for a in got["allocations"]
+    ] == expected.to_records()
     assert got["allocations"], "the example market trades"
     assert got["mechanism"] == mechanism
     assert got["status"] == "success"
@@ -144,7 +147,8 @@ def test_clear_writes_stdout_and_takes_payment(
     # no other offer: the request's max price is the reserve
     assert got["allocations"] == [
         {"request_id": "r1", "offer_id": "o1", "tenant": "t1", "provider": "p1", "gpus": 2,
-         "unit_price": 2_500_000, "tenant_price": 2_500_000}
+         "unit_price": 2_500_000, "tenant_price": 2_500_000,
+         "provider_payment": 5_000_000, "tenant_payment": 5_000_000}
     ]
 
 

@@ -61,6 +61,13 @@ def test_payment_rule_conforms(mechanism: Mechanism, check: Check) -> None:
     check(mechanism)
 
 
+@parametrize_with_checks(
+    [auction.mechanisms.get("assignment", shape="shared", payment=p) for p in ("pay-as-bid", "vcg")]
+)
+def test_shared_capacity_assignment_conforms(mechanism: Mechanism, check: Check) -> None:
+    check(mechanism)
+
+
 # -- broken toy mechanisms -----------------------------------------------------------------
 
 

@@ -15,9 +15,9 @@ Payment rules:
 * ``pay-as-bid`` (default): each provider is paid its ask.
 * ``vcg``: each provider is paid its asks plus its marginal contribution W* - W*(without it),
   the welfare lost if all its offers left. Truthful for providers. A provider's bonus is split
-  over its allocations in proportion to their surplus (largest remainder) and paid per GPU-hour
-  rounded down: at most ``gpus - 1`` units per hour of a row's bonus stay with the tenant.
-  The exact bonuses are in ``diagnostics["vcg_bonus"]``.
+  over its allocations in proportion to their surplus (largest remainder, ties to the earlier
+  row). Row payments (``provider_payment``, ``tenant_payment``) are exact; ``unit_price`` is
+  the row payment per GPU-hour rounded down. Bonuses per provider: ``diagnostics["vcg_bonus"]``.
 * ``uniform``: for a market with one resource class, one price for every trade: the highest
   accepted ask, the lowest price that pays every accepted provider at least its ask. If it
   exceeds some served request's max price, no uniform price supports the optimal allocation
@@ -241,7 +241,9 @@ class Assignment(MechanismBase):
             raise ValueError(f"max_edges must be an int >= 0, got {max_edges!r}")
         self.shape, self.theta, self.debug, self.backend = shape, theta, bool(debug), backend
         self.max_edges = max_edges
-        self.tags = attrs.evolve(type(self).tags, truthful=self.payment == "vcg")
+        self.tags = attrs.evolve(
+            type(self).tags, truthful=self.payment == "vcg", splittable_only=shape == "shared"
+        )
 
     def get_options(self) -> dict[str, Any]:
         return {"payment": self.payment, "shape": self.shape, "theta": self.theta,
@@ -294,6 +296,10 @@ class Assignment(MechanismBase):
             gpus = np.bincount(row_of_edge, minlength=len(pair_key)).astype(np.int64)
         else:
             gpus = rq.gpus[req]
+        # canonical row order (request priority, offer rank): row numbers depend on the order
+        # orders were added, and the VCG split breaks ties by row
+        canon = np.lexsort((market.offer_rank[off], market.request_rank[req]))
+        req, off, weight, gpus = req[canon], off[canon], weight[canon], gpus[canon]
         ask = of.price[off]
         scale = stats["scale"]
         diagnostics: dict[str, Any] = {
@@ -305,8 +311,10 @@ class Assignment(MechanismBase):
             "pairs": len(problem.cols),
         }
         unit = ask.copy()
+        payment: list[int] | None = None
         if self.payment == "vcg":
-            unit, bonus = self._vcg(market, problem, a, pedge, price, profit, weight, gpus, off)
+            payment, bonus = self._vcg(market, problem, a, pedge, price, profit, weight, gpus,
+                                       off)
             diagnostics["vcg_bonus"] = bonus
         elif self.payment == "uniform" and len(req):
             p = int(ask.max())
@@ -321,6 +329,7 @@ class Assignment(MechanismBase):
             unit = np.full(len(req), p, dtype=np.int64)
         return ClearingResult.from_allocation(
             market, req, off, gpus, unit,
+            provider_payment=payment, tenant_payment=payment,
             mechanism=self.name, payment=self.payment, options=self.get_options(),
             diagnostics=diagnostics,
         )
@@ -328,8 +337,8 @@ class Assignment(MechanismBase):
     def _vcg(
         self, market: Market, problem: MatchingProblem, a: IntArray, pedge: IntArray,
         price: IntArray, profit: IntArray, weight: IntArray, gpus: IntArray, off: IntArray,
-    ) -> tuple[IntArray, dict[str, int]]:
-        """Unit prices with each provider's VCG bonus, and the exact bonus per provider."""
+    ) -> tuple[list[int], dict[str, int]]:
+        """Row payments (asks plus each provider's VCG bonus), and the bonus per provider."""
         of = market.snapshot.offers
         provider = of.provider[problem.object_offer]  # per object
         groups = np.argsort(provider, kind="stable").astype(np.int64)
@@ -344,10 +353,10 @@ class Assignment(MechanismBase):
         for code in np.unique(row_provider):
             rows = np.flatnonzero(row_provider == code)
             row_bonus[rows] = split_largest_remainder(int(bonus[code]), weight[rows].tolist())
-        unit = of.price[off] + row_bonus // gpus
         parties = market.snapshot.parties
         paid = {parties[c]: int(bonus[c]) for c in np.unique(row_provider).tolist()}
-        return unit, paid
+        amounts = zip(of.price[off].tolist(), gpus.tolist(), row_bonus.tolist(), strict=True)
+        return [p * g + b for p, g, b in amounts], paid  # exact: p * g may pass int64
 
 
 def _per_row(values: npt.NDArray[Any], row: IntArray, n: int) -> npt.NDArray[np.float64]:

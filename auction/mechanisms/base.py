@@ -41,6 +41,8 @@ class MechanismTags:
         budget_balanced: tenants pay exactly what providers receive (tenant_price == unit_price).
         exact_optimal: the allocation maximizes welfare for the mechanism's market model.
         divisible: clears markets with divisible requests.
+        splittable_only: clears only markets whose requests are all divisible or ask for one
+            GPU (others get `UnsupportedMarketError`); the conformance suite draws such markets.
         needs_solver: relies on an external optimization solver.
         deterministic: the result does not depend on `rng`.
     """
@@ -52,6 +54,7 @@ class MechanismTags:
     budget_balanced: bool = True
     exact_optimal: bool = False
     divisible: bool = False
+    splittable_only: bool = False
     needs_solver: bool = False
     deterministic: bool = True
 

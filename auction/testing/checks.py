@@ -140,8 +140,10 @@ def _settings(max_examples: int | None, scale: float = 1.0) -> settings:
 
 
 def _markets_for(mech: Mechanism, **kwargs: Any) -> st.SearchStrategy[Market]:
-    """`markets()` with divisible requests only if the mechanism supports them."""
+    """`markets()` with divisible requests only if the mechanism supports them, and only
+    splittable requests for mechanisms that need them."""
     kwargs.setdefault("divisible", mech.tags.divisible)
+    kwargs.setdefault("splittable", mech.tags.splittable_only)
     return markets(**kwargs)
 
 
@@ -205,7 +207,12 @@ def _orders(market: Market) -> tuple[dict[str, Offer], dict[str, Request]]:
 
 
 def _rows(result: ClearingResult) -> list[dict[str, Any]]:
-    return result.to_records()
+    """Allocation records with the exact row payments."""
+    return [
+        {**rec, "provider_payment": int(p), "tenant_payment": int(t)}
+        for rec, p, t in zip(result.to_records(), result.provider_payment.tolist(),
+                             result.tenant_payment.tolist(), strict=True)
+    ]
 
 
 def _rebuild(market: Market, orders: Iterable[Order], prices: Mapping[str, int] | None = None
@@ -331,7 +338,7 @@ def _assert_consistent(mech: Mechanism, market: Market, result: ClearingResult) 
     )
     assert isinstance(result.status, Status), f"status {result.status!r} is not a Status"
     cols = ("request_row", "offer_row", "request_id", "offer_id", "tenant", "provider", "gpus",
-            "unit_price", "tenant_price")
+            "unit_price", "tenant_price", "provider_payment", "tenant_payment")
     lengths = {c: len(getattr(result, c)) for c in cols}
     assert len(set(lengths.values())) == 1, f"allocation columns differ in length: {lengths}"
     rows = _rows(result)
@@ -366,8 +373,14 @@ def _assert_consistent(mech: Mechanism, market: Market, result: ClearingResult) 
         chunks[r.id] += 1
         keys.append((request_priority_key(r), offer_rank_key(o)))
         welfare += (r.max_price - o.price) * g
-        payment += row["tenant_price"] * g
-        revenue += row["unit_price"] * g
+        assert row["unit_price"] == row["provider_payment"] // g, (
+            f"unit_price is not the row's provider payment per GPU, rounded down: {row!r}"
+        )
+        assert row["tenant_price"] == row["tenant_payment"] // g, (
+            f"tenant_price is not the row's tenant payment per GPU, rounded down: {row!r}"
+        )
+        payment += row["tenant_payment"]
+        revenue += row["provider_payment"]
     assert keys == sorted(keys), "rows are not in canonical order (request priority, offer rank)"
     for rid, n in filled.items():
         r = reqs[rid]
@@ -529,7 +542,7 @@ def check_divisible_support(
 
     @st.composite
     def with_divisible(draw: st.DrawFn) -> Market:
-        book = draw(books(divisible=False))
+        book = draw(books(divisible=False, splittable=mech.tags.splittable_only))
         extra = draw(requests(order_id="r-divisible", divisible=True))
         return Market(OrderBook([*book, extra]))
 
@@ -567,7 +580,7 @@ def check_invalid_input(mechanism: MechanismLike, *, max_examples: int | None = 
     name = mechanism if isinstance(mechanism, str) else None
 
     @_settings(max_examples, scale=0.25)
-    @given(book=books(divisible=mech.tags.divisible))
+    @given(book=books(divisible=mech.tags.divisible, splittable=mech.tags.splittable_only))
     def run(book: OrderBook) -> None:
         for bad in (book, book.snapshot(), None, "market", object()):
             try:
@@ -596,7 +609,8 @@ def check_invalid_input(mechanism: MechanismLike, *, max_examples: int | None = 
 def check_individual_rationality(
     mechanism: MechanismLike, *, max_examples: int | None = None
 ) -> None:
-    """ask <= unit_price <= tenant_price <= max_price for every allocation."""
+    """ask <= unit_price <= tenant_price <= max_price for every allocation, and the same for
+    the exact row payments: ask x gpus <= provider_payment <= tenant_payment <= max x gpus."""
     mech = _resolve(mechanism)
 
     @_settings(max_examples)
@@ -612,6 +626,8 @@ def check_individual_rationality(
             assert ask <= up, f"provider paid {up} below its ask {ask}: {row!r}"
             assert up <= tp, f"tenant pays {tp} less than the provider gets ({up}): {row!r}"
             assert tp <= cap, f"tenant pays {tp} above its max price {cap}: {row!r}"
+            g, pp, tpay = row["gpus"], row["provider_payment"], row["tenant_payment"]
+            assert ask * g <= pp <= tpay <= cap * g, f"row payments break IR: {row!r}"
 
     run()
 
@@ -628,6 +644,7 @@ def check_budget_balance(mechanism: MechanismLike, *, max_examples: int | None =
         _note_result(result)
         for row in _rows(result):
             assert row["tenant_price"] == row["unit_price"], f"margin kept on {row!r}"
+            assert row["tenant_payment"] == row["provider_payment"], f"margin kept on {row!r}"
         assert result.total_payment == result.provider_revenue, (
             f"tenants pay {result.total_payment}, providers receive {result.provider_revenue}"
         )
@@ -636,9 +653,9 @@ def check_budget_balance(mechanism: MechanismLike, *, max_examples: int | None =
 
 
 def _utility(result: ClearingResult, provider: str, true_ask: Mapping[str, int]) -> int:
-    """A provider's profit per hour at its true asks, exactly."""
+    """A provider's profit per hour at its true asks, exactly (from the exact row payments)."""
     return sum(
-        (row["unit_price"] - true_ask[row["offer_id"]]) * row["gpus"]
+        row["provider_payment"] - true_ask[row["offer_id"]] * row["gpus"]
         for row in _rows(result)
         if row["provider"] == provider
     )

@@ -102,10 +102,21 @@ def _constraint(names: tuple[str, ...], extra: str) -> st.SearchStrategy[frozens
 
 @functools.cache
 def _request_fields(
-    max_gpus: int, huge: bool, divisible: bool | None, constrained: bool = True
+    max_gpus: int, huge: bool, divisible: bool | None, constrained: bool = True,
+    splittable: bool = False,
 ) -> st.SearchStrategy[dict[str, Any]]:
     """Every request field but the id; unconstrained requests accept any model, region, VRAM,
-    tags and reputation, so that many requests compete for the same offers."""
+    tags and reputation, so that many requests compete for the same offers. `splittable`
+    makes every non-divisible request ask for one GPU."""
+    fields = _request_fields_any(max_gpus, huge, divisible, constrained)
+    if splittable:
+        return fields.map(lambda f: f if f["divisible"] else {**f, "gpus": 1})
+    return fields
+
+
+def _request_fields_any(
+    max_gpus: int, huge: bool, divisible: bool | None, constrained: bool
+) -> st.SearchStrategy[dict[str, Any]]:
     if constrained:
         models = _constraint(GPU_MODELS, _NOBODY_MODEL)
         regions = _constraint(REGIONS, _NOBODY_REGION)
@@ -162,6 +173,7 @@ def requests(
     divisible: bool | None = None,
     max_gpus: int = 5,
     huge_prices: bool = True,
+    splittable: bool = False,
 ) -> st.SearchStrategy[Request]:
     """Requests with constraints that are often loose, sometimes unsatisfiable.
 
@@ -171,11 +183,12 @@ def requests(
         max_gpus: largest number of GPUs wanted (above `offers`' largest capacity by
             default, so some non-divisible requests fit no offer).
         huge_prices: whether a max price may rarely be `HUGE_PRICE`.
+        splittable: every request is divisible or asks for one GPU.
     """
     return st.builds(
         lambda rid, fields: Request(id=rid, **fields),
         _ids(order_id, "r"),
-        _request_fields(max_gpus, huge_prices, divisible),
+        _request_fields(max_gpus, huge_prices, divisible, True, splittable),
     )
 
 
@@ -188,6 +201,7 @@ def _books(
     max_requests: int,
     divisible: bool,
     huge_prices: bool,
+    splittable: bool,
 ) -> OrderBook:
     # sizes drawn first: plain lists favour very short ones, and contention needs several
     n_off = draw(st.integers(min_offers, max_offers))
@@ -204,7 +218,8 @@ def _books(
     constrained = draw(st.integers(0, 2)) == 2
     request_fields = draw(
         st.lists(
-            _request_fields(5, huge_prices, None if divisible else False, constrained),
+            _request_fields(5, huge_prices, None if divisible else False, constrained,
+                            splittable),
             min_size=n_req,
             max_size=n_req,
         )
@@ -229,6 +244,7 @@ def books(
     max_requests: int = 6,
     divisible: bool = True,
     huge_prices: bool = True,
+    splittable: bool = False,
 ) -> st.SearchStrategy[OrderBook]:
     """Order books with offers and requests added in a drawn, interleaved order.
 
@@ -239,10 +255,13 @@ def books(
         max_requests: most requests.
         divisible: whether divisible requests may appear.
         huge_prices: whether prices may rarely be `HUGE_PRICE`.
+        splittable: every request is divisible or asks for one GPU (for mechanisms such as
+            the shared-capacity assignment).
     """
     if not 0 <= min_offers <= max_offers or not 0 <= min_requests <= max_requests:
         raise ValueError("need 0 <= min <= max for offers and requests")
-    return _books(min_offers, max_offers, min_requests, max_requests, divisible, huge_prices)
+    return _books(min_offers, max_offers, min_requests, max_requests, divisible, huge_prices,
+                  splittable)
 
 
 @st.composite
@@ -266,6 +285,7 @@ def markets(
     divisible: bool = True,
     reputation: bool = True,
     huge_prices: bool = True,
+    splittable: bool = False,
 ) -> st.SearchStrategy[Market]:
     """Markets over `books`, with optional reputation scores for some providers.
 
@@ -276,6 +296,7 @@ def markets(
         max_requests: as in `books`.
         divisible: as in `books`.
         huge_prices: as in `books`.
+        splittable: as in `books`.
         reputation: whether to draw provider scores and a default reputation (else none, and
             the default 0.0).
     """
@@ -286,6 +307,7 @@ def markets(
         max_requests=max_requests,
         divisible=divisible,
         huge_prices=huge_prices,
+        splittable=splittable,
     ).flatmap(lambda book: _markets(book, reputation))
 
 

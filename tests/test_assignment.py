@@ -1,0 +1,846 @@
+"""The `assignment` mechanism and its auction kernel, against independent oracles.
+
+Oracles: `scipy.optimize.linear_sum_assignment` on the dense weight matrix (non-edges 0, which
+is welfare-equivalent since every weight is >= 0), `scipy.sparse.csgraph.
+min_weight_full_bipartite_matching` on a sparse reduction with a private zero-surplus dummy
+option per person (so a full matching always exists), and brute-force enumeration of every
+matching on graphs up to 6 x 6. At the mechanism level the weight matrix is rebuilt from the
+order objects with `auction.testing.oracles.is_eligible` and the capacity rule (an offer hosts a
+request whole, or not at all), never from the library's own arrays.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
+from typing import Any
+
+import attrs
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+import auction
+from auction import Market, Offer, OrderBook, Request
+from auction.errors import AuctionOverflowError, UnsupportedMarketError
+from auction.kernels.assignment import auction_matching, check_eps_cs, vcg_bonuses
+from auction.mechanisms import assignment as assignment_module
+from auction.mechanisms.assignment import matching_problem, solve_matching
+from auction.orders import Order
+from auction.result import ClearingResult
+from auction.testing import describe_market, is_eligible, markets
+from auction.testing.oracles import reputation_of
+from auction.testing.strategies import requests as request_strategy
+
+IntArray = np.ndarray
+SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]
+
+# -- oracles ---------------------------------------------------------------------------------
+
+
+def dense_welfare(weights: np.ndarray) -> int:
+    """Optimal welfare of a dense (persons x objects) matrix of non-negative integer weights.
+
+    `linear_sum_assignment` works in float64, exact for the small weights used with it; the
+    welfare is re-added from the integer matrix.
+    """
+    if weights.size == 0:
+        return 0
+    assert int(weights.max(initial=0)) < 2**50, "float oracle would not be exact"
+    rows, cols = linear_sum_assignment(weights.astype(np.float64), maximize=True)
+    return sum(int(weights[r, c]) for r, c in zip(rows, cols, strict=True))
+
+
+def graph_dense(n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray) -> np.ndarray:
+    dense = np.zeros((n, m), dtype=np.int64)
+    for i in range(n):
+        for e in range(indptr[i], indptr[i + 1]):
+            dense[i, cols[e]] = w[e]
+    return dense
+
+
+def sparse_welfare(n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray) -> int:
+    """Optimal welfare by `min_weight_full_bipartite_matching`.
+
+    Person i gets a private dummy column m + i at cost BIG (surplus 0) and each real edge costs
+    BIG - w >= 1 (explicit zeros would read as missing edges), so every person can be matched
+    and a full matching of minimum cost n * BIG - W is a maximum-welfare matching.
+    """
+    if n == 0:
+        return 0
+    big = int(w.max(initial=0)) + 1
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    data = np.concatenate([big - w, np.full(n, big)]).astype(np.float64)
+    r = np.concatenate([rows, np.arange(n)])
+    c = np.concatenate([cols, m + np.arange(n)])
+    mat = csr_matrix((data, (r, c)), shape=(n, m + n))
+    assert mat.nnz == len(w) + n  # no duplicate edges were summed
+    ri, ci = min_weight_full_bipartite_matching(mat)
+    assert len(ri) == n
+    weight_of = {(int(rows[e]), int(cols[e])): int(w[e]) for e in range(len(w))}
+    return sum(weight_of[(int(i), int(j))] for i, j in zip(ri, ci, strict=True) if j < m)
+
+
+def brute_welfare(n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray) -> int:
+    """Best welfare over every matching, enumerated one person at a time."""
+    adj = [[(int(cols[e]), int(w[e])) for e in range(indptr[i], indptr[i + 1])]
+           for i in range(n)]
+    best = 0
+
+    def visit(i: int, used: int, total: int) -> None:
+        nonlocal best
+        if i == n:
+            best = max(best, total)
+            return
+        visit(i + 1, used, total)  # person i stays out
+        for j, wij in adj[i]:
+            if not used >> j & 1:
+                visit(i + 1, used | 1 << j, total + wij)
+
+    visit(0, 0, 0)
+    return best
+
+
+def market_weights(market: Market, exclude_provider: str | None = None) -> list[list[int]]:
+    """(request row x offer row) welfare weights from the order objects, as exact ints.
+
+    Weight (max_price - price) x gpus where the oracle says the offer may serve the request
+    and it has room for all of it; 0 otherwise (or for offers of `exclude_provider`).
+    """
+    snap = market.snapshot
+    offers, reqs = snap.offer_list(), snap.request_list()
+    out = [[0] * len(offers) for _ in reqs]
+    for j, o in enumerate(offers):
+        if o.provider == exclude_provider:
+            continue
+        rep = reputation_of(market, o.provider)
+        for i, r in enumerate(reqs):
+            if is_eligible(o, r, rep) and o.gpus >= r.gpus:
+                out[i][j] = (r.max_price - o.price) * r.gpus
+    return out
+
+
+def market_welfare(market: Market, exclude_provider: str | None = None) -> int:
+    w = market_weights(market, exclude_provider)
+    return dense_welfare(np.array(w, dtype=np.int64).reshape(market.n_requests, market.n_offers))
+
+
+def max_weight(market: Market) -> int:
+    return max((max(row, default=0) for row in market_weights(market)), default=0)
+
+
+def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
+    """Hamilton's method with exact fractions: floors, then +1 to the largest fractional
+    parts, ties to the earlier weight."""
+    s = sum(weights)
+    if s == 0:
+        return [0] * len(weights)
+    quotas = [Fraction(total * w, s) for w in weights]
+    shares = [q.numerator // q.denominator for q in quotas]
+    order = sorted(range(len(weights)), key=lambda k: (-(quotas[k] - shares[k]), k))
+    for k in order[: total - sum(shares)]:
+        shares[k] += 1
+    return shares
+
+
+def rebuild(market: Market, orders: Iterable[Order]) -> Market:
+    return Market(OrderBook(list(orders)), market.reputation,
+                  default_reputation=market.default_reputation)
+
+
+def all_orders(market: Market) -> list[Order]:
+    snap = market.snapshot
+    return [*snap.offer_list(), *snap.request_list()]
+
+
+def exclusive_part(market: Market, result: ClearingResult) -> int:
+    """Welfare of the best exclusive-offer sub-allocation of `result`: whole requests only,
+    one request per offer (a feasible assignment, so the optimum is at least this)."""
+    offers = {o.id: o for o in market.snapshot.offer_list()}
+    reqs = {r.id: r for r in market.snapshot.request_list()}
+    best: dict[str, int] = {}
+    for rec in result.to_records():
+        r, o = reqs[rec["request_id"]], offers[rec["offer_id"]]
+        if rec["gpus"] == r.gpus:
+            best[o.id] = max(best.get(o.id, 0), (r.max_price - o.price) * r.gpus)
+    return sum(best.values())
+
+
+# -- strategies ------------------------------------------------------------------------------
+
+
+@st.composite
+def graphs(draw: st.DrawFn, max_n: int = 12, max_m: int = 12, max_w: int = 50) -> tuple[Any, ...]:
+    """Sparse integer graphs: (n, m, indptr, cols, w), columns in any order within a row.
+
+    Weights come all equal, from {0..3} (ties everywhere) or from {0..max_w}; graphs are
+    complete or random (persons without edges included); either side may be the larger.
+    """
+    n = draw(st.integers(0, max_n))
+    m = draw(st.integers(0, max_m))
+    mode = draw(st.sampled_from(["equal", "few", "wide"]))
+    if mode == "equal":
+        weight = st.just(draw(st.integers(0, max_w)))
+    elif mode == "few":
+        weight = st.integers(0, 3)
+    else:
+        weight = st.integers(0, max_w)
+    complete = draw(st.booleans()) and m > 0
+    indptr, cols, w = [0], [], []
+    for _ in range(n):
+        if complete:
+            row = draw(st.permutations(range(m)))
+        elif m:
+            row = draw(st.lists(st.integers(0, m - 1), unique=True, max_size=m))
+        else:
+            row = []
+        cols += row
+        w += [draw(weight) for _ in row]
+        indptr.append(len(cols))
+    as_int = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
+    return n, m, as_int(indptr), as_int(cols), as_int(w)
+
+
+def scaled(n: int, w: IntArray) -> IntArray:
+    """`scaled_benefits` semantics: benefit w * (2n + 1) + 1, exact with final eps = 1."""
+    return w * (2 * n + 1) + 1
+
+
+# -- 1. the kernel -----------------------------------------------------------------------------
+
+
+def _check_solution(n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray,
+                    out: tuple[Any, ...]) -> int:
+    """Structural checks of an auction solution; returns its welfare in benefit units."""
+    pedge, price, profit = out[:3]
+    assert pedge.shape == (n,) and price.shape == (m,) and profit.shape == (n,)
+    for i in range(n):
+        assert pedge[i] == -1 or indptr[i] <= pedge[i] < indptr[i + 1], (i, pedge[i])
+    matched = pedge[pedge >= 0]
+    objects = cols[matched]
+    assert len(set(objects.tolist())) == len(objects), "an object is matched twice"
+    held = np.zeros(m, dtype=bool)
+    held[objects] = True
+    assert (price[~held] == 0).all(), "an unmatched object has a positive price"
+    assert (price >= 0).all()
+    # eps-CS with the option of staying out (value 0): a matched person's profit >= -eps
+    assert (profit >= -1).all(), "a person holds an object worth less than staying out"
+    assert (profit[pedge < 0] == 0).all(), "an unmatched person has a profit"
+    # eps-CS with eps = 1, recomputed here: equality on matched pairs, slack >= -1 everywhere
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    slack = profit[rows] + price[cols] - a
+    assert (slack >= -1).all(), "eps-CS violated"
+    on = pedge[pedge >= 0]
+    assert (slack[on] == 0).all(), "matched pair: profit + price != benefit"
+    assert check_eps_cs(indptr, cols, a, pedge, price, profit, 1) is None
+    assert all(isinstance(int(v), int) and int(v) >= 0 for v in out[3:])
+    assert int(out[5]) >= 1  # at least one phase
+    return int(len(on))
+
+
+def _run_both(n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray,
+              theta: int) -> tuple[Any, ...]:
+    """Numba and pure Python agree exactly and leave their inputs alone."""
+    before = [x.copy() for x in (indptr, cols, a)]
+    got = auction_matching(n, m, indptr, cols, a, theta)
+    ref = auction_matching.py_func(n, m, indptr, cols, a, theta)
+    for x, y in zip(before, (indptr, cols, a), strict=True):
+        np.testing.assert_array_equal(x, y)
+    for k, (g, r) in enumerate(zip(got, ref, strict=True)):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(r), err_msg=f"output {k}")
+    return got
+
+
+@settings(deadline=None, max_examples=150, suppress_health_check=SLOW)
+@given(g=graphs(), theta=st.sampled_from([2, 3, 10, 1000]))
+def test_kernel_welfare_matches_scipy(g: tuple[Any, ...], theta: int) -> None:
+    n, m, indptr, cols, w = g
+    a = scaled(n, w)
+    out = _run_both(n, m, indptr, cols, a, theta)
+    _check_solution(n, m, indptr, cols, a, out)
+    pedge = out[0]
+    welfare = int(w[pedge[pedge >= 0]].sum())
+    assert welfare == dense_welfare(graph_dense(n, m, indptr, cols, w))
+    assert welfare == sparse_welfare(n, m, indptr, cols, w)
+
+
+@settings(deadline=None, max_examples=120, suppress_health_check=SLOW)
+@given(g=graphs(max_n=6, max_m=6), theta=st.sampled_from([2, 10]))
+def test_kernel_welfare_matches_brute_force(g: tuple[Any, ...], theta: int) -> None:
+    n, m, indptr, cols, w = g
+    a = scaled(n, w)
+    out = _run_both(n, m, indptr, cols, a, theta)
+    _check_solution(n, m, indptr, cols, a, out)
+    pedge = out[0]
+    want = brute_welfare(n, m, indptr, cols, w)
+    assert int(w[pedge[pedge >= 0]].sum()) == want
+    assert want == sparse_welfare(n, m, indptr, cols, w)
+
+
+def test_kernel_hand_examples() -> None:
+    # person 0 likes object 0 (3) and 1 (2); person 1 only object 0 (4): 2 + 4 beats 3
+    indptr = np.array([0, 2, 3], dtype=np.int64)
+    cols = np.array([0, 1, 0], dtype=np.int64)
+    w = np.array([3, 2, 4], dtype=np.int64)
+    pedge = auction_matching(2, 2, indptr, cols, scaled(2, w), 10)[0]
+    assert pedge.tolist() == [1, 2]
+    # nobody has an edge; then no objects at all
+    empty = np.zeros(0, dtype=np.int64)
+    pedge, price, profit = auction_matching(3, 2, np.zeros(4, dtype=np.int64), empty, empty, 10)[:3]
+    assert pedge.tolist() == [-1] * 3 and price.tolist() == [0, 0] and profit.tolist() == [0] * 3
+    pedge, price, _ = auction_matching(0, 0, np.zeros(1, dtype=np.int64), empty, empty, 10)[:3]
+    assert len(pedge) == 0 and len(price) == 0
+
+
+def test_check_eps_cs_reports_violations() -> None:
+    """The debug checker is not vacuous: corrupt an optimal solution in each way it guards."""
+    indptr = np.array([0, 2, 3], dtype=np.int64)
+    cols = np.array([0, 1, 0], dtype=np.int64)
+    a = scaled(2, np.array([3, 2, 4], dtype=np.int64))
+    pedge, price, profit = auction_matching(2, 2, indptr, cols, a, 10)[:3]
+    assert check_eps_cs(indptr, cols, a, pedge, price, profit, 1) is None
+
+    def broken(**changes: IntArray) -> str | None:
+        args = {"pedge": pedge.copy(), "price": price.copy(), "profit": profit.copy()}
+        args.update(changes)
+        return check_eps_cs(indptr, cols, a, args["pedge"], args["price"], args["profit"], 1)
+
+    assert broken(price=price - price.max() - 1) is not None  # negative price
+    assert broken(profit=profit + np.array([1, 0])) is not None  # matched sum != benefit
+    assert broken(pedge=np.array([0, 2])) is not None  # object 0 twice
+    assert broken(pedge=np.array([-1, 2]), profit=np.array([0, profit[1]])) is not None
+    # person 1's object given away for free: person 0's edge to it is then far from 1-CS
+    free = price.copy()
+    free[0] = 0
+    assert pedge[1] == 2 and broken(price=free, profit=np.array([profit[0], a[2]])) is not None
+    # a solution far from optimal: everyone out, every price 0
+    assert broken(pedge=np.array([-1, -1]), price=np.zeros(2, dtype=np.int64),
+                  profit=np.zeros(2, dtype=np.int64)) is not None
+
+
+def _groups(data: st.DataObject, m: int) -> tuple[IntArray, IntArray, list[list[int]]]:
+    k = data.draw(st.integers(1, 4))
+    label = [data.draw(st.integers(0, k - 1)) for _ in range(m)]
+    members = [[j for j in range(m) if label[j] == g] for g in range(k)]
+    gptr = np.cumsum([0] + [len(x) for x in members]).astype(np.int64)
+    gobj = np.array([j for x in members for j in x], dtype=np.int64)
+    return gptr, gobj, members
+
+
+@settings(deadline=None, max_examples=80, suppress_health_check=SLOW)
+@given(g=graphs(max_n=8, max_m=8), data=st.data(), theta=st.sampled_from([2, 10]))
+def test_vcg_bonuses_kernel_matches_definition(
+    g: tuple[Any, ...], data: st.DataObject, theta: int
+) -> None:
+    """W* - W*(without the group's objects), each optimum from scipy, for every group."""
+    n, m, indptr, cols, w = g
+    a = scaled(n, w)
+    gptr, gobj, members = _groups(data, m)
+    pedge, price, profit = auction_matching(n, m, indptr, cols, a, theta)[:3]
+    inputs = (indptr, cols, a, w, pedge, price, profit, gptr, gobj)
+    before = [x.copy() for x in inputs]
+    got = vcg_bonuses(n, m, indptr, cols, a, w, pedge, price, profit, gptr, gobj, theta)
+    for x, y in zip(before, inputs, strict=True):
+        np.testing.assert_array_equal(x, y, err_msg="vcg_bonuses changed an input")
+    ref = vcg_bonuses.py_func(n, m, indptr, cols, a, w, pedge, price, profit, gptr, gobj, theta)
+    for x, y in zip(before, inputs, strict=True):
+        np.testing.assert_array_equal(x, y, err_msg="vcg_bonuses.py_func changed an input")
+    np.testing.assert_array_equal(got, ref)
+    dense = graph_dense(n, m, indptr, cols, w)
+    total = dense_welfare(dense)
+    want = []
+    for objs in members:
+        without = dense.copy()
+        without[:, objs] = 0
+        want.append(total - dense_welfare(without))
+    assert got.tolist() == want
+
+
+# -- 2. the mechanism against the oracle -------------------------------------------------------
+
+
+def _clear_or_overflow(market: Market, **options: Any) -> ClearingResult | None:
+    """Clear; None if the market overflows, which only weights past 2**31 may (and weights
+    at 2**61 or more must: the documented limit)."""
+    top = max_weight(market)
+    try:
+        result = auction.clear(market, "assignment", **options)
+    except AuctionOverflowError:
+        assert top >= 2**31, f"overflow refused a market whose weights are <= {top}"
+        return None
+    assert top < 2**61, "a weight past 2**61 cleared without AuctionOverflowError"
+    return result
+
+
+@settings(deadline=None, max_examples=60, suppress_health_check=SLOW)
+@given(market=markets(max_offers=8, max_requests=8))
+def test_mechanism_welfare_is_optimal(market: Market) -> None:
+    note(describe_market(market))
+    result = _clear_or_overflow(market)
+    if result is None:
+        return
+    assert result.welfare == market_welfare(market), describe_market(market)
+    # every row is an eligible whole request on an offer used once, paid its ask
+    offers = {o.id: o for o in market.snapshot.offer_list()}
+    reqs = {r.id: r for r in market.snapshot.request_list()}
+    recs = result.to_records()
+    assert len({rec["offer_id"] for rec in recs}) == len(recs)
+    assert len({rec["request_id"] for rec in recs}) == len(recs)
+    for rec in recs:
+        o, r = offers[rec["offer_id"]], reqs[rec["request_id"]]
+        assert is_eligible(o, r, reputation_of(market, o.provider)) and o.gpus >= r.gpus
+        assert rec["gpus"] == r.gpus and rec["unit_price"] == o.price
+    # at least as good as first-price's allocation, restricted to what exclusive offers allow
+    # (first-price lets requests share an offer and split divisible requests, so its own
+    # welfare may be higher under its looser market model)
+    first = auction.clear(market, "first-price")
+    assert result.welfare >= exclusive_part(market, first)
+    if all(rec["gpus"] == reqs[rec["request_id"]].gpus for rec in first.to_records()) and len(
+        {rec["offer_id"] for rec in first.to_records()}
+    ) == len(first):
+        assert result.welfare >= first.welfare
+
+
+@settings(deadline=None, max_examples=40, suppress_health_check=SLOW)
+@given(market=markets(max_offers=7, max_requests=7, huge_prices=False))
+def test_debug_and_python_backend_agree(market: Market) -> None:
+    note(describe_market(market))
+    for payment in ("pay-as-bid", "vcg"):
+        fast = auction.clear(market, "assignment", payment=payment)
+        slow = auction.clear(market, "assignment", payment=payment, backend="python")
+        checked = auction.clear(market, "assignment", payment=payment, debug=True)
+        assert checked.diagnostics["eps_cs"] == "ok"
+        for other in (slow, checked):
+            assert other.to_records() == fast.to_records()
+            assert other.welfare == fast.welfare
+            assert other.unmatched_request_ids.tolist() == fast.unmatched_request_ids.tolist()
+            for key in ("dual_prices", "dual_profits"):
+                np.testing.assert_array_equal(other.diagnostics[key], fast.diagnostics[key])
+            for key in ("forward_bids", "reverse_bids", "phases"):
+                assert other.diagnostics[key] == fast.diagnostics[key]
+        if payment == "vcg":
+            assert dict(slow.diagnostics["vcg_bonus"]) == dict(fast.diagnostics["vcg_bonus"])
+
+
+def test_debug_mode_catches_a_broken_solution(monkeypatch: pytest.MonkeyPatch) -> None:
+    """debug=True really checks: a solver returning wrong duals makes clearing raise."""
+    book = OrderBook([
+        Offer(id="o1", provider="p", gpu_model="H100", gpus=1, price=2, region="us",
+              vram_gb=80),
+        Request(id="r1", tenant="t", gpus=1, max_price=9),
+    ])
+    real = assignment_module.solve_matching
+
+    def corrupt(*args: Any, **kwargs: Any) -> Any:
+        a, pedge, price, profit, stats = real(*args, **kwargs)
+        return a, pedge, price, profit + 1, stats
+
+    monkeypatch.setattr(assignment_module, "solve_matching", corrupt)
+    auction.clear(book, "assignment")  # not checked without debug
+    with pytest.raises(RuntimeError, match="eps-CS"):
+        auction.clear(book, "assignment", debug=True)
+
+
+# -- 3. VCG --------------------------------------------------------------------------------------
+
+
+@settings(deadline=None, max_examples=60, suppress_health_check=SLOW)
+@given(market=markets(max_offers=6, max_requests=6, huge_prices=False))
+def test_vcg_bonus_matches_definition(market: Market) -> None:
+    note(describe_market(market))
+    result = auction.clear(market, "assignment", payment="vcg")
+    total = market_welfare(market)
+    assert result.welfare == total
+    bonus = dict(result.diagnostics["vcg_bonus"])
+    providers = set(result.provider.tolist())
+    assert set(bonus) == providers
+    for p in providers:
+        assert bonus[p] == total - market_welfare(market, exclude_provider=p), p
+    # unit prices: ask + (the provider's bonus split by surplus, largest remainder) // gpus
+    offers = {o.id: o for o in market.snapshot.offer_list()}
+    reqs = {r.id: r for r in market.snapshot.request_list()}
+    recs = result.to_records()
+    for p in providers:
+        mine = [rec for rec in recs if rec["provider"] == p]  # in request priority order
+        surplus = [(reqs[rec["request_id"]].max_price - offers[rec["offer_id"]].price)
+                   * rec["gpus"] for rec in mine]
+        shares = largest_remainder(bonus[p], surplus)
+        assert sum(shares) == bonus[p]
+        for rec, share in zip(mine, shares, strict=True):
+            o, r = offers[rec["offer_id"]], reqs[rec["request_id"]]
+            assert o.price <= rec["unit_price"] <= r.max_price
+            assert rec["unit_price"] == o.price + share // rec["gpus"]
+            assert rec["tenant_price"] == rec["unit_price"]
+
+
+def test_vcg_tags_truthful() -> None:
+    assert auction.mechanisms.get("assignment", payment="vcg").tags.truthful
+    assert not auction.mechanisms.get("assignment").tags.truthful
+
+
+def test_vcg_unit_price_exact_for_large_surplus() -> None:
+    """Row weights beyond 2**53 must be split as exact ints: with one provider alone, its bonus
+    is the whole welfare and each row's share is exactly that row's surplus."""
+    w1, w2 = 2**56 + 1, 2**56 + 3
+    book = OrderBook([
+        Offer(id="o1", provider="p", gpu_model="H100", gpus=1, price=0, region="us",
+              vram_gb=80),
+        Offer(id="o2", provider="p", gpu_model="H100", gpus=1, price=0, region="us",
+              vram_gb=80),
+        Request(id="r1", tenant="t", gpus=1, max_price=w1),
+        Request(id="r2", tenant="t", gpus=1, max_price=w2),
+    ])
+    result = auction.clear(book, "assignment", payment="vcg")
+    assert dict(result.diagnostics["vcg_bonus"]) == {"p": w1 + w2}
+    paid = {rec["request_id"]: rec["unit_price"] for rec in result.to_records()}
+    assert paid == {"r1": w1, "r2": w2}
+
+
+def _utility(market: Market, provider: str, costs: dict[str, int],
+             result: ClearingResult) -> tuple[int, int]:
+    """(exact, rounded) utility of `provider` at its true `costs`: asks paid plus exact bonus,
+    or the per-GPU unit prices actually paid, minus true cost."""
+    asks = {o.id: o.price for o in market.snapshot.offer_list()}
+    exact = rounded = 0
+    for rec in result.to_records():
+        if rec["provider"] == provider:
+            exact += (asks[rec["offer_id"]] - costs[rec["offer_id"]]) * rec["gpus"]
+            rounded += (rec["unit_price"] - costs[rec["offer_id"]]) * rec["gpus"]
+    exact += dict(result.diagnostics["vcg_bonus"]).get(provider, 0)
+    return exact, rounded
+
+
+def misreports(market: Market, provider: str) -> Iterable[dict[str, int]]:
+    """Changed asks of `provider`: one offer at a time over interesting values, and all its
+    offers shifted together."""
+    mine = [o for o in market.snapshot.offer_list() if o.provider == provider]
+    caps = sorted({r.max_price for r in market.snapshot.request_list()})
+    for o in mine:
+        for v in {0, o.price - 1, o.price + 1, o.price + 4, *caps, *(c + 1 for c in caps)}:
+            if v >= 0 and v != o.price:
+                yield {o.id: v}
+    for d in (-3, -1, 2, 5):
+        shifted = {o.id: max(0, o.price + d) for o in mine}
+        if any(v != o.price for o, v in zip(mine, shifted.values(), strict=True)):
+            yield shifted
+
+
+def _with_asks(market: Market, asks: dict[str, int]) -> Market:
+    return rebuild(market, [
+        attrs.evolve(o, price=asks[o.id]) if isinstance(o, Offer) and o.id in asks else o
+        for o in all_orders(market)
+    ])
+
+
+@settings(deadline=None, max_examples=25, suppress_health_check=SLOW)
+@given(market=markets(max_offers=4, max_requests=3, huge_prices=False))
+def test_vcg_exact_bonus_is_truthful(market: Market) -> None:
+    """No provider raises its utility (asks + exact bonus - true cost) by misreporting."""
+    note(describe_market(market))
+    truth = auction.clear(market, "assignment", payment="vcg")
+    costs = {o.id: o.price for o in market.snapshot.offer_list()}
+    for p in sorted({o.provider for o in market.snapshot.offer_list()}):
+        honest, _ = _utility(market, p, costs, truth)
+        assert honest == dict(truth.diagnostics["vcg_bonus"]).get(p, 0)
+        for asks in misreports(market, p):
+            lied = _with_asks(market, asks)
+            got, _ = _utility(lied, p, costs, auction.clear(lied, "assignment", payment="vcg"))
+            assert got <= honest, (p, asks, describe_market(market))
+
+
+# -- 4. uniform payment ----------------------------------------------------------------------
+
+_CLASS = {"gpu_model": "H100", "region": "us-east", "vram_gb": 80, "tags": frozenset({"soc2"})}
+
+
+@st.composite
+def one_class_markets(draw: st.DrawFn) -> Market:
+    n_off = draw(st.integers(1, 6))
+    n_req = draw(st.integers(0, 6))
+    offers = [
+        Offer(id=f"o{k}", provider=draw(st.sampled_from(["p0", "p1", "p2"])),
+              gpus=draw(st.integers(1, 4)), price=draw(st.integers(0, 12)),
+              submitted_at=draw(st.integers(0, 2)), **_CLASS)
+        for k in range(n_off)
+    ]
+    reqs = [draw(request_strategy(order_id=f"r{k}", divisible=False, huge_prices=False))
+            for k in range(n_req)]
+    return Market(OrderBook([*offers, *reqs]))
+
+
+@settings(deadline=None, max_examples=60, suppress_health_check=SLOW)
+@given(market=one_class_markets())
+def test_uniform_price_is_highest_accepted_ask(market: Market) -> None:
+    note(describe_market(market))
+    assert market.n_classes == 1
+    plain = auction.clear(market, "assignment")
+    offers = {o.id: o for o in market.snapshot.offer_list()}
+    reqs = {r.id: r for r in market.snapshot.request_list()}
+    recs = plain.to_records()
+    top = max((offers[rec["offer_id"]].price for rec in recs), default=None)
+    lowest_cap = min((reqs[rec["request_id"]].max_price for rec in recs), default=None)
+    try:
+        uniform = auction.clear(market, "assignment", payment="uniform")
+    except UnsupportedMarketError as exc:
+        assert top is not None and lowest_cap is not None and top > lowest_cap
+        assert "no uniform price" in str(exc) and exc.alternatives
+        return
+    assert top is None or top <= lowest_cap  # (type narrowing for None)
+    assert uniform.welfare == plain.welfare == market_welfare(market)
+    for rec, base in zip(uniform.to_records(), recs, strict=True):
+        assert (rec["request_id"], rec["offer_id"], rec["gpus"]) == (
+            base["request_id"], base["offer_id"], base["gpus"])
+        assert rec["unit_price"] == top
+        assert offers[rec["offer_id"]].price <= rec["unit_price"]
+        assert rec["unit_price"] <= reqs[rec["request_id"]].max_price
+
+
+def test_uniform_refuses_several_classes() -> None:
+    book = OrderBook([
+        Offer(id="o1", provider="p", gpu_model="H100", gpus=1, price=1, region="us", vram_gb=80),
+        Offer(id="o2", provider="p", gpu_model="A100", gpus=1, price=1, region="us", vram_gb=80),
+        Request(id="r1", tenant="t", gpus=1, max_price=5),
+    ])
+    with pytest.raises(UnsupportedMarketError) as info:
+        auction.clear(book, "assignment", payment="uniform")
+    assert info.value.alternatives
+
+
+def test_uniform_refuses_when_no_price_supports_the_optimum() -> None:
+    """Only the 4-GPU offer (ask 10) fits r1; r2 (max 5) takes the 1-GPU offer (ask 1). The
+    optimum serves both, and no single price is >= 10 and <= 5."""
+    book = OrderBook([
+        Offer(id="small", provider="p", gpus=1, price=1, **_CLASS),
+        Offer(id="big", provider="q", gpus=4, price=10, **_CLASS),
+        Request(id="r1", tenant="t", gpus=4, max_price=100),
+        Request(id="r2", tenant="t", gpus=1, max_price=5),
+    ])
+    plain = auction.clear(book, "assignment")
+    assert {(r["request_id"], r["offer_id"]) for r in plain.to_records()} == {
+        ("r1", "big"), ("r2", "small")}
+    assert plain.welfare == 90 * 4 + 4
+    with pytest.raises(UnsupportedMarketError, match="no uniform price") as info:
+        auction.clear(book, "assignment", payment="uniform")
+    assert info.value.alternatives
+
+
+# -- 5. edge cases -----------------------------------------------------------------------------
+
+PAYMENTS = ("pay-as-bid", "vcg", "uniform")
+
+
+def _offer(k: int, price: int, gpus: int = 1, provider: str | None = None, **kw: Any) -> Offer:
+    fields = {**_CLASS, **kw}
+    return Offer(id=f"o{k}", provider=provider or f"p{k % 5}", gpus=gpus, price=price, **fields)
+
+
+def _request(k: int, max_price: int, gpus: int = 1, **kw: Any) -> Request:
+    return Request(id=f"r{k}", tenant=f"t{k % 3}", gpus=gpus, max_price=max_price, **kw)
+
+
+@pytest.mark.parametrize("payment", PAYMENTS)
+def test_empty_sides(payment: str) -> None:
+    requests_only = OrderBook([_request(k, 10) for k in range(3)])
+    result = auction.clear(requests_only, "assignment", payment=payment)
+    assert len(result) == 0 and result.welfare == 0
+    assert sorted(result.unmatched_request_ids.tolist()) == ["r0", "r1", "r2"]
+    offers_only = OrderBook([_offer(k, 1) for k in range(3)])
+    result = auction.clear(offers_only, "assignment", payment=payment)
+    assert len(result) == 0 and result.welfare == 0
+    result = auction.clear(OrderBook(), "assignment", payment=payment)
+    assert len(result) == 0 and result.success
+
+
+def test_requests_without_eligible_offers() -> None:
+    book = OrderBook([
+        _offer(0, 5, gpus=2), _offer(1, 7, gpus=2),
+        _request(0, 4),  # below every ask
+        _request(1, 50, gpus=3),  # more GPUs than any offer
+        _request(2, 50, gpu_models=frozenset({"B200"})),  # nobody offers it
+        _request(3, 50, min_vram_gb=96),
+        _request(4, 6),  # only o0
+    ])
+    for payment in ("pay-as-bid", "vcg"):
+        result = auction.clear(book, "assignment", payment=payment, debug=True)
+        assert [(r["request_id"], r["offer_id"]) for r in result.to_records()] == [("r4", "o0")]
+        assert sorted(result.unmatched_request_ids.tolist()) == ["r0", "r1", "r2", "r3"]
+
+
+def test_many_more_requests_than_offers() -> None:
+    rng = random.Random(1)
+    orders: list[Order] = [_offer(k, rng.randint(0, 20), gpus=rng.randint(1, 8)) for k in range(5)]
+    orders += [_request(k, rng.randint(0, 40), gpus=rng.randint(1, 8)) for k in range(200)]
+    market = Market(OrderBook(orders))
+    result = auction.clear(market, "assignment", debug=True)
+    assert result.welfare == market_welfare(market)
+    assert 0 < len(result) <= 5
+    vcg = auction.clear(market, "assignment", payment="vcg")
+    bonus = dict(vcg.diagnostics["vcg_bonus"])
+    for p in set(vcg.provider.tolist()):
+        assert bonus[p] == result.welfare - market_welfare(market, exclude_provider=p)
+
+
+def test_all_equal_surplus() -> None:
+    orders: list[Order] = [_offer(k, 3) for k in range(50)]  # 5 providers with 10 offers each
+    orders += [_request(k, 10) for k in range(50)]
+    market = Market(OrderBook(orders))
+    result = auction.clear(market, "assignment", payment="vcg", debug=True)
+    assert len(result) == 50 and result.welfare == 50 * 7
+    # without a provider, 40 offers serve 40 of the 50 requests: each provider adds 10 x 7
+    assert dict(result.diagnostics["vcg_bonus"]) == {f"p{k}": 70 for k in range(5)}
+    assert (result.unit_price == 10).all()
+    slow = auction.clear(market, "assignment", backend="python")
+    assert slow.welfare == 350
+
+
+@pytest.mark.parametrize(
+    ("ask", "max_price", "gpus"),
+    [
+        (2**62, 2**63 - 1, 1),  # surplus 2**62 - 1
+        (0, 2**62, 1),
+        (2**61, 2**62, 2),
+        (0, 2**58, 1),  # fits 2**61, but not once scaled for exactness
+    ],
+)
+def test_overflow_is_refused(ask: int, max_price: int, gpus: int) -> None:
+    book = OrderBook([_offer(0, ask, gpus=gpus), _request(0, max_price, gpus=gpus),
+                      _request(1, max_price, gpus=gpus)])
+    for payment in ("pay-as-bid", "vcg"):
+        with pytest.raises(AuctionOverflowError):
+            auction.clear(book, "assignment", payment=payment)
+
+
+@pytest.mark.parametrize("k", range(52, 62))
+def test_large_values_are_exact_or_refused(k: int) -> None:
+    """Near the limits a market either clears exactly (by brute force, in Python ints) or
+    raises AuctionOverflowError; it never overflows silently."""
+    base = 2**62
+    orders: list[Order] = [
+        _offer(0, base, provider="p0"), _offer(1, base + 3, provider="p0"),
+        _offer(2, base + 2**k, provider="p1"), _offer(3, base + 1, provider="p2"),
+    ]
+    orders += [_request(0, base + 2**k + 5), _request(1, base + 2**k - 1),
+               _request(2, base + 2**(k - 1)), _request(3, base + 2)]
+    market = Market(OrderBook(orders))
+    for payment in ("pay-as-bid", "vcg"):
+        try:
+            result = auction.clear(market, "assignment", payment=payment, debug=True)
+        except AuctionOverflowError:
+            assert k >= 55, "refused values that fit comfortably"
+            continue
+        w = market_weights(market)
+        n, m = market.n_requests, market.n_offers
+        flat = [(i, j, w[i][j]) for i in range(n) for j in range(m) if w[i][j]]
+        indptr = np.cumsum([0] + [sum(1 for e in flat if e[0] == i) for i in range(n)])
+        cols = np.array([j for _, j, _ in flat], dtype=np.int64)
+        ws = np.array([x for _, _, x in flat], dtype=np.int64)
+        assert result.welfare == brute_welfare(n, m, indptr, cols, ws)
+        asks = {o.id: o.price for o in market.snapshot.offer_list()}
+        caps = {r.id: r.max_price for r in market.snapshot.request_list()}
+        for rec in result.to_records():
+            assert asks[rec["offer_id"]] <= rec["unit_price"] <= caps[rec["request_id"]]
+
+
+def test_billion_prices_with_eight_gpus_clear() -> None:
+    rng = random.Random(7)
+    orders: list[Order] = [
+        _offer(k, rng.randint(0, 10**9), gpus=rng.randint(1, 8), provider=f"p{k % 4}")
+        for k in range(12)
+    ]
+    orders += [_request(k, rng.randint(0, 10**9), gpus=rng.randint(1, 8)) for k in range(15)]
+    market = Market(OrderBook(orders))
+    total = market_welfare(market)
+    for payment in ("pay-as-bid", "vcg"):
+        result = auction.clear(market, "assignment", payment=payment, debug=True)
+        assert result.welfare == total > 0
+    bonus = dict(result.diagnostics["vcg_bonus"])
+    for p, b in bonus.items():
+        assert b == total - market_welfare(market, exclude_provider=p)
+
+
+@settings(deadline=None, max_examples=40, suppress_health_check=SLOW)
+@given(market=markets(max_offers=7, max_requests=7), data=st.data())
+def test_tie_breaks_do_not_depend_on_add_order(market: Market, data: st.DataObject) -> None:
+    note(describe_market(market))
+    orders = all_orders(market)
+    shuffled = rebuild(market, data.draw(st.permutations(orders)))
+    payments = ["pay-as-bid", "vcg"] + (["uniform"] if market.n_classes == 1 else [])
+    for payment in payments:
+        try:
+            a = auction.clear(market, "assignment", payment=payment)
+        except (AuctionOverflowError, UnsupportedMarketError) as exc:
+            with pytest.raises(type(exc)):
+                auction.clear(shuffled, "assignment", payment=payment)
+            continue
+        b = auction.clear(shuffled, "assignment", payment=payment)
+        assert a.to_records() == b.to_records()
+        assert a.unmatched_request_ids.tolist() == b.unmatched_request_ids.tolist()
+        if payment == "vcg":
+            assert dict(a.diagnostics["vcg_bonus"]) == dict(b.diagnostics["vcg_bonus"])
+
+
+# -- 6. diagnostics ------------------------------------------------------------------------------
+
+
+@settings(deadline=None, max_examples=50, suppress_health_check=SLOW)
+@given(market=markets(max_offers=8, max_requests=8, huge_prices=False))
+def test_diagnostics_are_the_dual(market: Market) -> None:
+    note(describe_market(market))
+    result = auction.clear(market, "assignment")
+    d = result.diagnostics
+    for key in ("forward_bids", "reverse_bids", "phases", "scale", "pairs"):
+        assert type(d[key]) is int, key
+    assert d["phases"] >= 1 and d["forward_bids"] >= 0 and d["reverse_bids"] >= 0
+    prices, profits = np.asarray(d["dual_prices"]), np.asarray(d["dual_profits"])
+    assert prices.shape == (market.n_offers,) and profits.shape == (market.n_requests,)
+    scale = d["scale"]
+    # non-negative up to eps (1 scaled unit): a person may hold a zero-surplus offer at -eps
+    assert (prices >= 0).all() and (profits >= -1 / scale).all()
+    assert scale == 2 * market.n_requests + 1
+    offers = {o.id: o for o in market.snapshot.offer_list()}
+    reqs = {r.id: r for r in market.snapshot.request_list()}
+    for rec, i, j in zip(result.to_records(), result.request_row, result.offer_row, strict=True):
+        r, o = reqs[rec["request_id"]], offers[rec["offer_id"]]
+        gap = profits[i] + prices[j] - (r.max_price - o.price) * r.gpus
+        assert abs(gap - 1 / scale) <= 1e-9 * max(1.0, abs(float(r.max_price) * r.gpus))
+    # unmatched requests earn nothing, unsold offers are priced 0
+    sold = set(result.offer_row.tolist())
+    assert all(prices[j] == 0 for j in range(market.n_offers) if j not in sold)
+    served = set(result.request_row.tolist())
+    assert all(profits[i] == 0 for i in range(market.n_requests) if i not in served)
+    # exactly, on the integer arrays of the same solve
+    problem = matching_problem(market)
+    a, pedge, price, profit, stats = solve_matching(problem)
+    assert stats["scale"] == scale
+    n = problem.n
+    rows = np.repeat(np.arange(n), np.diff(problem.indptr))
+    slack = profit[rows] + price[problem.cols] - a
+    assert (slack >= -1).all()
+    on = pedge[pedge >= 0]
+    assert (slack[on] == 0).all()
+    np.testing.assert_array_equal(a, problem.weight * scale + 1)
+    # the duals in the result are these, per row
+    req_rows = problem.person_request[np.flatnonzero(pedge >= 0)]
+    off_rows = problem.object_offer[problem.cols[on]]
+    assert sorted(zip(req_rows.tolist(), off_rows.tolist(), strict=True)) == sorted(
+        zip(result.request_row.tolist(), result.offer_row.tolist(), strict=True))
+    np.testing.assert_array_equal(prices[problem.object_offer], price / scale)
+    np.testing.assert_array_equal(profits[problem.person_request], profit / scale)
+    # duals are nonnegative and certify optimality: (profit + 1, price) is dual feasible, so
+    # A* <= sum(profit) + n + sum(price) and the primal is within n of it
+    assert int(profit.sum() + price.sum()) == int(a[on].sum())
+
+
+def test_pairs_count_and_options_recorded() -> None:
+    book = OrderBook([_offer(0, 1, gpus=2), _offer(1, 2), _request(0, 5, gpus=2),
+                      _request(1, 5)])
+    result = auction.clear(book, "assignment", payment="vcg", theta=4)
+    assert result.diagnostics["pairs"] == 3  # r0 fits only o0
+    assert result.options["theta"] == 4 and result.options["payment"] == "vcg"
+    assert Counter(result.offer_id.tolist()) == Counter(["o0", "o1"])
