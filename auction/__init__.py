@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from auction.book import BookSnapshot, OrderBook
 from auction.errors import (
     AuctionError,
+    AuctionOverflowError,
     DuplicateOrderError,
     InvalidOrderError,
     MechanismNotFoundError,
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuctionError",
+    "AuctionOverflowError",
     "BookSnapshot",
     "ClearingResult",
     "DuplicateOrderError",
