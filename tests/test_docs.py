@@ -23,8 +23,10 @@ import contextlib
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -48,14 +50,21 @@ def _matches(expected: str, got: str) -> bool:
     return re.fullmatch(pattern, got, re.S) is not None
 
 
-def _env(workdir: Path, numba_cache: Path | None) -> dict[str, str]:
-    """The environment of commands and test files: `python` is this interpreter."""
+def _env(workdir: Path, numba_cache: Path | None, shims: Path) -> dict[str, str]:
+    """The environment of commands and test files: `python` is this interpreter.
+
+    Its directory goes first on PATH, and before it a `python` script that runs it, in case
+    that directory has no `python` (an interpreter installed as ``python3`` only).
+    """
+    shim = shims / "python"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
     env = dict(os.environ)
     if numba_cache is not None:  # compile each kernel once for all the page's processes
         env["AUCTION_NUMBA_CACHE"] = "1"
         env["NUMBA_CACHE_DIR"] = str(numba_cache)
     bindir = os.path.dirname(sys.executable)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env["PATH"] = os.pathsep.join([str(shims), bindir, env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")]))
     env["PYTHONHASHSEED"] = "0"
     env["COLUMNS"] = "80"  # argparse wraps --help to the terminal width
@@ -82,7 +91,8 @@ def run_page(
         end = m.end()
     failures: list[str] = []
     namespace: dict[str, object] = {"__name__": "__doc_example__"}
-    env = _env(workdir, numba_cache)
+    shims = Path(tempfile.mkdtemp(prefix="docs-test-bin-"))
+    env = _env(workdir, numba_cache, shims)
     old_cwd, old_path, old_modules = os.getcwd(), list(sys.path), set(sys.modules)
     os.chdir(workdir)
     sys.path.insert(0, str(workdir))
@@ -105,6 +115,7 @@ def run_page(
     finally:
         os.chdir(old_cwd)
         sys.path[:] = old_path
+        shutil.rmtree(shims, ignore_errors=True)
         for mod in set(sys.modules) - old_modules:  # modules the page defined in workdir
             file = getattr(sys.modules[mod], "__file__", None) or ""
             if file.startswith(str(workdir)):

@@ -14,9 +14,11 @@ unmatched objects end each phase at price 0, unmatched persons at profit 0.
   and second best ``b2``. If ``b1 <= eps`` the price drops to 0; else j takes the best person
   at price ``max(0, b2 - eps)``, freeing that person's former object.
 
-Epsilon starts near the largest benefit and shrinks by `theta` each phase down to 1. Benefits
-are integers scaled by ``n + 1`` by the caller: with eps = 1 a matching satisfying eps-CS is
-within n of the optimum in scaled units, less than one unit of the original: exact.
+Epsilon starts at ``max(1, largest benefit // theta)`` and shrinks by `theta` each phase down
+to 1; assignments are reset at each phase, prices kept. With eps = 1 a matching satisfying
+eps-CS is within n (persons) of the optimum in benefit units; the caller scales integer
+welfare weights so that this is less than one unit of welfare (see
+`auction.mechanisms.assignment.scaled_benefits`): exact.
 
 `vcg_bonuses` re-solves the market without each group of objects (a provider's offers) by a
 warm-started auction from the optimal prices, undoing its changes afterwards; the work per group
@@ -37,6 +39,7 @@ _group = KernelGroup(nogil=True)
 NEG = -(1 << 62)
 #: Price that takes an object out of the market: no benefit (< 2**61) can pay it.
 UNREACHABLE = 1 << 61
+NO_LIMIT = 1 << 62
 
 
 @_group.add
@@ -81,11 +84,16 @@ def _save(
 def _forward(
     indptr: IntArray, cols: IntArray, a: IntArray, price: IntArray, profit: IntArray,
     pedge: IntArray, oown: IntArray, stack: IntArray, top: int, eps: int, log: IntArray,
-    marks: npt.NDArray[np.bool_], log_top: int, logging: bool,
+    marks: npt.NDArray[np.bool_], log_top: int, logging: bool, max_bids: int,
 ) -> tuple[int, int]:
-    """Forward steps until every person on the stack is matched or out; (bids, log top)."""
+    """Forward steps until every person on the stack is matched or out; (bids, log top).
+
+    Gives up with bids = -1 once `max_bids` bids were made.
+    """
     bids = 0
     while top > 0:
+        if bids >= max_bids:
+            return -1, log_top
         top -= 1
         i = stack[top]
         b1 = NEG
@@ -211,7 +219,7 @@ def auction_matching(
         for i in range(n):
             stack[i] = n - 1 - i
         b, _ = _forward(indptr, cols, a, price, profit, pedge, oown,
-                        stack, n, eps, log, marks, 0, False)
+                        stack, n, eps, log, marks, 0, False, NO_LIMIT)
         fbids += b
         top = 0
         for j in range(m):
@@ -246,6 +254,56 @@ def _violates(
 
 
 @_group.add
+def _recheck(
+    indptr: IntArray, cols: IntArray, a: IntArray, price: IntArray, profit: IntArray,
+    pedge: IntArray, oown: IntArray, stack: IntArray, top: int, eps: int, log: IntArray,
+    marks: npt.NDArray[np.bool_], log_top: int, queued: npt.NDArray[np.bool_], i: int,
+) -> tuple[int, int]:
+    """Unmatch person i (logged) and push it once if it breaks eps-CS; (stack top, log top)."""
+    if queued[i] or not _violates(indptr, cols, a, price, pedge, i, eps):
+        return top, log_top
+    if pedge[i] >= 0:
+        j = cols[pedge[i]]
+        log_top = _save(log, log_top, marks, 3, j, oown[j])
+        oown[j] = -1
+    log_top = _save(log, log_top, marks, 2, i, pedge[i])
+    log_top = _save(log, log_top, marks, 1, i, profit[i])
+    pedge[i] = -1
+    profit[i] = 0
+    queued[i] = True
+    stack[top] = i
+    return top + 1, log_top
+
+
+@_group.add
+def _undo(
+    log: IntArray, log_top: int, marks: npt.NDArray[np.bool_], price: IntArray,
+    profit: IntArray, pedge: IntArray, oown: IntArray, w: IntArray,
+) -> int:
+    """Undo the logged changes, newest first; return the welfare change they had made."""
+    change = 0
+    while log_top > 0:
+        log_top -= 3
+        kind = log[log_top]
+        idx = log[log_top + 1]
+        val = log[log_top + 2]
+        marks[kind, idx] = False
+        if kind == 0:
+            price[idx] = val
+        elif kind == 1:
+            profit[idx] = val
+        elif kind == 2:
+            if pedge[idx] >= 0:
+                change += w[pedge[idx]]
+            if val >= 0:
+                change -= w[val]
+            pedge[idx] = val
+        else:
+            oown[idx] = val
+    return change
+
+
+@_group.add
 def vcg_bonuses(
     n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray, w: IntArray,
     pedge: IntArray, price: IntArray, profit: IntArray,
@@ -256,9 +314,11 @@ def vcg_bonuses(
     `a` are the bidding benefits (`w` scaled so that eps = 1 is exact). Starts from an optimal
     eps = 1 solution (pedge, price, profit), which it leaves unchanged. Per group: price the
     group's objects out of reach, free their persons, and re-run the auction with epsilon
-    scaling over the part of the market it touches. Persons it has not touched keep
-    1-CS (their object's price is unchanged and other prices only rose), so each new phase
-    re-checks only touched persons. Every change is logged once and undone afterwards.
+    scaling over the part of the market it touches (first at eps = 1 alone, with a bid budget,
+    since most removals are local): forward steps only until the last phase
+    (prices only rise, so a person that has not moved keeps the 1-CS of the optimum and each
+    new phase re-checks only persons that moved), then reverse steps at eps = 1 for touched
+    objects left unmatched at a positive price. Every change is logged once and undone.
     """
     n_groups = len(group_indptr) - 1
     out = np.zeros(n_groups, dtype=np.int64)
@@ -274,77 +334,78 @@ def vcg_bonuses(
     # undo log: each (kind, index) is saved once per group, so 3 x (2n + 2m) entries suffice
     log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
     marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
+    queued = np.zeros(n, dtype=np.bool_)
+    queued_obj = np.zeros(m, dtype=np.bool_)
     for g in range(n_groups):
-        log_top = 0
-        top = 0
+        displaced = 0
         for k in range(group_indptr[g], group_indptr[g + 1]):
             if oown[group_objects[k]] >= 0:
-                stack[top] = oown[group_objects[k]]
-                top += 1
-        if top == 0:
+                displaced += 1
+        if displaced == 0:
             continue
-        for k in range(group_indptr[g], group_indptr[g + 1]):
-            j = group_objects[k]
-            log_top = _save(log, log_top, marks, 0, j, price[j])
-            log_top = _save(log, log_top, marks, 3, j, oown[j])
-            price[j] = UNREACHABLE
-            oown[j] = -1
-        for s in range(top):
-            i = stack[s]
-            log_top = _save(log, log_top, marks, 2, i, pedge[i])
-            log_top = _save(log, log_top, marks, 1, i, profit[i])
-            pedge[i] = -1
-            profit[i] = 0
-        eps = max(1, top_a // theta)
-        while True:
-            _, log_top = _forward(indptr, cols, a, price, profit, pedge, oown,
-                                  stack, top, eps, log, marks, log_top, True)
-            rtop = 0
-            for t in range(0, log_top, 3):  # touched objects left unmatched at a price
-                j = log[t + 1]
-                if log[t] == 0 and oown[j] < 0 and 0 < price[j] < UNREACHABLE:
-                    stack[rtop] = j
-                    rtop += 1
-            _, log_top = _reverse(indptr, cols, a, tptr, trow, tedge, ta, price, profit,
-                                  pedge, oown, stack, rtop, eps, log, marks, log_top, True)
-            if eps == 1:
-                break
-            eps = max(1, eps // theta)
+        # First try the warm start at eps = 1 with a bid budget (most removals are local);
+        # on a price war, undo and re-run with epsilon scaling from the largest benefit.
+        for attempt in range(2):
+            log_top = 0
             top = 0
-            for t in range(0, log_top, 3):  # touched persons that break eps-CS at the new eps
-                i = log[t + 1]
-                if log[t] == 1 and _violates(indptr, cols, a, price, pedge, i, eps):
-                    if pedge[i] >= 0:
-                        j = cols[pedge[i]]
-                        log_top = _save(log, log_top, marks, 3, j, oown[j])
-                        oown[j] = -1
+            for k in range(group_indptr[g], group_indptr[g + 1]):
+                j = group_objects[k]
+                if oown[j] >= 0:
+                    i = oown[j]
                     log_top = _save(log, log_top, marks, 2, i, pedge[i])
+                    log_top = _save(log, log_top, marks, 1, i, profit[i])
                     pedge[i] = -1
                     profit[i] = 0
                     stack[top] = i
                     top += 1
-        # undo, newest first; the welfare change is summed over the persons that moved
-        change = 0
-        while log_top > 0:
-            log_top -= 3
-            kind = log[log_top]
-            idx = log[log_top + 1]
-            val = log[log_top + 2]
-            marks[kind, idx] = False
-            if kind == 2:
-                if pedge[idx] >= 0:
-                    change += w[pedge[idx]]
-                if val >= 0:
-                    change -= w[val]
-            if kind == 0:
-                price[idx] = val
-            elif kind == 1:
-                profit[idx] = val
-            elif kind == 2:
-                pedge[idx] = val
-            else:
-                oown[idx] = val
-        out[g] = -change
+                log_top = _save(log, log_top, marks, 0, j, price[j])
+                log_top = _save(log, log_top, marks, 3, j, oown[j])
+                price[j] = UNREACHABLE
+                oown[j] = -1
+            eps = 1 if attempt == 0 else max(1, top_a // theta)
+            budget = 64 * (displaced + 16) if attempt == 0 else NO_LIMIT
+            ok = True
+            while True:
+                bids, log_top = _forward(indptr, cols, a, price, profit, pedge, oown,
+                                         stack, top, eps, log, marks, log_top, True, budget)
+                if bids < 0:
+                    ok = False
+                    break
+                if eps == 1:
+                    break
+                eps = max(1, eps // theta)
+                # only persons that moved can break eps-CS at the new eps: until the last
+                # phase prices only rise, and a person's own object is repriced only by
+                # displacing it
+                top = 0
+                for t in range(0, log_top, 3):
+                    if log[t] == 1:
+                        top, log_top = _recheck(indptr, cols, a, price, profit, pedge, oown,
+                                                stack, top, eps, log, marks, log_top, queued,
+                                                log[t + 1])
+                for s in range(top):
+                    queued[stack[s]] = False
+            if ok:
+                # eps = 1: touched objects left unmatched at a positive price bid for persons;
+                # reverse steps at eps = 1 keep every neighbour's 1-CS
+                rtop = 0
+                for t in range(0, log_top, 3):
+                    j = log[t + 1]
+                    repriced = log[t] == 0 or log[t] == 3
+                    if repriced and oown[j] < 0 and 0 < price[j] < UNREACHABLE and not (
+                        queued_obj[j]
+                    ):
+                        queued_obj[j] = True
+                        stack[rtop] = j
+                        rtop += 1
+                for s in range(rtop):
+                    queued_obj[stack[s]] = False
+                _, log_top = _reverse(indptr, cols, a, tptr, trow, tedge, ta, price, profit,
+                                      pedge, oown, stack, rtop, 1, log, marks, log_top, True)
+            change = _undo(log, log_top, marks, price, profit, pedge, oown, w)
+            if ok:
+                out[g] = -change
+                break
     return out
 
 
@@ -364,6 +425,8 @@ def check_eps_cs(
                 return f"matched pair ({i}, {cols[e]}): profit + price != benefit"
             if matched_obj[cols[e]]:
                 return f"object {cols[e]} matched twice"
+            if profit[i] < -eps:
+                return f"matched person {i} has profit {profit[i]}, below staying out by > eps"
             matched_obj[cols[e]] = True
         elif profit[i] != 0:
             return f"unmatched person {i} has profit {profit[i]}"

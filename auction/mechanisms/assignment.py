@@ -6,9 +6,10 @@ each offer hosts at most one request, as an Akash bid answers one order. This is
 rectangular maximum-weight bipartite matching, solved exactly by Bertsekas' forward/reverse
 auction with epsilon scaling (`auction.kernels.assignment`).
 
-Ties: among allocations of equal welfare the auction prefers more trades (each pair's weight
-gets a +1 below the exactness threshold), and runs in canonical order (requests by priority,
-offers by rank), so the same market always gives the same allocation.
+Ties: among allocations of equal welfare the auction leans towards more trades (each pair's
+weight gets a +1 below the exactness threshold; a preference, not a guarantee), and runs in
+canonical order (requests by priority, offers by rank), so the same market always gives the
+same allocation.
 
 Payment rules:
 
@@ -171,8 +172,9 @@ def scaled_benefits(problem: MatchingProblem) -> tuple[IntArray, int]:
 
     With final epsilon 1 the auction is within n scaled units of the optimum. A matching that
     lost one unit of welfare would lose at least ``scale - n > n`` scaled units, even counting
-    the +1 per trade (at most n), so the result is welfare-exact; the +1 makes the auction
-    prefer more trades among allocations of equal welfare.
+    the +1 per trade (at most n), so the result is welfare-exact; the +1 leans the auction
+    towards more trades among allocations of equal welfare (not guaranteed: the last n
+    scaled units are not resolved).
     """
     scale = 2 * problem.n + 1
     w = problem.weight
@@ -206,7 +208,8 @@ class Assignment(MechanismBase):
         shape: ``"exclusive"`` (default: an offer hosts at most one request, every request is
             served whole by one offer) or ``"shared"`` (an offer hosts requests up to its GPU
             capacity; divisible requests may be split; only for divisible or 1-GPU requests).
-        theta: epsilon reduction factor between scaling phases (speed only, never the result).
+        theta: epsilon reduction factor between scaling phases (speed; never the welfare, but
+            on ties it may change which optimal allocation is returned).
         debug: check epsilon-complementary slackness of the final solution and raise
             `RuntimeError` on a violation.
         backend: ``"numba"`` (default) or ``"python"`` (the kernel run as plain Python).
@@ -290,8 +293,8 @@ class Assignment(MechanismBase):
         pair_key, row_of_edge = np.unique(key, return_inverse=True)
         req = pair_key // max(1, market.n_offers)
         off = pair_key % max(1, market.n_offers)
-        weight = np.bincount(row_of_edge, weights=problem.weight[edges],
-                             minlength=len(pair_key)).astype(np.int64)
+        weight = np.zeros(len(pair_key), dtype=np.int64)
+        np.add.at(weight, row_of_edge, problem.weight[edges])  # integer sums: exact
         if self.shape == "shared":
             gpus = np.bincount(row_of_edge, minlength=len(pair_key)).astype(np.int64)
         else:
