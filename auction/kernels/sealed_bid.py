@@ -7,9 +7,9 @@ consumed as it goes. Offers are reached through classes (offers alike but for pr
 rank), so the cost per request grows with the classes it accepts, not with the offer count.
 
 Payment (``vickrey``): False pays each chunk its ask. True pays the lowest ask among eligible
-offers of *other providers* that could have served the same chunk at that moment (enough
-remaining capacity), capped at the request's max price; a provider's own offers never set its
-price.
+offers of *other providers* that could have served the request at that moment (all its GPUs
+free for a non-divisible request; at least one GPU free for a divisible one), capped at the
+request's max price; a provider's own offers never set its price.
 
 Offer ranks order offers by (price, submitted_at, id), so "price <= max price" is "rank <
 ``req_rank_limit[r]``", and each class keeps the rank of its first offer with capacity left:

@@ -9,8 +9,9 @@ result). Capacity is consumed as requests clear.
 
 * ``first-price`` (payment ``pay-as-bid``): each provider is paid its ask.
 * ``second-price`` (payment ``vickrey``): each provider is paid the lowest ask among eligible
-  offers of other providers that had enough remaining capacity for the request at that moment,
-  or the request's max price if there is none. Other providers only: if a provider's own second
+  offers of other providers that could have served the request at that moment (all its GPUs
+  free for a non-divisible request, at least one for a divisible one, priced per chunk), or the
+  request's max price if there is none. Other providers only: if a provider's own second
   offer set its price, it could raise that offer to be paid more. Truthful for providers when
   the market holds one non-divisible request; with several requests, capacity links them and
   no sequential rule is truthful (use a batch mechanism with VCG payments for that).
