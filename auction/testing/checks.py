@@ -13,7 +13,7 @@ registry path `auction.clear(..., payment=...)` is checked too) or as instances.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -189,6 +189,23 @@ def _clear(mech: Mechanism, market: Market, seed: int | None) -> ClearingResult:
     return result
 
 
+def _for_each_result(
+    mech: Mechanism, max_examples: int | None,
+    holds: Callable[[Market, ClearingResult], None],
+) -> None:
+    """Clear drawn markets with `mech` and assert `holds(market, result)` on each."""
+
+    @_settings(max_examples)
+    @given(market=_markets_for(mech), seed=_SEEDS)
+    def run(market: Market, seed: int) -> None:
+        _note(market)
+        result = _clear(mech, market, seed)
+        _note_result(result)
+        holds(market, result)
+
+    run()
+
+
 def _note(market: Market) -> None:
     """Attach the market, as code that rebuilds it, to a falsifying example."""
     note(describe_market(market))
@@ -264,12 +281,7 @@ def check_capacity(mechanism: MechanismLike, *, max_examples: int | None = None)
     """No offer is allocated more GPUs than it has."""
     mech = _resolve(mechanism)
 
-    @_settings(max_examples)
-    @given(market=_markets_for(mech), seed=_SEEDS)
-    def run(market: Market, seed: int) -> None:
-        _note(market)
-        result = _clear(mech, market, seed)
-        _note_result(result)
+    def holds(market: Market, result: ClearingResult) -> None:
         offers, _ = _orders(market)
         used: Counter[str] = Counter()
         for row in _rows(result):
@@ -280,19 +292,15 @@ def check_capacity(mechanism: MechanismLike, *, max_examples: int | None = None)
                 f"offer {oid!r} has {offers[oid].gpus} GPUs but {n} were allocated"
             )
 
-    run()
+
+    _for_each_result(mech, max_examples, holds)
 
 
 def check_eligibility(mechanism: MechanismLike, *, max_examples: int | None = None) -> None:
     """Every allocation pairs a request with an offer that may serve it (by the oracle)."""
     mech = _resolve(mechanism)
 
-    @_settings(max_examples)
-    @given(market=_markets_for(mech), seed=_SEEDS)
-    def run(market: Market, seed: int) -> None:
-        _note(market)
-        result = _clear(mech, market, seed)
-        _note_result(result)
+    def holds(market: Market, result: ClearingResult) -> None:
         offers, reqs = _orders(market)
         for row in _rows(result):
             assert row["request_id"] in reqs, f"unknown request {row['request_id']!r}"
@@ -304,7 +312,8 @@ def check_eligibility(mechanism: MechanismLike, *, max_examples: int | None = No
                 f"(provider reputation {rep}): {o!r} / {r!r}"
             )
 
-    run()
+
+    _for_each_result(mech, max_examples, holds)
 
 
 def check_result_consistency(
@@ -319,15 +328,11 @@ def check_result_consistency(
     """
     mech = _resolve(mechanism)
 
-    @_settings(max_examples)
-    @given(market=_markets_for(mech), seed=_SEEDS)
-    def run(market: Market, seed: int) -> None:
-        _note(market)
-        result = _clear(mech, market, seed)
-        _note_result(result)
+    def holds(market: Market, result: ClearingResult) -> None:
         _assert_consistent(mech, market, result)
 
-    run()
+
+    _for_each_result(mech, max_examples, holds)
 
 
 def _assert_consistent(mech: Mechanism, market: Market, result: ClearingResult) -> None:
@@ -613,12 +618,7 @@ def check_individual_rationality(
     the exact row payments: ask x gpus <= provider_payment <= tenant_payment <= max x gpus."""
     mech = _resolve(mechanism)
 
-    @_settings(max_examples)
-    @given(market=_markets_for(mech), seed=_SEEDS)
-    def run(market: Market, seed: int) -> None:
-        _note(market)
-        result = _clear(mech, market, seed)
-        _note_result(result)
+    def holds(market: Market, result: ClearingResult) -> None:
         offers, reqs = _orders(market)
         for row in _rows(result):
             ask, cap = offers[row["offer_id"]].price, reqs[row["request_id"]].max_price
@@ -629,19 +629,15 @@ def check_individual_rationality(
             g, pp, tpay = row["gpus"], row["provider_payment"], row["tenant_payment"]
             assert ask * g <= pp <= tpay <= cap * g, f"row payments break IR: {row!r}"
 
-    run()
+
+    _for_each_result(mech, max_examples, holds)
 
 
 def check_budget_balance(mechanism: MechanismLike, *, max_examples: int | None = None) -> None:
     """Tenants pay exactly what providers receive: tenant_price == unit_price on every row."""
     mech = _resolve(mechanism)
 
-    @_settings(max_examples)
-    @given(market=_markets_for(mech), seed=_SEEDS)
-    def run(market: Market, seed: int) -> None:
-        _note(market)
-        result = _clear(mech, market, seed)
-        _note_result(result)
+    def holds(market: Market, result: ClearingResult) -> None:
         for row in _rows(result):
             assert row["tenant_price"] == row["unit_price"], f"margin kept on {row!r}"
             assert row["tenant_payment"] == row["provider_payment"], f"margin kept on {row!r}"
@@ -649,7 +645,8 @@ def check_budget_balance(mechanism: MechanismLike, *, max_examples: int | None =
             f"tenants pay {result.total_payment}, providers receive {result.provider_revenue}"
         )
 
-    run()
+
+    _for_each_result(mech, max_examples, holds)
 
 
 def _utility(result: ClearingResult, provider: str, true_ask: Mapping[str, int]) -> int:
