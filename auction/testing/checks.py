@@ -702,6 +702,20 @@ def _misreport_search(mech: Mechanism, market: Market, seed: int) -> None:
                 )
 
 
+def _search_markets(
+    mech: Mechanism, strategy: st.SearchStrategy[Market], max_examples: int | None
+) -> None:
+    """Run the misreport search on markets drawn from `strategy`."""
+
+    @_settings(max_examples)
+    @given(market=strategy, seed=_SEEDS)
+    def run(market: Market, seed: int) -> None:
+        _note(market)
+        _misreport_search(mech, market, seed)
+
+    run()
+
+
 def check_misreport(mechanism: MechanismLike, *, max_examples: int | None = None) -> None:
     """Truthful mechanisms: no provider gains by misreporting its asks (small markets).
 
@@ -713,14 +727,7 @@ def check_misreport(mechanism: MechanismLike, *, max_examples: int | None = None
     strategy = _markets_for(
         mech, max_offers=_MISREPORT_OFFERS, max_requests=_MISREPORT_REQUESTS, huge_prices=False
     )
-
-    @_settings(max_examples)
-    @given(market=strategy, seed=_SEEDS)
-    def run(market: Market, seed: int) -> None:
-        _note(market)
-        _misreport_search(mech, market, seed)
-
-    run()
+    _search_markets(mech, strategy, max_examples)
 
 
 def check_misreport_single_order(
@@ -736,14 +743,7 @@ def check_misreport_single_order(
         divisible=False,
         huge_prices=False,
     )
-
-    @_settings(max_examples)
-    @given(market=strategy, seed=_SEEDS)
-    def run(market: Market, seed: int) -> None:
-        _note(market)
-        _misreport_search(mech, market, seed)
-
-    run()
+    _search_markets(mech, strategy, max_examples)
 
 
 # -- running the suite --------------------------------------------------------------------
