@@ -48,6 +48,7 @@ _REQUEST_SCALARS: dict[str, type] = {
     "min_reputation": np.float64,
     "duration_hours": np.int64,
     "divisible": np.bool_,
+    "cluster": np.bool_,
     "submitted_at": np.int64,
 }
 # bitset column -> vocabulary it indexes
@@ -223,6 +224,7 @@ class RequestColumns:
     min_reputation: npt.NDArray[np.float64]
     duration_hours: IntArray
     divisible: npt.NDArray[np.bool_]
+    cluster: npt.NDArray[np.bool_]
     submitted_at: IntArray
 
     def __len__(self) -> int:
@@ -565,6 +567,7 @@ class OrderBook:
             "min_reputation": r.min_reputation,
             "duration_hours": r.duration_hours,
             "divisible": r.divisible,
+            "cluster": r.cluster,
             "submitted_at": r.submitted_at,
         }
 

@@ -7,7 +7,7 @@ Eligibility of offer o for request r (all must hold):
 * ``o.vram_gb >= r.min_vram_gb`` and ``r.required_tags`` is a subset of ``o.tags``;
 * the provider's reputation is ``>= r.min_reputation``;
 * ``o.price <= r.max_price``;
-* for a non-divisible request, ``o.gpus >= r.gpus``.
+* for a non-divisible request that is not a cluster request, ``o.gpus >= r.gpus``.
 
 Memory stays bounded when requests accept anything: offers with the same model, region, VRAM and
 tags form an *offer class*; requests with the same constraints form a *profile*. The market keeps
@@ -273,7 +273,8 @@ class Market:
                     first = np.repeat(np.cumsum(ks) - ks, ks)
                     cols = members[np.arange(total, dtype=np.int64) - first]
                     keep = self.offer_reputation[cols] >= req.min_reputation[rows]
-                    keep &= req.divisible[rows] | (off.gpus[cols] >= req.gpus[rows])
+                    whole = off.gpus[cols] >= req.gpus[rows]
+                    keep &= req.divisible[rows] | req.cluster[rows] | whole
                     yield rows[keep], cols[keep]
                 start = stop
 

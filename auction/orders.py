@@ -161,6 +161,10 @@ class Request(_Order):
         duration_hours: how long the GPUs are wanted, whole hours >= 1.
         divisible: False (default) means all GPUs from one offer; True allows splitting the
             request across offers in whole GPUs.
+        cluster: True makes an all-or-nothing cluster request (io.net style): all its GPUs may
+            come from several offers, but all of one provider in one region; the interconnect
+            the cluster needs goes in ``required_tags``. Cannot be divisible. Mechanisms
+            without cluster support serve it whole from one offer, which is also valid.
         submitted_at: sequence number or timestamp; earlier requests clear first.
     """
 
@@ -177,6 +181,7 @@ class Request(_Order):
     min_reputation: float = 0.0
     duration_hours: int = 1
     divisible: bool = False
+    cluster: bool = False
     submitted_at: int = 0
 
     def __attrs_post_init__(self) -> None:
@@ -205,6 +210,13 @@ class Request(_Order):
         s(self, "duration_hours", _as_int(self.duration_hours, "duration_hours", oid, 1, MAX_COUNT))
         if not isinstance(self.divisible, bool):
             raise InvalidOrderError("divisible", self.divisible, "must be a bool", order_id=oid)
+        if not isinstance(self.cluster, bool):
+            raise InvalidOrderError("cluster", self.cluster, "must be a bool", order_id=oid)
+        if self.cluster and self.divisible:
+            raise InvalidOrderError(
+                "cluster", True, "a cluster request is all-or-nothing, so not divisible",
+                order_id=oid,
+            )
         s(self, "submitted_at", _as_int(self.submitted_at, "submitted_at", oid, 0, _MAX_SEQ))
 
 

@@ -555,6 +555,7 @@ def test_json_schema_example() -> None:
                 "min_reputation": 0.0,
                 "duration_hours": 1,
                 "divisible": False,
+                "cluster": False,
                 "submitted_at": 2,
             }
         ],

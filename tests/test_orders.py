@@ -44,6 +44,7 @@ REQUEST: dict[str, Any] = {
     "min_reputation": 0.5,
     "duration_hours": 2,
     "divisible": False,
+    "cluster": False,
     "submitted_at": 1,
 }
 
@@ -70,6 +71,7 @@ FIELDS: list[tuple[type[Offer] | type[Request], str, str, tuple[int, int]]] = [
     (Request, "min_reputation", REP, (0, 0)),
     (Request, "duration_hours", INT, (1, MAX_COUNT)),
     (Request, "divisible", BOOL, (0, 0)),
+    (Request, "cluster", BOOL, (0, 0)),
     (Request, "submitted_at", INT, (0, MAX_SEQ)),
 ]
 FIELD_IDS = [f"{c.__name__}.{f}" for c, f, _, _ in FIELDS]
@@ -251,6 +253,7 @@ def test_no_invalid_value_is_accepted(
         (Request, "min_reputation", 10**400),
         (Request, "divisible", 1),
         (Request, "divisible", "yes"),
+        (Request, "cluster", 1),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else repr(v)[:24],
 )
@@ -337,6 +340,8 @@ def test_valid_values_are_accepted_and_normalized(
         if c is not cls:
             continue
         value = data.draw(valid_values(kind, bounds), label=field)
+        if field == "cluster" and kwargs["divisible"]:
+            value = False  # a divisible request cannot be a cluster request
         if kind == SET:
             value, expected[field] = value
         else:
@@ -472,3 +477,11 @@ def test_from_record_invalid_value_names_field(
         cls.from_record(rec)
     assert info.value.field == field
     assert info.value.order_id == rec["id"]
+
+
+def test_cluster_request_cannot_be_divisible() -> None:
+    with pytest.raises(InvalidOrderError) as info:
+        Request(**{**REQUEST, "cluster": True, "divisible": True})
+    assert info.value.field == "cluster"
+    assert info.value.order_id == "r1"
+    assert Request(**{**REQUEST, "cluster": True}).cluster is True

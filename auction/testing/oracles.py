@@ -43,7 +43,7 @@ def is_eligible(offer: Offer, request: Request, reputation_of_provider: float) -
         and request.required_tags <= offer.tags
         and reputation_of_provider >= request.min_reputation
         and offer.price <= request.max_price
-        and (request.divisible or offer.gpus >= request.gpus)
+        and (request.divisible or request.cluster or offer.gpus >= request.gpus)
     )
 
 
