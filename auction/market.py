@@ -28,7 +28,7 @@ import numpy.typing as npt
 from auction.book import BookSnapshot, OrderBook
 from auction.errors import InvalidOrderError
 
-__all__ = ["Market", "Pairs"]
+__all__ = ["Market", "Pairs", "gather_ranges"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -305,6 +305,24 @@ class Market:
         out = Pairs(_readonly(indptr), _readonly(cols), _readonly(surplus))
         self.__dict__["_pairs"] = out
         return out
+
+    def priority_pairs(self) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """Eligible pairs with requests in priority order: (position, request row, offer row,
+        surplus), where position is the request's index in `request_order`; within a request,
+        offers stay in rank order. The canonical edge list of the batch mechanisms."""
+        pairs = self.pairs()
+        order = self.request_order
+        counts = np.diff(pairs.indptr)[order]
+        idx = gather_ranges(pairs.indptr[:-1][order], counts)
+        position = np.repeat(np.arange(len(order), dtype=np.int64), counts)
+        return position, order[position], pairs.offers[idx], pairs.surplus[idx]
+
+
+def gather_ranges(starts: IntArray, lengths: IntArray) -> IntArray:
+    """Concatenation of the ranges [starts[k], starts[k] + lengths[k]), vectorized."""
+    total = int(lengths.sum())
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + np.arange(total, dtype=np.int64) - first
 
 
 def _check_reputation(

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from auction.errors import AuctionOverflowError, UnsupportedMarketError
 from auction.kernels.assignment import auction_matching, check_eps_cs, vcg_bonuses
-from auction.market import Market
+from auction.market import Market, gather_ranges
 from auction.mechanisms.base import MechanismBase, MechanismTags
 from auction.money import split_largest_remainder
 from auction.result import ClearingResult
@@ -79,23 +79,6 @@ class MatchingProblem:
         return len(self.object_offer)
 
 
-def _gather(starts: IntArray, lengths: IntArray) -> IntArray:
-    """Concatenation of ranges [starts[k], starts[k] + lengths[k]), vectorized."""
-    total = int(lengths.sum())
-    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(starts, lengths) + np.arange(total, dtype=np.int64) - first
-
-
-def _ordered_pairs(market: Market) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-    """Eligible pairs in request priority order: (person, request row, offer row, surplus)."""
-    pairs = market.pairs()
-    order = market.request_order
-    counts = np.diff(pairs.indptr)[order]
-    idx = _gather(pairs.indptr[:-1][order], counts)
-    person = np.repeat(np.arange(len(order), dtype=np.int64), counts)
-    return person, order[person], pairs.offers[idx], pairs.surplus[idx]
-
-
 def _check_weights(weight: IntArray) -> None:
     if len(weight) and int(weight.max()) >= _LIMIT:
         raise AuctionOverflowError(
@@ -106,7 +89,7 @@ def _check_weights(weight: IntArray) -> None:
 def matching_problem(market: Market) -> MatchingProblem:
     """Exclusive offers: pairs whose offer can host the whole request, weighted by surplus."""
     rq, of = market.snapshot.requests, market.snapshot.offers
-    person, rows, offers, surplus = _ordered_pairs(market)
+    person, rows, offers, surplus = market.priority_pairs()
     keep = of.gpus[offers] >= rq.gpus[rows]
     person, rows, offers, surplus = person[keep], rows[keep], offers[keep], surplus[keep]
     gpus = rq.gpus[rows]
@@ -137,9 +120,9 @@ def shared_problem(market: Market, max_edges: int) -> MatchingProblem:
     cap = of.gpus[market.offer_order]
     slot_base = np.zeros(market.n_offers, dtype=np.int64)
     slot_base[market.offer_order] = np.cumsum(cap) - cap
-    person, _, offers, surplus = _ordered_pairs(market)
+    person, _, offers, surplus = market.priority_pairs()
     # per request (priority order): its eligible slots, each offer's GPUs in a run
-    slot_idx = _gather(slot_base[offers], of.gpus[offers])
+    slot_idx = gather_ranges(slot_base[offers], of.gpus[offers])
     slot_w = np.repeat(surplus, of.gpus[offers])
     n_req = market.n_requests
     seg_len = np.bincount(person, weights=of.gpus[offers], minlength=n_req).astype(np.int64)
@@ -153,7 +136,7 @@ def shared_problem(market: Market, max_edges: int) -> MatchingProblem:
             ["first-price", "second-price"],
         )
     unit_req = np.repeat(np.arange(n_req, dtype=np.int64), units)
-    idx = _gather(seg_start[unit_req], seg_len[unit_req])
+    idx = gather_ranges(seg_start[unit_req], seg_len[unit_req])
     indptr = np.zeros(len(unit_req) + 1, dtype=np.int64)
     np.cumsum(seg_len[unit_req], out=indptr[1:])
     weight = slot_w[idx]
