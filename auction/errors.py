@@ -15,6 +15,7 @@ __all__ = [
     "DuplicateOrderError",
     "InvalidOrderError",
     "MechanismNotFoundError",
+    "SolverError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
     "UnsupportedMarketError",
@@ -102,3 +103,19 @@ class UnsupportedMarketError(AuctionError, ValueError):
 
 class AuctionOverflowError(AuctionError, OverflowError):
     """Values too large for exact int64 arithmetic in a kernel; the message says which."""
+
+
+class SolverError(AuctionError, RuntimeError):
+    """An optimization solver is missing or failed in a way no result can describe.
+
+    Attributes:
+        mechanism: the mechanism that called the solver.
+        solver: the solver's name.
+        reason: what went wrong.
+    """
+
+    def __init__(self, mechanism: str, solver: str, reason: str):
+        self.mechanism = mechanism
+        self.solver = solver
+        self.reason = reason
+        super().__init__(f"mechanism {mechanism!r}, solver {solver!r}: {reason}")

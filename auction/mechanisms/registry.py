@@ -45,9 +45,10 @@ class AuctionPluginWarning(UserWarning):
 
 def _builtins() -> dict[str, Factory]:
     from auction.mechanisms.assignment import Assignment
+    from auction.mechanisms.lp import LinearProgram
     from auction.mechanisms.sealed_bid import FirstPrice, SecondPrice
 
-    return {m.name: m for m in (FirstPrice, SecondPrice, Assignment)}
+    return {m.name: m for m in (FirstPrice, SecondPrice, Assignment, LinearProgram)}
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:

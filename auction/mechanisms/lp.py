@@ -1,0 +1,479 @@
+"""Bulk clearing as a transportation linear program, with competitive-equilibrium prices.
+
+Formulation (one variable per eligible pair, GPUs per hour)::
+
+    maximize    sum_(r,o) (max_price_r - ask_o) * x_ro
+    subject to  sum_o x_ro <= gpus_r        for every request r    (dual u_r >= 0)
+                sum_r x_ro <= gpus_o        for every offer o      (dual p_o >= 0)
+                x_ro >= 0
+
+Requests may be filled in part. The constraint matrix is totally unimodular, so a vertex
+optimum is integral: every backend's answer is rounded, checked exactly in integers (demand,
+capacity) and *certified optimal* by exhibiting integer duals that satisfy complementary
+slackness (`equilibrium_prices`): a solver that stopped early or lost precision gives a
+``failed`` result, never a silently wrong allocation.
+
+Backends (``backend=``):
+
+* ``"highs"`` (default): HiGHS through `scipy.optimize.linprog`; ``method`` picks the
+  algorithm (``"ipm"``: interior point with crossover to a vertex, the default by
+  measurement; ``"dual-simplex"``; ``"auto"``: HiGHS' choice).
+* ``"highspy"``: HiGHS through its own Python API (the ``highs`` extra), which also offers
+  ``"primal-simplex"``.
+* ``"pulp"``: any PuLP solver by name (``solver="PULP_CBC_CMD"``, ``"HiGHS"``, ...).
+
+Prices (``payment=``):
+
+* ``"pay-as-bid"`` (default): each provider is paid its ask.
+* ``"uniform"``: every GPU of offer o trades at ``ask_o + p_o``, where (u, p) is an optimal
+  dual solution: the prices of a competitive equilibrium (each served request buys from
+  offers that maximize its surplus at these prices, no unserved request wants any, and an
+  offer with idle GPUs is priced at its ask). Duals are not unique at degenerate optima;
+  ``prices="lowest"`` (default) returns the lowest equilibrium prices (best for tenants),
+  ``prices="highest"`` the highest (best for providers). Both are extreme points of the
+  equilibrium lattice, computed exactly as shortest paths over the difference constraints
+  that define it (Shapley and Shubik 1971; Demange, Gale and Sotomayor 1986).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from auction.errors import AuctionOverflowError, SolverError, UnsupportedMarketError
+from auction.kernels.prices import UNREACHABLE, shortest_paths
+from auction.market import Market
+from auction.mechanisms.base import MechanismBase, MechanismTags
+from auction.result import ClearingResult, Status
+
+__all__ = [
+    "LinearProgram",
+    "TransportProblem",
+    "constraint_matrix",
+    "equilibrium_prices",
+    "solve_transport",
+    "transport_problem",
+]
+
+IntArray = npt.NDArray[np.int64]
+
+#: method name -> scipy `linprog` method
+HIGHS_METHODS = {"ipm": "highs-ipm", "dual-simplex": "highs-ds", "auto": "highs"}
+#: method name -> HiGHS ``solver`` and ``simplex_strategy`` options (highspy)
+HIGHSPY_METHODS = {
+    "ipm": ("ipm", 1),
+    "dual-simplex": ("simplex", 1),
+    "primal-simplex": ("simplex", 4),
+    "auto": ("choose", 1),
+}
+PRICE_RULES = ("lowest", "highest")
+_INTEGRALITY_TOL = 1e-6
+_LIMIT = 1 << 62
+
+
+@attrs.frozen(eq=False)
+class TransportProblem:
+    """A market as a transportation problem in canonical order.
+
+    Person p is request row ``request_row[p]`` (requests in priority order) with ``demand[p]``
+    GPUs; object o is offer row ``offer_row[o]`` (offers in rank order) with ``capacity[o]``.
+    Edge e joins person ``person[e]`` and object ``obj[e]`` with surplus ``weight[e]`` per GPU;
+    edges are sorted by person, then object.
+    """
+
+    request_row: IntArray
+    offer_row: IntArray
+    demand: IntArray
+    capacity: IntArray
+    person: IntArray
+    obj: IntArray
+    weight: IntArray
+
+    @property
+    def n(self) -> int:
+        return len(self.demand)
+
+    @property
+    def m(self) -> int:
+        return len(self.capacity)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.weight)
+
+
+def transport_problem(market: Market) -> TransportProblem:
+    """The transportation problem of `market` (every eligible pair is an edge)."""
+    rq, of = market.snapshot.requests, market.snapshot.offers
+    person, _, offers, surplus = market.priority_pairs()
+    return TransportProblem(
+        request_row=market.request_order,
+        offer_row=market.offer_order,
+        demand=rq.gpus[market.request_order],
+        capacity=of.gpus[market.offer_order],
+        person=person,
+        obj=market.offer_rank[offers],
+        weight=surplus,
+    )
+
+
+def constraint_matrix(problem: TransportProblem) -> Any:
+    """The ``(n + m) x edges`` 0/1 constraint matrix (requests' rows, then offers'), CSR."""
+    import scipy.sparse as sp
+
+    e = problem.n_edges
+    cols = np.arange(e, dtype=np.int64)
+    rows = np.concatenate([problem.person, problem.n + problem.obj])
+    return sp.csr_array(
+        (np.ones(2 * e), (rows, np.concatenate([cols, cols]))), shape=(problem.n + problem.m, e)
+    )
+
+
+@attrs.frozen
+class _Solved:
+    """A backend's answer: GPUs per edge if it has one, and how it went."""
+
+    flow: IntArray | None
+    status: str
+    message: str
+    build_seconds: float
+    solve_seconds: float
+
+
+def _round(x: npt.ArrayLike) -> tuple[IntArray | None, str]:
+    values = np.asarray(x, dtype=np.float64)
+    rounded = np.rint(values)
+    if len(values) and float(np.abs(values - rounded).max()) > _INTEGRALITY_TOL:
+        worst = float(np.abs(values - rounded).max())
+        return None, f"the solver returned a fractional solution (off by {worst:.2e})"
+    return rounded.astype(np.int64), ""
+
+
+def _solve_highs(problem: TransportProblem, method: str, time_limit: float | None) -> _Solved:
+    from scipy.optimize import linprog
+
+    t0 = time.perf_counter()
+    a = constraint_matrix(problem)
+    b = np.concatenate([problem.demand, problem.capacity]).astype(np.float64)
+    c = -problem.weight.astype(np.float64)
+    options: dict[str, Any] = {} if time_limit is None else {"time_limit": float(time_limit)}
+    t1 = time.perf_counter()
+    res = linprog(c, A_ub=a, b_ub=b, bounds=(0, None), method=HIGHS_METHODS[method],
+                  options=options)
+    t2 = time.perf_counter()
+    if res.status != 0 or res.x is None:
+        return _Solved(None, f"scipy status {res.status}", str(res.message), t1 - t0, t2 - t1)
+    flow, why = _round(res.x)
+    return _Solved(flow, "optimal", why or str(res.message), t1 - t0, t2 - t1)
+
+
+def _solve_highspy(problem: TransportProblem, method: str, time_limit: float | None) -> _Solved:
+    import highspy
+
+    t0 = time.perf_counter()
+    a = constraint_matrix(problem).tocsc()
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    solver, strategy = HIGHSPY_METHODS[method]
+    h.setOptionValue("solver", solver)
+    h.setOptionValue("simplex_strategy", strategy)
+    if time_limit is not None:
+        h.setOptionValue("time_limit", float(time_limit))
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = problem.n_edges, problem.n + problem.m
+    lp.col_cost_ = -problem.weight.astype(np.float64)
+    lp.col_lower_ = np.zeros(problem.n_edges)
+    lp.col_upper_ = np.full(problem.n_edges, np.inf)
+    lp.row_lower_ = np.full(problem.n + problem.m, -np.inf)
+    lp.row_upper_ = np.concatenate([problem.demand, problem.capacity]).astype(np.float64)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr
+    lp.a_matrix_.index_ = a.indices
+    lp.a_matrix_.value_ = a.data
+    h.passModel(lp)
+    t1 = time.perf_counter()
+    h.run()
+    t2 = time.perf_counter()
+    status = h.getModelStatus()
+    text = h.modelStatusToString(status)
+    if status != highspy.HighsModelStatus.kOptimal:
+        return _Solved(None, text, f"HiGHS stopped: {text}", t1 - t0, t2 - t1)
+    flow, why = _round(h.getSolution().col_value)
+    return _Solved(flow, "optimal", why or text, t1 - t0, t2 - t1)
+
+
+def _solve_pulp(problem: TransportProblem, solver: str, time_limit: float | None) -> _Solved:
+    import pulp
+
+    t0 = time.perf_counter()
+    prob = pulp.LpProblem("auction_transport", pulp.LpMaximize)
+    x = [prob.add_variable(f"x{e}", lowBound=0) for e in range(problem.n_edges)]
+    prob += pulp.LpAffineExpression(zip(x, problem.weight.tolist(), strict=True))
+    by_obj = np.argsort(problem.obj, kind="stable")
+    for prefix, groups, bounds in (
+        ("d", np.arange(problem.n_edges), _starts(problem.person, problem.n)),
+        ("c", by_obj, _starts(problem.obj[by_obj], problem.m)),
+    ):
+        limit = problem.demand if prefix == "d" else problem.capacity
+        for k in range(len(limit)):
+            members = groups[bounds[k] : bounds[k + 1]].tolist()
+            if members:
+                expr = pulp.LpAffineExpression((x[e], 1) for e in members)
+                prob += pulp.LpConstraint(expr, pulp.LpConstraintLE, f"{prefix}{k}", int(limit[k]))
+    kwargs: dict[str, Any] = {"msg": False}
+    if time_limit is not None:
+        kwargs["timeLimit"] = time_limit
+    try:
+        engine = pulp.getSolver(solver, **kwargs)
+    except pulp.PulpSolverError as exc:
+        raise SolverError("lp", solver, str(exc)) from exc
+    if not engine.available():
+        raise SolverError("lp", solver, "PuLP cannot find this solver on this machine")
+    t1 = time.perf_counter()
+    try:
+        prob.solve(engine)
+    except pulp.PulpSolverError as exc:
+        raise SolverError("lp", solver, str(exc)) from exc
+    t2 = time.perf_counter()
+    text = pulp.LpStatus[prob.status]
+    if text != "Optimal":
+        return _Solved(None, text, f"PuLP reports {text}", t1 - t0, t2 - t1)
+    flow, why = _round([v.varValue or 0.0 for v in x])
+    return _Solved(flow, "optimal", why or text, t1 - t0, t2 - t1)
+
+
+def _starts(group: IntArray, n_groups: int) -> IntArray:
+    out = np.zeros(n_groups + 1, dtype=np.int64)
+    np.cumsum(np.bincount(group, minlength=n_groups), out=out[1:])
+    return out
+
+
+def solve_transport(
+    problem: TransportProblem,
+    *,
+    backend: str = "highs",
+    method: str = "ipm",
+    solver: str = "PULP_CBC_CMD",
+    time_limit: float | None = None,
+) -> tuple[IntArray | None, dict[str, Any]]:
+    """Solve the LP with a backend: (GPUs per edge, or None when it did not solve; stats)."""
+    if problem.n_edges == 0:
+        return np.zeros(0, dtype=np.int64), {"solver_status": "empty", "build_seconds": 0.0,
+                                             "solve_seconds": 0.0}
+    if backend == "highs":
+        solved = _solve_highs(problem, method, time_limit)
+    elif backend == "highspy":
+        solved = _solve_highspy(problem, method, time_limit)
+    else:
+        solved = _solve_pulp(problem, solver, time_limit)
+    stats = {"solver_status": solved.status, "solver_message": solved.message,
+             "build_seconds": solved.build_seconds, "solve_seconds": solved.solve_seconds}
+    return solved.flow, stats
+
+
+def _infeasibility(problem: TransportProblem, flow: IntArray) -> str:
+    """Why `flow` is not a feasible allocation, or '' if it is (exact integer checks)."""
+    if len(flow) and int(flow.min()) < 0:
+        return "negative flow"
+    used_d = np.bincount(problem.person, weights=flow, minlength=problem.n)
+    used_c = np.bincount(problem.obj, weights=flow, minlength=problem.m)
+    # float bincount is exact: totals stay below 2**53 (GPU counts are at most MAX_COUNT)
+    if bool((used_d > problem.demand).any()):
+        return "a request is given more GPUs than it asked for"
+    if bool((used_c > problem.capacity).any()):
+        return "an offer is allocated more GPUs than it has"
+    return ""
+
+
+def equilibrium_prices(
+    problem: TransportProblem, flow: IntArray, rule: str = "lowest"
+) -> tuple[IntArray, IntArray] | None:
+    """Exact optimal duals (p per object, u per person) for a feasible `flow`, chosen by `rule`.
+
+    The optimal duals of the transportation LP are the solutions of a system of difference
+    constraints (dual feasibility and complementary slackness with `flow`), with node z = 0,
+    u_r, and w_o = -p_o:
+
+    * u_r >= 0, p_o >= 0; u_r + p_o >= surplus_ro on every edge (nobody envies another offer);
+    * u_r + p_o <= surplus_ro on edges with flow (an allocation pays exactly its surplus);
+    * u_r = 0 if r is not fully served, p_o = 0 if o has idle GPUs.
+
+    Shortest distances from z give its largest solution (lowest prices p); distances to z its
+    smallest (highest prices). Returns None when the system has no solution: by LP duality,
+    exactly when `flow` is not optimal. A certificate that needs no trust in the solver.
+    """
+    if rule not in PRICE_RULES:
+        raise ValueError(f"prices must be one of {PRICE_RULES}, got {rule!r}")
+    n, m = problem.n, problem.m
+    w = problem.weight
+    if len(w) and int(np.abs(w).max()) >= _LIMIT // (n + m + 2):
+        raise AuctionOverflowError(
+            "surplus x (requests + offers) exceeds 2**62: equilibrium prices would overflow "
+            "int64; use a coarser currency unit"
+        )
+    u_node = 1 + np.arange(n, dtype=np.int64)
+    w_node = 1 + n + np.arange(m, dtype=np.int64)
+    zeros_n, zeros_m = np.zeros(n, dtype=np.int64), np.zeros(m, dtype=np.int64)
+    used = flow > 0
+    served = np.bincount(problem.person, weights=flow, minlength=n) >= problem.demand
+    full = np.bincount(problem.obj, weights=flow, minlength=m) >= problem.capacity
+    pu, po = 1 + problem.person, 1 + n + problem.obj
+    tails = np.concatenate([u_node, zeros_m, pu, po[used], zeros_n[~served], w_node[~full]])
+    heads = np.concatenate([zeros_n, w_node, po, pu[used], u_node[~served], zeros_m[~full]])
+    lengths = np.concatenate([zeros_n, zeros_m, -w, w[used], zeros_n[~served], zeros_m[~full]])
+    if rule == "highest":  # distances *to* z: shortest paths from z against the arcs
+        tails, heads = heads, tails
+    order = np.argsort(tails, kind="stable")
+    indptr = _starts(tails, n + m + 1)
+    dist, ok = shortest_paths(n + m + 1, indptr, heads[order], lengths[order], 0)
+    if not ok or bool((dist == UNREACHABLE).any()):
+        return None
+    if rule == "lowest":  # x = dist: u = x_u, p = -x_w
+        return -dist[1 + n :], dist[1 : 1 + n]
+    return dist[1 + n :], -dist[1 : 1 + n]  # x = -dist
+
+
+class LinearProgram(MechanismBase):
+    """Welfare-optimal bulk clearing of splittable requests by linear programming.
+
+    See the module docstring for the formulation, backends and price rules.
+
+    Args:
+        payment: ``"pay-as-bid"`` (default) or ``"uniform"`` (competitive-equilibrium prices).
+        backend: ``"highs"`` (default), ``"highspy"`` or ``"pulp"``.
+        method: HiGHS algorithm: ``"ipm"`` (default), ``"dual-simplex"``, ``"auto"``, and with
+            ``backend="highspy"`` also ``"primal-simplex"``.
+        solver: PuLP solver name for ``backend="pulp"`` (default ``"PULP_CBC_CMD"``).
+        time_limit: seconds the solver may take (None: no limit). A solver stopped by it
+            gives a ``failed`` result with no allocations and a message that says so.
+        prices: which equilibrium prices ``payment="uniform"`` reports: ``"lowest"``
+            (default) or ``"highest"``.
+    """
+
+    name: ClassVar[str] = "lp"
+    tags = MechanismTags(
+        payments=("pay-as-bid", "uniform"),
+        exact_optimal=True,
+        divisible=True,
+        splittable_only=True,
+        needs_solver=True,
+    )
+    backends: ClassVar[tuple[str, ...]] = ("highs", "highspy", "pulp")
+
+    def __init__(
+        self,
+        payment: str | None = None,
+        *,
+        backend: str = "highs",
+        method: str = "ipm",
+        solver: str = "PULP_CBC_CMD",
+        time_limit: float | None = None,
+        prices: str = "lowest",
+    ) -> None:
+        super().__init__(payment)
+        if backend not in self.backends:
+            raise ValueError(f"backend must be one of {self.backends}, got {backend!r}")
+        methods = HIGHSPY_METHODS if backend == "highspy" else HIGHS_METHODS
+        if method not in methods:
+            raise ValueError(
+                f"method for backend {backend!r} must be one of {tuple(methods)}, got {method!r}"
+            )
+        if not isinstance(solver, str) or not solver:
+            raise ValueError(f"solver must be a PuLP solver name, got {solver!r}")
+        if time_limit is not None and (
+            isinstance(time_limit, bool)
+            or not isinstance(time_limit, int | float)
+            or not time_limit > 0
+        ):
+            raise ValueError(f"time_limit must be a number of seconds > 0 or None, got "
+                             f"{time_limit!r}")
+        if prices not in PRICE_RULES:
+            raise ValueError(f"prices must be one of {PRICE_RULES}, got {prices!r}")
+        if backend == "highspy":
+            _require("highspy", "highs")
+        self.backend, self.method, self.solver = backend, method, solver
+        self.time_limit, self.prices = time_limit, prices
+
+    def get_options(self) -> dict[str, Any]:
+        return {"payment": self.payment, "backend": self.backend, "method": self.method,
+                "solver": self.solver, "time_limit": self.time_limit, "prices": self.prices}
+
+    def check_market(self, market: Market) -> None:
+        super().check_market(market)
+        rq = market.snapshot.requests
+        whole = ~rq.divisible & (rq.gpus > 1)
+        if bool(whole.any()):
+            first = str(rq.id[market.request_order[whole[market.request_order]][0]])
+            raise UnsupportedMarketError(
+                self.name,
+                f"request {first!r} wants several GPUs all-or-nothing; the LP cannot express "
+                "that (a MILP can)",
+                ["gang", "assignment", "first-price"],
+            )
+
+    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
+        problem = transport_problem(market)
+        flow, stats = solve_transport(problem, backend=self.backend, method=self.method,
+                                      solver=self.solver, time_limit=self.time_limit)
+        failed = _failure(problem, flow, stats)
+        if failed or flow is None:
+            return self._failed(market, failed, stats)
+        t0 = time.perf_counter()
+        duals = equilibrium_prices(problem, flow, self.prices)
+        stats["certify_seconds"] = time.perf_counter() - t0
+        if duals is None:
+            why = ("the solver's allocation is not optimal (no duals satisfy complementary "
+                   "slackness): a tolerance or time-limit problem in the solver")
+            return self._failed(market, why, stats)
+        rent, profit = duals
+        used = np.flatnonzero(flow)
+        req = problem.request_row[problem.person[used]]
+        off = problem.offer_row[problem.obj[used]]
+        gpus = flow[used]
+        ask = market.snapshot.offers.price[off]
+        offer_price = market.snapshot.offers.price.copy()
+        offer_price[problem.offer_row] += rent
+        unit = offer_price[off] if self.payment == "uniform" else ask
+        request_profit = np.zeros(market.n_requests, dtype=np.int64)
+        request_profit[problem.request_row] = profit
+        diagnostics = {
+            **stats,
+            "objective": int((problem.weight[used] * gpus).sum()) if len(used) else 0,
+            "edges": problem.n_edges,
+            "offer_price": _ro(offer_price),
+            "request_profit": _ro(request_profit),
+        }
+        return ClearingResult.from_allocation(
+            market, req, off, gpus, unit, mechanism=self.name, payment=self.payment,
+            options=self.get_options(), diagnostics=diagnostics,
+        )
+
+    def _failed(self, market: Market, why: str, stats: dict[str, Any]) -> ClearingResult:
+        empty = np.zeros(0, dtype=np.int64)
+        return ClearingResult.from_allocation(
+            market, empty, empty, empty, empty, mechanism=self.name, payment=self.payment,
+            status=Status.FAILED, message=why, options=self.get_options(), diagnostics=stats,
+        )
+
+
+def _failure(problem: TransportProblem, flow: IntArray | None, stats: dict[str, Any]) -> str:
+    if flow is None:
+        return f"no optimal solution: {stats.get('solver_message', '')}"
+    return _infeasibility(problem, flow)
+
+
+def _require(module: str, extra: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise SolverError("lp", module, f"not installed; pip install 'auction[{extra}]'")
+
+
+def _ro(a: IntArray) -> IntArray:
+    a.flags.writeable = False
+    return a
+
