@@ -176,7 +176,7 @@ def _solve_highspy(problem: TransportProblem, method: str, time_limit: float | N
 
     t0 = time.perf_counter()
     a = constraint_matrix(problem).tocsc()
-    h = highspy.Highs()
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", False)
     solver, strategy = HIGHSPY_METHODS[method]
     h.setOptionValue("solver", solver)
