@@ -18,6 +18,7 @@ eligibility is materialized only on demand (`Market.pairs`), for mechanisms that
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -27,6 +28,7 @@ import numpy.typing as npt
 
 from auction.book import BookSnapshot, OrderBook
 from auction.errors import InvalidOrderError
+from auction.money import MAX_MONEY
 
 __all__ = ["Market", "Pairs", "gather_ranges"]
 
@@ -55,7 +57,8 @@ class Pairs:
     """Eligible (request, offer) pairs in CSR form over request rows.
 
     Row r's eligible offers are ``offers[indptr[r]:indptr[r+1]]``, in offer rank order
-    (price, then submitted_at, then id), with ``surplus`` = max_price - price per GPU-hour.
+    (ask - bonus, then submitted_at, then id), with ``surplus`` = max_price - ask per GPU-hour
+    (the quality bonus is not in it: see `Market.offer_bonus`).
     """
 
     indptr: IntArray
@@ -79,10 +82,17 @@ class Market:
             `default_reputation`.
         default_reputation: reputation of providers with no score (0.0: requests that set
             ``min_reputation > 0`` will not trade with unknown providers).
+        quality: quality in [0, 1] per provider name for scoring auctions (Che 1993);
+            providers not listed get 0. None: the reputation scores are the quality.
+        quality_weight: what one unit of quality is worth, in smallest money units per
+            GPU-hour (0, the default: price-only clearing). Each offer carries the bonus
+            ``offer_bonus = floor(quality_weight x quality)`` (exact, rounded down), and the
+            *score* of an offer for a request is ``max_price - ask + offer_bonus``.
 
     Rows in every array index the snapshot's columns. Orderings that decide ties:
 
-    * ``offer_rank``: position in (price, submitted_at, id) order: cheaper first;
+    * ``offer_rank``: position in (ask - bonus, submitted_at, id) order: best score first
+      (cheaper first when there is no quality term);
     * ``request_rank``: position in (submitted_at, id) order: earlier first.
     """
 
@@ -92,6 +102,8 @@ class Market:
         reputation: Mapping[str, float] | None = None,
         *,
         default_reputation: float = 0.0,
+        quality: Mapping[str, float] | None = None,
+        quality_weight: int = 0,
     ) -> None:
         snap = book.snapshot() if isinstance(book, OrderBook) else book
         if not isinstance(snap, BookSnapshot):
@@ -99,21 +111,42 @@ class Market:
         self.snapshot = snap
         self.reputation = _check_reputation(reputation, default_reputation)
         self.default_reputation = float(default_reputation)
+        self.quality = (
+            None if quality is None else _check_reputation(quality, 0.0, "quality")
+        )
+        if (
+            isinstance(quality_weight, bool)
+            or not isinstance(quality_weight, int | np.integer)
+            or not 0 <= int(quality_weight) <= MAX_MONEY
+        ):
+            raise InvalidOrderError(
+                "quality_weight", quality_weight, f"must be an int in [0, {MAX_MONEY}]"
+            )
+        self.quality_weight = int(quality_weight)
         off, req = snap.offers, snap.requests
 
-        # Offers: global rank by (price, submitted_at, id).
-        order = np.lexsort((off.id, off.submitted_at, off.price)).astype(np.int64)
+        codes = {name: i for i, name in enumerate(snap.parties)}
+        rep = np.full(len(snap.parties), self.default_reputation, dtype=np.float64)
+        for name, score in self.reputation.items():
+            if name in codes:
+                rep[codes[name]] = score
+        self.offer_reputation: FloatArray = _readonly(rep[off.provider])
+        # Quality bonus per provider: floor(quality_weight x quality), exact (see offer_bonus).
+        bonus = np.zeros(len(snap.parties), dtype=np.int64)
+        if self.quality_weight:
+            q_of = self.quality if self.quality is not None else None
+            for name, code in codes.items():
+                q = q_of.get(name, 0.0) if q_of is not None else float(rep[code])
+                bonus[code] = math.floor(Fraction(q) * self.quality_weight)
+        self.offer_bonus: IntArray = _readonly(bonus[off.provider])
+
+        # Offers: global rank by (price - bonus, submitted_at, id): the best score first.
+        order = np.lexsort((off.id, off.submitted_at, off.price - self.offer_bonus))
+        order = order.astype(np.int64)
         rank = np.empty(len(off), dtype=np.int64)
         rank[order] = np.arange(len(off), dtype=np.int64)
         self.offer_order: IntArray = _readonly(order)
         self.offer_rank: IntArray = _readonly(rank)
-        rep = np.full(len(snap.parties), self.default_reputation, dtype=np.float64)
-        if self.reputation:
-            codes = {name: i for i, name in enumerate(snap.parties)}
-            for name, score in self.reputation.items():
-                if name in codes:
-                    rep[codes[name]] = score
-        self.offer_reputation: FloatArray = _readonly(rep[off.provider])
 
         # Offer classes: same model, region, VRAM and tags.
         key = np.column_stack(
@@ -202,6 +235,11 @@ class Market:
         flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
         return _readonly(indptr), _readonly(flat)
 
+    def like(self, book: OrderBook | BookSnapshot) -> Market:
+        """A market over another book with this one's reputation and quality settings."""
+        return Market(book, self.reputation, default_reputation=self.default_reputation,
+                      quality=self.quality, quality_weight=self.quality_weight)
+
     # -- sizes --------------------------------------------------------------------------
     @property
     def n_offers(self) -> int:
@@ -210,6 +248,11 @@ class Market:
     @property
     def n_requests(self) -> int:
         return self.snapshot.n_requests
+
+    @property
+    def scoring(self) -> bool:
+        """True when some offer carries a quality bonus (a scoring auction market)."""
+        return bool(self.offer_bonus.any())
 
     @property
     def n_classes(self) -> int:
@@ -258,6 +301,8 @@ class Market:
             reqs = np.concatenate([prof_reqs[prof_req_indptr[p] : prof_req_indptr[p + 1]]
                                    for p in profs])
             members = self.class_offers[self.class_indptr[c] : self.class_indptr[c + 1]]
+            if self.scoring:  # rank order is not price order: put members in price order
+                members = members[np.argsort(price[members], kind="stable")]
             prices = price[members]
             k = np.searchsorted(prices, req.max_price[reqs], side="right").astype(np.int64)
             cum = np.cumsum(k)
@@ -326,7 +371,7 @@ def gather_ranges(starts: IntArray, lengths: IntArray) -> IntArray:
 
 
 def _check_reputation(
-    reputation: Mapping[str, float] | None, default: float
+    reputation: Mapping[str, float] | None, default: float, name: str = "reputation"
 ) -> dict[str, float]:
     def check(field: str, v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer):
@@ -343,5 +388,5 @@ def _check_reputation(
     if reputation is None:
         return {}
     if not isinstance(reputation, Mapping):
-        raise InvalidOrderError("reputation", reputation, "must map provider names to scores")
-    return {str(k): check(f"reputation[{k!r}]", v) for k, v in reputation.items()}
+        raise InvalidOrderError(name, reputation, "must map provider names to scores")
+    return {str(k): check(f"{name}[{k!r}]", v) for k, v in reputation.items()}

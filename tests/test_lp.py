@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, note, settings
+from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
@@ -37,8 +37,13 @@ def request(rid: str, max_price: int, gpus: int = 1, **kw: Any) -> Request:
     return Request(id=rid, tenant=f"t-{rid}", gpus=gpus, max_price=max_price, **kw)
 
 
+def score(market: Market, result: auction.ClearingResult) -> int:
+    """Total score: surplus plus quality bonus, per GPU-hour (the welfare without quality)."""
+    return result.welfare + int((market.offer_bonus[result.offer_row] * result.gpus).sum())
+
+
 def brute_force_welfare(market: Market) -> int:
-    """Best surplus over every integer flow (tiny markets only)."""
+    """Best score over every integer flow (tiny markets only)."""
     p = transport_problem(market)
     ranges = [range(min(int(p.demand[a]), int(p.capacity[b])) + 1)
               for a, b in zip(p.person, p.obj, strict=True)]
@@ -79,7 +84,7 @@ def test_lp_matches_shared_assignment_and_highs_value(market: Market) -> None:
     result = auction.clear(market, "lp")
     assert result.status is Status.SUCCESS
     shared = auction.clear(market, "assignment", shape="shared")
-    assert result.welfare == shared.welfare == result.diagnostics["objective"]
+    assert score(market, result) == score(market, shared) == result.diagnostics["objective"]
 
 
 @settings(max_examples=60)
@@ -88,7 +93,7 @@ def test_lp_matches_brute_force(market: Market) -> None:
     note(describe_market(market))
     if len(transport_problem(market).weight) > 6:
         return
-    assert auction.clear(market, "lp").welfare == brute_force_welfare(market)
+    assert score(market, auction.clear(market, "lp")) == brute_force_welfare(market)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +107,7 @@ def test_backends_agree(backend: str, method: str, market: Market) -> None:
     reference = auction.clear(market, "lp")
     other = auction.clear(market, "lp", backend=backend, method=method)
     assert other.status is Status.SUCCESS, other.message
-    assert other.welfare == reference.welfare
+    assert score(market, other) == score(market, reference)
 
 
 def test_pulp_highs_solver_by_name() -> None:
@@ -147,6 +152,7 @@ def _price_invariants(market: Market, result: auction.ClearingResult) -> None:
 @given(market=SPLITTABLE, rule=st.sampled_from(["lowest", "highest"]))
 def test_uniform_prices_are_a_competitive_equilibrium(market: Market, rule: str) -> None:
     note(describe_market(market))
+    assume(not market.scoring)
     result = auction.clear(market, "lp", payment="uniform", prices=rule)
     assert result.status is Status.SUCCESS
     _price_invariants(market, result)
@@ -154,6 +160,7 @@ def test_uniform_prices_are_a_competitive_equilibrium(market: Market, rule: str)
 
 @given(market=SPLITTABLE)
 def test_lowest_and_highest_bracket_every_equilibrium(market: Market) -> None:
+    assume(not market.scoring)
     low = auction.clear(market, "lp", payment="uniform", prices="lowest")
     high = auction.clear(market, "lp", payment="uniform", prices="highest")
     assert (low.diagnostics["offer_price"] <= high.diagnostics["offer_price"]).all()
@@ -331,3 +338,10 @@ def test_seeded_larger_market_against_linprog() -> None:
     result = auction.clear(market, "lp", payment="uniform")
     assert result.welfare == int((flow * problem.weight).sum())
     _price_invariants(market, result)
+
+
+def test_uniform_prices_refused_on_scoring_markets() -> None:
+    market = Market(_book(), {"p-o1": 1.0}, quality_weight=5)
+    with pytest.raises(UnsupportedMarketError, match="score"):
+        auction.clear(market, "lp", payment="uniform")
+    assert auction.clear(market, "lp").status is Status.SUCCESS

@@ -18,6 +18,7 @@ from auction.mechanisms.sealed_bid import sealed_bid_arrays
 from auction.orders import Order
 from auction.result import ClearingResult
 from auction.testing import brute_force_sealed_bid, markets
+from auction.testing.oracles import quality_bonus
 
 MECHANISMS = {"first-price": "pay-as-bid", "second-price": "vickrey"}
 OUTPUTS = ("request_row", "offer_row", "gpus", "unit_price")
@@ -57,6 +58,7 @@ def test_both_backends_match_brute_force(mechanism: str, market: Market) -> None
         market.reputation,
         market.default_reputation,
         MECHANISMS[mechanism],
+        {o.provider: quality_bonus(market, o.provider) for o in snap.offer_list()},
     )
     for backend in ("numba", "python"):
         result = auction.clear(market, mechanism, backend=backend)

@@ -6,13 +6,18 @@ best-ranked eligible offers upward, one chunk per offer, and may end partly fill
 consumed as it goes. Offers are reached through classes (offers alike but for price, sorted by
 rank), so the cost per request grows with the classes it accepts, not with the offer count.
 
-Payment (``vickrey``): False pays each chunk its ask. True pays the lowest ask among eligible
-offers of *other providers* that could have served the request at that moment (all its GPUs
-free for a non-divisible request; at least one GPU free for a divisible one), capped at the
-request's max price; a provider's own offers never set its price.
+Payment (``vickrey``): False pays each chunk its ask. True is the second-score rule (Che
+1993): the winner is paid so that its score equals the runner-up's, ``ask - bonus`` of the
+best-ranked eligible offer of *another provider* that could have served the request at that
+moment (all its GPUs free for a non-divisible request; at least one GPU free for a divisible
+one) plus the winner's own bonus, capped at the request's max price; with no runner-up, the max
+price. Without quality bonuses this is the lowest competing ask: Vickrey's rule. A provider's
+own offers never set its price.
 
-Offer ranks order offers by (price, submitted_at, id), so "price <= max price" is "rank <
-``req_rank_limit[r]``", and each class keeps the rank of its first offer with capacity left:
+Offer ranks order offers by (ask - bonus, submitted_at, id). Every scan checks ``ask <= max
+price``; without bonuses ranks follow asks, so "ask <= max price" is also "rank <
+``req_rank_limit[r]``" (callers of scoring markets pass the offer count), and each class keeps
+the rank of its first offer with capacity left:
 a class whose head cannot beat the best offer found so far is skipped with one comparison.
 Head ranks only grow, so the least head rank a profile's classes had at its last scan stays a
 lower bound: a request whose rank limit is at or below it is refused without a scan (this makes
@@ -53,6 +58,7 @@ def sealed_bid(
     offer_rep: npt.NDArray[np.float64],
     offer_provider: npt.NDArray[np.int32],
     offer_rank: IntArray,
+    offer_bonus: IntArray,
     vickrey: bool,
 ) -> Outputs:
     """Clear requests in order; return (request, offer, gpus, unit_price) per allocation."""
@@ -81,6 +87,7 @@ def sealed_bid(
         min_rep = req_min_rep[r]
         divisible = req_divisible[r]
         need = req_gpus[r]
+        maxp = req_max_price[r]
         while need > 0:
             # smallest chunk an offer must cover: all GPUs, or one for divisible requests
             least = 1 if divisible else need
@@ -109,7 +116,9 @@ def sealed_bid(
                     rk = offer_rank[o]
                     if rk >= best_rank:
                         break
-                    if remaining[o] >= least and offer_rep[o] >= min_rep:
+                    if remaining[o] >= least and offer_rep[o] >= min_rep and (
+                        offer_price[o] <= maxp
+                    ):
                         best = o
                         best_rank = rk
                         break
@@ -135,11 +144,14 @@ def sealed_bid(
                             offer_provider[o] != skip
                             and remaining[o] >= least
                             and offer_rep[o] >= min_rep
+                            and offer_price[o] <= maxp
                         ):
                             other = o
                             other_rank = rk
                             break
-                price = offer_price[other] if other >= 0 else req_max_price[r]
+                price = maxp
+                if other >= 0:  # the runner-up's score, met: its ask - bonus + our bonus
+                    price = min(maxp, offer_price[other] - offer_bonus[other] + offer_bonus[best])
             out_req[n] = r
             out_off[n] = best
             out_gpus[n] = take
@@ -167,6 +179,7 @@ def sealed_bid_reference(
     offer_rep: npt.NDArray[np.float64],
     offer_provider: npt.NDArray[np.int32],
     offer_rank: IntArray,
+    offer_bonus: IntArray,
     vickrey: bool,
 ) -> Outputs:
     """The kernel's algorithm in plain Python over lists: the oracle for `sealed_bid`."""
@@ -189,8 +202,10 @@ def sealed_bid_reference(
     minrep_of, div_of, prof_of = req_min_rep.tolist(), req_divisible.tolist(), req_profile.tolist()
     out: list[tuple[int, int, int, int]] = []
 
+    bonus_of = offer_bonus.tolist()
+
     def best_offer(
-        classes: list[int], least: int, min_rep: float, limit: int, skip: int
+        classes: list[int], least: int, min_rep: float, limit: int, skip: int, maxp: int
     ) -> tuple[int, int]:
         """Best-ranked offer below `limit` with `least` GPUs free, not from provider `skip`,
         and the least head rank seen."""
@@ -214,7 +229,8 @@ def sealed_bid_reference(
                 o = offers[j]
                 if rank_of[o] >= best_rank:
                     break
-                if remaining[o] >= least and rep_of[o] >= min_rep and prov_of[o] != skip:
+                if (remaining[o] >= least and rep_of[o] >= min_rep and prov_of[o] != skip
+                        and price_of[o] <= maxp):
                     best, best_rank = o, rank_of[o]
                     break
         return best, floor
@@ -227,14 +243,19 @@ def sealed_bid_reference(
         need = gpus_of[r]
         while need > 0:
             least = 1 if div_of[r] else need
-            best, profile_floor[p] = best_offer(classes, least, minrep_of[r], limit_of[r], -1)
+            maxp = maxp_of[r]
+            best, profile_floor[p] = best_offer(classes, least, minrep_of[r], limit_of[r], -1,
+                                                maxp)
             if best < 0:
                 break
             take = min(need, remaining[best])
             price = price_of[best]
             if vickrey:
-                other, _ = best_offer(classes, least, minrep_of[r], limit_of[r], prov_of[best])
-                price = maxp_of[r] if other < 0 else price_of[other]
+                other, _ = best_offer(classes, least, minrep_of[r], limit_of[r], prov_of[best],
+                                      maxp)
+                price = maxp if other < 0 else min(
+                    maxp, price_of[other] - bonus_of[other] + bonus_of[best]
+                )
             out.append((r, best, take, price))
             remaining[best] -= take
             need -= take

@@ -6,6 +6,11 @@ each offer hosts at most one request, as an Akash bid answers one order. This is
 rectangular maximum-weight bipartite matching, solved exactly by Bertsekas' forward/reverse
 auction with epsilon scaling (`auction.kernels.assignment`).
 
+Scoring markets (`Market` with a ``quality_weight``): the objective is the total *score*,
+(max_price - ask + bonus) x gpus (Che 1993), so a better provider may win at a higher ask.
+Only ``pay-as-bid`` is offered there: VCG or uniform payments in score units could charge a
+tenant above its max price. The result's ``welfare`` stays the surplus without bonuses.
+
 Ties: among allocations of equal welfare the auction leans towards more trades (each pair's
 weight gets a +1 below the exactness threshold; a preference, not a guarantee), and runs in
 canonical order (requests by priority, offers by rank), so the same market always gives the
@@ -90,6 +95,7 @@ def matching_problem(market: Market) -> MatchingProblem:
     """Exclusive offers: pairs whose offer can host the whole request, weighted by surplus."""
     rq, of = market.snapshot.requests, market.snapshot.offers
     person, rows, offers, surplus = market.priority_pairs()
+    surplus = surplus + market.offer_bonus[offers]  # the score (Che 1993); bonus 0 by default
     keep = of.gpus[offers] >= rq.gpus[rows]
     person, rows, offers, surplus = person[keep], rows[keep], offers[keep], surplus[keep]
     gpus = rq.gpus[rows]
@@ -121,6 +127,7 @@ def shared_problem(market: Market, max_edges: int) -> MatchingProblem:
     slot_base = np.zeros(market.n_offers, dtype=np.int64)
     slot_base[market.offer_order] = np.cumsum(cap) - cap
     person, _, offers, surplus = market.priority_pairs()
+    surplus = surplus + market.offer_bonus[offers]
     # per request (priority order): its eligible slots, each offer's GPUs in a run
     slot_idx = gather_ranges(slot_base[offers], of.gpus[offers])
     slot_w = np.repeat(surplus, of.gpus[offers])
@@ -201,7 +208,8 @@ class Assignment(MechanismBase):
 
     name: ClassVar[str] = "assignment"
     tags = MechanismTags(
-        payments=("pay-as-bid", "vcg", "uniform"), exact_optimal=True, divisible=True
+        payments=("pay-as-bid", "vcg", "uniform"), exact_optimal=True, divisible=True,
+        scoring=True,
     )
     backends: ClassVar[tuple[str, ...]] = ("numba", "python")
     shapes: ClassVar[tuple[str, ...]] = ("exclusive", "shared")
@@ -244,13 +252,20 @@ class Assignment(MechanismBase):
                 f"payment 'uniform' needs one resource class, the market has {market.n_classes}",
                 alternatives,
             )
+        if self.payment != "pay-as-bid" and market.scoring:
+            raise UnsupportedMarketError(
+                self.name,
+                f"payment {self.payment!r} on a scoring market (quality bonuses) could charge "
+                "tenants above their max price; scoring clears with pay-as-bid",
+                ["assignment (payment='pay-as-bid')", "second-price (payment='second-score')"],
+            )
         rq = market.snapshot.requests
         if self.shape == "shared" and bool((~rq.divisible & (rq.gpus > 1)).any()):
             raise UnsupportedMarketError(
                 self.name,
                 "non-divisible multi-GPU requests on shared offers make a generalized "
-                "assignment problem (a MILP: the planned 'gang' mechanism)",
-                ["assignment (shape='exclusive')", "first-price", "second-price"],
+                "assignment problem (a MILP: the 'gang' mechanism solves it)",
+                ["gang", "assignment (shape='exclusive')", "first-price", "second-price"],
             )
 
     def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:

@@ -37,12 +37,20 @@ class MechanismTags:
             brute-force misreport search on small markets).
         truthful_single_order: no provider gains by misreporting when the market holds one
             non-divisible request (an Akash order cleared on its own).
+        truthful_unit_traders: no trader, provider or tenant, gains by misreporting when every
+            order is for one GPU and every party places one order (McAfee's setting).
         individually_rational: ask <= unit_price and tenant_price <= max_price always.
         budget_balanced: tenants pay exactly what providers receive (tenant_price == unit_price).
         exact_optimal: the allocation maximizes welfare for the mechanism's market model.
         divisible: clears markets with divisible requests.
         splittable_only: clears only markets whose requests are all divisible or ask for one
             GPU (others get `UnsupportedMarketError`); the conformance suite draws such markets.
+        call_market: clears only markets in which every request's eligible offers, ignoring
+            price, form exactly one offer class (others get `UnsupportedMarketError`); the
+            conformance suite draws such markets.
+        scoring: uses the market's quality bonuses (scoring auctions, Che 1993): ranks or
+            optimizes by score, ``max_price - ask + bonus``; other mechanisms clear on price
+            and surplus alone.
         needs_solver: relies on an external optimization solver.
         deterministic: the result does not depend on `rng`.
     """
@@ -50,11 +58,14 @@ class MechanismTags:
     payments: tuple[str, ...] = attrs.field(default=("pay-as-bid",), converter=_payments)
     truthful: bool = False
     truthful_single_order: bool = False
+    truthful_unit_traders: bool = False
     individually_rational: bool = True
     budget_balanced: bool = True
     exact_optimal: bool = False
     divisible: bool = False
     splittable_only: bool = False
+    call_market: bool = False
+    scoring: bool = False
     needs_solver: bool = False
     deterministic: bool = True
 
@@ -113,7 +124,9 @@ class MechanismBase(abc.ABC):
             from auction.mechanisms.registry import supporting
 
             raise UnsupportedMarketError(
-                self.name, "the market has divisible requests", supporting(divisible=True)
+                self.name,
+                "the market has divisible requests",
+                supporting(divisible=True, call_market=False),  # call markets are special
             )
 
     def clear(

@@ -22,6 +22,10 @@ Backends (``backend=``):
   ``"primal-simplex"``.
 * ``"pulp"``: any PuLP solver by name (``solver="PULP_CBC_CMD"``, ``"HiGHS"``, ...).
 
+Scoring markets (`Market` with a ``quality_weight``): the objective adds each offer's quality
+bonus to its surplus (Che 1993); only ``pay-as-bid`` is offered there. ``welfare`` in the
+result stays the surplus without bonuses.
+
 Prices (``payment=``):
 
 * ``"pay-as-bid"`` (default): each provider is paid its ask.
@@ -110,6 +114,7 @@ def transport_problem(market: Market) -> TransportProblem:
     """The transportation problem of `market` (every eligible pair is an edge)."""
     rq, of = market.snapshot.requests, market.snapshot.offers
     person, _, offers, surplus = market.priority_pairs()
+    surplus = surplus + market.offer_bonus[offers]  # score: bonus 0 unless a scoring market
     return TransportProblem(
         request_row=market.request_order,
         offer_row=market.offer_order,
@@ -361,6 +366,7 @@ class LinearProgram(MechanismBase):
         divisible=True,
         splittable_only=True,
         needs_solver=True,
+        scoring=True,
     )
     backends: ClassVar[tuple[str, ...]] = ("highs", "highspy", "pulp")
 
@@ -404,6 +410,13 @@ class LinearProgram(MechanismBase):
 
     def check_market(self, market: Market) -> None:
         super().check_market(market)
+        if self.payment == "uniform" and market.scoring:
+            raise UnsupportedMarketError(
+                self.name,
+                "uniform prices on a scoring market (quality bonuses) are in score units and "
+                "could exceed a tenant's max price; scoring clears with pay-as-bid",
+                ["lp (payment='pay-as-bid')", "second-price (payment='second-score')"],
+            )
         rq = market.snapshot.requests
         whole = ~rq.divisible & (rq.gpus > 1)
         if bool(whole.any()):

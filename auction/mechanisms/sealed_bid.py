@@ -15,6 +15,14 @@ result). Capacity is consumed as requests clear.
   offer set its price, it could raise that offer to be paid more. Truthful for providers when
   the market holds one non-divisible request; with several requests, capacity links them and
   no sequential rule is truthful (use a batch mechanism with VCG payments for that).
+
+Scoring auctions (Che 1993): in a market with quality bonuses (`Market` ``quality_weight``),
+offers rank by score, ``ask - bonus`` (then submitted_at, then id), so a better provider can
+win at a higher ask; every winner's ask still is at most the request's max price. The
+``second-price`` rule is then *second score* (payment ``"second-score"``, the same rule as
+``"vickrey"`` under the name that says what it does with quality): the winner is paid the
+runner-up's ``ask - bonus`` plus its own bonus, the price at which its score equals the
+runner-up's, capped at the max price. Truthful in price for a single order, as Vickrey is.
 """
 
 from __future__ import annotations
@@ -34,8 +42,12 @@ __all__ = ["FirstPrice", "SealedBidAuction", "SecondPrice", "sealed_bid_arrays"]
 def sealed_bid_arrays(market: Market) -> tuple[Any, ...]:
     """The kernel's array arguments for `market`, in signature order (without `vickrey`)."""
     rq, of = market.snapshot.requests, market.snapshot.offers
-    # offers of rank < limit are exactly those priced <= max_price (ranks sort by price first)
-    limit = np.searchsorted(of.price[market.offer_order], rq.max_price, side="right")
+    # offers of rank < limit are exactly those priced <= max_price (ranks sort by price first
+    # unless quality bonuses reorder them: then no limit, the kernel checks prices itself)
+    if market.scoring:
+        limit = np.full(market.n_requests, market.n_offers, dtype=np.int64)
+    else:
+        limit = np.searchsorted(of.price[market.offer_order], rq.max_price, side="right")
     return (
         market.request_order,
         rq.gpus,
@@ -53,6 +65,7 @@ def sealed_bid_arrays(market: Market) -> tuple[Any, ...]:
         market.offer_reputation,
         of.provider,
         market.offer_rank,
+        market.offer_bonus,
     )
 
 
@@ -60,12 +73,13 @@ class SealedBidAuction(MechanismBase):
     """Per-order sealed-bid reverse auction (see the module docstring).
 
     Args:
-        payment: ``"pay-as-bid"`` or ``"vickrey"``; the default is the subclass's.
+        payment: ``"pay-as-bid"``, ``"vickrey"`` or ``"second-score"`` (the same rule as
+            ``"vickrey"``, named for scoring markets); the default is the subclass's.
         backend: ``"numba"`` (default) or ``"python"``, the pure-Python reference.
     """
 
     tags = MechanismTags(
-        payments=("pay-as-bid", "vickrey"), divisible=True
+        payments=("pay-as-bid", "vickrey", "second-score"), divisible=True, scoring=True
     )
     backends: ClassVar[tuple[str, ...]] = ("numba", "python")
 
@@ -80,7 +94,7 @@ class SealedBidAuction(MechanismBase):
 
     def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
         kernel = sealed_bid if self.backend == "numba" else sealed_bid_reference
-        args = (*sealed_bid_arrays(market), self.payment == "vickrey")
+        args = (*sealed_bid_arrays(market), self.payment in ("vickrey", "second-score"))
         req, off, gpus, price = kernel(*args)
         return ClearingResult.from_allocation(
             market,
@@ -98,7 +112,7 @@ class FirstPrice(SealedBidAuction):
     """Sealed-bid reverse auction paying each winner its ask (pay-as-bid)."""
 
     name: ClassVar[str] = "first-price"
-    tags = MechanismTags(payments=("pay-as-bid",), divisible=True)
+    tags = MechanismTags(payments=("pay-as-bid",), divisible=True, scoring=True)
 
 
 class SecondPrice(SealedBidAuction):
@@ -106,5 +120,6 @@ class SecondPrice(SealedBidAuction):
 
     name: ClassVar[str] = "second-price"
     tags = MechanismTags(
-        payments=("vickrey",), divisible=True, truthful_single_order=True
+        payments=("vickrey", "second-score"), divisible=True, truthful_single_order=True,
+        scoring=True,
     )

@@ -12,7 +12,8 @@ registry path `auction.clear(..., payment=...)` is checked too) or as instances.
 
 from __future__ import annotations
 
-from collections import Counter
+import functools
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +37,7 @@ from auction.result import ClearingResult, Status
 from auction.testing.oracles import (
     is_eligible,
     offer_rank_key,
+    quality_bonus,
     reputation_of,
     request_priority_key,
 )
@@ -59,6 +61,7 @@ __all__ = [
     "check_mechanism",
     "check_misreport",
     "check_misreport_single_order",
+    "check_misreport_unit_traders",
     "check_no_mutation",
     "check_order_independence",
     "check_result_consistency",
@@ -81,6 +84,8 @@ _SEEDS = st.integers(0, 2**32 - 1)
 #: Misreport searches run on markets this small (the search re-clears many times per market).
 _MISREPORT_OFFERS = 4
 _MISREPORT_REQUESTS = 3
+#: Orders per side in the unit-trader search (one GPU each: larger books stay cheap).
+_MISREPORT_UNIT_ORDERS = 5
 
 
 class Check(Protocol):
@@ -141,9 +146,10 @@ def _settings(max_examples: int | None, scale: float = 1.0) -> settings:
 
 def _markets_for(mech: Mechanism, **kwargs: Any) -> st.SearchStrategy[Market]:
     """`markets()` with divisible requests only if the mechanism supports them, and only
-    splittable requests for mechanisms that need them."""
+    splittable requests, or call markets, for mechanisms that need them."""
     kwargs.setdefault("divisible", mech.tags.divisible)
     kwargs.setdefault("splittable", mech.tags.splittable_only)
+    kwargs.setdefault("call_market", mech.tags.call_market)
     return markets(**kwargs)
 
 
@@ -234,14 +240,16 @@ def _rows(result: ClearingResult) -> list[dict[str, Any]]:
 
 def _rebuild(market: Market, orders: Iterable[Order], prices: Mapping[str, int] | None = None
              ) -> Market:
-    """A new market over `orders` (with some offers' prices replaced), same reputation."""
+    """A new market over `orders` (with some offers' prices, or requests' max prices,
+    replaced), same reputation."""
     changed = prices or {}
     built: list[Order] = [
-        attrs.evolve(o, price=changed[o.id]) if isinstance(o, Offer) and o.id in changed else o
+        o if o.id not in changed
+        else attrs.evolve(o, price=changed[o.id]) if isinstance(o, Offer)
+        else attrs.evolve(o, max_price=changed[o.id])
         for o in orders
     ]
-    return Market(OrderBook(built), market.reputation,
-                  default_reputation=market.default_reputation)
+    return market.like(OrderBook(built))
 
 
 def _all_orders(market: Market) -> list[Order]:
@@ -357,6 +365,7 @@ def _assert_consistent(mech: Mechanism, market: Market, result: ClearingResult) 
     )
     filled: Counter[str] = Counter()
     chunks: Counter[str] = Counter()
+    sites: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
     pairs: set[tuple[str, str]] = set()
     keys = []
     welfare = payment = revenue = 0
@@ -376,7 +385,9 @@ def _assert_consistent(mech: Mechanism, market: Market, result: ClearingResult) 
         pairs.add(pair)
         filled[r.id] += g
         chunks[r.id] += 1
-        keys.append((request_priority_key(r), offer_rank_key(o)))
+        sites[r.id].add((o.provider, o.region))
+        bonus = quality_bonus(market, o.provider)
+        keys.append((request_priority_key(r), offer_rank_key(o, bonus)))
         welfare += (r.max_price - o.price) * g
         assert row["unit_price"] == row["provider_payment"] // g, (
             f"unit_price is not the row's provider payment per GPU, rounded down: {row!r}"
@@ -391,6 +402,12 @@ def _assert_consistent(mech: Mechanism, market: Market, result: ClearingResult) 
         r = reqs[rid]
         if r.divisible:
             assert n <= r.gpus, f"divisible request {rid!r} wants {r.gpus} GPUs but got {n}"
+        elif r.cluster:
+            assert n == r.gpus, f"cluster request {rid!r} wants all {r.gpus} GPUs but got {n}"
+            hosts = sorted(sites[rid])
+            assert len(hosts) == 1, (
+                f"cluster request {rid!r} is served from several (provider, region): {hosts}"
+            )
         else:
             got = (n, chunks[rid])
             assert got == (r.gpus, 1), (
@@ -547,8 +564,9 @@ def check_divisible_support(
 
     @st.composite
     def with_divisible(draw: st.DrawFn) -> Market:
-        book = draw(books(divisible=False, splittable=mech.tags.splittable_only))
-        extra = draw(requests(order_id="r-divisible", divisible=True))
+        call = mech.tags.call_market
+        book = draw(books(divisible=False, splittable=mech.tags.splittable_only, call_market=call))
+        extra = draw(requests(order_id="r-divisible", divisible=True, call_market=call))
         return Market(OrderBook([*book, extra]))
 
     @_settings(max_examples, scale=0.5)
@@ -585,7 +603,8 @@ def check_invalid_input(mechanism: MechanismLike, *, max_examples: int | None = 
     name = mechanism if isinstance(mechanism, str) else None
 
     @_settings(max_examples, scale=0.25)
-    @given(book=books(divisible=mech.tags.divisible, splittable=mech.tags.splittable_only))
+    @given(book=books(divisible=mech.tags.divisible, splittable=mech.tags.splittable_only,
+                      call_market=mech.tags.call_market))
     def run(book: OrderBook) -> None:
         for bad in (book, book.snapshot(), None, "market", object()):
             try:
@@ -658,6 +677,15 @@ def _utility(result: ClearingResult, provider: str, true_ask: Mapping[str, int])
     )
 
 
+def _tenant_utility(result: ClearingResult, tenant: str, true_max: Mapping[str, int]) -> int:
+    """A tenant's surplus per hour at its true max prices, exactly: value minus payments."""
+    return sum(
+        true_max[row["request_id"]] * row["gpus"] - row["tenant_payment"]
+        for row in _rows(result)
+        if row["tenant"] == tenant
+    )
+
+
 def _candidate_asks(offers: Sequence[Offer], reqs: Sequence[Request]) -> list[int]:
     """0, every distinct ask and max price, each +-1, and a very high ask."""
     base = {o.price for o in offers} | {r.max_price for r in reqs}
@@ -665,45 +693,66 @@ def _candidate_asks(offers: Sequence[Offer], reqs: Sequence[Request]) -> list[in
     return sorted(v for v in out if 0 <= v <= MAX_MONEY)
 
 
-def _misreports(own: Sequence[Offer], candidates: Sequence[int]) -> Iterator[dict[str, int]]:
-    """Price changes to try for one provider: each offer alone, then all offers shifted."""
+def _reported(order: Order) -> int:
+    """An offer's ask or a request's max price."""
+    return order.price if isinstance(order, Offer) else order.max_price
+
+
+def _misreports(own: Sequence[Order], candidates: Sequence[int]) -> Iterator[dict[str, int]]:
+    """Price changes to try for one party: each order alone, then all orders shifted."""
     for o in own:
         for v in candidates:
-            if v != o.price:
+            if v != _reported(o):
                 yield {o.id: v}
     if len(own) > 1:
-        deltas = sorted({v - o.price for v in candidates for o in own} - {0})
+        deltas = sorted({v - _reported(o) for v in candidates for o in own} - {0})
         for d in deltas:
-            yield {o.id: min(MAX_MONEY, max(0, o.price + d)) for o in own}
+            yield {o.id: min(MAX_MONEY, max(0, _reported(o) + d)) for o in own}
 
 
-def _misreport_search(mech: Mechanism, market: Market, seed: int) -> None:
-    """Assert no provider gains (at its true asks) by any misreport in the candidate grid."""
+def _misreport_search(mech: Mechanism, market: Market, seed: int, *, tenants: bool = False
+                      ) -> None:
+    """Assert no provider gains (at its true asks) by any misreport in the candidate grid;
+    with `tenants`, no tenant either (at its true max prices)."""
     orders = _all_orders(market)
     offers = market.snapshot.offer_list()
     reqs = market.snapshot.request_list()
     true_ask = {o.id: o.price for o in offers}
+    true_max = {r.id: r.max_price for r in reqs}
     truthful = _clear(mech, _rebuild(market, orders), seed)
     note(f"truthful allocations: {truthful.to_records()!r}")
     candidates = _candidate_asks(offers, reqs)
-    for provider in sorted({o.provider for o in offers}):
-        honest = _utility(truthful, provider, true_ask)
-        own = [o for o in offers if o.provider == provider]
+    parties: list[tuple[str, str, list[Order], Callable[[ClearingResult], int]]] = [
+        ("provider", p, [o for o in offers if o.provider == p],
+         functools.partial(_utility, provider=p, true_ask=true_ask))
+        for p in sorted({o.provider for o in offers})
+    ]
+    if tenants:
+        parties += [
+            ("tenant", t, [r for r in reqs if r.tenant == t],
+             functools.partial(_tenant_utility, tenant=t, true_max=true_max))
+            for t in sorted({r.tenant for r in reqs})
+        ]
+    for role, party, own, utility in parties:
+        honest = utility(truthful)
         for lie in _misreports(own, candidates):
             result = _try_clear(mech, _rebuild(market, orders, lie), seed)
             if result is None:  # the lie made amounts too large to clear: no gain
                 continue
-            gain = _utility(result, provider, true_ask)
+            gain = utility(result)
             if gain > honest:
+                what = "asks" if role == "provider" else "max prices"
+                true = {o.id: _reported(o) for o in own if o.id in lie}
                 raise AssertionError(
-                    f"provider {provider!r} gains by misreporting asks {lie} "
-                    f"(true asks {({k: true_ask[k] for k in lie})}): utility {gain} > {honest} "
+                    f"{role} {party!r} gains by misreporting {what} {lie} "
+                    f"(true {what} {true}): utility {gain} > {honest} "
                     f"when truthful; allocations when lying: {result.to_records()!r}"
                 )
 
 
 def _search_markets(
-    mech: Mechanism, strategy: st.SearchStrategy[Market], max_examples: int | None
+    mech: Mechanism, strategy: st.SearchStrategy[Market], max_examples: int | None,
+    *, tenants: bool = False,
 ) -> None:
     """Run the misreport search on markets drawn from `strategy`."""
 
@@ -711,7 +760,7 @@ def _search_markets(
     @given(market=strategy, seed=_SEEDS)
     def run(market: Market, seed: int) -> None:
         _note(market)
-        _misreport_search(mech, market, seed)
+        _misreport_search(mech, market, seed, tenants=tenants)
 
     run()
 
@@ -746,6 +795,44 @@ def check_misreport_single_order(
     _search_markets(mech, strategy, max_examples)
 
 
+@st.composite
+def _unit_trader_markets(draw: st.DrawFn, call_market: bool) -> Market:
+    """Markets where every order is for one GPU and every party places one order."""
+    book = draw(books(
+        min_offers=2, max_offers=_MISREPORT_UNIT_ORDERS, min_requests=2,
+        max_requests=_MISREPORT_UNIT_ORDERS, divisible=False, huge_prices=False,
+        splittable=True, call_market=call_market,
+    ))
+    orders: list[Order] = [
+        attrs.evolve(o, provider=f"p-{o.id}", gpus=1) if isinstance(o, Offer)
+        else attrs.evolve(o, tenant=f"t-{o.id}", gpus=1)
+        for o in book
+    ]
+    first = next(o for o in orders if isinstance(o, Offer))
+    if draw(st.booleans()):  # one book for everyone: more competition, deeper crossings
+        orders = [
+            attrs.evolve(o, gpu_model=first.gpu_model, region=first.region,
+                         vram_gb=first.vram_gb, tags=first.tags) if isinstance(o, Offer)
+            else attrs.evolve(o, gpu_models=frozenset({first.gpu_model}),
+                              regions=frozenset({first.region}),
+                              min_vram_gb=0, required_tags=frozenset(), min_reputation=0.0)
+            for o in orders
+        ]
+    return Market(OrderBook(orders))
+
+
+def check_misreport_unit_traders(
+    mechanism: MechanismLike, *, max_examples: int | None = None
+) -> None:
+    """Truthful for unit traders (McAfee's setting): the misreport search, over providers'
+    asks and tenants' max prices, on markets where every order is for one GPU and every
+    party places one order (call markets for mechanisms that need them). A tenant's utility
+    is its true max price times its GPUs, minus what it pays, over its allocations."""
+    mech = _resolve(mechanism)
+    strategy = _unit_trader_markets(mech.tags.call_market)
+    _search_markets(mech, strategy, max_examples, tenants=True)
+
+
 # -- running the suite --------------------------------------------------------------------
 _ALWAYS: tuple[Check, ...] = (
     check_capacity,
@@ -763,6 +850,7 @@ _BY_TAG: tuple[tuple[str, Check], ...] = (
     ("budget_balanced", check_budget_balance),
     ("truthful", check_misreport),
     ("truthful_single_order", check_misreport_single_order),
+    ("truthful_unit_traders", check_misreport_unit_traders),
 )
 
 

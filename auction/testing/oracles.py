@@ -8,7 +8,9 @@ two means something. They are slow (all pairs, every step) and meant for small m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
+from fractions import Fraction
 from typing import Any
 
 from auction.market import Market
@@ -19,12 +21,13 @@ __all__ = [
     "brute_force_sealed_bid",
     "is_eligible",
     "offer_rank_key",
+    "quality_bonus",
     "reputation_of",
     "request_priority_key",
 ]
 
 #: Payment rules `brute_force_sealed_bid` knows.
-PAYMENT_RULES = ("pay-as-bid", "vickrey")
+PAYMENT_RULES = ("pay-as-bid", "vickrey", "second-score")
 
 
 def is_eligible(offer: Offer, request: Request, reputation_of_provider: float) -> bool:
@@ -52,9 +55,20 @@ def reputation_of(market: Market, provider: str) -> float:
     return market.reputation.get(provider, market.default_reputation)
 
 
-def offer_rank_key(offer: Offer) -> tuple[int, int, str]:
-    """Offer rank, best first: price, then submitted_at, then id."""
-    return (offer.price, offer.submitted_at, offer.id)
+def offer_rank_key(offer: Offer, bonus: int = 0) -> tuple[int, int, str]:
+    """Offer rank, best first: price minus the quality bonus, then submitted_at, then id."""
+    return (offer.price - bonus, offer.submitted_at, offer.id)
+
+
+def quality_bonus(market: Market, provider: str) -> int:
+    """A provider's quality bonus in `market`: floor(quality_weight x quality), exactly."""
+    if not market.quality_weight:
+        return 0
+    if market.quality is None:
+        q = reputation_of(market, provider)
+    else:
+        q = market.quality.get(provider, 0.0)
+    return math.floor(Fraction(q) * market.quality_weight)
 
 
 def request_priority_key(request: Request) -> tuple[int, str]:
@@ -68,16 +82,19 @@ def brute_force_sealed_bid(
     reputation: Mapping[str, float] | None = None,
     default_reputation: float = 0.0,
     payment: str = "pay-as-bid",
+    bonus: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """The sealed-bid reverse auction, replayed step by step on order objects.
 
     Requests clear in priority order (submitted_at, then id). Each looks at every offer it is
     eligible for (`is_eligible`) that still has enough capacity for its next chunk (all its
-    GPUs if non-divisible, at least one GPU if divisible) and takes the best-ranked one (price,
-    then submitted_at, then id), as many GPUs as it still needs or the offer has left; a
-    divisible request repeats until filled or out of offers. Payment ``pay-as-bid`` pays the
-    ask; ``vickrey`` pays the lowest ask among those same candidates that belong to other
-    providers, or the request's max price when there is none.
+    GPUs if non-divisible, at least one GPU if divisible) and takes the best-ranked one (price
+    minus its provider's quality `bonus`, then submitted_at, then id), as many GPUs as it still
+    needs or the offer has left; a divisible request repeats until filled or out of offers.
+    Payment ``pay-as-bid`` pays the ask; ``vickrey`` (or ``second-score``) pays the best
+    ranked of those same candidates that belong to other providers, at its price minus its
+    bonus plus the winner's bonus, capped at the request's max price, which is also the price
+    when there is none.
 
     Returns:
         One dict per allocation with the keys and order of `ClearingResult.to_records()`:
@@ -86,7 +103,8 @@ def brute_force_sealed_bid(
     if payment not in PAYMENT_RULES:
         raise ValueError(f"payment must be one of {PAYMENT_RULES}, got {payment!r}")
     scores = dict(reputation or {})
-    offer_list = sorted(offers, key=offer_rank_key)
+    bonuses = dict(bonus or {})
+    offer_list = sorted(offers, key=lambda o: offer_rank_key(o, bonuses.get(o.provider, 0)))
     remaining = {o.id: o.gpus for o in offer_list}
     rank = {o.id: i for i, o in enumerate(offer_list)}
     records: list[dict[str, Any]] = []
@@ -103,9 +121,12 @@ def brute_force_sealed_bid(
                 break
             best = candidates[0]
             take = min(need, remaining[best.id])
-            if payment == "vickrey":
-                others = [o.price for o in candidates if o.provider != best.provider]
-                price = min(others) if others else r.max_price
+            if payment in ("vickrey", "second-score"):
+                others = [o for o in candidates if o.provider != best.provider]
+                price = r.max_price
+                if others:
+                    b = bonuses.get(best.provider, 0) - bonuses.get(others[0].provider, 0)
+                    price = min(r.max_price, others[0].price + b)
             else:
                 price = best.price
             chunks.append(

@@ -110,7 +110,7 @@ def _request_fields(
     makes every non-divisible request ask for one GPU."""
     fields = _request_fields_any(max_gpus, huge, divisible, constrained)
     if splittable:
-        return fields.map(lambda f: f if f["divisible"] else {**f, "gpus": 1})
+        return fields.map(lambda f: f if f["divisible"] else {**f, "gpus": 1, "cluster": False})
     return fields
 
 
@@ -139,9 +139,10 @@ def _request_fields_any(
             "min_reputation": min_rep,
             "duration_hours": st.integers(1, 3),
             "divisible": st.booleans() if divisible is None else st.just(divisible),
+            "cluster": st.sampled_from((False, False, True)),
             "submitted_at": _SEQ,
         }
-    )
+    ).map(lambda f: {**f, "cluster": f["cluster"] and not f["divisible"]})
 
 
 def _ids(order_id: str | None, prefix: str) -> st.SearchStrategy[str]:
@@ -174,6 +175,7 @@ def requests(
     max_gpus: int = 5,
     huge_prices: bool = True,
     splittable: bool = False,
+    call_market: bool = False,
 ) -> st.SearchStrategy[Request]:
     """Requests with constraints that are often loose, sometimes unsatisfiable.
 
@@ -184,12 +186,52 @@ def requests(
             default, so some non-divisible requests fit no offer).
         huge_prices: whether a max price may rarely be `HUGE_PRICE`.
         splittable: every request is divisible or asks for one GPU.
+        call_market: pinned to one model and one region, with no other constraint: in a
+            book drawn with ``call_market=True`` it accepts exactly one offer class, or none.
     """
-    return st.builds(
-        lambda rid, fields: Request(id=rid, **fields),
-        _ids(order_id, "r"),
-        _request_fields(max_gpus, huge_prices, divisible, True, splittable),
-    )
+    fields = _request_fields(max_gpus, huge_prices, divisible, True, splittable)
+    if call_market:
+        fields = st.tuples(fields, _PINNED).map(lambda t: {**t[0], **t[1]})
+    return st.builds(lambda rid, f: Request(id=rid, **f), _ids(order_id, "r"), fields)
+
+
+#: (model, region) pairs the classes of call-market books are drawn from.
+_CLASS_KEYS = tuple((m, r) for m in GPU_MODELS for r in REGIONS)
+_PINNED = st.fixed_dictionaries(
+    {
+        "gpu_models": st.sampled_from((*GPU_MODELS, _NOBODY_MODEL)).map(lambda m: frozenset({m})),
+        "regions": st.sampled_from(REGIONS).map(lambda r: frozenset({r})),
+        "min_vram_gb": st.just(0),
+        "required_tags": _NONE,
+        "min_reputation": st.just(0.0),
+    }
+)
+
+
+def _call_market(
+    draw: st.DrawFn, offer_fields: list[dict[str, Any]], request_fields: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Drawn fields rewritten into a call market: one to three classes distinct in (model,
+    region), the offers of a class sharing VRAM and tags, and each request pinned to one
+    class's model and region (or to a model nobody offers), with VRAM and tag constraints its
+    class meets and no reputation floor, so that it accepts exactly one class or none."""
+    keys = draw(st.lists(st.sampled_from(_CLASS_KEYS), min_size=1, max_size=3, unique=True))
+    looks = {k: (draw(st.sampled_from(_VRAM)), draw(st.frozensets(st.sampled_from(TAGS))))
+             for k in keys}
+    offers = []
+    for f in offer_fields:
+        model, region = draw(st.sampled_from(keys))
+        vram, tags = looks[(model, region)]
+        offers.append({**f, "gpu_model": model, "region": region, "vram_gb": vram, "tags": tags})
+    reqs = []
+    for f in request_fields:
+        model, region = draw(st.sampled_from((*keys * 3, (_NOBODY_MODEL, REGIONS[0]))))
+        vram, tags = looks.get((model, region), (0, frozenset()))
+        need = draw(st.frozensets(st.sampled_from(sorted(tags)))) if tags else frozenset()
+        reqs.append({**f, "gpu_models": frozenset({model}), "regions": frozenset({region}),
+                     "min_vram_gb": draw(st.sampled_from((0, vram))), "required_tags": need,
+                     "min_reputation": 0.0})
+    return offers, reqs
 
 
 @st.composite
@@ -202,6 +244,7 @@ def _books(
     divisible: bool,
     huge_prices: bool,
     splittable: bool,
+    call_market: bool = False,
 ) -> OrderBook:
     # sizes drawn first: plain lists favour very short ones, and contention needs several
     n_off = draw(st.integers(min_offers, max_offers))
@@ -224,6 +267,8 @@ def _books(
             max_size=n_req,
         )
     )
+    if call_market:
+        offer_fields, request_fields = _call_market(draw, offer_fields, request_fields)
     # one shared permutation of numbers: ids unique across both sides, unrelated to add order
     numbers = draw(st.permutations(range(n_off + len(request_fields))))
     orders: list[Order] = [
@@ -245,6 +290,7 @@ def books(
     divisible: bool = True,
     huge_prices: bool = True,
     splittable: bool = False,
+    call_market: bool = False,
 ) -> st.SearchStrategy[OrderBook]:
     """Order books with offers and requests added in a drawn, interleaved order.
 
@@ -257,15 +303,18 @@ def books(
         huge_prices: whether prices may rarely be `HUGE_PRICE`.
         splittable: every request is divisible or asks for one GPU (for mechanisms such as
             the shared-capacity assignment).
+        call_market: every request's eligible offers, ignoring price, are exactly one offer
+            class or none (for double auctions): classes differ in model and region, offers
+            of a class share VRAM and tags, requests are pinned to one model and region.
     """
     if not 0 <= min_offers <= max_offers or not 0 <= min_requests <= max_requests:
         raise ValueError("need 0 <= min <= max for offers and requests")
     return _books(min_offers, max_offers, min_requests, max_requests, divisible, huge_prices,
-                  splittable)
+                  splittable, call_market)
 
 
 @st.composite
-def _markets(draw: st.DrawFn, book: OrderBook, reputation: bool) -> Market:
+def _markets(draw: st.DrawFn, book: OrderBook, reputation: bool, quality: bool) -> Market:
     scores: dict[str, float] | None = None
     default = 0.0
     if reputation:
@@ -273,7 +322,14 @@ def _markets(draw: st.DrawFn, book: OrderBook, reputation: bool) -> Market:
             scored = draw(st.lists(st.sampled_from(PROVIDERS), unique=True))
             scores = {p: draw(reputations()) for p in scored}
         default = draw(reputations())
-    return Market(book, scores, default_reputation=default)
+    # sometimes a scoring market (quality bonuses reorder offers)
+    weight = draw(st.sampled_from((0, 0, 0, 1, 3, 8))) if reputation and quality else 0
+    quality: dict[str, float] | None = None
+    if weight and draw(st.booleans()):
+        scored = draw(st.lists(st.sampled_from(PROVIDERS), unique=True))
+        quality = {p: draw(reputations()) for p in scored}
+    return Market(book, scores, default_reputation=default, quality=quality,
+                  quality_weight=weight)
 
 
 def markets(
@@ -286,6 +342,8 @@ def markets(
     reputation: bool = True,
     huge_prices: bool = True,
     splittable: bool = False,
+    call_market: bool = False,
+    quality: bool = True,
 ) -> st.SearchStrategy[Market]:
     """Markets over `books`, with optional reputation scores for some providers.
 
@@ -297,8 +355,11 @@ def markets(
         divisible: as in `books`.
         huge_prices: as in `books`.
         splittable: as in `books`.
+        call_market: as in `books`.
         reputation: whether to draw provider scores and a default reputation (else none, and
             the default 0.0).
+        quality: with `reputation`, whether to draw a quality weight sometimes (a scoring
+            market; quality from the scores or drawn per provider).
     """
     return books(
         min_offers=min_offers,
@@ -308,7 +369,8 @@ def markets(
         divisible=divisible,
         huge_prices=huge_prices,
         splittable=splittable,
-    ).flatmap(lambda book: _markets(book, reputation))
+        call_market=call_market,
+    ).flatmap(lambda book: _markets(book, reputation, quality))
 
 
 def describe_market(market: Market) -> str:
@@ -322,8 +384,11 @@ def describe_market(market: Market) -> str:
     lines += [f"    {r!r}," for r in snap.request_list()]
     lines.append("]")
     rep: Mapping[str, float] = market.reputation
+    quality = ""
+    if market.quality_weight:
+        quality = f", quality={market.quality!r}, quality_weight={market.quality_weight!r}"
     lines.append(
         f"market = Market(OrderBook(orders), {dict(rep)!r}, "
-        f"default_reputation={market.default_reputation!r})"
+        f"default_reputation={market.default_reputation!r}{quality})"
     )
     return "\n".join(lines)
