@@ -69,7 +69,7 @@ def test_get_builds_a_fresh_instance(name: str, cls: type) -> None:
 
 def test_tags_of_builtins() -> None:
     assert mechanisms.tags_of("first-price").payments == ("pay-as-bid",)
-    assert mechanisms.tags_of("second-price").payments == ("vickrey",)
+    assert mechanisms.tags_of("second-price").payments == ("vickrey", "second-score")
     assert set(BUILTINS) <= set(mechanisms.supporting(divisible=True))
     assert "second-price" in mechanisms.supporting(truthful_single_order=True)
     assert "first-price" not in mechanisms.supporting(truthful_single_order=True)
