@@ -86,7 +86,8 @@ class Market:
             providers not listed get 0. None: the reputation scores are the quality.
         quality_weight: what one unit of quality is worth, in smallest money units per
             GPU-hour (0, the default: price-only clearing). Each offer carries the bonus
-            ``offer_bonus = floor(quality_weight x quality)`` (exact, rounded down), and the
+            ``offer_bonus = floor(quality_weight x quality)``, exact with the quality read as
+            its shortest decimal (0.95 is 95/100, not the binary float below it), and the
             *score* of an offer for a request is ``max_price - ask + offer_bonus``.
 
     Rows in every array index the snapshot's columns. Orderings that decide ties:
@@ -137,7 +138,7 @@ class Market:
             q_of = self.quality if self.quality is not None else None
             for name, code in codes.items():
                 q = q_of.get(name, 0.0) if q_of is not None else float(rep[code])
-                bonus[code] = math.floor(Fraction(q) * self.quality_weight)
+                bonus[code] = math.floor(Fraction(repr(float(q))) * self.quality_weight)
         self.offer_bonus: IntArray = _readonly(bonus[off.provider])
 
         # Offers: global rank by (price - bonus, submitted_at, id): the best score first.

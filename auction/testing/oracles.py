@@ -68,7 +68,7 @@ def quality_bonus(market: Market, provider: str) -> int:
         q = reputation_of(market, provider)
     else:
         q = market.quality.get(provider, 0.0)
-    return math.floor(Fraction(q) * market.quality_weight)
+    return math.floor(Fraction(repr(float(q))) * market.quality_weight)
 
 
 def request_priority_key(request: Request) -> tuple[int, str]:
