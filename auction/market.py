@@ -18,8 +18,8 @@ eligibility is materialized only on demand (`Market.pairs`), for mechanisms that
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from collections.abc import Iterator, Mapping
+from fractions import Fraction
 from typing import Any
 
 import attrs

@@ -324,11 +324,11 @@ def _markets(draw: st.DrawFn, book: OrderBook, reputation: bool, quality: bool) 
         default = draw(reputations())
     # sometimes a scoring market (quality bonuses reorder offers)
     weight = draw(st.sampled_from((0, 0, 0, 1, 3, 8))) if reputation and quality else 0
-    quality: dict[str, float] | None = None
+    per_provider: dict[str, float] | None = None  # None: the reputation is the quality
     if weight and draw(st.booleans()):
         scored = draw(st.lists(st.sampled_from(PROVIDERS), unique=True))
-        quality = {p: draw(reputations()) for p in scored}
-    return Market(book, scores, default_reputation=default, quality=quality,
+        per_provider = {p: draw(reputations()) for p in scored}
+    return Market(book, scores, default_reputation=default, quality=per_provider,
                   quality_weight=weight)
 
 
