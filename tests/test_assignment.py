@@ -11,7 +11,6 @@ request whole, or not at all), never from the library's own arrays.
 
 from __future__ import annotations
 
-import functools
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -35,17 +34,12 @@ from auction.mechanisms import assignment as assignment_module
 from auction.mechanisms.assignment import matching_problem, solve_matching
 from auction.orders import Order
 from auction.result import ClearingResult
-from auction.testing import describe_market, is_eligible
-from auction.testing import markets as all_markets
+from auction.testing import describe_market, is_eligible, markets
 from auction.testing.oracles import reputation_of
 from auction.testing.strategies import requests as request_strategy
 
 IntArray = np.ndarray
 SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]
-
-
-#: price-only markets: the welfare oracles here ignore quality (scoring has its own tests)
-markets = functools.partial(all_markets, quality=False)
 
 
 def examples(n: int) -> int:

@@ -123,7 +123,8 @@ def _score(market: Market, result: auction.ClearingResult) -> int:
     return result.welfare + int((market.offer_bonus[result.offer_row] * result.gpus).sum())
 
 
-@given(market=markets(max_offers=4, max_requests=3, huge_prices=False, divisible=False))
+@given(market=markets(max_offers=4, max_requests=3, huge_prices=False, divisible=False,
+                       quality=True))
 def test_assignment_maximizes_total_score(market: Market) -> None:
     note(describe_market(market))
     result = auction.clear(market, "assignment")
@@ -138,7 +139,7 @@ def _utility(result: auction.ClearingResult, provider: str, asks: dict[str, int]
 
 
 single_order = markets(min_offers=1, max_offers=5, min_requests=1, max_requests=1,
-                       divisible=False, huge_prices=False)
+                       divisible=False, huge_prices=False, quality=True)
 
 
 @given(market=single_order, data=st.data())

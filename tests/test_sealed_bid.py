@@ -26,7 +26,7 @@ OUTPUTS = ("request_row", "offer_row", "gpus", "unit_price")
 # -- kernel, reference and oracle agree --------------------------------------------------------
 
 
-@given(market=markets(max_offers=24, max_requests=30), vickrey=st.booleans())
+@given(market=markets(max_offers=24, max_requests=30, quality=True), vickrey=st.booleans())
 def test_kernel_matches_reference(market: Market, vickrey: bool) -> None:
     """Array by array, dtype included, on markets big enough to sell classes out."""
     args = (*sealed_bid_arrays(market), vickrey)
@@ -38,7 +38,7 @@ def test_kernel_matches_reference(market: Market, vickrey: bool) -> None:
 
 
 @given(
-    market=markets(max_offers=24, max_requests=30, huge_prices=False),
+    market=markets(max_offers=24, max_requests=30, huge_prices=False, quality=True),
     vickrey=st.booleans(),
 )
 def test_kernel_matches_reference_on_contended_markets(market: Market, vickrey: bool) -> None:
@@ -49,7 +49,7 @@ def test_kernel_matches_reference_on_contended_markets(market: Market, vickrey: 
 
 
 @pytest.mark.parametrize("mechanism", sorted(MECHANISMS))
-@given(market=markets(max_offers=6, max_requests=6))
+@given(market=markets(max_offers=6, max_requests=6, quality=True))
 def test_both_backends_match_brute_force(mechanism: str, market: Market) -> None:
     snap = market.snapshot
     want = brute_force_sealed_bid(
@@ -66,7 +66,7 @@ def test_both_backends_match_brute_force(mechanism: str, market: Market) -> None
 
 
 @pytest.mark.parametrize("mechanism", sorted(MECHANISMS))
-@given(market=markets(max_offers=12, max_requests=12))
+@given(market=markets(max_offers=12, max_requests=12, quality=True))
 def test_backends_identical_through_clear(mechanism: str, market: Market) -> None:
     fast = auction.clear(market, mechanism, backend="numba")
     slow = auction.clear(market, mechanism, backend="python")

@@ -145,11 +145,13 @@ def _settings(max_examples: int | None, scale: float = 1.0) -> settings:
 
 
 def _markets_for(mech: Mechanism, **kwargs: Any) -> st.SearchStrategy[Market]:
-    """`markets()` with divisible requests only if the mechanism supports them, and only
-    splittable requests, or call markets, for mechanisms that need them."""
+    """`markets()` with divisible requests only if the mechanism supports them, only
+    splittable requests, or call markets, for mechanisms that need them, and sometimes quality
+    bonuses (scoring markets)."""
     kwargs.setdefault("divisible", mech.tags.divisible)
     kwargs.setdefault("splittable", mech.tags.splittable_only)
     kwargs.setdefault("call_market", mech.tags.call_market)
+    kwargs.setdefault("quality", True)  # every mechanism clears scoring markets (or ignores)
     return markets(**kwargs)
 
 
@@ -791,6 +793,7 @@ def check_misreport_single_order(
         max_requests=1,
         divisible=False,
         huge_prices=False,
+        quality=True,
     )
     _search_markets(mech, strategy, max_examples)
 

@@ -343,7 +343,7 @@ def markets(
     huge_prices: bool = True,
     splittable: bool = False,
     call_market: bool = False,
-    quality: bool = True,
+    quality: bool = False,
 ) -> st.SearchStrategy[Market]:
     """Markets over `books`, with optional reputation scores for some providers.
 
@@ -359,7 +359,8 @@ def markets(
         reputation: whether to draw provider scores and a default reputation (else none, and
             the default 0.0).
         quality: with `reputation`, whether to draw a quality weight sometimes (a scoring
-            market; quality from the scores or drawn per provider).
+            market: quality from the scores or drawn per provider). Off by default: oracles
+            that rank by price alone would not apply.
     """
     return books(
         min_offers=min_offers,
