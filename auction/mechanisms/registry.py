@@ -46,11 +46,12 @@ class AuctionPluginWarning(UserWarning):
 def _builtins() -> dict[str, Factory]:
     from auction.mechanisms.assignment import Assignment
     from auction.mechanisms.double_auction import SBBA, McAfee, UniformPrice
+    from auction.mechanisms.gang import Gang
     from auction.mechanisms.lp import LinearProgram
     from auction.mechanisms.sealed_bid import FirstPrice, SecondPrice
 
-    return {m.name: m for m in (FirstPrice, SecondPrice, Assignment, LinearProgram, McAfee, SBBA,
-                                UniformPrice)}
+    return {m.name: m for m in (FirstPrice, SecondPrice, Assignment, McAfee, SBBA, UniformPrice,
+                                          LinearProgram, Gang)}
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
