@@ -42,7 +42,9 @@ __all__ = [
     "PRICE_SCALE",
     "REGIONS",
     "GpuSpec",
+    "EXCHANGE_MECHANISMS",
     "example_book",
+    "example_exchange_book",
     "example_reputation",
     "run_demo",
 ]
@@ -300,6 +302,48 @@ def example_book(seed: int = 0) -> OrderBook:
     )
 
 
+def example_exchange_book(seed: int = 0) -> OrderBook:
+    """``example_book(seed)`` traded as a call market, as exchanges and batch markets do.
+
+    The same offers without tags (an instrument is a GPU model in a region: all its offers are
+    interchangeable), and the same requests made divisible and pinned to one instrument: the
+    cheapest model they accept and one region they accept (drawn when they accept any), with no
+    tag, VRAM or reputation constraint. Bulk mechanisms (`lp`, the double auctions, the
+    shared-capacity `assignment`) clear it.
+    """
+    rng = np.random.default_rng([seed, 7])
+    orders: list[Order] = []
+    for order in example_book(seed):
+        if isinstance(order, Offer):
+            orders.append(attrs.evolve(order, tags=frozenset()))
+            continue
+        models = [g for g in GPU_MODELS if (not order.gpu_models or g.model in order.gpu_models)]
+        models = [g for g in models if g.vram_gb >= order.min_vram_gb]
+        model = min(models, key=lambda g: (g.low_units, g.model)).model
+        regions = sorted(order.regions) or list(REGIONS)
+        region = regions[int(rng.integers(len(regions)))]
+        orders.append(
+            attrs.evolve(
+                order, divisible=True, cluster=False, gpu_models=frozenset({model}),
+                regions=frozenset({region}), min_vram_gb=0, required_tags=frozenset(),
+                min_reputation=0.0,
+            )
+        )
+    return OrderBook(orders)
+
+
+#: (label, mechanism, options) cleared on the exchange market by the demo.
+EXCHANGE_MECHANISMS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("lp", "lp", {"payment": "pay-as-bid"}),
+    ("lp lowest", "lp", {"payment": "uniform", "prices": "lowest"}),
+    ("lp highest", "lp", {"payment": "uniform", "prices": "highest"}),
+    ("assignment shared", "assignment", {"shape": "shared"}),
+    ("uniform-price", "uniform-price", {}),
+    ("mcafee", "mcafee", {}),
+    ("sbba", "sbba", {}),
+)
+
+
 def example_reputation(seed: int = 0) -> dict[str, float]:
     """Reputation scores in [0, 1] for every provider of ``example_book(seed)``.
 
@@ -426,4 +470,38 @@ def run_demo(
         "",
         *_format_table(headers, rows),
     ]
+    if mechanisms is None:
+        lines += ["", *_exchange_section(seed)]
     print("\n".join(lines), file=stream)
+
+
+def _exchange_section(seed: int) -> list[str]:
+    """The same supply cleared as a call market by the bulk mechanisms."""
+    book = example_exchange_book(seed)
+    market = Market(book)
+    headers = ("mechanism", "payment", "GPUs", "welfare/h", "tenants pay/h", "providers get/h",
+               "platform/h", "avg price")
+    rows: list[Sequence[str]] = []
+    for label, name, options in EXCHANGE_MECHANISMS:
+        result = clear(market, name, rng=seed, **options)
+        gpus = int(result.gpus.sum())
+        rows.append(
+            (
+                label,
+                result.payment,
+                f"{gpus:,}",
+                _usd(result.welfare),
+                _usd(result.total_payment),
+                _usd(result.provider_revenue),
+                _usd(result.total_payment - result.provider_revenue),
+                _usd_float(result.provider_revenue / gpus if gpus else None),
+            )
+        )
+    return [
+        "the same supply as an exchange: one instrument per GPU model and region, every "
+        "request divisible",
+        f"  and pinned to one instrument ({market.n_classes} instruments, "
+        f"{market.pair_count():,} eligible pairs)",
+        "",
+        *_format_table(headers, rows),
+    ]

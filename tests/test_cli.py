@@ -15,7 +15,7 @@ import pytest
 import auction
 from auction import ClearingResult, Market, OrderBook
 from auction.cli import main
-from auction.demo import example_book, example_reputation, run_demo
+from auction.demo import EXCHANGE_MECHANISMS, example_book, example_reputation, run_demo
 from auction.mechanisms import MechanismBase, MechanismTags
 
 
@@ -52,6 +52,7 @@ def test_demo_prints_a_row_per_mechanism(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
+    lines = lines[: next(i for i, line in enumerate(lines) if "as an exchange" in line)]
     assert "example market (seed 0)" in lines[0]
     assert "H100" in out
     assert "RTX 4090" in out
@@ -67,6 +68,30 @@ def test_demo_prints_a_row_per_mechanism(capsys: pytest.CaptureFixture[str]) -> 
             continue
         assert "%" in rows[0]
         assert "$" in rows[0]
+
+
+def test_demo_clears_the_exchange_with_every_bulk_mechanism(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if "as an exchange" in line)
+    table = lines[start:]
+    header = next(line for line in table if line.startswith("mechanism"))
+    assert "platform/h" in header
+    rows = {}
+    for label, _, _ in EXCHANGE_MECHANISMS:
+        found = [line for line in table if line.startswith(label + "  ")]
+        assert len(found) == 1, label
+        rows[label] = found[0].split()[-6:]  # GPUs, welfare, pay, get, platform, price
+    money = {k: [float(v.strip("$").replace(",", "")) for v in r[1:]] for k, r in rows.items()}
+    assert money["lp"][0] == money["assignment shared"][0]  # both exact: equal welfare
+    for label in ("uniform-price", "mcafee", "sbba"):
+        assert money[label][0] <= money["lp"][0]
+    assert money["lp lowest"][1] <= money["lp highest"][1]
+    assert money["mcafee"][3] >= 0
+    for label in ("lp", "lp lowest", "lp highest", "uniform-price", "sbba"):
+        assert money[label][3] == 0, label
 
 
 def test_demo_is_deterministic_and_seeded(capsys: pytest.CaptureFixture[str]) -> None:
