@@ -37,12 +37,12 @@ from auction.orders import Offer, Order, Request
 __all__ = [
     "AUDITORS",
     "COMPLIANCE_TAGS",
+    "EXCHANGE_MECHANISMS",
     "GPU_MODELS",
     "INTERCONNECT_TAGS",
     "PRICE_SCALE",
     "REGIONS",
     "GpuSpec",
-    "EXCHANGE_MECHANISMS",
     "example_book",
     "example_exchange_book",
     "example_reputation",
