@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import TextIO
+from typing import Any, TextIO
 
 import attrs
 import numpy as np
@@ -333,7 +333,7 @@ def example_exchange_book(seed: int = 0) -> OrderBook:
 
 
 #: (label, mechanism, options) cleared on the exchange market by the demo.
-EXCHANGE_MECHANISMS: tuple[tuple[str, str, dict[str, str]], ...] = (
+EXCHANGE_MECHANISMS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("lp", "lp", {"payment": "pay-as-bid"}),
     ("lp lowest", "lp", {"payment": "uniform", "prices": "lowest"}),
     ("lp highest", "lp", {"payment": "uniform", "prices": "highest"}),
