@@ -33,18 +33,23 @@ from auction.market import Market
 from auction.mechanisms import Mechanism, available
 from auction.money import to_units
 from auction.orders import Offer, Order, Request
+from auction.reputation import Event, ReputationBook
+from auction.result import ClearingResult
 
 __all__ = [
+    "ATTACKER",
     "AUDITORS",
     "COMPLIANCE_TAGS",
     "EXCHANGE_MECHANISMS",
     "GPU_MODELS",
     "INTERCONNECT_TAGS",
     "PRICE_SCALE",
+    "QUALITY_WEIGHT",
     "REGIONS",
     "GpuSpec",
     "example_book",
     "example_exchange_book",
+    "example_history",
     "example_reputation",
     "run_demo",
 ]
@@ -332,6 +337,58 @@ def example_exchange_book(seed: int = 0) -> OrderBook:
     return OrderBook(orders)
 
 
+#: The whitewashing attacker of the reputation demo: cheap H100 nodes, unreliable delivery.
+ATTACKER = "bargain-gpu"
+_DAY = 86400.0
+
+
+def example_history(seed: int = 0) -> list[Event]:
+    """90 days of delivered work for every provider of ``example_book(seed)``, plus
+    `ATTACKER`: jobs (completed, failed, SLA breaches) rated by tenants, and audits.
+
+    A provider's success rate is its `example_reputation` score; it runs 10 to 60 jobs. The
+    attacker completed 18 of 30 jobs (the rest failed or breached the SLA) and failed an audit.
+    """
+    rng = np.random.default_rng([seed, 11])
+    scores = example_reputation(seed)
+    tenants = sorted({r.tenant for r in example_book(seed).requests()})
+    events: list[Event] = []
+
+    def job(provider: str, k: int, ok: bool) -> None:
+        bad = "failed" if rng.random() < 0.7 else "sla_breach"
+        events.append(Event(
+            id=f"{provider}/job-{k}", provider=provider, time=float(rng.uniform(0, 90 * _DAY)),
+            outcome="completed" if ok else bad, tenant=tenants[int(rng.integers(len(tenants)))],
+        ))
+
+    for provider, score in sorted(scores.items()):
+        for k in range(int(rng.integers(10, 61))):
+            job(provider, k, bool(rng.random() < score))
+        if rng.random() < 0.5:
+            events.append(Event(id=f"{provider}/audit", provider=provider,
+                                time=float(rng.uniform(0, 90 * _DAY)), outcome="audit_passed"))
+    for k in range(30):
+        job(ATTACKER, k, k % 5 < 3)  # 18 completed, 12 failed or breached
+    events.append(Event(id=f"{ATTACKER}/audit", provider=ATTACKER, time=89 * _DAY,
+                        outcome="audit_failed"))
+    return events
+
+
+def _attacker_offers(provider: str) -> list[Offer]:
+    """Two 8 x H100 nodes in us-east, below most of the market's H100 asks."""
+    spec = _SPEC["H100"]
+    return [
+        Offer(id=f"{provider}-node-{k}", provider=provider, gpu_model="H100", gpus=8,
+              price=_price(spec, 0.45), region="us-east", vram_gb=spec.vram_gb,
+              tags=frozenset({"soc2", "nvlink"}), submitted_at=10_000 + k)
+        for k in (1, 2)
+    ]
+
+
+#: What one unit of quality is worth in the reputation demo: 0.50 USD per GPU-hour.
+QUALITY_WEIGHT = 50 * _CENT
+
+
 #: (label, mechanism, options) cleared on the exchange market by the demo.
 EXCHANGE_MECHANISMS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("lp", "lp", {"payment": "pay-as-bid"}),
@@ -364,7 +421,8 @@ def example_reputation(seed: int = 0) -> dict[str, float]:
 
 def _usd(units: int, places: int = 2) -> str:
     """Micro-dollar amount as ``$1,234.56`` (display only; rounds half-even)."""
-    return f"${Decimal(units).scaleb(-PRICE_SCALE):,.{places}f}"
+    sign = "-" if units < 0 else ""
+    return f"{sign}${Decimal(abs(units)).scaleb(-PRICE_SCALE):,.{places}f}"
 
 
 def _usd_float(units: float | None, places: int = 3) -> str:
@@ -471,7 +529,7 @@ def run_demo(
         *_format_table(headers, rows),
     ]
     if mechanisms is None:
-        lines += ["", *_exchange_section(seed)]
+        lines += ["", *_exchange_section(seed), "", *_reputation_section(seed)]
     print("\n".join(lines), file=stream)
 
 
@@ -504,4 +562,69 @@ def _exchange_section(seed: int) -> list[str]:
         f"{market.pair_count():,} eligible pairs)",
         "",
         *_format_table(headers, rows),
+    ]
+
+
+def _model_scores(model: str, events: Sequence[Event], pretrusted: Sequence[str]
+                  ) -> dict[str, float]:
+    book = ReputationBook("beta" if model == "eigentrust" else model, events)
+    if model == "eigentrust":
+        return book.eigentrust(pretrusted=pretrusted).scores()
+    return book.scores()
+
+
+def _reputation_section(seed: int) -> list[str]:
+    """Price-only against reputation-weighted clearing, and a whitewashing attack."""
+    base = list(example_book(seed))
+    history = example_history(seed)
+    fresh = f"{ATTACKER}-2"
+    pretrusted = sorted({o.provider for o in base if isinstance(o, Offer)
+                         and AUDITORS[0] in o.tags})
+    models = ("beta", "iexec", "eigentrust")
+    scores = {m: _model_scores(m, history, pretrusted) for m in models}
+
+    def run(identity: str, model: str, weight: int) -> tuple[Market, ClearingResult]:
+        market = Market(OrderBook([*base, *_attacker_offers(identity)]), scores[model],
+                        quality_weight=weight)
+        return market, clear(market, "second-price", payment="second-score")
+
+    market_rows: list[Sequence[str]] = []
+    attack_rows: list[Sequence[str]] = []
+    for label, model, weight in (("price only", "beta", 0), *(
+        (f"reputation ({m})", m, QUALITY_WEIGHT) for m in models
+    )):
+        result = run(ATTACKER, model, weight)[1]
+        gpus = int(result.gpus.sum())
+        served = [scores["beta"].get(p, 0.0) for p in result.provider.tolist()]
+        quality = float(np.dot(served, result.gpus)) / gpus if gpus else 0.0
+        market_rows.append((
+            label, f"{gpus:,}", _usd(result.welfare),
+            _usd_float(result.provider_revenue / gpus if gpus else None), f"{quality:.3f}",
+        ))
+        got = []
+        for identity in (ATTACKER, fresh):
+            _, res = run(identity, model, weight)
+            mine = res.provider == identity
+            got.append((int(res.gpus[mine].sum()), sum(res.provider_payment[mine].tolist())))
+        kept_score, fresh_score = (scores[model].get(i, 0.0) for i in (ATTACKER, fresh))
+        attack_rows.append((
+            label, f"{kept_score:.3f}", f"{fresh_score:.3f}",
+            f"{got[0][0]}", f"{got[1][0]}", _usd(got[0][1]), _usd(got[1][1]),
+            _usd(got[1][1] - got[0][1]),
+        ))
+    return [
+        "reputation: price-only against reputation-weighted clearing (second-price, paid by "
+        "second score; quality",
+        f"  is the provider's score under each model, worth {_usd(QUALITY_WEIGHT)} per "
+        "GPU-hour; 90 days of synthetic history)",
+        "",
+        *_format_table(("clearing", "GPUs", "welfare/h", "avg price", "beta score served"),
+                       market_rows),
+        "",
+        f"whitewashing: {ATTACKER!r} (two 8 x H100 nodes priced below most, 12 of 30 jobs failed, "
+        "an audit failed)",
+        f"  drops its identity and re-enters as {fresh!r} with the same nodes",
+        "",
+        *_format_table(("clearing", "score kept", "score fresh", "GPUs kept", "GPUs fresh",
+                        "paid/h kept", "paid/h fresh", "gain/h"), attack_rows),
     ]

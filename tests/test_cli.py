@@ -15,7 +15,13 @@ import pytest
 import auction
 from auction import ClearingResult, Market, OrderBook
 from auction.cli import main
-from auction.demo import EXCHANGE_MECHANISMS, example_book, example_reputation, run_demo
+from auction.demo import (
+    ATTACKER,
+    EXCHANGE_MECHANISMS,
+    example_book,
+    example_reputation,
+    run_demo,
+)
 from auction.mechanisms import MechanismBase, MechanismTags
 
 
@@ -92,6 +98,25 @@ def test_demo_clears_the_exchange_with_every_bulk_mechanism(
     assert money["mcafee"][3] >= 0
     for label in ("lp", "lp lowest", "lp highest", "uniform-price", "sbba"):
         assert money[label][3] == 0, label
+
+
+def test_demo_shows_reputation_and_whitewashing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("whitewashing:"))
+    assert ATTACKER in lines[start]
+    rows = {line.split("  ")[0]: line.split() for line in lines[start:]
+            if line.startswith(("price only", "reputation ("))}
+    assert set(rows) == {"price only", "reputation (beta)", "reputation (iexec)",
+                         "reputation (eigentrust)"}
+    for label, cells in rows.items():
+        kept, fresh = float(cells[-7]), float(cells[-6])
+        assert fresh == 0.0 <= kept, label  # a fresh identity never outscores the old one
+    # the reputation-weighted markets favour better providers than price-only clearing
+    table = lines[:start]
+    served = {line.split("  ")[0]: float(line.split()[-1]) for line in table
+              if line.startswith(("price only", "reputation ("))}
+    assert served["reputation (beta)"] > served["price only"]
 
 
 def test_demo_is_deterministic_and_seeded(capsys: pytest.CaptureFixture[str]) -> None:
