@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import auction
 from auction import ClearingResult, Market, Offer, OrderBook, Request
-from auction.demo import example_book, example_reputation
+from auction.demo import example_book, example_exchange_book, example_reputation
 from auction.fairness import (
     FairnessReport,
     efficiency,
@@ -189,9 +189,13 @@ def test_result_from_another_market_is_refused(market: Market) -> None:
 
 
 def test_report_agrees_with_result_on_example_market() -> None:
-    market = Market(example_book(3), example_reputation(3))
+    orders = Market(example_book(3), example_reputation(3))
+    exchange = Market(example_exchange_book(3))  # for the bulk mechanisms
     for name in auction.mechanisms.available():
-        result = auction.clear(market, name)
+        try:
+            market, result = orders, auction.clear(orders, name)
+        except auction.UnsupportedMarketError:
+            market, result = exchange, auction.clear(exchange, name, rng=3)
         rep = report(result, market)
         assert rep.welfare == result.welfare
         assert rep.total_payment == result.total_payment
@@ -204,7 +208,10 @@ def test_report_agrees_with_result_on_example_market() -> None:
             rep.requests - len(result.unmatched_request_ids) - len(result.partial_request_ids)
         )
         assert rep.ir_violations == 0  # built-in mechanisms are individually rational
-        assert rep.budget_balance == 0
+        if auction.mechanisms.tags_of(name).budget_balanced:
+            assert rep.budget_balance == 0, name
+        else:  # McAfee's trade reduction: the platform keeps a margin, never a deficit
+            assert rep.budget_balance >= 0, name
         assert isinstance(rep.to_dict()["jain"], float)
 
 
