@@ -1,0 +1,499 @@
+"""Fees, SLA penalties and bid deposits.
+
+**Fees.** A `FeeSchedule` holds take rates per currency (Akash: 2% on the native token, 20% on
+a stablecoin), each an exact `Fraction`. A provider-side rate is deducted from what the
+provider receives; a tenant-side rate (io.net's reservation fee) is added to what the tenant
+pays. Rounding, stated once: fees are rounded down by default, so **the party that pays a fee
+keeps the remainder**; ``rounding="up"`` gives it to the protocol. Leases apply fees to the
+cumulative amount of each lease, so rounding never accumulates over periods.
+
+**Penalties.** `sla_penalty` turns a negative reputation event (an SLA breach, a failed job, a
+failed audit) into money, Aethir-style: the tenant gets back what it paid for the affected
+periods (the protocol's fee waived), and a share of the provider's stake is slashed.
+
+**Bid deposits.** `lock_bid_deposit` holds a provider's deposit on a bid; it resolves once,
+either returned (`return_bid_deposit`, a losing or completed bid) or forfeited
+(`forfeit_bid_deposit`).
+"""
+
+from __future__ import annotations
+
+import enum
+import numbers
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from auction.reputation.events import Event, Outcome
+from auction.settlement.ledger import (
+    Account,
+    AccountKind,
+    InvalidSettlementError,
+    Ledger,
+    Posting,
+    SettlementError,
+    Transaction,
+    currency_code,
+    transfer,
+)
+
+if TYPE_CHECKING:
+    from auction.settlement.leases import LeaseBook, Refund
+
+__all__ = [
+    "DepositResolvedError",
+    "FeeRates",
+    "FeeSchedule",
+    "PenaltyPolicy",
+    "Rounding",
+    "as_rate",
+    "bps",
+    "fee_of",
+    "forfeit_bid_deposit",
+    "lock_bid_deposit",
+    "return_bid_deposit",
+    "sla_penalty",
+]
+
+PROTOCOL_FEES = Account(AccountKind.PROTOCOL_FEES)
+TREASURY = Account(AccountKind.TREASURY)
+
+
+# -- rates --------------------------------------------------------------------------------------
+def bps(points: int) -> Fraction:
+    """`points` basis points as an exact fraction: ``bps(25) == Fraction(1, 400)`` (0.25%)."""
+    value: Any = points
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidSettlementError("bps", value, "must be an int number of basis points")
+    return Fraction(int(value), 10_000)
+
+
+def as_rate(value: Any, field: str = "rate") -> Fraction:
+    """`value` as an exact rate in [0, 1].
+
+    Accepts a `Fraction`, a `Decimal`, an int (0 or 1), or a string: a decimal (``"0.02"``),
+    a percentage (``"2%"``) or basis points (``"25bps"``). Floats are refused: most decimal
+    rates have no exact float.
+    """
+    if isinstance(value, bool | float):
+        raise InvalidSettlementError(field, value, "pass a Fraction, Decimal or string, not "
+                                     + type(value).__name__)
+    out: Fraction
+    if isinstance(value, Fraction | numbers.Integral):
+        out = Fraction(value)
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidSettlementError(field, value, "must be finite")
+        out = Fraction(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        scale = 1
+        if text.endswith("%"):
+            text, scale = text[:-1], 100
+        elif text.endswith("bps"):
+            text, scale = text[:-3], 10_000
+        try:
+            d = Decimal(text.strip())
+        except InvalidOperation:
+            raise InvalidSettlementError(field, value, "is not a decimal, % or bps rate") from None
+        if not d.is_finite():
+            raise InvalidSettlementError(field, value, "must be finite")
+        out = Fraction(d) / scale
+    else:
+        raise InvalidSettlementError(field, value, "must be a Fraction, Decimal, int or string")
+    if not 0 <= out <= 1:
+        raise InvalidSettlementError(field, value, "must be in [0, 1]")
+    return out
+
+
+class Rounding(enum.StrEnum):
+    """How a fee is rounded to whole units."""
+
+    #: Round the fee down: whoever pays the fee keeps the remainder (the default).
+    DOWN = "down"
+    #: Round the fee up: the protocol gets the remainder.
+    UP = "up"
+
+
+def _rate_field(value: Any) -> Fraction:
+    return as_rate(value)
+
+
+@attrs.frozen
+class FeeRates:
+    """The fee rates of one currency.
+
+    Attributes:
+        provider: share of the provider's payment the protocol keeps (the take rate).
+        tenant: share added on top of the tenant's payment (a reservation fee).
+    """
+
+    provider: Fraction = attrs.field(default=Fraction(0), converter=_rate_field)
+    tenant: Fraction = attrs.field(default=Fraction(0), converter=_rate_field)
+
+
+def _fee_rates(value: Any) -> FeeRates:
+    return value if isinstance(value, FeeRates) else FeeRates(provider=value)
+
+
+def _rates_table(value: Any) -> tuple[tuple[str, FeeRates], ...]:
+    if isinstance(value, tuple):  # as stored (attrs.evolve passes it back)
+        value = dict(value)
+    if not isinstance(value, Mapping):
+        raise InvalidSettlementError("rates", value, "must be a mapping of currency to rates")
+    return tuple(sorted((currency_code(k), _fee_rates(v)) for k, v in value.items()))
+
+
+def _rounding(value: Any) -> Rounding:
+    try:
+        return Rounding(value)
+    except ValueError:
+        raise InvalidSettlementError("rounding", value, "must be 'down' or 'up'") from None
+
+
+def _account(value: Any) -> Account:
+    if not isinstance(value, Account):
+        raise InvalidSettlementError("account", value, "must be an Account")
+    return value
+
+
+def fee_of(amount: int, rate: Fraction, rounding: Rounding | str = Rounding.DOWN) -> int:
+    """`amount` x `rate`, rounded down (the payer keeps the remainder) or up."""
+    num = amount * rate.numerator
+    if Rounding(rounding) is Rounding.DOWN:
+        return num // rate.denominator
+    return -(-num // rate.denominator)
+
+
+@attrs.frozen
+class FeeSchedule:
+    """Fee rates per currency, the rounding rule, and where fees go.
+
+    Args:
+        rates: ``{currency: rates}`` where rates is a `FeeRates` or a single rate (then the
+            provider-side take rate): ``FeeSchedule({"AKT": "2%", "USDC": "20%"})``.
+        default: the rates of currencies not in `rates` (none by default).
+        rounding: `Rounding.DOWN` (the payer keeps the remainder) or `Rounding.UP`.
+        account: where fees are paid (`PROTOCOL_FEES` by default).
+    """
+
+    rates: tuple[tuple[str, FeeRates], ...] = attrs.field(factory=tuple, converter=_rates_table)
+    default: FeeRates = attrs.field(factory=FeeRates, converter=_fee_rates)
+    rounding: Rounding = attrs.field(default=Rounding.DOWN, converter=_rounding)
+    account: Account = attrs.field(default=PROTOCOL_FEES, converter=_account)
+
+    def __init__(
+        self,
+        rates: Mapping[str, FeeRates | Fraction | Decimal | str | int] | None = None,
+        default: FeeRates | Fraction | Decimal | str | int | None = None,
+        rounding: Rounding | str = Rounding.DOWN,
+        account: Account = PROTOCOL_FEES,
+    ) -> None:
+        self.__attrs_init__(  # type: ignore[attr-defined]
+            {} if rates is None else rates,
+            FeeRates() if default is None else default,
+            rounding,
+            account,
+        )
+
+    def of(self, currency: str) -> FeeRates:
+        """The rates that apply to `currency`."""
+        for code, r in self.rates:
+            if code == currency:
+                return r
+        return self.default
+
+    def fee(self, amount: int, rate: Fraction) -> int:
+        """`amount` x `rate`, rounded by this schedule's rule."""
+        return fee_of(amount, rate, self.rounding)
+
+    def provider_fee(self, amount: int, currency: str) -> int:
+        """The take on a provider payment of `amount`: the provider receives amount - fee."""
+        return self.fee(amount, self.of(currency).provider)
+
+    def tenant_fee(self, amount: int, currency: str) -> int:
+        """The fee on top of a tenant payment of `amount`: the tenant pays amount + fee."""
+        return self.fee(amount, self.of(currency).tenant)
+
+    # ---- published schedules (every rate a parameter)
+    @classmethod
+    def akash(
+        cls, native: str = "AKT", stable: str = "USDC", *,
+        native_rate: Fraction | str = "2%", stable_rate: Fraction | str = "20%",
+    ) -> FeeSchedule:
+        """Akash's take rate until 2026: 2% of payments in the native token, 20% in a
+        stablecoin, deducted from the provider's payment."""
+        return cls({native: native_rate, stable: stable_rate})
+
+    @classmethod
+    def io_net(
+        cls, native: str = "IO", stable: str = "USDC", *,
+        reservation: Fraction | str = "0.25%", stable_payment: Fraction | str = "2%",
+    ) -> FeeSchedule:
+        """io.net: a 0.25% reservation fee on each side (the tenant pays it on top, the
+        provider has it deducted), plus a 2% payment fee on stablecoin payments (paid by the
+        tenant) and none on the native token."""
+        r = as_rate(reservation, "reservation")
+        s = as_rate(stable_payment, "stable_payment")
+        return cls({native: FeeRates(provider=r, tenant=r),
+                    stable: FeeRates(provider=r, tenant=r + s)})
+
+    @classmethod
+    def render(cls, currency: str = "USDC", *, rate: Fraction | str = "5%") -> FeeSchedule:
+        """Render: 5% of a job's price is kept as a fee (the rest is burned by burn-and-mint,
+        which `auction.settlement.tokenomics` models)."""
+        return cls({currency: rate})
+
+
+# -- SLA penalties ------------------------------------------------------------------------------
+def _share(value: Any) -> Fraction:
+    return as_rate(value, "slash")
+
+
+def _slash_table(value: Any) -> tuple[tuple[Outcome, Fraction], ...]:
+    if not isinstance(value, Mapping):
+        raise InvalidSettlementError("slash", value, "must be a mapping of outcome to share")
+    out = {}
+    for k, v in value.items():
+        try:
+            o = Outcome(k)
+        except ValueError:
+            raise InvalidSettlementError("slash", k, "is not an Outcome") from None
+        if o.positive:
+            raise InvalidSettlementError("slash", k, "a positive outcome is never penalized")
+        out[o] = _share(v)
+    return tuple(sorted(out.items(), key=lambda kv: kv[0].code))
+
+
+def _outcomes(value: Any) -> frozenset[Outcome]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise InvalidSettlementError("refund", value, "must be a set of outcomes")
+    try:
+        return frozenset(Outcome(v) for v in value)
+    except ValueError:
+        raise InvalidSettlementError("refund", value, "holds something not an Outcome") from None
+
+
+def _slash_to(value: Any) -> Account | str:
+    if value == "tenant":
+        return "tenant"
+    if not isinstance(value, Account):
+        raise InvalidSettlementError("slash_to", value, "must be an Account or 'tenant'")
+    return value
+
+
+@attrs.frozen
+class PenaltyPolicy:
+    """What a negative event costs a provider (defaults after Aethir).
+
+    Attributes:
+        refund: outcomes whose affected periods are refunded to the tenant.
+        slash: share of the stake base slashed per outcome. Aethir: downtime (an SLA breach)
+            slashes 1/3 of the required stake K x coefficient, malice (a failed audit) all of
+            it; a plain failed job slashes nothing.
+        slash_to: where slashed stake goes: an `Account` (`TREASURY` by default, or
+            ``Account(AccountKind.BURNED)``) or ``"tenant"`` (the lease's tenant).
+        waive_fees: True (Aethir): the protocol gives back its fee and margin on refunded
+            periods, so the tenant gets back all it paid; False: the provider refunds the
+            tenant's whole payment and the protocol keeps its fee.
+    """
+
+    refund: frozenset[Outcome] = attrs.field(
+        default=frozenset({Outcome.SLA_BREACH, Outcome.FAILED, Outcome.AUDIT_FAILED}),
+        converter=_outcomes,
+    )
+    slash: tuple[tuple[Outcome, Fraction], ...] = attrs.field(
+        default={Outcome.SLA_BREACH: Fraction(1, 3), Outcome.AUDIT_FAILED: Fraction(1)},
+        converter=_slash_table,
+    )
+    slash_to: Account | str = attrs.field(default=TREASURY, converter=_slash_to)
+    waive_fees: bool = True
+
+    def share(self, outcome: Outcome) -> Fraction:
+        """Share of the stake base slashed for `outcome` (0 if not listed)."""
+        return dict(self.slash).get(outcome, Fraction(0))
+
+
+def sla_penalty(
+    book: LeaseBook,
+    event: Event,
+    lease_id: str,
+    *,
+    periods: tuple[int, int] | None = None,
+    policy: PenaltyPolicy | None = None,
+    stake: int | None = None,
+    stake_currency: str | None = None,
+) -> Transaction | None:
+    """Refund the periods an event affected and slash the provider's stake, in one
+    transaction ``penalty:{event.id}``.
+
+    Args:
+        book: the lease book (and its ledger).
+        event: the reputation event; its provider must be the lease's provider. Positive
+            outcomes cost nothing (returns None).
+        lease_id: the lease it concerns.
+        periods: the affected periods ``(first, last)``, inclusive, on the lease's period
+            clock; None: the period containing ``event.time`` (seconds).
+        policy: what each outcome costs (`PenaltyPolicy()`, Aethir-like, by default).
+        stake: the stake base the slash share is taken of (Aethir: the required stake
+            K x coefficient); None: the provider's current `PROVIDER_STAKE` balance. The slash
+            is ``floor(share x stake)`` (the provider keeps the remainder), at most what the
+            stake holds after the refund.
+        stake_currency: currency of the stake (default: the lease's).
+
+    Rules: only periods already charged and not refunded before are refunded (accrue first);
+    the provider's part comes out of its `PROVIDER` wallet and, when that falls short, out of
+    its stake; with ``waive_fees`` the protocol's fee and margin on those periods come back
+    from the fee and margin accounts.
+
+    Returns:
+        The penalty transaction (posted now, or posted before for this event id: a retry is a
+        no-op), or None when the event costs nothing.
+
+    Raises:
+        InvalidSettlementError: the event is about another provider, or bad arguments.
+        InsufficientFundsError: the provider's wallet and stake cannot cover the refund (or
+            the fee accounts their part); nothing is applied.
+    """
+    policy = PenaltyPolicy() if policy is None else policy
+    if not isinstance(event, Event):
+        raise InvalidSettlementError("event", event, "must be an Event")
+    lease = book.lease(lease_id)
+    if event.provider != lease.provider:
+        raise InvalidSettlementError(
+            "event", event.id, f"is about provider {event.provider!r}, "
+            f"but lease {lease_id!r} is served by {lease.provider!r}"
+        )
+    tx_id = f"penalty:{event.id}"
+    ledger = book.ledger
+    prior = ledger.get(tx_id)
+    if prior is not None:
+        return prior
+    if event.outcome.positive:
+        return None
+    if periods is None:
+        p = lease.period.index_at(event.time)
+        periods = (p, p)
+    refund = (book.refund_amounts(lease_id, periods[0], periods[1])
+              if event.outcome in policy.refund else None)
+    cur = lease.currency
+    scur = cur if stake_currency is None else currency_code(stake_currency, "stake_currency")
+    tenant = Account(AccountKind.TENANT, lease.tenant)
+    wallet = Account(AccountKind.PROVIDER, lease.provider)
+    stake_acct = Account(AccountKind.PROVIDER_STAKE, lease.provider)
+    postings: list[Posting] = []
+    stake_used = 0
+    if refund is not None and refund.tenant:
+        provider_part = refund.provider_net
+        if not policy.waive_fees:
+            provider_part = refund.tenant
+        from_wallet = min(provider_part, max(ledger.balance(wallet, cur), 0))
+        stake_used = provider_part - from_wallet
+        if stake_used and scur != cur:  # the stake cannot cover a refund in another currency
+            from_wallet, stake_used = provider_part, 0
+        postings += [Posting(tenant, cur, refund.tenant), Posting(wallet, cur, -from_wallet)]
+        if stake_used:
+            postings.append(Posting(stake_acct, cur, -stake_used))
+        if policy.waive_fees:
+            postings += [Posting(book.fees.account, cur, -refund.fees),
+                         Posting(book.margin_account, cur, -refund.margin)]
+    share = policy.share(event.outcome)
+    if share:
+        if stake is not None and (isinstance(stake, bool) or not isinstance(stake, int)
+                                  or stake < 0):
+            raise InvalidSettlementError("stake", stake, "must be an int >= 0")
+        held = ledger.balance(stake_acct, scur) - stake_used
+        base = held if stake is None else stake
+        amount = min(fee_of(base, share), max(held, 0))
+        if amount:
+            target = tenant if policy.slash_to == "tenant" else policy.slash_to
+            assert isinstance(target, Account)
+            postings += [Posting(stake_acct, scur, -amount), Posting(target, scur, amount)]
+    postings = [p for p in postings if p.amount]
+    if not postings:
+        return None
+    tx = Transaction(tx_id, tuple(postings), time=max(0, int(event.time)),
+                     memo=f"{event.outcome.value}; refunded {_runs(refund)}; lease {lease_id}")
+    book.post_refund(lease_id, tx, refund)
+    return tx
+
+
+def _runs(refund: Refund | None) -> str:
+    """Refunded periods as runs, ``"2-2,4-6"`` (``"-"``: none), for the penalty's memo."""
+    if refund is None or not refund.periods:
+        return "-"
+    runs: list[list[int]] = []
+    for p in refund.periods:
+        if runs and runs[-1][1] == p - 1:
+            runs[-1][1] = p
+        else:
+            runs.append([p, p])
+    return ",".join(f"{a}-{b}" for a, b in runs)
+
+
+# -- bid deposits -------------------------------------------------------------------------------
+class DepositResolvedError(SettlementError, ValueError):
+    """A bid deposit was already resolved the other way (returned vs forfeited)."""
+
+    def __init__(self, bid_id: str, resolution: str) -> None:
+        self.bid_id = bid_id
+        self.resolution = resolution
+        super().__init__(f"the deposit on bid {bid_id!r} was already {resolution}")
+
+
+def _hold(bid_id: str) -> Account:
+    return Account(AccountKind.PROVIDER_STAKE, f"bid:{bid_id}")
+
+
+def lock_bid_deposit(
+    ledger: Ledger, bid_id: str, provider: str, currency: str, amount: int, *, time: int = 0
+) -> Transaction:
+    """Hold `amount` of the provider's wallet as a deposit on a bid (Akash: at least 0.5
+    token per bid), in the hold account ``PROVIDER_STAKE:bid:{bid_id}``.
+
+    Transaction id ``bid-deposit:{bid_id}``; locking again with the same values is a no-op.
+    """
+    tx = transfer(f"bid-deposit:{bid_id}", Account(AccountKind.PROVIDER, provider),
+                  _hold(bid_id), currency, amount, time=time, memo="lock")
+    ledger.post(tx)
+    return tx
+
+
+def _resolve(ledger: Ledger, bid_id: str, how: str, to: Account | None, time: int) -> Transaction:
+    lock = ledger.get(f"bid-deposit:{bid_id}")
+    if lock is None:
+        raise InvalidSettlementError("bid_id", bid_id, "has no locked deposit")
+    rid = f"bid-deposit:{bid_id}:resolve"
+    prior = ledger.get(rid)
+    if prior is not None:
+        if prior.memo != how:
+            raise DepositResolvedError(bid_id, prior.memo)
+        return prior
+    source = lock.postings[0]
+    target = source.account if to is None else to
+    tx = transfer(rid, _hold(bid_id), target, source.currency, -source.amount, time=time,
+                  memo=how)
+    ledger.post(tx)
+    return tx
+
+
+def return_bid_deposit(ledger: Ledger, bid_id: str, *, time: int = 0) -> Transaction:
+    """Give a bid's deposit back to the provider (the bid lost, or the lease ended well).
+
+    A deposit resolves once: returning it again is a no-op (the first transaction is
+    returned); returning a forfeited deposit raises `DepositResolvedError`.
+    """
+    return _resolve(ledger, bid_id, "returned", None, time)
+
+
+def forfeit_bid_deposit(
+    ledger: Ledger, bid_id: str, *, to: Account = TREASURY, time: int = 0
+) -> Transaction:
+    """Forfeit a bid's deposit to `to` (the treasury by default; the tenant, or
+    ``Account(AccountKind.BURNED)``, are other choices). Resolves once, as
+    `return_bid_deposit`."""
+    return _resolve(ledger, bid_id, "forfeited", _account(to), time)
+
