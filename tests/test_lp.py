@@ -99,7 +99,7 @@ def test_lp_matches_brute_force(market: Market) -> None:
 @pytest.mark.parametrize(
     ("backend", "method"),
     [("highs", "dual-simplex"), ("highs", "auto"), ("highspy", "primal-simplex"),
-     ("highspy", "ipm"), ("pulp", "ipm")],
+     ("highspy", "ipm"), ("pulp", "ipm"), ("flow", "ipm")],
 )
 @settings(max_examples=15)
 @given(market=SPLITTABLE)
