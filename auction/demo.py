@@ -317,24 +317,23 @@ def example_exchange_book(seed: int = 0) -> OrderBook:
     shared-capacity `assignment`) clear it.
     """
     rng = np.random.default_rng([seed, 7])
-    orders: list[Order] = []
-    for order in example_book(seed):
-        if isinstance(order, Offer):
-            orders.append(attrs.evolve(order, tags=frozenset()))
-            continue
-        models = [g for g in GPU_MODELS if (not order.gpu_models or g.model in order.gpu_models)]
-        models = [g for g in models if g.vram_gb >= order.min_vram_gb]
-        model = min(models, key=lambda g: (g.low_units, g.model)).model
-        regions = sorted(order.regions) or list(REGIONS)
-        region = regions[int(rng.integers(len(regions)))]
-        orders.append(
-            attrs.evolve(
-                order, divisible=True, cluster=False, gpu_models=frozenset({model}),
-                regions=frozenset({region}), min_vram_gb=0, required_tags=frozenset(),
-                min_reputation=0.0,
-            )
-        )
-    return OrderBook(orders)
+    return OrderBook(_as_exchange(order, rng) for order in example_book(seed))
+
+
+def _as_exchange(order: Order, rng: np.random.Generator) -> Order:
+    """`order` as traded on the exchange (see `example_exchange_book`)."""
+    if isinstance(order, Offer):
+        return attrs.evolve(order, tags=frozenset())
+    models = [g for g in GPU_MODELS if (not order.gpu_models or g.model in order.gpu_models)]
+    models = [g for g in models if g.vram_gb >= order.min_vram_gb]
+    model = min(models, key=lambda g: (g.low_units, g.model)).model
+    regions = sorted(order.regions) or list(REGIONS)
+    region = regions[int(rng.integers(len(regions)))]
+    return attrs.evolve(
+        order, divisible=True, cluster=False, gpu_models=frozenset({model}),
+        regions=frozenset({region}), min_vram_gb=0, required_tags=frozenset(),
+        min_reputation=0.0,
+    )
 
 
 #: The whitewashing attacker of the reputation demo: cheap H100 nodes, unreliable delivery.

@@ -194,6 +194,9 @@ class AccountKind(enum.StrEnum):
     TREASURY = "treasury"
     #: Scheduled emissions waiting to be paid out.
     EMISSIONS_POOL = "emissions_pool"
+    #: Tokens held by the open market: everyone off the protocol's books who trades the token.
+    #: Tenants buy the tokens they burn from it (a simulation puts the genesis supply here).
+    MARKET = "market"
     #: The outside world: minting and deposits of off-ledger money draw from it (its balance
     #: goes negative), withdrawals to off-ledger money go back to it.
     ISSUANCE = "issuance"

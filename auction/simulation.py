@@ -1,0 +1,828 @@
+"""Run a market over many epochs: orders, clearing, settlement, burns and emissions.
+
+A protocol designer compares designs by running each on the same order flow: `simulate` takes
+an `OrderFlow` (what tenants and providers post each epoch) and a `Design` (the mechanism,
+fees, how tenants pay, the token's emission and rewards) and returns a `SimulationResult` of
+per-epoch arrays: revenue, protocol revenue, tokens burned and minted, supply, utilization and
+each provider's income and rewards. Every amount moves on one exact `Ledger`, which the result
+keeps.
+
+Time is counted in hours: an epoch is `epoch_hours` hours, epoch ``e`` covers hours
+``[e x H, (e + 1) x H)``, and leases accrue per hour. This module sits above the others: it
+clears with any registered mechanism and settles with `auction.settlement`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from auction.book import OrderBook
+from auction.clearing import clear
+from auction.demo import _N_REQUESTS, _as_exchange, _request, example_book
+from auction.errors import AuctionError
+from auction.market import Market
+from auction.mechanisms import Mechanism
+from auction.money import MAX_MONEY
+from auction.orders import Offer, Order, Request
+from auction.reputation import Event, ReputationBook
+from auction.reputation.models import ReputationModel
+from auction.settlement.fees import FeeSchedule, as_rate
+from auction.settlement.leases import HOUR, Lease, LeaseBook, leases_from_result
+from auction.settlement.ledger import Account, AccountKind, Ledger, Transaction, transfer
+from auction.settlement.rewards import reward_transaction, split_rewards
+from auction.settlement.tokenomics import (
+    RENDER_FEE_RATE,
+    DemandController,
+    EmissionSchedule,
+    OraclePrice,
+    mint_transaction,
+    render_burn,
+    render_burn_transaction,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "Design",
+    "ExampleFlow",
+    "InvalidSimulationError",
+    "OrderFlow",
+    "Payment",
+    "Rewards",
+    "SimulationResult",
+    "compare",
+    "plot",
+    "simulate",
+]
+
+_SECONDS_PER_HOUR = 3600
+_MARKET = Account(AccountKind.MARKET)
+_POOL = Account(AccountKind.EMISSIONS_POOL)
+_ISSUANCE = Account(AccountKind.ISSUANCE)
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+class InvalidSimulationError(AuctionError, ValueError):
+    """A simulation was set up wrongly; names the field and the value."""
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        self.field, self.value, self.reason = field, value, reason
+        super().__init__(f"{field}={value!r}: {reason}")
+
+
+class OrderFlow(Protocol):
+    """What tenants and providers post in an epoch.
+
+    Called once per epoch with the epoch number and a numpy Generator seeded for that epoch
+    (draw from it, never from global state, and the simulation is reproducible). Returns the
+    epoch's offers (the capacity providers make available; GPUs still busy with earlier
+    leases on the same offer id are taken off by the simulation) and requests (new jobs;
+    those not served are dropped). Request ids must be unique across epochs.
+    """
+
+    def __call__(self, epoch: int, rng: np.random.Generator) -> Iterable[Order]: ...
+
+
+class Payment(enum.StrEnum):
+    """How tenants pay for what they lease."""
+
+    #: Through leases in the payment currency: escrow, hourly accrual, fees (Akash, io.net,
+    #: Nosana, Aethir). Providers are paid by the tenant; emissions come on top.
+    LEASE = "lease"
+    #: Render's burn-and-mint: each epoch a tenant buys the fiat value of the hours it used in
+    #: tokens from the market (rounded up), a fee is kept (5%) and the rest is burned.
+    #: Providers are paid only from the emission.
+    RENDER = "render"
+
+
+class Rewards(enum.StrEnum):
+    """How an epoch's emission is split among providers (largest remainder)."""
+
+    #: GPU-hours served in the epoch, times the GPU model's power (Nosana, Aethir, Render).
+    WORK = "work"
+    #: GPU-hours offered in the epoch, times the GPU model's power (availability rewards).
+    AVAILABILITY = "availability"
+
+
+def _schedule(value: Any) -> EmissionSchedule | DemandController | None:
+    if value is None or isinstance(value, EmissionSchedule | DemandController):
+        return value
+    raise InvalidSimulationError(
+        "emission", value, "must be an EmissionSchedule, a DemandController or None"
+    )
+
+
+def _fees(value: Any) -> FeeSchedule:
+    if not isinstance(value, FeeSchedule):
+        raise InvalidSimulationError("fees", value, "must be a FeeSchedule")
+    return value
+
+
+def _power(value: Mapping[str, int] | None) -> tuple[tuple[str, int], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise InvalidSimulationError("gpu_power", value, "must be a mapping of model -> int")
+    out = []
+    for model, w in sorted(value.items()):
+        if isinstance(w, bool) or not isinstance(w, int | np.integer) or not 0 <= w <= 10**9:
+            raise InvalidSimulationError(f"gpu_power[{model!r}]", w, "must be an int in [0, 1e9]")
+        out.append((str(model), int(w)))
+    return tuple(out)
+
+
+def _render_fee(value: Any) -> Fraction:
+    return as_rate(value, "render_fee")
+
+
+def _demand(value: Any) -> float | tuple[float, ...]:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return tuple(float(v) for v in value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidSimulationError("demand", value, "must be a number or a sequence of them")
+    return float(value)
+
+
+def _nonneg(field: str) -> Callable[[Any, Any, Any], None]:
+    def check(_: Any, __: Any, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidSimulationError(field, value, "must be an int >= 0")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class Design:
+    """One protocol design: how orders clear and how money and tokens move.
+
+    Attributes:
+        mechanism: a registry name or a `Mechanism` instance.
+        payment: the mechanism's payment rule (None: its default).
+        options: further options for the mechanism's constructor.
+        currency: what tenants pay in (`Payment.LEASE`) or what jobs are priced in
+            (`Payment.RENDER`): prices in the orders are in its smallest units.
+        fees: take rates on lease payments (`Payment.LEASE`).
+        settle: `Payment.LEASE` or `Payment.RENDER`.
+        render_fee: the share of a Render burn kept as a fee (5%).
+        token: the protocol token's currency code.
+        token_price: the token's oracle price (base `token`, quote `currency`): one
+            `OraclePrice`, one per epoch, or a function of the epoch. Needed by
+            `Payment.RENDER`; otherwise only reported.
+        genesis_supply: tokens that exist before epoch 0, held by the ``MARKET`` account
+            (where `Payment.RENDER` tenants buy what they burn).
+        emission: tokens minted per epoch: an `EmissionSchedule`, or a `DemandController`
+            that sets each epoch's issuance from the previous epoch's revenue (in `currency`
+            units), starting at `initial_issuance`. None: no emission.
+        initial_issuance: a controller's issuance in epoch 0.
+        rewards: how the emission pool is split among providers each epoch.
+        gpu_power: weight per GPU model for rewards (models not listed weigh 1).
+        reputation: a reputation model (or its name) scoring providers from the leases they
+            completed or failed; each epoch's market then uses the scores (for requests'
+            ``min_reputation`` and, with `quality_weight`, as quality in a scoring auction).
+            None: no reputation (requests that need some are not served).
+        quality_weight: what a reputation of 1 is worth per GPU-hour, in `currency` units
+            (0: price-only clearing).
+    """
+
+    mechanism: str | Mechanism = "first-price"
+    payment: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+    currency: str = "USDC"
+    fees: FeeSchedule = attrs.field(factory=FeeSchedule, converter=_fees)
+    settle: Payment = attrs.field(default=Payment.LEASE, converter=Payment)
+    render_fee: Fraction = attrs.field(default=RENDER_FEE_RATE, converter=_render_fee)
+    token: str = "TOKEN"
+    token_price: OraclePrice | Sequence[OraclePrice] | Callable[[int], OraclePrice] | None = None
+    genesis_supply: int = attrs.field(default=0, validator=_nonneg("genesis_supply"))
+    emission: EmissionSchedule | DemandController | None = attrs.field(
+        default=None, converter=_schedule
+    )
+    initial_issuance: int = attrs.field(default=0, validator=_nonneg("initial_issuance"))
+    rewards: Rewards = attrs.field(default=Rewards.WORK, converter=Rewards)
+    gpu_power: tuple[tuple[str, int], ...] = attrs.field(default=None, converter=_power)
+    reputation: ReputationModel | str | None = None
+    quality_weight: int = attrs.field(default=0, validator=_nonneg("quality_weight"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.settle is Payment.RENDER and self.token_price is None:
+            raise InvalidSimulationError(
+                "token_price", None, "Render payments convert at the token's price: give one"
+            )
+        if self.quality_weight and self.reputation is None:
+            raise InvalidSimulationError(
+                "quality_weight", self.quality_weight, "scores quality by reputation: give one"
+            )
+
+    def price_at(self, epoch: int) -> OraclePrice | None:
+        """The token's oracle price in `epoch`."""
+        p = self.token_price
+        if p is None or isinstance(p, OraclePrice):
+            return p
+        out = p(epoch) if callable(p) else p[min(epoch, len(p) - 1)]
+        if not isinstance(out, OraclePrice):
+            raise InvalidSimulationError(f"token_price[{epoch}]", out, "must be an OraclePrice")
+        if out.base != self.token or out.quote != self.currency:
+            raise InvalidSimulationError(
+                f"token_price[{epoch}]", out,
+                f"must price {self.token} in {self.currency} (base {self.token})",
+            )
+        return out
+
+
+@attrs.frozen(kw_only=True)
+class ExampleFlow:
+    """The demo's market, epoch after epoch.
+
+    Every epoch the example's providers offer the same capacity (`auction.demo.example_book`'s
+    offers), and tenants post about ``240 x demand`` new requests drawn like the example's
+    (1 to 336 hours long), with ids ``e{epoch}-req-NNNN``. With ``exchange=True`` the orders
+    are traded as a call market, as in `auction.demo.example_exchange_book` (divisible requests
+    pinned to one GPU model and region, no tags), which bulk mechanisms (`lp`, the double
+    auctions, `assignment` with ``shape="shared"``) clear.
+
+    Attributes:
+        seed: seeds the providers; requests come from the simulation's per-epoch generator.
+        demand: requests per epoch as a multiple of the example's 240: one number, or one per
+            epoch (the last repeats), to model a demand ramp or a shock.
+        exchange: post the orders as a call market.
+    """
+
+    seed: int = 0
+    demand: float | tuple[float, ...] = attrs.field(default=1.0, converter=_demand)
+    exchange: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        values = self.demand if isinstance(self.demand, tuple) else (self.demand,)
+        if not values or any(not 0 <= float(v) <= 100 for v in values):
+            raise InvalidSimulationError("demand", self.demand, "must be in [0, 100]")
+
+    def offers(self) -> list[Offer]:
+        """The providers' offers, the same every epoch."""
+        offers = [o for o in example_book(self.seed) if isinstance(o, Offer)]
+        if self.exchange:
+            return [attrs.evolve(o, tags=frozenset()) for o in offers]
+        return offers
+
+    def __call__(self, epoch: int, rng: np.random.Generator) -> list[Order]:
+        d = self.demand
+        level = d[min(epoch, len(d) - 1)] if isinstance(d, tuple) else d
+        n = round(_N_REQUESTS * float(level))
+        requests: list[Order] = [
+            attrs.evolve(_request(i, rng), id=f"e{epoch}-req-{i + 1:04d}", submitted_at=i)
+            for i in range(n)
+        ]
+        if self.exchange:
+            requests = [_as_exchange(r, rng) for r in requests]
+        return [*self.offers(), *requests]
+
+
+def _ints(values: Sequence[int]) -> npt.NDArray[Any]:
+    """int64 when every value fits, else an object array of Python ints."""
+    if all(-MAX_MONEY <= v <= MAX_MONEY for v in values):
+        return np.array(values, dtype=np.int64)
+    return np.array(values, dtype=object)
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class SimulationResult:
+    """Per-epoch arrays of a simulation (one entry per epoch unless stated).
+
+    Money is in smallest units: `currency` for revenue and income, `token` for burns, mints,
+    supply and rewards; int64 arrays (object arrays of Python ints if an amount exceeds int64).
+
+    Attributes:
+        design: the design simulated.
+        epoch_hours: hours per epoch.
+        status: the clearing status of each epoch.
+        requests, served: requests posted, and requests that got at least one GPU.
+        leases: leases opened; failures: leases that ended early (provider failure).
+        offered_gpu_hours: GPU-hours of the capacity posted; served_gpu_hours: GPU-hours
+            leased and delivered in the epoch (from this epoch's and earlier leases).
+        utilization: ``served_gpu_hours / offered_gpu_hours`` (0 when nothing is offered).
+        revenue: what tenants paid for the epoch's hours, fees included (`currency`).
+        protocol_revenue: fees and margins the protocol kept (`currency`).
+        token_fees: tokens the protocol kept from Render burns.
+        burned, minted: tokens burned and minted.
+        supply: token supply at the end of each epoch; `initial_supply` before epoch 0.
+        supply identity: ``supply[e] = supply[e - 1] + minted[e] - burned[e]`` holds exactly.
+        providers: every provider seen, sorted; columns of the two arrays below.
+        provider_income: shape (epochs, providers): what each provider received from
+            tenants, after fees (`currency`).
+        provider_rewards: shape (epochs, providers): tokens each provider got from the
+            emission.
+        prices: the token's oracle price per epoch (None where there is none).
+        ledger: the ledger every amount moved on.
+        reputation: the reputation book (None without a reputation model).
+    """
+
+    design: Design
+    epoch_hours: int
+    status: tuple[str, ...]
+    requests: IntArray
+    served: IntArray
+    leases: IntArray
+    failures: IntArray
+    offered_gpu_hours: IntArray
+    served_gpu_hours: IntArray
+    revenue: npt.NDArray[Any]
+    protocol_revenue: npt.NDArray[Any]
+    token_fees: npt.NDArray[Any]
+    burned: npt.NDArray[Any]
+    minted: npt.NDArray[Any]
+    supply: npt.NDArray[Any]
+    initial_supply: int
+    providers: tuple[str, ...]
+    provider_income: npt.NDArray[Any]
+    provider_rewards: npt.NDArray[Any]
+    prices: tuple[OraclePrice | None, ...]
+    ledger: Ledger
+    reputation: ReputationBook | None
+
+    @property
+    def epochs(self) -> int:
+        """Number of epochs simulated."""
+        return len(self.status)
+
+    @property
+    def utilization(self) -> FloatArray:
+        """Served over offered GPU-hours per epoch."""
+        offered = self.offered_gpu_hours.astype(np.float64)
+        served = self.served_gpu_hours.astype(np.float64)
+        return np.divide(served, offered, out=np.zeros_like(served), where=offered > 0)
+
+    @property
+    def fill_rate(self) -> FloatArray:
+        """Share of each epoch's requests that were served."""
+        posted = self.requests.astype(np.float64)
+        got = self.served.astype(np.float64)
+        return np.divide(got, posted, out=np.zeros_like(got), where=posted > 0)
+
+    @property
+    def income(self) -> npt.NDArray[Any]:
+        """Total provider income per epoch (`currency`)."""
+        out: npt.NDArray[Any] = self.provider_income.sum(axis=1)
+        return out
+
+    @property
+    def rewards(self) -> npt.NDArray[Any]:
+        """Total provider rewards per epoch (tokens)."""
+        out: npt.NDArray[Any] = self.provider_rewards.sum(axis=1)
+        return out
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One plain dict per epoch (Python ints and floats), for tables and DataFrames."""
+        util, fill = self.utilization.tolist(), self.fill_rate.tolist()
+        rows = []
+        for e in range(self.epochs):
+            price = self.prices[e]
+            rows.append({
+                "epoch": e,
+                "status": self.status[e],
+                "requests": int(self.requests[e]),
+                "served": int(self.served[e]),
+                "fill_rate": fill[e],
+                "leases": int(self.leases[e]),
+                "failures": int(self.failures[e]),
+                "offered_gpu_hours": int(self.offered_gpu_hours[e]),
+                "served_gpu_hours": int(self.served_gpu_hours[e]),
+                "utilization": util[e],
+                "revenue": int(self.revenue[e]),
+                "protocol_revenue": int(self.protocol_revenue[e]),
+                "provider_income": int(self.income[e]),
+                "token_fees": int(self.token_fees[e]),
+                "burned": int(self.burned[e]),
+                "minted": int(self.minted[e]),
+                "supply": int(self.supply[e]),
+                "provider_rewards": int(self.rewards[e]),
+                "token_price": None if price is None else price.price,
+            })
+        return rows
+
+    def totals(self) -> dict[str, int]:
+        """Sums over all epochs, exact."""
+        names = ("revenue", "protocol_revenue", "token_fees", "burned", "minted")
+        out = {n: sum(int(x) for x in getattr(self, n)) for n in names}
+        out["provider_income"] = sum(int(x) for x in self.income)
+        out["provider_rewards"] = sum(int(x) for x in self.rewards)
+        out["supply_change"] = (int(self.supply[-1]) if self.epochs else self.initial_supply) - (
+            self.initial_supply
+        )
+        return out
+
+    def plot(self, path: str | None = None) -> Figure:
+        """Plot this run (see `plot`)."""
+        return plot({"design": self}, path)
+
+
+# -- the run -------------------------------------------------------------------------------------
+@attrs.define
+class _Running:
+    """A lease in progress: what capacity it holds and until when."""
+
+    lease: Lease
+    gpu_model: str
+    stop: int  # first hour not served (its end, or the failure hour)
+    failed: bool
+
+
+def _stream(seed: int, epoch: int, what: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, what]))
+
+
+def _reliability(value: float | Mapping[str, float], provider: str) -> float:
+    if isinstance(value, Mapping):
+        return float(value.get(provider, 1.0))
+    return float(value)
+
+
+def _check_reliability(value: float | Mapping[str, float]) -> None:
+    items = value.items() if isinstance(value, Mapping) else [("reliability", value)]
+    for name, p in items:
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1:
+            field = name if name == "reliability" else f"reliability[{name!r}]"
+            raise InvalidSimulationError(field, p, "must be a probability in [0, 1]")
+
+
+def _split_orders(orders: Iterable[Order], epoch: int) -> tuple[list[Offer], list[Request]]:
+    offers: list[Offer] = []
+    requests: list[Request] = []
+    for o in orders:
+        if isinstance(o, Offer):
+            offers.append(o)
+        elif isinstance(o, Request):
+            requests.append(o)
+        else:
+            raise InvalidSimulationError(f"flow({epoch})", o, "must yield Offer or Request")
+    return offers, requests
+
+
+def simulate(
+    flow: OrderFlow,
+    design: Design | None = None,
+    *,
+    epochs: int,
+    epoch_hours: int = 24,
+    seed: int = 0,
+    reliability: float | Mapping[str, float] = 1.0,
+) -> SimulationResult:
+    """Run `design` on the orders of `flow` for `epochs` epochs.
+
+    Each epoch, in this order:
+
+    1. **orders**: `flow` posts offers and requests; GPUs of an offer still leased from
+       earlier epochs are taken off it.
+    2. **clearing**: the mechanism clears the epoch's market (with reputation scores, if the
+       design has a model); each allocated row becomes a lease starting at the epoch's first
+       hour and lasting its request's ``duration_hours``.
+    3. **failures**: a lease runs to its end with probability `reliability` (one number, or
+       per provider, default 1); otherwise its provider fails at an hour drawn uniformly in
+       its life, the lease ends there and is recorded as a failure.
+    4. **settlement**: under `Payment.LEASE` each tenant deposits its lease's whole cost in
+       escrow, failed leases are terminated (unused escrow refunded) and every lease accrues
+       through the epoch's last hour; under `Payment.RENDER` each tenant buys and burns the
+       value of the hours it used this epoch.
+    5. **emission**: the epoch's emission is minted into the emissions pool, and the pool is
+       split among providers by work or availability (largest remainder). When no provider
+       has weight, the pool carries over.
+
+    Randomness comes from per-epoch generators seeded by ``(seed, epoch)``, so a run is
+    reproducible and changing one epoch's draws does not shift the others.
+
+    Raises:
+        InvalidSimulationError: a bad argument or flow output.
+        InsufficientFundsError: Render tenants need more tokens than the market holds
+            (raise `Design.genesis_supply`).
+    """
+    design = Design() if design is None else design
+    if not isinstance(design, Design):
+        raise InvalidSimulationError("design", design, "must be a Design")
+    for field, value, lo in (("epochs", epochs, 0), ("epoch_hours", epoch_hours, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise InvalidSimulationError(field, value, f"must be an int >= {lo}")
+    if not callable(flow):
+        raise InvalidSimulationError("flow", flow, "must be callable(epoch, rng)")
+    _check_reliability(reliability)
+    return _Simulation(design, epoch_hours, seed, reliability).run(flow, epochs)
+
+
+class _Simulation:
+    def __init__(
+        self, design: Design, epoch_hours: int, seed: int, reliability: float | Mapping[str, float]
+    ) -> None:
+        self.d = design
+        self.h = epoch_hours
+        self.seed = seed
+        self.reliability = reliability
+        self.ledger = Ledger()
+        self.book = LeaseBook(self.ledger, fees=design.fees)
+        self.rep = None if design.reputation is None else ReputationBook(design.reputation)
+        self.power = dict(design.gpu_power)
+        self.running: list[_Running] = []
+        self.providers: set[str] = set()
+        if design.genesis_supply:
+            self.ledger.post(mint_transaction("genesis", _MARKET, design.token,
+                                              design.genesis_supply, memo="genesis supply"))
+        self.issuance = design.initial_issuance
+        self.rows: dict[str, list[Any]] = {}
+        self._render_revenue = 0
+
+    def _add(self, **values: Any) -> None:
+        for k, v in values.items():
+            self.rows.setdefault(k, []).append(v)
+
+    def run(self, flow: OrderFlow, epochs: int) -> SimulationResult:
+        d, token, currency = self.d, self.d.token, self.d.currency
+        initial_supply = self.ledger.supply(token)
+        income: list[dict[str, int]] = []
+        rewards: list[dict[str, int]] = []
+        prices: list[OraclePrice | None] = []
+        for e in range(epochs):
+            price = d.price_at(e)
+            prices.append(price)
+            before = self._flows()
+            paid_before = self._provider_balances(currency)
+            got = self._epoch(e, flow, price, before["revenue"])
+            after = self._flows()
+            income.append(self._diff(self._provider_balances(currency), paid_before))
+            rewards.append(got)
+            self._add(
+                revenue=after["revenue"] - before["revenue"],
+                protocol_revenue=after["protocol"] - before["protocol"],
+                token_fees=after["token_fees"] - before["token_fees"],
+                burned=after["burned"] - before["burned"],
+                minted=after["minted"] - before["minted"],
+                supply=self.ledger.supply(token),
+            )
+        providers = tuple(sorted(self.providers))
+        col = {p: i for i, p in enumerate(providers)}
+
+        def matrix(rows: list[dict[str, int]]) -> npt.NDArray[Any]:
+            flat = [0] * (epochs * len(providers))
+            for e, row in enumerate(rows):
+                for p, v in row.items():
+                    flat[e * len(providers) + col[p]] = v
+            return _ints(flat).reshape(epochs, len(providers))
+
+        r = self.rows
+
+        def ints(name: str) -> npt.NDArray[Any]:
+            return _ints(r.get(name, []))
+
+        return SimulationResult(
+            design=d, epoch_hours=self.h, status=tuple(r.get("status", [])),
+            requests=ints("requests"), served=ints("served"), leases=ints("leases"),
+            failures=ints("failures"), offered_gpu_hours=ints("offered"),
+            served_gpu_hours=ints("served_hours"), revenue=ints("revenue"),
+            protocol_revenue=ints("protocol_revenue"), token_fees=ints("token_fees"),
+            burned=ints("burned"), minted=ints("minted"), supply=ints("supply"),
+            initial_supply=initial_supply, providers=providers,
+            provider_income=matrix(income), provider_rewards=matrix(rewards),
+            prices=tuple(prices), ledger=self.ledger, reputation=self.rep,
+        )
+
+    # -- ledger readings ---------------------------------------------------------------------------
+    def _flows(self) -> dict[str, int]:
+        """Cumulative amounts the per-epoch arrays are differences of."""
+        led, c, t = self.ledger, self.d.currency, self.d.token
+        protocol = led.total(AccountKind.PROTOCOL_FEES, c) + led.total(AccountKind.TREASURY, c)
+        return {
+            "protocol": protocol,
+            "revenue": led.total(AccountKind.PROVIDER, c) + protocol + self._render_revenue,
+            "token_fees": led.total(AccountKind.PROTOCOL_FEES, t) if t != c else 0,
+            "burned": led.burned(t),
+            "minted": led.minted(t),
+        }
+
+    def _provider_balances(self, currency: str) -> dict[str, int]:
+        kind = AccountKind.PROVIDER
+        return {p: self.ledger.balance(Account(kind, p), currency) for p in self.providers}
+
+    @staticmethod
+    def _diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+        return {p: v - before.get(p, 0) for p, v in after.items() if v != before.get(p, 0)}
+
+    # -- one epoch -----------------------------------------------------------------------------
+    def _epoch(
+        self, e: int, flow: OrderFlow, price: OraclePrice | None, revenue_before: int
+    ) -> dict[str, int]:
+        d, h = self.d, self.h
+        t0, t1 = e * h, (e + 1) * h
+        offers, requests = _split_orders(flow(e, _stream(self.seed, e, 0)), e)
+        self.running = [r for r in self.running if r.stop > t0]
+        busy: dict[str, int] = {}
+        for run in self.running:
+            busy[run.lease.offer_id] = busy.get(run.lease.offer_id, 0) + run.lease.gpus
+        offered_hours: dict[str, int] = {}
+        model_of: dict[str, str] = {}
+        free: list[Order] = []
+        for o in offers:
+            self.providers.add(o.provider)
+            offered_hours[o.provider] = offered_hours.get(o.provider, 0) + (
+                o.gpus * h * self.power.get(o.gpu_model, 1)
+            )
+            model_of[o.id] = o.gpu_model
+            left = o.gpus - busy.get(o.id, 0)
+            if left > 0:
+                free.append(o if left == o.gpus else attrs.evolve(o, gpus=left))
+        free.extend(requests)
+        self._add(requests=len(requests),
+                  offered=sum(o.gpus for o in offers) * h)
+
+        leases = self._clear(e, free, requests)
+        self._add(leases=len(leases), served=len({lease.request_id for lease in leases}))
+        fail = _stream(self.seed, e, 2)
+        for lease in leases:
+            assert lease.periods is not None
+            stop, failed = lease.start + lease.periods, False
+            if fail.random() >= _reliability(self.reliability, lease.provider):
+                stop, failed = lease.start + int(fail.integers(lease.periods)), True
+            self.running.append(_Running(lease, model_of.get(lease.offer_id, ""), stop, failed))
+        # Every lease still running ends after t0 (or is new and may fail at once): those
+        # with stop <= t1 end in this epoch.
+        self._add(failures=sum(r.failed and r.stop <= t1 for r in self.running))
+
+        if d.settle is Payment.LEASE:
+            self._settle_leases(e, leases, t0, t1)
+        else:
+            assert price is not None
+            self._settle_render(e, t0, t1, price)
+        self._record_reputation(t1)
+
+        served_hours = 0
+        work: dict[str, int] = {}
+        for run in self.running:
+            lo, hi = max(run.lease.start, t0), min(run.stop, t1)
+            if hi > lo:
+                g = run.lease.gpus * (hi - lo)
+                served_hours += g
+                p = run.lease.provider
+                work[p] = work.get(p, 0) + g * self.power.get(run.gpu_model, 1)
+        self._add(served_hours=served_hours)
+        weights = work if d.rewards is Rewards.WORK else offered_hours
+        return self._emit(e, weights, self._flows()["revenue"] - revenue_before)
+
+    def _clear(self, e: int, orders: list[Order], requests: list[Request]) -> list[Lease]:
+        d = self.d
+        book = OrderBook(orders)
+        if self.rep is None:
+            market = Market(book)
+        else:
+            scores = self.rep.scores(at=float(e * self.h * _SECONDS_PER_HOUR))
+            market = Market(book, scores, quality_weight=d.quality_weight)
+        if isinstance(d.mechanism, str):
+            result = clear(market, d.mechanism, d.payment, rng=_stream(self.seed, e, 1),
+                           **d.options)
+        else:
+            result = clear(market, d.mechanism, rng=_stream(self.seed, e, 1))
+        self._add(status=str(result.status.value))
+        if not len(result.request_id):
+            return []
+        return leases_from_result(result, d.currency, period=HOUR, start=e * self.h,
+                                  requests=requests, prefix=f"{e}:")
+
+    def _settle_leases(self, e: int, leases: list[Lease], t0: int, t1: int) -> None:
+        book, currency = self.book, self.d.currency
+        costs = [book.cost(lease) for lease in leases]
+        need: dict[str, int] = {}
+        for lease, cost in zip(leases, costs, strict=True):
+            need[lease.tenant] = need.get(lease.tenant, 0) + cost
+        self.ledger.post_many(
+            transfer(f"fund:{e}:{t}", _ISSUANCE, Account(AccountKind.TENANT, t), currency, x,
+                     memo="tenant deposit")
+            for t, x in sorted(need.items()) if x
+        )
+        book.open_many(leases, costs, time=t0)
+        for run in self.running:
+            if run.failed and run.stop <= t1:
+                book.terminate(run.lease.id, run.stop)
+        book.accrue_all(t1 - 1)
+
+    def _settle_render(self, e: int, t0: int, t1: int, price: OraclePrice) -> None:
+        """Each tenant buys and burns the value of the hours it used in the epoch."""
+        value: dict[str, int] = {}
+        for run in self.running:
+            lo, hi = max(run.lease.start, t0), min(run.stop, t1)
+            if hi > lo:
+                t = run.lease.tenant
+                value[t] = value.get(t, 0) + run.lease.rate * (hi - lo)
+        txs: list[Transaction] = []
+        for t, v in sorted(value.items()):
+            if not v:
+                continue
+            burn = render_burn(v, price, fee_rate=self.d.render_fee)
+            tenant = Account(AccountKind.TENANT, t)
+            txs.append(transfer(f"buy:{e}:{t}", _MARKET, tenant, self.d.token, burn.paid,
+                                memo=f"buys tokens worth {v} {self.d.currency}"))
+            txs.append(render_burn_transaction(f"burn:{e}:{t}", burn, tenant=tenant))
+            self._render_revenue += v
+        self.ledger.post_many(txs)
+
+    def _record_reputation(self, t1: int) -> None:
+        """A completed or failed event for each lease that ends in the epoch."""
+        if self.rep is None:
+            return
+        events = []
+        for run in self.running:
+            lease = run.lease
+            if run.stop > t1:
+                continue
+            outcome = "failed" if run.failed else "completed"
+            events.append(Event(
+                id=f"{lease.id}:{outcome}", provider=lease.provider,
+                time=float(run.stop * _SECONDS_PER_HOUR), outcome=outcome,
+                weight=float(lease.gpus * max(run.stop - lease.start, 1)), tenant=lease.tenant,
+            ))
+        self.rep.record_many(sorted(events, key=lambda ev: (ev.time, ev.id)))
+
+    def _emit(self, e: int, weights: dict[str, int], revenue: int) -> dict[str, int]:
+        """Mint the epoch's emission into the pool and split the pool among providers."""
+        d = self.d
+        emission = d.emission
+        if emission is None:
+            return {}
+        if isinstance(emission, DemandController):
+            amount = self.issuance
+            self.issuance = emission.next_issuance(amount, max(revenue, 0))
+        else:
+            amount = emission.emission(e)
+        if amount:
+            self.ledger.post(mint_transaction(f"emit:{e}", _POOL, d.token, amount,
+                                              memo=f"epoch {e} emission"))
+        pool = self.ledger.balance(_POOL, d.token)
+        live = {p: w for p, w in weights.items() if w > 0}
+        if not pool or not live:
+            return {}
+        shares = split_rewards(pool, live)
+        self.ledger.post(reward_transaction(f"rewards:{e}", shares, currency=d.token))
+        return {p: s for p, s in shares.items() if s}
+
+
+# -- comparing designs ----------------------------------------------------------------------------
+def compare(results: Mapping[str, SimulationResult]) -> list[dict[str, Any]]:
+    """One row of totals per named run: revenue, protocol revenue, provider income and
+    rewards, burned, minted, supply change, mean utilization and fill rate."""
+    rows = []
+    for name, r in results.items():
+        row: dict[str, Any] = {"design": name, **r.totals()}
+        row["utilization"] = float(r.utilization.mean()) if r.epochs else 0.0
+        row["fill_rate"] = float(r.fill_rate.mean()) if r.epochs else 0.0
+        rows.append(row)
+    return rows
+
+
+_PANELS = (
+    ("revenue", "tenant revenue", "currency"),
+    ("utilization", "utilization", ""),
+    ("income", "provider income", "currency"),
+    ("rewards", "provider rewards", "token"),
+    ("burned", "burned", "token"),
+    ("minted", "minted", "token"),
+    ("supply", "supply", "token"),
+)
+
+
+def plot(results: Mapping[str, SimulationResult], path: str | None = None) -> Figure:
+    """Per-epoch panels (revenue, utilization, provider income and rewards, burn, mint,
+    supply), one line per named run, to compare designs. Needs the ``plot`` extra
+    (matplotlib). Saves to `path` when given; returns the figure."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg") if path is not None and _no_display() else None
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "plotting needs matplotlib: pip install 'auction[plot]'"
+        ) from e
+    if not results:
+        raise InvalidSimulationError("results", results, "must name at least one run")
+    fig, axes = plt.subplots(len(_PANELS), 1, figsize=(8, 2.0 * len(_PANELS)), sharex=True)
+    for name, r in results.items():
+        x = np.arange(r.epochs)
+        for ax, (attr, title, unit) in zip(axes, _PANELS, strict=True):
+            y = np.asarray(getattr(r, attr), dtype=np.float64)
+            ax.plot(x, y, label=name)
+            label = {"currency": r.design.currency, "token": r.design.token}.get(unit, "")
+            ax.set_ylabel(f"{title}\n({label} units)" if label else title, fontsize=8)
+    axes[0].legend(fontsize=8)
+    axes[-1].set_xlabel("epoch")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+def _no_display() -> bool:
+    import os
+
+    return not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND")
