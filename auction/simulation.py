@@ -26,7 +26,6 @@ import numpy.typing as npt
 from auction.book import OrderBook
 from auction.clearing import clear
 from auction.demo import _N_REQUESTS, _as_exchange, _request, example_book
-from auction.errors import AuctionError
 from auction.market import Market
 from auction.mechanisms import Mechanism
 from auction.money import MAX_MONEY
@@ -35,7 +34,14 @@ from auction.reputation import Event, ReputationBook
 from auction.reputation.models import ReputationModel
 from auction.settlement.fees import FeeSchedule, as_rate
 from auction.settlement.leases import HOUR, Lease, LeaseBook, leases_from_result
-from auction.settlement.ledger import Account, AccountKind, Ledger, Transaction, transfer
+from auction.settlement.ledger import (
+    Account,
+    AccountKind,
+    InvalidSettlementError,
+    Ledger,
+    Transaction,
+    transfer,
+)
 from auction.settlement.rewards import reward_transaction, split_rewards
 from auction.settlement.tokenomics import (
     RENDER_FEE_RATE,
@@ -54,6 +60,7 @@ __all__ = [
     "Design",
     "ExampleFlow",
     "InvalidSimulationError",
+    "LeaseRecord",
     "OrderFlow",
     "Payment",
     "Rewards",
@@ -72,12 +79,9 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
-class InvalidSimulationError(AuctionError, ValueError):
-    """A simulation was set up wrongly; names the field and the value."""
-
-    def __init__(self, field: str, value: Any, reason: str) -> None:
-        self.field, self.value, self.reason = field, value, reason
-        super().__init__(f"{field}={value!r}: {reason}")
+class InvalidSimulationError(InvalidSettlementError):
+    """A simulation was set up wrongly, or its order flow returned something else than
+    orders; names the field and the value."""
 
 
 class OrderFlow(Protocol):
@@ -306,8 +310,11 @@ class SimulationResult:
         status: the clearing status of each epoch.
         requests, served: requests posted, and requests that got at least one GPU.
         leases: leases opened; failures: leases that ended early (provider failure).
-        offered_gpu_hours: GPU-hours of the capacity posted; served_gpu_hours: GPU-hours
-            leased and delivered in the epoch (from this epoch's and earlier leases).
+        offered_gpu_hours: GPU-hours of capacity in the epoch: per offer, the GPUs posted, or
+            the GPUs earlier leases still hold on it if more (a running lease keeps its GPUs
+            whether or not the offer is posted again).
+        served_gpu_hours: GPU-hours leased and delivered in the epoch (from this epoch's
+            and earlier leases); never more than `offered_gpu_hours`.
         utilization: ``served_gpu_hours / offered_gpu_hours`` (0 when nothing is offered).
         revenue: what tenants paid for the epoch's hours, fees included (`currency`).
         protocol_revenue: fees and margins the protocol kept (`currency`).
@@ -321,6 +328,7 @@ class SimulationResult:
         provider_rewards: shape (epochs, providers): tokens each provider got from the
             emission.
         prices: the token's oracle price per epoch (None where there is none).
+        lease_log: every lease opened, in order, with how it ended.
         ledger: the ledger every amount moved on.
         reputation: the reputation book (None without a reputation model).
     """
@@ -345,6 +353,7 @@ class SimulationResult:
     provider_income: npt.NDArray[Any]
     provider_rewards: npt.NDArray[Any]
     prices: tuple[OraclePrice | None, ...]
+    lease_log: tuple[LeaseRecord, ...]
     ledger: Ledger
     reputation: ReputationBook | None
 
@@ -425,13 +434,20 @@ class SimulationResult:
 
 
 # -- the run -------------------------------------------------------------------------------------
-@attrs.define
-class _Running:
-    """A lease in progress: what capacity it holds and until when."""
+@attrs.frozen
+class LeaseRecord:
+    """A lease a simulation opened, and how it ended.
+
+    Attributes:
+        lease: its terms (``start`` is its first hour, ``periods`` its length in hours).
+        gpu_model: the model of the offer it runs on.
+        stop: the first hour it did not serve: its end, or the hour its provider failed.
+        failed: whether its provider failed before the end.
+    """
 
     lease: Lease
     gpu_model: str
-    stop: int  # first hour not served (its end, or the failure hour)
+    stop: int
     failed: bool
 
 
@@ -527,7 +543,8 @@ class _Simulation:
         self.book = LeaseBook(self.ledger, fees=design.fees)
         self.rep = None if design.reputation is None else ReputationBook(design.reputation)
         self.power = dict(design.gpu_power)
-        self.running: list[_Running] = []
+        self.running: list[LeaseRecord] = []
+        self.log: list[LeaseRecord] = []
         self.providers: set[str] = set()
         if design.genesis_supply:
             self.ledger.post(mint_transaction("genesis", _MARKET, design.token,
@@ -587,7 +604,8 @@ class _Simulation:
             burned=ints("burned"), minted=ints("minted"), supply=ints("supply"),
             initial_supply=initial_supply, providers=providers,
             provider_income=matrix(income), provider_rewards=matrix(rewards),
-            prices=tuple(prices), ledger=self.ledger, reputation=self.rep,
+            prices=tuple(prices), lease_log=tuple(self.log), ledger=self.ledger,
+            reputation=self.rep,
         )
 
     # -- ledger readings ---------------------------------------------------------------------------
@@ -619,9 +637,11 @@ class _Simulation:
         t0, t1 = e * h, (e + 1) * h
         offers, requests = _split_orders(flow(e, _stream(self.seed, e, 0)), e)
         self.running = [r for r in self.running if r.stop > t0]
-        busy: dict[str, int] = {}
+        busy: dict[tuple[str, str], int] = {}  # GPUs earlier leases hold, per (provider, offer)
         for run in self.running:
-            busy[run.lease.offer_id] = busy.get(run.lease.offer_id, 0) + run.lease.gpus
+            key = (run.lease.provider, run.lease.offer_id)
+            busy[key] = busy.get(key, 0) + run.lease.gpus
+        capacity = dict(busy)
         offered_hours: dict[str, int] = {}
         model_of: dict[str, str] = {}
         free: list[Order] = []
@@ -631,12 +651,13 @@ class _Simulation:
                 o.gpus * h * self.power.get(o.gpu_model, 1)
             )
             model_of[o.id] = o.gpu_model
-            left = o.gpus - busy.get(o.id, 0)
+            key = (o.provider, o.id)
+            left = o.gpus - busy.get(key, 0)
+            capacity[key] = max(o.gpus, busy.get(key, 0))
             if left > 0:
                 free.append(o if left == o.gpus else attrs.evolve(o, gpus=left))
         free.extend(requests)
-        self._add(requests=len(requests),
-                  offered=sum(o.gpus for o in offers) * h)
+        self._add(requests=len(requests), offered=sum(capacity.values()) * h)
 
         leases = self._clear(e, free, requests)
         self._add(leases=len(leases), served=len({lease.request_id for lease in leases}))
@@ -646,7 +667,9 @@ class _Simulation:
             stop, failed = lease.start + lease.periods, False
             if fail.random() >= _reliability(self.reliability, lease.provider):
                 stop, failed = lease.start + int(fail.integers(lease.periods)), True
-            self.running.append(_Running(lease, model_of.get(lease.offer_id, ""), stop, failed))
+            record = LeaseRecord(lease, model_of.get(lease.offer_id, ""), stop, failed)
+            self.running.append(record)
+            self.log.append(record)
         # Every lease still running ends after t0 (or is new and may fail at once): those
         # with stop <= t1 end in this epoch.
         self._add(failures=sum(r.failed and r.stop <= t1 for r in self.running))
@@ -794,35 +817,35 @@ _PANELS = (
 def plot(results: Mapping[str, SimulationResult], path: str | None = None) -> Figure:
     """Per-epoch panels (revenue, utilization, provider income and rewards, burn, mint,
     supply), one line per named run, to compare designs. Needs the ``plot`` extra
-    (matplotlib). Saves to `path` when given; returns the figure."""
+    (matplotlib); draws on a standalone `Figure`, so no GUI backend or global pyplot state
+    is involved. Saves a PNG to `path` when given; returns the figure."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg") if path is not None and _no_display() else None
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "plotting needs matplotlib: pip install 'auction[plot]'"
-        ) from e
-    if not results:
+        raise ImportError("plotting needs matplotlib: pip install 'auction[plot]'") from e
+    if not isinstance(results, Mapping) or not results:
         raise InvalidSimulationError("results", results, "must name at least one run")
-    fig, axes = plt.subplots(len(_PANELS), 1, figsize=(8, 2.0 * len(_PANELS)), sharex=True)
+    from matplotlib.ticker import MaxNLocator
+
+    rows = (len(_PANELS) + 1) // 2
+    fig = Figure(figsize=(11, 2.4 * rows))
+    grid = fig.subplots(rows, 2, sharex=True).ravel()
+    for ax in grid[len(_PANELS):]:
+        ax.set_visible(False)
     for name, r in results.items():
         x = np.arange(r.epochs)
-        for ax, (attr, title, unit) in zip(axes, _PANELS, strict=True):
-            y = np.asarray(getattr(r, attr), dtype=np.float64)
-            ax.plot(x, y, label=name)
+        for ax, (attr, title, unit) in zip(grid, _PANELS, strict=False):
+            ax.plot(x, np.asarray(getattr(r, attr), dtype=np.float64), label=name)
             label = {"currency": r.design.currency, "token": r.design.token}.get(unit, "")
-            ax.set_ylabel(f"{title}\n({label} units)" if label else title, fontsize=8)
-    axes[0].legend(fontsize=8)
-    axes[-1].set_xlabel("epoch")
+            ax.set_title(f"{title} ({label} units)" if label else title, fontsize=9)
+    for ax in grid:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=8)
+    grid[0].legend(fontsize=8)
+    for ax in grid[len(_PANELS) - 2 : len(_PANELS)]:
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_tick_params(labelbottom=True)
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
-
-
-def _no_display() -> bool:
-    import os
-
-    return not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND")

@@ -484,3 +484,35 @@ def test_leases_from_a_double_auction_keep_the_platform_margin() -> None:
     book.accrue_all(2)
     assert book.ledger.balance(FEES, "USDC") == 2 * 3 * 20
     assert book.ledger.balance(wallet("provider", "p0"), "USDC") == 3 * 240
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rates=st.lists(st.one_of(st.integers(0, 10**9), st.integers(0, 2**63 - 1)), min_size=1,
+                   max_size=20),
+    index=st.integers(0, 2**40),
+    period=st.sampled_from([HOUR, BLOCK, SECOND, DAY, Period("0.37"), Period(7 * 86400)]),
+)
+def test_period_charges_match_python_ints_on_every_path(
+    rates: list[int], index: int, period: Period
+) -> None:
+    """int64, the split int64 path for huge rates, and the Python-int fallback all give the
+    exact charge; the result is int64 whenever every charge fits."""
+    h = period.hours
+    idx = np.full(len(rates), index, dtype=np.int64)
+
+    def exact(r: int, i: int) -> int:
+        return r * (i + 1) * h.numerator // h.denominator - r * i * h.numerator // h.denominator
+
+    got = period_charges(np.array(rates, dtype=np.int64), idx, period=period)
+    want = [exact(r, index) for r in rates]
+    assert got.tolist() == want
+    assert (got.dtype == np.int64) == all(w <= 2**63 - 1 for w in want)
+    cum = cumulative_charges(np.array(rates, dtype=np.int64), idx, period=period)
+    assert cum.tolist() == [r * index * h.numerator // h.denominator for r in rates]
+    huge = np.array([r * 10**20 for r in rates], dtype=object)  # past int64: Python ints
+    assert period_charges(huge, idx, period=period).tolist() == [
+        exact(r * 10**20, index) for r in rates
+    ]
+    with pytest.raises(InvalidSettlementError, match="rates"):
+        period_charges(np.array([1.5]), idx[:1], period=period)

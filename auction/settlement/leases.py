@@ -43,7 +43,7 @@ import enum
 import gc
 import math
 import numbers
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -411,34 +411,42 @@ class AccrualReport:
 
 
 # -- vectorized exact arithmetic ----------------------------------------------------------------
-def _mul_floor(
-    x: npt.ArrayLike, num: npt.ArrayLike, den: npt.ArrayLike, *, up: bool = False
+def _int_array(values: npt.ArrayLike, field: str) -> npt.NDArray[Any]:
+    a = np.asarray(values)
+    if a.dtype.kind in "iu":
+        return a
+    if a.dtype == object and all(
+        issubclass(t, numbers.Integral) and not issubclass(t, bool)
+        for t in set(map(type, a.ravel().tolist()))
+    ):
+        return a
+    raise InvalidSettlementError(field, values, "must be integers")
+
+
+def _max_abs(a: npt.NDArray[Any]) -> int:
+    return max(abs(int(a.max())), abs(int(a.min()))) if a.size else 0
+
+
+def _exact_rows(
+    fn: Callable[[list[int], list[int]], list[int]], r: npt.NDArray[Any], k: npt.NDArray[Any],
+    num: int,
+    fast: Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[np.int64]],
 ) -> npt.NDArray[Any]:
-    """floor(x * num / den) per element (ceil if `up`), exact: int64 where the product cannot
-    overflow, Python ints for the rest (then the result is an object array)."""
-    xs, ns, ds = np.broadcast_arrays(np.asarray(x), np.asarray(num), np.asarray(den))
-    if all(a.dtype.kind == "i" for a in (xs, ns, ds)):
+    """`fast` (int64) on the elements whose ``|r x k x num|`` is safely below 2**62 (estimated
+    in float64, with a margin far above its rounding error), `fn` on lists of Python ints for
+    the rest. int64 out when every result fits, else an object array."""
+    safe = np.zeros(r.shape, dtype=bool)
+    if r.dtype.kind in "iu" and k.dtype.kind in "iu":
         with np.errstate(over="ignore"):
-            est = np.abs(xs.astype(np.float64)) * np.abs(ns.astype(np.float64))
+            est = np.abs(r.astype(np.float64)) * np.abs(k.astype(np.float64)) * float(num)
         safe = est < _SAFE
-        if safe.all():
-            p = xs.astype(np.int64) * ns.astype(np.int64)
-            d = ds.astype(np.int64)
-            q: npt.NDArray[Any] = -((-p) // d) if up else p // d
-            return q
-    else:
-        safe = np.zeros(xs.shape, dtype=bool)
-    out = np.empty(xs.shape, dtype=object)
+    vals = fn([int(a) for a in r[~safe].tolist()], [int(b) for b in k[~safe].tolist()])
+    fits = all(-_I64 - 1 <= v <= _I64 for v in vals)
+    out = np.empty(r.shape, dtype=np.int64 if fits else object)
     if safe.any():
-        p = xs[safe].astype(np.int64) * ns[safe].astype(np.int64)
-        d = ds[safe].astype(np.int64)
-        out[safe] = (-((-p) // d) if up else p // d).tolist()
-    rest = ~safe
-    vals = [
-        -(-(int(a) * int(b)) // int(c)) if up else int(a) * int(b) // int(c)
-        for a, b, c in zip(xs[rest].tolist(), ns[rest].tolist(), ds[rest].tolist(), strict=True)
-    ]
-    out[rest] = vals
+        q = fast(r[safe].astype(np.int64), k[safe].astype(np.int64))
+        out[safe] = q if fits else q.tolist()
+    out[~safe] = vals
     return out
 
 
@@ -447,12 +455,26 @@ def cumulative_charges(
 ) -> npt.NDArray[Any]:
     """``floor(rates x n x period.hours)``: what each lease charged after `n` periods.
 
-    Vectorized and exact: int64 arithmetic where it cannot overflow (checked per element
-    before multiplying), Python ints past it (then an object array is returned).
+    Vectorized and exact: int64 arithmetic when no product can overflow (one bound check on
+    the maxima), else per element: int64 where safe and Python ints past it (an object array
+    is returned when a result itself exceeds int64).
     """
     h = _period(period).hours
-    rn = _mul_floor(np.asarray(rates), np.asarray(n), 1)
-    return _mul_floor(rn, h.numerator, h.denominator)
+    num, den = h.numerator, h.denominator
+    r, k = np.broadcast_arrays(_int_array(rates, "rates"), _int_array(n, "n"))
+
+    def fast(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        out: npt.NDArray[np.int64] = (a * b * num) // den
+        return out
+
+    if r.dtype.kind in "iu" and k.dtype.kind in "iu" and (
+        _max_abs(r) * _max_abs(k) * num <= _I64
+    ):
+        return fast(r.astype(np.int64), k.astype(np.int64))
+    def exact(rs: list[int], ks: list[int]) -> list[int]:
+        return [a * b * num // den for a, b in zip(rs, ks, strict=True)]
+
+    return _exact_rows(exact, r, k, num, fast)
 
 
 def period_charges(
@@ -460,12 +482,42 @@ def period_charges(
 ) -> npt.NDArray[Any]:
     """The charge of period `index` (0-based) of each lease: the difference of
     `cumulative_charges` at ``index + 1`` and ``index``, so that any run of periods adds up to
-    the exact cumulative amount."""
-    i = np.asarray(index)
-    diff: npt.NDArray[Any] = cumulative_charges(rates, i + 1, period=period) - (
-        cumulative_charges(rates, i, period=period)
-    )
-    return diff
+    the exact cumulative amount.
+
+    Vectorized and exact on int64. When ``rate x (index + 1) x period`` could overflow (an
+    18-decimal token), the rate is split as ``rate = q x den + r`` (``period.hours = num /
+    den``): the charge is ``q x num + floor(r x num x (index + 1) / den) - floor(r x num x
+    index / den)``, whose terms stay small, so it still runs on int64. Python ints are used
+    only past that (a charge that itself nears the int64 limit; an object array is returned
+    when one exceeds it).
+    """
+    h = _period(period).hours
+    num, den = h.numerator, h.denominator
+    r, i = np.broadcast_arrays(_int_array(rates, "rates"), _int_array(index, "index"))
+
+    def fast(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        step = a * num
+        hi = step * (b + 1)
+        out: npt.NDArray[np.int64] = hi // den - (hi - step) // den
+        return out
+
+    def exact(rs: list[int], i1: list[int]) -> list[int]:  # i1: the index plus one
+        return [a * b * num // den - a * (b - 1) * num // den for a, b in zip(rs, i1, strict=True)]
+
+    if r.dtype.kind in "iu" and i.dtype.kind in "iu" and (
+        _max_abs(r) * (_max_abs(i) + 1) * num <= _I64
+    ):
+        return fast(r.astype(np.int64), i.astype(np.int64))
+    if r.dtype.kind in "iu" and i.dtype.kind in "iu" and r.size and (
+        den * num * (_max_abs(i) + 1) <= _I64 and (_max_abs(r) // den + 1) * num <= _I64
+    ):
+        q, rem = np.divmod(r.astype(np.int64), den)
+        j = i.astype(np.int64)
+        step = rem * num
+        hi = step * (j + 1)
+        split: npt.NDArray[np.int64] = q * num + (hi // den - (hi - step) // den)
+        return split
+    return _exact_rows(exact, r, i + 1, num, lambda a, b: fast(a, b - 1))
 
 
 # -- the book -----------------------------------------------------------------------------------
