@@ -406,12 +406,14 @@ def transport_max_weight(
     """Maximum-weight transportation: units ``x[e]`` per eligible edge, and solver stats.
 
     Args:
-        n, m: numbers of requests and offers.
+        n: number of requests.
+        m: number of offers.
         demand: per request, the most units it takes (int, >= 0).
         capacity: per offer, the most units it gives (int, >= 0).
-        indptr, cols, weight: eligible (request, offer) edges in CSR over requests: request r's
-            edges are ``indptr[r]..indptr[r+1]``, ``cols[e]`` their offers, ``weight[e] >= 0``
-            the surplus per unit.
+        indptr: eligible (request, offer) edges in CSR over requests: request r's edges are
+            ``indptr[r]..indptr[r+1]``.
+        cols: each edge's offer.
+        weight: each edge's surplus per unit, ``>= 0``.
         backend: ``"numba"`` (compiled on first use) or ``"python"`` (the same code, uncompiled;
             the reference the tests compare with).
         alpha: epsilon divisor per scaling phase (>= 2).

@@ -143,9 +143,10 @@ def eigentrust_arrays(
     """EigenTrust on integer peer codes: (trust, iterations, converged, residual).
 
     Args:
-        rater, ratee: peer codes in [0, n_peers), one pair per rating.
-        sat, unsat: satisfactory and unsatisfactory evidence per rating (finite, >= 0);
-            unsat None means 0.
+        rater: the rating peer's code in [0, n_peers), per rating.
+        ratee: the rated peer's code in [0, n_peers), per rating.
+        sat: satisfactory evidence per rating (finite, >= 0).
+        unsat: unsatisfactory evidence per rating (finite, >= 0); None means 0.
         n_peers: number of peers.
         pretrusted: weight per peer (>= 0, positive total), normalized to ``p``; None means
             uniform.
@@ -200,7 +201,9 @@ def eigentrust(
         pretrusted: peers trusted a priori, uniformly (a collection of names) or with weights
             (a mapping name -> weight >= 0); None means every peer, uniformly.
         providers: peers to report as providers besides the rated ones (they may be unrated).
-        alpha, tol, max_iter: see `eigentrust_arrays`.
+        alpha: see `eigentrust_arrays`.
+        tol: see `eigentrust_arrays`.
+        max_iter: see `eigentrust_arrays`.
 
     Peers are every name among raters, ratees, pre-trusted peers and providers; a name that
     both rates and is rated is one peer.

@@ -244,7 +244,7 @@ class BetaModel(ReputationModel):
       influence (docs/reputation.md);
     * more evidence at the same success rate ranks higher: 90 of 100 beats 9 of 10.
 
-    Args:
+    Attributes:
         half_life: evidence half-life in event-time units (default 30 days in seconds);
             ``math.inf`` keeps all evidence forever.
         confidence: the bound's credibility level in [0.5, 1); 0.95 means a 5% chance
@@ -363,7 +363,7 @@ class IExecModel(ReputationModel):
     The market score is ``n / (n + scale)``: 0 for a newcomer, 1/2 at ``n = scale``. This
     transform is ours; iExec itself uses the raw score (see `consensus_weight`).
 
-    Args:
+    Attributes:
         scale: the integer score at which the market score reaches 1/2 (default 10).
     """
 

@@ -546,8 +546,8 @@ class Ledger:
             how many were applied.
 
         Raises:
-            the errors of `post`, for the first transaction that fails; then nothing of the
-            batch is applied.
+            SettlementError: the errors of `post`, for the first transaction that fails; then
+                nothing of the batch is applied.
         """
         batch: dict[str, Transaction] = {}
         overlay: dict[Key, int] = {}
