@@ -11,6 +11,9 @@ Commands:
 * ``auction mechanisms``: list registered mechanisms with their payment rules and tags.
 * ``auction example-book [--seed N] [--output BOOK.json] [--reputation REP.json]``: write the
   example market's book (and, optionally, its provider reputation) as JSON.
+* ``auction simulate [--epochs N] [--mechanism NAME] [--fee RATE] [--settle lease|render]
+  [--emission TOKENS] [--demand X ...] ...``: run the example market over many epochs
+  (`auction.simulation`) and print one row per epoch; ``--csv`` and ``--plot`` save them.
 
 Exit codes: 0 on success; 1 when clearing ran but produced no valid allocation (status
 ``failed``; the result is still written); 2 for bad input: unreadable or invalid files (the
@@ -178,6 +181,72 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    from auction.money import to_units
+    from auction.settlement import Currency, FeeSchedule, FixedEmission, OraclePrice
+    from auction.simulation import Design, ExampleFlow, plot, simulate
+
+    usdc, token = Currency("USDC", 6), Currency("TOKEN", 6)
+    try:
+        price = OraclePrice.of(token, usdc, args.token_price)
+        fees = FeeSchedule({"USDC": args.fee})
+        emission = FixedEmission(to_units(args.emission, token.decimals))
+        quality_weight = to_units(args.quality_weight, usdc.decimals)
+    except (AuctionError, ValueError) as e:
+        raise _InputError(str(e)) from None
+    design = Design(
+        mechanism=args.mechanism, payment=args.payment, fees=fees, settle=args.settle,
+        token_price=price, emission=emission,
+        genesis_supply=to_units(
+            args.genesis if args.genesis is not None
+            else ("1000000000" if args.settle == "render" else "0"),
+            token.decimals,
+        ),
+        reputation="beta" if quality_weight else None,
+        quality_weight=quality_weight,
+    )
+    flow = ExampleFlow(seed=args.seed, demand=tuple(args.demand), exchange=args.exchange)
+    try:
+        run = simulate(flow, design, epochs=args.epochs, epoch_hours=args.epoch_hours,
+                       seed=args.seed, reliability=args.reliability)
+    except (MechanismNotFoundError, UnknownPaymentRuleError, UnsupportedMarketError) as e:
+        raise _InputError(str(e)) from None
+    rows = run.to_records()
+    money = ("revenue", "protocol_revenue", "provider_income")
+    tokens: tuple[str, ...] = ("provider_rewards", "burned", "minted", "supply")
+    head = ["epoch", "requests", "served", "util", "revenue", "protocol", "income", "rewards",
+            "burned", "minted", "supply"]
+    if args.settle == "render":  # the protocol's 5% is kept in tokens
+        tokens = ("token_fees", *tokens)
+        head.insert(7, "token_fees")
+    table = [head] + [
+        [str(r["epoch"]), str(r["requests"]), str(r["served"]), f"{r['utilization']:.2f}"]
+        + [f"{r[k] // 10**usdc.decimals:,}" for k in money]
+        + [f"{r[k] // 10**token.decimals:,}" for k in tokens]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    print(f"{args.epochs} epochs of {args.epoch_hours} h, {design.mechanism}, "
+          f"{design.settle.value} settlement; USDC and TOKEN in whole units")
+    for row in table:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    if args.csv is not None:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["epoch"])
+        writer.writeheader()
+        writer.writerows(rows)
+        _write_text(args.csv, out.getvalue())
+    if args.plot is not None:
+        try:
+            plot({str(design.mechanism): run}, args.plot)
+        except ImportError as e:
+            raise _InputError(str(e)) from None
+    return EXIT_OK
+
+
 # -- parser -----------------------------------------------------------------------------
 
 
@@ -188,6 +257,33 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _seed(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def _demand(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be in [0, 100], got {value}")
     return value
 
 
@@ -242,6 +338,44 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="also write the example providers' reputation scores here",
     )
     example.set_defaults(func=_cmd_example_book)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="run the example market over many epochs",
+        description="Run the example market epoch after epoch: clearing, lease settlement "
+        "(or Render burns), emissions; print one row per epoch.",
+    )
+    sim.add_argument("--epochs", type=_seed, default=7, help="epochs to run (default 7)")
+    sim.add_argument("--epoch-hours", type=_positive, default=24,
+                     help="hours per epoch (default 24)")
+    sim.add_argument("--mechanism", "-m", default="first-price",
+                     help="mechanism name (default first-price)")
+    sim.add_argument("--payment", "-p", default=None, help="payment rule of the mechanism")
+    sim.add_argument("--exchange", action="store_true",
+                     help="post the orders as a call market (for lp and the double auctions)")
+    sim.add_argument("--fee", default="0", help="take rate on USDC payments, e.g. 20%% (default 0)")
+    sim.add_argument("--settle", choices=("lease", "render"), default="lease",
+                     help="tenants pay through leases, or burn tokens Render-style")
+    sim.add_argument("--token-price", default="0.50",
+                     help="the token's price in USDC (default 0.50)")
+    sim.add_argument("--emission", default="10000",
+                     help="tokens minted per epoch, split by work (default 10000)")
+    sim.add_argument("--genesis", default=None,
+                     help="tokens on the market before epoch 0 (default 1e9 with render "
+                     "settlement, else 0)")
+    sim.add_argument("--demand", type=_demand, nargs="+", default=[1.0], metavar="X",
+                     help="requests per epoch as multiples of the example's 240, one per "
+                     "epoch (the last repeats; default 1)")
+    sim.add_argument("--reliability", type=_probability, default=1.0,
+                     help="probability that a lease runs to its end (default 1)")
+    sim.add_argument("--quality-weight", default="0",
+                     help="USDC per GPU-hour a reputation of 1 is worth (beta model); "
+                     "0: price only (default)")
+    sim.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
+    sim.add_argument("--csv", metavar="OUT.csv", default=None, help="also write the rows as CSV")
+    sim.add_argument("--plot", metavar="OUT.png", default=None,
+                     help="also plot the run (needs the plot extra: matplotlib)")
+    sim.set_defaults(func=_cmd_simulate)
     return parser
 
 

@@ -302,3 +302,57 @@ def test_python_dash_m_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "first-price" in done.stdout
+
+
+# -- simulate -------------------------------------------------------------------------------
+
+
+def test_simulate_prints_the_runs_epochs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auction.settlement import FeeSchedule, FixedEmission
+    from auction.simulation import Design, ExampleFlow, simulate
+
+    csv_path, png = tmp_path / "run.csv", tmp_path / "run.png"
+    argv = ["simulate", "--epochs", "3", "--fee", "20%", "--demand", "0.5", "1",
+            "--emission", "2.5", "--csv", str(csv_path), "--plot", str(png)]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("3 epochs of 24 h, first-price, lease settlement")
+    assert lines[1].split() == ["epoch", "requests", "served", "util", "revenue", "protocol",
+                                "income", "rewards", "burned", "minted", "supply"]
+    design = Design(fees=FeeSchedule({"USDC": "20%"}), emission=FixedEmission(2_500_000))
+    run = simulate(ExampleFlow(demand=(0.5, 1.0)), design, epochs=3)
+    rows = run.to_records()
+    for line, row in zip(lines[2:], rows, strict=True):
+        cells = line.split()
+        assert cells[:3] == [str(row["epoch"]), str(row["requests"]), str(row["served"])]
+        assert cells[4] == f"{row['revenue'] // 10**6:,}"
+        assert cells[5] == f"{row['protocol_revenue'] // 10**6:,}"
+    assert csv_path.read_text().splitlines()[0].startswith("epoch,status,requests")
+    assert len(csv_path.read_text().splitlines()) == 4
+    assert png.stat().st_size > 1_000
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--fee", "120%"], "rate"),
+        (["--mechanism", "nope"], "no mechanism named 'nope'"),
+        (["--token-price", "-1"], "price"),
+        (["--mechanism", "assignment", "--payment", "uniform", "--epochs", "1"], "uniform"),
+    ],
+)
+def test_simulate_reports_bad_input(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err
+    assert message in err
+
+
+def test_simulate_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--reliability", "2"], ["--demand", "-1"], ["--epoch-hours", "0"]):
+        assert main(["simulate", *argv]) == 2
+        assert "must be" in capsys.readouterr().err
