@@ -27,7 +27,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -267,24 +267,19 @@ def _positive(text: str) -> int:
     return value
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
+def _number_in(lo: float, hi: float) -> Callable[[str], float]:
+    """An argparse type: a number in [lo, hi]."""
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in [{lo:g}, {hi:g}], got {value}")
+        return value
 
-def _demand(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be in [0, 100], got {value}")
-    return value
+    return parse
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -363,10 +358,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     sim.add_argument("--genesis", default=None,
                      help="tokens on the market before epoch 0 (default 1e9 with render "
                      "settlement, else 0)")
-    sim.add_argument("--demand", type=_demand, nargs="+", default=[1.0], metavar="X",
+    sim.add_argument("--demand", type=_number_in(0, 100), nargs="+", default=[1.0], metavar="X",
                      help="requests per epoch as multiples of the example's 240, one per "
                      "epoch (the last repeats; default 1)")
-    sim.add_argument("--reliability", type=_probability, default=1.0,
+    sim.add_argument("--reliability", type=_number_in(0, 1), default=1.0,
                      help="probability that a lease runs to its end (default 1)")
     sim.add_argument("--quality-weight", default="0",
                      help="USDC per GPU-hour a reputation of 1 is worth (beta model); "
