@@ -405,9 +405,11 @@ def sla_penalty(
         if stake is not None and (isinstance(stake, bool) or not isinstance(stake, int)
                                   or stake < 0):
             raise InvalidSettlementError("stake", stake, "must be an int >= 0")
-        held = ledger.balance(stake_acct, scur) - stake_used
+        # what the stake holds after the refund; below zero (the refund overdraws the stake,
+        # and the ledger refuses it) nothing is left to slash: never a negative slash
+        held = max(ledger.balance(stake_acct, scur) - stake_used, 0)
         base = held if stake is None else stake
-        amount = min(fee_of(base, share), max(held, 0))
+        amount = min(fee_of(base, share), held)
         if amount:
             target = tenant if policy.slash_to == "tenant" else policy.slash_to
             assert isinstance(target, Account)

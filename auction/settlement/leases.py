@@ -394,7 +394,8 @@ class AccrualReport:
     """What one `LeaseBook.accrue_all` call did.
 
     Attributes:
-        accrued: leases that charged at least one period.
+        accrued: leases that accrued at least one period (an accrual transaction each, of
+            zero amounts when the periods charged nothing).
         transactions: transactions posted.
         tenant_paid, provider_received, protocol_received: totals per currency.
         overdrawn: leases closed overdrawn.
@@ -913,7 +914,7 @@ class LeaseBook:
             status, unpaid = LeaseStatus.OVERDRAWN, c1.tenant - cm.tenant
         txs = []
         d = cm - c0
-        if d.tenant:
+        if m > n:  # posted even when it charges nothing: the journal records every period
             txs.append(self._accrual_tx(lease, escrow_acct, provider, d, n, m))
         closed_at = None
         if status is not LeaseStatus.OPEN:
@@ -944,7 +945,10 @@ class LeaseBook:
         else:
             items = ((escrow, -tenant), (provider, net), (fee_acct, fees),
                      (self.margin_account, margin))
-        postings = tuple([_trusted_posting(a, cur, v) for a, v in items if v])
+        postings = tuple([_trusted_posting(a, cur, v) for a, v in items if v]) or (
+            # periods that charged nothing (a tiny rate): a transaction of zero amounts
+            _trusted_posting(escrow, cur, 0), _trusted_posting(provider, cur, 0),
+        )
         if self._distinct:
             deltas = tuple([((p.account._kind, p.account.owner, cur), p.amount, p.account)
                             for p in postings])
@@ -979,8 +983,10 @@ class LeaseBook:
         closes, refunding what is left.
 
         Returns:
-            The accrual transaction, or None when nothing was charged (the period was
-            already processed, the lease is closed, or the amount rounds to zero).
+            The accrual transaction, or None when there was nothing to accrue (the period
+            was already processed, or the lease is closed). Periods whose charge rounds to
+            zero (a tiny rate) still get a transaction, of zero amounts, so that the journal
+            records every period charged and `restore` rebuilds the same state.
         """
         i = self._i(lease_id)
         period = _int(period, "period", 0, MAX_PERIOD)
@@ -1045,15 +1051,14 @@ class LeaseBook:
             if dt > escrow:
                 slow.append(i)
                 continue
-            if dt:
-                txs.append(self._accrual(lease, escrow_acct, prov, dt, dn, df, dm, nn, m))
-                tot = paid.get(lease.currency)
-                if tot is None:
-                    tot = paid[lease.currency] = [0, 0, 0]
-                tot[0] += dt
-                tot[1] += dn
-                tot[2] += df + dm
-                accrued += 1
+            txs.append(self._accrual(lease, escrow_acct, prov, dt, dn, df, dm, nn, m))
+            tot = paid.get(lease.currency)
+            if tot is None:
+                tot = paid[lease.currency] = [0, 0, 0]
+            tot[0] += dt
+            tot[1] += dn
+            tot[2] += df + dm
+            accrued += 1
             if m == cp:
                 closed_at = lease.start + m
                 txs.append(transfer(f"close:{lease.id}", escrow_acct, tenant, lease.currency,
@@ -1079,7 +1084,7 @@ class LeaseBook:
         done = tuple(leases[i].id for i, st in plans if st[1] == 1)
         return AccrualReport(
             accrued, len(txs),
-            {c: v[0] for c, v in sorted(paid.items())},
+            {c: v[0] for c, v in sorted(paid.items()) if v[0]},
             {c: v[1] for c, v in sorted(paid.items()) if v[1]},
             {c: v[2] for c, v in sorted(paid.items()) if v[2]},
             over, done,

@@ -594,7 +594,8 @@ class Ledger:
         for key, d, account in tx._deltas:
             old = bal.get(key)
             if old is None:
-                bal[key] = d
+                if d:  # zero balances are not kept (a zero posting leaves no trace)
+                    bal[key] = d
                 if key not in accounts:
                     accounts[key] = account
             elif old + d:
