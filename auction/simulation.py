@@ -222,6 +222,11 @@ class Design:
             raise InvalidSimulationError(
                 "token_price", None, "Render payments convert at the token's price: give one"
             )
+        if not isinstance(self.mechanism, str) and (self.payment is not None or self.options):
+            raise InvalidSimulationError(
+                "mechanism", self.mechanism,
+                "is an instance: give its payment rule and options when building it",
+            )
         if self.quality_weight and self.reputation is None:
             raise InvalidSimulationError(
                 "quality_weight", self.quality_weight, "scores quality by reputation: give one"

@@ -399,6 +399,14 @@ def test_bad_designs_and_flows() -> None:
         Design(settle="render")
     with pytest.raises(InvalidSimulationError, match="quality_weight"):
         Design(quality_weight=5)
+    from auction.mechanisms import get
+
+    with pytest.raises(InvalidSimulationError, match="instance"):
+        Design(mechanism=get("first-price"), payment="pay-as-bid")
+    mech = get("assignment", payment="vcg")
+    by_instance = simulate(GOLDEN, Design(mechanism=mech), epochs=3)
+    by_name = simulate(GOLDEN, Design(mechanism="assignment", payment="vcg"), epochs=3)
+    assert by_instance.to_records() == by_name.to_records()
     with pytest.raises(InvalidSimulationError, match="emission"):
         Design(emission=100)
     with pytest.raises(InvalidSimulationError, match="gpu_power"):
