@@ -223,7 +223,9 @@ def _offers(providers: Sequence[_Provider], rng: np.random.Generator) -> list[Of
     return out
 
 
-def _request(i: int, rng: np.random.Generator) -> Request:
+def _request(
+    i: int, rng: np.random.Generator, *, rid: str | None = None, submitted_at: int = 0
+) -> Request:
     kind = rng.random()
     min_vram = 0
     if kind < 0.45:  # datacenter training and inference
@@ -265,7 +267,8 @@ def _request(i: int, rng: np.random.Generator) -> Request:
 
     min_rep = float(rng.choice([0.5, 0.7, 0.8, 0.9])) if rng.random() < 0.25 else 0.0
     return Request(
-        id=f"req-{i + 1:04d}",
+        id=f"req-{i + 1:04d}" if rid is None else rid,
+        submitted_at=submitted_at,
         tenant=f"tenant-{int(rng.integers(_N_TENANTS)) + 1:03d}",
         gpus=gpus,
         max_price=cap,

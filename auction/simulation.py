@@ -15,6 +15,7 @@ clears with any registered mechanism and settles with `auction.settlement`.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Protocol
@@ -277,22 +278,26 @@ class ExampleFlow:
 
     def offers(self) -> list[Offer]:
         """The providers' offers, the same every epoch."""
-        offers = [o for o in example_book(self.seed) if isinstance(o, Offer)]
-        if self.exchange:
-            return [attrs.evolve(o, tags=frozenset()) for o in offers]
-        return offers
+        return list(_example_offers(self.seed, self.exchange))
 
     def __call__(self, epoch: int, rng: np.random.Generator) -> list[Order]:
         d = self.demand
         level = d[min(epoch, len(d) - 1)] if isinstance(d, tuple) else d
         n = round(_N_REQUESTS * float(level))
         requests: list[Order] = [
-            attrs.evolve(_request(i, rng), id=f"e{epoch}-req-{i + 1:04d}", submitted_at=i)
-            for i in range(n)
+            _request(i, rng, rid=f"e{epoch}-req-{i + 1:04d}", submitted_at=i) for i in range(n)
         ]
         if self.exchange:
             requests = [_as_exchange(r, rng) for r in requests]
         return [*self.offers(), *requests]
+
+
+@functools.lru_cache(maxsize=8)
+def _example_offers(seed: int, exchange: bool) -> tuple[Offer, ...]:
+    offers = [o for o in example_book(seed) if isinstance(o, Offer)]
+    if exchange:
+        offers = [attrs.evolve(o, tags=frozenset()) for o in offers]
+    return tuple(offers)
 
 
 def _ints(values: Sequence[int]) -> npt.NDArray[Any]:
