@@ -21,24 +21,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from instances import best_of
+
 from auction.reputation import EventBatch, ReputationBook, eigentrust_arrays
 from auction.reputation.events import OUTCOMES
-
-
-def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Fastest of `repeat` runs (seconds) and the last output."""
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def make_events(n: int, n_providers: int, n_tenants: int, seed: int = 0) -> dict[str, Any]:

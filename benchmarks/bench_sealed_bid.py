@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from instances import make_book
+from instances import best_of, make_book
 
 from auction import Market
 from auction.kernels.sealed_bid import sealed_bid, sealed_bid_reference
 from auction.mechanisms.sealed_bid import sealed_bid_arrays
-
-
-def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Fastest of `repeat` runs (seconds) and the last output."""
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,12 +36,16 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from instances import best_of
 
 from auction.settlement import Account, AccountKind, FeeSchedule, Ledger, transfer
 from auction.settlement.leases import BLOCK, HOUR, SECOND, Lease, LeaseBook, Period, period_charges
@@ -50,16 +54,6 @@ IntArray = npt.NDArray[np.int64]
 PERIODS: tuple[tuple[Period, float], ...] = ((HOUR, 0.4), (BLOCK, 0.4), (SECOND, 0.2))
 YEAR = 365 * 86400  # seconds
 I64 = 2**63 - 1
-
-
-def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """Fastest of `repeat` runs (seconds) and the last output."""
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 # -- inputs ---------------------------------------------------------------------------------
