@@ -7,13 +7,14 @@ report it without parsing the message.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "AuctionError",
     "AuctionOverflowError",
     "DuplicateOrderError",
     "InvalidOrderError",
+    "InvalidValueError",
     "MechanismNotFoundError",
     "SolverError",
     "UnknownOrderError",
@@ -26,7 +27,29 @@ class AuctionError(Exception):
     """Base class of every error this library raises on purpose."""
 
 
-class InvalidOrderError(AuctionError, ValueError):
+class InvalidValueError(AuctionError, ValueError):
+    """A value failed validation: ``invalid {field}={value!r} in {holder} {id!r}: {reason}``.
+
+    The base of every validation error (orders, reputation, settlement); subclasses name
+    what holds the value (`holder`: ``"order"``, ``"event"``, ``"transaction"``).
+
+    Attributes:
+        field: the name of the offending field or parameter.
+        value: the offending value, as given.
+        reason: what is wrong with it.
+    """
+
+    holder: ClassVar[str] = ""
+
+    def __init__(self, field: str, value: Any, reason: str, *, within: str | None = None):
+        self.field = field
+        self.value = value
+        self.reason = reason
+        where = f" in {self.holder} {within!r}" if within is not None else ""
+        super().__init__(f"invalid {field}={value!r}{where}: {reason}")
+
+
+class InvalidOrderError(InvalidValueError):
     """An order (or a money amount) failed validation.
 
     Attributes:
@@ -35,13 +58,11 @@ class InvalidOrderError(AuctionError, ValueError):
         order_id: the id of the order being validated, when known.
     """
 
+    holder = "order"
+
     def __init__(self, field: str, value: Any, reason: str, *, order_id: str | None = None):
-        self.field = field
-        self.value = value
-        self.reason = reason
         self.order_id = order_id
-        where = f" in order {order_id!r}" if order_id is not None else ""
-        super().__init__(f"invalid {field}={value!r}{where}: {reason}")
+        super().__init__(field, value, reason, within=order_id)
 
 
 class DuplicateOrderError(AuctionError, KeyError):

@@ -121,3 +121,29 @@ def test_error_hierarchy() -> None:
     assert err2.alternatives == ("a", "b")
     assert str(err2) == "mechanism 'm' cannot clear this market: why; use one of: a, b"
     assert "none" in str(errors.MechanismNotFoundError("x", []))
+
+
+def test_validation_errors_share_one_base() -> None:
+    """Orders, reputation and settlement report bad values the same way."""
+    from auction.errors import InvalidOrderError, InvalidValueError
+    from auction.reputation.events import InvalidEventError, InvalidReputationError
+    from auction.settlement import InvalidSettlementError, InvalidTransactionError
+    from auction.simulation import InvalidSimulationError
+
+    cases = [
+        (InvalidOrderError("gpus", 0, "must be >= 1", order_id="o1"),
+         "invalid gpus=0 in order 'o1': must be >= 1"),
+        (InvalidReputationError("half_life", -1, "must be > 0"),
+         "invalid half_life=-1: must be > 0"),
+        (InvalidEventError("weight", 0.0, "must be > 0", event_id="e"),
+         "invalid weight=0.0 in event 'e': must be > 0"),
+        (InvalidSettlementError("rate", "x", "must be a rate"), "invalid rate='x': must be a rate"),
+        (InvalidTransactionError("postings", 1, "too few", tx_id="t"),
+         "invalid postings=1 in transaction 't': too few"),
+        (InvalidSimulationError("epochs", -1, "must be >= 0"), "invalid epochs=-1: must be >= 0"),
+    ]
+    for err, message in cases:
+        assert isinstance(err, InvalidValueError)
+        assert isinstance(err, ValueError)
+        assert str(err) == message
+        assert (err.field, err.reason) == (message.split("=")[0][8:], message.split(": ")[-1])

@@ -23,7 +23,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction.errors import AuctionError
+from auction.errors import AuctionError, InvalidValueError
 
 __all__ = [
     "MAX_TIME",
@@ -46,35 +46,18 @@ MAX_TIME = float(2**53)
 MAX_WEIGHT = 1e9
 
 
-class InvalidReputationError(AuctionError, ValueError):
-    """A reputation parameter (or an event) failed validation.
-
-    Attributes:
-        field: the name of the offending field or parameter.
-        value: the offending value, as given.
-        reason: what is wrong with it.
-    """
-
-    def __init__(self, field: str, value: Any, reason: str) -> None:
-        self.field = field
-        self.value = value
-        self.reason = reason
-        super().__init__(self._message())
-
-    def _message(self) -> str:
-        return f"invalid {self.field}={self.value!r}: {self.reason}"
+class InvalidReputationError(InvalidValueError):
+    """A reputation parameter (or an event) failed validation (`field`, `value`, `reason`)."""
 
 
 class InvalidEventError(InvalidReputationError):
     """An event failed validation; `event_id` names it when it is known."""
 
+    holder = "event"
+
     def __init__(self, field: str, value: Any, reason: str, *, event_id: str | None = None):
         self.event_id = event_id
-        super().__init__(field, value, reason)
-
-    def _message(self) -> str:
-        where = f" in event {self.event_id!r}" if self.event_id is not None else ""
-        return f"invalid {self.field}={self.value!r}{where}: {self.reason}"
+        super().__init__(field, value, reason, within=event_id)
 
 
 class ConflictingEventError(AuctionError, ValueError):

@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from auction.errors import AuctionError
+from auction.errors import AuctionError, InvalidValueError
 from auction.money import format_units, to_units
 
 __all__ = [
@@ -56,35 +56,18 @@ class SettlementError(AuctionError):
     """Base class of the errors settlement raises."""
 
 
-class InvalidSettlementError(SettlementError, ValueError):
-    """A settlement value or parameter failed validation.
-
-    Attributes:
-        field: the name of the offending field or parameter.
-        value: the offending value, as given.
-        reason: what is wrong with it.
-    """
-
-    def __init__(self, field: str, value: Any, reason: str) -> None:
-        self.field = field
-        self.value = value
-        self.reason = reason
-        super().__init__(self._message())
-
-    def _message(self) -> str:
-        return f"invalid {self.field}={self.value!r}: {self.reason}"
+class InvalidSettlementError(SettlementError, InvalidValueError):
+    """A settlement value or parameter failed validation (`field`, `value`, `reason`)."""
 
 
 class InvalidTransactionError(InvalidSettlementError):
     """A transaction (or one of its postings) failed validation; `tx_id` names it if known."""
 
+    holder = "transaction"
+
     def __init__(self, field: str, value: Any, reason: str, *, tx_id: str | None = None) -> None:
         self.tx_id = tx_id
-        super().__init__(field, value, reason)
-
-    def _message(self) -> str:
-        where = f" in transaction {self.tx_id!r}" if self.tx_id is not None else ""
-        return f"invalid {self.field}={self.value!r}{where}: {self.reason}"
+        super().__init__(field, value, reason, within=tx_id)
 
 
 class DuplicateTransactionError(SettlementError, ValueError):
