@@ -92,7 +92,8 @@ class OrderFlow(Protocol):
     (draw from it, never from global state, and the simulation is reproducible). Returns the
     epoch's offers (the capacity providers make available; GPUs still busy with earlier
     leases on the same offer id are taken off by the simulation) and requests (new jobs;
-    those not served are dropped). Request ids must be unique across epochs.
+    those not served are dropped). Order ids need only be unique within an epoch: leases
+    are named ``{epoch}:{request}/{offer}``.
     """
 
     def __call__(self, epoch: int, rng: np.random.Generator) -> Iterable[Order]: ...

@@ -472,6 +472,7 @@ def cumulative_charges(
         _max_abs(r) * _max_abs(k) * num <= _I64
     ):
         return fast(r.astype(np.int64), k.astype(np.int64))
+
     def exact(rs: list[int], ks: list[int]) -> list[int]:
         return [a * b * num // den for a, b in zip(rs, ks, strict=True)]
 
