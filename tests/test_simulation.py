@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auction import Offer, Request
+from auction import DuplicateOrderError, Offer, Request
 from auction.mechanisms import available, tags_of
 from auction.orders import Order
 from auction.settlement import (
@@ -98,7 +98,7 @@ def check_books(r: SimulationResult) -> None:
 def test_golden_leases_capacity_and_revenue() -> None:
     r = simulate(GOLDEN, Design(fees=FeeSchedule({"USDC": "20%"})), epochs=3)
     check_books(r)
-    assert r.status == ("success", "no_trade", "success") or r.status[1] != "failed"
+    assert r.status == ("success", "success", "success")  # epoch 1: nothing to trade
     assert r.requests.tolist() == [1, 1, 1]
     assert r.served.tolist() == [1, 0, 1]
     assert r.leases.tolist() == [1, 0, 1]
@@ -421,6 +421,6 @@ def test_bad_designs_and_flows() -> None:
     with pytest.raises(InvalidSimulationError, match="flow"):
         simulate(ScriptFlow([["not an order"]]), epochs=1)  # type: ignore[list-item]
     bad_ids = ScriptFlow([[offer("o1", "p1"), request("r", 1, 1), request("r", 1, 1)]])
-    with pytest.raises(Exception, match="r"):
+    with pytest.raises(DuplicateOrderError, match="'r'"):
         simulate(bad_ids, epochs=1)
     assert attrs.asdict(Design())["currency"] == "USDC"
