@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from auction.book import BookSnapshot, OrderBook
+from auction.errors import InvalidValueError
 from auction.market import Market
-from auction.mechanisms.base import Mechanism
+from auction.mechanisms.base import resolve_rng
+from auction.mechanisms.protocol import Mechanism, RngLike
 from auction.mechanisms.registry import get
 from auction.result import ClearingResult
 
@@ -21,7 +21,7 @@ def clear(
     mechanism: str | Mechanism = "first-price",
     payment: str | None = None,
     *,
-    rng: np.random.Generator | int | None = None,
+    rng: RngLike = None,
     reputation: Mapping[str, float] | None = None,
     **options: Any,
 ) -> ClearingResult:
@@ -31,7 +31,8 @@ def clear(
         book_or_market: what to clear; a book is turned into a `Market` first.
         mechanism: a registry name (see `auction.mechanisms.available`) or a mechanism.
         payment: the payment rule, where the mechanism offers several.
-        rng: a numpy Generator or a seed, for mechanisms that randomize.
+        rng: a numpy Generator, a seed (an int >= 0 or a SeedSequence) or None, for
+            mechanisms that randomize; resolved once, the same way for every mechanism.
         reputation: provider scores for the market (only with a book).
         **options: further options for the mechanism's constructor.
 
@@ -44,7 +45,9 @@ def clear(
     """
     if isinstance(book_or_market, Market):
         if reputation is not None:
-            raise ValueError("pass reputation when building the Market, not with a Market")
+            raise InvalidValueError(
+                "reputation", "...", "pass reputation when building the Market, not with a Market"
+            )
         market = book_or_market
     else:
         market = Market(book_or_market, reputation)
@@ -54,9 +57,9 @@ def clear(
         mech = get(mechanism, **options)
     else:
         if payment is not None or options:
-            raise ValueError("options and payment go to the mechanism's constructor, not here")
+            raise InvalidValueError(
+                "options", {**options, "payment": payment},
+                "options and payment go to the mechanism's constructor, not here",
+            )
         mech = mechanism
-    generator = rng if isinstance(rng, np.random.Generator) or rng is None else (
-        np.random.default_rng(rng)
-    )
-    return mech.clear(market, rng=generator)
+    return mech.clear(market, rng=resolve_rng(rng))

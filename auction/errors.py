@@ -6,17 +6,24 @@ report it without parsing the message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ast
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
+# `Alternative` (a typed alternative, not an error) is public as `auction.mechanisms.Alternative`.
 __all__ = [
     "AuctionError",
     "AuctionOverflowError",
     "DuplicateOrderError",
+    "GangSolverError",
+    "InvalidOptionError",
     "InvalidOrderError",
     "InvalidValueError",
     "MechanismNotFoundError",
+    "MemoryLimitError",
     "SolverError",
+    "TimeLimitError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
     "UnsupportedMarketError",
@@ -65,6 +72,17 @@ class InvalidOrderError(InvalidValueError):
         super().__init__(field, value, reason, within=order_id)
 
 
+class InvalidOptionError(InvalidValueError):
+    """A mechanism option failed validation: ``invalid {option}={value!r} in mechanism
+    {name!r}: {reason}``; `field` is the option's name."""
+
+    holder = "mechanism"
+
+    def __init__(self, field: str, value: Any, reason: str, *, mechanism: str | None = None):
+        self.mechanism = mechanism
+        super().__init__(field, value, reason, within=mechanism)
+
+
 class DuplicateOrderError(AuctionError, KeyError):
     """An order id is already in the book (or twice in one batch)."""
 
@@ -111,15 +129,86 @@ class UnknownPaymentRuleError(AuctionError, ValueError):
         )
 
 
-class UnsupportedMarketError(AuctionError, ValueError):
-    """A mechanism cannot clear this market; `alternatives` names mechanisms that can."""
+_ALTERNATIVE = re.compile(r"^\s*([^\s(]+)\s*(?:\((.*)\))?\s*$")
 
-    def __init__(self, mechanism: str, reason: str, alternatives: Sequence[str] = ()):
+
+class Alternative(str):
+    """A mechanism that can clear a market another refused: a registry name and the options
+    to build it with (``auction.mechanisms.resolve(alt)`` builds it).
+
+    A `str` subclass reading ``"assignment (shape='shared')"`` (or just the name without
+    options), so it prints, joins and compares as the text it always was.
+
+    Attributes:
+        name: the registry name.
+        options: keyword arguments for the mechanism's constructor.
+    """
+
+    name: str
+    options: Mapping[str, Any]
+
+    def __new__(cls, name: str, options: Mapping[str, Any] | None = None) -> Alternative:
+        opts = dict(options or {})
+        text = name if not opts else (
+            f"{name} ({', '.join(f'{k}={v!r}' for k, v in opts.items())})"
+        )
+        self = super().__new__(cls, text)
+        self.name = name
+        self.options = opts
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Alternative, (self.name, self.options))
+
+    @classmethod
+    def parse(cls, value: str | tuple[str, Mapping[str, Any]] | Alternative) -> Alternative:
+        """An `Alternative` from itself, a ``(name, options)`` pair or its text,
+        ``"name"`` or ``"name (key=literal, ...)"``."""
+        if isinstance(value, Alternative):
+            return value
+        if isinstance(value, tuple):
+            name, options = value
+            return cls(str(name), options)
+        m = _ALTERNATIVE.match(str(value))
+        if m is None or not m.group(2):
+            return cls(str(value).strip())
+        try:
+            call = ast.parse(f"f({m.group(2)})", mode="eval").body
+            if not isinstance(call, ast.Call) or call.args:
+                return cls(str(value).strip())
+            opts = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+        except (SyntaxError, ValueError):
+            return cls(str(value).strip())
+        return cls(m.group(1), opts)
+
+
+def _alternatives(values: Iterable[Any]) -> tuple[Alternative, ...]:
+    return tuple(Alternative.parse(v) for v in values)
+
+
+class UnsupportedMarketError(AuctionError, ValueError):
+    """A mechanism cannot clear this market; `alternatives` names mechanisms that can.
+
+    Attributes:
+        mechanism: the mechanism that refused.
+        reason: why.
+        alternatives: `Alternative` entries (registry name and options), each a str too.
+    """
+
+    def __init__(
+        self,
+        mechanism: str,
+        reason: str,
+        alternatives: Iterable[str | tuple[str, Mapping[str, Any]]] = (),
+    ):
         self.mechanism = mechanism
         self.reason = reason
-        self.alternatives = tuple(alternatives)
+        self.alternatives = _alternatives(alternatives)
         hint = f"; use one of: {', '.join(self.alternatives)}" if self.alternatives else ""
         super().__init__(f"mechanism {mechanism!r} cannot clear this market: {reason}{hint}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.mechanism, self.reason, self.alternatives))
 
 
 class AuctionOverflowError(AuctionError, OverflowError):
@@ -140,3 +229,61 @@ class SolverError(AuctionError, RuntimeError):
         self.solver = solver
         self.reason = reason
         super().__init__(f"mechanism {mechanism!r}, solver {solver!r}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.mechanism, self.solver, self.reason))
+
+
+class GangSolverError(SolverError):
+    """A MILP solver's solution fails the exact integer check (never returned silently)."""
+
+
+class TimeLimitError(AuctionError, TimeoutError):
+    """A mechanism ran out of its ``time_limit`` before it had any valid allocation.
+
+    (With a valid allocation in hand it returns it instead, with status ``time_limit``.)
+
+    Attributes:
+        mechanism: the mechanism.
+        time_limit: the limit, in seconds.
+        stage: what it was doing when the time ran out.
+    """
+
+    def __init__(self, mechanism: str, time_limit: float, stage: str):
+        self.mechanism = mechanism
+        self.time_limit = time_limit
+        self.stage = stage
+        super().__init__(
+            f"mechanism {mechanism!r} reached its time_limit of {time_limit:g} s during "
+            f"{stage}, with no valid allocation; raise time_limit= or clear a smaller market"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.mechanism, self.time_limit, self.stage))
+
+
+class MemoryLimitError(AuctionError, MemoryError):
+    """A mechanism would hold more memory than its ``max_memory`` allows; raised before it
+    allocates, so nothing is half built and the process is not killed by the system.
+
+    Attributes:
+        mechanism: the mechanism.
+        what: what it would build, e.g. ``"286,000,000 eligible pairs"``.
+        estimate: the bytes it would hold.
+        limit: ``max_memory``, in bytes.
+        advice: the ways out.
+    """
+
+    def __init__(self, mechanism: str, what: str, estimate: int, limit: int, advice: str):
+        self.mechanism = mechanism
+        self.what = what
+        self.estimate = int(estimate)
+        self.limit = int(limit)
+        self.advice = advice
+        super().__init__(
+            f"mechanism {mechanism!r} would hold about {self.estimate / 2**30:.3g} GiB for "
+            f"{what}, past its max_memory of {self.limit / 2**30:.3g} GiB: {advice}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.mechanism, self.what, self.estimate, self.limit, self.advice))

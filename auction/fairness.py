@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from auction.errors import InvalidValueError
 from auction.market import Market
 from auction.result import ClearingResult, exact_dot
 
@@ -54,8 +55,10 @@ class FairnessReport:
         gini: Gini coefficient of provider revenue, in [0, 1); 0.0 is perfectly even.
         ir_violations: allocation rows breaking individual rationality: ask > unit_price,
             tenant_price > max_price, or unit_price > tenant_price (each row counted once).
-        total_payment: what tenants pay, per hour (sum of tenant_price x gpus).
-        provider_revenue: what providers receive, per hour (sum of unit_price x gpus).
+        total_payment: what tenants pay, per hour: the sum of the exact row payments
+            (``result.total_payment``).
+        provider_revenue: what providers receive, per hour: the sum of the exact row payments
+            (``result.provider_revenue``; VCG bonuses included to the smallest unit).
         budget_balance: ``total_payment - provider_revenue``: 0 when balanced, positive when the
             mechanism keeps a margin, negative when it runs a deficit.
         average_price: mean price paid to providers per GPU-hour, in smallest units (revenue
@@ -97,7 +100,7 @@ def _check_revenues(values: Iterable[int]) -> list[int]:
             raise TypeError(f"revenues must be ints, got {v!r}")
         iv = int(v)
         if iv < 0:
-            raise ValueError(f"revenues must be >= 0, got {iv}")
+            raise InvalidValueError("revenues", iv, "must be >= 0")
         out.append(iv)
     return out
 
@@ -152,12 +155,12 @@ def efficiency(welfare: int, optimum: int) -> float:
             welfare (then it is not an optimum of this market).
     """
     if optimum < 0:
-        raise ValueError(
-            f"optimum welfare must be >= 0 (trading nothing achieves 0), got {optimum}"
+        raise InvalidValueError(
+            "optimum", optimum, "optimum welfare must be >= 0 (trading nothing achieves 0)"
         )
     if welfare > optimum:
-        raise ValueError(
-            f"optimum {optimum} is below the achieved welfare {welfare}: not an optimum"
+        raise InvalidValueError(
+            "optimum", optimum, f"below the achieved welfare {welfare}: not an optimum"
         )
     if optimum == 0:
         return 1.0 if welfare == 0 else float("-inf")
@@ -179,7 +182,10 @@ def _check_same_market(result: ClearingResult, market: Market) -> None:
         or not np.array_equal(snap.requests.id[req], result.request_id)
         or not np.array_equal(snap.offers.id[off], result.offer_id)
     ):
-        raise ValueError("the result was not cleared on this market: its rows name other orders")
+        raise InvalidValueError(
+            "result", result, "the result was not cleared on this market: its rows name other "
+            "orders"
+        )
 
 
 def _market_providers(market: Market) -> list[str]:
@@ -253,12 +259,14 @@ def report(
     revenues = provider_revenues(result, market)
     negative = sorted(name for name, v in revenues.items() if v < 0)
     if negative:
-        raise ValueError(
-            f"provider {negative[0]!r} has negative revenue {revenues[negative[0]]}: "
-            "revenue fairness is defined for revenues >= 0"
+        raise InvalidValueError(
+            "provider_payment", revenues[negative[0]],
+            f"provider {negative[0]!r} has negative revenue: revenue fairness is defined for "
+            "revenues >= 0",
         )
-    total_payment = exact_dot(tp, gpus)
-    provider_revenue = exact_dot(up, gpus)
+    # exact row payments (VCG bonuses are whole-row amounts; unit_price x gpus rounds them)
+    total_payment = int(sum(tpay.tolist()))
+    provider_revenue = int(sum(pp.tolist()))
     return FairnessReport(
         mechanism=result.mechanism,
         welfare=welfare,

@@ -9,17 +9,17 @@ GPU-hour in the smallest currency unit; totals are exact Python ints.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, NoReturn
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
+from auction._arrays import readonly
 from auction.market import Market
 
-__all__ = ["ClearingResult", "Status", "exact_dot"]
+__all__ = ["ClearingResult", "FrozenDict", "Status", "exact_dot"]
 
 IntArray = npt.NDArray[np.int64]
 StrArray = npt.NDArray[np.str_]
@@ -30,8 +30,11 @@ class Status(enum.StrEnum):
 
     #: Cleared as the mechanism specifies (optimal, for exact mechanisms).
     SUCCESS = "success"
-    #: A valid allocation, but optimality was not proven (for example a solver time limit).
+    #: A valid allocation, but optimality was not proven (for example a solver gap).
     FEASIBLE = "feasible"
+    #: The mechanism's ``time_limit`` ran out: the best valid allocation found by then, not
+    #: proven optimal.
+    TIME_LIMIT = "time_limit"
     #: No valid allocation was produced; the allocation columns are empty.
     FAILED = "failed"
 
@@ -65,14 +68,43 @@ def _exact(values: npt.ArrayLike) -> npt.NDArray[Any]:
     return np.array(ints, dtype=object)
 
 
-def _ro(a: np.ndarray) -> Any:
-    a = np.ascontiguousarray(a)
-    a.flags.writeable = False
-    return a
+_ro = readonly
+
+
+class FrozenDict(Mapping[str, Any]):
+    """A read-only mapping that pickles and deep-copies (unlike `types.MappingProxyType`)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_data", dict(data or {}))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise TypeError("a FrozenDict is read-only")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (self._data,))
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self._data) == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _frozen_map(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(m or {}))
+    return m if isinstance(m, FrozenDict) else FrozenDict(m)
 
 
 @attrs.frozen(eq=False)
@@ -210,8 +242,39 @@ class ClearingResult:
 
     @property
     def success(self) -> bool:
-        """True when the allocation is valid (status success or feasible)."""
+        """True when the mechanism cleared as it specifies, optimal where it is exact (status
+        ``success``); False for anything not proven (``feasible``, ``time_limit``) and for
+        ``failed``. As `scipy.optimize.milp`: stopped by a limit is not a success."""
+        return self.status is Status.SUCCESS
+
+    @property
+    def valid(self) -> bool:
+        """True when the allocation columns hold a valid allocation (any status but
+        ``failed``)."""
         return self.status is not Status.FAILED
+
+    @property
+    def requested_payment(self) -> str:
+        """The payment rule the mechanism was asked for (``options["payment"]``), which may
+        differ from `payment`, the rule it applied (see `payment_downgraded`)."""
+        asked = self.options.get("payment")
+        return asked if isinstance(asked, str) else self.payment
+
+    @property
+    def payment_downgraded(self) -> bool:
+        """True when the rule applied is not the one asked for: e.g. ``gang`` asked for
+        ``uniform`` prices that do not exist pays as bid, and says so in `message`."""
+        return self.requested_payment != self.payment
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {a.name: getattr(self, a.name) for a in attrs.fields(type(self))}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled and deep-copied results keep read-only columns."""
+        for name, value in state.items():
+            if isinstance(value, np.ndarray):
+                value = _ro(value)
+            object.__setattr__(self, name, value)
 
     @property
     def n_allocations(self) -> int:

@@ -114,7 +114,7 @@ def test_sbba_lottery_picks_q_minus_1_sellers_at_b_q() -> None:
     market = unit_market([9, 8], [3, 4])
     winners: Counter[str] = Counter()
     for seed in range(400):
-        result = auction.clear(market, SBBA(seed=seed))
+        result = auction.clear(market, SBBA(), rng=seed)
         (row,) = trades(result)
         assert row[0] == "b0"
         assert row[2:] == (1, 8, 8)
@@ -146,16 +146,32 @@ def test_uniform_price_rejects_bad_k(k: Any) -> None:
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, True, "7"])
-def test_sbba_rejects_bad_seed(seed: Any) -> None:
-    with pytest.raises(ValueError, match="seed must be"):
-        SBBA(seed=seed)
+def test_sbba_rejects_bad_rng(seed: Any) -> None:
+    market = unit_market([9, 8], [3, 4])
+    with pytest.raises(ValueError, match="rng") as info:
+        auction.clear(market, SBBA(), rng=seed)
+    assert isinstance(info.value, auction.AuctionError)
+    with pytest.raises(ValueError, match="rng"):
+        SBBA().clear(market, rng=seed)
+
+
+def test_sbba_has_no_seed_option() -> None:
+    """One randomness argument: `rng` of `clear`, not a constructor seed."""
+    with pytest.raises(auction.errors.InvalidOptionError, match="seed"):
+        auction.mechanisms.get("sbba", seed=3)
 
 
 def test_options_rebuild_the_mechanism() -> None:
-    for mech in (UniformPrice(k=0.25), McAfee(), SBBA(seed=3)):
+    for mech in (UniformPrice(k=0.25), McAfee(), SBBA()):
         again = auction.mechanisms.get(mech.name, **mech.get_options())
         assert again.get_options() == mech.get_options()
-    assert UniformPrice(k=0.25).get_options() == {"payment": "uniform", "k": "1/4"}
+        assert again == mech
+        assert mech.clone() == mech
+    assert UniformPrice(k=0.25).get_options() == {
+        "payment": "uniform", "k": "1/4", "time_limit": 30.0, "max_memory": None}
+    assert repr(UniformPrice(k=0.25)) == (
+        "UniformPrice(payment='uniform', time_limit=30.0, max_memory=None, k='1/4')")
+    assert UniformPrice(k=0.25).with_options(k="1/3").k == Fraction(1, 3)
 
 
 # -- units, rows and classes ----------------------------------------------------------------
@@ -183,9 +199,9 @@ def test_classes_clear_independently() -> None:
     a100 = [offer("a0", 1, model="A100"), offer("a1", 2, model="A100"),
             request("ab0", 7, model="A100"), request("ab1", 3, model="A100"),
             request("ab2", 2, model="A100")]
-    for mech in (UniformPrice(), McAfee(), SBBA(seed=11)):
-        both = auction.clear(OrderBook([*h100, *a100]), mech)
-        alone = [auction.clear(OrderBook(orders), mech) for orders in (h100, a100)]
+    for mech in (UniformPrice(), McAfee(), SBBA()):
+        both = auction.clear(OrderBook([*h100, *a100]), mech, rng=11)
+        alone = [auction.clear(OrderBook(orders), mech, rng=11) for orders in (h100, a100)]
         assert sorted(trades(both)) == sorted(trades(alone[0]) + trades(alone[1]))
         labels = sorted(b["class"] for b in both.diagnostics["books"])
         assert labels == ["A100/eu/80GB", "H100/eu/80GB"]
@@ -249,10 +265,13 @@ def test_sbba_seed_is_recorded_and_reproducible() -> None:
     seed = first.diagnostics["seed"]
     assert isinstance(seed, int)
     assert auction.clear(market, "sbba", rng=123).diagnostics["seed"] == seed
-    assert trades(auction.clear(market, SBBA(seed=seed))) == trades(first)
-    fixed = auction.clear(market, SBBA(seed=seed), rng=999)
-    assert fixed.diagnostics["seed"] == seed
-    assert fixed.options["seed"] == seed
+    assert trades(auction.clear(market, SBBA(), rng=123)) == trades(first)
+    # every form of the one randomness argument: an int, a SeedSequence, a Generator
+    same = np.random.SeedSequence(123)
+    assert auction.clear(market, "sbba", rng=same).diagnostics["seed"] == seed
+    assert SBBA().clear(market, rng=123).diagnostics["seed"] == seed
+    assert SBBA().clear(market, rng=np.random.default_rng(123)).diagnostics["seed"] == seed
+    assert "seed" not in first.options
     fresh = {auction.clear(market, "sbba").diagnostics["seed"] for _ in range(3)}
     assert len(fresh) == 3  # fresh entropy without an rng
 
@@ -261,8 +280,8 @@ def test_sbba_lottery_ignores_row_order() -> None:
     orders = [*(offer(f"s{i}", i, gpus=2) for i in range(5)),
               *(request(f"b{i}", 20 - i, gpus=2, divisible=True) for i in range(4))]
     for seed in range(20):
-        want = trades(auction.clear(OrderBook(orders), SBBA(seed=seed)))
-        got = trades(auction.clear(OrderBook(orders[::-1]), SBBA(seed=seed)))
+        want = trades(auction.clear(OrderBook(orders), SBBA(), rng=seed))
+        got = trades(auction.clear(OrderBook(orders[::-1]), SBBA(), rng=seed))
         assert got == want
 
 
@@ -362,9 +381,9 @@ CALL_MARKETS = markets(call_market=True, splittable=True, max_offers=8, max_requ
 @pytest.mark.parametrize("name", MECHANISMS)
 @given(market=CALL_MARKETS, seed=st.integers(0, 2**32))
 def test_matches_the_oracle(name: str, market: Market, seed: int) -> None:
-    mech = SBBA(seed=seed) if name == "sbba" else auction.mechanisms.get(name)
-    result = auction.clear(market, mech)
-    want, got = _oracle(market, name, seed=seed), _observed(market, result)
+    result = auction.clear(market, name, rng=seed)
+    lottery = result.diagnostics.get("seed", 0)  # sbba records the seed it drew from rng
+    want, got = _oracle(market, name, seed=lottery), _observed(market, result)
     assert want.keys() == got.keys()
     for key in want:
         w, g = want[key], got[key]
@@ -431,8 +450,8 @@ def test_sorted_optimum_matches_an_assignment_solver(bids: list[int], asks: list
 def test_budget_balance_and_gains_from_trade(market: Market, seed: int) -> None:
     by_class = _optimum(market)
     total_opt = sum(opt for _, opt, _ in by_class.values())
-    for mech in (UniformPrice(), McAfee(), SBBA(seed=seed)):
-        result = auction.clear(market, mech)
+    for mech in (UniformPrice(), McAfee(), SBBA()):
+        result = auction.clear(market, mech, rng=seed)
         surplus = result.total_payment - result.provider_revenue
         if mech.name == "mcafee":
             assert surplus >= 0
@@ -464,7 +483,7 @@ def test_sbba_gains_from_trade_in_expectation() -> None:
     # optimum is 17; dropping seller 1, 2 or 7 leaves 10, 11 or 16, on average 37/3 >= 2/3 x 17
     # even though the worst draw, 10, is below it
     market = unit_market([10, 9, 8], [1, 2, 7])
-    seen = Counter(auction.clear(market, SBBA(seed=seed)).welfare for seed in range(600))
+    seen = Counter(auction.clear(market, SBBA(), rng=seed).welfare for seed in range(600))
     assert set(seen) == {10, 11, 16}
     mean = Fraction(sum(w * n for w, n in seen.items()), 600)
     assert mean >= Fraction(2, 3) * 17
@@ -494,14 +513,15 @@ _VALUES = st.lists(st.integers(0, 6), min_size=1, max_size=3)
 def test_no_unit_trader_gains_by_misreporting(
     name: str, bids: list[int], asks: list[int], seed: int
 ) -> None:
-    mech = McAfee() if name == "mcafee" else SBBA(seed=seed)
-    honest = _utilities(auction.clear(unit_market(bids, asks), mech), bids, asks)
+    mech = McAfee() if name == "mcafee" else SBBA()
+    # the same rng seed for every clearing: the same lottery draw (truthful for every draw)
+    honest = _utilities(auction.clear(unit_market(bids, asks), mech, rng=seed), bids, asks)
     for side, values in (("b", bids), ("s", asks)):
         for i, report in itertools.product(range(len(values)), range(8)):
             lie = list(values)
             lie[i] = report
             market = unit_market(lie, asks) if side == "b" else unit_market(bids, lie)
-            got = _utilities(auction.clear(market, mech), bids, asks)[f"{side}{i}"]
+            got = _utilities(auction.clear(market, mech, rng=seed), bids, asks)[f"{side}{i}"]
             assert got <= honest[f"{side}{i}"], (side, i, report)
 
 

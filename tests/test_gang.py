@@ -26,8 +26,10 @@ from hypothesis import strategies as st
 import auction
 from auction import Market, Offer, OrderBook, Request
 from auction.demo import example_book
-from auction.errors import AuctionOverflowError, UnsupportedMarketError
+from auction.errors import AuctionOverflowError, InvalidOptionError, UnsupportedMarketError
 from auction.mechanisms import gang as gang_module
+from auction.mechanisms.gang import mechanism as gang_mechanism
+from auction.solvers import milp as milp_module
 from auction.mechanisms.gang import (
     Gang,
     GangSolverError,
@@ -330,7 +332,8 @@ def test_equals_assignment_when_each_offer_hosts_one_request(market: Market, mod
 @given(market=markets(max_offers=6, max_requests=6, huge_prices=False))
 def test_pulp_agrees_with_highs(pulp_solver: str, market: Market) -> None:
     highs = auction.clear(market, "gang")
-    pulp = auction.clear(market, "gang", solver="pulp", pulp_solver=pulp_solver)
+    pulp = auction.clear(market, "gang", backend="pulp",
+                         backend_options={"solver": pulp_solver})
     assert pulp.status is Status.SUCCESS, pulp.message
     assert pulp.welfare == highs.welfare
     assert pulp.diagnostics["solver"] == f"pulp:{pulp_solver}"
@@ -344,7 +347,8 @@ def test_tiny_time_limit_gives_a_verified_feasible_result_with_a_gap() -> None:
     market = Market(contested_book())
     result = auction.clear(market, "gang", time_limit=0.001)
     d = result.diagnostics
-    assert result.status is Status.FEASIBLE
+    assert result.status is Status.TIME_LIMIT
+    assert not result.success
     assert d["source"] in ("milp", "greedy")
     assert "time limit" in result.message
     assert d["bound"] >= result.welfare
@@ -360,10 +364,10 @@ def _no_solution(*args: Any, **kwargs: Any) -> MilpOutcome:
 def test_greedy_fallback_when_the_solver_finds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     market = Market(contested_book())
     optimum = auction.clear(market, "gang", time_limit=60)
-    monkeypatch.setattr(gang_module, "solve_highs", _no_solution)
+    monkeypatch.setattr(gang_mechanism, "solve_highs", _no_solution)
     result = auction.clear(market, "gang")
     d = result.diagnostics
-    assert result.status is Status.FEASIBLE
+    assert result.status is Status.TIME_LIMIT
     assert d["source"] == "greedy"
     assert "found no solution" in result.message
     assert "greedy" in result.message
@@ -419,10 +423,10 @@ def test_greedy_goes_by_surplus_density() -> None:
 def test_poor_incumbent_is_replaced_by_greedy(monkeypatch: pytest.MonkeyPatch) -> None:
     market = Market(contested_book())
     n = build_problem(market).n_vars
-    monkeypatch.setattr(gang_module, "solve_highs", lambda *a, **k: MilpOutcome(
+    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: MilpOutcome(
         np.zeros(n, dtype=np.int64), False, None, "Time limit reached."))
     result = auction.clear(market, "gang")
-    assert result.status is Status.FEASIBLE
+    assert result.status is Status.TIME_LIMIT
     assert result.diagnostics["source"] == "greedy"
     assert "beats" in result.message
     assert result.welfare > 0
@@ -432,7 +436,7 @@ def test_positive_mip_gap_is_reported_as_feasible(monkeypatch: pytest.MonkeyPatc
     market = Market(contested_book())
     real = auction.clear(market, "gang", time_limit=60)
     n = build_problem(market).n_vars
-    monkeypatch.setattr(gang_module, "solve_highs", lambda *a, **k: MilpOutcome(
+    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: MilpOutcome(
         np.zeros(n, dtype=np.int64), True, float(real.welfare), "Optimal"))
     result = auction.clear(market, "gang", mip_gap=0.5)
     assert result.status is Status.FEASIBLE
@@ -441,7 +445,7 @@ def test_positive_mip_gap_is_reported_as_feasible(monkeypatch: pytest.MonkeyPatc
 
 
 def test_solver_error_fails_with_no_allocations(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gang_module, "solve_highs", lambda *a, **k: MilpOutcome(
+    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: MilpOutcome(
         None, False, None, "Solver error", error=True))
     result = auction.clear(example_book(0), "gang")
     assert result.status is Status.FAILED
@@ -457,7 +461,7 @@ def test_wrong_solver_solution_raises(monkeypatch: pytest.MonkeyPatch) -> None:
         Request(id="a", tenant="t", gpus=2, max_price=5),
         Request(id="b", tenant="t", gpus=2, max_price=6),
     ])
-    monkeypatch.setattr(gang_module, "solve_highs", lambda problem, **k: MilpOutcome(
+    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda problem, **k: MilpOutcome(
         np.ones(problem.n_vars, dtype=np.int64), True, None, "Optimal"))
     with pytest.raises(GangSolverError, match="exact check"):
         auction.clear(book, "gang")
@@ -470,7 +474,7 @@ def test_fractional_solver_values_raise(monkeypatch: pytest.MonkeyPatch) -> None
         return types.SimpleNamespace(status=0, x=np.full(problem.n_vars, 0.5), message="ok",
                                      mip_dual_bound=-4.0, mip_node_count=0)
 
-    monkeypatch.setattr(gang_module, "_milp", half)
+    monkeypatch.setattr(milp_module, "_milp", half)
     with pytest.raises(GangSolverError, match="not an integer"):
         auction.clear(book, "gang")
 
@@ -635,10 +639,10 @@ def test_supporting_prices_prove_a_time_limited_result_optimal(
     ])
     problem = build_problem(Market(book))
     real = gang_module.solve_highs(problem, time_limit=10, mip_gap=0)
-    monkeypatch.setattr(gang_module, "solve_highs", lambda *a, **k: attrs.evolve(
+    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: attrs.evolve(
         real, optimal=False, bound=None, status="Time limit reached."))
     plain = auction.clear(book, "gang")
-    assert plain.status is Status.FEASIBLE
+    assert plain.status is Status.TIME_LIMIT
     uniform = auction.clear(book, "gang", payment="uniform")
     assert uniform.status is Status.SUCCESS
     assert "proven by supporting prices" in uniform.message
@@ -667,8 +671,9 @@ def test_overflow_is_refused() -> None:
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"solver": "gurobi"}, "solver must be one of"),
-        ({"solver": "pulp", "pulp_solver": "NO_SUCH_SOLVER"}, "not available"),
+        ({"backend": "gurobi"}, "backend must be one of"),
+        ({"backend": "pulp", "backend_options": {"solver": "NO_SUCH_SOLVER"}}, "not available"),
+        ({"backend_options": {"pulp_solver": "HiGHS"}}, "backend_options"),
         ({"time_limit": 0}, "time_limit"),
         ({"time_limit": float("inf")}, "time_limit"),
         ({"time_limit": "10"}, "time_limit"),
@@ -677,8 +682,9 @@ def test_overflow_is_refused() -> None:
     ],
 )
 def test_bad_options(options: dict[str, Any], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InvalidOptionError, match=match) as info:
         Gang(**options)
+    assert info.value.field in options
 
 
 def test_registry_tags_and_options() -> None:
@@ -692,11 +698,11 @@ def test_registry_tags_and_options() -> None:
     assert tags.individually_rational
     assert tags.budget_balanced
     result = auction.clear(example_book(0), mech)
-    assert result.options == {"payment": "pay-as-bid", "solver": "highs",
-                              "pulp_solver": "PULP_CBC_CMD", "time_limit": 5.0,
+    assert result.options == {"payment": "pay-as-bid", "backend": "highs",
+                              "backend_options": {}, "time_limit": 5.0, "max_memory": None,
                               "mip_gap": 0.01}
-    for key in ("solver", "solver_status", "objective", "bound", "gap", "solve_time",
-                "build_time", "variables", "constraints", "source"):
+    for key in ("solver", "solver_status", "objective", "bound", "gap", "solve_seconds",
+                "build_seconds", "edges", "variables", "constraints", "source"):
         assert key in result.diagnostics
 
 

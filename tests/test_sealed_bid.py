@@ -79,8 +79,9 @@ def test_backends_identical_through_clear(mechanism: str, market: Market) -> Non
         slow.provider_revenue,
     )
     assert fast.status is slow.status is auction.Status.SUCCESS
-    assert fast.options == {"payment": MECHANISMS[mechanism], "backend": "numba"}
-    assert slow.options == {"payment": MECHANISMS[mechanism], "backend": "python"}
+    common = {"time_limit": 30.0, "max_memory": None}  # every mechanism's options
+    assert fast.options == {"payment": MECHANISMS[mechanism], "backend": "numba", **common}
+    assert slow.options == {"payment": MECHANISMS[mechanism], "backend": "python", **common}
 
 
 # -- hand-worked examples ------------------------------------------------------------------------

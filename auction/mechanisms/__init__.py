@@ -6,19 +6,22 @@ Examples:
     ['first-price', 'second-price']
 """
 
-from auction.mechanisms.base import Mechanism, MechanismBase, MechanismTags
+from auction.errors import Alternative
+from auction.mechanisms.base import Mechanism, MechanismBase, MechanismTags, resolve_rng
 from auction.mechanisms.registry import (
     ENTRY_POINT_GROUP,
     AuctionPluginWarning,
     available,
     get,
     refresh,
+    resolve,
     supporting,
     tags_of,
 )
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "Alternative",
     "AuctionPluginWarning",
     "Mechanism",
     "MechanismBase",
@@ -26,6 +29,8 @@ __all__ = [
     "available",
     "get",
     "refresh",
+    "resolve",
+    "resolve_rng",
     "supporting",
     "tags_of",
 ]

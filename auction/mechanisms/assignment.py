@@ -38,11 +38,15 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction.errors import AuctionOverflowError, UnsupportedMarketError
+from auction._arrays import gather_ranges, group_starts
+from auction.errors import AuctionOverflowError, SolverError, UnsupportedMarketError
 from auction.kernels.assignment import auction_matching, check_eps_cs, vcg_bonuses
-from auction.market import Market, gather_ranges
+from auction.limits import Deadline
+from auction.market import Market
+from auction.mechanisms import options
 from auction.mechanisms.base import MechanismBase, MechanismTags
 from auction.money import split_largest_remainder
+from auction.problems.memory import pair_memory
 from auction.result import ClearingResult
 
 __all__ = [
@@ -55,6 +59,9 @@ __all__ = [
 
 IntArray = npt.NDArray[np.int64]
 _LIMIT = 1 << 61  # benefits and prices stay below this (the kernel prices removed offers here)
+#: Bytes held per eligible pair: the market's pair CSR and priority list, the problem's
+#: columns and weights, the kernel's benefits and its working arrays.
+_BYTES_PER_PAIR = 112
 
 
 @attrs.frozen(eq=False)
@@ -101,9 +108,7 @@ def matching_problem(market: Market) -> MatchingProblem:
     gpus = rq.gpus[rows]
     if len(surplus) and int(surplus.max()) > (_LIMIT - 1) // max(1, int(gpus.max())):
         _check_weights(np.array([_LIMIT]))
-    n = market.n_requests
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(person, minlength=n), out=indptr[1:])
+    indptr = group_starts(person, market.n_requests)
     return MatchingProblem(
         person_request=market.request_order,
         object_offer=market.offer_order,
@@ -190,6 +195,7 @@ def solve_matching(
     return a, pedge, price, profit, stats
 
 
+@attrs.frozen
 class Assignment(MechanismBase):
     """Welfare-optimal matching of requests to offers (see the module docstring).
 
@@ -201,9 +207,10 @@ class Assignment(MechanismBase):
         theta: epsilon reduction factor between scaling phases (speed; never the welfare, but
             on ties it may change which optimal allocation is returned).
         debug: check epsilon-complementary slackness of the final solution and raise
-            `RuntimeError` on a violation.
+            `SolverError` on a violation.
         backend: ``"numba"`` (default) or ``"python"`` (the kernel run as plain Python).
         max_edges: in the shared shape, the most GPU-to-GPU edges to build (memory bound).
+        time_limit, max_memory: see `MechanismBase`.
     """
 
     name: ClassVar[str] = "assignment"
@@ -213,73 +220,58 @@ class Assignment(MechanismBase):
     )
     backends: ClassVar[tuple[str, ...]] = ("numba", "python")
     shapes: ClassVar[tuple[str, ...]] = ("exclusive", "shared")
+    whole_request_reason: ClassVar[str] = (
+        "non-divisible multi-GPU requests on shared offers make a generalized assignment "
+        "problem (a MILP: the 'gang' mechanism solves it)"
+    )
 
-    def __init__(
-        self,
-        payment: str | None = None,
-        *,
-        shape: str = "exclusive",
-        theta: int = 10,
-        debug: bool = False,
-        backend: str = "numba",
-        max_edges: int = 50_000_000,
-    ) -> None:
-        super().__init__(payment)
-        if isinstance(theta, bool) or not isinstance(theta, int) or theta < 2:
-            raise ValueError(f"theta must be an int >= 2, got {theta!r}")
-        if backend not in self.backends:
-            raise ValueError(f"backend must be one of {self.backends}, got {backend!r}")
-        if shape not in self.shapes:
-            raise ValueError(f"shape must be one of {self.shapes}, got {shape!r}")
-        if isinstance(max_edges, bool) or not isinstance(max_edges, int) or max_edges < 0:
-            raise ValueError(f"max_edges must be an int >= 0, got {max_edges!r}")
-        self.shape, self.theta, self.debug, self.backend = shape, theta, bool(debug), backend
-        self.max_edges = max_edges
-        self.tags = attrs.evolve(
-            type(self).tags, truthful=self.payment == "vcg", splittable_only=shape == "shared"
+    shape: str = options.choice("exclusive", shapes)
+    theta: int = options.integer(10, minimum=2)
+    debug: bool = options.flag(False)
+    backend: str = options.choice("numba", backends)
+    max_edges: int = options.integer(50_000_000, minimum=0)
+
+    def __auction_tags__(self) -> MechanismTags:
+        return attrs.evolve(
+            super().__auction_tags__(), truthful=self.payment == "vcg",
+            splittable_only=self.shape == "shared",
         )
 
-    def get_options(self) -> dict[str, Any]:
-        return {"payment": self.payment, "shape": self.shape, "theta": self.theta,
-                "debug": self.debug, "backend": self.backend, "max_edges": self.max_edges}
+    def memory_estimate(self, market: Market) -> tuple[str, int] | None:
+        return pair_memory(market, _BYTES_PER_PAIR)
 
     def check_market(self, market: Market) -> None:
         super().check_market(market)
-        alternatives = ["assignment (payment='vcg')", "assignment (payment='pay-as-bid')"]
+        alternatives = [("assignment", {"payment": "vcg"}),
+                        ("assignment", {"payment": "pay-as-bid"})]
         if self.payment == "uniform" and market.n_classes > 1:
-            raise UnsupportedMarketError(
-                self.name,
+            raise self.refuse(
                 f"payment 'uniform' needs one resource class, the market has {market.n_classes}",
                 alternatives,
             )
         if self.payment != "pay-as-bid" and market.scoring:
-            raise UnsupportedMarketError(
-                self.name,
+            raise self.refuse(
                 f"payment {self.payment!r} on a scoring market (quality bonuses) could charge "
                 "tenants above their max price; scoring clears with pay-as-bid",
-                ["assignment (payment='pay-as-bid')", "second-price (payment='second-score')"],
-            )
-        rq = market.snapshot.requests
-        if self.shape == "shared" and bool((~rq.divisible & (rq.gpus > 1)).any()):
-            raise UnsupportedMarketError(
-                self.name,
-                "non-divisible multi-GPU requests on shared offers make a generalized "
-                "assignment problem (a MILP: the 'gang' mechanism solves it)",
-                ["gang", "assignment (shape='exclusive')", "first-price", "second-price"],
+                [("assignment", {"payment": "pay-as-bid"}),
+                 ("second-price", {"payment": "second-score"})],
             )
 
-    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
+    def _clear(
+        self, market: Market, rng: np.random.Generator | None, deadline: Deadline
+    ) -> ClearingResult:
         if self.shape == "shared":
             problem = shared_problem(market, self.max_edges)
         else:
             problem = matching_problem(market)
+        deadline.check(self.name, "building the matching problem")
         a, pedge, price, profit, stats = solve_matching(
             problem, theta=self.theta, backend=self.backend
         )
         if self.debug:
             violation = check_eps_cs(problem.indptr, problem.cols, a, pedge, price, profit, 1)
             if violation is not None:
-                raise RuntimeError(f"assignment: eps-CS violated: {violation}")
+                raise SolverError(self.name, "auction", f"eps-CS violated: {violation}")
             stats["eps_cs"] = "ok"
         rq, of = market.snapshot.requests, market.snapshot.offers
         matched = np.flatnonzero(pedge >= 0)
@@ -310,10 +302,12 @@ class Assignment(MechanismBase):
             "dual_prices": _per_row(price / scale, problem.object_offer, market.n_offers),
             "dual_profits": _per_row(profit / scale, problem.person_request, market.n_requests),
             "pairs": len(problem.cols),
+            "edges": len(problem.cols),
         }
         unit = ask.copy()
         payment: list[int] | None = None
         if self.payment == "vcg":
+            deadline.check(self.name, "the matching, before the VCG payments")
             payment, bonus = self._vcg(market, problem, a, pedge, price, profit, weight, gpus,
                                        off)
             diagnostics["vcg_bonus"] = bonus
@@ -321,11 +315,11 @@ class Assignment(MechanismBase):
             p = int(ask.max())
             lowest = int(rq.max_price[req].min())
             if p > lowest:
-                raise UnsupportedMarketError(
-                    self.name,
+                raise self.refuse(
                     f"no uniform price supports the optimal allocation: the highest accepted "
                     f"ask {p} exceeds the lowest served max price {lowest}",
-                    ["assignment (payment='vcg')", "assignment (payment='pay-as-bid')"],
+                    [("assignment", {"payment": "vcg"}),
+                     ("assignment", {"payment": "pay-as-bid"})],
                 )
             unit = np.full(len(req), p, dtype=np.int64)
         return ClearingResult.from_allocation(
@@ -344,8 +338,7 @@ class Assignment(MechanismBase):
         provider = of.provider[problem.object_offer]  # per object
         groups = np.argsort(provider, kind="stable").astype(np.int64)
         n_parties = len(market.snapshot.parties)
-        gptr = np.zeros(n_parties + 1, dtype=np.int64)
-        np.cumsum(np.bincount(provider, minlength=n_parties), out=gptr[1:])
+        gptr = group_starts(provider, n_parties)
         kernel = vcg_bonuses if self.backend == "numba" else vcg_bonuses.py_func
         bonus = kernel(problem.n, problem.m, problem.indptr, problem.cols, a, problem.weight,
                        pedge, price, profit, gptr, groups, self.theta)

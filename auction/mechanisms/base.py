@@ -1,140 +1,225 @@
-"""The mechanism interface: one small protocol, capability tags, and a helper base class.
+"""The mechanism interface: one small protocol, capability tags, and a declarative base class.
 
 A mechanism is any object with a ``name``, ``tags`` and ``clear(market, *, rng=None)`` that
-returns a `ClearingResult`. Options (including the payment rule) are constructor arguments,
-as scikit-learn estimators take their parameters.
+returns a `ClearingResult` (the `Mechanism` protocol). `MechanismBase` makes one a small
+declaration, as scikit-learn estimators are:
+
+* **options** are attrs fields with validators (`auction.mechanisms.options`); ``payment``,
+  ``time_limit`` and ``max_memory`` are every mechanism's. `get_options`, ``repr``, equality,
+  `clone` and `with_options` derive from the fields, so they never drift from them;
+* **tags** are computed from the options by `__auction_tags__` (by default the class's
+  declared ``tags``);
+* **what tags promise is enforced** before `_clear` runs: a mechanism not tagged
+  ``divisible`` refuses divisible requests, ``splittable_only`` refuses whole multi-GPU
+  requests, ``call_market`` refuses markets that are not call markets, all through one
+  refusal builder, `refuse`, whose alternatives are `(name, options)` pairs that the registry
+  resolves;
+* **randomness** (`rng`: a Generator, an int or SeedSequence seed, or None) is resolved once;
+* **limits**: a `Deadline` for ``time_limit`` is started once and passed to `_clear`;
+  `memory_estimate` says what the mechanism will hold, checked against ``max_memory``
+  before anything is allocated.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Protocol, runtime_checkable
+import inspect
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 
-from auction.errors import UnknownPaymentRuleError, UnsupportedMarketError
+from auction.errors import Alternative, UnknownPaymentRuleError, UnsupportedMarketError
+from auction.limits import DEFAULT_TIME_LIMIT, Deadline, check_memory
 from auction.market import Market
+from auction.mechanisms import options, registry
+from auction.mechanisms.protocol import Mechanism, MechanismTags, RngLike
+from auction.problems.call_market import request_classes
 from auction.result import ClearingResult
 
-__all__ = ["Mechanism", "MechanismBase", "MechanismTags"]
+__all__ = ["Mechanism", "MechanismBase", "MechanismTags", "resolve_rng"]
+
+#: Mechanisms that clear a non-divisible multi-GPU request whole (named when one is refused).
+WHOLE_REQUEST_ALTERNATIVES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("gang", {}), ("assignment", {"shape": "exclusive"}), ("first-price", {}),
+    ("second-price", {}),
+)
 
 
-def _payments(value: Any) -> tuple[str, ...]:
-    out = tuple(value)
-    if not out or not all(isinstance(p, str) and p for p in out):
-        raise ValueError(f"payments must be a non-empty sequence of names, got {value!r}")
-    return out
+def resolve_rng(rng: RngLike) -> np.random.Generator | None:
+    """One randomness argument in every form: a Generator (used as is), an int >= 0 or a
+    `numpy.random.SeedSequence` (seeds a new Generator), or None (stays None: deterministic
+    mechanisms ignore it, randomized ones draw fresh entropy)."""
+    if rng is None or isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, np.random.SeedSequence) or (
+        isinstance(rng, int | np.integer) and not isinstance(rng, bool) and int(rng) >= 0
+    ):
+        return np.random.default_rng(rng)
+    from auction.errors import InvalidValueError
+
+    raise InvalidValueError(
+        "rng", rng, "must be a numpy Generator, an int >= 0, a SeedSequence or None"
+    )
 
 
-@attrs.frozen(kw_only=True)
-class MechanismTags:
-    """What a mechanism promises; the conformance suite picks its checks from these.
+def _memory_option(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        from auction.errors import InvalidOptionError
 
-    Attributes:
-        payments: payment rules offered; the first is the default.
-        truthful: no provider gains by misreporting its asks, in any market (checked by a
-            brute-force misreport search on small markets).
-        truthful_single_order: no provider gains by misreporting when the market holds one
-            non-divisible request (an Akash order cleared on its own).
-        truthful_unit_traders: no trader, provider or tenant, gains by misreporting when every
-            order is for one GPU and every party places one order (McAfee's setting).
-        individually_rational: ask <= unit_price and tenant_price <= max_price always.
-        budget_balanced: tenants pay exactly what providers receive (tenant_price == unit_price).
-        exact_optimal: the allocation maximizes welfare for the mechanism's market model.
-        divisible: clears markets with divisible requests.
-        splittable_only: clears only markets whose requests are all divisible or ask for one
-            GPU (others get `UnsupportedMarketError`); the conformance suite draws such markets.
-        call_market: clears only markets in which every request's eligible offers, ignoring
-            price, form exactly one offer class (others get `UnsupportedMarketError`); the
-            conformance suite draws such markets.
-        scoring: uses the market's quality bonuses (scoring auctions, Che 1993): ranks or
-            optimizes by score, ``max_price - ask + bonus``; other mechanisms clear on price
-            and surplus alone.
-        needs_solver: relies on an external optimization solver.
-        deterministic: the result does not depend on `rng`.
-    """
-
-    payments: tuple[str, ...] = attrs.field(default=("pay-as-bid",), converter=_payments)
-    truthful: bool = False
-    truthful_single_order: bool = False
-    truthful_unit_traders: bool = False
-    individually_rational: bool = True
-    budget_balanced: bool = True
-    exact_optimal: bool = False
-    divisible: bool = False
-    splittable_only: bool = False
-    call_market: bool = False
-    scoring: bool = False
-    needs_solver: bool = False
-    deterministic: bool = True
+        raise InvalidOptionError(attribute.name, value, "max_memory must be a number of "
+                                 "bytes > 0, or None (a share of the machine's memory)",
+                                 mechanism=getattr(instance, "name", None) or None)
 
 
-@runtime_checkable
-class Mechanism(Protocol):
-    """What every clearing mechanism implements."""
-
-    @property
-    def name(self) -> str:
-        """Registry name, e.g. ``"first-price"``."""
-        ...
-
-    @property
-    def tags(self) -> MechanismTags:
-        """Capabilities and promises."""
-        ...
-
-    def clear(
-        self, market: Market, *, rng: np.random.Generator | None = None
-    ) -> ClearingResult:
-        """Clear `market` and return the result; never mutates the market."""
-        ...
-
-
+@attrs.frozen
 class MechanismBase(abc.ABC):
-    """Optional base class: payment-rule validation and the market checks every mechanism needs.
+    """Base class: declared options, computed tags, enforced promises, limits.
 
-    Subclasses set ``name`` and ``tags`` and implement `_clear`.
+    Subclasses set ``name`` (a ClassVar) and ``tags`` (the declared `MechanismTags`),
+    declare their options as attrs fields (decorate the subclass with ``@attrs.frozen``) and
+    implement ``_clear(market, rng)`` or ``_clear(market, rng, deadline)``.
+
+    Args:
+        payment: the payment rule; None picks the first of ``tags.payments``.
+        time_limit: seconds of wall time for the whole `clear` (build, solve, fallback,
+            pricing); None: no limit. Past it a mechanism returns its best valid allocation
+            with status ``time_limit``, or raises `TimeLimitError` when it has none.
+        max_memory: bytes the mechanism may hold (None: `auction.limits.default_max_memory`,
+            half the machine's memory). Past it, `MemoryLimitError` before allocating.
     """
 
     name: ClassVar[str] = ""
-    #: Class default; an instance may refine it in ``__init__`` (tags can depend on options).
-    tags: MechanismTags = MechanismTags()
+    _declared_tags: ClassVar[MechanismTags] = MechanismTags()
+    #: Why a whole multi-GPU request is refused by a ``splittable_only`` mechanism.
+    whole_request_reason: ClassVar[str] = "only divisible or 1-GPU requests can be cleared"
+    _takes_deadline: ClassVar[bool] = False
 
-    def __init__(self, payment: str | None = None) -> None:
+    payment: str | None = attrs.field(default=None)
+    time_limit: float | None = options.seconds(DEFAULT_TIME_LIMIT)
+    max_memory: int | None = attrs.field(default=None, validator=_memory_option, kw_only=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("tags")
+        if isinstance(declared, MechanismTags):  # ``tags = MechanismTags(...)`` in the body
+            cls._declared_tags = declared
+            delattr(cls, "tags")
+        clear = cls.__dict__.get("_clear")
+        if clear is not None:
+            cls._takes_deadline = "deadline" in inspect.signature(clear).parameters
+
+    def __attrs_post_init__(self) -> None:
         offered = self.tags.payments
-        if payment is None:
-            payment = offered[0]
+        payment = offered[0] if self.payment is None else self.payment
         if payment not in offered:
-            raise UnknownPaymentRuleError(self.name, payment, offered)
-        self.payment = payment
+            raise UnknownPaymentRuleError(self.name, str(payment), offered)
+        object.__setattr__(self, "payment", payment)
+        self._check_options()
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(payment={self.payment!r})"
+    def _check_options(self) -> None:
+        """Checks that involve several options (each option validates itself); raise
+        `InvalidOptionError`."""
+        return
+
+    # -- derived from the declaration ----------------------------------------------------
+    @property
+    def tags(self) -> MechanismTags:
+        """Capabilities and promises of this instance (`__auction_tags__`)."""
+        return self.__auction_tags__()
+
+    def __auction_tags__(self) -> MechanismTags:
+        """The tags, computed from the options; override to refine the declared ones."""
+        return type(self)._declared_tags
 
     def get_options(self) -> dict[str, Any]:
         """The options this instance was built with (recorded in each result)."""
-        return {"payment": self.payment}
+        out = {}
+        for a in attrs.fields(type(self)):
+            if a.init:
+                export = a.metadata.get("export")
+                value = getattr(self, a.name)
+                out[a.name] = export(value) if export is not None else value
+        return out
+
+    def clone(self) -> MechanismBase:
+        """A new instance with the same options."""
+        return self.with_options()
+
+    def with_options(self, **changes: Any) -> MechanismBase:
+        """A new instance with some options changed (validated like the constructor's)."""
+        return type(self)(**{**self.get_options(), **changes})
+
+    # -- refusals ---------------------------------------------------------------------------
+    def refuse(
+        self,
+        reason: str,
+        alternatives: Iterable[str | tuple[str, Mapping[str, Any]]] = (),
+        *,
+        supporting: Mapping[str, Any] | None = None,
+    ) -> UnsupportedMarketError:
+        """The error for a market this mechanism cannot clear: `reason`, and the mechanisms
+        that can, given as ``(name, options)`` pairs (or names), or found by tag values in
+        the registry (`supporting`). Names that are not registered are left out."""
+        names = set(registry.available())
+        alts = [Alternative.parse(a) for a in alternatives]
+        if supporting is not None:
+            alts += [Alternative(n) for n in registry.supporting(**supporting)]
+        kept = [a for a in dict.fromkeys(alts) if (a.name in names and a.name != self.name)
+                or (a.name == self.name and a.options)]
+        return UnsupportedMarketError(self.name, reason, kept)
 
     def check_market(self, market: Market) -> None:
-        """Raise `UnsupportedMarketError` if this mechanism cannot clear `market`."""
+        """Raise `UnsupportedMarketError` if this mechanism cannot clear `market`: what the
+        tags promise (divisible, splittable_only, call_market) is enforced here."""
         if not isinstance(market, Market):
             raise TypeError(f"{self.name} clears a Market, not {type(market).__name__}")
-        if not self.tags.divisible and bool(market.snapshot.requests.divisible.any()):
-            from auction.mechanisms.registry import supporting
+        tags = self.tags
+        rq = market.snapshot.requests
+        if not tags.divisible and bool(rq.divisible.any()):
+            raise self.refuse("the market has divisible requests",
+                              supporting={"divisible": True, "call_market": False})
+        if tags.splittable_only:
+            whole = np.flatnonzero(~rq.divisible & (rq.gpus > 1))
+            if len(whole):
+                r = int(whole[np.argmin(market.request_rank[whole])])
+                raise self.refuse(
+                    f"request {str(rq.id[r])!r} wants {int(rq.gpus[r])} GPUs from one offer, "
+                    f"all or nothing: {self.whole_request_reason}",
+                    WHOLE_REQUEST_ALTERNATIVES,
+                )
+        if tags.call_market:
+            request_classes(market, self.name, self.refuse)
 
-            raise UnsupportedMarketError(
-                self.name,
-                "the market has divisible requests",
-                supporting(divisible=True, call_market=False),  # call markets are special
-            )
+    def memory_estimate(self, market: Market) -> tuple[str, int] | None:
+        """What clearing `market` will hold, as (a description, bytes), or None when it
+        stays small (no per-pair arrays); checked against ``max_memory`` before `_clear`."""
+        return None
 
-    def clear(
-        self, market: Market, *, rng: np.random.Generator | None = None
-    ) -> ClearingResult:
+    #: How to get past `MemoryLimitError`, for the message.
+    memory_advice: ClassVar[str] = (
+        "clear a sparser market (narrower requests), partition the book and clear the parts, "
+        "use a mechanism that streams (first-price, second-price), or raise max_memory="
+    )
+
+    # -- clearing ---------------------------------------------------------------------------
+    def clear(self, market: Market, *, rng: RngLike = None) -> ClearingResult:
+        """Clear `market` within ``time_limit`` and ``max_memory``; never mutates it."""
+        deadline = Deadline.after(self.time_limit)
+        generator = resolve_rng(rng)
         self.check_market(market)
-        return self._clear(market, rng)
+        estimate = self.memory_estimate(market)
+        if estimate is not None:
+            check_memory(self.name, estimate[0], estimate[1], self.max_memory,
+                         self.memory_advice)
+        if self._takes_deadline:
+            return self._clear(market, generator, deadline)  # type: ignore[call-arg]
+        return self._clear(market, generator)
 
     @abc.abstractmethod
     def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
-        """Clear a market that `check_market` accepted."""
+        """Clear a market that `check_market` accepted (optionally taking a third argument,
+        ``deadline``, the `Deadline` of this clearing)."""

@@ -46,9 +46,10 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction.errors import UnsupportedMarketError
+from auction.errors import InvalidOptionError
 from auction.market import Market
 from auction.mechanisms.base import MechanismBase, MechanismTags
+from auction.problems.call_market import class_label, request_classes
 from auction.result import ClearingResult
 
 __all__ = [
@@ -64,69 +65,7 @@ __all__ = [
 
 IntArray = npt.NDArray[np.int64]
 
-#: Mechanisms that clear a non-divisible multi-GPU request whole from one offer.
-_WHOLE_ORDER_ALTERNATIVES = ("assignment (shape='exclusive')", "first-price", "second-price")
-
-
 # -- the call market ------------------------------------------------------------------------
-def class_label(market: Market, cls: int) -> str:
-    """A resource class by name, e.g. ``"H100/us-east/80GB/nvlink+soc2"``."""
-    o = market.snapshot.offer(int(market.class_offers[market.class_indptr[cls]]))
-    label = f"{o.gpu_model}/{o.region}/{o.vram_gb}GB"
-    return label + (f"/{'+'.join(sorted(o.tags))}" if o.tags else "")
-
-
-def _call_market_alternatives() -> list[str]:
-    from auction.mechanisms.registry import available
-
-    return [n for n in ("lp",) if n in available()] + ["assignment (shape='shared')"]
-
-
-def request_classes(market: Market, mechanism: str = "double auction") -> IntArray:
-    """The offer class each request trades in (-1: none), or `UnsupportedMarketError`.
-
-    A request trades in class c when its eligible offers, ignoring price and capacity, are
-    exactly c's offers. It trades in none when it has no eligible offer (no class suits its
-    model, region, VRAM and tags, or its reputation floor is above every provider of its
-    class). Anything else (several classes, or a reputation floor that excludes some but not
-    all of the class's providers) is not a call market and is refused, naming the first such
-    request by priority.
-    """
-    rq = market.snapshot.requests
-    n_eligible = np.diff(market.profile_indptr)[market.request_profile]
-    out = np.full(market.n_requests, -1, dtype=np.int64)
-    multi = np.flatnonzero(n_eligible > 1)
-    if len(multi):
-        r = int(multi[np.argmin(market.request_rank[multi])])
-        labels = sorted(class_label(market, int(c)) for c in market.eligible_classes(r))
-        shown = ", ".join(labels[:4]) + (", ..." if len(labels) > 4 else "")
-        raise UnsupportedMarketError(
-            mechanism,
-            f"request {str(rq.id[r])!r} accepts offers of {len(labels)} resource classes "
-            f"({shown}); a call market needs every request in one class's book",
-            _call_market_alternatives(),
-        )
-    one = np.flatnonzero(n_eligible == 1)
-    out[one] = market.profile_classes[market.profile_indptr[market.request_profile[one]]]
-    if len(one):
-        lowest, highest = np.full(market.n_classes, np.inf), np.full(market.n_classes, -np.inf)
-        np.minimum.at(lowest, market.offer_class, market.offer_reputation)
-        np.maximum.at(highest, market.offer_class, market.offer_reputation)
-        floor = rq.min_reputation[one]
-        out[one[floor > highest[out[one]]]] = -1  # excludes the whole class: eligible for none
-        bad = one[(floor > lowest[out[one]]) & (floor <= highest[out[one]])]
-        if len(bad):
-            r = int(bad[np.argmin(market.request_rank[bad])])
-            raise UnsupportedMarketError(
-                mechanism,
-                f"request {str(rq.id[r])!r} has min_reputation {float(rq.min_reputation[r])}, "
-                f"which excludes some providers of its class {class_label(market, int(out[r]))}; "
-                "a call market needs every request to accept its whole class",
-                _call_market_alternatives(),
-            )
-    return out
-
-
 def _books(market: Market, req_class: IntArray) -> Iterator[tuple[int, IntArray, IntArray]]:
     """(class, buyer request rows, seller offer rows) for each class with requests, both
     sides best first: bids descending (ties by request priority), asks ascending (ties by
@@ -221,24 +160,18 @@ class Outcome:
 
 
 # -- the mechanisms ---------------------------------------------------------------------------
+@attrs.frozen
 class DoubleAuction(MechanismBase):
-    """A call market per resource class (see the module docstring); subclasses set the rule."""
+    """A call market per resource class (see the module docstring); subclasses set the rule.
+
+    The base class enforces the tags: only divisible or 1-GPU requests (``splittable_only``),
+    each in one class's book (``call_market``).
+    """
 
     tags = MechanismTags(divisible=True, splittable_only=True, call_market=True)
-
-    def check_market(self, market: Market) -> None:
-        super().check_market(market)
-        rq = market.snapshot.requests
-        whole = np.flatnonzero(~rq.divisible & (rq.gpus > 1))
-        if len(whole):
-            r = int(whole[np.argmin(market.request_rank[whole])])
-            raise UnsupportedMarketError(
-                self.name,
-                f"request {str(rq.id[r])!r} wants {int(rq.gpus[r])} GPUs from one offer, but a "
-                "double auction trades single GPUs: only divisible or 1-GPU requests",
-                _WHOLE_ORDER_ALTERNATIVES,
-            )
-        request_classes(market, self.name)
+    whole_request_reason: ClassVar[str] = (
+        "a double auction trades single GPUs: only divisible or 1-GPU requests"
+    )
 
     @abc.abstractmethod
     def _rule(self, x: Crossing) -> Outcome:
@@ -297,17 +230,22 @@ class DoubleAuction(MechanismBase):
 
 def _fraction(k: Any) -> Fraction:
     """`k` as an exact fraction in [0, 1] (floats are taken at their exact binary value)."""
+
+    def bad(reason: str) -> InvalidOptionError:
+        return InvalidOptionError("k", k, reason, mechanism="uniform-price")
+
     if isinstance(k, bool) or not isinstance(k, numbers.Rational | float | Decimal | str):
-        raise ValueError(f"k must be a number in [0, 1], got {k!r}")
+        raise bad("k must be a number in [0, 1]")
     try:
         f = Fraction(k)
     except (ValueError, ZeroDivisionError, OverflowError):
-        raise ValueError(f"k must be a number in [0, 1], got {k!r}") from None
+        raise bad("k must be a number in [0, 1]") from None
     if not 0 <= f <= 1:
-        raise ValueError(f"k must be in [0, 1], got {k!r}")
+        raise bad("k must be in [0, 1]")
     return f
 
 
+@attrs.frozen
 class UniformPrice(DoubleAuction):
     """The k-double auction: all ``q`` units trade at one price in the crossing interval.
 
@@ -330,15 +268,8 @@ class UniformPrice(DoubleAuction):
         exact_optimal=True,
     )
 
-    def __init__(self, payment: str | None = None, *, k: Any = Fraction(1, 2)) -> None:
-        super().__init__(payment)
-        self.k = _fraction(k)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(payment={self.payment!r}, k={str(self.k)!r})"
-
-    def get_options(self) -> dict[str, Any]:
-        return {"payment": self.payment, "k": str(self.k)}
+    k: Fraction = attrs.field(default=Fraction(1, 2), converter=_fraction, kw_only=True,
+                              repr=lambda f: repr(str(f)), metadata={"export": str})
 
     def _rule(self, x: Crossing) -> Outcome:
         lo = x.s_q if x.b_next is None else max(x.s_q, x.b_next)
@@ -347,6 +278,7 @@ class UniformPrice(DoubleAuction):
         return Outcome(x.q, p, p)
 
 
+@attrs.frozen
 class McAfee(DoubleAuction):
     """McAfee's (1992) trade-reduction double auction.
 
@@ -379,18 +311,11 @@ class McAfee(DoubleAuction):
         return Outcome(x.q - 1, x.s_q, x.b_q)
 
 
-def _seed(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
-        raise ValueError(f"seed must be an int >= 0 or None, got {value!r}")
-    return int(value)
-
-
 def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
+@attrs.frozen
 class SBBA(DoubleAuction):
     """SBBA, the strongly budget-balanced double auction of Segal-Halevi, Hassidim and Aumann,
     "SBBA: a Strongly-Budget-Balanced Double-Auction Mechanism" (SAGT 2016, arXiv:1607.05139),
@@ -413,10 +338,11 @@ class SBBA(DoubleAuction):
     ``int(sha256(f"{seed}:{class}")) mod q`` of that order (each offer's candidate units in a
     run) is dropped. The seed used is in ``result.diagnostics["seed"]``.
 
+    The lottery seed is drawn from the `rng` given to `clear` (an int or SeedSequence seeds
+    it, so ``rng=7`` always draws the same lottery), or from fresh entropy when it is None.
+
     Args:
         payment: ``"sbba"`` (the only rule).
-        seed: the lottery seed (an int >= 0); None draws one from the `rng` given to `clear`,
-            or from fresh entropy when that is None too.
     """
 
     name: ClassVar[str] = "sbba"
@@ -425,23 +351,8 @@ class SBBA(DoubleAuction):
         truthful_unit_traders=True, deterministic=False,
     )
 
-    def __init__(self, payment: str | None = None, *, seed: int | None = None) -> None:
-        super().__init__(payment)
-        self.seed = _seed(seed)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(payment={self.payment!r}, seed={self.seed!r})"
-
-    def get_options(self) -> dict[str, Any]:
-        return {"payment": self.payment, "seed": self.seed}
-
     def _prepare(self, rng: np.random.Generator | None) -> dict[str, Any]:
-        if self.seed is not None:
-            seed = self.seed
-        elif rng is not None:
-            seed = int(rng.integers(0, 2**63 - 1))
-        else:
-            seed = secrets.randbits(63)
+        seed = int(rng.integers(0, 2**63 - 1)) if rng is not None else secrets.randbits(63)
         return {"seed": seed}
 
     def _rule(self, x: Crossing) -> Outcome:

@@ -44,17 +44,23 @@ Prices (``payment=``):
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction.errors import AuctionOverflowError, SolverError, UnsupportedMarketError
+from auction._arrays import group_starts, readonly
+from auction.errors import AuctionOverflowError, InvalidOptionError, SolverError
 from auction.kernels.prices import UNREACHABLE, shortest_paths
+from auction.limits import Deadline
 from auction.market import Market
+from auction.mechanisms import options
 from auction.mechanisms.base import MechanismBase, MechanismTags
+from auction.problems.memory import pair_memory
 from auction.result import ClearingResult, Status
+from auction.solvers.pulp_solvers import pulp_solver
 
 __all__ = [
     "LinearProgram",
@@ -78,6 +84,10 @@ HIGHSPY_METHODS = {
 }
 PRICE_RULES = ("lowest", "highest")
 _INTEGRALITY_TOL = 1e-6
+#: Bytes held per eligible pair, by backend: the market's pairs, the problem's arrays, and
+#: the solver's model (HiGHS keeps the matrix row- and column-wise, PuLP a Python object per
+#: variable and term).
+_BYTES_PER_EDGE = {"flow": 160, "highs": 400, "highspy": 400, "pulp": 4000}
 _LIMIT = 1 << 62
 
 
@@ -222,8 +232,8 @@ def _solve_pulp(problem: TransportProblem, solver: str, time_limit: float | None
     prob += pulp.LpAffineExpression(zip(x, problem.weight.tolist(), strict=True))
     by_obj = np.argsort(problem.obj, kind="stable")
     for prefix, groups, bounds in (
-        ("d", np.arange(problem.n_edges), _starts(problem.person, problem.n)),
-        ("c", by_obj, _starts(problem.obj[by_obj], problem.m)),
+        ("d", np.arange(problem.n_edges), group_starts(problem.person, problem.n)),
+        ("c", by_obj, group_starts(problem.obj[by_obj], problem.m)),
     ):
         limit = problem.demand if prefix == "d" else problem.capacity
         for k in range(len(limit)):
@@ -234,12 +244,7 @@ def _solve_pulp(problem: TransportProblem, solver: str, time_limit: float | None
     kwargs: dict[str, Any] = {"msg": False}
     if time_limit is not None:
         kwargs["timeLimit"] = time_limit
-    try:
-        engine = pulp.getSolver(solver, **kwargs)
-    except pulp.PulpSolverError as exc:
-        raise SolverError("lp", solver, str(exc)) from exc
-    if not engine.available():
-        raise SolverError("lp", solver, "PuLP cannot find this solver on this machine")
+    engine = pulp_solver(solver, "lp", **kwargs)
     t1 = time.perf_counter()
     try:
         prob.solve(engine)
@@ -258,19 +263,13 @@ def _solve_flow(problem: TransportProblem) -> _Solved:
     from auction.kernels.flow import transport_max_weight
 
     t0 = time.perf_counter()
-    indptr = _starts(problem.person, problem.n)
+    indptr = group_starts(problem.person, problem.n)
     t1 = time.perf_counter()
     flow, stats = transport_max_weight(problem.n, problem.m, problem.demand, problem.capacity,
                                        indptr, problem.obj, problem.weight)
     t2 = time.perf_counter()
     return _Solved(np.asarray(flow, dtype=np.int64), "optimal",
                    f"cost scaling: {stats.get('phases', 0)} phases", t1 - t0, t2 - t1)
-
-
-def _starts(group: IntArray, n_groups: int) -> IntArray:
-    out = np.zeros(n_groups + 1, dtype=np.int64)
-    np.cumsum(np.bincount(group, minlength=n_groups), out=out[1:])
-    return out
 
 
 def solve_transport(
@@ -294,7 +293,10 @@ def solve_transport(
     else:
         solved = _solve_pulp(problem, solver, time_limit)
     stats = {"solver_status": solved.status, "solver_message": solved.message,
-             "build_seconds": solved.build_seconds, "solve_seconds": solved.solve_seconds}
+             "build_seconds": solved.build_seconds, "solve_seconds": solved.solve_seconds,
+             "timed_out": solved.flow is None and "time limit" in (
+                 f"{solved.status} {solved.message}".lower().replace("_", " ")
+             )}
     return solved.flow, stats
 
 
@@ -330,7 +332,7 @@ def equilibrium_prices(
     exactly when `flow` is not optimal. A certificate that needs no trust in the solver.
     """
     if rule not in PRICE_RULES:
-        raise ValueError(f"prices must be one of {PRICE_RULES}, got {rule!r}")
+        raise InvalidOptionError("prices", rule, f"prices must be one of {PRICE_RULES}")
     n, m = problem.n, problem.m
     w = problem.weight
     if len(w) and int(np.abs(w).max()) >= _LIMIT // (n + m + 2):
@@ -351,7 +353,7 @@ def equilibrium_prices(
     if rule == "highest":  # distances *to* z: shortest paths from z against the arcs
         tails, heads = heads, tails
     order = np.argsort(tails, kind="stable")
-    indptr = _starts(tails, n + m + 1)
+    indptr = group_starts(tails, n + m + 1)
     dist, ok = shortest_paths(n + m + 1, indptr, heads[order], lengths[order], 0)
     if not ok or bool((dist == UNREACHABLE).any()):
         return None
@@ -360,6 +362,7 @@ def equilibrium_prices(
     return dist[1 + n :], -dist[1 : 1 + n]  # x = -dist
 
 
+@attrs.frozen
 class LinearProgram(MechanismBase):
     """Welfare-optimal bulk clearing of splittable requests by linear programming.
 
@@ -368,14 +371,17 @@ class LinearProgram(MechanismBase):
     Args:
         payment: ``"pay-as-bid"`` (default) or ``"uniform"`` (competitive-equilibrium prices).
         backend: ``"highs"`` (default), ``"highspy"``, ``"pulp"`` or ``"flow"`` (the numba
-            min-cost-flow kernel; ``method`` and ``time_limit`` do not apply).
-        method: HiGHS algorithm: ``"ipm"`` (default), ``"dual-simplex"``, ``"auto"``, and with
-            ``backend="highspy"`` also ``"primal-simplex"``.
-        solver: PuLP solver name for ``backend="pulp"`` (default ``"PULP_CBC_CMD"``).
-        time_limit: seconds the solver may take (None: no limit). A solver stopped by it
-            gives a ``failed`` result with no allocations and a message that says so.
+            min-cost-flow kernel).
+        backend_options: the backend's own options: ``method`` (HiGHS algorithm: ``"ipm"``,
+            the default, ``"dual-simplex"``, ``"auto"``, and with ``backend="highspy"`` also
+            ``"primal-simplex"``) and ``solver`` (the PuLP solver for ``backend="pulp"``,
+            default ``"PULP_CBC_CMD"``, CBC).
         prices: which equilibrium prices ``payment="uniform"`` reports: ``"lowest"``
             (default) or ``"highest"``.
+        time_limit: seconds for the whole clearing (see `MechanismBase`); the solver gets what
+            is left after the build. A solver stopped by it gives a ``time_limit`` result with
+            no allocations (an LP has no valid allocation before it is solved) and a message.
+        max_memory: see `MechanismBase`.
     """
 
     name: ClassVar[str] = "lp"
@@ -388,72 +394,59 @@ class LinearProgram(MechanismBase):
         scoring=True,
     )
     backends: ClassVar[tuple[str, ...]] = ("highs", "highspy", "pulp", "flow")
+    whole_request_reason: ClassVar[str] = "the LP cannot express that (a MILP can)"
 
-    def __init__(
-        self,
-        payment: str | None = None,
-        *,
-        backend: str = "highs",
-        method: str = "ipm",
-        solver: str = "PULP_CBC_CMD",
-        time_limit: float | None = None,
-        prices: str = "lowest",
-    ) -> None:
-        super().__init__(payment)
-        if backend not in self.backends:
-            raise ValueError(f"backend must be one of {self.backends}, got {backend!r}")
-        methods = HIGHSPY_METHODS if backend == "highspy" else HIGHS_METHODS
-        if method not in methods:
-            raise ValueError(
-                f"method for backend {backend!r} must be one of {tuple(methods)}, got {method!r}"
+    backend: str = options.choice("highs", backends)
+    backend_options: Mapping[str, Any] = options.mapping(("method", "solver"))
+    prices: str = options.choice("lowest", PRICE_RULES)
+
+    @property
+    def method(self) -> str:
+        """The HiGHS algorithm (``backend_options["method"]``, default ``"ipm"``)."""
+        return str(self.backend_options.get("method", "ipm"))
+
+    @property
+    def solver(self) -> str:
+        """The PuLP solver (``backend_options["solver"]``, default ``"PULP_CBC_CMD"``)."""
+        return str(self.backend_options.get("solver", "PULP_CBC_CMD"))
+
+    def _check_options(self) -> None:
+        methods = HIGHSPY_METHODS if self.backend == "highspy" else HIGHS_METHODS
+        if "method" in self.backend_options and self.method not in methods:
+            raise InvalidOptionError(
+                "backend_options", dict(self.backend_options),
+                f"method for backend {self.backend!r} must be one of {tuple(methods)}",
+                mechanism=self.name,
             )
-        if not isinstance(solver, str) or not solver:
-            raise ValueError(f"solver must be a PuLP solver name, got {solver!r}")
-        if time_limit is not None and (
-            isinstance(time_limit, bool)
-            or not isinstance(time_limit, int | float)
-            or not time_limit > 0
-        ):
-            raise ValueError(f"time_limit must be a number of seconds > 0 or None, got "
-                             f"{time_limit!r}")
-        if prices not in PRICE_RULES:
-            raise ValueError(f"prices must be one of {PRICE_RULES}, got {prices!r}")
-        if backend == "highspy":
+        if not self.solver:
+            raise InvalidOptionError("backend_options", dict(self.backend_options),
+                                     "solver must be a PuLP solver name", mechanism=self.name)
+        if self.backend == "highspy":
             _require("highspy", "highs")
-        self.backend, self.method, self.solver = backend, method, solver
-        self.time_limit, self.prices = time_limit, prices
 
-    def get_options(self) -> dict[str, Any]:
-        return {"payment": self.payment, "backend": self.backend, "method": self.method,
-                "solver": self.solver, "time_limit": self.time_limit, "prices": self.prices}
+    def memory_estimate(self, market: Market) -> tuple[str, int] | None:
+        return pair_memory(market, _BYTES_PER_EDGE[self.backend])
 
     def check_market(self, market: Market) -> None:
         super().check_market(market)
         if self.payment == "uniform" and market.scoring:
-            raise UnsupportedMarketError(
-                self.name,
+            raise self.refuse(
                 "uniform prices on a scoring market (quality bonuses) are in score units and "
                 "could exceed a tenant's max price; scoring clears with pay-as-bid",
-                ["lp (payment='pay-as-bid')", "second-price (payment='second-score')"],
-            )
-        rq = market.snapshot.requests
-        whole = ~rq.divisible & (rq.gpus > 1)
-        if bool(whole.any()):
-            first = str(rq.id[market.request_order[whole[market.request_order]][0]])
-            raise UnsupportedMarketError(
-                self.name,
-                f"request {first!r} wants several GPUs all-or-nothing; the LP cannot express "
-                "that (a MILP can)",
-                ["gang", "assignment", "first-price"],
+                [("lp", {"payment": "pay-as-bid"}), ("second-price", {"payment": "second-score"})],
             )
 
-    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
+    def _clear(
+        self, market: Market, rng: np.random.Generator | None, deadline: Deadline
+    ) -> ClearingResult:
         problem = transport_problem(market)
         flow, stats = solve_transport(problem, backend=self.backend, method=self.method,
-                                      solver=self.solver, time_limit=self.time_limit)
+                                      solver=self.solver, time_limit=deadline.remaining())
         failed = _failure(problem, flow, stats)
         if failed or flow is None:
-            return self._failed(market, failed, stats)
+            timed_out = deadline.expired() or stats.get("timed_out", False)
+            return self._failed(market, failed, stats,
+                                Status.TIME_LIMIT if timed_out else Status.FAILED)
         t0 = time.perf_counter()
         duals = equilibrium_prices(problem, flow, self.prices)
         stats["certify_seconds"] = time.perf_counter() - t0
@@ -476,19 +469,20 @@ class LinearProgram(MechanismBase):
             **stats,
             "objective": int((problem.weight[used] * gpus).sum()) if len(used) else 0,
             "edges": problem.n_edges,
-            "offer_price": _ro(offer_price),
-            "request_profit": _ro(request_profit),
+            "offer_price": readonly(offer_price),
+            "request_profit": readonly(request_profit),
         }
         return ClearingResult.from_allocation(
             market, req, off, gpus, unit, mechanism=self.name, payment=self.payment,
             options=self.get_options(), diagnostics=diagnostics,
         )
 
-    def _failed(self, market: Market, why: str, stats: dict[str, Any]) -> ClearingResult:
+    def _failed(self, market: Market, why: str, stats: dict[str, Any],
+                status: Status = Status.FAILED) -> ClearingResult:
         empty = np.zeros(0, dtype=np.int64)
         return ClearingResult.from_allocation(
             market, empty, empty, empty, empty, mechanism=self.name, payment=self.payment,
-            status=Status.FAILED, message=why, options=self.get_options(), diagnostics=stats,
+            status=status, message=why, options=self.get_options(), diagnostics=stats,
         )
 
 
@@ -503,9 +497,3 @@ def _require(module: str, extra: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise SolverError("lp", module, f"not installed; pip install 'auction[{extra}]'")
-
-
-def _ro(a: IntArray) -> IntArray:
-    a.flags.writeable = False
-    return a
-

@@ -9,11 +9,15 @@ mechanism's options as keyword arguments and returns a `Mechanism`::
 
 Entry points are read on the first lookup, not at import. A plugin that fails to load, or whose
 name is already taken, is skipped with an `AuctionPluginWarning`; it never breaks the library.
+The built-ins are found the same way, by ``module:attribute`` path, so the registry imports no
+mechanism module (and the base class, which asks the registry for alternatives when it refuses
+a market, imports the registry without a cycle).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.metadata
 import re
 import warnings
@@ -22,14 +26,15 @@ from typing import Any
 
 import attrs
 
-from auction.errors import MechanismNotFoundError
-from auction.mechanisms.base import Mechanism, MechanismTags
+from auction.errors import Alternative, InvalidOptionError, MechanismNotFoundError
+from auction.mechanisms.protocol import Mechanism, MechanismTags
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "AuctionPluginWarning",
     "available",
     "get",
+    "resolve",
     "supporting",
     "tags_of",
 ]
@@ -43,15 +48,27 @@ class AuctionPluginWarning(UserWarning):
     """A third-party mechanism could not be loaded or clashes with another name."""
 
 
-def _builtins() -> dict[str, Factory]:
-    from auction.mechanisms.assignment import Assignment
-    from auction.mechanisms.double_auction import SBBA, McAfee, UniformPrice
-    from auction.mechanisms.gang import Gang
-    from auction.mechanisms.lp import LinearProgram
-    from auction.mechanisms.sealed_bid import FirstPrice, SecondPrice
+#: The built-in mechanisms: registry name -> ``module:attribute``.
+BUILTINS: Mapping[str, str] = {
+    "first-price": "auction.mechanisms.sealed_bid:FirstPrice",
+    "second-price": "auction.mechanisms.sealed_bid:SecondPrice",
+    "assignment": "auction.mechanisms.assignment:Assignment",
+    "mcafee": "auction.mechanisms.double_auction:McAfee",
+    "sbba": "auction.mechanisms.double_auction:SBBA",
+    "uniform-price": "auction.mechanisms.double_auction:UniformPrice",
+    "lp": "auction.mechanisms.lp:LinearProgram",
+    "gang": "auction.mechanisms.gang:Gang",
+}
 
-    return {m.name: m for m in (FirstPrice, SecondPrice, Assignment, McAfee, SBBA, UniformPrice,
-                                          LinearProgram, Gang)}
+
+def _load(path: str) -> Factory:
+    module, _, attr = path.partition(":")
+    obj: Factory = getattr(importlib.import_module(module), attr)
+    return obj
+
+
+def _builtins() -> dict[str, Factory]:
+    return {name: _load(path) for name, path in BUILTINS.items()}
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
@@ -88,7 +105,7 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
 @functools.cache
 def _plugins() -> Mapping[str, Factory]:
     """Entry-point mechanisms, loaded once; `refresh()` forgets them."""
-    taken = set(_builtins())
+    taken = set(BUILTINS)
     found: dict[str, Factory] = {}
     for ep in sorted(_entry_points(), key=lambda e: (e.name, e.value)):
         if ep.name in taken or ep.name in found:
@@ -132,15 +149,32 @@ def get(name: str, **options: Any) -> Mechanism:
 
     Raises:
         MechanismNotFoundError: no mechanism has this name.
+        InvalidOptionError: an option the mechanism does not have, or a bad value.
         UnknownPaymentRuleError: ``payment=`` names a rule the mechanism does not offer.
     """
     factories = _factories()
     if name not in factories:
         raise MechanismNotFoundError(name, sorted(factories))
-    mech = factories[name](**options)
+    factory = factories[name]
+    if isinstance(factory, type) and attrs.has(factory):  # declared options: check the names
+        known = [a.name for a in attrs.fields(factory) if a.init]
+        for key, value in options.items():
+            if key not in known:
+                raise InvalidOptionError(
+                    key, value, f"{name} has no option {key!r}; its options: {', '.join(known)}",
+                    mechanism=name,
+                )
+    mech = factory(**options)
     if not isinstance(mech, Mechanism):
         raise TypeError(f"mechanism {name!r} does not implement the Mechanism protocol")
     return mech
+
+
+def resolve(alternative: str | tuple[str, Mapping[str, Any]]) -> Mechanism:
+    """The mechanism an `Alternative` (from `UnsupportedMarketError.alternatives`), a
+    ``(name, options)`` pair or its text names, built with its options."""
+    alt = Alternative.parse(alternative)
+    return get(alt.name, **alt.options)
 
 
 def tags_of(name: str) -> MechanismTags:

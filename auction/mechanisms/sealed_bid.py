@@ -29,10 +29,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 
 from auction.kernels.sealed_bid import sealed_bid, sealed_bid_reference
 from auction.market import Market
+from auction.mechanisms import options
 from auction.mechanisms.base import MechanismBase, MechanismTags
 from auction.result import ClearingResult
 
@@ -69,13 +71,18 @@ def sealed_bid_arrays(market: Market) -> tuple[Any, ...]:
     )
 
 
+@attrs.frozen
 class SealedBidAuction(MechanismBase):
     """Per-order sealed-bid reverse auction (see the module docstring).
+
+    The kernels stream over offer classes, so memory stays flat whatever the pair count (no
+    memory estimate), and their work is bounded by requests x eligible offers.
 
     Args:
         payment: ``"pay-as-bid"``, ``"vickrey"`` or ``"second-score"`` (the same rule as
             ``"vickrey"``, named for scoring markets); the default is the subclass's.
         backend: ``"numba"`` (default) or ``"python"``, the pure-Python reference.
+        time_limit, max_memory: see `MechanismBase`.
     """
 
     tags = MechanismTags(
@@ -83,14 +90,7 @@ class SealedBidAuction(MechanismBase):
     )
     backends: ClassVar[tuple[str, ...]] = ("numba", "python")
 
-    def __init__(self, payment: str | None = None, *, backend: str = "numba") -> None:
-        super().__init__(payment)
-        if backend not in self.backends:
-            raise ValueError(f"backend must be one of {self.backends}, got {backend!r}")
-        self.backend = backend
-
-    def get_options(self) -> dict[str, str]:
-        return {"payment": self.payment, "backend": self.backend}
+    backend: str = options.choice("numba", backends)
 
     def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
         kernel = sealed_bid if self.backend == "numba" else sealed_bid_reference
@@ -108,6 +108,7 @@ class SealedBidAuction(MechanismBase):
         )
 
 
+@attrs.frozen
 class FirstPrice(SealedBidAuction):
     """Sealed-bid reverse auction paying each winner its ask (pay-as-bid)."""
 
@@ -115,6 +116,7 @@ class FirstPrice(SealedBidAuction):
     tags = MechanismTags(payments=("pay-as-bid",), divisible=True, scoring=True)
 
 
+@attrs.frozen
 class SecondPrice(SealedBidAuction):
     """Sealed-bid reverse auction with Vickrey payments, the request's max price as reserve."""
 

@@ -24,13 +24,14 @@ from hypothesis import HealthCheck, Phase, given, note, reject, settings
 
 from auction.book import OrderBook
 from auction.errors import (
+    Alternative,
     AuctionOverflowError,
     UnknownPaymentRuleError,
     UnsupportedMarketError,
 )
 from auction.market import Market
 from auction.mechanisms.base import Mechanism, MechanismTags
-from auction.mechanisms.registry import available, get, tags_of
+from auction.mechanisms.registry import available, get, resolve
 from auction.money import MAX_MONEY
 from auction.orders import Offer, Order, Request
 from auction.result import ClearingResult, Status
@@ -165,7 +166,8 @@ def _try_clear(mech: Mechanism, market: Market, seed: int | None) -> ClearingRes
     """Clear with a seeded rng; None if the mechanism refused the market in a way the contract
     allows.
 
-    Allowed: `UnsupportedMarketError` naming alternatives, and `AuctionOverflowError` when some
+    Allowed: `UnsupportedMarketError` naming alternatives that the registry resolves (each a
+    registered name with options its constructor takes), and `AuctionOverflowError` when some
     price is `SAFE_AMOUNT` or more. Any other refusal fails the check.
     """
     rng = None if seed is None else np.random.default_rng(seed)
@@ -176,6 +178,14 @@ def _try_clear(mech: Mechanism, market: Market, seed: int | None) -> ClearingRes
             raise AssertionError(
                 f"UnsupportedMarketError without alternatives (it must say which can): {exc}"
             ) from exc
+        for alt in exc.alternatives:
+            try:
+                resolve(alt)
+            except Exception as bad:
+                raise AssertionError(
+                    f"UnsupportedMarketError names alternative {alt!r}, which the registry "
+                    f"cannot build: {bad!r}"
+                ) from exc
         return None
     except AuctionOverflowError as exc:
         if _largest_amount(market) < SAFE_AMOUNT:
@@ -579,7 +589,7 @@ def check_divisible_support(
             result = _clear(mech, market, seed)
             _assert_consistent(mech, market, result)
             return
-        alternatives: tuple[str, ...] | None = None
+        alternatives: tuple[Alternative, ...] | None = None
         try:
             mech.clear(market, rng=np.random.default_rng(seed))
         except UnsupportedMarketError as exc:
@@ -592,8 +602,8 @@ def check_divisible_support(
         assert alternatives, "UnsupportedMarketError must name mechanisms that can"
         registered = set(available())
         for alt in alternatives:
-            assert alt in registered, f"alternative {alt!r} is not a registered mechanism"
-            assert tags_of(alt).divisible, f"alternative {alt!r} does not support divisible"
+            assert alt.name in registered, f"alternative {alt!r} is not a registered mechanism"
+            assert resolve(alt).tags.divisible, f"alternative {alt!r} does not support divisible"
 
     run()
 
