@@ -28,8 +28,6 @@ from auction import Market, Offer, OrderBook, Request
 from auction.demo import example_book
 from auction.errors import AuctionOverflowError, InvalidOptionError, UnsupportedMarketError
 from auction.mechanisms import gang as gang_module
-from auction.mechanisms.gang import mechanism as gang_mechanism
-from auction.solvers import milp as milp_module
 from auction.mechanisms.gang import (
     Gang,
     GangSolverError,
@@ -40,8 +38,10 @@ from auction.mechanisms.gang import (
     lp_relaxation_bound,
     verify_allocation,
 )
+from auction.mechanisms.gang import mechanism as gang_mechanism
 from auction.orders import Order
 from auction.result import ClearingResult, Status
+from auction.solvers import milp as milp_module
 from auction.testing import describe_market, is_eligible, markets
 from auction.testing.oracles import reputation_of
 

@@ -17,7 +17,7 @@ from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import options
 from auction.mechanisms.base import MechanismBase, MechanismTags
-from auction.mechanisms.gang.heuristic import best_greedy, welfare_of
+from auction.mechanisms.gang.heuristic import greedy_allocation, welfare_of
 from auction.mechanisms.gang.pricing import supporting_prices
 from auction.problems.gang import GangProblem, build_problem, verify_allocation
 from auction.problems.memory import pair_memory
@@ -32,7 +32,7 @@ Allocation = tuple[IntArray, IntArray, IntArray]
 
 #: Share of the time left after the build that the MILP solver gets; the rest is for the LP
 #: relaxation, the greedy fallback and the pricing.
-SOLVER_SHARE = 0.6
+SOLVER_SHARE = 0.5
 #: Seconds standing for "no limit" where a solver needs a number.
 _UNLIMITED = 1e9
 #: Bytes held per eligible pair: the market's pairs, the model's arrays and sparse matrix,
@@ -158,13 +158,20 @@ class Gang(MechanismBase):
         # fall back: not proven optimal. The LP relaxation (if time is left) gives a bound and
         # guides the greedy allocation, which is always computed (fast, and valid)
         t2 = time.perf_counter()
-        relax_budget = deadline.remaining(0.5)
+        greedy = greedy_allocation(problem, market)
+        how = "greedy allocation (by surplus density)"
+        greedy_seconds = time.perf_counter() - t2
+        left = deadline.remaining()
         lp = None
-        if relax_budget is None or relax_budget > 0.05:
-            lp = lp_relaxation(problem, time_limit=_UNLIMITED if relax_budget is None
-                               else relax_budget)
+        if left is None or left > 3 * greedy_seconds + 0.1:  # room for the LP and a 2nd greedy
+            lp = lp_relaxation(problem, time_limit=_UNLIMITED if left is None
+                               else max(0.05, left - 2 * greedy_seconds))
         bound = _min_bound(bound, None if lp is None else lp[0])
-        greedy, how = best_greedy(problem, market, None if lp is None else lp[1])
+        left = deadline.remaining()
+        if lp is not None and (left is None or left > 1.5 * greedy_seconds):
+            guided = greedy_allocation(problem, market, lp[1])
+            if welfare_of(market, *guided) > welfare_of(market, *greedy):
+                greedy, how = guided, "greedy allocation guided by the LP relaxation"
         verify_allocation(market, *greedy)
         diag["fallback_seconds"] = time.perf_counter() - t2
         g_welfare = welfare_of(market, *greedy)
