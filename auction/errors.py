@@ -31,7 +31,21 @@ __all__ = [
 
 
 class AuctionError(Exception):
-    """Base class of every error this library raises on purpose."""
+    """Base class of every error this library raises on purpose.
+
+    Every one pickles (so it crosses process pools) with its attributes.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore(cls: type[AuctionError], args: tuple[Any, ...], state: dict[str, Any]
+             ) -> AuctionError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 class InvalidValueError(AuctionError, ValueError):
@@ -207,8 +221,6 @@ class UnsupportedMarketError(AuctionError, ValueError):
         hint = f"; use one of: {', '.join(self.alternatives)}" if self.alternatives else ""
         super().__init__(f"mechanism {mechanism!r} cannot clear this market: {reason}{hint}")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.mechanism, self.reason, self.alternatives))
 
 
 class AuctionOverflowError(AuctionError, OverflowError):
@@ -230,8 +242,6 @@ class SolverError(AuctionError, RuntimeError):
         self.reason = reason
         super().__init__(f"mechanism {mechanism!r}, solver {solver!r}: {reason}")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.mechanism, self.solver, self.reason))
 
 
 class GangSolverError(SolverError):
@@ -258,8 +268,6 @@ class TimeLimitError(AuctionError, TimeoutError):
             f"{stage}, with no valid allocation; raise time_limit= or clear a smaller market"
         )
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.mechanism, self.time_limit, self.stage))
 
 
 class MemoryLimitError(AuctionError, MemoryError):
@@ -280,10 +288,11 @@ class MemoryLimitError(AuctionError, MemoryError):
         self.estimate = int(estimate)
         self.limit = int(limit)
         self.advice = advice
+        self._init = (mechanism, what, estimate, limit, advice)
         super().__init__(
             f"mechanism {mechanism!r} would hold about {self.estimate / 2**30:.3g} GiB for "
             f"{what}, past its max_memory of {self.limit / 2**30:.3g} GiB: {advice}"
         )
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.mechanism, self.what, self.estimate, self.limit, self.advice))
+    def __reduce__(self) -> tuple[Any, ...]:  # MemoryError's __new__ needs the constructor
+        return (type(self), self._init)

@@ -268,3 +268,25 @@ def test_jain_matches_float_formula(xs: list[int]) -> None:
     a = np.asarray(xs, dtype=np.float64)
     expected = 1.0 if a.sum() == 0 else a.sum() ** 2 / (len(a) * (a**2).sum())
     assert jain_index(xs) == pytest.approx(expected, rel=1e-12)
+
+
+def test_report_money_is_the_results_exact_totals() -> None:
+    """VCG pays whole-row bonuses that are not multiples of the GPUs: unit_price x gpus
+    rounds them down, the report must not (it reads the exact row payments)."""
+    from auction import Market, Offer, OrderBook, Request, clear
+    from auction.fairness import report
+
+    book = OrderBook([
+        Offer(id="a", provider="p1", gpu_model="H100", gpus=3, price=10, region="x", vram_gb=80),
+        Offer(id="b", provider="p2", gpu_model="H100", gpus=3, price=15, region="x", vram_gb=80),
+        Request(id="r", tenant="t", gpus=2, max_price=21),
+        Request(id="s", tenant="u", gpus=3, max_price=17),
+    ])
+    market = Market(book)
+    result = clear(market, "assignment", payment="vcg")  # p2's bonus 11 over 2 GPUs
+    rounded = int((result.unit_price * result.gpus).sum())
+    assert rounded != result.provider_revenue  # the case that used to disagree
+    rep = report(result, market)
+    assert rep.provider_revenue == result.provider_revenue
+    assert rep.total_payment == result.total_payment
+    assert rep.budget_balance == result.total_payment - result.provider_revenue
