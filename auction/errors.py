@@ -19,6 +19,7 @@ __all__ = [
     "GangSolverError",
     "InvalidOptionError",
     "InvalidOrderError",
+    "InvalidTypeError",
     "InvalidValueError",
     "MechanismNotFoundError",
     "MemoryLimitError",
@@ -84,6 +85,22 @@ class InvalidOrderError(InvalidValueError):
     def __init__(self, field: str, value: Any, reason: str, *, order_id: str | None = None):
         self.order_id = order_id
         super().__init__(field, value, reason, within=order_id)
+
+
+class InvalidTypeError(AuctionError, TypeError):
+    """An argument of the wrong type: ``{field} must be {expected}, not {type}``.
+
+    Attributes:
+        field: the argument's name.
+        value: the argument, as given.
+        expected: what it must be.
+    """
+
+    def __init__(self, field: str, value: Any, expected: str):
+        self.field = field
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{field} must be {expected}, not {type(value).__name__}")
 
 
 class InvalidOptionError(InvalidValueError):

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from auction.errors import InvalidValueError
+from auction.errors import InvalidTypeError, InvalidValueError
 from auction.market import Market
 from auction.result import ClearingResult, exact_dot
 
@@ -97,7 +97,7 @@ def _check_revenues(values: Iterable[int]) -> list[int]:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | np.integer):
-            raise TypeError(f"revenues must be ints, got {v!r}")
+            raise InvalidTypeError("revenues", v, "ints")
         iv = int(v)
         if iv < 0:
             raise InvalidValueError("revenues", iv, "must be >= 0")

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from auction._arrays import readonly
+from auction.errors import InvalidValueError
 from auction.market import Market
 
 __all__ = ["ClearingResult", "FrozenDict", "Status", "exact_dot"]
@@ -75,6 +76,7 @@ class FrozenDict(Mapping[str, Any]):
     """A read-only mapping that pickles and deep-copies (unlike `types.MappingProxyType`)."""
 
     __slots__ = ("_data",)
+    _data: dict[str, Any]
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_data", dict(data or {}))
@@ -197,7 +199,10 @@ class ClearingResult:
         pp = _row_payment(up, g) if provider_payment is None else _exact(provider_payment)
         tpay = _row_payment(tp, g) if tenant_payment is None else _exact(tenant_payment)
         if not (len(off) == len(g) == len(up) == len(tp) == len(pp) == len(tpay) == n):
-            raise ValueError("allocation columns must have equal lengths")
+            raise InvalidValueError(
+                "allocation", {"request_row": n, "offer_row": len(off), "gpus": len(g)},
+                "allocation columns must have equal lengths",
+            )
         if provider_payment is not None:
             up = np.array([int(p) // int(k) for p, k in zip(pp, g, strict=True)], dtype=np.int64)
         if tenant_payment is not None:

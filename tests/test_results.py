@@ -172,7 +172,8 @@ def test_rng_forms_are_one_argument() -> None:
     assert resolve_rng(g) is g
     assert resolve_rng(None) is None
     a, b = resolve_rng(5), resolve_rng(np.random.SeedSequence(5))
-    assert a is not None and b is not None
+    assert a is not None
+    assert b is not None
     assert a.integers(0, 2**62) == b.integers(0, 2**62)
     with pytest.raises(auction.errors.InvalidValueError, match="rng"):
         resolve_rng(1.5)

@@ -30,7 +30,12 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-from auction.errors import Alternative, UnknownPaymentRuleError, UnsupportedMarketError
+from auction.errors import (
+    Alternative,
+    InvalidTypeError,
+    UnknownPaymentRuleError,
+    UnsupportedMarketError,
+)
 from auction.limits import DEFAULT_TIME_LIMIT, Deadline, check_memory
 from auction.market import Market
 from auction.mechanisms import options, registry
@@ -62,6 +67,11 @@ def resolve_rng(rng: RngLike) -> np.random.Generator | None:
     raise InvalidValueError(
         "rng", rng, "must be a numpy Generator, an int >= 0, a SeedSequence or None"
     )
+
+
+def _payment_name(value: str | None) -> str:
+    """None (the mechanism's default rule, resolved after construction) as ``""``."""
+    return "" if value is None else value
 
 
 def _memory_option(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -98,7 +108,7 @@ class MechanismBase(abc.ABC):
     whole_request_reason: ClassVar[str] = "only divisible or 1-GPU requests can be cleared"
     _takes_deadline: ClassVar[bool] = False
 
-    payment: str | None = attrs.field(default=None)
+    payment: str = attrs.field(default=None, converter=_payment_name)
     time_limit: float | None = options.seconds(DEFAULT_TIME_LIMIT)
     max_memory: int | None = attrs.field(default=None, validator=_memory_option, kw_only=True)
 
@@ -114,7 +124,7 @@ class MechanismBase(abc.ABC):
 
     def __attrs_post_init__(self) -> None:
         offered = self.tags.payments
-        payment = offered[0] if self.payment is None else self.payment
+        payment = self.payment or offered[0]
         if payment not in offered:
             raise UnknownPaymentRuleError(self.name, str(payment), offered)
         object.__setattr__(self, "payment", payment)
@@ -176,7 +186,7 @@ class MechanismBase(abc.ABC):
         """Raise `UnsupportedMarketError` if this mechanism cannot clear `market`: what the
         tags promise (divisible, splittable_only, call_market) is enforced here."""
         if not isinstance(market, Market):
-            raise TypeError(f"{self.name} clears a Market, not {type(market).__name__}")
+            raise InvalidTypeError("market", market, f"a Market ({self.name} clears a Market)")
         tags = self.tags
         rq = market.snapshot.requests
         if not tags.divisible and bool(rq.divisible.any()):
@@ -216,10 +226,13 @@ class MechanismBase(abc.ABC):
             check_memory(self.name, estimate[0], estimate[1], self.max_memory,
                          self.memory_advice)
         if self._takes_deadline:
-            return self._clear(market, generator, deadline)  # type: ignore[call-arg]
-        return self._clear(market, generator)
+            return self._clear(market, generator, deadline)
+        return self._clear(market, generator)  # type: ignore[call-arg]
 
     @abc.abstractmethod
-    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
-        """Clear a market that `check_market` accepted (optionally taking a third argument,
-        ``deadline``, the `Deadline` of this clearing)."""
+    def _clear(
+        self, market: Market, rng: np.random.Generator | None, deadline: Deadline
+    ) -> ClearingResult:
+        """Clear a market that `check_market` accepted, within `deadline` (the `Deadline`
+        of this clearing). A subclass may leave ``deadline`` out of its signature: then it is
+        called with (market, rng) alone."""

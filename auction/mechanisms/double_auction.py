@@ -47,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from auction.errors import InvalidOptionError
+from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms.base import MechanismBase, MechanismTags
 from auction.problems.call_market import class_label, request_classes
@@ -188,7 +189,9 @@ class DoubleAuction(MechanismBase):
         """Per-clearing state (the lottery seed), recorded in the diagnostics."""
         return {}
 
-    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
+    def _clear(
+        self, market: Market, rng: np.random.Generator | None, deadline: Deadline
+    ) -> ClearingResult:
         rq, of = market.snapshot.requests, market.snapshot.offers
         state = self._prepare(rng)
         req_l: list[IntArray] = []

@@ -15,11 +15,11 @@ Use them in a mechanism class body::
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
+import numpy as np
 
 from auction.errors import InvalidOptionError
 from auction.result import FrozenDict
@@ -27,6 +27,18 @@ from auction.result import FrozenDict
 __all__ = ["choice", "flag", "integer", "mapping", "number", "seconds", "text"]
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+_REAL = (int, float, np.integer, np.floating)
+
+
+def _to_int(value: Any) -> Any:
+    """ints (numpy's too) as int; anything else as given, for the validator to refuse."""
+    return int(value) if isinstance(value, int | np.integer) and not isinstance(value, bool) \
+        else value
+
+
+def _to_float(value: Any) -> Any:
+    """real numbers as float; anything else as given, for the validator to refuse."""
+    return float(value) if isinstance(value, _REAL) and not isinstance(value, bool) else value
 
 
 def _fail(instance: Any, attribute: attrs.Attribute[Any], value: Any, reason: str) -> None:
@@ -59,33 +71,31 @@ def integer(default: int, *, minimum: int | None = None, maximum: int | None = N
     """An int (not a bool) in [minimum, maximum]."""
 
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-                or (minimum is not None and value < minimum)
-                or (maximum is not None and value > maximum)):
+        if (isinstance(value, bool) or not isinstance(value, int | np.integer)
+                or (minimum is not None and int(value) < minimum)
+                or (maximum is not None and int(value) > maximum)):
             lo = "" if minimum is None else f" >= {minimum}"
             hi = "" if maximum is None else f" <= {maximum}"
             _fail(instance, attribute, value, f"{attribute.name} must be an int{lo}{hi}")
 
     return attrs.field(default=default, validator=check, kw_only=True,
-                       converter=lambda v: int(v) if isinstance(v, numbers.Integral)
-                       and not isinstance(v, bool) else v)
+                       converter=_to_int)
 
 
 def number(default: float, *, minimum: float, maximum: float, closed_max: bool = False) -> Any:
     """A real number in [minimum, maximum) (or [minimum, maximum] with `closed_max`)."""
 
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
-              and math.isfinite(value) and minimum <= value
-              and (value <= maximum if closed_max else value < maximum))
+        ok = (not isinstance(value, bool) and isinstance(value, _REAL)
+              and math.isfinite(float(value)) and minimum <= float(value)
+              and (float(value) <= maximum if closed_max else float(value) < maximum))
         if not ok:
             bracket = "]" if closed_max else ")"
             _fail(instance, attribute, value,
                   f"{attribute.name} must be a number in [{minimum:g}, {maximum:g}{bracket}")
 
     return attrs.field(default=default, validator=check, kw_only=True,
-                       converter=lambda v: float(v) if isinstance(v, numbers.Real)
-                       and not isinstance(v, bool) else v)
+                       converter=_to_float)
 
 
 def seconds(default: float | None) -> Any:
@@ -94,14 +104,13 @@ def seconds(default: float | None) -> Any:
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
             return
-        if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                or not math.isfinite(value) or not value > 0):
+        if (isinstance(value, bool) or not isinstance(value, _REAL)
+                or not math.isfinite(float(value)) or not float(value) > 0):
             _fail(instance, attribute, value,
                   f"{attribute.name} must be a finite number of seconds > 0, or None")
 
     return attrs.field(default=default, validator=check, kw_only=True,
-                       converter=lambda v: float(v) if isinstance(v, numbers.Real)
-                       and not isinstance(v, bool) else v)
+                       converter=_to_float)
 
 
 def text(default: str) -> Any:

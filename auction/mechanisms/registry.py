@@ -26,7 +26,12 @@ from typing import Any
 
 import attrs
 
-from auction.errors import Alternative, InvalidOptionError, MechanismNotFoundError
+from auction.errors import (
+    Alternative,
+    InvalidOptionError,
+    InvalidTypeError,
+    MechanismNotFoundError,
+)
 from auction.mechanisms.protocol import Mechanism, MechanismTags
 
 __all__ = [
@@ -166,7 +171,9 @@ def get(name: str, **options: Any) -> Mechanism:
                 )
     mech = factory(**options)
     if not isinstance(mech, Mechanism):
-        raise TypeError(f"mechanism {name!r} does not implement the Mechanism protocol")
+        raise InvalidTypeError(
+            f"mechanism {name!r}", mech, "an object that implements the Mechanism protocol"
+        )
     return mech
 
 

@@ -33,6 +33,7 @@ import attrs
 import numpy as np
 
 from auction.kernels.sealed_bid import sealed_bid, sealed_bid_reference
+from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import options
 from auction.mechanisms.base import MechanismBase, MechanismTags
@@ -92,7 +93,9 @@ class SealedBidAuction(MechanismBase):
 
     backend: str = options.choice("numba", backends)
 
-    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
+    def _clear(
+        self, market: Market, rng: np.random.Generator | None, deadline: Deadline
+    ) -> ClearingResult:
         kernel = sealed_bid if self.backend == "numba" else sealed_bid_reference
         args = (*sealed_bid_arrays(market), self.payment in ("vickrey", "second-score"))
         req, off, gpus, price = kernel(*args)

@@ -26,6 +26,8 @@ from auction.book import OrderBook
 from auction.errors import (
     Alternative,
     AuctionOverflowError,
+    InvalidTypeError,
+    InvalidValueError,
     UnknownPaymentRuleError,
     UnsupportedMarketError,
 )
@@ -871,7 +873,7 @@ def checks_for(mechanism: MechanismLike) -> Iterator[tuple[str, Check]]:
     """The (name, check) pairs that apply to `mechanism`, chosen by its tags."""
     tags = _resolve(mechanism).tags
     if not isinstance(tags, MechanismTags):
-        raise TypeError(f"mechanism tags must be MechanismTags, not {type(tags).__name__}")
+        raise InvalidTypeError("mechanism tags", tags, "MechanismTags")
     for check in _ALWAYS:
         yield check.__name__, check
     for tag, check in _BY_TAG:
@@ -965,7 +967,8 @@ def parametrize_with_checks(
         known = dict(expected.get(name, {}))
         unknown = set(known) - {c for c, _ in checks}
         if unknown:
-            raise ValueError(f"expected_failed_checks for {name!r} names unknown checks: "
+            raise InvalidValueError("expected_failed_checks", sorted(unknown),
+                                    f"expected_failed_checks for {name!r} names unknown checks: "
                              f"{sorted(unknown)}")
         for check_name, check in checks:
             marks = (
@@ -976,6 +979,7 @@ def parametrize_with_checks(
             params.append(pytest.param(m, check, id=f"{name}-{check_name}", marks=marks))
     stray = set(expected) - seen
     if stray:
-        raise ValueError(f"expected_failed_checks names unknown mechanisms: {sorted(stray)}")
+        raise InvalidValueError("expected_failed_checks", sorted(stray),
+                                f"names unknown mechanisms: {sorted(stray)}")
     return pytest.mark.parametrize(("mechanism", "check"), params)
 

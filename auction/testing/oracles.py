@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
+from auction.errors import InvalidValueError
 from auction.market import Market
 from auction.orders import Offer, Request
 
@@ -101,7 +102,7 @@ def brute_force_sealed_bid(
         request priority, then offer rank.
     """
     if payment not in PAYMENT_RULES:
-        raise ValueError(f"payment must be one of {PAYMENT_RULES}, got {payment!r}")
+        raise InvalidValueError("payment", payment, f"must be one of {PAYMENT_RULES}")
     scores = dict(reputation or {})
     bonuses = dict(bonus or {})
     offer_list = sorted(offers, key=lambda o: offer_rank_key(o, bonuses.get(o.provider, 0)))
