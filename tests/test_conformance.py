@@ -185,8 +185,11 @@ class Sound(_Toy):
     ids=lambda v: v if isinstance(v, str) else v.name,
 )
 def test_suite_catches_broken_mechanism(toy: Callable[[], MechanismBase], failing: str) -> None:
+    """Each toy is `Sound` plus one bug: the check for that bug catches it. (That the other
+    checks pass on the toy is `Sound`'s test: only the bug differs.)"""
     with pytest.raises(ConformanceError) as info:
-        check_mechanism(toy(), max_examples=100)  # each toy is caught in > 10% of examples
+        # each toy is caught in > 10% of examples
+        check_mechanism(toy(), max_examples=100, checks=[failing])
     err = info.value
     assert isinstance(err, AssertionError)
     assert set(err.failures) == {failing}
@@ -199,6 +202,19 @@ def test_suite_accepts_sound_toy() -> None:
     ran = check_mechanism(Sound(), max_examples=10)
     assert "check_capacity" in ran
     assert "check_misreport" not in ran
+    # the toys' bugs are theirs alone: each toy with its bug's check left out conforms
+    for toy, failing in ((OverCapacity, "check_capacity"),
+                         (RowOrder, "check_order_independence"),
+                         (AboveMaxPrice, "check_individual_rationality")):
+        others = [c for c, _ in checks_for(toy()) if c != failing]
+        assert check_mechanism(toy(), max_examples=5, checks=others) == others
+
+
+def test_check_mechanism_runs_named_checks_only() -> None:
+    assert check_mechanism(Sound(), max_examples=2, checks=["check_capacity"]) == [
+        "check_capacity"]
+    with pytest.raises(ValueError, match="check_misreport"):
+        check_mechanism(Sound(), checks=["check_misreport"])  # not tagged truthful
 
 
 @parametrize_with_checks(

@@ -533,6 +533,7 @@ def test_uniform_price_is_not_truthful() -> None:
     assert (honest.tenant_price.tolist(), lying.tenant_price.tolist()) == ([6], [4])
 
 
+@pytest.mark.slow
 def test_a_large_market_clears_quickly() -> None:
     rng = np.random.default_rng(1)
     n = 20_000

@@ -42,6 +42,7 @@ def test_results_pickle_and_deep_copy(name: str) -> None:
             again.options["payment"] = "x"  # type: ignore[index]
 
 
+@pytest.mark.slow  # worker processes import the library and compile kernels
 def test_results_come_back_from_a_process_pool() -> None:
     with ProcessPoolExecutor(max_workers=2) as pool:
         got = list(pool.map(_clear, MECHANISMS))

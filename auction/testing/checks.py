@@ -887,24 +887,38 @@ def _describe(exc: BaseException) -> str:
     return "\n".join(lines)
 
 
-def check_mechanism(mechanism: MechanismLike, *, max_examples: int | None = None) -> list[str]:
-    """Run every applicable check on `mechanism`.
+def check_mechanism(
+    mechanism: MechanismLike,
+    *,
+    max_examples: int | None = None,
+    checks: Iterable[str] | None = None,
+) -> list[str]:
+    """Run every applicable check on `mechanism` (or only those named in `checks`).
 
     Args:
         mechanism: a registry name or a mechanism instance.
         max_examples: hypothesis examples per check (default: the active profile's).
+        checks: names of the checks to run (each must apply to the mechanism); None runs all.
 
     Returns:
         The names of the checks run (all passed).
 
     Raises:
         ConformanceError: naming each failed check with its falsifying example.
+        InvalidValueError: `checks` names a check that does not apply.
     """
     _resolve(mechanism)  # a bad argument is a TypeError here, not a failed check
     name = mechanism_label(mechanism)
+    selected = list(checks_for(mechanism))
+    if checks is not None:
+        wanted = list(checks)
+        unknown = sorted(set(wanted) - {c for c, _ in selected})
+        if unknown:
+            raise InvalidValueError("checks", unknown, f"no such check applies to {name!r}")
+        selected = [(c, f) for c, f in selected if c in wanted]
     failures: dict[str, str] = {}
     ran: list[str] = []
-    for check_name, check in checks_for(mechanism):
+    for check_name, check in selected:
         ran.append(check_name)
         try:
             check(mechanism, max_examples=max_examples)
