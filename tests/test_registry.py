@@ -370,3 +370,35 @@ def test_a_broken_plugin_does_not_break_import(tmp_path: Path) -> None:
     names = out.stdout.strip().split(",")
     assert set(BUILTINS) <= set(names)
     assert "broken" not in names
+
+
+# -- the documented example plugin ----------------------------------------------------------
+PLUGIN_DIR = Path(__file__).resolve().parent.parent / "docs" / "examples" / "plugin"
+
+
+def test_example_plugin_package_is_installable_as_documented() -> None:
+    """The package docs/plugins.md walks through: a build system, a src layout, its tests and
+    the entry point (CI installs it with pip and runs its tests)."""
+    import tomllib
+
+    meta = tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text())
+    assert meta["build-system"]["build-backend"] == "setuptools.build_meta"
+    assert meta["tool"]["setuptools"]["packages"]["find"]["where"] == ["src"]
+    eps = meta["project"]["entry-points"][mechanisms.ENTRY_POINT_GROUP]
+    assert eps == {"greedy-reserve": "auction_example_plugin:GreedyReserve"}
+    assert (PLUGIN_DIR / "src" / "auction_example_plugin" / "__init__.py").is_file()
+    assert (PLUGIN_DIR / "tests" / "test_plugin.py").is_file()
+    assert not list(PLUGIN_DIR.glob("*.py"))  # nothing beside pyproject: no flat layout
+
+
+def test_example_plugin_conforms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(PLUGIN_DIR / "src"))
+    from auction_example_plugin import GreedyReserve
+
+    from auction.testing import check_mechanism
+
+    try:
+        ran = check_mechanism(GreedyReserve(reserve=1), max_examples=10)
+        assert "check_divisible_support" in ran
+    finally:
+        sys.modules.pop("auction_example_plugin", None)
