@@ -402,3 +402,11 @@ def test_example_plugin_conforms(monkeypatch: pytest.MonkeyPatch) -> None:
         assert "check_divisible_support" in ran
     finally:
         sys.modules.pop("auction_example_plugin", None)
+
+
+def test_plugin_page_shows_the_example_package_file_for_file() -> None:
+    """docs/plugins.md shows the tested package verbatim, so following it literally works."""
+    page = (PLUGIN_DIR.parent.parent / "plugins.md").read_text()
+    for rel in ("pyproject.toml", "src/auction_example_plugin/__init__.py",
+                "tests/test_plugin.py"):
+        assert (PLUGIN_DIR / rel).read_text().strip() in page, rel
