@@ -105,8 +105,8 @@ def run(market: Market, label: str, **options: object) -> None:
     wall = time.perf_counter() - t
     d = result.diagnostics
     gap = "-" if d.get("gap") is None else f"{100 * d['gap']:.4f}%"
-    pricing = f", pricing {d['pricing_time']:.2f} s" if "pricing_time" in d else ""
-    print(f"{label:18} build {d['build_time']:.2f} s, solve {d['solve_time']:.2f} s"
+    pricing = f", pricing {d['pricing_seconds']:.2f} s" if "pricing_seconds" in d else ""
+    print(f"{label:18} build {d['build_seconds']:.2f} s, solve {d['solve_seconds']:.2f} s"
           f"{pricing}, total {wall:.2f} s | {result.status} ({d['source']}), welfare "
           f"{result.welfare}, bound {d['bound']}, gap {gap}")
     print(f"{'':18} {result.message}")
@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     common = {"payment": args.payment, "time_limit": args.time_limit, "mip_gap": args.mip_gap}
     run(market, "highs", **common)
     if args.pulp:
-        run(market, f"pulp {args.pulp_solver}", solver="pulp", pulp_solver=args.pulp_solver,
-            **common)
+        run(market, f"pulp {args.pulp_solver}", backend="pulp",
+            backend_options={"solver": args.pulp_solver}, **common)
 
 
 if __name__ == "__main__":
