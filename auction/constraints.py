@@ -83,6 +83,8 @@ KEYWORDS = frozenset({"and", "or", "not", "in", "has", "true", "false"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _DECIMAL_STRING = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
+_DIGITS = frozenset("0123456789")
+_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _OPS = ("==", "!=", "<=", ">=", "<", ">")
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _I64_MIN = -(2**63)
@@ -211,12 +213,17 @@ class Compare:
     literal: Literal
 
 
+def _canonical_literals(literals: Iterable[Literal]) -> tuple[Literal, ...]:
+    return tuple(sorted(set(literals), key=Literal.sort_key))
+
+
 @attrs.frozen
 class Member:
-    """``name in (literals...)``: true when the value equals one of them (sets: intersect)."""
+    """``name in (literals...)``: true when the value equals one of them (sets: intersect).
+    The literals are kept distinct and sorted (strings, numbers, bools)."""
 
     name: str
-    literals: tuple[Literal, ...]
+    literals: tuple[Literal, ...] = attrs.field(converter=_canonical_literals)
 
 
 @attrs.frozen
@@ -346,11 +353,11 @@ def _tokenize(text: str) -> list[_Token]:
                     j += 1
             out.append(("str", "".join(chars), i))
             i = j + 1
-        elif c.isdigit() or (c == "-" and i + 1 < n and text[i + 1].isdigit()):
+        elif c in _DIGITS or (c == "-" and i + 1 < n and text[i + 1] in _DIGITS):
             m = _NUMBER.match(text, i)
             assert m is not None
             j = m.end()
-            if j < n and (text[j].isalnum() or text[j] in "._"):
+            if j < n and (text[j].isalnum() or text[j] in "._-"):
                 raise _Fail(j, "a number: digits with at most one decimal point")
             lit = m.group()
             if sum(ch.isdigit() for ch in lit) > MAX_DIGITS:
@@ -358,12 +365,10 @@ def _tokenize(text: str) -> list[_Token]:
             mantissa, scale = _scaled_from_text(lit)
             out.append(("num", Fraction(mantissa, 10**scale), i))
             i = j
-        elif c.isalpha() or c == "_":
+        elif c in _NAME_START:
             m = _NAME.match(text, i)
             assert m is not None
             word = m.group()
-            if not word.isascii():  # pragma: no cover - the pattern is ASCII
-                raise _Fail(i, "an ASCII name")
             if len(word) > MAX_NAME_LENGTH:
                 raise _Fail(i, f"a name of at most {MAX_NAME_LENGTH} characters")
             out.append(("kw" if word in KEYWORDS else "name", word, i))
@@ -490,11 +495,10 @@ class _Parser:
                 k4, _, p4 = self.take()
                 if k4 != ")":
                     raise _Fail(p4, "',' or ')' in the list after 'in'")
-                unique = sorted(set(lits), key=Literal.sort_key)
-                return Member(value, tuple(unique))
+                return Member(value, tuple(lits))
             raise _Fail(p2, f"an operator (== != < <= > >=) or 'in' after the name {value!r}")
         if kind in ("str", "num") or (kind == "kw" and value in ("true", "false")):
-            lit = self.literal("'('")
+            lit = self.literal("the start of a comparison")
             k2, op, p2 = self.take()
             if k2 != "op":
                 raise _Fail(p2, "an operator (== != < <= > >=) after a literal")
@@ -803,11 +807,14 @@ class Column:
                 col = cls.from_strings([str(v) for v in arr.tolist()])
             else:
                 seq = list(values)
-                held = [v for v in seq if v is not None]
-                if held and all(isinstance(v, set | frozenset) for v in held):
-                    col = cls.from_sets(seq)
-                else:
-                    col = cls.from_table_records(seq)
+                is_set = [isinstance(v, set | frozenset) for v in seq]
+                scalars = cls.from_table_records([None if s else v for v, s in
+                                                  zip(seq, is_set, strict=True)])
+                col = scalars
+                if any(is_set):
+                    sets = cls.from_sets([v if s else None for v, s in
+                                          zip(seq, is_set, strict=True)])
+                    col = attrs.evolve(scalars, sets=sets.sets)
         if col.n_rows != n_rows:
             raise InvalidValueError(name, f"{col.n_rows} rows", f"must have {n_rows} rows")
         return col
@@ -881,22 +888,24 @@ class AttributeTable:
                 got = col.n_rows if isinstance(col, Column) else type(col).__name__
                 raise InvalidValueError(f"columns[{name}]", got,
                                         f"must be a Column of {self.n_rows} rows")
-            held = np.zeros(self.n_rows, dtype=np.int64)
+            held: list[IntArray | None] = []  # O(values held) per column, not O(rows)
             for part in col.parts:
                 k = _part_len(part)
                 if part.rows is None:
                     if k != self.n_rows:
                         raise InvalidValueError(f"columns[{name}]", k,
                                                 f"dense part must have {self.n_rows} rows")
-                    held += 1
-                else:
-                    if len(part.rows) and (part.rows[0] < 0 or part.rows[-1] >= self.n_rows):
-                        raise InvalidValueError(f"columns[{name}]", "rows",
-                                                f"must be in [0, {self.n_rows})")
-                    held[part.rows] += 1
-            if self.n_rows and held.max() > 1:
-                row = int(np.argmax(held > 1))
-                raise InvalidValueError(f"columns[{name}]", f"row {row}",
+                elif len(part.rows) and (part.rows[0] < 0 or part.rows[-1] >= self.n_rows):
+                    raise InvalidValueError(f"columns[{name}]", "rows",
+                                            f"must be in [0, {self.n_rows})")
+                if k:
+                    held.append(part.rows)
+            sparse = [r for r in held if r is not None]
+            if len(held) > 1 and (
+                len(sparse) < len(held)
+                or len(np.unique(np.concatenate(sparse))) < sum(len(r) for r in sparse)
+            ):
+                raise InvalidValueError(f"columns[{name}]", "overlapping parts",
                                         "a row holds at most one value per field")
         object.__setattr__(self, "columns", cols)
 
@@ -1126,11 +1135,10 @@ def _eval_compare(col: Column, op: str, lit: Literal, rows: IntArray | None, out
             if pred is not None:
                 idx, codes = _values(col.strings, col.strings.codes, rows)
                 _apply(out, idx, pred(codes))
-        if col.sets is not None:
-            eq = op == "!="
-            pred = _str_pred(col.sets.vocab, "==" if eq else op, lit.value)
+        if col.sets is not None and op in ("==", "!="):  # orderings on a set are false
+            pred = _str_pred(col.sets.vocab, "==", lit.value)
             idx, hit, _ = _set_any(col.sets, rows, pred)
-            _apply(out, idx, ~hit if eq else hit)
+            _apply(out, idx, ~hit if op == "!=" else hit)
     elif lit.kind == "num":
         if col.numbers is not None:
             assert isinstance(lit.value, Fraction)
@@ -1402,6 +1410,8 @@ class _GolemParser:
         self.i = end
         if op == "=" and value == "*":
             return ("present", name)
+        if value.startswith("["):
+            raise _Fail(k, "a single value (Golem's list values [a,b] are not supported)")
         if "*" in value:
             raise _Fail(k + value.index("*"), "a value without '*' (wildcard values are not "
                         "supported; only the presence test name=* is)")
