@@ -561,11 +561,13 @@ class _Part:
     """Values of one kind of one field; `rows` None means every row holds one."""
 
     rows: IntArray | None
+    # row -> position (-1: none), built on first use for parts holding >= 1/8 of the rows, so
+    # its memory stays within 8 entries per value held
+    _posmap: npt.NDArray[np.int32] | None = attrs.field(init=False, default=None)
 
-    def count(self, n_rows: int) -> int:
-        raise NotImplementedError
-
-    def locate(self, rows: IntArray | None) -> tuple[IntArray | None, IntArray | None]:
+    def locate(
+        self, rows: IntArray | None, n_rows: int
+    ) -> tuple[IntArray | None, IntArray | None]:
         """For the evaluated rows (None: all), the output positions holding a value and the
         part positions they read; (None, None): every output position, position = row."""
         if rows is None:
@@ -576,6 +578,15 @@ class _Part:
         if k == 0:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty
+        if 8 * k >= n_rows and n_rows < 2**31:
+            posmap = self._posmap
+            if posmap is None:
+                posmap = np.full(n_rows, -1, dtype=np.int32)
+                posmap[self.rows] = np.arange(k, dtype=np.int32)
+                object.__setattr__(self, "_posmap", posmap)
+            p = posmap[rows]
+            idx = np.flatnonzero(p >= 0)
+            return idx, p[idx].astype(np.int64)
         pos = np.searchsorted(self.rows, rows)
         np.minimum(pos, k - 1, out=pos)
         idx = np.flatnonzero(self.rows[pos] == rows)
@@ -1034,6 +1045,10 @@ def _str_in_pred(vocab: tuple[str, ...], words: list[str]) -> _CodePred | None:
         k0 = found[0]
         return lambda c: c == k0
     ks = np.array(found, dtype=np.int32)
+    if len(vocab) <= 4096:  # a lookup table: one gather, no sort
+        table = np.zeros(len(vocab), dtype=bool)
+        table[ks] = True
+        return lambda c: table[c]
     return lambda c: np.isin(c, ks)
 
 
@@ -1096,18 +1111,18 @@ def _apply(
         out[idx[vals]] = True
 
 
-def _values(part: _Part, arr: npt.NDArray[Any], rows: IntArray | None) -> tuple[
+def _values(part: _Part, arr: npt.NDArray[Any], rows: IntArray | None, n_rows: int) -> tuple[
     IntArray | None, npt.NDArray[Any]
 ]:
-    idx, pos = part.locate(rows)
+    idx, pos = part.locate(rows, n_rows)
     return idx, (arr if pos is None else arr[pos])
 
 
 def _set_any(
-    part: _SetPart, rows: IntArray | None, pred: _CodePred | None
+    part: _SetPart, rows: IntArray | None, pred: _CodePred | None, n_rows: int
 ) -> tuple[IntArray | None, BoolArray, IntArray]:
     """For each held evaluated row: does any member satisfy `pred`; also member counts."""
-    idx, pos = part.locate(rows)
+    idx, pos = part.locate(rows, n_rows)
     if pos is None:
         k = len(part.indptr) - 1
         hit = np.zeros(k, dtype=bool)
@@ -1133,22 +1148,22 @@ def _eval_compare(col: Column, op: str, lit: Literal, rows: IntArray | None, out
         if col.strings is not None:
             pred = _str_pred(col.strings.vocab, op, lit.value)
             if pred is not None:
-                idx, codes = _values(col.strings, col.strings.codes, rows)
+                idx, codes = _values(col.strings, col.strings.codes, rows, col.n_rows)
                 _apply(out, idx, pred(codes))
         if col.sets is not None and op in ("==", "!="):  # orderings on a set are false
             pred = _str_pred(col.sets.vocab, "==", lit.value)
-            idx, hit, _ = _set_any(col.sets, rows, pred)
+            idx, hit, _ = _set_any(col.sets, rows, pred, col.n_rows)
             _apply(out, idx, ~hit if op == "!=" else hit)
     elif lit.kind == "num":
         if col.numbers is not None:
             assert isinstance(lit.value, Fraction)
             npred = _num_pred(col.numbers, op, lit.value)
-            idx, vals = _values(col.numbers, col.numbers.values, rows)
+            idx, vals = _values(col.numbers, col.numbers.values, rows, col.n_rows)
             _apply(out, idx, npred if isinstance(npred, bool) else
                    np.asarray(npred(vals), dtype=bool))
     elif col.bools is not None:
         b = bool(lit.value)
-        idx, vals = _values(col.bools, col.bools.values, rows)
+        idx, vals = _values(col.bools, col.bools.values, rows, col.n_rows)
         _apply(out, idx, (vals == b) if op == "==" else (vals != b))
 
 
@@ -1159,12 +1174,12 @@ def _eval_member(col: Column, lits: tuple[Literal, ...], rows: IntArray | None, 
         if col.strings is not None:
             pred = _str_in_pred(col.strings.vocab, words)
             if pred is not None:
-                idx, codes = _values(col.strings, col.strings.codes, rows)
+                idx, codes = _values(col.strings, col.strings.codes, rows, col.n_rows)
                 _apply(out, idx, pred(codes))
         if col.sets is not None:
             pred = _str_in_pred(col.sets.vocab, words)
             if pred is not None:
-                idx, hit, _ = _set_any(col.sets, rows, pred)
+                idx, hit, _ = _set_any(col.sets, rows, pred, col.n_rows)
                 _apply(out, idx, hit)
     for lit in lits:
         if lit.kind != "str":
@@ -1174,10 +1189,10 @@ def _eval_member(col: Column, lits: tuple[Literal, ...], rows: IntArray | None, 
 def _eval_has(col: Column, rows: IntArray | None, out: BoolArray) -> None:
     for part in (col.strings, col.numbers, col.bools):
         if part is not None:
-            idx, _ = part.locate(rows)
+            idx, _ = part.locate(rows, col.n_rows)
             _apply(out, idx, True)
     if col.sets is not None:
-        idx, _, lens = _set_any(col.sets, rows, None)
+        idx, _, lens = _set_any(col.sets, rows, None, col.n_rows)
         _apply(out, idx, lens > 0)
 
 

@@ -481,6 +481,34 @@ def test_rows_are_checked() -> None:
     assert e.evaluate(AttributeTable(0, {})).tolist() == []
 
 
+@pytest.mark.parametrize("density", [0.01, 0.1, 0.5, 1.0])
+def test_gathered_rows_match_all_rows_at_any_density(density: float) -> None:
+    """Sparse parts are located by binary search (few values) or a position map (many)."""
+    rng = np.random.default_rng(int(density * 100))
+    n = 500
+    records: list[dict[str, Any]] = []
+    for _ in range(n):
+        rec: dict[str, Any] = {}
+        if rng.random() < density:
+            rec["s"] = str(rng.choice(["x", "y", "z"]))
+        if rng.random() < density:
+            rec["v"] = int(rng.integers(0, 5)) if rng.random() < 0.7 else "1.5"
+        if rng.random() < density:
+            rec["b"] = bool(rng.random() < 0.5)
+        records.append(rec)
+    tags = [frozenset(rng.choice(["a", "b", "c"], int(rng.integers(0, 3)), replace=False))
+            if rng.random() < density else None for _ in range(n)]
+    t = AttributeTable.from_records(records).with_columns(tags=tags)
+    for text in ["s == 'x' or v >= 2", "not b == true and has s", "tags in ('a', 'c')",
+                 "has tags and tags != 'b'", "v < 1.5 or s in ('y', 'z') or b != false",
+                 "has v or has b"]:
+        e = parse(text)
+        full = e.evaluate(t)
+        for m in (0, 1, 7, 60, 499, 1500):
+            rows = rng.integers(0, n, m)
+            assert e.evaluate(t, rows).tolist() == full[rows].tolist(), (text, m)
+
+
 def test_from_records_sparse_mapping_and_errors() -> None:
     t = AttributeTable.from_records({5: {"a": "x"}, 1: {"a": 2}}, n=10)
     assert np.flatnonzero(parse("has a").evaluate(t)).tolist() == [1, 5]
@@ -506,6 +534,8 @@ def test_vocabulary_of_1e5_names_and_values() -> None:
     assert col.strings.vocab == ("v77777",)
     assert np.flatnonzero(parse("k77777 == 'v77777'").evaluate(t)).tolist() == [77777]
     assert not parse("k77777 == 'v1'").evaluate(t).any()
+    picked = np.array([77777, 5, 77777], dtype=np.int64)
+    assert parse("k77777 == 'v77777'").evaluate(t, picked).tolist() == [True, False, True]
     one = AttributeTable.from_records([{"k": f"v{i}"} for i in range(n)])
     assert len(one.columns["k"].strings.vocab) == n  # type: ignore[union-attr]
     rows = np.array([99_999, 3, 3], dtype=np.int64)
