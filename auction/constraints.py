@@ -172,28 +172,43 @@ def _number_of(value: Any) -> tuple[int, int] | None:
 
 
 # -- the expression tree ---------------------------------------------------------------------
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 @attrs.frozen(repr=False)
 class Literal:
-    """A literal: ``kind`` is ``"str"``, ``"num"`` (an exact `Fraction`) or ``"bool"``."""
+    """A literal: ``kind`` is ``"str"``, ``"num"`` (an exact `Fraction`) or ``"bool"``.
+
+    A quoted decimal (``'2.50'``) is a number that keeps its ``text``: it also matches a
+    string (or set member) equal to that text.
+    """
 
     kind: str
     value: str | Fraction | bool
+    text: str | None = None
 
     def __str__(self) -> str:
         if self.kind == "bool":
             return "true" if self.value else "false"
         if self.kind == "num":
             assert isinstance(self.value, Fraction)
-            return _fraction_to_text(self.value)
+            return _fraction_to_text(self.value) if self.text is None else _quote(self.text)
         assert isinstance(self.value, str)
-        return "'" + self.value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return _quote(self.value)
+
+    @property
+    def string(self) -> str | None:
+        """The text a string field must equal to match: the string, or a quoted decimal's
+        text; None for bools and unquoted numbers."""
+        return self.value if isinstance(self.value, str) else self.text
 
     def __repr__(self) -> str:
         return f"Literal({self})"
 
-    def sort_key(self) -> tuple[int, str | Fraction | bool]:
+    def sort_key(self) -> tuple[int, str | Fraction | bool, str]:
         """Canonical order inside ``in (...)``: strings, then numbers, then bools."""
-        return ({"str": 0, "num": 1, "bool": 2}[self.kind], self.value)
+        return ({"str": 0, "num": 1, "bool": 2}[self.kind], self.value, self.text or "")
 
 
 @attrs.frozen
@@ -437,9 +452,12 @@ class _Parser:
     def literal(self, after: str) -> Literal:
         kind, value, pos = self.take()
         if kind == "str":
-            number = _number_of(value)
+            try:
+                number = _number_of(value)
+            except ValueError:
+                raise _Fail(pos, f"a number of at most {MAX_DIGITS} digits") from None
             if number is not None:  # a decimal string is a number, as in attribute values
-                return Literal("num", Fraction(number[0], 10 ** number[1]))
+                return Literal("num", Fraction(number[0], 10 ** number[1]), text=value)
             return Literal("str", value)
         if kind == "num":
             return Literal("num", value)
@@ -1141,35 +1159,47 @@ def _set_any(
     return idx, hit, lens
 
 
-def _eval_compare(col: Column, op: str, lit: Literal, rows: IntArray | None, out: BoolArray
-                  ) -> None:
-    if lit.kind == "str":
-        assert isinstance(lit.value, str)
-        if col.strings is not None:
-            pred = _str_pred(col.strings.vocab, op, lit.value)
-            if pred is not None:
-                idx, codes = _values(col.strings, col.strings.codes, rows, col.n_rows)
-                _apply(out, idx, pred(codes))
-        if col.sets is not None and op in ("==", "!="):  # orderings on a set are false
-            pred = _str_pred(col.sets.vocab, "==", lit.value)
-            idx, hit, _ = _set_any(col.sets, rows, pred, col.n_rows)
-            _apply(out, idx, ~hit if op == "!=" else hit)
-    elif lit.kind == "num":
+def _eval_text(col: Column, op: str, text: str, rows: IntArray | None, out: BoolArray
+               ) -> None:
+    """String and set parts against a text."""
+    if col.strings is not None:
+        pred = _str_pred(col.strings.vocab, op, text)
+        if pred is not None:
+            idx, codes = _values(col.strings, col.strings.codes, rows, col.n_rows)
+            _apply(out, idx, pred(codes))
+    if col.sets is not None and op in ("==", "!="):  # orderings on a set are false
+        pred = _str_pred(col.sets.vocab, "==", text)
+        idx, hit, _ = _set_any(col.sets, rows, pred, col.n_rows)
+        _apply(out, idx, ~hit if op == "!=" else hit)
+
+
+def _eval_scalar(col: Column, op: str, lit: Literal, rows: IntArray | None, out: BoolArray
+                 ) -> None:
+    """Number and bool parts against a number or bool literal."""
+    if lit.kind == "num":
         if col.numbers is not None:
             assert isinstance(lit.value, Fraction)
             npred = _num_pred(col.numbers, op, lit.value)
             idx, vals = _values(col.numbers, col.numbers.values, rows, col.n_rows)
             _apply(out, idx, npred if isinstance(npred, bool) else
                    np.asarray(npred(vals), dtype=bool))
-    elif col.bools is not None:
+    elif lit.kind == "bool" and col.bools is not None:
         b = bool(lit.value)
         idx, vals = _values(col.bools, col.bools.values, rows, col.n_rows)
         _apply(out, idx, (vals == b) if op == "==" else (vals != b))
 
 
+def _eval_compare(col: Column, op: str, lit: Literal, rows: IntArray | None, out: BoolArray
+                  ) -> None:
+    text = lit.string
+    if text is not None:
+        _eval_text(col, op, text, rows, out)
+    _eval_scalar(col, op, lit, rows, out)
+
+
 def _eval_member(col: Column, lits: tuple[Literal, ...], rows: IntArray | None, out: BoolArray
                  ) -> None:
-    words = [str(lit.value) for lit in lits if lit.kind == "str"]
+    words = [w for w in (lit.string for lit in lits) if w is not None]
     if words:
         if col.strings is not None:
             pred = _str_in_pred(col.strings.vocab, words)
@@ -1182,8 +1212,7 @@ def _eval_member(col: Column, lits: tuple[Literal, ...], rows: IntArray | None, 
                 idx, hit, _ = _set_any(col.sets, rows, pred, col.n_rows)
                 _apply(out, idx, hit)
     for lit in lits:
-        if lit.kind != "str":
-            _eval_compare(col, "==", lit, rows, out)
+        _eval_scalar(col, "==", lit, rows, out)
 
 
 def _eval_has(col: Column, rows: IntArray | None, out: BoolArray) -> None:
@@ -1333,9 +1362,11 @@ def validate_attributes(
 def _golem_literals(value: str) -> list[Literal]:
     """What Golem's typed comparison may read `value` as: a number or a bool when it parses as
     one (for a numeric or bool property), and the string itself (for a string property)."""
-    if is_decimal_string(value):
+    if is_decimal_string(value):  # a quoted decimal: the number, or the string itself
+        if len(value) - 2 > MAX_DIGITS:
+            return [Literal("str", value)]
         mantissa, scale = _scaled_from_text(value)
-        return [Literal("num", Fraction(mantissa, 10**scale))]
+        return [Literal("num", Fraction(mantissa, 10**scale), text=value)]
     out: list[Literal] = []
     if re.fullmatch(r"-?[0-9]+", value):
         if len(value.lstrip("-")) <= MAX_DIGITS:

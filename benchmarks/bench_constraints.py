@@ -150,10 +150,6 @@ Fn = Callable[[dict[str, Any]], bool]
 _MISSING = object()
 
 
-def _py_literal(lit: Any) -> Any:
-    return lit.value
-
-
 def compile_python(node: Node) -> Fn:
     """Plain-Python evaluation of one expression on one dict (same semantics)."""
     if isinstance(node, And):
@@ -181,6 +177,7 @@ def compile_python(node: Node) -> Fn:
         return lambda row: any(e(row) for e in eqs)
     assert isinstance(node, Compare)
     name, op, kind, lit = node.name, node.op, node.literal.kind, node.literal.value
+    text = node.literal.string  # a string, or a quoted decimal's text
     cmp: Callable[[Any, Any], bool] = {
         "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
         "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
@@ -191,14 +188,14 @@ def compile_python(node: Node) -> Fn:
         if v is _MISSING:
             return False
         if isinstance(v, frozenset):
-            if kind != "str" or op not in ("==", "!="):
+            if text is None or op not in ("==", "!="):
                 return False
-            return (lit in v) == (op == "==")
+            return (text in v) == (op == "==")
         if isinstance(v, bool):
             return kind == "bool" and cmp(v, lit)
         if isinstance(v, int | Fraction):
             return kind == "num" and cmp(v, lit)
-        return kind == "str" and cmp(v, lit)
+        return text is not None and cmp(v, text)
 
     return compare
 

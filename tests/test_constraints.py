@@ -43,7 +43,7 @@ NUMBERS: list[Any] = [0, 1, -1, 2, 40, 80, 535, 10**20, -(10**20), 2**63 - 1, 2*
                       Decimal("2.5"), Decimal("0.1"), Decimal("2.50"), Decimal("-0.25"),
                       Decimal("1E+2"), "2.5", "0.1", "0.10", "-3.75", "100.0",
                       "0.000000000000000000001"]
-TAGS = ["soc2", "nvlink", "a", "b", "535"]
+TAGS = ["soc2", "nvlink", "a", "b", "535", "2.5"]
 
 
 def value_kind(v: Any) -> tuple[str, Any]:
@@ -73,10 +73,14 @@ def atom(op: str, row: dict[str, Any], name: str, lit: Any) -> bool:
         return False
     vk, v = value_kind(row[name])
     lk, lv = value_kind(lit)
+    # a quoted decimal is a number that also matches a string equal to its text
+    text = lit if isinstance(lit, str) else None
     if vk == "set":
-        if lk != "str" or op not in ("==", "!="):
+        if text is None or op not in ("==", "!="):
             return False
-        return (lv in v) == (op == "==")
+        return (text in v) == (op == "==")
+    if vk == "str" and text is not None:
+        return compare(op, v, text)
     if vk != lk:
         return False
     if vk == "bool" and op not in ("==", "!="):
@@ -305,7 +309,8 @@ def test_decimal_strings_are_numbers_on_both_sides() -> None:
     assert parse("v == 2.5").evaluate(t).tolist() == [True, False, False]
     assert parse("v == '535'").evaluate(t).tolist() == [False, True, False]
     assert parse("v == 535").evaluate(t).tolist() == [False, False, True]
-    assert str(parse("v == '2.50'")) == "v == 2.5"
+    assert str(parse("v == '2.50'")) == "v == '2.50'"
+    assert parse("v == '2.50'") != parse("v == 2.5")
 
 
 def test_constants() -> None:
@@ -324,6 +329,7 @@ def test_canonical_text_examples() -> None:
     assert str(parse('c in (2, "x", 1, 2, true)')) == "c in ('x', 1, 2, true)"
     assert str(parse("a == 'it\\'s'")) == "a == 'it\\'s'"
     assert str(parse("a == 2.50")) == "a == 2.5"
+    assert str(parse("a in ('2.50', 2.5, '2.5')")) == "a in (2.5, '2.5', '2.50')"
     assert repr(parse("a==1")) == "Expression('a == 1')"
     assert parse("a==1") == parse(" a  ==  1 ")
     assert parse("a==1").source == "a==1"
@@ -393,6 +399,8 @@ def test_input_is_bounded() -> None:
     assert len(str(info.value)) < 300
     with pytest.raises(ConstraintSyntaxError, match="digits"):
         parse("a == " + "9" * 61)
+    with pytest.raises(ConstraintSyntaxError, match="digits"):
+        parse("a == '0." + "9" * 61 + "'")
     # long flat chains are fine (no recursion per operand)
     flat = " or ".join(f"a == {i}" for i in range(300))
     assert len(parse(flat).root.args) == 300  # type: ignore[union-attr]
@@ -587,7 +595,7 @@ def test_validate_attributes_errors(mapping: Any, field: str, match: str) -> Non
     [
         ("(&(a>=4)(b=vm))", "(a >= 4 or a >= '4') and b == 'vm'"),
         ("(golem.runtime.name=vm)", "golem.runtime.name == 'vm'"),
-        ("(golem.inf.mem.gib>=0.5)", "golem.inf.mem.gib >= 0.5"),
+        ("(golem.inf.mem.gib>=0.5)", "golem.inf.mem.gib >= '0.5'"),
         ("(|(a=1)(a=2))", "a in ('1', 1) or a in ('2', 2)"),
         ("(!(a=x))", "has a and not a == 'x'"),
         ("(!(a=*))", "not has a"),
@@ -655,8 +663,6 @@ def golem_resolve(node: Tree, props: dict[str, Any]) -> bool | None:
             return compare({"=": "=="}.get(op, op), Fraction(v), num)
         if isinstance(v, frozenset):
             return op == "=" and value in v
-        if DECIMAL.fullmatch(value):  # documented: a decimal value compares as a number only
-            return False
         return compare({"=": "=="}.get(op, op), v, value)
     if kind == "not":
         r = golem_resolve(node[1], props)
@@ -722,3 +728,17 @@ def test_exported() -> None:
     assert isinstance(parse("a == 1"), Expression)
     assert C.is_decimal_string("2.50")
     assert not C.is_decimal_string("535")
+
+
+def test_quoted_decimals_match_numbers_and_strings() -> None:
+    t = AttributeTable(4, {}).with_columns(
+        provider=Column.from_codes(np.array([0, 1, -1, 0]), ["1.5", "p"]),
+        tags=[{"2.5"}, set(), {"x"}, None],
+    )
+    t = t.with_columns(v=["1.50", None, 1, "x"])
+    assert parse("provider == '1.5'").evaluate(t).tolist() == [True, False, False, True]
+    assert parse("provider == 1.5").evaluate(t).tolist() == [False] * 4
+    assert parse("v == '1.5'").evaluate(t).tolist() == [True, False, False, False]
+    assert parse("v < '1.5'").evaluate(t).tolist() == [False, False, True, False]
+    assert parse("tags == '2.5'").evaluate(t).tolist() == [True, False, False, False]
+    assert parse("tags in ('2.50', '2.5')").evaluate(t).tolist() == [True, False, False, False]
