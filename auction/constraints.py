@@ -1212,7 +1212,8 @@ def _eval_member(col: Column, lits: tuple[Literal, ...], rows: IntArray | None, 
                 idx, hit, _ = _set_any(col.sets, rows, pred, col.n_rows)
                 _apply(out, idx, hit)
     for lit in lits:
-        _eval_scalar(col, "==", lit, rows, out)
+        if lit.kind != "str":
+            _eval_scalar(col, "==", lit, rows, out)
 
 
 def _eval_has(col: Column, rows: IntArray | None, out: BoolArray) -> None:
@@ -1226,19 +1227,27 @@ def _eval_has(col: Column, rows: IntArray | None, out: BoolArray) -> None:
 
 
 def _eval(node: Node, table: AttributeTable, rows: IntArray | None, m: int) -> BoolArray:
-    if isinstance(node, And):
+    if isinstance(node, And | Or):
+        # and: later operands only matter where `out` is still true (or: still false); once
+        # those rows are few, evaluate the rest on them alone
+        conj = isinstance(node, And)
         out = _eval(node.args[0], table, rows, m)
-        for a in node.args[1:]:
-            if not out.any():
+        for i in range(1, len(node.args)):
+            open_ = out if conj else ~out
+            k = int(np.count_nonzero(open_))
+            if k == 0:
                 break
-            out &= _eval(a, table, rows, m)
-        return out
-    if isinstance(node, Or):
-        out = _eval(node.args[0], table, rows, m)
-        for a in node.args[1:]:
-            if out.all():
+            if 4 * k <= m:
+                idx = np.flatnonzero(open_)
+                sub = idx if rows is None else rows[idx]
+                rest = node.args[i:]
+                tail = rest[0] if len(rest) == 1 else (And(rest) if conj else Or(rest))
+                out[idx] = _eval(tail, table, sub, k)
                 break
-            out |= _eval(a, table, rows, m)
+            if conj:
+                out &= _eval(node.args[i], table, rows, m)
+            else:
+                out |= _eval(node.args[i], table, rows, m)
         return out
     if isinstance(node, Not):
         out = _eval(node.arg, table, rows, m)
@@ -1278,6 +1287,13 @@ class Expression:
     def names(self) -> frozenset[str]:
         """The field names the expression reads."""
         return frozenset(_names(self.root))
+
+    @property
+    def conjuncts(self) -> tuple[Node, ...]:
+        """The top-level ``and`` operands (the root alone if it is not an ``and``): each must
+        hold on a row for the expression to hold, so an index may start from the most
+        selective one (a `Compare` with ``==`` or a `Member` on an indexed field)."""
+        return self.root.args if isinstance(self.root, And) else (self.root,)
 
     def __str__(self) -> str:
         return _render(self.root)

@@ -214,7 +214,9 @@ def test_evaluation_matches_the_oracle(tree: Tree, rows: list[dict[str, Any]], d
         idx = data.draw(st.lists(st.integers(0, len(rows) - 1), max_size=3 * len(rows)))
         got = expr.evaluate(table, np.array(idx, dtype=np.int64)).tolist()
         assert got == [want[i] for i in idx], text
-    assert pickle.loads(pickle.dumps(expr)) == expr
+    back = pickle.loads(pickle.dumps(expr))
+    assert back == expr
+    assert hash(back) == hash(expr)
 
 
 @settings(max_examples=150, deadline=None)
@@ -333,6 +335,17 @@ def test_canonical_text_examples() -> None:
     assert repr(parse("a==1")) == "Expression('a == 1')"
     assert parse("a==1") == parse(" a  ==  1 ")
     assert parse("a==1").source == "a==1"
+
+
+def test_conjuncts() -> None:
+    e = parse("region in ('eu', 'us') and (a == 1 or b == 2) and not has c")
+    assert e.conjuncts == (
+        C.Member("region", (C.Literal("str", "eu"), C.Literal("str", "us"))),
+        C.Or((C.Compare("a", "==", C.Literal("num", Fraction(1))),
+              C.Compare("b", "==", C.Literal("num", Fraction(2))))),
+        C.Not(C.Has("c")),
+    )
+    assert parse("a == 1").conjuncts == (parse("a == 1").root,)
 
 
 def test_parse_is_cached() -> None:
