@@ -80,7 +80,7 @@ MAX_NAME_LENGTH = 128
 #: Reserved words (lower case; they cannot be field names).
 KEYWORDS = frozenset({"and", "or", "not", "in", "has", "true", "false"})
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/\-]*")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _DECIMAL_STRING = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
 _DIGITS = frozenset("0123456789")
@@ -885,7 +885,7 @@ def _check_name(name: Any) -> str | None:
     if len(name) > MAX_NAME_LENGTH:
         return f"must be at most {MAX_NAME_LENGTH} characters"
     if not name.isascii() or _NAME.fullmatch(name) is None:
-        return "must be a name: an ASCII letter or _, then letters, digits, _, . or -"
+        return "must be a name: an ASCII letter or _, then letters, digits, _ . - : or /"
     if name in KEYWORDS:
         return f"is a keyword of the constraint language ({', '.join(sorted(KEYWORDS))})"
     return None
@@ -1335,7 +1335,7 @@ def validate_attributes(
 ) -> dict[str, AttributeValue]:
     """Check an order's attributes and return them normalized, sorted by name.
 
-    Names: ASCII identifiers (a letter or ``_``, then letters, digits, ``_``, ``.``, ``-``), at
+    Names: ASCII identifiers (a letter or ``_``, then letters, digits, ``_ . - : /``), at
     most `MAX_NAME_LENGTH` characters, not a keyword, not in `reserved` (the built-in fields).
     Values: str (no NUL; a decimal string such as ``"2.50"`` is a number), int (bool is not an
     int here: it is its own kind), bool, or `decimal.Decimal` (an integral one becomes an int,
@@ -1461,7 +1461,7 @@ class _GolemParser:
             raise _Fail(j, "=, <, <=, > or >= (Golem has no ~= approximate match)")
         reason = _check_name(name)
         if reason is not None:
-            raise _Fail(start, "a property name (a letter or _, then letters, digits, _ . -; "
+            raise _Fail(start, "a property name (a letter or _, then letters, digits, _ . - : /; "
                         "no [aspect] or {type} suffix)")
         op = t[j : j + 2] if t[j : j + 2] in ("<=", ">=") else t[j]
         k = j + len(op)

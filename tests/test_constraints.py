@@ -36,7 +36,7 @@ from auction.errors import ConstraintSyntaxError, InvalidOrderError, InvalidValu
 # -- the oracle: a tree, its text, its value on a dict ---------------------------------------
 Tree = tuple[Any, ...]
 DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]+")
-NAMES = ["a", "b.c", "x-1", "_z", "tags", "nowhere"]
+NAMES = ["a", "b.c", "x-1", "_z", "tags", "nowhere", "gpu/vendor:nv"]
 STRINGS = ["", "H100", "a", "b", "ab", "535", "007", "1.2.3", "it's", 'say "hi"', "back\\slash",
            "é", "2.50", "-0.5", "Z"]
 NUMBERS: list[Any] = [0, 1, -1, 2, 40, 80, 535, 10**20, -(10**20), 2**63 - 1, 2**63, -(2**63),
@@ -183,7 +183,8 @@ def rows_of_dicts(draw: Any) -> list[dict[str, Any]]:
     n = draw(st.integers(0, 8))
     out = []
     for _ in range(n):
-        row = {k: draw(attribute_values) for k in draw(st.sets(st.sampled_from(NAMES[:4])))}
+        keys = draw(st.sets(st.sampled_from([*NAMES[:4], NAMES[6]])))
+        row = {k: draw(attribute_values) for k in keys}
         if draw(st.integers(0, 3)):
             row["tags"] = frozenset(draw(st.sets(st.sampled_from(TAGS), max_size=3)))
         out.append(row)
