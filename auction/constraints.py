@@ -643,6 +643,8 @@ class _SetPart(_Part):
 
 def _intern(values: Sequence[str]) -> tuple[npt.NDArray[np.int32], tuple[str, ...]]:
     """Codes into the sorted distinct vocabulary (Python's str order: code points)."""
+    if len(values) == 1:
+        return np.zeros(1, dtype=np.int32), (values[0],)
     vocab = sorted(set(values))
     index = {s: i for i, s in enumerate(vocab)}
     codes = np.fromiter((index[s] for s in values), dtype=np.int32, count=len(values))
@@ -821,9 +823,13 @@ class Column:
 
     @classmethod
     def coerce(cls, values: Any, n_rows: int, name: str = "column") -> Column:
-        """A `Column` from a Column or from a 1-D array or sequence: bool dtype -> bools,
-        integer dtype -> ints, str values -> strings, set values -> sets, ints/Decimals/decimal
-        strings -> numbers (None marks a missing row in sequences)."""
+        """A `Column` from a Column or from a 1-D array or sequence.
+
+        Arrays: bool dtype -> bools, integer dtype -> ints, str dtype -> strings as given.
+        Sequences (lists, object arrays): sets -> set members; other values classified as
+        attribute values are (str, int, bool, Decimal; a decimal string is a number); None
+        marks a row without the field.
+        """
         if isinstance(values, Column):
             col = values
         else:
@@ -955,16 +961,22 @@ class AttributeTable:
         if isinstance(records, Mapping):
             if n is None:
                 raise InvalidValueError("n", None, "is required when records is a mapping")
-            items: Iterable[tuple[int, Mapping[str, Any] | None]] = sorted(records.items())
+            def row_of(key: Any) -> int:
+                if isinstance(key, bool) or not isinstance(key, numbers.Integral) \
+                        or not 0 <= key < n:  # type: ignore[operator]
+                    raise InvalidValueError("records", key, f"row must be an int in [0, {n})")
+                return int(key)
+
+            items: Iterable[tuple[int, Mapping[str, Any] | None]] = sorted(
+                (row_of(k), v) for k, v in records.items()
+            )
         else:
             if n is not None and n != len(records):
                 raise InvalidValueError("n", n, f"must equal len(records)={len(records)}")
             n = len(records)
             items = enumerate(records)
         per: dict[str, dict[str, tuple[list[int], list[Any]]]] = {}
-        for row, rec in items:
-            if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < n:
-                raise InvalidValueError("records", row, f"row must be an int in [0, {n})")
+        for row, rec in items:  # rows increase: every part's rows come out sorted
             if not rec:
                 continue
             if not isinstance(rec, Mapping):
@@ -990,9 +1002,7 @@ class AttributeTable:
         for name, parts in per.items():
             kw: dict[str, Any] = {}
             for kind, (rows_list, vals) in parts.items():
-                dense = len(rows_list) == n
-                rows = None if dense else np.array(rows_list, dtype=np.int64)
-                rows = _as_rows(rows, len(rows_list))
+                rows = None if len(rows_list) == n else np.array(rows_list, dtype=np.int64)
                 if kind == "str":
                     codes, vocab = _intern(vals)
                     kw["strings"] = _StrPart(rows, codes, vocab)
@@ -1002,7 +1012,10 @@ class AttributeTable:
                 else:
                     kw["bools"] = _BoolPart(rows, np.array(vals, dtype=bool))
             columns[name] = Column(n, **kw)
-        return cls(n, columns)
+        out = cls.__new__(cls)  # names and parts are valid by construction: skip the checks
+        object.__setattr__(out, "n_rows", n)
+        object.__setattr__(out, "columns", columns)
+        return out
 
     def with_columns(
         self, columns: Mapping[str, Any] | None = None, /, **named: Any

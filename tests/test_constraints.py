@@ -534,6 +534,11 @@ def test_gathered_rows_match_all_rows_at_any_density(density: float) -> None:
 def test_from_records_sparse_mapping_and_errors() -> None:
     t = AttributeTable.from_records({5: {"a": "x"}, 1: {"a": 2}}, n=10)
     assert np.flatnonzero(parse("has a").evaluate(t)).tolist() == [1, 5]
+    t2 = AttributeTable.from_records({np.int64(3): {"a": 1}, 0: None}, n=4)
+    assert parse("a == 1").evaluate(t2).tolist() == [False, False, False, True]
+    for key in (4, -1, "0", True):
+        with pytest.raises(InvalidValueError, match="row must be"):
+            AttributeTable.from_records({key: {"a": 1}}, n=4)
     with pytest.raises(InvalidValueError, match="required"):
         AttributeTable.from_records({0: {"a": 1}})
     with pytest.raises(InvalidValueError, match="must equal"):
