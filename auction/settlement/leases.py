@@ -46,7 +46,7 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -1197,6 +1197,7 @@ def leases_from_result(
     *,
     period: Period = HOUR,
     start: int = 0,
+    durations: Literal["result"] | Mapping[str, int] | None = "result",
     requests: Iterable[Request] | Mapping[str, int] | None = None,
     prefix: str = "",
 ) -> list[Lease]:
@@ -1208,31 +1209,53 @@ def leases_from_result(
 
     Args:
         result: the clearing result.
-        currency: what the leases are paid in.
+        currency: what the leases are paid in (a result has prices, not a currency).
         period: the accrual period.
         start: the first period of every lease.
-        requests: the requests (or ``{request_id: duration_hours}``): each lease then lasts
-            the request's ``duration_hours``, rounded up to whole periods. None: open-ended.
+        durations: how long each lease lasts, in hours, rounded up to whole periods:
+            ``"result"`` (the default): the request's ``duration_hours``, which the result
+            carries per row; a mapping ``{request_id: hours}`` (requests not in it are
+            open-ended); None: every lease is open-ended.
+        requests: the older form of `durations`: the requests themselves (or
+            ``{request_id: duration_hours}``); when given, it takes precedence.
         prefix: prepended to lease ids, which are ``{request_id}/{offer_id}``.
+
+    Raises:
+        InvalidSettlementError: ``durations="result"`` on a result that carries no
+            durations, or a row that pays the provider more than the tenant pays.
     """
-    durations: Mapping[str, int] | None
-    if requests is None or isinstance(requests, Mapping):
-        durations = requests
+    hours_of: Mapping[str, int] | list[int] | None
+    if requests is not None:
+        hours_of = requests if isinstance(requests, Mapping) else {
+            r.id: r.duration_hours for r in requests}
+    elif isinstance(durations, str):
+        if durations != "result":
+            raise InvalidSettlementError("durations", durations,
+                                         "must be 'result', a mapping or None")
+        column = getattr(result, "duration_hours", None)
+        if column is None:
+            raise InvalidSettlementError(
+                "durations", durations,
+                "the result carries no durations: pass a mapping or None")
+        hours_of = [int(h) for h in column.tolist()]
+    elif durations is None or isinstance(durations, Mapping):
+        hours_of = durations
     else:
-        durations = {r.id: r.duration_hours for r in requests}
+        raise InvalidSettlementError("durations", durations, "must be 'result', a mapping or None")
     period = _period(period)
     out = []
     seen: dict[str, int] = {}
     cols = zip(result.request_id.tolist(), result.offer_id.tolist(), result.tenant.tolist(),
                result.provider.tolist(), result.gpus.tolist(), result.tenant_payment.tolist(),
                result.provider_payment.tolist(), strict=True)
-    for rid, oid, tenant, provider, gpus, pay, ppay in cols:
+    for row, (rid, oid, tenant, provider, gpus, pay, ppay) in enumerate(cols):
         lid = f"{prefix}{rid}/{oid}"
         k = seen.get(lid, 0)
         seen[lid] = k + 1
         if k:
             lid = f"{lid}#{k}"
-        hours = None if durations is None else durations.get(rid)
+        hours = (None if hours_of is None else hours_of[row] if isinstance(hours_of, list)
+                 else hours_of.get(rid))
         if int(ppay) > int(pay):
             raise InvalidSettlementError(
                 "provider_payment", int(ppay),
