@@ -19,6 +19,7 @@ __all__ = [
     "SolverError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
+    "UnknownSchemaError",
     "UnsupportedMarketError",
 ]
 
@@ -140,3 +141,21 @@ class SolverError(AuctionError, RuntimeError):
         self.solver = solver
         self.reason = reason
         super().__init__(f"mechanism {mechanism!r}, solver {solver!r}: {reason}")
+
+
+class UnknownSchemaError(InvalidValueError):
+    """A saved document's ``schema`` key names a format or version this library cannot read.
+
+    Every JSON format of the library names itself in one key, ``schema`` (``"name/version"``),
+    checked on read. `field` is ``"schema"``, `value` what the document says.
+
+    Attributes:
+        supported: the schemas this library reads.
+    """
+
+    holder = "document"
+
+    def __init__(self, value: Any, supported: Sequence[str], *, document: str | None = None):
+        self.supported = tuple(supported)
+        super().__init__("schema", value, f"this library reads {', '.join(self.supported)}",
+                         within=document)

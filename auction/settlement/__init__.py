@@ -55,6 +55,9 @@ from auction.settlement.ledger import (
     Posting,
     SettlementError,
     Transaction,
+    TxKind,
+    TxMeta,
+    UnknownLedgerSchemaError,
     transfer,
 )
 from auction.settlement.rewards import (
@@ -139,7 +142,10 @@ __all__ = [
     "Rounding",
     "SettlementError",
     "Transaction",
+    "TxKind",
+    "TxMeta",
     "UnknownLeaseError",
+    "UnknownLedgerSchemaError",
     "YearlyEmission",
     "as_rate",
     "availability_weights",

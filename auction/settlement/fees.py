@@ -36,6 +36,8 @@ from auction.settlement.ledger import (
     Posting,
     SettlementError,
     Transaction,
+    TxKind,
+    TxMeta,
     currency_code,
     transfer,
 )
@@ -418,22 +420,26 @@ def sla_penalty(
     if not postings:
         return None
     tx = Transaction(tx_id, tuple(postings), time=max(0, int(event.time)),
-                     memo=f"{event.outcome.value}; refunded {_runs(refund)}; lease {lease_id}")
+                     memo=f"{event.outcome.value}; refunded {_runs(refund)}; lease {lease_id}",
+                     meta=TxMeta(kind=TxKind.PENALTY, lease=lease_id, periods=_run_pairs(refund)))
     book.post_refund(lease_id, tx, refund)
     return tx
 
 
-def _runs(refund: Refund | None) -> str:
-    """Refunded periods as runs, ``"2-2,4-6"`` (``"-"``: none), for the penalty's memo."""
-    if refund is None or not refund.periods:
-        return "-"
+def _run_pairs(refund: Refund | None) -> tuple[tuple[int, int], ...]:
+    """Refunded periods as runs ``((2, 2), (4, 6))``, for the penalty's metadata."""
     runs: list[list[int]] = []
-    for p in refund.periods:
+    for p in () if refund is None else refund.periods:
         if runs and runs[-1][1] == p - 1:
             runs[-1][1] = p
         else:
             runs.append([p, p])
-    return ",".join(f"{a}-{b}" for a, b in runs)
+    return tuple((a, b) for a, b in runs)
+
+
+def _runs(refund: Refund | None) -> str:
+    """Refunded periods as runs, ``"2-2,4-6"`` (``"-"``: none), for the penalty's memo."""
+    return ",".join(f"{a}-{b}" for a, b in _run_pairs(refund)) or "-"
 
 
 # -- bid deposits -------------------------------------------------------------------------------
@@ -459,7 +465,8 @@ def lock_bid_deposit(
     Transaction id ``bid-deposit:{bid_id}``; locking again with the same values is a no-op.
     """
     tx = transfer(f"bid-deposit:{bid_id}", Account(AccountKind.PROVIDER, provider),
-                  _hold(bid_id), currency, amount, time=time, memo="lock")
+                  _hold(bid_id), currency, amount, time=time, memo="lock",
+                  meta=TxMeta(kind=TxKind.BID_LOCK, bid=bid_id))
     ledger.post(tx)
     return tx
 
@@ -471,13 +478,13 @@ def _resolve(ledger: Ledger, bid_id: str, how: str, to: Account | None, time: in
     rid = f"bid-deposit:{bid_id}:resolve"
     prior = ledger.get(rid)
     if prior is not None:
-        if prior.memo != how:
-            raise DepositResolvedError(bid_id, prior.memo)
+        if prior.meta.status != how:
+            raise DepositResolvedError(bid_id, prior.meta.status)
         return prior
     source = lock.postings[0]
     target = source.account if to is None else to
     tx = transfer(rid, _hold(bid_id), target, source.currency, -source.amount, time=time,
-                  memo=how)
+                  memo=how, meta=TxMeta(kind=TxKind.BID_RESOLVE, bid=bid_id, status=how))
     ledger.post(tx)
     return tx
 
