@@ -33,7 +33,6 @@ from auction.money import MAX_MONEY
 from auction.orders import Offer, Order, Request
 from auction.reputation import Event, ReputationBook
 from auction.reputation.models import ReputationModel
-from auction.settlement.fees import FeeSchedule, as_rate
 from auction.settlement.leases import HOUR, Lease, LeaseBook, leases_from_result
 from auction.settlement.ledger import (
     Account,
@@ -43,6 +42,7 @@ from auction.settlement.ledger import (
     Transaction,
     transfer,
 )
+from auction.settlement.rates import FeeSchedule, as_rate
 from auction.settlement.rewards import reward_transaction, split_rewards
 from auction.settlement.tokenomics import (
     RENDER_FEE_RATE,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 from decimal import Decimal
 from fractions import Fraction
 
@@ -34,8 +36,11 @@ from auction.settlement import (
     as_rate,
     bps,
     fee_of,
+    fees,
     forfeit_bid_deposit,
     lock_bid_deposit,
+    penalties,
+    rates,
     return_bid_deposit,
     sla_penalty,
     transfer,
@@ -352,3 +357,25 @@ def test_penalties_and_deposits_replay() -> None:
     return_bid_deposit(ledger, "b")
     assert Ledger.from_json(ledger.to_json()).balances() == ledger.balances()
     assert HOUR.seconds == 3600
+
+
+def _settlement_imports(module: str) -> set[str]:
+    """The `auction.settlement` modules `module` imports (at any level, even for typing)."""
+    import auction.settlement
+
+    path = os.path.join(os.path.dirname(auction.settlement.__file__), f"{module}.py")
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return {n.rsplit(".", 1)[1] for n in names if n.startswith("auction.settlement.")}
+
+
+def test_rates_sit_below_leases_and_penalties_above() -> None:
+    """Layers, one way: ledger <- rates <- leases <- penalties; `fees` only re-exports."""
+    assert _settlement_imports("rates") == {"ledger"}
+    assert _settlement_imports("leases") == {"ledger", "rates"}
+    assert _settlement_imports("penalties") == {"ledger", "rates", "leases"}
+    assert _settlement_imports("fees") == {"rates", "penalties"}
+    assert fees.sla_penalty is penalties.sla_penalty
+    assert fees.FeeSchedule is rates.FeeSchedule

@@ -54,7 +54,6 @@ import numpy.typing as npt
 
 from auction.orders import Request
 from auction.result import ClearingResult
-from auction.settlement.fees import FeeRates, FeeSchedule, Rounding, fee_of
 from auction.settlement.ledger import (
     MAX_AMOUNT,
     Account,
@@ -70,6 +69,7 @@ from auction.settlement.ledger import (
     currency_code,
     transfer,
 )
+from auction.settlement.rates import FeeRates, FeeSchedule, Rounding, fee_of
 
 __all__ = [
     "BLOCK",
