@@ -28,6 +28,7 @@ __all__ = [
     "TimeLimitError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
+    "UnknownSchemaError",
     "UnsupportedMarketError",
 ]
 
@@ -349,3 +350,20 @@ class ConstraintSyntaxError(InvalidOrderError):
         reason = f"at position {position}: expected {expected}, found {found}"
         super().__init__(field, excerpt, reason, order_id=order_id)
         self.value = text
+
+class UnknownSchemaError(InvalidValueError):
+    """A saved document's ``schema`` key names a format or version this library cannot read.
+
+    Every JSON format of the library names itself in one key, ``schema`` (``"name/version"``),
+    checked on read. `field` is ``"schema"``, `value` what the document says.
+
+    Attributes:
+        supported: the schemas this library reads.
+    """
+
+    holder = "document"
+
+    def __init__(self, value: Any, supported: Sequence[str], *, document: str | None = None):
+        self.supported = tuple(supported)
+        super().__init__("schema", value, f"this library reads {', '.join(self.supported)}",
+                         within=document)

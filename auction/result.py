@@ -137,6 +137,8 @@ class ClearingResult:
         provider_revenue: what providers receive in all, per hour (sum of provider_payment).
         options: the options the mechanism ran with.
         diagnostics: mechanism-specific extras (duals, iteration counts, timings).
+        duration_hours: each allocation's request ``duration_hours`` (what settlement needs
+            to know how long a lease lasts); None when the result was not built from a market.
     """
 
     mechanism: str
@@ -162,6 +164,7 @@ class ClearingResult:
     provider_revenue: int
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     diagnostics: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    duration_hours: IntArray | None = None
 
     @classmethod
     def from_allocation(
@@ -243,6 +246,7 @@ class ClearingResult:
             provider_revenue=sum(pp.tolist()),
             options=options,
             diagnostics=diagnostics,
+            duration_hours=_ro(rq.duration_hours[req]),
         )
 
     @property

@@ -33,7 +33,6 @@ from auction.money import MAX_MONEY
 from auction.orders import Offer, Order, Request
 from auction.reputation import Event, ReputationBook
 from auction.reputation.models import ReputationModel
-from auction.settlement.fees import FeeSchedule, as_rate
 from auction.settlement.leases import HOUR, Lease, LeaseBook, leases_from_result
 from auction.settlement.ledger import (
     Account,
@@ -43,6 +42,7 @@ from auction.settlement.ledger import (
     Transaction,
     transfer,
 )
+from auction.settlement.rates import FeeSchedule, as_rate
 from auction.settlement.rewards import reward_transaction, split_rewards
 from auction.settlement.tokenomics import (
     RENDER_FEE_RATE,
@@ -670,7 +670,7 @@ class _Simulation:
         free.extend(requests)
         self._add(requests=len(requests), offered=sum(capacity.values()) * h)
 
-        leases = self._clear(e, free, requests)
+        leases = self._clear(e, free)
         self._add(leases=len(leases), served=len({lease.request_id for lease in leases}))
         fail = _stream(self.seed, e, 2)
         for lease in leases:
@@ -705,7 +705,7 @@ class _Simulation:
         weights = work if d.rewards is Rewards.WORK else offered_hours
         return self._emit(e, weights, self._flows()["revenue"] - revenue_before)
 
-    def _clear(self, e: int, orders: list[Order], requests: list[Request]) -> list[Lease]:
+    def _clear(self, e: int, orders: list[Order]) -> list[Lease]:
         d = self.d
         book = OrderBook(orders)
         if self.rep is None:
@@ -722,7 +722,7 @@ class _Simulation:
         if not len(result.request_id):
             return []
         return leases_from_result(result, d.currency, period=HOUR, start=e * self.h,
-                                  requests=requests, prefix=f"{e}:")
+                                  prefix=f"{e}:")
 
     def _settle_leases(self, e: int, leases: list[Lease], t0: int, t1: int) -> None:
         book, currency = self.book, self.d.currency

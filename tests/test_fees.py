@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+import json
+import os
 from decimal import Decimal
 from fractions import Fraction
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from auction.errors import UnknownSchemaError
 from auction.reputation.events import Event, Outcome
 from auction.settlement import (
     DAY,
@@ -25,15 +30,22 @@ from auction.settlement import (
     Ledger,
     PenaltyPolicy,
     Rounding,
+    TxKind,
+    TxMeta,
+    UnknownLedgerSchemaError,
     as_rate,
     bps,
     fee_of,
+    fees,
     forfeit_bid_deposit,
     lock_bid_deposit,
+    penalties,
+    rates,
     return_bid_deposit,
     sla_penalty,
     transfer,
 )
+from auction.settlement.ledger import SCHEMA
 
 ISSUANCE = Account(AccountKind.ISSUANCE)
 FEES = Account(AccountKind.PROTOCOL_FEES)
@@ -194,6 +206,53 @@ def test_downtime_refunds_the_day_with_the_fee_waived_and_slashes_a_third() -> N
     restored = LeaseBook.restore(led, book, fees=book.fees)
     assert restored.refunded("l") == book.refunded("l") == {2}
     assert restored.state("l") == book.state("l")
+    assert tx.meta == TxMeta(kind=TxKind.PENALTY, lease="l", periods=((2, 2),))
+    assert tx2.meta == TxMeta(kind=TxKind.PENALTY, lease="l")
+
+
+def _as_version_1(ledger: Ledger) -> str:
+    """`ledger` as version 1 wrote it: a "format" key and no metadata."""
+    doc = json.loads(ledger.to_json())
+    del doc["schema"]
+    for record in doc["journal"]:
+        record.pop("meta", None)
+    return json.dumps({"format": "auction.settlement.ledger/1", **doc})
+
+
+def test_restore_folds_over_metadata_and_version_1_journals_still_load() -> None:
+    """`restore` reads typed metadata, never memos: blanking every memo changes nothing; a
+    version-1 document (no metadata) reads back with the metadata its ids implied."""
+    book = aethir()
+    sla_penalty(book, breach(), "l")
+    sla_penalty(book, breach("e3"), "l", periods=(0, 3))  # day 2 was refunded before
+    lock_bid_deposit(book.ledger, "b1", "node", "ATH", 5)
+    forfeit_bid_deposit(book.ledger, "b1")
+    book.terminate("l", 6)
+    journal = book.ledger.journal
+    assert [tx.meta.kind for tx in journal] == [
+        TxKind.TRANSFER, TxKind.TRANSFER, TxKind.DEPOSIT, TxKind.ACCRUAL, TxKind.PENALTY,
+        TxKind.PENALTY, TxKind.BID_LOCK, TxKind.BID_RESOLVE, TxKind.ACCRUAL, TxKind.CLOSE]
+    assert journal[5].meta.periods == ((0, 1), (3, 3))
+    assert journal[9].meta == TxMeta(kind=TxKind.CLOSE, lease="l", status="closed")
+    blank = Ledger.replay(attrs.evolve(tx, memo="") for tx in journal)
+    for ledger in (blank, Ledger.from_json(book.ledger.to_json())):
+        restored = LeaseBook.restore(ledger, book, fees=book.fees)
+        assert restored.state("l") == book.state("l")
+        assert restored.refunded("l") == book.refunded("l") == {0, 1, 2, 3}
+    old = Ledger.from_json(_as_version_1(book.ledger))
+    assert old == book.ledger  # the same journal, metadata included
+    assert LeaseBook.restore(old, book, fees=book.fees).refunded("l") == {0, 1, 2, 3}
+    with pytest.raises(DepositResolvedError):
+        return_bid_deposit(old, "b1")
+    doc = json.loads(book.ledger.to_json())
+    assert doc["schema"] == SCHEMA == "auction.settlement.ledger/2"
+    for schema in ("auction.settlement.ledger/3", "auction.book/1", None):
+        with pytest.raises(UnknownLedgerSchemaError) as info:
+            Ledger.from_json(json.dumps({**doc, "schema": schema}))
+        assert isinstance(info.value, UnknownSchemaError)
+        assert isinstance(info.value, InvalidSettlementError)
+        assert (info.value.field, info.value.value) == ("schema", schema)
+        assert SCHEMA in info.value.supported
 
 
 def test_malice_slashes_the_whole_stake_and_a_failed_job_only_refunds() -> None:
@@ -298,3 +357,25 @@ def test_penalties_and_deposits_replay() -> None:
     return_bid_deposit(ledger, "b")
     assert Ledger.from_json(ledger.to_json()).balances() == ledger.balances()
     assert HOUR.seconds == 3600
+
+
+def _settlement_imports(module: str) -> set[str]:
+    """The `auction.settlement` modules `module` imports (at any level, even for typing)."""
+    import auction.settlement
+
+    path = os.path.join(os.path.dirname(auction.settlement.__file__), f"{module}.py")
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return {n.rsplit(".", 1)[1] for n in names if n.startswith("auction.settlement.")}
+
+
+def test_rates_sit_below_leases_and_penalties_above() -> None:
+    """Layers, one way: ledger <- rates <- leases <- penalties; `fees` only re-exports."""
+    assert _settlement_imports("rates") == {"ledger"}
+    assert _settlement_imports("leases") == {"ledger", "rates"}
+    assert _settlement_imports("penalties") == {"ledger", "rates", "leases"}
+    assert _settlement_imports("fees") == {"rates", "penalties"}
+    assert fees.sla_penalty is penalties.sla_penalty
+    assert fees.FeeSchedule is rates.FeeSchedule

@@ -470,13 +470,42 @@ def test_leases_from_a_vcg_result_use_the_exact_row_payments() -> None:
     assert per_block[0].start == 7
 
 
+def test_leases_from_a_result_alone_take_each_request_duration_from_the_result() -> None:
+    """The result carries each row's request duration: no orders needed to settle it."""
+    orders = [
+        Offer(id="o0", provider="p0", gpu_model="H100", gpus=4, price=900, region="us",
+              vram_gb=80),
+        Request(id="r0", tenant="t0", gpus=2, max_price=2000, duration_hours=5),
+        Request(id="r1", tenant="t1", gpus=2, max_price=1500, duration_hours=2),
+    ]
+    result = auction.clear(OrderBook(orders), "first-price")
+    assert result.duration_hours is not None
+    assert dict(zip(result.request_id.tolist(), result.duration_hours.tolist(),
+                    strict=True)) == {"r0": 5, "r1": 2}
+    assert not result.duration_hours.flags.writeable
+    leases = leases_from_result(result, "USDC")
+    requests = [o for o in orders if isinstance(o, Request)]
+    assert leases == leases_from_result(result, "USDC", requests=requests)
+    assert {x.request_id: x.periods for x in leases} == {"r0": 5, "r1": 2}
+    assert {x.periods for x in leases_from_result(result, "USDC", durations=None)} == {None}
+    assert [x.periods for x in leases_from_result(result, "USDC", period=DAY)] == [1, 1]
+    assert {x.request_id: x.periods for x in leases_from_result(
+        result, "USDC", durations={"r1": 7})} == {"r0": None, "r1": 7}
+    with pytest.raises(InvalidSettlementError, match="durations"):
+        leases_from_result(result, "USDC", durations="orders")  # type: ignore[arg-type]
+    bare = attrs.evolve(result, duration_hours=None)
+    with pytest.raises(InvalidSettlementError, match="carries no durations"):
+        leases_from_result(bare, "USDC")
+    assert len(leases_from_result(bare, "USDC", durations=None)) == 2
+
+
 def test_leases_from_a_double_auction_keep_the_platform_margin() -> None:
     orders = [Offer(id=f"s{i}", provider=f"p{i}", gpu_model="H100", gpus=1, price=a,
                     region="us-east", vram_gb=80) for i, a in enumerate([180, 200, 240, 310])]
     orders += [Request(id=f"b{i}", tenant=f"t{i}", gpus=1, max_price=b, gpu_models={"H100"},
                        regions={"us-east"}) for i, b in enumerate([300, 280, 260, 220, 150])]
     result = auction.clear(OrderBook(orders), "mcafee")
-    leases = leases_from_result(result, "USDC")
+    leases = leases_from_result(result, "USDC", durations=None)  # open-ended
     assert [(x.rate, x.provider_rate, x.margin_rate) for x in leases] == [(260, 240, 20)] * 2
     book = book_with({("t0", "USDC"): 10**4, ("t1", "USDC"): 10**4})
     for lease in leases:

@@ -24,6 +24,8 @@ from auction.settlement import (
     Posting,
     SettlementError,
     Transaction,
+    TxKind,
+    TxMeta,
     transfer,
 )
 
@@ -195,7 +197,38 @@ def test_retry_is_a_no_op_and_a_conflict_is_an_error() -> None:
     with pytest.raises(DuplicateTransactionError) as e:
         ledger.post(transfer("dep", LAB, ESCROW, "AKT", 300, memo="other"))
     assert e.value.field == "memo"
+    with pytest.raises(DuplicateTransactionError) as e:
+        ledger.post(transfer("dep", LAB, ESCROW, "AKT", 300,
+                             meta=TxMeta(kind=TxKind.DEPOSIT, lease="lease-1")))
+    assert e.value.field == "meta"
     assert ledger.balances() == before
+
+
+def test_metadata_is_typed_validated_and_round_trips() -> None:
+    meta = TxMeta(kind="close", lease="l", status="overdrawn", unpaid=700)
+    assert meta.kind is TxKind.CLOSE
+    tx = transfer("close:l", ESCROW, LAB, "AKT", 5, meta=meta)
+    record = tx.to_record()
+    assert record["meta"] == {"kind": "close", "lease": "l", "status": "overdrawn",
+                              "unpaid": 700}
+    assert "meta" not in transfer("t", LAB, ESCROW, "AKT", 1).to_record()
+    assert Transaction.from_record(json.loads(json.dumps(record))) == tx
+    runs = TxMeta(kind=TxKind.PENALTY, periods=[[1, 2], (4, 4)])
+    assert runs.periods == ((1, 2), (4, 4))
+    bad: list[tuple[dict[str, object], str]] = [
+        ({"kind": "refund"}, "kind"), ({"periods": [(3, 2)]}, "periods"),
+        ({"periods": [(1,)]}, "periods"), ({"periods": "1-2"}, "periods"),
+        ({"unpaid": -1}, "unpaid"), ({"unpaid": 1.5}, "unpaid"), ({"lease": 3}, "meta"),
+    ]
+    for kwargs, field in bad:
+        with pytest.raises(InvalidTransactionError) as e:
+            TxMeta(**kwargs)  # type: ignore[arg-type]
+        assert e.value.field == field
+    with pytest.raises(InvalidTransactionError, match="meta"):
+        Transaction("t", tx.postings, meta={"kind": "close"})  # type: ignore[arg-type]
+    with pytest.raises(InvalidTransactionError) as e:
+        Transaction.from_record({**record, "meta": {"kind": "close", "colour": "red"}})
+    assert e.value.field == "colour"
 
 
 def test_insufficient_funds_names_everything_and_applies_nothing() -> None:

@@ -7,20 +7,6 @@ Settlement reads a `ClearingResult` and never imports a mechanism.
 
 from __future__ import annotations
 
-from auction.settlement.fees import (
-    DepositResolvedError,
-    FeeRates,
-    FeeSchedule,
-    PenaltyPolicy,
-    Rounding,
-    as_rate,
-    bps,
-    fee_of,
-    forfeit_bid_deposit,
-    lock_bid_deposit,
-    return_bid_deposit,
-    sla_penalty,
-)
 from auction.settlement.leases import (
     BLOCK,
     DAY,
@@ -55,8 +41,20 @@ from auction.settlement.ledger import (
     Posting,
     SettlementError,
     Transaction,
+    TxKind,
+    TxMeta,
+    UnknownLedgerSchemaError,
     transfer,
 )
+from auction.settlement.penalties import (
+    DepositResolvedError,
+    PenaltyPolicy,
+    forfeit_bid_deposit,
+    lock_bid_deposit,
+    return_bid_deposit,
+    sla_penalty,
+)
+from auction.settlement.rates import FeeRates, FeeSchedule, Rounding, as_rate, bps, fee_of
 from auction.settlement.rewards import (
     availability_weights,
     quotas,
@@ -139,7 +137,10 @@ __all__ = [
     "Rounding",
     "SettlementError",
     "Transaction",
+    "TxKind",
+    "TxMeta",
     "UnknownLeaseError",
+    "UnknownLedgerSchemaError",
     "YearlyEmission",
     "as_rate",
     "availability_weights",

@@ -46,7 +46,7 @@ import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -54,7 +54,6 @@ import numpy.typing as npt
 
 from auction.orders import Request
 from auction.result import ClearingResult
-from auction.settlement.fees import FeeRates, FeeSchedule, Rounding, fee_of
 from auction.settlement.ledger import (
     MAX_AMOUNT,
     Account,
@@ -64,10 +63,13 @@ from auction.settlement.ledger import (
     Posting,
     SettlementError,
     Transaction,
+    TxKind,
+    TxMeta,
     _net,
     currency_code,
     transfer,
 )
+from auction.settlement.rates import FeeRates, FeeSchedule, Rounding, fee_of
 
 __all__ = [
     "BLOCK",
@@ -346,6 +348,10 @@ class LeaseStatus(enum.StrEnum):
 
 _STATUS = tuple(LeaseStatus)
 _OPEN = 0
+
+
+def _close_meta(lease_id: str, status: LeaseStatus, unpaid: int) -> TxMeta:
+    return TxMeta(kind=TxKind.CLOSE, lease=lease_id, status=status.value, unpaid=unpaid)
 
 
 @attrs.frozen
@@ -645,7 +651,8 @@ class LeaseBook:
                 tenant = Account(AccountKind.TENANT, lease.tenant)
                 if dep:
                     txs.append(transfer(f"deposit:{lease.id}:open", tenant, escrow,
-                                        lease.currency, dep, time=time, memo="deposit"))
+                                        lease.currency, dep, time=time, memo="deposit",
+                                        meta=TxMeta(kind=TxKind.DEPOSIT, lease=lease.id)))
                 new.append((lease, escrow, tenant, bool(dep)))
             self.ledger.post_many(txs)  # raises before anything changes
             for lease, escrow, tenant, deposited in new:
@@ -667,9 +674,10 @@ class LeaseBook:
         the live book (periods charged, status, closes, unpaid amounts, refunded periods).
 
         `fees` and `margin_account` must be those the live book used. The journal holds the
-        rest: ``accrue:{lease}:{last period}``, ``close:{lease}`` (its time is the closing
-        period, its memo the status and any unpaid amount), ``deposit:{lease}:{ref}`` and
-        ``penalty:{event}`` (its memo names the refunded periods and the lease).
+        rest, and the book is a fold over its entries' typed metadata (`TxMeta`, never the
+        memo): accruals (the periods charged), deposits, closes (the status, any unpaid
+        amount; the transaction's time is the closing period) and penalties (the refunded
+        periods), each naming its lease.
         """
         book = cls(ledger, fees=fees, margin_account=margin_account)
         for lease in leases:
@@ -681,34 +689,28 @@ class LeaseBook:
                       Account(AccountKind.TENANT, lease.tenant))
         index = book._index
         for tx in ledger.journal:
-            kind, _, rest = tx.id.partition(":")
-            if kind == "accrue":
-                lid, _, last = rest.rpartition(":")
-                i = index.get(lid)
-                if i is not None:
-                    n = int(last) - book._leases[i].start + 1
-                    book._n[i] = max(int(book._n[i]), n)
-            elif kind == "deposit":
-                i = index.get(rest.rpartition(":")[0])
-                if i is not None:
-                    book._deposits[i] = book._deposits.get(i, 0) + 1
-            elif kind == "close" and (i := index.get(rest)) is not None:
-                status, _, unpaid = tx.memo.partition(": unpaid ")
-                book._status[i] = _STATUS.index(LeaseStatus(status))
-                book._closed_at[i] = tx.time
-                if unpaid:
-                    book._unpaid[i] = int(unpaid)
-            elif kind == "penalty":
-                parts = tx.memo.split("; ", 2)
-                if len(parts) == 3 and parts[2].startswith("lease "):
-                    i = index.get(parts[2][6:])
-                    runs = parts[1].removeprefix("refunded ")
-                    if i is not None and runs != "-":
-                        done = book._refunded.setdefault(i, set())
-                        for run in runs.split(","):
-                            a, _, b = run.partition("-")
-                            done.update(range(int(a), int(b) + 1))
+            meta = tx.meta
+            if meta.lease and (i := index.get(meta.lease)) is not None:
+                book._fold(i, meta, tx.time)
         return book
+
+    def _fold(self, i: int, meta: TxMeta, time: int) -> None:
+        """Apply one journal entry's metadata to lease `i`'s state (`restore`'s step)."""
+        kind = meta.kind
+        if kind is TxKind.ACCRUAL:
+            last = max(b for _, b in meta.periods)
+            self._n[i] = max(int(self._n[i]), last - self._leases[i].start + 1)
+        elif kind is TxKind.DEPOSIT:
+            self._deposits[i] = self._deposits.get(i, 0) + 1
+        elif kind is TxKind.CLOSE:
+            self._status[i] = _STATUS.index(LeaseStatus(meta.status))
+            self._closed_at[i] = time
+            if meta.unpaid:
+                self._unpaid[i] = meta.unpaid
+        elif kind is TxKind.PENALTY and meta.periods:
+            done = self._refunded.setdefault(i, set())
+            for a, b in meta.periods:
+                done.update(range(a, b + 1))
 
     def _add(self, lease: Lease, escrow: Account, tenant: Account) -> None:
         rates = self.fees.of(lease.currency)
@@ -878,7 +880,8 @@ class LeaseBook:
             raise InvalidSettlementError("ref", ref, "must not contain ':'")
         escrow, tenant, _ = self._accounts[i]
         tx = transfer(f"deposit:{lease_id}:{ref}", tenant, escrow, self._leases[i].currency,
-                      amount, time=time, memo="deposit")
+                      amount, time=time, memo="deposit",
+                      meta=TxMeta(kind=TxKind.DEPOSIT, lease=lease_id))
         if self.ledger.post(tx):
             self._deposits[i] = k + 1
         return tx
@@ -923,7 +926,8 @@ class LeaseBook:
                 else close_at
             memo = f"overdrawn: unpaid {unpaid}" if unpaid else status.value
             txs.append(transfer(f"close:{lease.id}", escrow_acct, tenant, cur,
-                                escrow - d.tenant, time=closed_at, memo=memo))
+                                escrow - d.tenant, time=closed_at, memo=memo,
+                                meta=_close_meta(lease.id, status, unpaid)))
         return txs, (m, _STATUS.index(status), closed_at, unpaid)
 
     def _accrual_tx(
@@ -956,8 +960,9 @@ class LeaseBook:
         else:
             deltas = _net(postings)
         first, last = lease.start + n, lease.start + m - 1
-        return Transaction._trusted(f"accrue:{lease.id}:{last}", postings, last,
-                                    f"periods {first}-{last}", deltas)
+        return Transaction._trusted(
+            f"accrue:{lease.id}:{last}", postings, last, f"periods {first}-{last}", deltas,
+            TxMeta._trusted(TxKind.ACCRUAL, lease.id, ((first, last),)))
 
     def _commit(self, plans: list[tuple[int, tuple[int, int, int | None, int]]],
                 txs: list[Transaction]) -> None:
@@ -1063,7 +1068,8 @@ class LeaseBook:
             if m == cp:
                 closed_at = lease.start + m
                 txs.append(transfer(f"close:{lease.id}", escrow_acct, tenant, lease.currency,
-                                    escrow - dt, time=closed_at, memo="closed"))
+                                    escrow - dt, time=closed_at, memo="closed",
+                                    meta=_close_meta(lease.id, LeaseStatus.CLOSED, 0)))
                 plans.append((i, (m, 1, closed_at, 0)))
             else:
                 plans.append((i, (m, _OPEN, None, 0)))
@@ -1197,6 +1203,7 @@ def leases_from_result(
     *,
     period: Period = HOUR,
     start: int = 0,
+    durations: Literal["result"] | Mapping[str, int] | None = "result",
     requests: Iterable[Request] | Mapping[str, int] | None = None,
     prefix: str = "",
 ) -> list[Lease]:
@@ -1208,31 +1215,53 @@ def leases_from_result(
 
     Args:
         result: the clearing result.
-        currency: what the leases are paid in.
+        currency: what the leases are paid in (a result has prices, not a currency).
         period: the accrual period.
         start: the first period of every lease.
-        requests: the requests (or ``{request_id: duration_hours}``): each lease then lasts
-            the request's ``duration_hours``, rounded up to whole periods. None: open-ended.
+        durations: how long each lease lasts, in hours, rounded up to whole periods:
+            ``"result"`` (the default): the request's ``duration_hours``, which the result
+            carries per row; a mapping ``{request_id: hours}`` (requests not in it are
+            open-ended); None: every lease is open-ended.
+        requests: the older form of `durations`: the requests themselves (or
+            ``{request_id: duration_hours}``); when given, it takes precedence.
         prefix: prepended to lease ids, which are ``{request_id}/{offer_id}``.
+
+    Raises:
+        InvalidSettlementError: ``durations="result"`` on a result that carries no
+            durations, or a row that pays the provider more than the tenant pays.
     """
-    durations: Mapping[str, int] | None
-    if requests is None or isinstance(requests, Mapping):
-        durations = requests
+    hours_of: Mapping[str, int] | list[int] | None
+    if requests is not None:
+        hours_of = requests if isinstance(requests, Mapping) else {
+            r.id: r.duration_hours for r in requests}
+    elif isinstance(durations, str):
+        if durations != "result":
+            raise InvalidSettlementError("durations", durations,
+                                         "must be 'result', a mapping or None")
+        column = getattr(result, "duration_hours", None)
+        if column is None:
+            raise InvalidSettlementError(
+                "durations", durations,
+                "the result carries no durations: pass a mapping or None")
+        hours_of = [int(h) for h in column.tolist()]
+    elif durations is None or isinstance(durations, Mapping):
+        hours_of = durations
     else:
-        durations = {r.id: r.duration_hours for r in requests}
+        raise InvalidSettlementError("durations", durations, "must be 'result', a mapping or None")
     period = _period(period)
     out = []
     seen: dict[str, int] = {}
     cols = zip(result.request_id.tolist(), result.offer_id.tolist(), result.tenant.tolist(),
                result.provider.tolist(), result.gpus.tolist(), result.tenant_payment.tolist(),
                result.provider_payment.tolist(), strict=True)
-    for rid, oid, tenant, provider, gpus, pay, ppay in cols:
+    for row, (rid, oid, tenant, provider, gpus, pay, ppay) in enumerate(cols):
         lid = f"{prefix}{rid}/{oid}"
         k = seen.get(lid, 0)
         seen[lid] = k + 1
         if k:
             lid = f"{lid}#{k}"
-        hours = None if durations is None else durations.get(rid)
+        hours = (None if hours_of is None else hours_of[row] if isinstance(hours_of, list)
+                 else hours_of.get(rid))
         if int(ppay) > int(pay):
             raise InvalidSettlementError(
                 "provider_payment", int(ppay),

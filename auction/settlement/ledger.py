@@ -23,11 +23,12 @@ from typing import Any
 
 import attrs
 
-from auction.errors import AuctionError, InvalidValueError
+from auction.errors import AuctionError, InvalidValueError, UnknownSchemaError
 from auction.money import format_units, to_units
 
 __all__ = [
     "MAX_AMOUNT",
+    "SCHEMA",
     "Account",
     "AccountKind",
     "Currency",
@@ -39,6 +40,9 @@ __all__ = [
     "Posting",
     "SettlementError",
     "Transaction",
+    "TxKind",
+    "TxMeta",
+    "UnknownLedgerSchemaError",
     "transfer",
 ]
 
@@ -75,7 +79,8 @@ class DuplicateTransactionError(SettlementError, ValueError):
 
     Attributes:
         tx_id: the id.
-        field: the first field that differs (``"postings"``, ``"time"`` or ``"memo"``).
+        field: the first field that differs (``"postings"``, ``"time"``, ``"memo"`` or
+            ``"meta"``).
         recorded: its value in the posted transaction.
         given: its value in the new one.
     """
@@ -268,6 +273,124 @@ def _as_tuple(postings: Iterable[Posting]) -> tuple[Posting, ...]:
     return tuple(postings)
 
 
+class TxKind(enum.StrEnum):
+    """What a transaction does, for programs (the memo is for people)."""
+
+    #: A plain transfer with no settlement meaning (the default).
+    TRANSFER = "transfer"
+    #: A tenant's deposit into a lease's escrow.
+    DEPOSIT = "deposit"
+    #: A lease's accrual of a run of periods.
+    ACCRUAL = "accrual"
+    #: A lease's close: the rest of its escrow back to the tenant.
+    CLOSE = "close"
+    #: An SLA penalty: refunded periods and a slashed stake.
+    PENALTY = "penalty"
+    #: A bid deposit locked.
+    BID_LOCK = "bid_lock"
+    #: A bid deposit resolved (returned or forfeited).
+    BID_RESOLVE = "bid_resolve"
+
+
+def _tx_kind(value: Any) -> TxKind:
+    try:
+        return TxKind(value)
+    except ValueError:
+        kinds = ", ".join(k.value for k in TxKind)
+        raise InvalidTransactionError("kind", value, f"must be one of: {kinds}") from None
+
+
+def _runs(value: Any) -> tuple[tuple[int, int], ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidTransactionError("periods", value, "must be a sequence of (first, last) runs")
+    out = []
+    for run in value:
+        pair = () if isinstance(run, str | bytes) or not isinstance(run, Iterable) else tuple(run)
+        if len(pair) != 2:
+            raise InvalidTransactionError("periods", run, "each run is (first, last)")
+        a, b = (_int(x, "periods", 0, MAX_TIME) for x in pair)
+        if a > b:
+            raise InvalidTransactionError("periods", run, "a run ends before it starts")
+        out.append((a, b))
+    return tuple(out)
+
+
+def _meta_text(value: Any) -> str:
+    return _text(value, "meta", empty=True)
+
+
+def _unpaid(value: Any) -> int:
+    return _int(value, "unpaid", 0, MAX_AMOUNT)
+
+
+@attrs.frozen(kw_only=True)
+class TxMeta:
+    """Typed metadata of a transaction: what settlement state it changes, read by programs
+    (`LeaseBook.restore` folds over it) where the memo is free text for people.
+
+    Attributes:
+        kind: what the transaction does (`TxKind`).
+        lease: the lease it concerns (empty: none).
+        bid: the bid whose deposit it locks or resolves (empty: none).
+        periods: runs of periods, each ``(first, last)`` inclusive: the periods an accrual
+            charged, or those a penalty refunded.
+        status: a close's lease status (``"closed"``, ``"overdrawn"``), or a bid deposit's
+            resolution (``"returned"``, ``"forfeited"``); empty otherwise.
+        unpaid: what an overdrawn lease owed through the requested period and could not pay.
+    """
+
+    kind: TxKind = attrs.field(default=TxKind.TRANSFER, converter=_tx_kind)
+    lease: str = attrs.field(default="", converter=_meta_text)
+    bid: str = attrs.field(default="", converter=_meta_text)
+    periods: tuple[tuple[int, int], ...] = attrs.field(default=(), converter=_runs)
+    status: str = attrs.field(default="", converter=_meta_text)
+    unpaid: int = attrs.field(default=0, converter=_unpaid)
+
+    @classmethod
+    def _trusted(cls, kind: TxKind, lease: str, periods: tuple[tuple[int, int], ...]) -> TxMeta:
+        """Metadata from values this package already validated (the bulk accrual path)."""
+        m = object.__new__(cls)
+        s = object.__setattr__
+        s(m, "kind", kind)
+        s(m, "lease", lease)
+        s(m, "bid", "")
+        s(m, "periods", periods)
+        s(m, "status", "")
+        s(m, "unpaid", 0)
+        return m
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-ready: the fields that differ from their defaults."""
+        out: dict[str, Any] = {}
+        for f in attrs.fields(TxMeta):
+            v = getattr(self, f.name)
+            if v != f.default:
+                out[f.name] = (str(v.value) if isinstance(v, TxKind)
+                               else [list(r) for r in v] if f.name == "periods" else v)
+        return out
+
+    @classmethod
+    def from_record(cls, record: Any) -> TxMeta:
+        """Metadata from what `to_record` wrote."""
+        if not isinstance(record, Mapping):
+            raise InvalidTransactionError("meta", record, "must be a mapping")
+        names = {f.name for f in attrs.fields(TxMeta)}
+        extra = sorted(map(str, set(record) - names))
+        if extra:
+            raise InvalidTransactionError(extra[0], record[extra[0]], "is not a field of TxMeta")
+        return cls(**record)
+
+
+#: Metadata of a plain transfer.
+PLAIN = TxMeta()
+
+
+def _meta(value: Any) -> TxMeta:
+    if not isinstance(value, TxMeta):
+        raise InvalidTransactionError("meta", value, "must be a TxMeta")
+    return value
+
+
 @attrs.frozen
 class Transaction:
     """An immutable, balanced set of postings, applied all at once or not at all.
@@ -280,12 +403,15 @@ class Transaction:
             money out of a `BURNED` account.
         time: when it happened, an int >= 0 on the caller's clock (block, second or hour).
         memo: free text for people.
+        meta: typed metadata for programs (`TxMeta`): the kind, the lease, the periods; a
+            plain transfer by default.
     """
 
     id: str
     postings: tuple[Posting, ...] = attrs.field(converter=_as_tuple)
     time: int = 0
     memo: str = ""
+    meta: TxMeta = attrs.field(default=PLAIN, converter=_meta, kw_only=True)
     #: Net change per (account, currency), in first-posted order, zero nets dropped.
     _deltas: tuple[Delta, ...] = attrs.field(
         init=False, eq=False, repr=False, alias="_deltas"
@@ -328,7 +454,7 @@ class Transaction:
     @classmethod
     def _trusted(
         cls, id: str, postings: tuple[Posting, ...], time: int, memo: str,
-        deltas: tuple[Delta, ...],
+        deltas: tuple[Delta, ...], meta: TxMeta = PLAIN,
     ) -> Transaction:
         """A transaction built by this package from values it already validated: skips the
         checks (the hot path of bulk accrual). `deltas` must be ``_net(postings)``."""
@@ -338,6 +464,7 @@ class Transaction:
         s(tx, "postings", postings)
         s(tx, "time", time)
         s(tx, "memo", memo)
+        s(tx, "meta", meta)
         s(tx, "_deltas", deltas)
         return tx
 
@@ -351,8 +478,8 @@ class Transaction:
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready: postings as ``[kind, owner, currency, amount]`` lists, amounts as ints
-        (exact in Python's json)."""
-        return {
+        (exact in Python's json); ``meta`` only when the transaction has some."""
+        out: dict[str, Any] = {
             "id": self.id,
             "time": self.time,
             "memo": self.memo,
@@ -361,6 +488,9 @@ class Transaction:
                 for p in self.postings
             ],
         }
+        if self.meta != PLAIN:
+            out["meta"] = self.meta.to_record()
+        return out
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Transaction:
@@ -368,7 +498,7 @@ class Transaction:
         if not isinstance(record, Mapping):
             raise InvalidTransactionError("record", record, "a transaction must be a mapping")
         tid = record.get("id") if isinstance(record.get("id"), str) else None
-        extra = set(record) - {"id", "time", "memo", "postings"}
+        extra = set(record) - {"id", "time", "memo", "postings", "meta"}
         if extra:
             key = sorted(map(str, extra))[0]
             raise InvalidTransactionError(key, record.get(key), "is not a field of Transaction",
@@ -388,6 +518,7 @@ class Transaction:
             postings=tuple(postings),
             time=record.get("time", 0),
             memo=record.get("memo", ""),
+            meta=TxMeta.from_record(record["meta"]) if "meta" in record else PLAIN,
         )
 
 
@@ -403,14 +534,14 @@ def _net(postings: Iterable[Posting]) -> tuple[Delta, ...]:
 
 def transfer(
     id: str, source: Account, target: Account, currency: str, amount: int, *,
-    time: int = 0, memo: str = "",
+    time: int = 0, memo: str = "", meta: TxMeta = PLAIN,
 ) -> Transaction:
     """A two-posting transaction moving `amount` (an int >= 0) of `currency` from `source` to
     `target`."""
     amount = _int(amount, "amount", 0, MAX_AMOUNT, id if isinstance(id, str) else None)
     return Transaction(
         id, (Posting(source, currency, -amount), Posting(target, currency, amount)),
-        time=time, memo=memo,
+        time=time, memo=memo, meta=meta,
     )
 
 
@@ -564,7 +695,7 @@ class Ledger:
             return False
         if prior == tx:
             return True
-        for field in ("postings", "time", "memo"):
+        for field in ("postings", "time", "memo", "meta"):
             if getattr(prior, field) != getattr(tx, field):
                 raise DuplicateTransactionError(tx.id, field, getattr(prior, field),
                                                 getattr(tx, field))
@@ -700,20 +831,28 @@ class Ledger:
         return out
 
     def to_json(self) -> str:
-        """The ledger as JSON: ``{"allow_negative": [...], "journal": [records]}``.
+        """The ledger as JSON: ``{"schema": SCHEMA, "allow_negative": [...], "journal":
+        [records]}``, each record with its typed ``meta``.
 
         Amounts are JSON integers, exact when read back with Python's json (other readers
         may round integers above 2**53). Balances are not stored: `from_json` replays.
         """
         return json.dumps({
-            "format": "auction.settlement.ledger/1",
+            "schema": SCHEMA,
             "allow_negative": sorted(k.value for k in self._allow),
             "journal": [tx.to_record() for tx in self._journal],
         })
 
     @classmethod
     def from_json(cls, text: str) -> Ledger:
-        """Read what `to_json` wrote, replaying its journal (with all the checks of `post`)."""
+        """Read what `to_json` wrote, replaying its journal (with all the checks of `post`).
+
+        Reads the current schema and ``auction.settlement.ledger/1`` (whose records carry no
+        metadata: it is derived from the ids and memos that version wrote).
+
+        Raises:
+            UnknownLedgerSchemaError: the document names another schema or version.
+        """
         try:
             doc = json.loads(text)
         except (TypeError, ValueError) as e:
@@ -721,7 +860,58 @@ class Ledger:
         if not isinstance(doc, dict) or not isinstance(doc.get("journal"), list):
             raise InvalidSettlementError("json", str(text)[:60],
                                          "must be an object with a 'journal' list")
+        # version 1 named its schema "format"
+        schema = doc.get("schema", doc.get("format", SCHEMA_V1))
+        if schema not in _SCHEMAS:
+            raise UnknownLedgerSchemaError(schema, _SCHEMAS, document="ledger")
+        records = (Transaction.from_record(r) for r in doc["journal"])
         return cls.replay(
-            (Transaction.from_record(r) for r in doc["journal"]),
+            records if schema == SCHEMA else map(_legacy_meta, records),
             allow_negative=doc.get("allow_negative", [AccountKind.ISSUANCE.value]),
         )
+
+
+#: The schema `Ledger.to_json` writes (version 2: transactions carry `TxMeta`).
+SCHEMA = "auction.settlement.ledger/2"
+#: Version 1: no metadata; `Ledger.from_json` still reads it.
+SCHEMA_V1 = "auction.settlement.ledger/1"
+_SCHEMAS = (SCHEMA_V1, SCHEMA)
+
+
+def _legacy_meta(tx: Transaction) -> Transaction:
+    """A version-1 transaction with the metadata its id and memo implied (the only place that
+    reads memos: version 1 had nothing else)."""
+    if tx.meta != PLAIN:
+        return tx
+    kind, _, rest = tx.id.partition(":")
+    meta: TxMeta | None = None
+    try:
+        if kind == "accrue" and tx.memo.startswith("periods "):
+            lease, _, _ = rest.rpartition(":")
+            a, _, b = tx.memo.removeprefix("periods ").partition("-")
+            meta = TxMeta(kind=TxKind.ACCRUAL, lease=lease, periods=((int(a), int(b)),))
+        elif kind == "deposit":
+            meta = TxMeta(kind=TxKind.DEPOSIT, lease=rest.rpartition(":")[0])
+        elif kind == "close":
+            status, _, unpaid = tx.memo.partition(": unpaid ")
+            meta = TxMeta(kind=TxKind.CLOSE, lease=rest, status=status,
+                          unpaid=int(unpaid) if unpaid else 0)
+        elif kind == "penalty":
+            parts = tx.memo.split("; ", 2)
+            if len(parts) == 3 and parts[2].startswith("lease "):
+                runs = parts[1].removeprefix("refunded ")
+                meta = TxMeta(kind=TxKind.PENALTY, lease=parts[2][6:], periods=() if runs == "-"
+                              else tuple(tuple(map(int, r.split("-"))) for r in runs.split(",")))
+        elif kind == "bid-deposit":
+            bid, _, tail = rest.rpartition(":")
+            if tail == "resolve":
+                meta = TxMeta(kind=TxKind.BID_RESOLVE, bid=bid, status=tx.memo)
+            else:
+                meta = TxMeta(kind=TxKind.BID_LOCK, bid=rest)
+    except ValueError:  # not what this library wrote: left as a plain transfer
+        meta = None
+    return tx if meta is None else attrs.evolve(tx, meta=meta)
+
+
+class UnknownLedgerSchemaError(UnknownSchemaError, InvalidSettlementError):
+    """A ledger document names a schema this library cannot read (see `UnknownSchemaError`)."""

@@ -39,7 +39,6 @@ import numpy.typing as npt
 
 from auction.errors import AuctionOverflowError
 from auction.money import MAX_MONEY
-from auction.settlement.fees import as_rate
 from auction.settlement.ledger import (
     Account,
     AccountKind,
@@ -51,6 +50,7 @@ from auction.settlement.ledger import (
     currency_code,
     transfer,
 )
+from auction.settlement.rates import as_rate
 
 __all__ = [
     "AKASH_MINT_SPREAD_BPS",
