@@ -29,7 +29,16 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 import auction
 from auction import Market, Offer, OrderBook, Request
 from auction.errors import AuctionOverflowError, UnsupportedMarketError
-from auction.kernels.assignment import auction_matching, check_eps_cs, vcg_bonuses
+from auction.kernels.assignment import (
+    DONE,
+    WORK_LIMIT,
+    auction_matching,
+    check_eps_cs,
+    exact_duals,
+    exact_matching,
+    vcg_bonuses,
+    vcg_groups,
+)
 from auction.mechanisms import assignment as assignment_module
 from auction.mechanisms.assignment import matching_problem, solve_matching
 from auction.orders import Order
@@ -1028,3 +1037,107 @@ def test_shared_capacity_splits_a_divisible_request_and_shares_an_offer() -> Non
             OrderBook([*book, Request(id="r3", tenant="t", gpus=2, max_price=30)]),
             "assignment", shape="shared",
         )
+
+
+# -- exact duals and warm-started VCG re-solves ------------------------------------------------
+
+
+def _without(indptr: IntArray, cols: IntArray, w: IntArray, objs: Sequence[int]) -> tuple[
+    IntArray, IntArray, IntArray
+]:
+    """The CSR graph with every edge into `objs` left out."""
+    keep = ~np.isin(cols, np.asarray(objs, dtype=np.int64))
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))[keep]
+    new_ptr = np.zeros(len(indptr), dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(indptr) - 1), out=new_ptr[1:])
+    return new_ptr, cols[keep], w[keep]
+
+
+@settings(deadline=None, max_examples=examples(200), suppress_health_check=SLOW)
+@given(g=graphs())
+def test_exact_matching_matches_scipy_with_exact_duals(g: tuple[Any, ...]) -> None:
+    """Successive shortest paths: optimal welfare, and duals that certify it exactly."""
+    n, m, indptr, cols, w = g
+    pedge, u, p, status, work = exact_matching(n, m, indptr, cols, w, 1 << 62)
+    assert status == DONE
+    assert work >= 0
+    ref = exact_matching.py_func(n, m, indptr, cols, w, 1 << 62)
+    for x, y in zip((pedge, u, p), ref[:3], strict=True):
+        np.testing.assert_array_equal(x, y)
+    welfare = int(w[pedge[pedge >= 0]].sum())
+    assert welfare == dense_welfare(graph_dense(n, m, indptr, cols, w))
+    # strong duality: sum u + sum p == welfare, with u, p >= 0 and every edge covered
+    assert (u >= 0).all()
+    assert (p >= 0).all()
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    assert (u[rows] + p[cols] >= w).all()
+    assert int(u.sum() + p.sum()) == welfare
+
+
+@settings(deadline=None, max_examples=examples(200), suppress_health_check=SLOW)
+@given(g=graphs(), theta=st.sampled_from([2, 10]))
+def test_exact_duals_from_the_auction_certify_its_matching(g: tuple[Any, ...], theta: int) -> None:
+    n, m, indptr, cols, w = g
+    a = scaled(n, w)
+    pedge, price, _ = auction_matching(n, m, indptr, cols, a, theta)[:3]
+    u, p, ok = exact_duals(n, m, indptr, cols, a, w, pedge, price)
+    assert ok or n <= 1  # one person: 3 residues, the offset may find none (then SSP)
+    if not ok:
+        return
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    assert (u >= 0).all()
+    assert (p >= 0).all()
+    assert (u[rows] + p[cols] >= w).all()
+    assert int(u.sum() + p.sum()) == int(w[pedge[pedge >= 0]].sum())
+    # a corrupted price breaks the certificate and is reported, never trusted
+    if (pedge >= 0).any():
+        bad = price.copy()
+        bad[cols[pedge[pedge >= 0][0]]] += 10 * (2 * n + 1) * (int(w.max()) + 1)
+        assert not exact_duals(n, m, indptr, cols, a, w, pedge, bad)[2]
+
+
+def test_vcg_on_the_example_book_is_fast_and_matches_remove_and_resolve() -> None:
+    """The example book (issue 12: VCG did not finish in 17 minutes): every provider's bonus
+    equals W* - W*(without its offers), each optimum solved from scratch."""
+    market = Market(auction.demo.example_book(0))
+    problem = matching_problem(market)
+    a, pedge, price, profit, _ = solve_matching(problem)
+    provider = market.snapshot.offers.provider[problem.object_offer]
+    gobj = np.argsort(provider, kind="stable").astype(np.int64)
+    n_parties = len(market.snapshot.parties)
+    gptr = np.zeros(n_parties + 1, dtype=np.int64)
+    np.cumsum(np.bincount(provider, minlength=n_parties), out=gptr[1:])
+    got = vcg_bonuses(problem.n, problem.m, problem.indptr, problem.cols, a, problem.weight,
+                      pedge, price, profit, gptr, gobj, 10)
+    w = problem.weight
+    total = int(w[pedge[pedge >= 0]].sum())
+    for g in range(n_parties):
+        objs = gobj[gptr[g]:gptr[g + 1]].tolist()
+        ptr, c, ww = _without(problem.indptr, problem.cols, w, objs)
+        pe = exact_matching(problem.n, problem.m, ptr, c, ww, 1 << 62)[0]
+        assert int(got[g]) == total - int(ww[pe[pe >= 0]].sum()), g
+    assert (got > 0).any()
+
+
+@settings(deadline=None, max_examples=examples(100), suppress_health_check=SLOW)
+@given(g=graphs(max_n=8, max_m=8), data=st.data())
+def test_vcg_groups_stops_at_its_work_bound_and_resumes(
+    g: tuple[Any, ...], data: st.DataObject
+) -> None:
+    """Sliced by a work bound, the groups come out the same as in one call."""
+    n, m, indptr, cols, w = g
+    gptr, gobj, _ = _groups(data, m)
+    pedge, u, p, _, _ = exact_matching(n, m, indptr, cols, w, 1 << 62)
+    whole = np.zeros(len(gptr) - 1, dtype=np.int64)
+    assert vcg_groups(n, m, indptr, cols, w, pedge, u, p, gptr, gobj, 0, whole, 1 << 62)[0] == DONE
+    sliced = np.zeros_like(whole)
+    start, calls = 0, 0
+    while True:
+        status, start, _ = vcg_groups(n, m, indptr, cols, w, pedge, u, p, gptr, gobj, start,
+                                      sliced, 0)
+        calls += 1
+        if status == DONE:
+            break
+        assert status == WORK_LIMIT
+    np.testing.assert_array_equal(sliced, whole)
+    assert calls >= 1

@@ -20,9 +20,18 @@ eps-CS is within n (persons) of the optimum in benefit units; the caller scales 
 welfare weights so that this is less than one unit of welfare (see
 `auction.mechanisms.assignment.scaled_benefits`): exact.
 
-`vcg_bonuses` re-solves the market without each group of objects (a provider's offers) by a
-warm-started auction from the optimal prices, undoing its changes afterwards; the work per group
-is local to the persons it displaces.
+`vcg_bonuses` re-solves the market without each group of objects (a provider's offers) by
+shortest augmenting paths (Dijkstra, Hungarian dual updates) warm-started from exact integer
+duals rounded from the auction's prices (`exact_duals`), one path per displaced person, undoing
+its changes afterwards. Total work at most one O(E log E) search per matched object; each
+search settles only the objects whose reduced distance is below the path's. (A warm-started
+auction at eps = 1 was used before: on the example book its price wars ran for hours, since a
+bid at eps = 1 raises a price by as little as 1 unit of ``w * (2n + 1)``.)
+
+Work bounds and deadlines: `exact_matching` and `vcg_groups` take ``max_work`` (edges scanned
+plus heap pops) and return a status (`DONE`, `WORK_LIMIT`); `vcg_groups` resumes from the group
+it stopped at, so a caller can run it in slices and test a wall-clock deadline between them
+(`auction.kernels.budget`).
 """
 
 from __future__ import annotations
@@ -32,7 +41,10 @@ import numpy.typing as npt
 
 from auction.kernels.jit import KernelGroup
 
-__all__ = ["auction_matching", "check_eps_cs", "transpose", "vcg_bonuses"]
+__all__ = [
+    "DEADLINE", "DONE", "WORK_LIMIT", "auction_matching", "check_eps_cs", "exact_duals",
+    "exact_matching", "transpose", "vcg_bonuses", "vcg_groups",
+]
 
 IntArray = npt.NDArray[np.int64]
 _group = KernelGroup(nogil=True)
@@ -303,6 +315,331 @@ def _undo(
     return change
 
 
+#: Kernel status codes: finished; stopped at the work bound; stopped at the deadline.
+DONE = 0
+WORK_LIMIT = 1
+DEADLINE = 2
+INF = 1 << 62
+
+
+@_group.add
+def _hpush(hk: IntArray, hv: IntArray, size: int, key: int, val: int) -> int:
+    """Push (key, val) on the binary min-heap (ties: smaller val first); the new size."""
+    k = size
+    hk[k] = key
+    hv[k] = val
+    while k > 0:
+        q = (k - 1) >> 1
+        if hk[q] < hk[k] or (hk[q] == hk[k] and hv[q] <= hv[k]):
+            break
+        hk[q], hk[k] = hk[k], hk[q]
+        hv[q], hv[k] = hv[k], hv[q]
+        k = q
+    return size + 1
+
+
+@_group.add
+def _hpop(hk: IntArray, hv: IntArray, size: int) -> int:
+    """Drop the heap's top (read it from hk[0], hv[0] first); the new size."""
+    size -= 1
+    hk[0] = hk[size]
+    hv[0] = hv[size]
+    k = 0
+    while True:
+        c = 2 * k + 1
+        if c >= size:
+            break
+        if c + 1 < size and (hk[c + 1] < hk[c] or (hk[c + 1] == hk[c] and hv[c + 1] < hv[c])):
+            c += 1
+        if hk[k] < hk[c] or (hk[k] == hk[c] and hv[k] <= hv[c]):
+            break
+        hk[c], hk[k] = hk[k], hk[c]
+        hv[c], hv[k] = hv[k], hv[c]
+        k = c
+    return size
+
+
+@_group.add
+def _augment(
+    i: int, indptr: IntArray, cols: IntArray, w: IntArray, erow: IntArray, pedge: IntArray,
+    oown: IntArray, u: IntArray, p: IntArray, removed: npt.NDArray[np.bool_], dist: IntArray,
+    pred: IntArray, done: npt.NDArray[np.bool_], seen: IntArray, settled: IntArray,
+    hk: IntArray, hv: IntArray, log: IntArray, marks: npt.NDArray[np.bool_], log_top: int,
+    logging: bool,
+) -> tuple[int, int]:
+    """Match free person i by one shortest augmenting path (Dijkstra); (work, log top).
+
+    Exact integer duals: ``u[k] + p[j] >= w[e]`` on every edge, equality on matched edges,
+    ``u, p >= 0``, 0 for unmatched persons and objects (complementary slackness). Person i
+    enters with any feasible ``u[i]``. Dijkstra on reduced costs ``u + p - w >= 0`` from i over
+    alternating paths ends at a free object or at a person k that drops out (cost ``d_k +
+    u[k]``); the duals of settled nodes move by ``delta - d`` (the Hungarian update), which keeps
+    feasibility and makes the path tight, then the path is flipped. Work: O(E log E) for the
+    edges the search scans (at most every edge once).
+    """
+    work = 0
+    size = 0
+    nseen = 0
+    nsettled = 0
+    best = u[i]
+    sink = -1
+    out_person = i
+    for e in range(indptr[i], indptr[i + 1]):
+        work += 1
+        j = cols[e]
+        if removed[j]:
+            continue
+        d = u[i] + p[j] - w[e]
+        if d < dist[j]:
+            if dist[j] == INF:
+                seen[nseen] = j
+                nseen += 1
+            dist[j] = d
+            pred[j] = e
+            size = _hpush(hk, hv, size, d, j)
+    while size > 0:
+        d = hk[0]
+        j = hv[0]
+        size = _hpop(hk, hv, size)
+        work += 1
+        if done[j] or d > dist[j]:
+            continue
+        if d >= best:
+            break
+        done[j] = True
+        settled[nsettled] = j
+        nsettled += 1
+        k = oown[j]
+        if k < 0:
+            best = d
+            sink = j
+            break
+        if d + u[k] < best:
+            best = d + u[k]
+            out_person = k
+        ek = pedge[k]
+        for e in range(indptr[k], indptr[k + 1]):
+            work += 1
+            jj = cols[e]
+            if e == ek or removed[jj] or done[jj]:
+                continue
+            nd = d + u[k] + p[jj] - w[e]
+            if nd < dist[jj]:
+                if dist[jj] == INF:
+                    seen[nseen] = jj
+                    nseen += 1
+                dist[jj] = nd
+                pred[jj] = e
+                size = _hpush(hk, hv, size, nd, jj)
+    delta = best
+    # dual update on the settled tree: u drops and p rises by delta - d
+    if logging:
+        log_top = _save(log, log_top, marks, 1, i, u[i])
+    u[i] -= delta
+    for s in range(nsettled):
+        j = settled[s]
+        step = delta - dist[j]
+        if step > 0:
+            if logging:
+                log_top = _save(log, log_top, marks, 0, j, p[j])
+            p[j] += step
+            k = oown[j]
+            if k >= 0:
+                if logging:
+                    log_top = _save(log, log_top, marks, 1, k, u[k])
+                u[k] -= step
+    # flip the path
+    j = sink
+    if sink < 0 and out_person != i:
+        k = out_person
+        j = cols[pedge[k]]
+        if logging:
+            log_top = _save(log, log_top, marks, 2, k, pedge[k])
+        pedge[k] = -1
+    if sink >= 0 or out_person != i:
+        while True:
+            e = pred[j]
+            k = erow[e]
+            old = cols[pedge[k]] if pedge[k] >= 0 else -1
+            if logging:
+                log_top = _save(log, log_top, marks, 2, k, pedge[k])
+                log_top = _save(log, log_top, marks, 3, j, oown[j])
+            pedge[k] = e
+            oown[j] = k
+            if k == i:
+                break
+            j = old
+    for s in range(nseen):
+        dist[seen[s]] = INF
+        done[seen[s]] = False
+    return work, log_top
+
+
+@_group.add
+def _edge_rows(n: int, indptr: IntArray) -> IntArray:
+    """The person of every CSR edge."""
+    erow = np.empty(indptr[n], dtype=np.int64)
+    for i in range(n):
+        for e in range(indptr[i], indptr[i + 1]):
+            erow[e] = i
+    return erow
+
+
+@_group.add
+def exact_matching(
+    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, max_work: int
+) -> tuple[IntArray, IntArray, IntArray, int, int]:
+    """Maximum-weight matching with exact integer duals by successive shortest paths.
+
+    Returns (pedge, u, p, status, work). Persons enter one at a time (Hungarian method with
+    Dijkstra, sparse, both sides may stay unmatched); ``w >= 0``. Work bound: n searches of
+    O(E log E) each; past `max_work` units (edges scanned and heap pops) it stops with
+    `WORK_LIMIT` and a feasible, not optimal, matching.
+    """
+    erow = _edge_rows(n, indptr)
+    pedge = np.full(n, -1, dtype=np.int64)
+    oown = np.full(m, -1, dtype=np.int64)
+    u = np.zeros(n, dtype=np.int64)
+    p = np.zeros(m, dtype=np.int64)
+    removed = np.zeros(m, dtype=np.bool_)
+    dist = np.full(m, INF, dtype=np.int64)
+    pred = np.full(m, -1, dtype=np.int64)
+    done = np.zeros(m, dtype=np.bool_)
+    seen = np.empty(m, dtype=np.int64)
+    settled = np.empty(m, dtype=np.int64)
+    hk = np.empty(len(cols) + 1, dtype=np.int64)
+    hv = np.empty(len(cols) + 1, dtype=np.int64)
+    log = np.empty(0, dtype=np.int64)
+    marks = np.zeros((4, 0), dtype=np.bool_)
+    work = 0
+    for i in range(n):
+        if work > max_work:
+            return pedge, u, p, WORK_LIMIT, work
+        best = 0
+        for e in range(indptr[i], indptr[i + 1]):
+            v = w[e] - p[cols[e]]
+            if v > best:
+                best = v
+        u[i] = best
+        work += indptr[i + 1] - indptr[i]
+        if best > 0:
+            wk, _ = _augment(i, indptr, cols, w, erow, pedge, oown, u, p, removed, dist, pred,
+                             done, seen, settled, hk, hv, log, marks, 0, False)
+            work += wk
+    return pedge, u, p, DONE, work
+
+
+@_group.add
+def exact_duals(
+    n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray, w: IntArray,
+    pedge: IntArray, price: IntArray,
+) -> tuple[IntArray, IntArray, bool]:
+    """Exact integer duals (u, p) in `w` units for the auction's matching, or ok = False.
+
+    The auction's eps = 1 prices on ``a = w * S + 1`` (S = 2n + 1) give ``u + p >= w`` on every
+    edge in rational units price / S, with a slack of 1 / S on matched edges. Rounding
+    ``p = ceil((price - c) / S)`` with an offset c in [lo, S), lo <= 2, whose residue avoids
+    every matched object's ``price - 1`` (at most n residues, at least 2n - 1 choices) keeps
+    every edge feasible and ``u = w - p >= 0`` on matched edges. The result is checked in
+    O(E); ok = False means the input was not such an auction solution.
+    """
+    u = np.zeros(n, dtype=np.int64)
+    p = np.zeros(m, dtype=np.int64)
+    scale = 2 * n + 1
+    for e in range(len(a)):
+        if a[e] != w[e] * scale + 1:
+            return u, p, False
+    forbidden = np.zeros(scale, dtype=np.bool_)
+    lo = 0  # u = w - p >= 0 on matched edges needs c >= price - S w (at most 2)
+    for i in range(n):
+        if pedge[i] >= 0:
+            price_j = price[cols[pedge[i]]]
+            forbidden[(price_j - 1) % scale] = True
+            lo = max(lo, price_j - w[pedge[i]] * scale)
+    c = -1
+    for r in range(lo, scale):
+        if not forbidden[r]:
+            c = r
+            break
+    if c < 0:
+        return u, p, False
+    for i in range(n):
+        if pedge[i] >= 0:
+            j = cols[pedge[i]]
+            p[j] = -((c - price[j]) // scale)
+            u[i] = w[pedge[i]] - p[j]
+            if u[i] < 0 or p[j] < 0:
+                return u, p, False
+    for i in range(n):
+        for e in range(indptr[i], indptr[i + 1]):
+            if u[i] + p[cols[e]] < w[e]:
+                return u, p, False
+    return u, p, True
+
+
+@_group.add
+def vcg_groups(
+    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, pedge: IntArray,
+    u: IntArray, p: IntArray, group_indptr: IntArray, group_objects: IntArray, g_start: int,
+    out: IntArray, max_work: int,
+) -> tuple[int, int, int]:
+    """Fill ``out[g]`` = W* - W*(without group g) from group `g_start` on; (status, next, work).
+
+    (pedge, u, p) must be an optimal matching with exact duals (`exact_matching` or
+    `exact_duals`); they are left unchanged. Per group: take its objects out, then re-match
+    each displaced person by one shortest augmenting path from the exact duals (warm start:
+    the rest of the matching and the duals stay optimal for the smaller market). Total work
+    bound: one O(E log E) search per matched object, ``min(n, m) * O(E log E)``; in practice
+    each search settles only the few objects near the removed ones. Stops between groups once
+    `max_work` units are spent (status `WORK_LIMIT`, `next` the first group not done).
+    """
+    erow = _edge_rows(n, indptr)
+    oown = np.full(m, -1, dtype=np.int64)
+    for i in range(n):
+        if pedge[i] >= 0:
+            oown[cols[pedge[i]]] = i
+    removed = np.zeros(m, dtype=np.bool_)
+    dist = np.full(m, INF, dtype=np.int64)
+    pred = np.full(m, -1, dtype=np.int64)
+    done = np.zeros(m, dtype=np.bool_)
+    seen = np.empty(m, dtype=np.int64)
+    settled = np.empty(m, dtype=np.int64)
+    hk = np.empty(len(cols) + 1, dtype=np.int64)
+    hv = np.empty(len(cols) + 1, dtype=np.int64)
+    stack = np.empty(max(n, 1), dtype=np.int64)
+    log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
+    marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
+    work = 0
+    n_groups = len(group_indptr) - 1
+    for g in range(g_start, n_groups):
+        if work > max_work:
+            return WORK_LIMIT, g, work
+        log_top = 0
+        top = 0
+        for k in range(group_indptr[g], group_indptr[g + 1]):
+            j = group_objects[k]
+            removed[j] = True
+            i = oown[j]
+            if i >= 0:
+                log_top = _save(log, log_top, marks, 2, i, pedge[i])
+                log_top = _save(log, log_top, marks, 3, j, oown[j])
+                pedge[i] = -1
+                oown[j] = -1
+                stack[top] = i
+                top += 1
+        work += group_indptr[g + 1] - group_indptr[g]
+        for s in range(top):
+            wk, log_top = _augment(stack[s], indptr, cols, w, erow, pedge, oown, u, p, removed,
+                                   dist, pred, done, seen, settled, hk, hv, log, marks,
+                                   log_top, True)
+            work += wk
+        change = _undo(log, log_top, marks, p, u, pedge, oown, w)
+        out[g] = -change
+        for k in range(group_indptr[g], group_indptr[g + 1]):
+            removed[group_objects[k]] = False
+    return DONE, n_groups, work
+
+
 @_group.add
 def vcg_bonuses(
     n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray, w: IntArray,
@@ -311,101 +648,20 @@ def vcg_bonuses(
 ) -> IntArray:
     """Welfare lost when each group's objects are removed, W* - W*(-group), in units of `w`.
 
-    `a` are the bidding benefits (`w` scaled so that eps = 1 is exact). Starts from an optimal
-    eps = 1 solution (pedge, price, profit), which it leaves unchanged. Per group: price the
-    group's objects out of reach, free their persons, and re-run the auction with epsilon
-    scaling over the part of the market it touches (first at eps = 1 alone, with a bid budget,
-    since most removals are local): forward steps only until the last phase
-    (prices only rise, so a person that has not moved keeps the 1-CS of the optimum and each
-    new phase re-checks only persons that moved), then reverse steps at eps = 1 for touched
-    objects left unmatched at a positive price. Every change is logged once and undone.
+    `a` are the bidding benefits (``w * (2n + 1) + 1``) and (pedge, price, profit) an optimal
+    eps = 1 auction solution, left unchanged. Exact integer duals come from the auction's
+    prices (`exact_duals`; if that fails, from `exact_matching`, which may choose another
+    optimal matching of the same welfare), then `vcg_groups` re-solves each group's removal by
+    warm-started shortest augmenting paths. No work limit (see `vcg_groups` for the bound);
+    `theta` is kept for compatibility and unused.
     """
     n_groups = len(group_indptr) - 1
     out = np.zeros(n_groups, dtype=np.int64)
-    tptr, trow, tedge, ta = transpose(n, m, indptr, cols, a)
-    oown = np.full(m, -1, dtype=np.int64)
-    for i in range(n):
-        if pedge[i] >= 0:
-            oown[cols[pedge[i]]] = i
-    top_a = 0
-    for e in range(len(a)):
-        top_a = max(top_a, a[e])
-    stack = np.empty(max(n, m) + 1, dtype=np.int64)
-    # undo log: each (kind, index) is saved once per group, so 3 x (2n + 2m) entries suffice
-    log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
-    marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
-    queued = np.zeros(n, dtype=np.bool_)
-    queued_obj = np.zeros(m, dtype=np.bool_)
-    for g in range(n_groups):
-        displaced = 0
-        for k in range(group_indptr[g], group_indptr[g + 1]):
-            if oown[group_objects[k]] >= 0:
-                displaced += 1
-        if displaced == 0:
-            continue
-        # First try the warm start at eps = 1 with a bid budget (most removals are local);
-        # on a price war, undo and re-run with epsilon scaling from the largest benefit.
-        for attempt in range(2):
-            log_top = 0
-            top = 0
-            for k in range(group_indptr[g], group_indptr[g + 1]):
-                j = group_objects[k]
-                if oown[j] >= 0:
-                    i = oown[j]
-                    log_top = _save(log, log_top, marks, 2, i, pedge[i])
-                    log_top = _save(log, log_top, marks, 1, i, profit[i])
-                    pedge[i] = -1
-                    profit[i] = 0
-                    stack[top] = i
-                    top += 1
-                log_top = _save(log, log_top, marks, 0, j, price[j])
-                log_top = _save(log, log_top, marks, 3, j, oown[j])
-                price[j] = UNREACHABLE
-                oown[j] = -1
-            eps = 1 if attempt == 0 else max(1, top_a // theta)
-            budget = 64 * (displaced + 16) if attempt == 0 else NO_LIMIT
-            ok = True
-            while True:
-                bids, log_top = _forward(indptr, cols, a, price, profit, pedge, oown,
-                                         stack, top, eps, log, marks, log_top, True, budget)
-                if bids < 0:
-                    ok = False
-                    break
-                if eps == 1:
-                    break
-                eps = max(1, eps // theta)
-                # only persons that moved can break eps-CS at the new eps: until the last
-                # phase prices only rise, and a person's own object is repriced only by
-                # displacing it
-                top = 0
-                for t in range(0, log_top, 3):
-                    if log[t] == 1:
-                        top, log_top = _recheck(indptr, cols, a, price, profit, pedge, oown,
-                                                stack, top, eps, log, marks, log_top, queued,
-                                                log[t + 1])
-                for s in range(top):
-                    queued[stack[s]] = False
-            if ok:
-                # eps = 1: touched objects left unmatched at a positive price bid for persons;
-                # reverse steps at eps = 1 keep every neighbour's 1-CS
-                rtop = 0
-                for t in range(0, log_top, 3):
-                    j = log[t + 1]
-                    repriced = log[t] == 0 or log[t] == 3
-                    if repriced and oown[j] < 0 and 0 < price[j] < UNREACHABLE and not (
-                        queued_obj[j]
-                    ):
-                        queued_obj[j] = True
-                        stack[rtop] = j
-                        rtop += 1
-                for s in range(rtop):
-                    queued_obj[stack[s]] = False
-                _, log_top = _reverse(indptr, cols, a, tptr, trow, tedge, ta, price, profit,
-                                      pedge, oown, stack, rtop, 1, log, marks, log_top, True)
-            change = _undo(log, log_top, marks, price, profit, pedge, oown, w)
-            if ok:
-                out[g] = -change
-                break
+    u, p, ok = exact_duals(n, m, indptr, cols, a, w, pedge, price)
+    pe = pedge.copy()
+    if not ok:
+        pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, NO_LIMIT)
+    vcg_groups(n, m, indptr, cols, w, pe, u, p, group_indptr, group_objects, 0, out, NO_LIMIT)
     return out
 
 
