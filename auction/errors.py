@@ -16,6 +16,7 @@ __all__ = [
     "InvalidOrderError",
     "InvalidValueError",
     "MechanismNotFoundError",
+    "PartitionError",
     "SolverError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
@@ -140,3 +141,18 @@ class SolverError(AuctionError, RuntimeError):
         self.solver = solver
         self.reason = reason
         super().__init__(f"mechanism {mechanism!r}, solver {solver!r}: {reason}")
+
+
+class PartitionError(AuctionError, ValueError):
+    """A market cannot be cleared in parts: the mechanism couples them, or a declared
+    partition would cut a request. `reason` says why.
+
+    Attributes:
+        mechanism: the mechanism (or ``"partition"`` for a bad declaration).
+        reason: why the parts cannot clear on their own.
+    """
+
+    def __init__(self, mechanism: str, reason: str):
+        self.mechanism = mechanism
+        self.reason = reason
+        super().__init__(f"{mechanism!r} cannot clear in parts: {reason}")
