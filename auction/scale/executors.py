@@ -162,7 +162,7 @@ class RayRunner:
         self.num_cpus = num_cpus
         cpus = ray.cluster_resources().get("CPU", 1)
         self._workers = workers or max(1, int(cpus // max(num_cpus, 1e-9)))
-        self._remote: dict[Callable[..., Any], Any] = {}
+        self._remote: Any = None
 
     @property
     def workers(self) -> int:
@@ -173,14 +173,13 @@ class RayRunner:
     ) -> Iterator[tuple[int, R]]:
         ray = self._ray
         bound = _bound(max_in_flight, self.workers)
-        remote = self._remote.get(fn)
-        if remote is None:
-            remote = ray.remote(num_cpus=self.num_cpus)(fn)
-            self._remote[fn] = remote
+        if self._remote is None:  # one remote trampoline: any callable, builtins included
+            self._remote = ray.remote(num_cpus=self.num_cpus)(_call)
+        remote = self._remote
         pending: dict[Any, int] = {}
         try:
             for i, item in enumerate(items):
-                pending[remote.remote(item)] = i
+                pending[remote.remote(fn, item)] = i
                 while len(pending) >= bound:
                     yield from self._drain(pending)
             while pending:
@@ -197,6 +196,12 @@ class RayRunner:
 
     def __repr__(self) -> str:
         return f"RayRunner(workers={self.workers})"
+
+
+def _call(fn: Callable[[T], R], item: T) -> R:
+    """``fn(item)``: the one function Ray runs remotely (`ray.remote` takes only Python
+    functions; `fn` travels as an argument)."""
+    return fn(item)
 
 
 class DaskRunner:
