@@ -126,10 +126,19 @@ def _apply(run: _Run, flow: Any, epoch_hours: int, reliability: Any) -> tuple[
     if options != dict(design.options):
         changes["options"] = options
     if changes:
-        design = attrs.evolve(design, **changes)
+        design = _evolve(design, changes)
     if flow_changes:
         flow = attrs.evolve(flow, **flow_changes)
     return design, flow, kwargs
+
+
+def _evolve(design: Design, changes: dict[str, Any]) -> Design:
+    """`design` with `changes`, rebuilt from its fields (its ``gpu_power`` converter takes a
+    mapping, not the tuple it stores, so ``attrs.evolve`` cannot copy it)."""
+    fields = {f.name: getattr(design, f.name) for f in attrs.fields(Design)}
+    fields["gpu_power"] = dict(fields["gpu_power"])
+    fields.update(changes)
+    return Design(**fields)
 
 
 def run_batch(batch: _Batch) -> list[_Outcome]:
@@ -262,10 +271,7 @@ def sweep(
                          int(child.generate_state(1, np.uint64)[0] >> np.uint64(1)),
                          tuple(child.spawn_key)))
     run_of = runner(executor)
-    per_task = task_size or max(1, -(-n_runs // max(1, run_of.workers * 4)))
-    plan = batch_by_work([1] * n_runs, run_of.workers, per_task)
-    if isinstance(task_size, bool) or (task_size is not None and task_size < 1):
-        raise InvalidValueError("task_size", task_size, "must be an int >= 1 or None")
+    plan = batch_by_work([1] * n_runs, run_of.workers, task_size, min_task_work=1)
 
     def tasks() -> Iterator[_Batch]:
         for batch in plan:
