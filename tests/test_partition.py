@@ -53,9 +53,14 @@ def _regional_book(n_regions: int = 4, per_region: int = 5) -> OrderBook:
 
 
 # -- the partition itself ---------------------------------------------------------------------
-def test_parts_are_closed_under_eligibility() -> None:
-    market = Market(auction.demo.example_book(3))
-    parts = partition(market)
+@pytest.mark.parametrize(("book", "by"), [
+    (auction.demo.example_book(3), "pairs"),
+    (_regional_book(), "classes"),
+    (_regional_book(), "region"),
+])
+def test_parts_are_closed_under_eligibility(book: OrderBook, by: str) -> None:
+    market = Market(book)
+    parts = partition(market, by=by)
     pairs = market.pairs()
     rows = np.repeat(np.arange(market.n_requests), np.diff(pairs.indptr))
     assert len(parts) >= 2
@@ -127,7 +132,8 @@ def test_empty_and_idle_markets() -> None:
     book = OrderBook([Offer(id="o", provider="p", gpu_model="H100", region="x", gpus=1, vram_gb=80,
                             price=10),
                       Request(id="r", tenant="t", gpus=1, max_price=5)])
-    parts = partition(Market(book))
+    assert len(partition(Market(book))) == 1  # the class graph ignores price
+    parts = partition(Market(book), by="pairs")
     assert len(parts) == 0
     assert parts.request_part.tolist() == [-1]
     r = clear_partitioned(book, "first-price")
@@ -243,13 +249,15 @@ def _check_equal(name: str, payment: str, market: Market, seed: int,
 @pytest.mark.parametrize(("name", "payment"), CASES)
 def test_merged_equals_single(name: str, payment: str) -> None:
     tags = _mech(name, payment).tags
+    # besides the default (classes): the finest cut the mechanism allows
+    finest = "pairs" if rule_for(_mech(name, payment)).graph == "pairs" else "class"
 
     @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(
         blocky_markets(divisible=tags.divisible, splittable=tags.splittable_only,
                        call_market=tags.call_market),
         st.integers(0, 3),
-        st.sampled_from([None, "classes"]),
+        st.sampled_from([None, finest]),
     )
     def holds(market: Market, seed: int, by: str | None) -> None:
         _check_equal(name, payment, market, seed, by)
@@ -291,7 +299,7 @@ def test_diagnostics_say_how_it_was_cut() -> None:
     info = r.diagnostics["partition"]
     assert info["parts"] == 4
     assert info["tasks"] == 4
-    assert info["by"] == "pairs"
+    assert info["by"] == "classes"
     assert len(r.diagnostics["parts"]) == 4
     assert len(info["part_seconds"]) == 4
     assert info["peak_rss"]

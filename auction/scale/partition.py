@@ -217,7 +217,8 @@ def partition(
     Args:
         market: the market.
         by: ``"pairs"``, ``"classes"`` or a sequence of keys from `KEYS` (see the module
-            docstring). None: the finest graph valid for `mechanism` (``"pairs"`` without one).
+            docstring). None: ``"classes"``, which every decomposing mechanism accepts and
+            which needs no pairs (``"pairs"`` cuts finer, at the cost of materializing them).
         mechanism: the mechanism the parts are for (a name or an instance): its rule in
             `DECOMPOSITION` may keep a provider's offers together or need whole class books.
 
@@ -241,8 +242,8 @@ def partition(
 
 
 def _check_by(by: str | Sequence[str] | None, rule: Rule | None) -> str | tuple[str, ...]:
-    if by is None:
-        return "pairs" if rule is None else rule.graph
+    if by is None:  # the class graph: cheap, never materializes pairs, valid for all
+        return "classes"
     if isinstance(by, str):
         if by in KEYS:
             by = (by,)
@@ -541,7 +542,7 @@ def clear_partitioned(
         book_or_market, mechanism, payment, rng, reputation, options: as for `auction.clear`.
         executor: where parts clear (see `auction.scale.executors.runner`): None (this
             process), a `concurrent.futures.Executor`, ``ray`` or a Dask ``Client``.
-        by: how to cut the market (`partition`); None: the finest cut the mechanism allows.
+        by: how to cut the market (`partition`); None: ``"classes"``.
         task_size: work per task (requests + offers + pairs); small parts are batched into
             tasks of about this size. None: the total split in four tasks per worker, at
             least `auction.scale.executors.MIN_TASK_WORK` each.
