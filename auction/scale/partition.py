@@ -32,7 +32,7 @@ import resource
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, overload
 
 import attrs
 import numpy as np
@@ -43,6 +43,7 @@ from auction.errors import InvalidValueError, PartitionError
 from auction.market import Market
 from auction.mechanisms.base import Mechanism
 from auction.mechanisms.registry import get
+from auction.orders import Offer, Request
 from auction.result import ClearingResult, Status
 from auction.scale.executors import batch_by_work, runner
 
@@ -410,26 +411,124 @@ def _ro(a: npt.NDArray[Any]) -> Any:
 
 
 def _sub_snapshot(snap: BookSnapshot, req_rows: IntArray, off_rows: IntArray) -> BookSnapshot:
-    """The rows of a snapshot as a snapshot of their own; parties renumbered to those used."""
+    """The rows of a snapshot as a snapshot of their own; parties renumbered to those used.
+
+    Its order objects are rebuilt from the columns when asked for (`_ColumnOrders`), so a
+    part travels to a worker as arrays alone: pickling a Python object per order would cost
+    more than clearing it.
+    """
     of, rq = snap.offers, snap.requests
     codes = np.unique(np.concatenate([of.provider[off_rows], rq.tenant[req_rows]]))
     offers = {f.name: getattr(of, f.name)[off_rows] for f in attrs.fields(OfferColumns)}
     requests = {f.name: getattr(rq, f.name)[req_rows] for f in attrs.fields(RequestColumns)}
     offers["provider"] = np.searchsorted(codes, offers["provider"]).astype(np.int32)
     requests["tenant"] = np.searchsorted(codes, requests["tenant"]).astype(np.int32)
+    parties = tuple(snap.parties[c] for c in codes.tolist())
+    models = _compact(snap.models, [offers, "gpu_model"], [requests, "gpu_models"])
+    regions = _compact(snap.regions, [offers, "region"], [requests, "regions"])
+    tags = _compact(snap.tags, None, [offers, "tags"], [requests, "required_tags"])
     for col in (*offers.values(), *requests.values()):
         col.flags.writeable = False
-    parties = snap.parties
+    offer_cols, request_cols = OfferColumns(**offers), RequestColumns(**requests)
+    vocab = (parties, models, regions, tags)
     return BookSnapshot(
-        offers=OfferColumns(**offers),
-        requests=RequestColumns(**requests),
-        parties=tuple(parties[c] for c in codes.tolist()),
-        models=snap.models,
-        regions=snap.regions,
-        tags=snap.tags,
-        offer_objects=[snap.offer(i) for i in off_rows.tolist()],
-        request_objects=[snap.request(i) for i in req_rows.tolist()],
+        offers=offer_cols,
+        requests=request_cols,
+        parties=parties,
+        models=models,
+        regions=regions,
+        tags=tags,
+        offer_objects=_ColumnOrders(offer_cols, *vocab),
+        request_objects=_ColumnOrders(request_cols, *vocab),
     )
+
+
+def _compact(vocab: tuple[str, ...], code_col: list[Any] | None,
+             *bit_cols: list[Any]) -> tuple[str, ...]:
+    """Renumber one vocabulary to the names a part uses, rewriting in place (in the column
+    dicts) the code column ``[columns, name]`` and the bitset columns; bitsets shrink to the
+    words those names need, which keeps a part's market keys narrow (1,000 regions take 16
+    words a row, one region one word)."""
+    used = np.zeros(len(vocab), dtype=bool)
+    if code_col is not None:
+        used[np.unique(code_col[0][code_col[1]])] = True
+    one = np.uint64(1)
+    for cols, name in bit_cols:
+        bits = cols[name]
+        if len(bits):
+            mask = np.bitwise_or.reduce(bits, axis=0)
+            for w, word in enumerate(mask.tolist()):
+                while word:
+                    low = word & -word
+                    used[64 * w + low.bit_length() - 1] = True
+                    word ^= low
+    old = np.flatnonzero(used)
+    if code_col is not None:
+        code_col[0][code_col[1]] = np.searchsorted(old, code_col[0][code_col[1]]).astype(
+            code_col[0][code_col[1]].dtype)
+    words = max(1, (len(old) + 63) // 64)
+    for cols, name in bit_cols:
+        bits = cols[name]
+        out = np.zeros((len(bits), words), dtype=np.uint64)
+        for new, c in enumerate(old.tolist()):
+            have = (bits[:, c >> 6] >> np.uint64(c & 63)) & one
+            out[:, new >> 6] |= have << np.uint64(new & 63)
+        cols[name] = out
+    return tuple(vocab[c] for c in old.tolist())
+
+
+def _names(bits: npt.NDArray[np.uint64], vocab: tuple[str, ...]) -> frozenset[str]:
+    out = []
+    for w, word in enumerate(bits.tolist()):
+        while word:
+            low = word & -word
+            out.append(vocab[64 * w + low.bit_length() - 1])
+            word ^= low
+    return frozenset(out)
+
+
+class _ColumnOrders(Sequence[Any]):
+    """A snapshot's orders rebuilt from its columns on demand (equal to the originals: every
+    order field is a column)."""
+
+    def __init__(self, cols: OfferColumns | RequestColumns, parties: tuple[str, ...],
+                 models: tuple[str, ...], regions: tuple[str, ...],
+                 tags: tuple[str, ...]) -> None:
+        self.cols, self.parties, self.models = cols, parties, models
+        self.regions, self.tags = regions, tags
+
+    def __len__(self) -> int:
+        return len(self.cols.id)
+
+    @overload
+    def __getitem__(self, i: int) -> Offer | Request: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Offer | Request]: ...
+
+    def __getitem__(self, i: int | slice) -> Offer | Request | list[Offer | Request]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        c = self.cols
+        if isinstance(c, OfferColumns):
+            return Offer(
+                id=str(c.id[i]), provider=self.parties[int(c.provider[i])],
+                gpu_model=self.models[int(c.gpu_model[i])], gpus=int(c.gpus[i]),
+                price=int(c.price[i]), region=self.regions[int(c.region[i])],
+                vram_gb=int(c.vram_gb[i]), tags=_names(c.tags[i], self.tags),
+                submitted_at=int(c.submitted_at[i]),
+            )
+        return Request(
+            id=str(c.id[i]), tenant=self.parties[int(c.tenant[i])], gpus=int(c.gpus[i]),
+            max_price=int(c.max_price[i]),
+            gpu_models=frozenset() if c.any_model[i] else _names(c.gpu_models[i], self.models),
+            regions=frozenset() if c.any_region[i] else _names(c.regions[i], self.regions),
+            min_vram_gb=int(c.min_vram_gb[i]),
+            required_tags=_names(c.required_tags[i], self.tags),
+            min_reputation=float(c.min_reputation[i]), duration_hours=int(c.duration_hours[i]),
+            divisible=bool(c.divisible[i]), cluster=bool(c.cluster[i]),
+            submitted_at=int(c.submitted_at[i]),
+        )
 
 
 # -- clearing the parts -----------------------------------------------------------------------
@@ -502,9 +601,10 @@ def clear_task(task: _Task) -> list[PartOutcome]:
             provider_payment=_exact_or_none(r.provider_payment, r.unit_price, r.gpus),
             tenant_payment=_exact_or_none(r.tenant_payment, r.tenant_price, r.gpus),
             options=dict(r.options), diagnostics=dict(r.diagnostics),
-            seconds=time.perf_counter() - t0, worker=os.getpid(), peak_rss=_peak_rss(),
+            seconds=time.perf_counter() - t0, worker=os.getpid(), peak_rss=0,
         ))
-    return out
+    peak = _peak_rss()  # once per task: getrusage is not free
+    return [attrs.evolve(o, peak_rss=peak) for o in out]
 
 
 def _tasks(parts: Partition, mech: Mechanism, plan: list[list[int]]) -> Iterator[_Task]:
