@@ -32,6 +32,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from auction.errors import InvalidValueError
 
 __all__ = [
+    "MAX_TASK_WORK",
     "MIN_TASK_WORK",
     "DaskRunner",
     "ExecutorRunner",
@@ -45,6 +46,9 @@ __all__ = [
 #: Least work (requests + offers + pairs, or runs x epochs) per task when sizing automatically:
 #: below this, a task's scheduling and transfer cost more than its work.
 MIN_TASK_WORK = 20_000
+#: Most work per task when sizing automatically: bounds each task's payload (a few tens of MB)
+#: and so the memory of the tasks in flight.
+MAX_TASK_WORK = 2_000_000
 #: Tasks per worker when sizing automatically: enough to even out unequal tasks.
 TASKS_PER_WORKER = 4
 
@@ -260,7 +264,7 @@ class DaskRunner:
 
 def batch_by_work(
     work: Sequence[int], workers: int, task_size: int | None = None, *,
-    min_task_work: int = MIN_TASK_WORK,
+    min_task_work: int = MIN_TASK_WORK, max_task_work: int = MAX_TASK_WORK,
 ) -> list[list[int]]:
     """Group item indices into tasks of about `task_size` work, largest first.
 
@@ -268,11 +272,13 @@ def batch_by_work(
     `task_size` is a task of its own, smaller ones fill a task until it reaches `task_size`.
     Largest first lets the big tasks start early, so workers finish together. None: the
     total split into `TASKS_PER_WORKER` tasks per worker, at least `min_task_work` each
-    (one task per tiny part would spend more on scheduling than on clearing).
+    (one task per tiny part would spend more on scheduling than on clearing) and at most
+    `max_task_work` (bounded payloads).
     """
     if task_size is None:
         total = sum(int(w) for w in work)
-        task_size = max(min_task_work, -(-total // max(1, workers * TASKS_PER_WORKER)))
+        task_size = max(min_task_work, min(max_task_work, -(-total // max(
+            1, workers * TASKS_PER_WORKER))))
     elif isinstance(task_size, bool) or not isinstance(task_size, int) or task_size < 1:
         raise InvalidValueError("task_size", task_size, "must be an int >= 1 or None")
     order = sorted(range(len(work)), key=lambda i: (-int(work[i]), i))

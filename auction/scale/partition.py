@@ -607,11 +607,14 @@ def clear_task(task: _Task) -> list[PartOutcome]:
     return [attrs.evolve(o, peak_rss=peak) for o in out]
 
 
-def _tasks(parts: Partition, mech: Mechanism, plan: list[list[int]]) -> Iterator[_Task]:
-    """Tasks built one at a time, as the runner asks for them (bounded memory)."""
+def _tasks(parts: Partition, mech: Mechanism, plan: list[list[int]],
+           spent: list[float]) -> Iterator[_Task]:
+    """Tasks built one at a time, as the runner asks for them (bounded memory); the seconds
+    spent building them are added to ``spent[0]``."""
     market = parts.market
     rep, quality = market.reputation, market.quality
     for batch in plan:
+        t0 = time.perf_counter()
         inputs = []
         for i in batch:
             snap = parts.snapshot(i)
@@ -619,7 +622,9 @@ def _tasks(parts: Partition, mech: Mechanism, plan: list[list[int]]) -> Iterator
                 i, snap, {p: rep[p] for p in snap.parties if p in rep},
                 None if quality is None else {p: quality[p] for p in snap.parties if p in quality},
             ))
-        yield _Task(mech, market.default_reputation, market.quality_weight, tuple(inputs))
+        task = _Task(mech, market.default_reputation, market.quality_weight, tuple(inputs))
+        spent[0] += time.perf_counter() - t0
+        yield task
 
 
 def clear_partitioned(
@@ -650,7 +655,8 @@ def clear_partitioned(
 
     Returns:
         The merged result. Its ``diagnostics`` hold ``"partition"`` (parts, tasks, idle
-        requests and offers, per-part seconds, peak memory per worker), ``"parts"`` (each
+        requests and offers, per-part seconds, peak memory per worker, and the parent's
+        seconds planning, building task payloads, running and merging), ``"parts"`` (each
         part's own diagnostics, in part order), and the entries every part agrees on; dicts
         of per-provider integers (``vcg_bonus``) are summed.
 
@@ -692,7 +698,8 @@ def clear_partitioned(
     t1 = time.perf_counter()
     outcomes: list[PartOutcome | None] = [None] * len(parts)
     gathered = 0
-    for _, batch in run.map_unordered(clear_task, _tasks(parts, mech, plan),
+    spent = [0.0]
+    for _, batch in run.map_unordered(clear_task, _tasks(parts, mech, plan, spent),
                                       max_in_flight=max_in_flight):
         for o in batch:
             outcomes[o.index] = o
@@ -708,8 +715,11 @@ def clear_partitioned(
         "idle_offers": int((parts.offer_part < 0).sum()),
         "work": parts.work, "part_seconds": np.array([o.seconds for o in done]),
         "peak_rss": _peaks(done), "plan_seconds": t1 - t0, "run_seconds": t2 - t1,
+        "build_seconds": spent[0],
     }
-    return _merge(parts, mech, original_options, done, summary, extra)
+    result = _merge(parts, mech, original_options, done, summary, extra)
+    timed = {**summary, "merge_seconds": time.perf_counter() - t2}
+    return attrs.evolve(result, diagnostics={**result.diagnostics, "partition": timed})
 
 
 def _options_of(mech: Mechanism) -> dict[str, Any]:
