@@ -24,6 +24,7 @@ from auction.errors import (
     InvalidOrderError,
     InvalidValueError,
     MechanismNotFoundError,
+    PartitionError,
     SolverError,
     UnknownOrderError,
     UnknownPaymentRuleError,
@@ -35,8 +36,10 @@ from auction.orders import Offer, Request
 from auction.result import ClearingResult, Status
 
 if TYPE_CHECKING:
-    from auction import demo, fairness, mechanisms, testing
+    from auction import demo, fairness, mechanisms, scale, testing
     from auction.clearing import clear
+    from auction.scale.partition import clear_partitioned, partition
+    from auction.scale.sweep import sweep
 
 __version__ = "0.1.0"
 
@@ -53,6 +56,7 @@ __all__ = [
     "MechanismNotFoundError",
     "Offer",
     "OrderBook",
+    "PartitionError",
     "Request",
     "SolverError",
     "Status",
@@ -60,15 +64,20 @@ __all__ = [
     "UnknownPaymentRuleError",
     "UnsupportedMarketError",
     "clear",
+    "clear_partitioned",
     "demo",
     "fairness",
     "format_units",
     "mechanisms",
+    "partition",
+    "scale",
+    "sweep",
     "testing",
     "to_units",
 ]
 
-_LAZY_MODULES = {"demo", "fairness", "mechanisms", "testing"}
+_LAZY_MODULES = {"demo", "fairness", "mechanisms", "scale", "testing"}
+_SCALE = {"clear_partitioned": "partition", "partition": "partition", "sweep": "sweep"}
 
 
 def __getattr__(name: str) -> Any:
@@ -76,6 +85,8 @@ def __getattr__(name: str) -> Any:
         from auction.clearing import clear
 
         return clear
+    if name in _SCALE:
+        return getattr(import_module(f"auction.scale.{_SCALE[name]}"), name)
     if name in _LAZY_MODULES:
         return import_module(f"auction.{name}")
     raise AttributeError(f"module 'auction' has no attribute {name!r}")

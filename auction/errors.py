@@ -24,6 +24,8 @@ __all__ = [
     "InvalidValueError",
     "MechanismNotFoundError",
     "MemoryLimitError",
+
+    "PartitionError",
     "SolverError",
     "TimeLimitError",
     "UnknownOrderError",
@@ -367,3 +369,17 @@ class UnknownSchemaError(InvalidValueError):
         self.supported = tuple(supported)
         super().__init__("schema", value, f"this library reads {', '.join(self.supported)}",
                          within=document)
+
+class PartitionError(AuctionError, ValueError):
+    """A market cannot be cleared in parts: the mechanism couples them, or a declared
+    partition would cut a request. `reason` says why.
+
+    Attributes:
+        mechanism: the mechanism (or ``"partition"`` for a bad declaration).
+        reason: why the parts cannot clear on their own.
+    """
+
+    def __init__(self, mechanism: str, reason: str):
+        self.mechanism = mechanism
+        self.reason = reason
+        super().__init__(f"{mechanism!r} cannot clear in parts: {reason}")
