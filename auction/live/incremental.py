@@ -41,7 +41,7 @@ __all__ = ["DECOMPOSABLE", "IncrementalClearer", "decomposable"]
 DECOMPOSABLE = frozenset({"first-price", "second-price"})
 
 IntArray = npt.NDArray[np.int64]
-_Piece = tuple[list[str], list[str], list[int], list[int], list[int], list[Any], list[Any]]
+_Piece = tuple[list[Any], ...]
 
 
 def decomposable(mechanism: Mechanism) -> bool:
@@ -151,7 +151,7 @@ class IncrementalClearer:
         cols: list[list[Any]] = [[] for _ in range(7)]
         for piece in pieces:
             for acc, part in zip(cols, piece, strict=True):
-                acc.extend(cast(list[Any], part))
+                acc.extend(part)
         rids, oids, gpus, up, tp, pp, tpay = cols
         req_rows = _rows(book, snap.requests.id, rids, "request")
         off_rows = _rows(book, snap.offers.id, oids, "offer")
