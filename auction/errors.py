@@ -383,3 +383,37 @@ class PartitionError(AuctionError, ValueError):
         self.mechanism = mechanism
         self.reason = reason
         super().__init__(f"{mechanism!r} cannot clear in parts: {reason}")
+
+class InvalidEventError(InvalidValueError):
+    """A live-market event failed validation (`auction.live`); nothing of it was applied.
+
+    Attributes:
+        field: the offending field of the event.
+        value: the offending value, as given.
+        event_id: the id of the event, when known.
+    """
+
+    holder = "event"
+
+    def __init__(self, field: str, value: Any, reason: str, *, event_id: str | None = None):
+        self.event_id = event_id
+        super().__init__(field, value, reason, within=event_id)
+
+
+class UnknownLeaseError(AuctionError, KeyError):
+    """No active lease with this id in the live market."""
+
+    def __init__(self, lease_id: str):
+        self.lease_id = lease_id
+        super().__init__(lease_id)
+
+    def __str__(self) -> str:
+        return f"no active lease with id {self.lease_id!r}"
+
+
+class EventLogError(AuctionError, RuntimeError):
+    """A live-market event log or snapshot is unreadable, of another version, or disagrees
+    with what replaying it produces."""
+
+
+__all__ += ["EventLogError", "InvalidEventError", "UnknownLeaseError"]

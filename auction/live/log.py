@@ -1,0 +1,217 @@
+"""Durability: an append-only JSON-lines event log, snapshots, replay and crash recovery.
+
+Log format (``auction.live.log``, version `LOG_VERSION`): one JSON object per line, each with
+the key ``"v"``. The first line is the header (``"type": "header"`` and the market's
+``config``); then, per input, an ``"in"`` line (the input event) written and flushed
+*before* the input is applied, and an ``"out"`` line (its output events) after.
+
+fsync policy (``fsync=``):
+
+* ``"always"`` (default): every ``in`` line is fsynced before the input is applied, so an
+  input whose call returned is on disk. ``out`` lines are flushed, not fsynced: they are
+  recomputed by replay.
+* ``"never"``: lines are flushed to the OS only; a power loss may drop the last inputs, a
+  process crash does not.
+
+Recovery (`open_market`): load the snapshot if given (written atomically by
+`save_snapshot`: temp file, fsync, rename), then replay the log's inputs after the snapshot's
+``seq``, checking each replayed input's outputs against the logged ones (`EventLogError` on
+any difference). A torn last line (a crash mid-write) is cut off: its input never returned to
+its caller, who retries it; input ids make retries idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from auction.errors import EventLogError
+from auction.live.engine import LiveMarket
+from auction.live.events import Event
+
+__all__ = ["LOG_VERSION", "EventLog", "open_market", "read_log", "replay", "save_snapshot"]
+
+LOG_VERSION = 1
+_FSYNC = ("always", "never")
+
+
+def _line(obj: Mapping[str, Any]) -> bytes:
+    return (json.dumps({"v": LOG_VERSION, **obj}, separators=(",", ":")) + "\n").encode()
+
+
+class EventLog:
+    """An append-only event log file (see the module docstring).
+
+    Args:
+        path: the file; created with a header from `config` when missing or empty.
+        config: the market's `LiveMarket.config`, for the header of a new log.
+        fsync: ``"always"`` or ``"never"``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], config: Mapping[str, Any] | None = None,
+                 *, fsync: str = "always") -> None:
+        if fsync not in _FSYNC:
+            raise EventLogError(f"fsync must be one of {_FSYNC}, got {fsync!r}")
+        self.path = Path(path)
+        self.fsync = fsync
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if not fresh:
+            _cut_torn_tail(self.path)
+        self._f: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+        if fresh:
+            if config is None:
+                raise EventLogError(f"{self.path}: a new log needs the market's config")
+            self._write(_line({"type": "header", "config": dict(config)}), sync=True)
+
+    def _write(self, data: bytes, *, sync: bool) -> None:
+        self._f.write(data)
+        self._f.flush()
+        if sync and self.fsync == "always":
+            os.fsync(self._f.fileno())
+
+    def write_input(self, ev: Event) -> None:
+        """Append an input event (before it is applied)."""
+        self._write(_line({"type": "in", "event": ev.to_record()}), sync=True)
+
+    def write_outputs(self, seq: int, outs: list[Event]) -> None:
+        """Append the output events of the input with sequence number `seq`."""
+        self._write(_line({"type": "out", "cause": seq,
+                           "events": [e.to_record() for e in outs]}), sync=False)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Truncate a last line that is not complete JSON (a crash in the middle of a write)."""
+    data = path.read_bytes()
+    end = len(data)
+    if data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    if cut < end:
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_log(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, Any], list[tuple[Event, list[dict[str, Any]] | None]]]:
+    """The header config and the (input, logged outputs or None) pairs of a log."""
+    config: dict[str, Any] | None = None
+    pairs: list[tuple[Event, list[dict[str, Any]] | None]] = []
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    for k, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+        except json.JSONDecodeError:
+            if k == len(lines) - 1:
+                break  # a torn last line
+            raise EventLogError(f"{path}: line {k + 1} is not JSON") from None
+        if not isinstance(rec, dict) or rec.get("v") != LOG_VERSION:
+            raise EventLogError(f"{path}: line {k + 1} is not version {LOG_VERSION}")
+        kind = rec.get("type")
+        if kind == "header":
+            config = rec["config"]
+        elif kind == "in":
+            pairs.append((Event.from_record(rec["event"]), None))
+        elif kind == "out":
+            if not pairs or pairs[-1][0].seq != rec.get("cause") or pairs[-1][1] is not None:
+                raise EventLogError(f"{path}: line {k + 1}: outputs without their input")
+            pairs[-1] = (pairs[-1][0], list(rec["events"]))
+        else:
+            raise EventLogError(f"{path}: line {k + 1}: unknown type {kind!r}")
+    if config is None:
+        raise EventLogError(f"{path}: no header")
+    return config, pairs
+
+
+def _replay_into(market: LiveMarket, pairs: list[tuple[Event, list[dict[str, Any]] | None]],
+                 after: int) -> None:
+    for ev, logged in pairs:
+        if ev.seq <= after:
+            continue
+        outs = market.replay_input(ev)
+        if logged is not None and [e.to_record() for e in outs] != logged:
+            raise EventLogError(f"replaying input {ev.id!r} (seq {ev.seq}) gave other outputs")
+
+
+def replay(path: str | os.PathLike[str]) -> LiveMarket:
+    """A new market rebuilt from a whole log; every input's outputs must equal the logged
+    ones, bit for bit (`EventLogError` otherwise)."""
+    config, pairs = read_log(path)
+    market = LiveMarket(**config)
+    _replay_into(market, pairs, 0)
+    return market
+
+
+def save_snapshot(market: LiveMarket, path: str | os.PathLike[str]) -> None:
+    """Write the market's state atomically (temp file, fsync, rename)."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    data = json.dumps({"v": LOG_VERSION, "state": market.to_state()}).encode()
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, p)
+
+
+def open_market(
+    log_path: str | os.PathLike[str],
+    *,
+    snapshot: str | os.PathLike[str] | None = None,
+    fsync: str = "always",
+    **config: Any,
+) -> LiveMarket:
+    """A market writing to `log_path`: a new one built from `config` when the log is missing
+    or empty, else the one the snapshot (if any) and the log's tail recover."""
+    p = Path(log_path)
+    if not p.exists() or p.stat().st_size == 0:
+        market = LiveMarket(**config)
+        market.log = EventLog(p, market.config(), fsync=fsync)
+        return market
+    _cut_torn_tail(p)
+    header, pairs = read_log(p)
+    after = 0
+    if snapshot is not None and Path(snapshot).exists():
+        snap = json.loads(Path(snapshot).read_bytes())
+        if not isinstance(snap, dict) or snap.get("v") != LOG_VERSION:
+            raise EventLogError(f"{snapshot}: not a version {LOG_VERSION} snapshot")
+        market = LiveMarket.from_state(snap["state"])
+        after = market.seq
+    else:
+        market = LiveMarket(**header)
+    log = EventLog(p, fsync=fsync)
+    # inputs logged without outputs (a crash mid-apply) get their outputs written now
+    market.log = None
+    for ev, logged in pairs:
+        if ev.seq <= after:
+            continue
+        if logged is None:
+            market.log = _OutputsOnly(log)
+        _replay_into(market, [(ev, logged)], after)
+        market.log = None
+    market.log = log
+    return market
+
+
+class _OutputsOnly:
+    """Writes the outputs of a replayed input whose outputs were never logged."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+
+    def write_input(self, ev: Event) -> None:
+        return None
+
+    def write_outputs(self, seq: int, outs: list[Event]) -> None:
+        self._log.write_outputs(seq, outs)

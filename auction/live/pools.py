@@ -1,0 +1,182 @@
+"""Pools: open orders grouped by what they are (offer class) and what they want (request
+profile), with the eligibility between groups memoized and a change stamp per group.
+
+An offer's *class* is (gpu_model, region, vram_gb, tags); a request's *profile* is
+(gpu_models, regions, min_vram_gb, required_tags). A profile accepts a class when the model
+and region are acceptable (an empty set accepts any), the VRAM is enough and the class carries
+every required tag: the same rule as `auction.Market`, before price, reputation and size.
+The bipartite graph of profiles and classes is therefore a supergraph of the market's
+eligibility graph, and its connected components are unions of the eligibility graph's
+components: the incremental re-clear (`auction.live.incremental`) clears them apart.
+
+Continuous matching (`auction.live.matching`) reads the same index: each group keeps its
+orders sorted by the rule's priority key.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from auction.orders import Offer, Request
+
+__all__ = ["ClassKey", "Pools", "ProfileKey", "accepts", "offer_class", "request_profile"]
+
+ClassKey = tuple[str, str, int, frozenset[str]]
+ProfileKey = tuple[frozenset[str], frozenset[str], int, frozenset[str]]
+SortKey = tuple[Any, ...]
+
+
+def offer_class(offer: Offer) -> ClassKey:
+    """The class of an offer: what it is, apart from price, size and provider."""
+    return (offer.gpu_model, offer.region, offer.vram_gb, offer.tags)
+
+
+def request_profile(request: Request) -> ProfileKey:
+    """The profile of a request: what it accepts, apart from price, size and reputation."""
+    return (request.gpu_models, request.regions, request.min_vram_gb, request.required_tags)
+
+
+def accepts(profile: ProfileKey, cls: ClassKey) -> bool:
+    """True when requests of `profile` may be served by offers of class `cls` (as `Market`)."""
+    models, regions, min_vram, required = profile
+    model, region, vram, tags = cls
+    return (
+        (not models or model in models)
+        and (not regions or region in regions)
+        and vram >= min_vram
+        and required <= tags
+    )
+
+
+class _Group:
+    """The open orders of one class or profile, sorted by a priority key."""
+
+    __slots__ = ("index", "keys", "stamp")
+
+    def __init__(self, index: int) -> None:
+        self.index = index  # dense id of the group, in order of first sight
+        self.keys: list[SortKey] = []  # (priority..., order id), sorted
+        self.stamp = 0  # changes whenever the group's orders change
+
+    def add(self, key: SortKey) -> None:
+        bisect.insort(self.keys, key)
+
+    def remove(self, key: SortKey) -> None:
+        i = bisect.bisect_left(self.keys, key)
+        if i == len(self.keys) or self.keys[i] != key:
+            raise KeyError(key)
+        del self.keys[i]
+
+    def ids(self) -> Iterator[str]:
+        return (k[-1] for k in self.keys)
+
+
+class Pools:
+    """Open orders indexed by class and profile, with eligibility memoized both ways.
+
+    Args:
+        offer_key: sort key of an offer inside its class; its last item must be the id.
+        request_key: sort key of a request inside its profile; its last item must be the id.
+
+    Each change to a group takes a fresh stamp from one counter, so two equal
+    (group, stamp) pairs always hold the same orders.
+    """
+
+    def __init__(
+        self,
+        offer_key: Callable[[Offer], SortKey],
+        request_key: Callable[[Request], SortKey],
+    ) -> None:
+        self.offer_key = offer_key
+        self.request_key = request_key
+        self.classes: dict[ClassKey, _Group] = {}
+        self.profiles: dict[ProfileKey, _Group] = {}
+        self.class_profiles: dict[ClassKey, list[ProfileKey]] = {}
+        self.profile_classes: dict[ProfileKey, list[ClassKey]] = {}
+        self._stamps = itertools.count(1)
+        self._dense = itertools.count()
+
+    # -- groups -------------------------------------------------------------------------
+    def _class(self, key: ClassKey) -> _Group:
+        g = self.classes.get(key)
+        if g is None:
+            g = self.classes[key] = _Group(next(self._dense))
+            mine = self.class_profiles[key] = []
+            for p in self.profiles:
+                if accepts(p, key):
+                    mine.append(p)
+                    self.profile_classes[p].append(key)
+        return g
+
+    def _profile(self, key: ProfileKey) -> _Group:
+        g = self.profiles.get(key)
+        if g is None:
+            g = self.profiles[key] = _Group(next(self._dense))
+            mine = self.profile_classes[key] = []
+            for c in self.classes:
+                if accepts(key, c):
+                    mine.append(c)
+                    self.class_profiles[c].append(key)
+        return g
+
+    def group_of(self, order: Offer | Request) -> _Group:
+        """The group an order belongs in (created on first sight)."""
+        if isinstance(order, Offer):
+            return self._class(offer_class(order))
+        return self._profile(request_profile(order))
+
+    def sort_key(self, order: Offer | Request) -> SortKey:
+        return self.offer_key(order) if isinstance(order, Offer) else self.request_key(order)
+
+    # -- changes ------------------------------------------------------------------------
+    def add(self, order: Offer | Request) -> None:
+        g = self.group_of(order)
+        g.add(self.sort_key(order))
+        g.stamp = next(self._stamps)
+
+    def remove(self, order: Offer | Request) -> None:
+        g = self.group_of(order)
+        g.remove(self.sort_key(order))
+        g.stamp = next(self._stamps)
+
+    def touch(self, order: Offer | Request) -> None:
+        """Mark the order's group changed (a field outside the sort key changed)."""
+        self.group_of(order).stamp = next(self._stamps)
+
+    # -- components ---------------------------------------------------------------------
+    def components(self) -> list[tuple[list[ClassKey], list[ProfileKey]]]:
+        """Connected components of non-empty classes and profiles that share an edge.
+
+        Components without both an offer and a request are left out: nothing clears there.
+        Each component lists its classes and profiles in order of first sight.
+        """
+        parent: dict[int, int] = {}
+
+        def find(x: int) -> int:
+            root = x
+            while parent[root] != root:
+                root = parent[root]
+            while parent[x] != root:
+                parent[x], x = root, parent[x]
+            return root
+
+        live_c = {k: g for k, g in self.classes.items() if g.keys}
+        live_p = {k: g for k, g in self.profiles.items() if g.keys}
+        for g in (*live_c.values(), *live_p.values()):
+            parent[g.index] = g.index
+        for p, pg in live_p.items():
+            for c in self.profile_classes[p]:
+                cg = live_c.get(c)
+                if cg is not None:
+                    a, b = find(pg.index), find(cg.index)
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+        comps: dict[int, tuple[list[ClassKey], list[ProfileKey]]] = {}
+        for c, cg in live_c.items():
+            comps.setdefault(find(cg.index), ([], []))[0].append(c)
+        for p, pg in live_p.items():
+            comps.setdefault(find(pg.index), ([], []))[1].append(p)
+        return [v for _, v in sorted(comps.items()) if v[0] and v[1]]

@@ -1,0 +1,289 @@
+"""auction.live: continuous rules against a brute-force oracle, time and leases, typed errors
+with nothing half-applied, idempotent event ids, periodic clears, threads."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import auction
+from auction import (
+    DuplicateOrderError,
+    InvalidOrderError,
+    Offer,
+    OrderBook,
+    Request,
+    UnknownOrderError,
+)
+from auction.errors import InvalidEventError, UnknownLeaseError
+from auction.live import RULES, LiveMarket
+
+MODELS = ("H100", "A100")
+REGIONS = ("us", "eu")
+
+
+def offer(i: int, price: int, gpus: int = 4, model: str = "H100", region: str = "us",
+          provider: str | None = None, t: int = 0) -> Offer:
+    return Offer(id=f"o{i}", provider=provider or f"p{i % 3}", gpu_model=model, gpus=gpus,
+                 price=price, region=region, vram_gb=80, submitted_at=t)
+
+
+def request(i: int, max_price: int, gpus: int = 1, models: tuple[str, ...] = (),
+            divisible: bool = False, t: int = 0, hours: int = 1) -> Request:
+    return Request(id=f"r{i}", tenant=f"t{i % 2}", gpus=gpus, max_price=max_price,
+                   gpu_models=frozenset(models), divisible=divisible, submitted_at=t,
+                   duration_hours=hours)
+
+
+def fills(events: list[Any]) -> list[tuple[str, str, int, int]]:
+    return [(e.data["request_id"], e.data["offer_id"], e.data["gpus"], e.data["unit_price"])
+            for e in events if e.kind == "fill"]
+
+
+# -- an independent oracle: scan every open order, pick by the rule's documented key -------
+def _eligible(o: Offer, r: Request) -> bool:
+    return ((not r.gpu_models or o.gpu_model in r.gpu_models)
+            and (not r.regions or o.region in r.regions)
+            and o.vram_gb >= r.min_vram_gb and r.required_tags <= o.tags
+            and o.price <= r.max_price and (r.divisible or o.gpus >= r.gpus))
+
+
+def oracle(rule: str, orders: list[Offer | Request]) -> list[tuple[str, str, int, int]]:
+    book: dict[str, Offer | Request] = {}
+    out = []
+    for new in orders:
+        book[new.id] = new
+        while new.id in book:
+            cur = book[new.id]
+            if isinstance(cur, Request):
+                cands = [o for o in book.values() if isinstance(o, Offer) and _eligible(o, cur)]
+                if not cands:
+                    break
+                key = ((lambda o: (o.submitted_at, o.id)) if rule == "fifo"
+                       else (lambda o: (o.price, o.submitted_at, o.id)))
+                o = min(cands, key=key)
+                r, price = cur, o.price
+            else:
+                rs = [r for r in book.values() if isinstance(r, Request) and _eligible(cur, r)]
+                if not rs:
+                    break
+                rkey = ((lambda r: (-r.max_price, r.submitted_at, r.id)) if rule == "price-time"
+                        else (lambda r: (r.submitted_at, r.id)))
+                r = min(rs, key=rkey)
+                o = cur
+                price = r.max_price if rule == "price-time" else o.price
+            g = min(r.gpus, o.gpus) if r.divisible else r.gpus
+            out.append((r.id, o.id, g, price))
+            for x in (r, o):
+                left = x.gpus - g
+                if left:
+                    book[x.id] = Offer(**{**x.to_record(), "gpus": left}) if isinstance(
+                        x, Offer) else Request(**{**x.to_record(), "gpus": left})
+                else:
+                    del book[x.id]
+    return out
+
+
+@st.composite
+def order_flows(draw: st.DrawFn) -> list[Offer | Request]:
+    n = draw(st.integers(1, 25))
+    flow: list[Offer | Request] = []
+    for i in range(n):
+        t = draw(st.integers(0, 5))
+        if draw(st.booleans()):
+            flow.append(offer(i, draw(st.integers(1, 9)), draw(st.integers(1, 4)),
+                              draw(st.sampled_from(MODELS)), t=t))
+        else:
+            models = draw(st.sampled_from([(), ("H100",), ("A100",)]))
+            flow.append(request(i, draw(st.integers(1, 9)), draw(st.integers(1, 4)), models,
+                                draw(st.booleans()), t=t))
+    return flow
+
+
+@pytest.mark.parametrize("rule", RULES)
+@given(flow=order_flows())
+def test_continuous_rules_match_the_oracle(rule: str, flow: list[Offer | Request]) -> None:
+    m = LiveMarket(mode="continuous", rule=rule)
+    got = []
+    for order in flow:
+        got += fills(m.submit(order))
+    assert got == oracle(rule, flow)
+    # what rests is what the oracle leaves, and the GPU totals balance
+    filled = sum(g for _, _, g, _ in got)
+    offered = sum(o.gpus for o in flow if isinstance(o, Offer))
+    free = sum(o.gpus for o in m.orders() if isinstance(o, Offer))
+    assert free + filled == offered
+
+
+def run_flow(rule: str, flow: list[Offer | Request]) -> list[tuple[str, str, int, int]]:
+    m = LiveMarket(rule=rule)
+    return [f for o in flow for f in fills(m.submit(o))]
+
+
+def test_rules_differ_where_documented() -> None:
+    flow = [request(1, 10, t=1), request(2, 20, t=2), offer(3, 5, gpus=1)]
+    got = {rule: run_flow(rule, flow) for rule in RULES}
+    assert got == {"price-time": [("r2", "o3", 1, 20)],  # best bid, at the resting bid
+                   "fifo": [("r1", "o3", 1, 5)],  # earliest, at the ask
+                   "posted-price": [("r1", "o3", 1, 5)]}
+    flow2 = [offer(1, 9, t=1), offer(2, 5, t=2), request(3, 10)]
+    got2 = {rule: run_flow(rule, flow2) for rule in RULES}
+    assert got2 == {"price-time": [("r3", "o2", 1, 5)], "fifo": [("r3", "o1", 1, 9)],
+                    "posted-price": [("r3", "o2", 1, 5)]}
+
+
+def test_leases_hold_capacity_then_return_it_and_rematch() -> None:
+    m = LiveMarket()
+    m.submit(offer(1, 5, gpus=2), at=0)
+    out = m.submit(request(1, 9, gpus=2, hours=2), at=100)
+    assert [e.kind for e in out] == ["accepted", "fill", "lease-started"]
+    (lease,) = m.leases()
+    assert (lease.start, lease.end, lease.gpus) == (100, 100 + 7200, 2)
+    assert m.orders() == [] or all(isinstance(o, Request) for o in m.orders())
+    # a second request waits: the offer is fully leased
+    assert fills(m.submit(request(2, 9, gpus=1), at=200)) == []
+    out = m.advance(7300)
+    kinds = [e.kind for e in out]
+    assert kinds == ["lease-ended", "fill", "lease-started"]  # capacity back, r2 served
+    assert out[0].at == 7300 and out[0].data["reason"] == "end"
+    assert [le.request_id for le in m.leases()] == ["r2"]
+
+
+def test_request_start_delays_the_lease_and_reclaim_ends_it_early() -> None:
+    m = LiveMarket()
+    m.submit(offer(1, 5, gpus=1), at=0)
+    m.submit(request(1, 9), at=10, start=1000)
+    (lease,) = m.leases()
+    assert (lease.filled_at, lease.start, lease.end) == (10, 1000, 4600)
+    m.reclaim(lease.id, notice=60, at=500)
+    out = m.advance(600)
+    assert [(e.kind, e.at, e.data.get("reason")) for e in out] == [
+        ("lease-ended", 560, "reclaimed")]
+    assert m.leases() == [] and [o.id for o in m.orders()] == ["o1"]
+    with pytest.raises(UnknownLeaseError):
+        m.reclaim(lease.id, notice=0)
+
+
+def test_unfilled_orders_expire() -> None:
+    m = LiveMarket()
+    m.submit(request(1, 9, gpus=3, divisible=True), at=0, expires_at=50)
+    m.submit(offer(1, 5, gpus=1), at=10)  # fills 1 of 3
+    assert m.book.get("r1").gpus == 2
+    out = m.advance(60)
+    assert [(e.kind, e.at) for e in out] == [("expired", 50)]
+    assert "r1" not in m.book and len(m.leases()) == 1
+
+
+def test_bad_events_raise_typed_errors_and_change_nothing() -> None:
+    m = LiveMarket()
+    m.submit(offer(1, 5), at=10, event_id="a")
+    before = (m.to_state(), m.seq, m.now)
+    with pytest.raises(DuplicateOrderError):
+        m.submit(offer(1, 6), at=20)
+    with pytest.raises(UnknownOrderError):
+        m.cancel("nope", at=20)
+    with pytest.raises(InvalidOrderError) as info:
+        m.amend("o1", {"price": -1}, at=20)
+    assert info.value.field == "price"
+    with pytest.raises(InvalidOrderError):
+        m.amend("o1", {"id": "x"})
+    with pytest.raises(InvalidEventError) as ev:
+        m.submit(offer(2, 5), at=5)  # time goes back
+    assert ev.value.field == "at"
+    with pytest.raises(InvalidEventError):
+        m.submit(offer(2, 5), at=20, expires_at=20)
+    with pytest.raises(InvalidEventError):
+        m.submit(offer(2, 5), at=20, start=30)  # offers have no start
+    with pytest.raises(InvalidEventError):
+        m.clear()  # continuous markets do not clear
+    with pytest.raises(InvalidEventError):
+        m.submit(offer(2, 5), event_id="e7")  # e<digits> ids are the engine's own
+    assert (m.to_state(), m.seq, m.now) == before
+    rej = m.handle({"kind": "cancel", "order_id": "nope", "id": "c1"})
+    assert [e.kind for e in rej] == ["rejected"]
+    assert rej[0].data["error"] == "UnknownOrderError"
+    assert (m.to_state(), m.seq, m.now) == before
+
+
+def test_event_ids_are_idempotent() -> None:
+    m = LiveMarket()
+    assert m.submit(offer(1, 5), at=1, event_id="x")
+    assert m.submit(offer(1, 5), at=1, event_id="x") == []  # a retry: no-op, no error
+    assert m.has_applied("x") and len(m.book) == 1
+
+
+def test_amend_rematches_and_cancel_withdraws() -> None:
+    m = LiveMarket()
+    m.submit(offer(1, 8), at=0)
+    m.submit(request(1, 5), at=1)
+    out = m.amend("o1", {"price": 4}, at=2)
+    assert fills(out) == [("r1", "o1", 1, 5)]  # price-time: at the resting bid
+    m.cancel("o1", at=3)
+    assert "o1" not in m.book and len(m.leases()) == 1
+
+
+def test_periodic_clears_every_epoch_like_a_from_scratch_clear() -> None:
+    m = LiveMarket(mode="periodic", mechanism="first-price", epoch=60)
+    flow = [offer(1, 5, gpus=2), offer(2, 3, gpus=1), request(1, 9, gpus=2),
+            request(2, 4), request(3, 9)]
+    for k, o in enumerate(flow):
+        m.submit(o, at=k)
+    expected = auction.clear(OrderBook(flow), "first-price")
+    out = m.advance(60)
+    cleared = [e for e in out if e.kind == "cleared"]
+    assert len(cleared) == 1 and cleared[0].at == 60
+    assert m.last_result is not None
+    assert m.last_result.to_dict() == expected.to_dict()
+    assert fills(out) == [(a["request_id"], a["offer_id"], a["gpus"], a["unit_price"])
+                          for a in expected.to_dict()["allocations"]]
+    assert m.next_clear == 120
+
+
+@pytest.mark.parametrize("name", ["second-price", "uniform-price", "assignment"])
+def test_periodic_with_other_mechanisms(name: str) -> None:
+    m = LiveMarket(mode="periodic", mechanism=name, epoch=10)
+    flow = [offer(1, 5, gpus=1), offer(2, 3, gpus=1), request(1, 9), request(2, 6)]
+    for o in flow:
+        m.submit(o, at=0)
+    m.clear(at=1)
+    assert m.last_result is not None
+    assert m.last_result.to_dict() == auction.clear(OrderBook(flow), name).to_dict()
+
+
+def test_one_market_from_many_threads() -> None:
+    m = LiveMarket(rule="price-time")
+    n = 200
+
+    def work(k: int) -> None:
+        if k % 2:
+            m.submit(offer(k, 5 + k % 7, gpus=1), event_id=f"x{k}")
+        else:
+            m.submit(request(k, 9), event_id=f"x{k}")
+        m.submit(offer(k, 5), event_id=f"x{k}")  # a retry from another thread: no-op
+
+    barrier = threading.Barrier(4)
+
+    def run(chunk: range) -> None:
+        barrier.wait()
+        for k in chunk:
+            work(k)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(run, [range(i, n, 4) for i in range(4)]))
+    assert m.seq == sum(1 for e in m.recent) + n  # one input and its outputs per order
+    filled = sum(le.gpus for le in m.leases())
+    free = sum(o.gpus for o in m.orders() if isinstance(o, Offer))
+    assert filled + free == n // 2
+    # the final state equals a single-threaded run in the same seq order
+    replayed = LiveMarket(rule="price-time")
+    for e in sorted((e for e in m.recent if e.kind == "accepted"), key=lambda e: e.seq):
+        oid = e.data["order_id"]
+        k = int(oid[1:])
+        replayed.submit(offer(k, 5 + k % 7, gpus=1) if k % 2 else request(k, 9))
+    assert [le.to_record() | {"id": ""} for le in replayed.leases()] == [
+        le.to_record() | {"id": ""} for le in m.leases()]
