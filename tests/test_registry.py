@@ -391,8 +391,14 @@ def test_example_plugin_package_is_installable_as_documented() -> None:
     assert not list(PLUGIN_DIR.glob("*.py"))  # nothing beside pyproject: no flat layout
 
 
-def test_example_plugin_conforms(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(PLUGIN_DIR / "src"))
+def test_example_plugin_conforms(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import shutil
+
+    # the package alone (not build artefacts such as an egg-info, whose entry points would
+    # register it with the whole test session)
+    shutil.copytree(PLUGIN_DIR / "src" / "auction_example_plugin",
+                    tmp_path / "auction_example_plugin")
+    monkeypatch.syspath_prepend(str(tmp_path))
     from auction_example_plugin import GreedyReserve
 
     from auction.testing import check_mechanism
@@ -402,6 +408,7 @@ def test_example_plugin_conforms(monkeypatch: pytest.MonkeyPatch) -> None:
         assert "check_divisible_support" in ran
     finally:
         sys.modules.pop("auction_example_plugin", None)
+        mechanisms.refresh()
 
 
 def test_plugin_page_shows_the_example_package_file_for_file() -> None:

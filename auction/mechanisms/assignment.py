@@ -238,7 +238,7 @@ class Assignment(MechanismBase):
         )
 
     def memory_estimate(self, market: Market) -> tuple[str, int] | None:
-        return pair_memory(market, _BYTES_PER_PAIR)
+        return pair_memory(market, _BYTES_PER_PAIR, self.memory_limit)
 
     def check_market(self, market: Market) -> None:
         super().check_market(market)

@@ -36,7 +36,7 @@ from auction.errors import (
     UnknownPaymentRuleError,
     UnsupportedMarketError,
 )
-from auction.limits import DEFAULT_TIME_LIMIT, Deadline, check_memory
+from auction.limits import DEFAULT_TIME_LIMIT, Deadline, check_memory, default_max_memory
 from auction.market import Market
 from auction.mechanisms import options, registry
 from auction.mechanisms.protocol import Mechanism, MechanismTags, RngLike
@@ -203,6 +203,11 @@ class MechanismBase(abc.ABC):
                 )
         if tags.call_market:
             request_classes(market, self.name, self.refuse)
+
+    @property
+    def memory_limit(self) -> int:
+        """``max_memory`` in bytes, the default share of the machine's memory resolved."""
+        return default_max_memory() if self.max_memory is None else int(self.max_memory)
 
     def memory_estimate(self, market: Market) -> tuple[str, int] | None:
         """What clearing `market` will hold, as (a description, bytes), or None when it

@@ -425,7 +425,7 @@ class LinearProgram(MechanismBase):
             _require("highspy", "highs")
 
     def memory_estimate(self, market: Market) -> tuple[str, int] | None:
-        return pair_memory(market, _BYTES_PER_EDGE[self.backend])
+        return pair_memory(market, _BYTES_PER_EDGE[self.backend], self.memory_limit)
 
     def check_market(self, market: Market) -> None:
         super().check_market(market)

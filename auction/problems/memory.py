@@ -8,8 +8,6 @@ from auction.market import Market
 
 __all__ = ["pair_bound", "pair_memory"]
 
-#: Below this many bytes an upper bound is good enough; above it the pairs are counted.
-_COUNT_ABOVE = 1 << 30
 
 
 def pair_bound(market: Market) -> int:
@@ -26,16 +24,18 @@ def pair_bound(market: Market) -> int:
     return int((requests.astype(np.int64) * per_profile.astype(np.int64)).sum())
 
 
-def pair_memory(market: Market, bytes_per_pair: int) -> tuple[str, int]:
+def pair_memory(market: Market, bytes_per_pair: int, limit: int) -> tuple[str, int]:
     """(description, bytes) of a problem holding `bytes_per_pair` per eligible pair.
 
-    Uses the pairs if the market has built them, the `pair_bound` when that is small, and
-    otherwise counts the pairs in bounded blocks (`Market.pair_count`, flat memory)."""
+    Uses the pairs if the market has built them, else the `pair_bound` when that is within
+    `limit` bytes (cheap), and otherwise counts the pairs in bounded blocks
+    (`Market.pair_count`: flat memory, time like building them), so that a market is refused
+    on its real size, not on the bound."""
     cached = market.__dict__.get("_pairs")
     if cached is not None:
         n, how = len(cached), ""
     else:
         n, how = pair_bound(market), "up to "
-        if n * bytes_per_pair > _COUNT_ABOVE:
+        if n * bytes_per_pair > limit:
             n, how = market.pair_count(), ""
     return f"{how}{n:,} eligible (request, offer) pairs", n * bytes_per_pair

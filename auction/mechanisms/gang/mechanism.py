@@ -92,7 +92,7 @@ class Gang(MechanismBase):
                 )
 
     def memory_estimate(self, market: Market) -> tuple[str, int] | None:
-        return pair_memory(market, _BYTES_PER_PAIR[self.backend])
+        return pair_memory(market, _BYTES_PER_PAIR[self.backend], self.memory_limit)
 
     @property
     def _solver_label(self) -> str:
