@@ -472,7 +472,7 @@ def test_leases_from_a_vcg_result_use_the_exact_row_payments() -> None:
 
 def test_leases_from_a_result_alone_take_each_request_duration_from_the_result() -> None:
     """The result carries each row's request duration: no orders needed to settle it."""
-    orders = [
+    orders: list[Offer | Request] = [
         Offer(id="o0", provider="p0", gpu_model="H100", gpus=4, price=900, region="us",
               vram_gb=80),
         Request(id="r0", tenant="t0", gpus=2, max_price=2000, duration_hours=5),

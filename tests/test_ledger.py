@@ -222,10 +222,10 @@ def test_metadata_is_typed_validated_and_round_trips() -> None:
     ]
     for kwargs, field in bad:
         with pytest.raises(InvalidTransactionError) as e:
-            TxMeta(**kwargs)  # type: ignore[arg-type]
+            TxMeta(**kwargs)
         assert e.value.field == field
     with pytest.raises(InvalidTransactionError, match="meta"):
-        Transaction("t", tx.postings, meta={"kind": "close"})  # type: ignore[arg-type]
+        Transaction("t", tx.postings, meta={"kind": "close"})
     with pytest.raises(InvalidTransactionError) as e:
         Transaction.from_record({**record, "meta": {"kind": "close", "colour": "red"}})
     assert e.value.field == "colour"

@@ -395,6 +395,22 @@ class EventBatch:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("EventBatch is immutable")
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled and deep-copied batches keep read-only columns."""
+        for name, value in state.items():
+            object.__setattr__(self, name, _readonly(value) if isinstance(value, np.ndarray)
+                               else value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EventBatch):
+            return NotImplemented
+        return self.to_columns() == other.to_columns()
+
+    __hash__ = None  # type: ignore[assignment]  # holds arrays
+
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> EventBatch:
         """Columns of already validated `Event` objects."""
