@@ -12,10 +12,12 @@ from typing import Any, ClassVar
 __all__ = [
     "AuctionError",
     "AuctionOverflowError",
+    "DuplicateIdError",
     "DuplicateOrderError",
     "InvalidOrderError",
     "InvalidValueError",
     "MechanismNotFoundError",
+    "MissingDependencyError",
     "SolverError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
@@ -159,3 +161,37 @@ class UnknownSchemaError(InvalidValueError):
         self.supported = tuple(supported)
         super().__init__("schema", value, f"this library reads {', '.join(self.supported)}",
                          within=document)
+
+
+class DuplicateIdError(AuctionError, ValueError):
+    """An id was used before for other content: a transaction posted, a lease opened or an
+    event recorded (the same content again is a retry, never an error).
+
+    The one type every such duplicate outside the order book raises (each as a subclass that
+    names its fields), so ``except DuplicateIdError`` handles any of them.
+
+    Attributes:
+        id: the id.
+        kind: what it identifies: ``"transaction"``, ``"lease"`` or ``"event"``.
+    """
+
+    def __init__(self, kind: str, id: str, message: str):
+        self.kind = kind
+        self.id = id
+        super().__init__(message)
+
+
+class MissingDependencyError(AuctionError, ImportError):
+    """An optional feature needs a package that is not installed.
+
+    Attributes:
+        feature: what needs it (``"plotting"``).
+        package: the missing package.
+        install: how to install it.
+    """
+
+    def __init__(self, feature: str, package: str, install: str):
+        self.feature = feature
+        self.package = package
+        self.install = install
+        super().__init__(f"{feature} needs {package}: {install}", name=package)

@@ -833,7 +833,10 @@ def plot(results: Mapping[str, SimulationResult], path: str | None = None) -> Fi
     try:
         from matplotlib.figure import Figure
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("plotting needs matplotlib: pip install 'auction[plot]'") from e
+        from auction.errors import MissingDependencyError
+
+        raise MissingDependencyError("plotting", "matplotlib",
+                                     "pip install 'auction[plot]'") from e
     if not isinstance(results, Mapping) or not results:
         raise InvalidSimulationError("results", results, "must name at least one run")
     from matplotlib.ticker import MaxNLocator

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import auction
 from auction import Offer, OrderBook, Request
+from auction.errors import DuplicateIdError
 from auction.settlement import (
     BLOCK,
     DAY,
@@ -362,8 +363,10 @@ def test_book_errors_and_retries() -> None:
     lease = Lease(id="l", tenant="lab", provider="p", currency="AKT", rate=10)
     assert book.open(lease, deposit=50)
     assert not book.open(lease)  # a retry
-    with pytest.raises(DuplicateLeaseError):
+    with pytest.raises(DuplicateLeaseError) as dup:
         book.open(Lease(id="l", tenant="lab", provider="p", currency="AKT", rate=11))
+    assert isinstance(dup.value, DuplicateIdError)  # one type for every duplicate id
+    assert (dup.value.kind, dup.value.id, dup.value.lease_id) == ("lease", "l", "l")
     with pytest.raises(UnknownLeaseError):
         book.accrue("nope", 1)
     with pytest.raises(InsufficientFundsError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auction import DuplicateOrderError, Offer, Request
+from auction.errors import MissingDependencyError
 from auction.mechanisms import available, tags_of
 from auction.orders import Order
 from auction.settlement import (
@@ -376,6 +378,15 @@ def test_plot(tmp_path: Any) -> None:
     assert len(visible) == 7
     assert [np.size(line.get_xdata()) for line in visible[0].get_lines()] == [3, 3]
     assert r.plot() is not None
+
+
+def test_plot_without_matplotlib_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails
+    r = simulate(GOLDEN, Design(), epochs=1)
+    with pytest.raises(MissingDependencyError, match="auction\\[plot\\]") as info:
+        plot({"a": r})
+    assert isinstance(info.value, ImportError)
+    assert (info.value.feature, info.value.package) == ("plotting", "matplotlib")
 
 
 # -- errors -----------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction.errors import AuctionError, InvalidValueError
+from auction.errors import DuplicateIdError, InvalidValueError
 
 __all__ = [
     "MAX_TIME",
@@ -60,8 +60,9 @@ class InvalidEventError(InvalidReputationError):
         super().__init__(field, value, reason, within=event_id)
 
 
-class ConflictingEventError(AuctionError, ValueError):
-    """An event id was recorded before with different content (ids are never reused).
+class ConflictingEventError(DuplicateIdError):
+    """An event id was recorded before with different content (ids are never reused); a
+    `DuplicateIdError` of kind ``"event"``.
 
     Attributes:
         event_id: the id.
@@ -76,7 +77,7 @@ class ConflictingEventError(AuctionError, ValueError):
         self.recorded = recorded
         self.given = given
         super().__init__(
-            f"event id {event_id!r} was recorded with {field}={recorded!r}, "
+            "event", event_id, f"event id {event_id!r} was recorded with {field}={recorded!r}, "
             f"now given with {field}={given!r}"
         )
 

@@ -52,6 +52,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from auction.errors import DuplicateIdError
 from auction.orders import Request
 from auction.result import ClearingResult
 from auction.settlement.ledger import (
@@ -114,12 +115,15 @@ class UnknownLeaseError(SettlementError, KeyError):
         return f"no lease with id {self.lease_id!r} in the book"
 
 
-class DuplicateLeaseError(SettlementError, ValueError):
-    """A lease id is already in the book with other terms."""
+class DuplicateLeaseError(SettlementError, DuplicateIdError):
+    """A lease id is already in the book with other terms (or twice in what `restore` is
+    given); a `DuplicateIdError` of kind ``"lease"``."""
 
     def __init__(self, lease_id: str) -> None:
         self.lease_id = lease_id
-        super().__init__(f"lease id {lease_id!r} is already in the book with other terms")
+        DuplicateIdError.__init__(
+            self, "lease", lease_id, f"lease id {lease_id!r} is already in the book with other "
+            "terms")
 
 
 class LeaseClosedError(SettlementError, ValueError):

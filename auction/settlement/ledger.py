@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from auction.errors import AuctionError, InvalidValueError, UnknownSchemaError
+from auction.errors import AuctionError, DuplicateIdError, InvalidValueError, UnknownSchemaError
 from auction.money import format_units, to_units
 
 __all__ = [
@@ -74,8 +74,9 @@ class InvalidTransactionError(InvalidSettlementError):
         super().__init__(field, value, reason, within=tx_id)
 
 
-class DuplicateTransactionError(SettlementError, ValueError):
-    """A transaction id was posted before with other content (ids are never reused).
+class DuplicateTransactionError(SettlementError, DuplicateIdError):
+    """A transaction id was posted before with other content (ids are never reused); a
+    `DuplicateIdError` of kind ``"transaction"``.
 
     Attributes:
         tx_id: the id.
@@ -90,9 +91,9 @@ class DuplicateTransactionError(SettlementError, ValueError):
         self.field = field
         self.recorded = recorded
         self.given = given
-        super().__init__(
-            f"transaction id {tx_id!r} was posted with {field}={recorded!r}, "
-            f"now given with {field}={given!r}"
+        DuplicateIdError.__init__(
+            self, "transaction", tx_id, f"transaction id {tx_id!r} was posted with "
+            f"{field}={recorded!r}, now given with {field}={given!r}"
         )
 
 
