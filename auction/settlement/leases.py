@@ -1007,7 +1007,7 @@ class LeaseBook:
             return None
         txs, state = self._plan(i, target)
         self._commit([(i, state)], txs)
-        return next((t for t in txs if t.id.startswith("accrue:")), None)
+        return next((t for t in txs if t.meta.kind is TxKind.ACCRUAL), None)
 
     def accrue_all(self, period: int, *, provider: str | None = None) -> AccrualReport:
         """`accrue` every open lease (or every open lease of `provider`) through `period`,
@@ -1085,7 +1085,7 @@ class LeaseBook:
         txs += slow_txs
         self._commit(plans, txs)
         for tx in slow_txs:
-            if tx.id.startswith("accrue:"):
+            if tx.meta.kind is TxKind.ACCRUAL:
                 accrued += 1
                 tot = paid.setdefault(tx.postings[0].currency, [0, 0, 0])
                 for p in tx.postings:
@@ -1158,7 +1158,7 @@ class LeaseBook:
         txs, state = self._plan(i, target, close_at=at_period if end is None
                                 else min(at_period, end))
         self._commit([(i, state)], txs)
-        return sum(t.postings[1].amount for t in txs if t.id.startswith("close:"))
+        return sum(t.postings[1].amount for t in txs if t.meta.kind is TxKind.CLOSE)
 
     # ---- refunds (for penalties)
     def refund_amounts(self, lease_id: str, first: int, last: int) -> Refund:
