@@ -369,6 +369,10 @@ def test_book_errors_and_retries() -> None:
     assert (dup.value.kind, dup.value.id, dup.value.lease_id) == ("lease", "l", "l")
     with pytest.raises(UnknownLeaseError):
         book.accrue("nope", 1)
+    with pytest.raises(InvalidSettlementError, match="leases"):
+        LeaseBook.restore(book.ledger, 5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidSettlementError, match="ClearingResult"):
+        leases_from_result(None, "USDC")  # type: ignore[arg-type]
     with pytest.raises(InsufficientFundsError):
         book.deposit("l", 51)
     with pytest.raises(InsufficientFundsError):

@@ -441,6 +441,8 @@ def test_json_floats_are_exact_and_snapshots_are_checked() -> None:
         assert (unknown.value.value, unknown.value.supported) == (schema, (SCHEMA,))
     with pytest.raises(InvalidReputationError, match="not valid JSON"):
         ReputationBook.from_json("{")
+    with pytest.raises(InvalidReputationError, match="not valid JSON"):
+        ReputationBook.from_json(None)  # type: ignore[arg-type]
     bad_event = json.loads(book.to_json())
     bad_event["events"]["weight"][1] = -1
     with pytest.raises(InvalidEventError) as info:

@@ -426,6 +426,10 @@ def test_bad_designs_and_flows() -> None:
         ExampleFlow(demand=-1)
     with pytest.raises(ValueError, match="barter"):
         Design(settle="barter")
+    for field in ("settle", "rewards"):
+        with pytest.raises(InvalidSimulationError) as bad:
+            Design(**{field: "barter"})
+        assert (bad.value.field, bad.value.value) == (field, "barter")
     other = OraclePrice.of(Currency("XYZ", 6), USDC, "1")
     with pytest.raises(InvalidSimulationError, match="must price TOK"):
         Design(token="TOK", token_price=[other]).price_at(0)
@@ -434,4 +438,10 @@ def test_bad_designs_and_flows() -> None:
     bad_ids = ScriptFlow([[offer("o1", "p1"), request("r", 1, 1), request("r", 1, 1)]])
     with pytest.raises(DuplicateOrderError, match="'r'"):
         simulate(bad_ids, epochs=1)
+    with pytest.raises(InvalidSimulationError, match="flow"):
+        simulate(lambda e, rng: None, epochs=1)  # type: ignore[arg-type,return-value]
+    with pytest.raises(InvalidSimulationError, match="results"):
+        compare({"a": 5})  # type: ignore[dict-item]
+    with pytest.raises(InvalidSimulationError, match="results"):
+        compare([by_name])  # type: ignore[arg-type]
     assert attrs.asdict(Design())["currency"] == "USDC"

@@ -589,7 +589,7 @@ class ReputationBook:
         """Read a book written by `to_json`: replay its journal, check the stored state."""
         try:
             data = json.loads(text)
-        except (ValueError, RecursionError) as e:
+        except (TypeError, ValueError, RecursionError) as e:
             raise InvalidReputationError("json", str(e), "is not valid JSON") from None
         if not isinstance(data, dict):
             raise InvalidReputationError("json", type(data).__name__, "must be an object")

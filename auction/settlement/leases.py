@@ -684,6 +684,8 @@ class LeaseBook:
         periods), each naming its lease.
         """
         book = cls(ledger, fees=fees, margin_account=margin_account)
+        if not isinstance(leases, Iterable):
+            raise InvalidSettlementError("leases", leases, "must be a collection of Leases")
         for lease in leases:
             if not isinstance(lease, Lease):
                 raise InvalidSettlementError("lease", lease, "must be a Lease")
@@ -1234,6 +1236,8 @@ def leases_from_result(
         InvalidSettlementError: ``durations="result"`` on a result that carries no
             durations, or a row that pays the provider more than the tenant pays.
     """
+    if not isinstance(result, ClearingResult):
+        raise InvalidSettlementError("result", result, "must be a ClearingResult")
     hours_of: Mapping[str, int] | list[int] | None
     if requests is not None:
         hours_of = requests if isinstance(requests, Mapping) else {
