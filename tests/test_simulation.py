@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import numpy as np
@@ -428,7 +428,7 @@ def test_bad_designs_and_flows() -> None:
         Design(settle="barter")
     for field in ("settle", "rewards"):
         with pytest.raises(InvalidSimulationError) as bad:
-            Design(**{field: "barter"})
+            Design(**cast(dict[str, Any], {field: "barter"}))
         assert (bad.value.field, bad.value.value) == (field, "barter")
     other = OraclePrice.of(Currency("XYZ", 6), USDC, "1")
     with pytest.raises(InvalidSimulationError, match="must price TOK"):
@@ -439,7 +439,7 @@ def test_bad_designs_and_flows() -> None:
     with pytest.raises(DuplicateOrderError, match="'r'"):
         simulate(bad_ids, epochs=1)
     with pytest.raises(InvalidSimulationError, match="flow"):
-        simulate(lambda e, rng: None, epochs=1)  # type: ignore[arg-type,return-value]
+        simulate(lambda e, rng: None, epochs=1)  # type: ignore[arg-type]
     with pytest.raises(InvalidSimulationError, match="results"):
         compare({"a": 5})  # type: ignore[dict-item]
     with pytest.raises(InvalidSimulationError, match="results"):
