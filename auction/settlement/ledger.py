@@ -291,6 +291,16 @@ class TxKind(enum.StrEnum):
     BID_LOCK = "bid_lock"
     #: A bid deposit resolved (returned or forfeited).
     BID_RESOLVE = "bid_resolve"
+    #: New money out of ``ISSUANCE`` (an emission, a mint).
+    MINT = "mint"
+    #: Money into ``BURNED`` (a burn, Render's burn of a job's value).
+    BURN = "burn"
+    #: Akash BME: tokens burned for credit.
+    BME_MINT = "bme_mint"
+    #: Akash BME: credit burned for tokens.
+    BME_REDEEM = "bme_redeem"
+    #: Rewards paid to providers.
+    REWARD = "reward"
 
 
 def _tx_kind(value: Any) -> TxKind:
@@ -848,8 +858,10 @@ class Ledger:
     def from_json(cls, text: str) -> Ledger:
         """Read what `to_json` wrote, replaying its journal (with all the checks of `post`).
 
-        Reads the current schema and ``auction.settlement.ledger/1`` (whose records carry no
-        metadata: it is derived from the ids and memos that version wrote).
+        Reads the current schema and ``auction.settlement.ledger/1``, whose records carry no
+        metadata: that of lease and bid deposit transactions is derived from the ids and memos
+        version 1 wrote (so `LeaseBook.restore` works on it); the others read as plain
+        transfers.
 
         Raises:
             UnknownLedgerSchemaError: the document names another schema or version.
