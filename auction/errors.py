@@ -16,6 +16,8 @@ __all__ = [
     "AuctionError",
     "AuctionOverflowError",
     "ConstraintSyntaxError",
+
+    "DuplicateIdError",
     "DuplicateOrderError",
     "GangSolverError",
     "InvalidOptionError",
@@ -26,6 +28,8 @@ __all__ = [
     "MemoryLimitError",
 
     "PartitionError",
+
+    "MissingDependencyError",
     "SolverError",
     "TimeLimitError",
     "UnknownOrderError",
@@ -417,3 +421,37 @@ class EventLogError(AuctionError, RuntimeError):
 
 
 __all__ += ["EventLogError", "InvalidEventError", "UnknownLeaseError"]
+
+
+class DuplicateIdError(AuctionError, ValueError):
+    """An id was used before for other content: a transaction posted, a lease opened or an
+    event recorded (the same content again is a retry, never an error).
+
+    The one type every such duplicate outside the order book raises (each as a subclass that
+    names its fields), so ``except DuplicateIdError`` handles any of them.
+
+    Attributes:
+        id: the id.
+        kind: what it identifies: ``"transaction"``, ``"lease"`` or ``"event"``.
+    """
+
+    def __init__(self, kind: str, id: str, message: str):
+        self.kind = kind
+        self.id = id
+        super().__init__(message)
+
+
+class MissingDependencyError(AuctionError, ImportError):
+    """An optional feature needs a package that is not installed.
+
+    Attributes:
+        feature: what needs it (``"plotting"``).
+        package: the missing package.
+        install: how to install it.
+    """
+
+    def __init__(self, feature: str, package: str, install: str):
+        self.feature = feature
+        self.package = package
+        self.install = install
+        super().__init__(f"{feature} needs {package}: {install}", name=package)

@@ -120,6 +120,22 @@ class Rewards(enum.StrEnum):
     AVAILABILITY = "availability"
 
 
+def _payment(value: Any) -> Payment:
+    try:
+        return Payment(value)
+    except ValueError:
+        raise InvalidSimulationError(
+            "settle", value, f"must be one of: {', '.join(p.value for p in Payment)}") from None
+
+
+def _rewards(value: Any) -> Rewards:
+    try:
+        return Rewards(value)
+    except ValueError:
+        raise InvalidSimulationError(
+            "rewards", value, f"must be one of: {', '.join(r.value for r in Rewards)}") from None
+
+
 def _schedule(value: Any) -> EmissionSchedule | DemandController | None:
     if value is None or isinstance(value, EmissionSchedule | DemandController):
         return value
@@ -205,7 +221,7 @@ class Design:
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
     currency: str = "USDC"
     fees: FeeSchedule = attrs.field(factory=FeeSchedule, converter=_fees)
-    settle: Payment = attrs.field(default=Payment.LEASE, converter=Payment)
+    settle: Payment = attrs.field(default=Payment.LEASE, converter=_payment)
     render_fee: Fraction = attrs.field(default=RENDER_FEE_RATE, converter=_render_fee)
     token: str = "TOKEN"
     token_price: OraclePrice | Sequence[OraclePrice] | Callable[[int], OraclePrice] | None = None
@@ -214,7 +230,7 @@ class Design:
         default=None, converter=_schedule
     )
     initial_issuance: int = attrs.field(default=0, validator=_nonneg("initial_issuance"))
-    rewards: Rewards = attrs.field(default=Rewards.WORK, converter=Rewards)
+    rewards: Rewards = attrs.field(default=Rewards.WORK, converter=_rewards)
     gpu_power: tuple[tuple[str, int], ...] = attrs.field(default=None, converter=_power)
     reputation: ReputationModel | str | None = None
     quality_weight: int = attrs.field(default=0, validator=_nonneg("quality_weight"))
@@ -483,6 +499,8 @@ def _check_reliability(value: float | Mapping[str, float]) -> None:
 def _split_orders(orders: Iterable[Order], epoch: int) -> tuple[list[Offer], list[Request]]:
     offers: list[Offer] = []
     requests: list[Request] = []
+    if not isinstance(orders, Iterable):
+        raise InvalidSimulationError(f"flow({epoch})", orders, "must return orders (a list)")
     for o in orders:
         if isinstance(o, Offer):
             offers.append(o)
@@ -805,8 +823,12 @@ class _Simulation:
 def compare(results: Mapping[str, SimulationResult]) -> list[dict[str, Any]]:
     """One row of totals per named run: revenue, protocol revenue, provider income and
     rewards, burned, minted, supply change, mean utilization and fill rate."""
+    if not isinstance(results, Mapping):
+        raise InvalidSimulationError("results", results, "must map names to SimulationResults")
     rows = []
     for name, r in results.items():
+        if not isinstance(r, SimulationResult):
+            raise InvalidSimulationError(f"results[{name!r}]", r, "must be a SimulationResult")
         row: dict[str, Any] = {"design": name, **r.totals()}
         row["utilization"] = float(r.utilization.mean()) if r.epochs else 0.0
         row["fill_rate"] = float(r.fill_rate.mean()) if r.epochs else 0.0
@@ -833,7 +855,10 @@ def plot(results: Mapping[str, SimulationResult], path: str | None = None) -> Fi
     try:
         from matplotlib.figure import Figure
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("plotting needs matplotlib: pip install 'auction[plot]'") from e
+        from auction.errors import MissingDependencyError
+
+        raise MissingDependencyError("plotting", "matplotlib",
+                                     "pip install 'auction[plot]'") from e
     if not isinstance(results, Mapping) or not results:
         raise InvalidSimulationError("results", results, "must name at least one run")
     from matplotlib.ticker import MaxNLocator

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auction.errors import UnknownSchemaError
+from auction.errors import AuctionError, UnknownSchemaError
 from auction.reputation.events import Event, Outcome
 from auction.settlement import (
     DAY,
@@ -379,3 +379,42 @@ def test_rates_sit_below_leases_and_penalties_above() -> None:
     assert _settlement_imports("fees") == {"rates", "penalties"}
     assert fees.sla_penalty is penalties.sla_penalty
     assert fees.FeeSchedule is rates.FeeSchedule
+
+
+def test_every_error_raised_on_purpose_is_an_auction_error() -> None:
+    """Each ``raise SomeError(...)`` in settlement, reputation and the simulation names an
+    `AuctionError` subclass; the exceptions are Python protocols, listed here."""
+    import builtins
+    import importlib
+    import pkgutil
+
+    import auction.errors
+    import auction.reputation
+    import auction.settlement
+
+    allowed = {AssertionError, AttributeError}  # unreachable code; assignment to an immutable
+    names = ["auction.simulation"] + [
+        f"{pkg.__name__}.{m.name}" for pkg in (auction.settlement, auction.reputation)
+        for m in pkgutil.iter_modules(pkg.__path__)
+    ]
+    seen = 0
+    for name in names:
+        module = importlib.import_module(name)
+        assert module.__file__ is not None
+        with open(module.__file__, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Raise) or not isinstance(node.exc, ast.Call):
+                continue
+            func = node.exc.func
+            if not isinstance(func, ast.Name):
+                continue
+            target = (getattr(module, func.id, None) or getattr(auction.errors, func.id, None)
+                      or getattr(builtins, func.id, None))
+            assert target is not None, (name, func.id)
+            if isinstance(target, type):
+                seen += 1
+                assert issubclass(target, AuctionError) or target in allowed, (name, func.id)
+            else:  # a helper that builds the error
+                assert "Error" in str(target.__annotations__.get("return")), (name, func.id)
+    assert seen > 100

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import auction
 from auction import Offer, OrderBook, Request
+from auction.errors import DuplicateIdError
 from auction.settlement import (
     BLOCK,
     DAY,
@@ -362,10 +363,16 @@ def test_book_errors_and_retries() -> None:
     lease = Lease(id="l", tenant="lab", provider="p", currency="AKT", rate=10)
     assert book.open(lease, deposit=50)
     assert not book.open(lease)  # a retry
-    with pytest.raises(DuplicateLeaseError):
+    with pytest.raises(DuplicateLeaseError) as dup:
         book.open(Lease(id="l", tenant="lab", provider="p", currency="AKT", rate=11))
+    assert isinstance(dup.value, DuplicateIdError)  # one type for every duplicate id
+    assert (dup.value.kind, dup.value.id, dup.value.lease_id) == ("lease", "l", "l")
     with pytest.raises(UnknownLeaseError):
         book.accrue("nope", 1)
+    with pytest.raises(InvalidSettlementError, match="leases"):
+        LeaseBook.restore(book.ledger, 5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidSettlementError, match="ClearingResult"):
+        leases_from_result(None, "USDC")  # type: ignore[arg-type]
     with pytest.raises(InsufficientFundsError):
         book.deposit("l", 51)
     with pytest.raises(InsufficientFundsError):
@@ -472,7 +479,7 @@ def test_leases_from_a_vcg_result_use_the_exact_row_payments() -> None:
 
 def test_leases_from_a_result_alone_take_each_request_duration_from_the_result() -> None:
     """The result carries each row's request duration: no orders needed to settle it."""
-    orders = [
+    orders: list[Offer | Request] = [
         Offer(id="o0", provider="p0", gpu_model="H100", gpus=4, price=900, region="us",
               vram_gb=80),
         Request(id="r0", tenant="t0", gpus=2, max_price=2000, duration_hours=5),

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auction.errors import AuctionError
+from auction.errors import AuctionError, DuplicateIdError
 from auction.settlement import (
     MAX_AMOUNT,
     Account,
@@ -194,6 +194,8 @@ def test_retry_is_a_no_op_and_a_conflict_is_an_error() -> None:
     with pytest.raises(DuplicateTransactionError) as e:
         ledger.post(transfer("dep", LAB, ESCROW, "AKT", 301))
     assert (e.value.tx_id, e.value.field) == ("dep", "postings")
+    assert isinstance(e.value, DuplicateIdError)  # one type for every duplicate id
+    assert (e.value.kind, e.value.id) == ("transaction", "dep")
     with pytest.raises(DuplicateTransactionError) as e:
         ledger.post(transfer("dep", LAB, ESCROW, "AKT", 300, memo="other"))
     assert e.value.field == "memo"
@@ -222,10 +224,10 @@ def test_metadata_is_typed_validated_and_round_trips() -> None:
     ]
     for kwargs, field in bad:
         with pytest.raises(InvalidTransactionError) as e:
-            TxMeta(**kwargs)  # type: ignore[arg-type]
+            TxMeta(**kwargs)
         assert e.value.field == field
     with pytest.raises(InvalidTransactionError, match="meta"):
-        Transaction("t", tx.postings, meta={"kind": "close"})  # type: ignore[arg-type]
+        Transaction("t", tx.postings, meta={"kind": "close"})
     with pytest.raises(InvalidTransactionError) as e:
         Transaction.from_record({**record, "meta": {"kind": "close", "colour": "red"}})
     assert e.value.field == "colour"

@@ -21,10 +21,11 @@ from scipy.special import betaincinv
 
 import auction
 from auction import Market, Offer, OrderBook, Request
-from auction.errors import AuctionError
+from auction.errors import AuctionError, DuplicateIdError, UnknownSchemaError
 from auction.reputation import (
     MODELS,
     NEWCOMER_SCORE,
+    SCHEMA,
     BetaModel,
     ConflictingEventError,
     Event,
@@ -35,6 +36,7 @@ from auction.reputation import (
     InvalidReputationError,
     Outcome,
     ReputationBook,
+    UnknownReputationSchemaError,
 )
 from auction.reputation.models import beta_fold, iexec_fold
 
@@ -361,6 +363,8 @@ def test_same_id_counts_once_and_conflicts_are_refused() -> None:
     err = info.value
     assert (err.event_id, err.field, err.recorded, err.given) == ("1", "outcome", "completed",
                                                                   "failed")
+    assert isinstance(err, DuplicateIdError)  # one type for every duplicate id
+    assert (err.kind, err.id) == ("event", "1")
     assert book.to_json() == before
     assert "3" not in book
     with pytest.raises(ConflictingEventError) as info:  # within one batch
@@ -430,8 +434,15 @@ def test_json_floats_are_exact_and_snapshots_are_checked() -> None:
         with pytest.raises(InvalidReputationError) as info:
             ReputationBook.from_json(json.dumps({**data, **change}))
         assert info.value.field == field
+    for schema in ("auction.reputation/2", None, "auction.settlement.ledger/2"):
+        with pytest.raises(UnknownReputationSchemaError) as unknown:
+            ReputationBook.from_json(json.dumps({**data, "schema": schema}))
+        assert isinstance(unknown.value, UnknownSchemaError)
+        assert (unknown.value.value, unknown.value.supported) == (schema, (SCHEMA,))
     with pytest.raises(InvalidReputationError, match="not valid JSON"):
         ReputationBook.from_json("{")
+    with pytest.raises(InvalidReputationError, match="not valid JSON"):
+        ReputationBook.from_json(None)  # type: ignore[arg-type]
     bad_event = json.loads(book.to_json())
     bad_event["events"]["weight"][1] = -1
     with pytest.raises(InvalidEventError) as info:

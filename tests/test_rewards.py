@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from auction.errors import AuctionOverflowError
 from auction.money import split_largest_remainder
-from auction.settlement.ledger import Account, AccountKind, Ledger
+from auction.settlement.ledger import Account, AccountKind, Ledger, TxKind
 from auction.settlement.rewards import (
     availability_weights,
     quotas,
@@ -260,6 +260,7 @@ def test_reward_transaction_edge_cases() -> None:
                             kind=AccountKind.PROVIDER_STAKE)
     assert tx.net() == {(treasury, "AKT"): -5,
                         (Account(AccountKind.PROVIDER_STAKE, "a"), "AKT"): 5}
+    assert tx.meta.kind is TxKind.REWARD
     for shares, kwargs, field in [
         ({}, {"currency": "AKT"}, "shares"),
         ({"a": -1}, {"currency": "AKT"}, "shares['a']"),

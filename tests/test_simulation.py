@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import numpy as np
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auction import DuplicateOrderError, Offer, Request
+from auction.errors import MissingDependencyError
 from auction.mechanisms import available, tags_of
 from auction.orders import Order
 from auction.settlement import (
@@ -378,6 +380,15 @@ def test_plot(tmp_path: Any) -> None:
     assert r.plot() is not None
 
 
+def test_plot_without_matplotlib_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails
+    r = simulate(GOLDEN, Design(), epochs=1)
+    with pytest.raises(MissingDependencyError, match="auction\\[plot\\]") as info:
+        plot({"a": r})
+    assert isinstance(info.value, ImportError)
+    assert (info.value.feature, info.value.package) == ("plotting", "matplotlib")
+
+
 # -- errors -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("kwargs", "field"),
@@ -415,6 +426,10 @@ def test_bad_designs_and_flows() -> None:
         ExampleFlow(demand=-1)
     with pytest.raises(ValueError, match="barter"):
         Design(settle="barter")
+    for field in ("settle", "rewards"):
+        with pytest.raises(InvalidSimulationError) as bad:
+            Design(**cast(dict[str, Any], {field: "barter"}))
+        assert (bad.value.field, bad.value.value) == (field, "barter")
     other = OraclePrice.of(Currency("XYZ", 6), USDC, "1")
     with pytest.raises(InvalidSimulationError, match="must price TOK"):
         Design(token="TOK", token_price=[other]).price_at(0)
@@ -423,4 +438,10 @@ def test_bad_designs_and_flows() -> None:
     bad_ids = ScriptFlow([[offer("o1", "p1"), request("r", 1, 1), request("r", 1, 1)]])
     with pytest.raises(DuplicateOrderError, match="'r'"):
         simulate(bad_ids, epochs=1)
+    with pytest.raises(InvalidSimulationError, match="flow"):
+        simulate(lambda e, rng: None, epochs=1)  # type: ignore[arg-type]
+    with pytest.raises(InvalidSimulationError, match="results"):
+        compare({"a": 5})  # type: ignore[dict-item]
+    with pytest.raises(InvalidSimulationError, match="results"):
+        compare([by_name])  # type: ignore[arg-type]
     assert attrs.asdict(Design())["currency"] == "USDC"

@@ -25,6 +25,7 @@ from auction.settlement.ledger import (
     InsufficientFundsError,
     InvalidSettlementError,
     Ledger,
+    TxKind,
     transfer,
 )
 from auction.settlement.rewards import reward_transaction, split_rewards
@@ -317,6 +318,11 @@ def test_bme_transactions_post() -> None:
     assert ledger.balance(provider, "AKT") == 1995 * AKT
     assert (ledger.supply("AKT"), ledger.supply("ACT")) == (1995 * AKT, 0)
     assert (ledger.minted("AKT"), ledger.burned("AKT")) == (2995 * AKT, 1000 * AKT)
+    assert [tx.meta.kind for tx in ledger.journal] == [
+        TxKind.MINT, TxKind.BME_MINT, TxKind.TRANSFER, TxKind.BME_REDEEM]
+    burn = burn_transaction("b", tenant, "ACT", 1)
+    render = render_burn_transaction("r", render_burn(10**6, akt_price(2)), tenant=tenant)
+    assert (burn.meta.kind, render.meta.kind) == (TxKind.BURN, TxKind.BURN)
 
 
 # -- emission schedules -----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from auction.reputation.audit import (
     verify_sample,
     verify_seed,
 )
-from auction.reputation.book import SCHEMA, ReputationBook
+from auction.reputation.book import SCHEMA, ReputationBook, UnknownReputationSchemaError
 from auction.reputation.eigentrust import (
     EigenTrustResult,
     eigentrust,
@@ -72,6 +72,7 @@ __all__ = [
     "ReputationModel",
     "Tier",
     "TierSchedule",
+    "UnknownReputationSchemaError",
     "audit_sample",
     "commit_seed",
     "eigentrust",

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from auction.errors import UnknownSchemaError
 from auction.reputation.eigentrust import EigenTrustResult, eigentrust_arrays
 from auction.reputation.events import (
     MAX_TIME,
@@ -58,10 +59,17 @@ from auction.reputation.models import (
     get_model,
 )
 
-__all__ = ["SCHEMA", "ReputationBook"]
+__all__ = ["SCHEMA", "ReputationBook", "UnknownReputationSchemaError"]
 
-#: Schema tag written into (and required from) every JSON snapshot.
+#: Schema tag (format and version) written into, and checked in, every JSON snapshot: the
+#: ``schema`` key, as in every JSON format of the library.
 SCHEMA = "auction.reputation/1"
+_SCHEMAS = (SCHEMA,)
+
+
+class UnknownReputationSchemaError(UnknownSchemaError, InvalidReputationError):
+    """A reputation snapshot names a schema (or version) this library cannot read (see
+    `auction.errors.UnknownSchemaError`)."""
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -581,12 +589,13 @@ class ReputationBook:
         """Read a book written by `to_json`: replay its journal, check the stored state."""
         try:
             data = json.loads(text)
-        except (ValueError, RecursionError) as e:
+        except (TypeError, ValueError, RecursionError) as e:
             raise InvalidReputationError("json", str(e), "is not valid JSON") from None
         if not isinstance(data, dict):
             raise InvalidReputationError("json", type(data).__name__, "must be an object")
-        if data.get("schema") != SCHEMA:
-            raise InvalidReputationError("schema", data.get("schema"), f"must be {SCHEMA!r}")
+        if data.get("schema") not in _SCHEMAS:
+            raise UnknownReputationSchemaError(data.get("schema"), _SCHEMAS,
+                                               document="reputation snapshot")
         extra = sorted(set(data) - {"schema", "model", "events", "state"})
         if extra:
             raise InvalidReputationError(extra[0], data[extra[0]], "is not a key of a snapshot")

@@ -72,6 +72,16 @@ class EigenTrustResult:
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_pos", {p: i for i, p in enumerate(self.peers)})
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {a.name: getattr(self, a.name) for a in attrs.fields(type(self))}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled and deep-copied results keep a read-only `trust` array."""
+        for name, value in state.items():
+            if isinstance(value, np.ndarray):
+                value = _readonly(value)
+            object.__setattr__(self, name, value)
+
     def trust_of(self, peer: str) -> float:
         """Global trust of `peer`; 0 for a peer the ratings never mention."""
         i = self._pos.get(peer)

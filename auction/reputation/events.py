@@ -23,7 +23,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction.errors import AuctionError, InvalidValueError
+from auction.errors import DuplicateIdError, InvalidValueError
 
 __all__ = [
     "MAX_TIME",
@@ -60,8 +60,9 @@ class InvalidEventError(InvalidReputationError):
         super().__init__(field, value, reason, within=event_id)
 
 
-class ConflictingEventError(AuctionError, ValueError):
-    """An event id was recorded before with different content (ids are never reused).
+class ConflictingEventError(DuplicateIdError):
+    """An event id was recorded before with different content (ids are never reused); a
+    `DuplicateIdError` of kind ``"event"``.
 
     Attributes:
         event_id: the id.
@@ -76,7 +77,7 @@ class ConflictingEventError(AuctionError, ValueError):
         self.recorded = recorded
         self.given = given
         super().__init__(
-            f"event id {event_id!r} was recorded with {field}={recorded!r}, "
+            "event", event_id, f"event id {event_id!r} was recorded with {field}={recorded!r}, "
             f"now given with {field}={given!r}"
         )
 
@@ -394,6 +395,22 @@ class EventBatch:
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("EventBatch is immutable")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled and deep-copied batches keep read-only columns."""
+        for name, value in state.items():
+            object.__setattr__(self, name, _readonly(value) if isinstance(value, np.ndarray)
+                               else value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EventBatch):
+            return NotImplemented
+        return self.to_columns() == other.to_columns()
+
+    __hash__ = None  # type: ignore[assignment]  # holds arrays
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> EventBatch:

@@ -52,6 +52,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from auction.errors import DuplicateIdError
 from auction.orders import Request
 from auction.result import ClearingResult
 from auction.settlement.ledger import (
@@ -114,12 +115,15 @@ class UnknownLeaseError(SettlementError, KeyError):
         return f"no lease with id {self.lease_id!r} in the book"
 
 
-class DuplicateLeaseError(SettlementError, ValueError):
-    """A lease id is already in the book with other terms."""
+class DuplicateLeaseError(SettlementError, DuplicateIdError):
+    """A lease id is already in the book with other terms (or twice in what `restore` is
+    given); a `DuplicateIdError` of kind ``"lease"``."""
 
     def __init__(self, lease_id: str) -> None:
         self.lease_id = lease_id
-        super().__init__(f"lease id {lease_id!r} is already in the book with other terms")
+        DuplicateIdError.__init__(
+            self, "lease", lease_id, f"lease id {lease_id!r} is already in the book with other "
+            "terms")
 
 
 class LeaseClosedError(SettlementError, ValueError):
@@ -680,6 +684,8 @@ class LeaseBook:
         periods), each naming its lease.
         """
         book = cls(ledger, fees=fees, margin_account=margin_account)
+        if not isinstance(leases, Iterable):
+            raise InvalidSettlementError("leases", leases, "must be a collection of Leases")
         for lease in leases:
             if not isinstance(lease, Lease):
                 raise InvalidSettlementError("lease", lease, "must be a Lease")
@@ -1003,7 +1009,7 @@ class LeaseBook:
             return None
         txs, state = self._plan(i, target)
         self._commit([(i, state)], txs)
-        return next((t for t in txs if t.id.startswith("accrue:")), None)
+        return next((t for t in txs if t.meta.kind is TxKind.ACCRUAL), None)
 
     def accrue_all(self, period: int, *, provider: str | None = None) -> AccrualReport:
         """`accrue` every open lease (or every open lease of `provider`) through `period`,
@@ -1081,7 +1087,7 @@ class LeaseBook:
         txs += slow_txs
         self._commit(plans, txs)
         for tx in slow_txs:
-            if tx.id.startswith("accrue:"):
+            if tx.meta.kind is TxKind.ACCRUAL:
                 accrued += 1
                 tot = paid.setdefault(tx.postings[0].currency, [0, 0, 0])
                 for p in tx.postings:
@@ -1154,7 +1160,7 @@ class LeaseBook:
         txs, state = self._plan(i, target, close_at=at_period if end is None
                                 else min(at_period, end))
         self._commit([(i, state)], txs)
-        return sum(t.postings[1].amount for t in txs if t.id.startswith("close:"))
+        return sum(t.postings[1].amount for t in txs if t.meta.kind is TxKind.CLOSE)
 
     # ---- refunds (for penalties)
     def refund_amounts(self, lease_id: str, first: int, last: int) -> Refund:
@@ -1230,6 +1236,8 @@ def leases_from_result(
         InvalidSettlementError: ``durations="result"`` on a result that carries no
             durations, or a row that pays the provider more than the tenant pays.
     """
+    if not isinstance(result, ClearingResult):
+        raise InvalidSettlementError("result", result, "must be a ClearingResult")
     hours_of: Mapping[str, int] | list[int] | None
     if requests is not None:
         hours_of = requests if isinstance(requests, Mapping) else {

@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from auction.errors import AuctionError, InvalidValueError, UnknownSchemaError
+from auction.errors import AuctionError, DuplicateIdError, InvalidValueError, UnknownSchemaError
 from auction.money import format_units, to_units
 
 __all__ = [
@@ -74,8 +74,9 @@ class InvalidTransactionError(InvalidSettlementError):
         super().__init__(field, value, reason, within=tx_id)
 
 
-class DuplicateTransactionError(SettlementError, ValueError):
-    """A transaction id was posted before with other content (ids are never reused).
+class DuplicateTransactionError(SettlementError, DuplicateIdError):
+    """A transaction id was posted before with other content (ids are never reused); a
+    `DuplicateIdError` of kind ``"transaction"``.
 
     Attributes:
         tx_id: the id.
@@ -90,9 +91,9 @@ class DuplicateTransactionError(SettlementError, ValueError):
         self.field = field
         self.recorded = recorded
         self.given = given
-        super().__init__(
-            f"transaction id {tx_id!r} was posted with {field}={recorded!r}, "
-            f"now given with {field}={given!r}"
+        DuplicateIdError.__init__(
+            self, "transaction", tx_id, f"transaction id {tx_id!r} was posted with "
+            f"{field}={recorded!r}, now given with {field}={given!r}"
         )
 
 
@@ -290,6 +291,16 @@ class TxKind(enum.StrEnum):
     BID_LOCK = "bid_lock"
     #: A bid deposit resolved (returned or forfeited).
     BID_RESOLVE = "bid_resolve"
+    #: New money out of ``ISSUANCE`` (an emission, a mint).
+    MINT = "mint"
+    #: Money into ``BURNED`` (a burn, Render's burn of a job's value).
+    BURN = "burn"
+    #: Akash BME: tokens burned for credit.
+    BME_MINT = "bme_mint"
+    #: Akash BME: credit burned for tokens.
+    BME_REDEEM = "bme_redeem"
+    #: Rewards paid to providers.
+    REWARD = "reward"
 
 
 def _tx_kind(value: Any) -> TxKind:
@@ -847,8 +858,10 @@ class Ledger:
     def from_json(cls, text: str) -> Ledger:
         """Read what `to_json` wrote, replaying its journal (with all the checks of `post`).
 
-        Reads the current schema and ``auction.settlement.ledger/1`` (whose records carry no
-        metadata: it is derived from the ids and memos that version wrote).
+        Reads the current schema and ``auction.settlement.ledger/1``, whose records carry no
+        metadata: that of lease and bid deposit transactions is derived from the ids and memos
+        version 1 wrote (so `LeaseBook.restore` works on it); the others read as plain
+        transfers.
 
         Raises:
             UnknownLedgerSchemaError: the document names another schema or version.

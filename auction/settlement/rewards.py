@@ -39,6 +39,8 @@ from auction.settlement.ledger import (
     InvalidSettlementError,
     Posting,
     Transaction,
+    TxKind,
+    TxMeta,
     currency_code,
 )
 from auction.settlement.tokenomics import InvalidTokenomicsError, _amount, _rational
@@ -311,4 +313,5 @@ def reward_transaction(
     postings += [
         Posting(Account(kind, k), code, v) for k, v in paid.items() if v or not total
     ]
-    return Transaction(tx_id, tuple(postings), time=time, memo=memo or f"rewards: {total}")
+    return Transaction(tx_id, tuple(postings), time=time, memo=memo or f"rewards: {total}",
+                       meta=TxMeta(kind=TxKind.REWARD))

@@ -47,6 +47,8 @@ from auction.settlement.ledger import (
     Posting,
     SettlementError,
     Transaction,
+    TxKind,
+    TxMeta,
     currency_code,
     transfer,
 )
@@ -317,7 +319,8 @@ def mint_transaction(
     The ledger's supply of `currency` rises by exactly `amount`.
     """
     return transfer(
-        tx_id, _ISSUANCE, target, currency, _amount(amount, "amount"), time=time, memo=memo
+        tx_id, _ISSUANCE, target, currency, _amount(amount, "amount"), time=time, memo=memo,
+        meta=TxMeta(kind=TxKind.MINT),
     )
 
 
@@ -329,16 +332,19 @@ def burn_transaction(
     The ledger's supply of `currency` falls by exactly `amount`.
     """
     return transfer(
-        tx_id, source, _BURNED, currency, _amount(amount, "amount"), time=time, memo=memo
+        tx_id, source, _BURNED, currency, _amount(amount, "amount"), time=time, memo=memo,
+        meta=TxMeta(kind=TxKind.BURN),
     )
 
 
 def _transaction(
-    tx_id: str, postings: Iterable[tuple[Account, str, int]], time: int, memo: str
+    tx_id: str, postings: Iterable[tuple[Account, str, int]], time: int, memo: str,
+    kind: TxKind,
 ) -> Transaction:
     """One transaction from (account, currency, amount) postings."""
     return Transaction(
-        tx_id, tuple(Posting(a, c, x) for a, c, x in postings), time=time, memo=memo
+        tx_id, tuple(Posting(a, c, x) for a, c, x in postings), time=time, memo=memo,
+        meta=TxMeta(kind=kind),
     )
 
 
@@ -411,7 +417,8 @@ def render_burn_transaction(
     fees = Account(AccountKind.PROTOCOL_FEES) if fee_account is None else fee_account
     t = burn.token
     postings = [(tenant, t, -burn.paid), (fees, t, burn.fee), (_BURNED, t, burn.burned)]
-    return _transaction(tx_id, postings, time, memo or f"render burn: job {burn.job_price}")
+    return _transaction(tx_id, postings, time, memo or f"render burn: job {burn.job_price}",
+                        TxKind.BURN)
 
 
 # -- Akash: burn-mint equilibrium with a collateral-ratio breaker -----------------------------
@@ -641,7 +648,7 @@ def bme_mint_transaction(
         (_ISSUANCE, credit, -mint.credit),
         (account, credit, mint.credit),
     ]
-    return _transaction(tx_id, postings, time, memo or f"bme mint {credit}")
+    return _transaction(tx_id, postings, time, memo or f"bme mint {credit}", TxKind.BME_MINT)
 
 
 def bme_redeem_transaction(
@@ -664,7 +671,8 @@ def bme_redeem_transaction(
         (_ISSUANCE, token, -redeem.tokens),
         (account, token, redeem.tokens),
     ]
-    return _transaction(tx_id, postings, time, memo or f"bme redeem {credit}")
+    return _transaction(tx_id, postings, time, memo or f"bme redeem {credit}",
+                        TxKind.BME_REDEEM)
 
 
 # -- emission schedules -----------------------------------------------------------------------
