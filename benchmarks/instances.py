@@ -216,7 +216,8 @@ def adversarial_book(kind: str, n: int, seed: int = 0) -> OrderBook:
     elif kind != "chains":
         raise ValueError(f"unknown adversarial kind {kind!r}")
     offers = [Offer(id=f"o{j}", provider=f"p{j % max(1, m // 3 + 1)}", gpu_model="H100",
-                    gpus=1, price=int(ask[j]), submitted_at=j) for j in range(m)]
+                    gpus=1, price=int(ask[j]), region="us-east", vram_gb=80, submitted_at=j)
+              for j in range(m)]
     requests = [Request(id=f"r{i}", tenant=f"t{i % 97}", gpus=1, max_price=int(value[i]),
                         gpu_models=frozenset({"H100"}), submitted_at=m + i) for i in range(n)]
     book = OrderBook(offers)
