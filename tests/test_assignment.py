@@ -39,6 +39,7 @@ from auction.kernels.assignment import (
     vcg_bonuses,
     vcg_groups,
 )
+from auction.kernels.budget import no_stop
 from auction.mechanisms import assignment as assignment_module
 from auction.mechanisms.assignment import matching_problem, solve_matching
 from auction.orders import Order
@@ -1058,10 +1059,10 @@ def _without(indptr: IntArray, cols: IntArray, w: IntArray, objs: Sequence[int])
 def test_exact_matching_matches_scipy_with_exact_duals(g: tuple[Any, ...]) -> None:
     """Successive shortest paths: optimal welfare, and duals that certify it exactly."""
     n, m, indptr, cols, w = g
-    pedge, u, p, status, work = exact_matching(n, m, indptr, cols, w, 1 << 62)
+    pedge, u, p, status, work = exact_matching(n, m, indptr, cols, w, 1 << 62, no_stop())
     assert status == DONE
     assert work >= 0
-    ref = exact_matching.py_func(n, m, indptr, cols, w, 1 << 62)
+    ref = exact_matching.py_func(n, m, indptr, cols, w, 1 << 62, no_stop())
     for x, y in zip((pedge, u, p), ref[:3], strict=True):
         np.testing.assert_array_equal(x, y)
     welfare = int(w[pedge[pedge >= 0]].sum())
@@ -1114,7 +1115,7 @@ def test_vcg_on_the_example_book_is_fast_and_matches_remove_and_resolve() -> Non
     for g in range(n_parties):
         objs = gobj[gptr[g]:gptr[g + 1]].tolist()
         ptr, c, ww = _without(problem.indptr, problem.cols, w, objs)
-        pe = exact_matching(problem.n, problem.m, ptr, c, ww, 1 << 62)[0]
+        pe = exact_matching(problem.n, problem.m, ptr, c, ww, 1 << 62, no_stop())[0]
         assert int(got[g]) == total - int(ww[pe[pe >= 0]].sum()), g
     assert (got > 0).any()
 
@@ -1127,14 +1128,15 @@ def test_vcg_groups_stops_at_its_work_bound_and_resumes(
     """Sliced by a work bound, the groups come out the same as in one call."""
     n, m, indptr, cols, w = g
     gptr, gobj, _ = _groups(data, m)
-    pedge, u, p, _, _ = exact_matching(n, m, indptr, cols, w, 1 << 62)
+    pedge, u, p, _, _ = exact_matching(n, m, indptr, cols, w, 1 << 62, no_stop())
     whole = np.zeros(len(gptr) - 1, dtype=np.int64)
-    assert vcg_groups(n, m, indptr, cols, w, pedge, u, p, gptr, gobj, 0, whole, 1 << 62)[0] == DONE
+    assert vcg_groups(n, m, indptr, cols, w, pedge, u, p, gptr, gobj, 0, whole, 1 << 62,
+                      no_stop())[0] == DONE
     sliced = np.zeros_like(whole)
     start, calls = 0, 0
     while True:
         status, start, _ = vcg_groups(n, m, indptr, cols, w, pedge, u, p, gptr, gobj, start,
-                                      sliced, 0)
+                                      sliced, 0, no_stop())
         calls += 1
         if status == DONE:
             break

@@ -39,11 +39,21 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from auction.kernels.budget import (
+    CHECK_EVERY,
+    DEADLINE,
+    DONE,
+    WORK_LIMIT,
+    auction_work_bound,
+    stop_at,
+    vcg_work_bound,
+)
 from auction.kernels.jit import KernelGroup
 
 __all__ = [
-    "DEADLINE", "DONE", "WORK_LIMIT", "auction_matching", "check_eps_cs", "exact_duals",
-    "exact_matching", "transpose", "vcg_bonuses", "vcg_groups",
+    "DEADLINE", "DONE", "WORK_LIMIT", "auction_matching", "auction_matching_bounded",
+    "check_eps_cs", "exact_duals", "exact_matching", "solve_bounded", "transpose", "vcg_bonuses",
+    "vcg_bonuses_bounded", "vcg_groups",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -97,15 +107,20 @@ def _forward(
     indptr: IntArray, cols: IntArray, a: IntArray, price: IntArray, profit: IntArray,
     pedge: IntArray, oown: IntArray, stack: IntArray, top: int, eps: int, log: IntArray,
     marks: npt.NDArray[np.bool_], log_top: int, logging: bool, max_bids: int,
-) -> tuple[int, int]:
-    """Forward steps until every person on the stack is matched or out; (bids, log top).
+    stop: npt.NDArray[np.uint8],
+) -> tuple[int, int, int, int]:
+    """Forward steps until every person on the stack is matched or out.
 
-    Gives up with bids = -1 once `max_bids` bids were made.
+    Returns (bids, log top, stack top, status): `WORK_LIMIT` once `max_bids` bids were made,
+    `DEADLINE` when the stop flag is set (read every `CHECK_EVERY` bids); the stack then holds
+    the persons still to bid.
     """
     bids = 0
     while top > 0:
         if bids >= max_bids:
-            return -1, log_top
+            return bids, log_top, top, WORK_LIMIT
+        if bids % CHECK_EVERY == CHECK_EVERY - 1 and stop[0] != 0:
+            return bids, log_top, top, DEADLINE
         top -= 1
         i = stack[top]
         b1 = NEG
@@ -143,7 +158,7 @@ def _forward(
             pedge[k] = -1
             stack[top] = k
             top += 1
-    return bids, log_top
+    return bids, log_top, top, DONE
 
 
 @_group.add
@@ -151,11 +166,16 @@ def _reverse(
     indptr: IntArray, cols: IntArray, a: IntArray, tptr: IntArray, trow: IntArray,
     tedge: IntArray, ta: IntArray, price: IntArray, profit: IntArray,
     pedge: IntArray, oown: IntArray, stack: IntArray, top: int, eps: int,
-    log: IntArray, marks: npt.NDArray[np.bool_], log_top: int, logging: bool,
-) -> tuple[int, int]:
-    """Reverse steps for unmatched objects with positive prices on the stack."""
+    log: IntArray, marks: npt.NDArray[np.bool_], log_top: int, logging: bool, max_bids: int,
+    stop: npt.NDArray[np.uint8],
+) -> tuple[int, int, int, int]:
+    """Reverse steps for unmatched objects with positive prices on the stack (as `_forward`)."""
     bids = 0
     while top > 0:
+        if bids >= max_bids:
+            return bids, log_top, top, WORK_LIMIT
+        if bids % CHECK_EVERY == CHECK_EVERY - 1 and stop[0] != 0:
+            return bids, log_top, top, DEADLINE
         top -= 1
         j = stack[top]
         if oown[j] >= 0 or price[j] == 0 or price[j] >= UNREACHABLE:
@@ -198,7 +218,7 @@ def _reverse(
             if price[jo] > 0:
                 stack[top] = jo
                 top += 1
-    return bids, log_top
+    return bids, log_top, top, DONE
 
 
 @_group.add
@@ -207,7 +227,24 @@ def auction_matching(
 ) -> tuple[IntArray, IntArray, IntArray, int, int, int]:
     """Solve; return (pedge, price, profit, forward bids, reverse bids, phases).
 
-    ``pedge[i]`` is the CSR edge matching person i, or -1.
+    ``pedge[i]`` is the CSR edge matching person i, or -1. No work bound or deadline: see
+    `auction_matching_bounded`.
+    """
+    out = auction_matching_bounded(n, m, indptr, cols, a, theta, NO_LIMIT,
+                                   np.zeros(1, dtype=np.uint8))
+    return out[0], out[1], out[2], out[3], out[4], out[5]
+
+
+@_group.add
+def auction_matching_bounded(
+    n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray, theta: int, max_work: int,
+    stop: npt.NDArray[np.uint8],
+) -> tuple[IntArray, IntArray, IntArray, int, int, int, int]:
+    """`auction_matching` with a bound on bids and a stop flag; the status comes last.
+
+    Past `max_work` bids (forward plus reverse; `auction.kernels.budget.auction_work_bound`
+    states the theoretical bound) the status is `WORK_LIMIT`, after ``stop[0]`` is set
+    `DEADLINE`; pedge is then a feasible matching (every object held once), not an optimal one.
     """
     tptr, trow, tedge, ta = transpose(n, m, indptr, cols, a)
     top_a = 0
@@ -224,30 +261,34 @@ def auction_matching(
     fbids = 0
     rbids = 0
     phases = 0
+    status = DONE
     while True:
         phases += 1
         pedge[:] = -1
         oown[:] = -1
         for i in range(n):
             stack[i] = n - 1 - i
-        b, _ = _forward(indptr, cols, a, price, profit, pedge, oown,
-                        stack, n, eps, log, marks, 0, False, NO_LIMIT)
+        b, _, _, status = _forward(indptr, cols, a, price, profit, pedge, oown, stack, n, eps,
+                                   log, marks, 0, False, max_work - fbids - rbids, stop)
         fbids += b
+        if status != DONE:
+            break
         top = 0
         for j in range(m):
             if oown[j] < 0 and price[j] > 0:
                 stack[top] = j
                 top += 1
-        b, _ = _reverse(indptr, cols, a, tptr, trow, tedge, ta, price, profit, pedge,
-                        oown, stack, top, eps, log, marks, 0, False)
+        b, _, _, status = _reverse(indptr, cols, a, tptr, trow, tedge, ta, price, profit,
+                                   pedge, oown, stack, top, eps, log, marks, 0, False,
+                                   max_work - fbids - rbids, stop)
         rbids += b
-        if eps == 1:
+        if status != DONE or eps == 1:
             break
         eps = max(1, eps // theta)
     for i in range(n):
         if pedge[i] < 0:
             profit[i] = 0
-    return pedge, price, profit, fbids, rbids, phases
+    return pedge, price, profit, fbids, rbids, phases, status
 
 
 @_group.add
@@ -315,10 +356,6 @@ def _undo(
     return change
 
 
-#: Kernel status codes: finished; stopped at the work bound; stopped at the deadline.
-DONE = 0
-WORK_LIMIT = 1
-DEADLINE = 2
 INF = 1 << 62
 
 
@@ -487,14 +524,16 @@ def _edge_rows(n: int, indptr: IntArray) -> IntArray:
 
 @_group.add
 def exact_matching(
-    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, max_work: int
+    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, max_work: int,
+    stop: npt.NDArray[np.uint8],
 ) -> tuple[IntArray, IntArray, IntArray, int, int]:
     """Maximum-weight matching with exact integer duals by successive shortest paths.
 
     Returns (pedge, u, p, status, work). Persons enter one at a time (Hungarian method with
     Dijkstra, sparse, both sides may stay unmatched); ``w >= 0``. Work bound: n searches of
-    O(E log E) each; past `max_work` units (edges scanned and heap pops) it stops with
-    `WORK_LIMIT` and a feasible, not optimal, matching.
+    O(E log E) each (`auction.kernels.budget.exact_matching_work_bound`); past `max_work` units
+    (edges scanned and heap pops) it stops with `WORK_LIMIT`, and once ``stop[0]`` is set with
+    `DEADLINE` (both checked between persons), with a feasible, not optimal, matching.
     """
     erow = _edge_rows(n, indptr)
     pedge = np.full(n, -1, dtype=np.int64)
@@ -515,6 +554,8 @@ def exact_matching(
     for i in range(n):
         if work > max_work:
             return pedge, u, p, WORK_LIMIT, work
+        if stop[0] != 0:
+            return pedge, u, p, DEADLINE, work
         best = 0
         for e in range(indptr[i], indptr[i + 1]):
             v = w[e] - p[cols[e]]
@@ -581,7 +622,7 @@ def exact_duals(
 def vcg_groups(
     n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, pedge: IntArray,
     u: IntArray, p: IntArray, group_indptr: IntArray, group_objects: IntArray, g_start: int,
-    out: IntArray, max_work: int,
+    out: IntArray, max_work: int, stop: npt.NDArray[np.uint8],
 ) -> tuple[int, int, int]:
     """Fill ``out[g]`` = W* - W*(without group g) from group `g_start` on; (status, next, work).
 
@@ -590,8 +631,10 @@ def vcg_groups(
     each displaced person by one shortest augmenting path from the exact duals (warm start:
     the rest of the matching and the duals stay optimal for the smaller market). Total work
     bound: one O(E log E) search per matched object, ``min(n, m) * O(E log E)``; in practice
-    each search settles only the few objects near the removed ones. Stops between groups once
-    `max_work` units are spent (status `WORK_LIMIT`, `next` the first group not done).
+    each search settles only the few objects near the removed ones
+    (`auction.kernels.budget.vcg_work_bound`). Stops between groups once `max_work` units are
+    spent (status `WORK_LIMIT`) or ``stop[0]`` is set (`DEADLINE`); `next` is then the first
+    group not done, to resume from.
     """
     erow = _edge_rows(n, indptr)
     oown = np.full(m, -1, dtype=np.int64)
@@ -614,6 +657,8 @@ def vcg_groups(
     for g in range(g_start, n_groups):
         if work > max_work:
             return WORK_LIMIT, g, work
+        if stop[0] != 0:
+            return DEADLINE, g, work
         log_top = 0
         top = 0
         for k in range(group_indptr[g], group_indptr[g + 1]):
@@ -660,9 +705,59 @@ def vcg_bonuses(
     u, p, ok = exact_duals(n, m, indptr, cols, a, w, pedge, price)
     pe = pedge.copy()
     if not ok:
-        pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, NO_LIMIT)
-    vcg_groups(n, m, indptr, cols, w, pe, u, p, group_indptr, group_objects, 0, out, NO_LIMIT)
+        pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, NO_LIMIT,
+                                       np.zeros(1, dtype=np.uint8))
+    vcg_groups(n, m, indptr, cols, w, pe, u, p, group_indptr, group_objects, 0, out, NO_LIMIT,
+               np.zeros(1, dtype=np.uint8))
     return out
+
+
+def solve_bounded(
+    n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray, theta: int, *,
+    max_work: int | None = None, deadline: float | None = None, backend: str = "numba",
+) -> tuple[IntArray, IntArray, IntArray, int, int, int, int]:
+    """`auction_matching_bounded` with its theoretical work bound by default and a deadline.
+
+    `deadline` is a ``time.monotonic()`` value (None: none). Returns the kernel's 7-tuple; the
+    last item is the status (`DONE`, `WORK_LIMIT`, `DEADLINE`).
+    """
+    if max_work is None:
+        top = int(a.max()) if len(a) else 0
+        max_work = auction_work_bound(n, m, len(cols), top, theta)
+    kernel = auction_matching_bounded if backend == "numba" else (
+        auction_matching_bounded.py_func)
+    with stop_at(deadline) as stop:
+        out = kernel(n, m, indptr, cols, a, theta, max_work, stop)
+    return out[0], out[1], out[2], int(out[3]), int(out[4]), int(out[5]), int(out[6])
+
+
+def vcg_bonuses_bounded(
+    n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray, w: IntArray,
+    pedge: IntArray, price: IntArray, group_indptr: IntArray, group_objects: IntArray, *,
+    max_work: int | None = None, deadline: float | None = None, backend: str = "numba",
+) -> tuple[IntArray, int, int]:
+    """`vcg_bonuses` with a work bound (default `vcg_work_bound`) and a deadline.
+
+    Returns (bonuses, status, groups done): groups from ``groups done`` on are not computed
+    (0) when the status is `WORK_LIMIT` or `DEADLINE`.
+    """
+    if max_work is None:
+        max_work = vcg_work_bound(n, m, len(cols))
+    duals = exact_duals if backend == "numba" else exact_duals.py_func
+    solve = exact_matching if backend == "numba" else exact_matching.py_func
+    groups = vcg_groups if backend == "numba" else vcg_groups.py_func
+    out = np.zeros(len(group_indptr) - 1, dtype=np.int64)
+    with stop_at(deadline) as stop:
+        u, p, ok = duals(n, m, indptr, cols, a, w, pedge, price)
+        pe = pedge.copy()
+        used = 0
+        if not ok:
+            pe, u, p, status, used = solve(n, m, indptr, cols, w, max_work, stop)
+            if status != DONE:
+                return out, int(status), 0
+        status, done, _ = groups(n, m, indptr, cols, w, pe, u, p, group_indptr, group_objects,
+                                 0, out, max_work - used, stop)
+    return out, int(status), int(done)
 
 
 def check_eps_cs(

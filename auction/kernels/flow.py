@@ -53,6 +53,15 @@ import numpy as np
 import numpy.typing as npt
 
 from auction.errors import AuctionOverflowError
+from auction.kernels.budget import (
+    CHECK_EVERY,
+    DEADLINE,
+    NO_LIMIT,
+    STATUS_NAMES,
+    WORK_LIMIT,
+    stop_at,
+    transport_work_bound,
+)
 from auction.kernels.jit import KernelGroup
 
 __all__ = [
@@ -63,6 +72,7 @@ __all__ = [
     "PRICE_OVERFLOW",
     "STUCK",
     "flow_scale",
+    "transport_bounded",
     "transport_kernel",
     "transport_max_weight",
 ]
@@ -177,6 +187,22 @@ def transport_kernel(
     ``x[e]`` is the flow on edge e; `price` the node prices (requests, offers, T) of the final
     1-optimal flow in scaled units (every residual arc has reduced cost >= -1); `status` is
     `OK`, or `COST_OVERFLOW`, `PRICE_OVERFLOW` or `STUCK`, and then x is not meaningful.
+    No work bound or deadline: see `transport_bounded`.
+    """
+    return transport_bounded(n, m, demand, capacity, indptr, cols, weight, alpha, price_limit,
+                             NO_LIMIT, np.zeros(1, dtype=np.uint8))
+
+
+@_group.add
+def transport_bounded(
+    n: int, m: int, demand: IntArray, capacity: IntArray, indptr: IntArray, cols: IntArray,
+    weight: IntArray, alpha: int, price_limit: int, max_work: int,
+    stop: npt.NDArray[np.uint8],
+) -> tuple[IntArray, IntArray, int, int, int, int, int]:
+    """`transport_kernel` stopping past `max_work` pushes + relabels (status `WORK_LIMIT`) or
+    once ``stop[0]`` is set (`DEADLINE`, read every `CHECK_EVERY` node discharges); x is then
+    all zeros (the pseudo-flow of an unfinished phase is not feasible; nobody trading is).
+    `auction.kernels.budget.transport_work_bound` states the theoretical bound.
     """
     nn = n + m + 1
     t = n + m
@@ -204,6 +230,7 @@ def transport_kernel(
     phases = 0
     pushes = 0
     relabels = 0
+    discharges = 0
     status = OK
     while eps > 1 and status == OK:
         eps = max(1, eps // alpha)
@@ -270,6 +297,13 @@ def transport_kernel(
         if qt == nn:
             qt = 0
         while count > 0 and status == OK:
+            if pushes + relabels > max_work:
+                status = WORK_LIMIT
+                break
+            discharges += 1
+            if discharges % CHECK_EVERY == 0 and stop[0] != 0:
+                status = DEADLINE
+                break
             v = queue[qh]
             qh += 1
             if qh == nn:
@@ -382,6 +416,8 @@ def transport_kernel(
                     current[v] = first[v]
                     relabels += 1
     x = np.zeros(len(cols), dtype=np.int64)
+    if status != OK:
+        return x, price, status, scale, phases, pushes, relabels
     for e in range(len(cols)):
         if earc[e] >= 0:
             x[e] = res[rev[earc[e]]]
@@ -401,8 +437,9 @@ def _int_array(name: str, values: Any, length: int | None) -> IntArray:
 
 def transport_max_weight(
     n: int, m: int, demand: Any, capacity: Any, indptr: Any, cols: Any, weight: Any,
-    backend: str = "numba", *, alpha: int = 5,
-) -> tuple[IntArray, dict[str, int]]:
+    backend: str = "numba", *, alpha: int = 5, max_work: int | None = None,
+    deadline: float | None = None,
+) -> tuple[IntArray, dict[str, Any]]:
     """Maximum-weight transportation: units ``x[e]`` per eligible edge, and solver stats.
 
     Args:
@@ -417,10 +454,13 @@ def transport_max_weight(
         backend: ``"numba"`` (compiled on first use) or ``"python"`` (the same code, uncompiled;
             the reference the tests compare with).
         alpha: epsilon divisor per scaling phase (>= 2).
+        max_work: pushes + relabels allowed (default: `transport_work_bound`).
+        deadline: a ``time.monotonic()`` value to stop at (None: no deadline).
 
     Returns ``(x, stats)``: ``x`` (int64, one per edge) maximizes ``sum weight * x`` with at most
     ``demand[r]`` units on request r's edges and ``capacity[o]`` on offer o's; `stats` has the
-    ``scale`` of the costs, scaling ``phases``, ``pushes`` and ``relabels``.
+    ``scale`` of the costs, scaling ``phases``, ``pushes``, ``relabels`` and ``status``
+    (``"done"``, or ``"work_limit"`` / ``"deadline"``, and then x is all zeros: no trade).
 
     Raises:
         AuctionOverflowError: scaled weights or prices would leave exact int64 range.
@@ -453,16 +493,19 @@ def transport_max_weight(
         )
     if int(d.sum(dtype=object)) + int(c.sum(dtype=object)) >= PRICE_LIMIT:
         raise AuctionOverflowError("total demand plus capacity exceeds 2**62 units")
-    kernel = transport_kernel if backend == "numba" else transport_kernel.py_func
-    x, _, status, scale, phases, pushes, relabels = kernel(n, m, d, c, ip, cl, w, alpha,
-                                                          PRICE_LIMIT)
+    if max_work is None:
+        max_work = transport_work_bound(n, m, n_edges, top, alpha)
+    kernel = transport_bounded if backend == "numba" else transport_bounded.py_func
+    with stop_at(deadline) as stop:
+        x, _, status, scale, phases, pushes, relabels = kernel(n, m, d, c, ip, cl, w, alpha,
+                                                              PRICE_LIMIT, max_work, stop)
     if status == PRICE_OVERFLOW:
         raise AuctionOverflowError(
             f"min-cost flow prices left the int64 range (weights up to {top} x scale {scale}); "
             "use a coarser unit"
         )
-    if status != OK:
+    if status not in (OK, WORK_LIMIT, DEADLINE):
         raise RuntimeError(f"transport_kernel failed with status {status}")
-    stats = {"scale": int(scale), "phases": int(phases), "pushes": int(pushes),
-             "relabels": int(relabels)}
+    stats: dict[str, Any] = {"scale": int(scale), "phases": int(phases), "pushes": int(pushes),
+                             "relabels": int(relabels), "status": STATUS_NAMES[int(status)]}
     return x, stats

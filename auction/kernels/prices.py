@@ -23,7 +23,7 @@ IntArray = npt.NDArray[np.int64]
 UNREACHABLE = np.iinfo(np.int64).max
 
 
-@lazy_njit()
+@lazy_njit(nogil=True)
 def shortest_paths(
     n_nodes: int, indptr: IntArray, heads: IntArray, lengths: IntArray, root: int
 ) -> tuple[IntArray, bool]:

@@ -272,6 +272,16 @@ def _solve_flow(problem: TransportProblem) -> _Solved:
                    f"cost scaling: {stats.get('phases', 0)} phases", t1 - t0, t2 - t1)
 
 
+
+def _flow_fits(problem: TransportProblem) -> bool:
+    """True when the flow kernel's scaled costs and total units stay in its exact range."""
+    from auction.kernels.flow import COST_LIMIT, PRICE_LIMIT, flow_scale
+
+    top = int(problem.weight.max(initial=0))
+    units = int(problem.demand.sum(dtype=object)) + int(problem.capacity.sum(dtype=object))
+    return top * flow_scale(problem.n, problem.m) <= COST_LIMIT and units < PRICE_LIMIT
+
+
 def solve_transport(
     problem: TransportProblem,
     *,
@@ -280,11 +290,25 @@ def solve_transport(
     solver: str = "PULP_CBC_CMD",
     time_limit: float | None = None,
 ) -> tuple[IntArray | None, dict[str, Any]]:
-    """Solve the LP with a backend: (GPUs per edge, or None when it did not solve; stats)."""
+    """Solve the LP with a backend: (GPUs per edge, or None when it did not solve; stats).
+
+    ``backend="auto"``: the flow kernel (exact, the fastest by measurement) whenever it can
+    express the problem, that is when its scaled weights fit in int64; HiGHS otherwise.
+    """
     if problem.n_edges == 0:
         return np.zeros(0, dtype=np.int64), {"solver_status": "empty", "build_seconds": 0.0,
                                              "solve_seconds": 0.0}
-    if backend == "flow":
+    solved = None
+    if backend == "auto":
+        backend = "highs"
+        if _flow_fits(problem):
+            try:
+                solved = _solve_flow(problem)
+            except AuctionOverflowError:  # prices left int64 mid-solve: HiGHS has no limit
+                solved = None
+    if solved is not None:
+        pass
+    elif backend == "flow":
         solved = _solve_flow(problem)
     elif backend == "highs":
         solved = _solve_highs(problem, method, time_limit)
