@@ -34,7 +34,8 @@ from auction.orders import Offer, Request
 from auction.result import ClearingResult, Status
 
 if TYPE_CHECKING:
-    from auction import demo, fairness, mechanisms, testing
+    from auction import datasets, demo, fairness, mechanisms, testing
+    from auction._warmup import WarmupReport, warmup
     from auction.clearing import clear
 
 __version__ = "0.1.0"
@@ -57,16 +58,19 @@ __all__ = [
     "UnknownOrderError",
     "UnknownPaymentRuleError",
     "UnsupportedMarketError",
+    "WarmupReport",
     "clear",
+    "datasets",
     "demo",
     "fairness",
     "format_units",
     "mechanisms",
     "testing",
     "to_units",
+    "warmup",
 ]
 
-_LAZY_MODULES = {"demo", "fairness", "mechanisms", "testing"}
+_LAZY_MODULES = {"datasets", "demo", "fairness", "mechanisms", "testing"}
 
 
 def __getattr__(name: str) -> Any:
@@ -74,6 +78,10 @@ def __getattr__(name: str) -> Any:
         from auction.clearing import clear
 
         return clear
+    if name in ("warmup", "WarmupReport"):
+        from auction import _warmup
+
+        return getattr(_warmup, name)
     if name in _LAZY_MODULES:
         return import_module(f"auction.{name}")
     raise AttributeError(f"module 'auction' has no attribute {name!r}")
