@@ -281,8 +281,9 @@ def _cmd_warmup(args: argparse.Namespace) -> int:
     for k in compiled:
         print(f"{k.name.ljust(width)}  {k.signatures:>10}  {k.compile_seconds:>9.2f}  "
               f"{k.cache_hits:>10}")
-    print(f"{len(compiled)} kernels ready ({helpers} helpers compiled inside them) in "
-          f"{report.seconds:.2f} s, {report.compile_seconds:.2f} s of it compiling")
+    inside = f" (and {helpers} helpers, loaded inside their callers)" if helpers else ""
+    print(f"{len(compiled)} kernels ready{inside} in {report.seconds:.2f} s, "
+          f"{report.compile_seconds:.2f} s of it compiling")
     print(f"disk cache: {report.cache_dir or 'off'}")
     for line in report.skipped:
         print(f"skipped: {line}")

@@ -1,11 +1,11 @@
 """`gang` on a realistic batch: 2,000 requests / 500 offers, with multi-GPU and cluster requests.
 
-The market follows auction.demo and shared/MARKETS.md: datacenter providers post 4- and 8-GPU
+The market follows auction.datasets and docs/markets.md: datacenter providers post 4- and 8-GPU
 H100/H200/A100 nodes (most with nvlink, half with infiniband) in one or two regions, several
 nodes per region; community providers post 1- to 4-GPU RTX and T4 boxes. Requests ask for 1,
 2, 4 or 8 GPUs (whole, or divisible for about a fifth), and about one in ten is a cluster of
 8 to 32 datacenter GPUs that requires an interconnect tag. Asks and max prices are in
-micro-dollars per GPU-hour, in the 2026 ranges of `auction.demo.GPU_MODELS`. Demand exceeds
+micro-dollars per GPU-hour, in the 2026 ranges of `auction.datasets.GPU_MODELS`. Demand exceeds
 supply about 3 to 1, so offers are contested.
 
 Prints, per solver: model build time, solve time, status, welfare, bound and gap. Run:
