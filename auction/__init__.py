@@ -36,7 +36,8 @@ from auction.orders import Offer, Request
 from auction.result import ClearingResult, Status
 
 if TYPE_CHECKING:
-    from auction import demo, fairness, mechanisms, scale, testing
+    from auction import datasets, demo, fairness, mechanisms, scale, testing
+    from auction._warmup import WarmupReport, warmup
     from auction.clearing import clear
     from auction.scale.partition import clear_partitioned, partition
     from auction.scale.sweep import sweep
@@ -63,8 +64,10 @@ __all__ = [
     "UnknownOrderError",
     "UnknownPaymentRuleError",
     "UnsupportedMarketError",
+    "WarmupReport",
     "clear",
     "clear_partitioned",
+    "datasets",
     "demo",
     "fairness",
     "format_units",
@@ -74,9 +77,10 @@ __all__ = [
     "sweep",
     "testing",
     "to_units",
+    "warmup",
 ]
 
-_LAZY_MODULES = {"demo", "fairness", "mechanisms", "scale", "testing"}
+_LAZY_MODULES = {"datasets", "demo", "fairness", "mechanisms", "scale", "testing"}
 _SCALE = {"clear_partitioned": "partition", "partition": "partition", "sweep": "sweep"}
 
 
@@ -87,6 +91,10 @@ def __getattr__(name: str) -> Any:
         return clear
     if name in _SCALE:
         return getattr(import_module(f"auction.scale.{_SCALE[name]}"), name)
+    if name in ("warmup", "WarmupReport"):
+        from auction import _warmup
+
+        return getattr(_warmup, name)
     if name in _LAZY_MODULES:
         return import_module(f"auction.{name}")
     raise AttributeError(f"module 'auction' has no attribute {name!r}")

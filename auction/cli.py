@@ -2,15 +2,19 @@
 
 Commands:
 
-* ``auction demo [--seed N]``: clear the built-in example market with every registered
-  mechanism and print a comparison table.
-* ``auction clear BOOK.json [--mechanism NAME] [--payment RULE] [--reputation REP.json]
-  [--output OUT.json]``: read a book in the ``auction.book/1`` JSON schema
-  (`auction.OrderBook.from_json`), clear it, and write the result (`ClearingResult.to_dict`) as
-  JSON, to stdout unless ``--output`` is given. ``-`` reads the book from stdin.
-* ``auction mechanisms``: list registered mechanisms with their payment rules and tags.
-* ``auction example-book [--seed N] [--output BOOK.json] [--reputation REP.json]``: write the
-  example market's book (and, optionally, its provider reputation) as JSON.
+* ``auction demo [--seed N]``: clear the example markets with every registered mechanism and
+  print a comparison table (`auction.demo`).
+* ``auction clear BOOK.json [--mechanism NAME] [--payment RULE] [-o NAME=VALUE ...]
+  [--reputation REP.json] [--output OUT.json]``: read a book in the ``auction.book/1`` JSON
+  schema (`auction.OrderBook.from_json`), clear it with the mechanism built with those options,
+  and write the result (`ClearingResult.to_dict`) as JSON, to stdout unless ``--output`` is
+  given. ``-`` reads the book from stdin. Option values are typed: integers, decimals,
+  ``true``/``false``, ``none``, else strings (never evaluated).
+* ``auction mechanisms``: list registered mechanisms with their payment rules, tags and options.
+* ``auction example-book [--seed N] [--exchange] [--output BOOK.json] [--reputation REP.json]``:
+  write the example market's book (or, with ``--exchange``, its call-market form) as JSON.
+* ``auction warmup``: compile every numba kernel (or load it from the disk cache) and print
+  the compile time of each (`auction.warmup`).
 * ``auction simulate [--epochs N] [--mechanism NAME] [--fee RATE] [--settle lease|render]
   [--emission TOKENS] [--demand X ...] ...``: run the example market over many epochs
   (`auction.simulation`) and print one row per epoch; ``--csv`` and ``--plot`` save them.
@@ -24,8 +28,10 @@ the mechanism cannot clear, or bad arguments.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,16 +59,56 @@ class _InputError(Exception):
     """A problem with the command's input, reported on stderr with exit code 2."""
 
 
-def _describe_order_error(source: str, e: InvalidOrderError | DuplicateOrderError) -> str:
+_JSON_TYPES = {"list": "an array", "str": "a string", "int": "a number", "float": "a number",
+               "bool": "true or false", "NoneType": "null"}
+
+
+def _describe_order_error(
+    source: str, e: InvalidOrderError | DuplicateOrderError, text: str = ""
+) -> str:
     """A one-line account of a bad order naming the order, the field and the value."""
     if isinstance(e, DuplicateOrderError):
         return f"{source}: order {e.order_id!r}: duplicate id (ids must be unique across the book)"
     if e.field == "json" and e.reason == "is not valid JSON":
         return f"{source}: not valid JSON: {e.value}"
+    if e.field == "json" and "top level" in e.reason:
+        got = _JSON_TYPES.get(str(e.value), str(e.value))
+        return (f"{source}: a book is a JSON object with \"schema\", \"offers\" and "
+                f"\"requests\", not {got}")
+    if e.value is None and e.reason.startswith("is required") and e.order_id is not None:
+        side, missing = _missing_fields(text, e.order_id)
+        fields = " and ".join(repr(f) for f in missing or [e.field])
+        plural = "s" if len(missing) > 1 else ""
+        return f"{source}: missing required field{plural} {fields} in {side} {e.order_id!r}"
     where = f"order {e.order_id!r}, " if e.order_id is not None else ""
-    if e.value is None and e.reason.startswith("is required"):
-        return f"{source}: {where}field {e.field!r} is missing: it {e.reason}"
     return f"{source}: {where}field {e.field!r} = {e.value!r}: {e.reason}"
+
+
+def _missing_fields(text: str, order_id: str) -> tuple[str, list[str]]:
+    """("offer" or "request", the required fields its JSON record lacks) for `order_id`."""
+    from auction.orders import Offer, Request
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return "order", []
+    for side, cls in (("offers", Offer), ("requests", Request)):
+        records = data.get(side, []) if isinstance(data, dict) else []
+        for rec in records if isinstance(records, list) else []:
+            if isinstance(rec, dict) and rec.get("id") == order_id:
+                required = [f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING]
+                return side[:-1], [f for f in required if f not in rec]
+    return "order", []
+
+
+def _describe_auction_error(e: AuctionError) -> str:
+    """One wording per error, whichever command raised it."""
+    if isinstance(e, MechanismNotFoundError):
+        return f"unknown mechanism {e.name!r}; available: {', '.join(e.available) or 'none'}"
+    if isinstance(e, UnknownPaymentRuleError):
+        return (f"mechanism {e.mechanism!r} has no payment rule {e.payment!r}; "
+                f"it offers: {', '.join(e.offered)}")
+    return str(e)
 
 
 def _read_text(path: str) -> str:
@@ -97,6 +143,114 @@ def _load_reputation(path: str) -> dict[str, float]:
     return data
 
 
+# -- mechanism options ----------------------------------------------------------------------
+
+
+def _parameters(name: str) -> dict[str, inspect.Parameter]:
+    """The options a mechanism's constructor takes (its signature; ``payment`` excluded)."""
+    from auction.mechanisms import get
+
+    try:
+        sig = inspect.signature(type(get(name)))
+    except (TypeError, ValueError):  # no signature to read: no options known
+        return {}
+    skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return {p.name: p for p in sig.parameters.values()
+            if p.kind not in skip and p.name not in ("self", "payment")}
+
+
+def _show_default(p: inspect.Parameter) -> str:
+    return f"{p.name} (required)" if p.default is inspect.Parameter.empty else (
+        f"{p.name}={p.default!r}")
+
+
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?|[+-]?inf")
+
+
+def _typed(text: str, annotation: str) -> Any:
+    """`text` as the first type the annotation allows: None, bool, int, float, else a string.
+
+    An empty or unknown annotation allows all of them. Nothing is evaluated.
+    """
+    words = set(re.findall(r"[A-Za-z_]+", annotation))
+    known = words & {"None", "bool", "int", "float", "str", "Literal"}
+
+    def allows(*types: str) -> bool:
+        return not known or bool(words & set(types))
+
+    low = text.strip().lower()
+    if low in ("none", "null") and allows("None"):
+        return None
+    if low in ("true", "false") and allows("bool"):
+        return low == "true"
+    if _INT.fullmatch(text.strip()) and allows("int", "float"):
+        return int(text) if allows("int") else float(text)
+    if _FLOAT.fullmatch(low) and allows("float"):
+        return float(text)
+    if allows("str", "Literal"):
+        return text
+    raise _InputError(f"expected {annotation}, got {text!r}")
+
+
+def _options(name: str, pairs: Sequence[str], payment: str | None) -> dict[str, Any]:
+    """``-o NAME=VALUE`` pairs as typed keyword arguments of mechanism `name`."""
+    params = _parameters(name)
+    options: dict[str, Any] = {} if payment is None else {"payment": payment}
+    for pair in pairs:
+        key, eq, raw = pair.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            hint = " (to write the result to a file, use --output)" if not eq else ""
+            raise _InputError(f"option {pair!r}: expected NAME=VALUE{hint}")
+        if key in options:
+            raise _InputError(f"option {key!r} is given twice")
+        if key == "payment":
+            options[key] = raw
+            continue
+        if params and key not in params:
+            raise _InputError(
+                f"mechanism {name!r} has no option {key!r}; it takes: "
+                f"{', '.join(params) or 'none'}"
+            )
+        p = params.get(key)
+        annotation = "" if p is None or p.annotation is inspect.Parameter.empty else str(
+            p.annotation)
+        try:
+            options[key] = _typed(raw, annotation)
+        except _InputError as e:
+            raise _InputError(f"option {key!r}: {e}") from None
+    return options
+
+
+def _mechanism_table() -> list[str]:
+    """Each registered mechanism: payment rules (the first is the default), tags, options."""
+    from auction.mechanisms import available, tags_of
+
+    rows: list[tuple[str, str, str, str]] = []
+    for name in available():
+        try:
+            tags = tags_of(name)
+            options = ", ".join(_show_default(p) for p in _parameters(name).values())
+        except Exception as e:  # a broken plugin is listed, not fatal
+            rows.append((name, "-", f"(cannot be built with default options: {e})", ""))
+            continue
+        promises = [k for k, v in attrs.asdict(tags).items() if k != "payments" and v is True]
+        rows.append((name, ", ".join(tags.payments), ", ".join(promises) or "-",
+                     options or "-"))
+    w0 = max([len("mechanism"), *(len(r[0]) for r in rows)])
+    w1 = max([len("payments"), *(len(r[1]) for r in rows)])
+    lines = [f"{'mechanism'.ljust(w0)}  {'payments'.ljust(w1)}  tags"]
+    lines += [f"{n.ljust(w0)}  {pay.ljust(w1)}  {flags}" for n, pay, flags, _ in rows]
+    lines += ["", "options (clear -o NAME=VALUE; defaults shown):"]
+    lines += [f"{n.ljust(w0)}  {opts}" for n, _, _, opts in rows if opts]
+    return lines
+
+
+def _clear_epilog() -> str:
+    return "\n".join(_mechanism_table())
+
+
 # -- commands ---------------------------------------------------------------------------
 
 
@@ -108,29 +262,39 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_mechanisms(args: argparse.Namespace) -> int:
-    from auction.mechanisms import available, tags_of
+    print("\n".join(_mechanism_table()))
+    return EXIT_OK
 
-    rows: list[tuple[str, str, str]] = []
-    for name in available():
-        try:
-            tags = tags_of(name)
-        except Exception as e:  # a broken plugin is listed, not fatal
-            rows.append((name, "-", f"(cannot be built with default options: {e})"))
-            continue
-        promises = [k for k, v in attrs.asdict(tags).items() if k != "payments" and v is True]
-        rows.append((name, ", ".join(tags.payments), ", ".join(promises) or "-"))
-    w0 = max([len("mechanism"), *(len(r[0]) for r in rows)])
-    w1 = max([len("payments"), *(len(r[1]) for r in rows)])
-    print(f"{'mechanism'.ljust(w0)}  {'payments'.ljust(w1)}  tags")
-    for name, payments, flags in rows:
-        print(f"{name.ljust(w0)}  {payments.ljust(w1)}  {flags}")
+
+def _cmd_warmup(args: argparse.Namespace) -> int:
+    from auction._warmup import warmup
+
+    def progress(step: str) -> None:
+        if args.verbose:
+            print(f"  {step}", file=sys.stderr, flush=True)
+
+    report = warmup(progress=progress)
+    compiled = [k for k in report.kernels if k.signatures]
+    helpers = len(report.kernels) - len(compiled)
+    width = max([len("kernel"), *(len(k.name) for k in compiled)])
+    print(f"{'kernel'.ljust(width)}  signatures  compile s  from cache")
+    for k in compiled:
+        print(f"{k.name.ljust(width)}  {k.signatures:>10}  {k.compile_seconds:>9.2f}  "
+              f"{k.cache_hits:>10}")
+    inside = f" (and {helpers} helpers, loaded inside their callers)" if helpers else ""
+    print(f"{len(compiled)} kernels ready{inside} in {report.seconds:.2f} s, "
+          f"{report.compile_seconds:.2f} s of it compiling")
+    print(f"disk cache: {report.cache_dir or 'off'}")
+    for line in report.skipped:
+        print(f"skipped: {line}")
     return EXIT_OK
 
 
 def _cmd_example_book(args: argparse.Namespace) -> int:
-    from auction.demo import example_book, example_reputation
+    from auction.datasets import example_book, example_exchange_book, example_reputation
 
-    _write_text(args.output, example_book(args.seed).to_json(indent=2) + "\n")
+    book = (example_exchange_book if args.exchange else example_book)(args.seed)
+    _write_text(args.output, book.to_json(indent=2) + "\n")
     if args.reputation is not None:
         scores = example_reputation(args.seed)
         _write_text(args.reputation, json.dumps(scores, indent=2, sort_keys=True) + "\n")
@@ -143,25 +307,23 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     from auction.mechanisms import get
     from auction.result import Status
 
-    options: dict[str, Any] = {} if args.payment is None else {"payment": args.payment}
     try:
+        options = _options(args.mechanism, args.option, args.payment)
         mechanism = get(args.mechanism, **options)
-    except MechanismNotFoundError as e:
-        raise _InputError(
-            f"unknown mechanism {e.name!r}; available: {', '.join(e.available) or 'none'}"
-        ) from None
-    except UnknownPaymentRuleError as e:
-        raise _InputError(
-            f"mechanism {e.mechanism!r} has no payment rule {e.payment!r}; "
-            f"it offers: {', '.join(e.offered)}"
-        ) from None
+    except (MechanismNotFoundError, UnknownPaymentRuleError) as e:
+        raise _InputError(_describe_auction_error(e)) from None
+    except (AuctionError, ValueError, TypeError) as e:  # an option the mechanism refuses
+        field = getattr(e, "field", None)
+        named = field if field in options else next((k for k in options if k in str(e)), None)
+        where = f"option {named!r}" if named else f"options {options!r}"
+        raise _InputError(f"mechanism {args.mechanism!r}, {where}: {e}") from None
 
     source = "<stdin>" if args.book == "-" else args.book
     text = _read_text(args.book)
     try:
         book = OrderBook.from_json(text)
     except (InvalidOrderError, DuplicateOrderError) as e:
-        raise _InputError(_describe_order_error(source, e)) from None
+        raise _InputError(_describe_order_error(source, e, text)) from None
 
     reputation = None if args.reputation is None else _load_reputation(args.reputation)
     try:
@@ -213,7 +375,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         run = simulate(flow, design, epochs=args.epochs, epoch_hours=args.epoch_hours,
                        seed=args.seed, reliability=args.reliability)
     except (MechanismNotFoundError, UnknownPaymentRuleError, UnsupportedMarketError) as e:
-        raise _InputError(str(e)) from None
+        raise _InputError(_describe_auction_error(e)) from None
     rows = run.to_records()
     money = ("revenue", "protocol_revenue", "provider_income")
     tokens: tuple[str, ...] = ("provider_rewards", "burned", "minted", "supply")
@@ -282,16 +444,27 @@ def _number_in(lo: float, hi: float) -> Callable[[str], float]:
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """A sub-command parser whose epilog, if any, is made only when help is shown."""
+
+    epilog_factory: Callable[[], str] | None = None
+
+    def format_help(self) -> str:
+        if self.epilog_factory is not None:
+            self.epilog = self.epilog_factory()
+        return super().format_help()
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of the ``auction`` command."""
     parser = argparse.ArgumentParser(
         prog=prog or "auction",
         description="Clear reverse auctions for decentralized GPU compute markets.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser(
-        "demo", help="compare every mechanism on the built-in example market"
+        "demo", help="clear the example markets with every mechanism"
     )
     demo.add_argument("--seed", type=_seed, default=0, help="example market seed (default 0)")
     demo.set_defaults(func=_cmd_demo)
@@ -300,7 +473,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "clear",
         help="clear a JSON book and write the result as JSON",
         description="Clear a book in the auction.book/1 JSON schema and write the result.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    if isinstance(clear, _Parser):
+        clear.epilog_factory = _clear_epilog
     clear.add_argument("book", metavar="BOOK.json", help="the book to clear ('-' for stdin)")
     clear.add_argument(
         "--mechanism", "-m", default="first-price",
@@ -308,22 +484,42 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     clear.add_argument("--payment", "-p", default=None, help="payment rule of the mechanism")
     clear.add_argument(
+        "--option", "-o", metavar="NAME=VALUE", action="append", default=[],
+        help="a mechanism option, e.g. -o shape=shared -o time_limit=5 (repeatable; "
+        "values: integers, decimals, true/false, none, else strings)",
+    )
+    clear.add_argument(
         "--reputation", "-r", metavar="REP.json", default=None,
         help="JSON object of provider reputation scores in [0, 1]",
     )
     clear.add_argument(
-        "--output", "-o", metavar="OUT.json", default=None,
+        "--output", metavar="OUT.json", default=None,
         help="write the result here instead of stdout",
     )
     clear.set_defaults(func=_cmd_clear)
 
-    mechs = sub.add_parser("mechanisms", help="list registered mechanisms and their tags")
+    mechs = sub.add_parser(
+        "mechanisms", help="list mechanisms: payment rules, tags and options"
+    )
     mechs.set_defaults(func=_cmd_mechanisms)
+
+    warm = sub.add_parser(
+        "warmup", help="compile every kernel now (or load it from the disk cache)",
+        description="Compile every numba kernel, or load it from the disk cache, and print "
+        "the compile time of each. A service runs it (or auction.warmup()) at start.",
+    )
+    warm.add_argument("--verbose", "-v", action="store_true",
+                      help="print each step on stderr as it starts")
+    warm.set_defaults(func=_cmd_warmup)
 
     example = sub.add_parser(
         "example-book", help="write the built-in example market's book as JSON"
     )
     example.add_argument("--seed", type=_seed, default=0, help="example market seed (default 0)")
+    example.add_argument(
+        "--exchange", action="store_true",
+        help="the same supply as an exchange (call market): for lp and the double auctions",
+    )
     example.add_argument(
         "--output", "-o", metavar="BOOK.json", default=None,
         help="write the book here instead of stdout",
@@ -395,7 +591,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except AuctionError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {_describe_auction_error(e)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         # the reader went away (say, `auction example-book | head`): stop quietly

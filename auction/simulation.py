@@ -26,7 +26,10 @@ import numpy.typing as npt
 
 from auction.book import OrderBook
 from auction.clearing import clear
-from auction.demo import _N_REQUESTS, _as_exchange, _request, example_book
+from auction.datasets import N_REQUESTS as _N_REQUESTS
+from auction.datasets import as_exchange as _as_exchange
+from auction.datasets import example_book
+from auction.datasets import example_request as _request
 from auction.market import Market
 from auction.mechanisms import Mechanism
 from auction.money import MAX_MONEY

@@ -1,16 +1,17 @@
 """`gang` on a realistic batch: 2,000 requests / 500 offers, with multi-GPU and cluster requests.
 
-The market follows auction.demo and shared/MARKETS.md: datacenter providers post 4- and 8-GPU
+The market follows auction.datasets and docs/markets.md: datacenter providers post 4- and 8-GPU
 H100/H200/A100 nodes (most with nvlink, half with infiniband) in one or two regions, several
 nodes per region; community providers post 1- to 4-GPU RTX and T4 boxes. Requests ask for 1,
 2, 4 or 8 GPUs (whole, or divisible for about a fifth), and about one in ten is a cluster of
 8 to 32 datacenter GPUs that requires an interconnect tag. Asks and max prices are in
-micro-dollars per GPU-hour, in the 2026 ranges of `auction.demo.GPU_MODELS`. Demand exceeds
+micro-dollars per GPU-hour, in the 2026 ranges of `auction.datasets.GPU_MODELS`. Demand exceeds
 supply about 3 to 1, so offers are contested.
 
 Prints, per solver: model build time, solve time, status, welfare, bound and gap. Run:
 
     python benchmarks/bench_gang.py                       # HiGHS, time limit 30 s
+    python benchmarks/bench_gang.py --quick               # 500 / 125, limit 10 s (< 60 s)
     python benchmarks/bench_gang.py --pulp                # and PuLP + CBC
     python benchmarks/bench_gang.py --pulp --pulp-solver HiGHS
     python benchmarks/bench_gang.py --payment uniform     # with supporting prices
@@ -19,12 +20,18 @@ Prints, per solver: model build time, solve time, status, welfare, bound and gap
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from progress import live_stdout
+
 from auction import Market, Offer, OrderBook, Request
-from auction.demo import GPU_MODELS, REGIONS, example_reputation
+from auction.datasets import GPU_MODELS, REGIONS, example_reputation
 from auction.mechanisms.gang import Gang, build_problem
 
 _DC = ("H100", "H200", "A100 80GB")
@@ -100,6 +107,7 @@ def make_book(n_requests: int = 2000, n_offers: int = 500, seed: int = 0) -> Ord
 
 def run(market: Market, label: str, **options: object) -> None:
     mech = Gang(**options)  # type: ignore[arg-type]
+    print(f"{label}: solving (time limit {options.get('time_limit')} s) ...", file=sys.stderr)
     t = time.perf_counter()
     result = mech.clear(market)
     wall = time.perf_counter() - t
@@ -123,8 +131,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pulp", action="store_true", help="also run a PuLP solver")
     ap.add_argument("--pulp-solver", default="PULP_CBC_CMD",
                     help="with --pulp: the PuLP solver (PULP_CBC_CMD, HiGHS, ...)")
+    ap.add_argument("--quick", action="store_true",
+                    help="500 requests, 125 offers, time limit 10 s (under a minute)")
     args = ap.parse_args(argv)
+    live_stdout()
+    if args.quick:
+        args.requests, args.offers = min(args.requests, 500), min(args.offers, 125)
+        args.time_limit = min(args.time_limit, 10.0)
 
+    print(f"building {args.requests} requests / {args.offers} offers ...", file=sys.stderr)
     t = time.perf_counter()
     book = make_book(args.requests, args.offers, args.seed)
     market = Market(book, example_reputation(0))

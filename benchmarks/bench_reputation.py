@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from instances import best_of
+from progress import Progress, live_stdout
 
 from auction.reputation import EventBatch, ReputationBook, eigentrust_arrays
 from auction.reputation.events import OUTCOMES
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="10^5 events, 10^4 providers")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
+    live_stdout()
     n, n_prov, n_ten = (10**5, 10**4, 10**3) if args.quick else (10**6, 10**5, 10**4)
     rep = args.repeat
 
@@ -80,8 +82,11 @@ def main(argv: list[str] | None = None) -> None:
             ev["weights"], ev["tenant_names"], ev["tenant_codes"],
         )
 
-    t_lists, batch = best_of(from_lists, rep)
-    t_codes, batch = best_of(from_codes, rep)
+    with Progress(2, f"{n} events") as bar:
+        bar.step("EventBatch from lists")
+        t_lists, batch = best_of(from_lists, rep)
+        bar.step("EventBatch.from_codes")
+        t_codes, batch = best_of(from_codes, rep)
     perm = np.random.default_rng(1).permutation(n)
     shuffled = EventBatch.from_codes(
         [ev["ids"][i] for i in perm.tolist()], ev["provider_names"], ev["provider_codes"][perm],
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
                 book.record_many(c)
             return book
 
+        print(f"measuring {model} ...", file=sys.stderr, flush=True)
         t_rec, book = best_of(record, rep)
         row(f"{model}: record_many, time order", t_rec)
         row(f"{model}: from_codes + record_many", t_codes + t_rec)

@@ -5,7 +5,9 @@ Same market, same run: for 10^3 .. 10^6 requests against 10^4 offers, this build
 requests cleared per second and the ratio. Run:
 
     python benchmarks/bench_sealed_bid.py            # full table (about two minutes)
-    python benchmarks/bench_sealed_bid.py --quick    # 10^3 .. 10^5
+    python benchmarks/bench_sealed_bid.py --quick    # 10^3 .. 10^5 (under a minute)
+
+Each row prints as soon as it is measured; stderr shows the step running.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from instances import best_of, make_book
+from progress import Progress, live_stdout
 
 from auction import Market
 from auction.kernels.sealed_bid import sealed_bid, sealed_bid_reference
@@ -33,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="stop at 10^5 requests")
     ap.add_argument("--payment", choices=["pay-as-bid", "vickrey"], default="pay-as-bid")
     args = ap.parse_args(argv)
+    live_stdout()
     sizes = [10**3, 10**4, 10**5] + ([] if args.quick else [10**6])
     vickrey = args.payment == "vickrey"
 
@@ -52,13 +56,19 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     print("-" * len(header))
     for n in sizes:
-        sub = make_subbook(book, requests[:n])
-        t_market, market = best_of(lambda sub=sub: Market(sub), 1 if n >= 10**6 else 3)
-        arrays = sealed_bid_arrays(market)
-        t_nb, out_nb = best_of(lambda arrays=arrays: sealed_bid(*arrays, vickrey), 5)
-        t_py, out_py = best_of(
-            lambda arrays=arrays: sealed_bid_reference(*arrays, vickrey), 1 if n >= 10**5 else 3
-        )
+        with Progress(4, f"{n} requests") as bar:
+            bar.step("book")
+            sub = make_subbook(book, requests[:n])
+            bar.step("market")
+            t_market, market = best_of(lambda sub=sub: Market(sub), 1 if n >= 10**6 else 3)
+            arrays = sealed_bid_arrays(market)
+            bar.step("numba kernel")
+            t_nb, out_nb = best_of(lambda arrays=arrays: sealed_bid(*arrays, vickrey), 5)
+            bar.step("Python reference")
+            t_py, out_py = best_of(
+                lambda arrays=arrays: sealed_bid_reference(*arrays, vickrey),
+                1 if n >= 10**5 else 3,
+            )
         for a, b in zip(out_nb, out_py, strict=True):
             assert np.array_equal(a, b), "numba kernel and reference disagree"
         pairs = market.pair_count()

@@ -46,6 +46,7 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from instances import best_of
+from progress import live_stdout
 
 from auction.settlement import Account, AccountKind, FeeSchedule, Ledger, transfer
 from auction.settlement.leases import BLOCK, HOUR, SECOND, Lease, LeaseBook, Period, period_charges
@@ -161,50 +162,47 @@ def sample(ls: Leases, k: int, seed: int = 1) -> Leases:
 
 
 # -- report ---------------------------------------------------------------------------------
-Row = tuple[str, int, float, str]  # method, leases timed, seconds, note
 
 
-def print_table(title: str, rows: list[Row], base: float) -> None:
-    """`base`: the Python-int loop's leases per second."""
-    print(f"\n**{title}**\n")
-    print("| method | leases timed | seconds | leases/s | vs Python ints | note |")
-    print("|---|---:|---:|---:|---:|---|")
-    for name, n, secs, note in rows:
+class Table:
+    """A markdown table printed row by row as each is measured; `base` is the Python-int
+    loop's leases per second, the anchor of the ratio column."""
+
+    def __init__(self, title: str, base: float) -> None:
+        self.base = base
+        print(f"\n**{title}**\n")
+        print("| method | leases timed | seconds | leases/s | vs Python ints | note |")
+        print("|---|---:|---:|---:|---:|---|")
+
+    def row(self, name: str, n: int, secs: float, note: str) -> None:
         rate = n / secs
-        print(f"| {name} | {n:,} | {secs:.4f} | {rate:.3g} | {rate / base:.2f}x | {note} |")
+        print(f"| {name} | {n:,} | {secs:.4f} | {rate:.3g} | {rate / self.base:.2f}x | {note} |")
 
 
 def bench_arrays(title: str, ls: Leases, n_sample: int, repeat: int) -> None:
     n = len(ls.rates)
     over = ls.overflowing()
+    print(f"{title}: Python ints ...", file=sys.stderr, flush=True)
     t_py, exact = best_of(lambda: python_ints(ls), repeat)
+    table = Table(f"{title}: {n:,} leases, {over:,} past int64", n / t_py)
     t_lib, got = best_of(lambda: library(ls), repeat)
     assert flat(got) == exact, f"{title}: period_charges differs from Python ints"
+    dtypes = "/".join(sorted({str(np.asarray(g).dtype) for g in got}))
+    table.row("`period_charges` (int64, overflow-checked)", n, t_lib, f"result dtype {dtypes}")
+    table.row("Python ints loop", n, t_py, "reference, exact")
     small = sample(ls, min(n_sample, n))
+    print(f"{title}: Fraction loop on {len(small.rates):,} ...", file=sys.stderr, flush=True)
     t_fr, fr = best_of(lambda: fractions_loop(small), repeat)
     assert fr == python_ints(small), f"{title}: the Fraction loop differs from Python ints"
-    dtypes = "/".join(sorted({str(np.asarray(g).dtype) for g in got}))
-    rows: list[Row] = [
-        ("`period_charges` (int64, overflow-checked)", n, t_lib, f"result dtype {dtypes}"),
-        ("Python ints loop", n, t_py, "reference, exact"),
-        (
-            "`fractions.Fraction` loop",
-            len(small.rates),
-            t_fr,
-            f"random sample of {len(small.rates):,}, exact",
-        ),
-    ]
+    table.row("`fractions.Fraction` loop", len(small.rates), t_fr,
+              f"random sample of {len(small.rates):,}, exact")
     if ls.rates.dtype != object:  # rates past int64 cannot be numpy numbers at all
         t_f, fl = best_of(lambda: numpy_float(ls), repeat)
         wrong = sum(a != b for a, b in zip(flat(fl), exact, strict=True))
+        table.row("numpy float64", n, t_f, f"inexact: {wrong:,} charges wrong")
         t_u, un = best_of(lambda: numpy_unchecked(ls), repeat)
         bad = sum(a != b for a, b in zip(flat(un), exact, strict=True))
-        rows += [
-            ("numpy float64", n, t_f, f"inexact: {wrong:,} charges wrong"),
-            ("numpy int64, no overflow check", n, t_u, f"unsafe: {bad:,} charges wrong"),
-        ]
-    print_table(f"{title}: {n:,} leases, {over:,} past int64", rows, n / t_py)
-    sys.stdout.flush()
+        table.row("numpy int64, no overflow check", n, t_u, f"unsafe: {bad:,} charges wrong")
 
 
 # -- the book -------------------------------------------------------------------------------
@@ -284,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sample", type=int, default=10**5, help="leases the Fraction loop runs on")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
+    live_stdout()
     n = args.n or (10**5 if args.quick else 10**6)
     book_n = args.book_n or (10**4 if args.quick else 10**5)
     rep = args.repeat

@@ -22,7 +22,7 @@ def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return best, out
 
 
-#: (model, VRAM GB, typical price in micro-USD per GPU-hour), after shared/MARKETS.md
+#: (model, VRAM GB, typical price in micro-USD per GPU-hour), after docs/markets.md (prices)
 MODELS = [
     ("H200", 141, 4_450_000),
     ("H100", 80, 1_900_000),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,9 +17,10 @@ import pytest
 import auction
 from auction import ClearingResult, Market, OrderBook
 from auction.cli import main
+from auction.datasets import example_exchange_book
 from auction.demo import (
     ATTACKER,
-    EXCHANGE_MECHANISMS,
+    DEMO_RUNS,
     example_book,
     example_reputation,
     run_demo,
@@ -54,50 +57,66 @@ REQUEST = {"id": "r1", "tenant": "t1", "gpus": 2, "max_price": 2_500_000}
 # -- demo -----------------------------------------------------------------------------------
 
 
-def test_demo_prints_a_row_per_mechanism(capsys: pytest.CaptureFixture[str]) -> None:
+MONEY = re.compile(r"-?\d+\.\d{2,6}")
+
+
+def _demo_table(out: str) -> tuple[list[str], dict[str, list[str]]]:
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("mechanism"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].strip())
+    table = lines[start:end]
+    rows = {}
+    for line in table[2:]:
+        label = line.split("  ")[0].strip()
+        rows[label] = line[len(label):].split()
+    return table, rows
+
+
+def test_demo_clears_a_market_with_every_mechanism(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    lines = out.splitlines()
-    lines = lines[: next(i for i, line in enumerate(lines) if "as an exchange" in line)]
-    assert "example market (seed 0)" in lines[0]
-    assert "H100" in out
-    assert "RTX 4090" in out
-    assert "eu-central" in out
-    header = next(line for line in lines if line.startswith("mechanism"))
-    for column in ("fill", "welfare/h", "avg price", "Jain", "GPUs", "unmatched"):
-        assert column in header
-    for name in auction.mechanisms.available():
-        rows = [line for line in lines if line.split()[:1] == [name]]
-        assert len(rows) == 1, name
-        if "cannot clear this market" in rows[0]:  # e.g. call markets: a reason, alternatives
-            assert "(use " in rows[0], name
-            continue
-        assert "%" in rows[0]
-        assert "$" in rows[0]
+    assert "(seed 0)" in out.splitlines()[0]
+    for needle in ("H100", "RTX 4090", "eu-central", "instruments", "USD"):
+        assert needle in out
+    table, rows = _demo_table(out)
+    for column in ("book", "payment", "GPUs", "filled", "welfare/h", "tenants pay/h",
+                   "providers get/h", "avg price", "Jain"):
+        assert column in table[0]
+    assert "cannot clear" not in "\n".join(table)  # every mechanism clears its market
+    assert set(rows) == {label for label, _, _, _ in DEMO_RUNS}
+    names = {name for _, name, _, _ in DEMO_RUNS}
+    assert set(auction.mechanisms.available()) <= names
+    for label, _, _, book in DEMO_RUNS:
+        cells = rows[label]
+        assert cells[0] == book
+        assert int(cells[2].replace(",", "")) > 0, label  # GPUs traded
+        for money in cells[4:8]:  # welfare, tenants pay, providers get, average price
+            assert MONEY.fullmatch(money), (label, money)
 
 
-def test_demo_clears_the_exchange_with_every_bulk_mechanism(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_demo_exchange_rows_agree_with_each_other(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    start = next(i for i, line in enumerate(lines) if "as an exchange" in line)
-    table = lines[start:]
-    header = next(line for line in table if line.startswith("mechanism"))
-    assert "platform/h" in header
-    rows = {}
-    for label, _, _ in EXCHANGE_MECHANISMS:
-        found = [line for line in table if line.startswith(label + "  ")]
-        assert len(found) == 1, label
-        rows[label] = found[0].split()[-6:]  # GPUs, welfare, pay, get, platform, price
-    money = {k: [float(v.strip("$").replace(",", "")) for v in r[1:]] for k, r in rows.items()}
+    _, rows = _demo_table(capsys.readouterr().out)
+    money = {k: [Fraction(v) for v in r[4:7]] for k, r in rows.items()}  # welfare, pay, get
     assert money["lp"][0] == money["assignment shared"][0]  # both exact: equal welfare
     for label in ("uniform-price", "mcafee", "sbba"):
         assert money[label][0] <= money["lp"][0]
     assert money["lp lowest"][1] <= money["lp highest"][1]
-    assert money["mcafee"][3] >= 0
+    assert money["mcafee"][1] - money["mcafee"][2] >= 0  # McAfee's trade reduction keeps a margin
     for label in ("lp", "lp lowest", "lp highest", "uniform-price", "sbba"):
-        assert money[label][3] == 0, label
+        assert money[label][1] == money[label][2], label
+    # the printed amounts are the results' exact amounts
+    result = auction.clear(Market(example_exchange_book(0)), "mcafee", rng=0)
+    assert money["mcafee"][1] == Fraction(result.total_payment, 10**6)
+
+
+def test_demo_shows_one_refusal_on_purpose(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("a refusal, on purpose"))
+    assert "UnsupportedMarketError" in lines[start]
+    assert lines[start + 1].startswith("  reason: ")
+    assert "first-price" in lines[start + 2]  # the mechanisms it names instead
 
 
 def test_demo_shows_reputation_and_whitewashing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -134,7 +153,7 @@ def test_demo_reports_unsupported_mechanism_instead_of_crashing() -> None:
     row = next(line for line in lines if line.startswith("no-divisible"))
     assert "cannot clear this market" in row
     assert "divisible" in row
-    assert any(line.startswith("first-price") and "%" in line for line in lines)
+    assert any(line.startswith("first-price") and " example " in line for line in lines)
 
 
 def test_demo_rejects_negative_seed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -338,7 +357,7 @@ def test_simulate_prints_the_runs_epochs(
     ("argv", "message"),
     [
         (["--fee", "120%"], "rate"),
-        (["--mechanism", "nope"], "no mechanism named 'nope'"),
+        (["--mechanism", "nope"], "unknown mechanism 'nope'; available: "),
         (["--token-price", "-1"], "price"),
         (["--mechanism", "assignment", "--payment", "uniform", "--epochs", "1"], "uniform"),
     ],
@@ -356,3 +375,120 @@ def test_simulate_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> N
     for argv in (["--reliability", "2"], ["--demand", "-1"], ["--epoch-hours", "0"]):
         assert main(["simulate", *argv]) == 2
         assert "must be" in capsys.readouterr().err
+
+
+# -- mechanism options, help, wording -----------------------------------------------------------
+
+
+def test_clear_takes_typed_mechanism_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path / "b.json", _book([OFFER], [{**REQUEST, "divisible": True}]))
+    argv = ["clear", path, "-m", "assignment", "-o", "shape=shared", "-o", "theta=4"]
+    assert main(argv) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["options"]["shape"] == "shared"
+    assert got["options"]["theta"] == 4
+    assert main(["clear", path, "-m", "gang", "-o", "time_limit=5", "-o", "mip_gap=0.5"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["options"]["time_limit"] == 5
+    assert main(["clear", path, "-m", "lp", "-o", "time_limit=none", "-o", "backend=flow"]) == 0
+    assert json.loads(capsys.readouterr().out)["options"]["backend"] == "flow"
+
+
+@pytest.mark.parametrize(
+    ("options", "needles"),
+    [
+        (["shpe=shared"], ["no option 'shpe'", "shape", "theta"]),
+        (["shape=sharde"], ["option 'shape'", "sharde"]),
+        (["theta=many"], ["option 'theta'", "int", "'many'"]),
+        (["out.json"], ["'out.json'", "NAME=VALUE", "--output"]),
+        (["theta=3", "theta=4"], ["'theta'", "twice"]),
+    ],
+)
+def test_clear_reports_bad_options(
+    options: list[str], needles: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path / "b.json", _book([OFFER], [REQUEST]))
+    argv = ["clear", path, "-m", "assignment"]
+    for option in options:
+        argv += ["-o", option]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    for needle in needles:
+        assert needle in err
+
+
+def test_typed_option_values() -> None:
+    from auction.cli import _typed
+
+    assert _typed("5", "int") == 5
+    assert _typed("5", "float | None") == 5.0
+    assert _typed("none", "float | None") is None
+    assert _typed("2.5e-1", "float") == 0.25
+    assert _typed("True", "bool") is True
+    assert _typed("5", "str") == "5"
+    assert _typed("__import__('os')", "") == "__import__('os')"  # never evaluated
+    assert _typed("7", "") == 7
+    with pytest.raises(Exception, match="expected int"):
+        _typed("1.5", "int")
+
+
+def test_help_and_mechanisms_list_payments_and_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["clear", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert main(["mechanisms"]) == 0
+    listing = capsys.readouterr().out
+    for text in (help_text, listing):
+        assert "vickrey, second-score" in text
+        assert "shape='exclusive'" in text
+        assert "time_limit=" in text
+        assert "-o NAME=VALUE" in text
+
+
+def test_bad_book_wording(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    offer = {k: v for k, v in OFFER.items() if k != "price"}
+    request = {"id": "r1", "gpus": 2}
+    path = _write(tmp_path / "b.json", _book([offer], []))
+    assert main(["clear", path]) == 2
+    assert "missing required field 'price' in offer 'o1'" in capsys.readouterr().err
+    path = _write(tmp_path / "r.json", _book([], [request]))
+    assert main(["clear", path]) == 2
+    assert ("missing required fields 'tenant' and 'max_price' in request 'r1'"
+            in capsys.readouterr().err)
+    path = _write(tmp_path / "l.json", [_book([OFFER], [])])
+    assert main(["clear", path]) == 2
+    err = capsys.readouterr().err
+    assert "JSON object" in err
+    assert "not an array" in err
+
+
+def test_unknown_mechanism_reads_the_same_everywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path / "b.json", _book([OFFER], [REQUEST]))
+    assert main(["clear", path, "-m", "nope"]) == 2
+    clear_err = capsys.readouterr().err
+    assert main(["simulate", "-m", "nope", "--epochs", "1"]) == 2
+    assert capsys.readouterr().err == clear_err
+
+
+def test_example_book_exchange(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["example-book", "--exchange", "--seed", "3"]) == 0
+    book = OrderBook.from_json(capsys.readouterr().out)
+    assert book.to_records() == example_exchange_book(3).to_records()
+    result = auction.clear(book, "uniform-price")
+    assert result.n_allocations > 0
+
+
+def test_warmup_command_compiles_every_kernel(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["warmup"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("kernel")
+    for name in ("sealed_bid.sealed_bid", "assignment.auction_matching",
+                 "flow.transport_kernel", "prices.shortest_paths", "models.beta_fold"):
+        assert name in out
+    assert "kernels ready" in out
+    assert "skipped" not in out

@@ -1,4 +1,4 @@
-"""Lazy numba kernels and opt-in disk caching that never fails on a read-only install.
+"""Lazy numba kernels and a default, per-user disk cache that never fails on a read-only install.
 
 The cache tests run in subprocesses: numba reads its cache settings when it is imported.
 They run as root in CI containers, where a read-only mode bit does not stop writes, so the
@@ -28,7 +28,7 @@ import pytest
 
 import auction
 from auction.kernels import jit
-from auction.kernels.jit import CACHE_ENV, LazyKernel, cache_enabled, lazy_njit
+from auction.kernels.jit import CACHE_ENV, LazyKernel, cache_enabled, kernels, lazy_njit
 
 ROOT = Path(auction.__file__).resolve().parent.parent
 
@@ -68,14 +68,42 @@ print(json.dumps({
 # -- in process -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("value", "enabled"),
-    [("1", True), ("true", True), ("YES", True), (" on ", True), ("", False), ("0", False),
-     ("no", False), ("off", False), ("2", False)],
+    [("1", True), ("true", True), ("YES", True), (" on ", True), ("", True), ("/tmp/x", True),
+     ("0", False), ("no", False), ("off", False), (" FALSE ", False)],
 )
 def test_cache_setting(monkeypatch: pytest.MonkeyPatch, value: str, enabled: bool) -> None:
     monkeypatch.setenv(CACHE_ENV, value)
     assert cache_enabled() is enabled
     monkeypatch.delenv(CACHE_ENV)
-    assert cache_enabled() is False
+    assert cache_enabled() is True  # on by default
+
+
+def test_cache_directory_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for k in (CACHE_ENV, "NUMBA_CACHE_DIR"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    if sys.platform not in ("win32", "darwin"):
+        assert jit.cache_dir() == tmp_path / "xdg" / "auction" / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    assert jit.cache_dir() == tmp_path / "numba"
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "mine"))
+    assert jit.cache_dir() == tmp_path / "mine"
+    assert (tmp_path / "mine").is_dir()
+    monkeypatch.setenv(CACHE_ENV, "off")
+    assert jit.cache_dir() is None
+
+
+def test_shared_temp_directory_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Cache files are pickles: a fallback directory others may write to is never used."""
+    if not hasattr(os, "getuid"):
+        pytest.skip("POSIX ownership")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    private = jit._private_temp_dir()
+    assert private == tmp_path / f"auction-numba-{os.getuid()}"
+    private.chmod(0o777)
+    assert jit._private_temp_dir() is None
+    private.chmod(0o700)
+    assert jit._private_temp_dir() == private
 
 
 def _double_sum(a: np.ndarray) -> int:
@@ -133,6 +161,7 @@ def test_library_kernels_are_lazy_objects() -> None:
     assert callable(sealed_bid.sealed_bid_reference)
     assert not isinstance(sealed_bid.sealed_bid_reference, LazyKernel)
     assert {"CACHE_ENV", "LazyKernel", "cache_enabled", "lazy_njit"} <= set(jit.__all__)
+    assert "auction.kernels.sealed_bid.sealed_bid" in kernels()
 
 
 # -- subprocesses ---------------------------------------------------------------------------
@@ -261,18 +290,74 @@ def test_cache_files_appear_when_the_cache_is_writable(tmp_path: Path) -> None:
     assert (r2["hits"], r2["misses"]) == (1, 0)
 
 
-def test_no_cache_files_unless_opted_in(tmp_path: Path) -> None:
+def test_no_cache_files_when_turned_off(tmp_path: Path) -> None:
     src = tmp_path / "site"
     src.mkdir()
     (src / "kmod.py").write_text(KERNEL_MODULE)
     cache = tmp_path / "cache"
-    out = run(RUN_KERNEL, str(src), env=base_env(NUMBA_CACHE_DIR=str(cache)))
+    env = base_env(**{CACHE_ENV: "0", "NUMBA_CACHE_DIR": str(cache)})
+    out = run(RUN_KERNEL, str(src), env=env)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["value"] == 45
     assert result["cache_path"] is None
     assert fallback_warnings(result) == []
     assert cache_files(tmp_path) == []
+
+
+def test_cached_by_default_in_the_user_cache(tmp_path: Path) -> None:
+    """No setting at all: kernels go to $XDG_CACHE_HOME/auction/numba, a second process loads."""
+    if sys.platform in ("win32", "darwin"):
+        pytest.skip("XDG locations are for Linux and the BSDs")
+    src = tmp_path / "site"
+    src.mkdir()
+    (src / "kmod.py").write_text(KERNEL_MODULE)
+    env = base_env(XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    results = []
+    for _ in range(2):
+        out = run(RUN_KERNEL, str(src), env=env)
+        assert out.returncode == 0, out.stderr
+        results.append(json.loads(out.stdout))
+    assert [(r["hits"], r["misses"]) for r in results] == [(0, 1), (1, 0)]
+    assert Path(results[0]["cache_path"]).is_relative_to(tmp_path / "xdg" / "auction" / "numba")
+    assert results[0]["warnings"] == []
+    assert not (src / "__pycache__").exists()
+
+
+def test_explicit_directory(tmp_path: Path) -> None:
+    src = tmp_path / "site"
+    src.mkdir()
+    (src / "kmod.py").write_text(KERNEL_MODULE)
+    mine = tmp_path / "mine"
+    env = base_env(**{CACHE_ENV: str(mine), "NUMBA_CACHE_DIR": str(tmp_path / "numba")})
+    out = run(RUN_KERNEL, str(src), env=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert Path(result["cache_path"]).is_relative_to(mine)
+    assert cache_files(mine)
+    assert not (tmp_path / "numba").exists()
+
+
+def test_unwritable_home_falls_back_to_a_private_temp_dir(tmp_path: Path) -> None:
+    """A read-only home (as in many containers): a private directory under TMPDIR, silently."""
+    if not hasattr(os, "getuid") or sys.platform == "darwin":
+        pytest.skip("POSIX, XDG locations")
+    src = tmp_path / "site"
+    src.mkdir()
+    (src / "kmod.py").write_text(KERNEL_MODULE)
+    blocker = tmp_path / "a-regular-file"
+    blocker.write_text("directories cannot be created under a file\n")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = base_env(XDG_CACHE_HOME=str(blocker / "xdg"), HOME=str(blocker / "home"),
+                   TMPDIR=str(tmp))
+    out = run(RUN_KERNEL, str(src), env=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["warnings"] == []
+    private = tmp / f"auction-numba-{os.getuid()}"
+    assert Path(result["cache_path"]).is_relative_to(private)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
 
 
 def test_read_only_copy_of_the_library_clears_with_caching_on(
@@ -330,3 +415,25 @@ def test_read_only_copy_of_the_library_clears_with_caching_on(
     assert fallback_warnings(result), result["warnings"]
     assert result["cache_path"] is None
     assert cache_files(tmp_path) == []
+
+
+def test_warmup_compiles_every_kernel() -> None:
+    """Every kernel of every module, once imported, has a compiled version after warmup()."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(auction.__path__, "auction."):
+        if info.name.startswith(("auction.kernels.", "auction.reputation.")):
+            importlib.import_module(info.name)
+    report = auction.warmup()
+    compiled = {name: d for name, d in jit.compiled_kernels()}
+    assert set(compiled) == set(kernels())
+    for kernel in jit._REGISTRY:
+        if isinstance(kernel, LazyKernel):
+            assert kernel.compile().signatures, kernel.__name__
+        else:  # members called only by other members compile inside them
+            assert any(kernel.compiled(m).signatures for m in kernel.members), kernel.members
+    ready = {k.name for k in report.kernels if k.signatures}
+    assert ready == {name for name, d in compiled.items() if d.signatures}
+    assert report.skipped == ()
+    assert report.seconds >= report.compile_seconds >= 0

@@ -1,31 +1,227 @@
-"""Lazy numba compilation with opt-in, fail-safe disk caching.
+"""Lazy numba compilation, cached on disk per user by default, and never failing for it.
 
-`import auction` never imports numba: a kernel compiles on its first call. Set
-``AUCTION_NUMBA_CACHE=1`` to cache compiled kernels on disk (numba writes next to the sources
-when it can, else to its user cache directory, or to ``NUMBA_CACHE_DIR``). If no cache location
-is writable (a read-only install), the kernel compiles without a cache and a warning says so;
-it never fails for that reason.
+`import auction` never imports numba: a kernel compiles on its first call. Compiled kernels are
+cached on disk, so a new process loads them instead of compiling again (a few seconds per
+process otherwise). Where, by the first match:
+
+* ``AUCTION_NUMBA_CACHE=0`` (or ``false``, ``no``, ``off``): no disk cache at all.
+* ``AUCTION_NUMBA_CACHE=/some/dir`` (an absolute path, ``~`` expanded): that directory.
+* ``NUMBA_CACHE_DIR`` set: that directory, as numba itself would use it.
+* otherwise (unset, empty, ``1``, ``true``, ``yes``, ``on``): the per-user cache directory,
+  ``$XDG_CACHE_HOME/auction/numba`` or ``~/.cache/auction/numba`` (``~/Library/Caches`` on
+  macOS, ``%LOCALAPPDATA%`` on Windows); if it cannot be written (a read-only home, as in
+  some containers), a private directory of this user under the system's temporary directory.
+
+Nothing is written next to the installed sources, and nothing happens at import time. If the
+chosen directory cannot be written (or the module cannot be cached, e.g. imported from a zip
+archive), kernels compile without a disk cache and one `RuntimeWarning` per process says so;
+clearing never fails for that reason. numba keys each cached kernel on a hash of its source
+file, its bytecode, the Python version and the CPU, so a changed install or another machine
+never loads a stale kernel.
+
+Every kernel made here is registered, so `compiled_kernels` can report them all (the warm-up,
+`auction.warmup`, uses it).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import stat
+import sys
+import tempfile
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar
 
-__all__ = ["CACHE_ENV", "GroupKernel", "KernelGroup", "LazyKernel", "cache_enabled", "lazy_njit"]
+__all__ = [
+    "CACHE_ENV",
+    "GroupKernel",
+    "KernelGroup",
+    "LazyKernel",
+    "cache_dir",
+    "cache_enabled",
+    "compiled_kernels",
+    "kernels",
+    "lazy_njit",
+]
 
 CACHE_ENV = "AUCTION_NUMBA_CACHE"
+
+_OFF = frozenset({"0", "false", "no", "off"})
+_ON = frozenset({"", "1", "true", "yes", "on"})
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: Every kernel and kernel group ever made, in creation order (they live for the process).
+_REGISTRY: list[LazyKernel[Any, Any] | KernelGroup] = []
+_warned: set[str] = set()
+_warn_lock = threading.Lock()
+
+
+# -- where the cache lives ------------------------------------------------------------------
+
 
 def cache_enabled() -> bool:
-    """True when the user opted in to on-disk caching of compiled kernels."""
-    return os.environ.get(CACHE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    """False only when ``AUCTION_NUMBA_CACHE`` turns the disk cache off (``0``, ``off``...)."""
+    return os.environ.get(CACHE_ENV, "").strip().lower() not in _OFF
+
+
+def _user_cache_home() -> Path:
+    """The per-user cache root of this platform (as ``platformdirs.user_cache_dir`` gives)."""
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        return Path(local) if local else Path.home() / "AppData" / "Local"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+
+
+def _setting() -> tuple[Path | None, bool]:
+    """(directory, explicit) from the environment; (None, True) when caching is off."""
+    raw = os.environ.get(CACHE_ENV, "").strip()
+    if raw.lower() in _OFF:
+        return None, True
+    if raw.lower() not in _ON:
+        path = Path(raw).expanduser()
+        if path.is_absolute():
+            return path, True
+        _warn_once(
+            f"{CACHE_ENV}={raw!r}: expected 0/1 or an absolute directory; using the default"
+        )
+    numba_dir = os.environ.get("NUMBA_CACHE_DIR", "").strip()
+    if numba_dir:
+        return Path(numba_dir).expanduser(), True
+    try:
+        return _user_cache_home() / "auction" / "numba", False
+    except RuntimeError:  # no home directory to expand
+        return None, False
+
+
+def _usable(directory: Path) -> bool:
+    """Whether numba could keep a cache in `directory` (its own test: mkdir, then a file)."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        tempfile.TemporaryFile(dir=directory).close()
+    except OSError:
+        return False
+    return True
+
+
+def _private_temp_dir() -> Path | None:
+    """``<tmp>/auction-numba-<uid>``, only if this user owns it and nobody else may write.
+
+    Cache files are pickles, so a directory another user could write to would let them run
+    code in this process; it is refused rather than used.
+    """
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # no POSIX ownership to check
+        return None
+    path = Path(tempfile.gettempdir()) / f"auction-numba-{getuid()}"
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError:
+        return None
+    private = stat.S_ISDIR(st.st_mode) and st.st_uid == getuid() and not st.st_mode & 0o077
+    return path if private and _usable(path) else None
+
+
+@functools.lru_cache(maxsize=8)
+def _resolve(env: tuple[str | None, ...]) -> Path | None:
+    """The cache directory for one state of the environment (`env` is only the cache key)."""
+    directory, explicit = _setting()
+    if directory is None:
+        return None
+    if _usable(directory):
+        return directory
+    if not explicit:
+        fallback = _private_temp_dir()
+        if fallback is not None:
+            return fallback
+    _warn_once(
+        f"compiled kernels cannot be cached: {directory} is not writable; compiling without "
+        f"a disk cache (set {CACHE_ENV} to a writable directory, or to 0 to turn it off)"
+    )
+    return None
+
+
+def cache_dir() -> Path | None:
+    """The directory compiled kernels are cached in, or None when they are not cached.
+
+    Reads the environment each call (see the module docstring for the order); creates the
+    directory if needed.
+    """
+    keys = (CACHE_ENV, "NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "HOME", "LOCALAPPDATA", "TMPDIR")
+    return _resolve(tuple(os.environ.get(k) for k in keys))
+
+
+def _warn_once(message: str) -> None:
+    with _warn_lock:
+        if message in _warned:
+            return
+        _warned.add(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+# -- compiling ------------------------------------------------------------------------------
+
+
+def _njit(func: Callable[P, R], options: dict[str, Any]) -> Callable[P, R]:
+    """``numba.njit(**options)(func)``, with a disk cache in `cache_dir` when there is one."""
+    import numba
+
+    dispatcher = numba.njit(cache=False, **options)(func)
+    directory = cache_dir() if cache_enabled() else None
+    if directory is not None:
+        try:
+            dispatcher._cache = _function_cache(str(directory))(func)
+        except Exception as exc:  # no locator (zip import, frozen app) or an OSError
+            _warn_once(
+                f"{func.__module__}.{func.__qualname__} cannot be cached in {directory} "
+                f"({exc}); compiling without a disk cache"
+            )
+    return dispatcher  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=8)
+def _function_cache(directory: str) -> Callable[[Callable[..., Any]], Any]:
+    """A numba ``FunctionCache`` class whose only locator points into `directory`.
+
+    Like numba's own ``NUMBA_CACHE_DIR`` locator (one sub-directory per source directory, named
+    by its hash), but for our kernels only: setting ``NUMBA_CACHE_DIR`` for the process would
+    move the caches of the user's own numba functions too.
+    """
+    import importlib
+
+    caching: Any = importlib.import_module("numba.core.caching")  # untyped internals
+
+    class Locator(caching.UserProvidedCacheLocator):  # type: ignore[misc]
+        def __init__(self, py_func: Callable[..., Any], py_file: str) -> None:
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            subpath = self.get_suitable_cache_subpath(py_file)
+            self._cache_path = os.path.join(directory, subpath)
+
+        @classmethod
+        def from_function(cls, py_func: Callable[..., Any], py_file: str) -> Locator | None:
+            if not os.path.exists(py_file):  # a zip archive or a placeholder file name
+                return None
+            locator = cls(py_func, py_file)
+            locator.ensure_cache_path()  # raises OSError if it cannot be written
+            return locator
+
+    class Impl(caching.CompileResultCacheImpl):  # type: ignore[misc]
+        _locator_classes = [Locator]  # noqa: RUF012 (numba's own class attribute)
+
+    class Cache(caching.FunctionCache):  # type: ignore[misc]
+        _impl_class = Impl
+
+    return Cache
 
 
 class LazyKernel(Generic[P, R]):
@@ -39,9 +235,10 @@ class LazyKernel(Generic[P, R]):
         self.__doc__ = func.__doc__
         self.__name__ = func.__name__
         self.__wrapped__ = func
+        _REGISTRY.append(self)
 
     def compile(self) -> Callable[P, R]:
-        """The numba dispatcher, created on first use."""
+        """The numba dispatcher, created on first use (it compiles per argument types)."""
         if self._compiled is None:
             with self._lock:
                 if self._compiled is None:
@@ -54,37 +251,6 @@ class LazyKernel(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.compile()(*args, **kwargs)
-
-
-def _njit(func: Callable[P, R], options: dict[str, Any]) -> Callable[P, R]:
-    import numba
-
-    if cache_enabled():
-        try:
-            dispatcher = numba.njit(cache=True, **options)(func)
-            _probe_cache(dispatcher)
-            return dispatcher  # type: ignore[no-any-return]
-        except Exception as exc:  # RuntimeError without a locator, OSError from the probe
-            warnings.warn(
-                f"{CACHE_ENV} is set but {func.__name__} cannot be cached ({exc}); "
-                "compiling without a disk cache",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-    return numba.njit(cache=False, **options)(func)  # type: ignore[no-any-return]
-
-
-def _probe_cache(dispatcher: Any) -> None:
-    """Raise OSError if the cache directory numba chose cannot be written.
-
-    numba checks most cache locations when the function is decorated, but not all (the
-    location for modules imported from a zip archive is only written on the first compile,
-    where a failure would break the call); probing here lets us fall back before that.
-    """
-    locator = getattr(getattr(getattr(dispatcher, "_cache", None), "_impl", None), "locator", None)
-    ensure = getattr(locator, "ensure_cache_path", None)
-    if ensure is not None:
-        ensure()
 
 
 def lazy_njit(**options: Any) -> Callable[[Callable[P, R]], LazyKernel[P, R]]:
@@ -111,6 +277,7 @@ class KernelGroup:
         self._compiled: dict[str, Callable[..., Any]] | None = None
         self._python: dict[str, Callable[..., Any]] | None = None
         self._lock = threading.Lock()
+        _REGISTRY.append(self)
 
     def add(self, func: Callable[P, R]) -> GroupKernel[P, R]:
         """Register `func` as a member; returns a callable that runs the compiled member."""
@@ -145,6 +312,11 @@ class KernelGroup:
         return self._python[name]
 
     @property
+    def members(self) -> tuple[str, ...]:
+        """The members' names, in the order they were added."""
+        return tuple(self._funcs)
+
+    @property
     def is_compiled(self) -> bool:
         return self._compiled is not None
 
@@ -165,3 +337,34 @@ class GroupKernel(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.group.compiled(self.__name__)(*args, **kwargs)  # type: ignore[no-any-return]
+
+
+# -- what has been made and compiled ---------------------------------------------------------
+
+
+def kernels() -> list[str]:
+    """Qualified names (``module.function``) of every kernel made so far in this process.
+
+    A kernel exists once its module is imported; group members count one by one.
+    """
+    names = []
+    for k in _REGISTRY:
+        funcs = [k.py_func] if isinstance(k, LazyKernel) else list(k._funcs.values())
+        names += [f"{f.__module__}.{f.__qualname__}" for f in funcs]
+    return names
+
+
+def compiled_kernels() -> Iterator[tuple[str, Any]]:
+    """(qualified name, numba dispatcher) of every kernel whose dispatcher exists.
+
+    A dispatcher holds one compiled version per argument types it was called with
+    (``dispatcher.signatures``); ``dispatcher.stats`` counts cache hits and misses.
+    """
+    for k in list(_REGISTRY):
+        if isinstance(k, LazyKernel):
+            if k._compiled is not None:
+                f = k.py_func
+                yield f"{f.__module__}.{f.__qualname__}", k._compiled
+        elif k._compiled is not None:
+            for name, f in k._funcs.items():
+                yield f"{f.__module__}.{f.__qualname__}", k._compiled[name]
