@@ -99,6 +99,18 @@ def test_submarket_keeps_reputation_and_renumbers_parties() -> None:
     assert sub.snapshot.offers.id.tolist() == market.snapshot.offers.id[parts.offers(1)].tolist()
 
 
+@pytest.mark.parametrize("by", ["pairs", "classes"])
+def test_parts_rebuild_the_very_orders_from_their_columns(by: str) -> None:
+    market = Market(auction.demo.example_book(1), default_reputation=0.5)
+    parts = partition(market, by=by)
+    for i in range(len(parts)):
+        snap = parts.snapshot(i)
+        assert snap.offer_list() == [market.snapshot.offer(k) for k in parts.offers(i)]
+        assert snap.request_list() == [market.snapshot.request(k) for k in parts.requests(i)]
+        assert len(snap.models) <= len(market.snapshot.models)  # vocabularies compacted
+        assert snap.offer(0) == market.snapshot.offer(int(parts.offers(i)[0]))
+
+
 def test_partition_is_independent_of_arrival_order() -> None:
     book = _regional_book()
     orders = list(book)

@@ -127,6 +127,10 @@ def test_bad_arguments_fail_before_any_run() -> None:
         _sweep({}, None)
     with pytest.raises(InvalidValueError):
         _sweep({"x": "first-price"}, None)  # type: ignore[dict-item]
+    with pytest.raises(auction.MechanismNotFoundError):
+        _sweep({"x": Design(mechanism="nope")}, None)
+    with pytest.raises(auction.MechanismNotFoundError):
+        _sweep({"fp": FP}, {"mechanism": ["first-price", "nope"]})
 
 
 def test_parquet_round_trip(tmp_path: Path) -> None:

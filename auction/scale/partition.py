@@ -580,7 +580,16 @@ def _exact_or_none(paid: npt.NDArray[Any], price: IntArray, gpus: IntArray) -> A
 
 
 def _peak_rss() -> int:
-    """Peak resident memory of this process, in bytes."""
+    """Peak resident memory of this process, in bytes: ``VmHWM`` on Linux (``ru_maxrss``
+    survives ``exec`` there, so a worker spawned by a big parent would report the parent's
+    size), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if os.uname().sysname == "Darwin" else peak * 1024)
 

@@ -32,7 +32,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from auction.errors import AuctionError, InvalidValueError
+from auction.errors import AuctionError, InvalidValueError, MechanismNotFoundError
+from auction.mechanisms.registry import available
 from auction.scale.executors import batch_by_work, runner
 from auction.simulation import Design, ExampleFlow, OrderFlow, simulate
 
@@ -246,9 +247,17 @@ def sweep(
 
     Raises:
         InvalidValueError: bad designs, parameter names or counts (checked before any run).
+        MechanismNotFoundError: a design names no registered mechanism (checked before any
+            run).
     """
     named = _designs(designs)
     points = grid(params)
+    known = available()
+    names = [d.mechanism for _, d in named] + [p["mechanism"] for p in points
+                                                if "mechanism" in p]
+    for name in names:
+        if isinstance(name, str) and name not in known:
+            raise MechanismNotFoundError(name, known)
     flow = ExampleFlow() if flow is None else flow
     for point in points:
         for name in point:
@@ -425,7 +434,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if len(ok):
         table = ok.groupby(keys, sort=False)[["revenue", "utilization", "fill_rate"]].agg(
             lambda s: float(np.mean([float(v) for v in s])))
-        print(table.to_string(float_format=lambda v: f"{v:,.3f}"))
+        print(table.to_string(formatters={"revenue": "{:,.0f}".format,
+                                          "utilization": "{:.3f}".format,
+                                          "fill_rate": "{:.3f}".format}))
     failed = frame[frame["outcome"] == "error"]
     for _, row in failed.iterrows():
         last = str(row["error"]).strip().splitlines()[-1]
