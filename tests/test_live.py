@@ -150,7 +150,8 @@ def test_leases_hold_capacity_then_return_it_and_rematch() -> None:
     out = m.advance(7300)
     kinds = [e.kind for e in out]
     assert kinds == ["lease-ended", "fill", "lease-started"]  # capacity back, r2 served
-    assert out[0].at == 7300 and out[0].data["reason"] == "end"
+    assert out[0].at == 7300
+    assert out[0].data["reason"] == "end"
     assert [le.request_id for le in m.leases()] == ["r2"]
 
 
@@ -164,7 +165,8 @@ def test_request_start_delays_the_lease_and_reclaim_ends_it_early() -> None:
     out = m.advance(600)
     assert [(e.kind, e.at, e.data.get("reason")) for e in out] == [
         ("lease-ended", 560, "reclaimed")]
-    assert m.leases() == [] and [o.id for o in m.orders()] == ["o1"]
+    assert m.leases() == []
+    assert [o.id for o in m.orders()] == ["o1"]
     with pytest.raises(UnknownLeaseError):
         m.reclaim(lease.id, notice=0)
 
@@ -176,7 +178,8 @@ def test_unfilled_orders_expire() -> None:
     assert m.book.get("r1").gpus == 2
     out = m.advance(60)
     assert [(e.kind, e.at) for e in out] == [("expired", 50)]
-    assert "r1" not in m.book and len(m.leases()) == 1
+    assert "r1" not in m.book
+    assert len(m.leases()) == 1
 
 
 def test_bad_events_raise_typed_errors_and_change_nothing() -> None:
@@ -214,7 +217,8 @@ def test_event_ids_are_idempotent() -> None:
     m = LiveMarket()
     assert m.submit(offer(1, 5), at=1, event_id="x")
     assert m.submit(offer(1, 5), at=1, event_id="x") == []  # a retry: no-op, no error
-    assert m.has_applied("x") and len(m.book) == 1
+    assert m.has_applied("x")
+    assert len(m.book) == 1
 
 
 def test_amend_rematches_and_cancel_withdraws() -> None:
@@ -224,7 +228,8 @@ def test_amend_rematches_and_cancel_withdraws() -> None:
     out = m.amend("o1", {"price": 4}, at=2)
     assert fills(out) == [("r1", "o1", 1, 5)]  # price-time: at the resting bid
     m.cancel("o1", at=3)
-    assert "o1" not in m.book and len(m.leases()) == 1
+    assert "o1" not in m.book
+    assert len(m.leases()) == 1
 
 
 def test_periodic_clears_every_epoch_like_a_from_scratch_clear() -> None:
@@ -236,7 +241,8 @@ def test_periodic_clears_every_epoch_like_a_from_scratch_clear() -> None:
     expected = auction.clear(OrderBook(flow), "first-price")
     out = m.advance(60)
     cleared = [e for e in out if e.kind == "cleared"]
-    assert len(cleared) == 1 and cleared[0].at == 60
+    assert len(cleared) == 1
+    assert cleared[0].at == 60
     assert m.last_result is not None
     assert m.last_result.to_dict() == expected.to_dict()
     assert fills(out) == [(a["request_id"], a["offer_id"], a["gpus"], a["unit_price"])

@@ -104,7 +104,8 @@ def test_only_changed_components_are_recleared() -> None:
     m.amend("r0", {"max_price": 6}, at=2)  # touches one region
     m.clear(at=3)
     assert m._clearer.last_stats["recleared"] == 1
-    assert m.last_result is not None and m.last_result.n_allocations == 1
+    assert m.last_result is not None
+    assert m.last_result.n_allocations == 1
     m.clear(at=4)  # r0 left with its fill: region 0 has no request, nothing to clear there
     assert m._clearer.last_stats == {"incremental": True, "components": 2, "recleared": 0,
                                      "reused": 2}

@@ -66,9 +66,11 @@ def test_replay_reproduces_every_output(tmp_path: Path) -> None:
     r = replay(log)  # raises if any output differs
     assert r.to_state() == m.to_state()
     header, pairs = read_log(log)
-    assert header == m.config() and all(outs is not None for _, outs in pairs)
+    assert header == m.config()
+    assert all(outs is not None for _, outs in pairs)
     cleared = [e for _, outs in pairs for e in outs or [] if e["kind"] == "cleared"]
-    assert len(cleared) >= 5 and any(e["data"]["allocations"] for e in cleared)
+    assert len(cleared) >= 5
+    assert any(e["data"]["allocations"] for e in cleared)
     lines = log.read_text().splitlines()
     assert all(json.loads(x)["v"] == 1 for x in lines)
 
@@ -153,7 +155,8 @@ def test_sigkill_mid_epoch_recovers_with_nothing_lost_or_doubled(tmp_path: Path)
     # every input exactly once, in order, and the whole log replays
     _, pairs = read_log(log)
     ids = [ev.id for ev, _ in pairs]
-    assert len(ids) == len(set(ids)) and [ev.seq for ev, _ in pairs] == sorted(
+    assert len(ids) == len(set(ids))
+    assert [ev.seq for ev, _ in pairs] == sorted(
         ev.seq for ev, _ in pairs)
     assert 0 < killed_at.seq < pairs[-1][0].seq
     assert replay(log).to_state() == clean.to_state()
