@@ -41,6 +41,8 @@ __all__ = ["DECOMPOSABLE", "IncrementalClearer", "decomposable"]
 DECOMPOSABLE = frozenset({"first-price", "second-price"})
 
 IntArray = npt.NDArray[np.int64]
+#: Classes plus profiles per re-clear batch (one market build each).
+_BATCH_GROUPS = 256
 _Piece = tuple[list[Any], ...]
 
 
@@ -117,10 +119,18 @@ class IncrementalClearer:
                 cache[key] = piece
                 pieces.append(piece)
         snap = book.snapshot()
-        if dirty:  # one market over all changed components: one build, one clear
-            for key, piece in self._clear_dirty(book, snap, pools, dirty):
-                cache[key] = piece
-                pieces.append(piece)
+        # changed components are cleared in batches, one market per batch: few market
+        # builds, while the batch's class x profile eligibility table stays small
+        batch: list[tuple[tuple[tuple[int, int], ...], list[ClassKey], list[ProfileKey]]] = []
+        size = 0
+        for k, item in enumerate(dirty):
+            batch.append(item)
+            size += len(item[1]) + len(item[2])
+            if size >= _BATCH_GROUPS or k == len(dirty) - 1:
+                for key, piece in self._clear_dirty(book, snap, pools, batch):
+                    cache[key] = piece
+                    pieces.append(piece)
+                batch, size = [], 0
         self._cache = cache  # keep only what the current book may reuse
         self.last_stats = {"incremental": True, "components": len(comps),
                            "recleared": len(dirty), "reused": len(comps) - len(dirty)}
