@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import auction
 from auction import Offer, Request
-from auction.live import LiveMarket, decomposable
+from auction.live import LiveMarket, decomposable, incremental
 from auction.mechanisms import get
 
 MODELS = ("H100", "A100", "T4")
@@ -64,8 +64,18 @@ def churn(draw: st.DrawFn) -> list[list[tuple[str, Any]]]:
 
 @settings(max_examples=40)
 @given(epochs=churn(), name=st.sampled_from(["first-price", "second-price"]),
-       rep=st.sampled_from([None, {"p0": 1.0, "p1": 0.6}]))
+       rep=st.sampled_from([None, {"p0": 1.0, "p1": 0.6}]), batch=st.sampled_from([1, 256]))
 def test_incremental_reclear_equals_from_scratch(
+    epochs: list[list[tuple[str, Any]]], name: str, rep: dict[str, float] | None, batch: int
+) -> None:
+    old, incremental._BATCH_GROUPS = incremental._BATCH_GROUPS, batch  # 1: a market each
+    try:
+        _check_epochs(epochs, name, rep)
+    finally:
+        incremental._BATCH_GROUPS = old
+
+
+def _check_epochs(
     epochs: list[list[tuple[str, Any]]], name: str, rep: dict[str, float] | None
 ) -> None:
     m = LiveMarket(mode="periodic", mechanism=name, epoch=100, reputation=rep)
