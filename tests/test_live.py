@@ -293,3 +293,25 @@ def test_one_market_from_many_threads() -> None:
         replayed.submit(offer(k, 5 + k % 7, gpus=1) if k % 2 else request(k, 9))
     assert [le.to_record() | {"id": ""} for le in replayed.leases()] == [
         le.to_record() | {"id": ""} for le in m.leases()]
+
+
+def test_independent_markets_clear_in_threads_as_in_sequence() -> None:
+    """Independent periodic markets cleared from a ThreadPoolExecutor give the results they
+    give one after another (the speed-up is measured in benchmarks/bench_live.py)."""
+
+    def build(k: int) -> LiveMarket:
+        m = LiveMarket(mode="periodic", mechanism="first-price", epoch=100)
+        for i in range(40):
+            m.submit(offer(i, 3 + (i * k) % 7, gpus=1 + i % 4, t=i), at=0)
+            m.submit(request(100 + i, 4 + (i + k) % 6, gpus=1 + (i * 3) % 4, t=i,
+                             divisible=i % 5 == 0), at=0)
+        return m
+
+    def run(m: LiveMarket) -> list[Any]:
+        return [e.to_record() for e in m.advance(300)]
+
+    sequential = [run(build(k)) for k in range(6)]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(run, [build(k) for k in range(6)]))
+    assert threaded == sequential
+    assert all(any(e["kind"] == "fill" for e in out) for out in sequential)
