@@ -438,10 +438,11 @@ class LiveMarket:
     def _do_reclaim(self, prepared: Any, at: int) -> None:
         lid, notice = prepared
         lease = self._leases[lid]
-        end = min(lease.end, at + notice)
-        self._leases[lid] = attrs.evolve(lease, end=end)
+        if at + notice >= lease.end:
+            return  # the lease ends first anyway
+        self._leases[lid] = attrs.evolve(lease, end=at + notice)
         self._reclaimed.add(lid)
-        heapq.heappush(self._timers, (end, _LEASE_END, lid))
+        heapq.heappush(self._timers, (at + notice, _LEASE_END, lid))
 
     def _advance_to(self, at: int) -> None:
         while True:

@@ -20,6 +20,7 @@ checks identity with a from-scratch clear by hypothesis.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -43,6 +44,8 @@ DECOMPOSABLE = frozenset({"first-price", "second-price"})
 IntArray = npt.NDArray[np.int64]
 #: Classes plus profiles per re-clear batch (one market build each).
 _BATCH_GROUPS = 256
+#: When the changed components hold this share of the open orders, clear the whole book.
+_WHOLE_SHARE = 0.9
 _Piece = tuple[list[Any], ...]
 
 
@@ -85,7 +88,8 @@ class IncrementalClearer:
         reputation: provider scores for the market.
 
     Attributes:
-        last_stats: ``{"components", "recleared", "reused", "incremental"}`` of the last clear.
+        last_stats: ``{"components", "recleared", "reused", "incremental", "seconds"}`` of
+            the last clear.
     """
 
     def __init__(self, mechanism: Mechanism, reputation: Mapping[str, float] | None) -> None:
@@ -97,13 +101,19 @@ class IncrementalClearer:
 
     def clear(self, book: OrderBook, pools: Pools) -> ClearingResult:
         """Clear `book` (whose orders `pools` indexes); identical to a from-scratch clear."""
+        start = time.perf_counter()
+        result = None
         if self.incremental:
             try:
-                return self._clear_components(book, pools)
+                result = self._clear_components(book, pools)
             except _NotDecomposable:
                 self._cache = {}
-        self.last_stats = {"incremental": False}
-        return clear_from_scratch(Market(book.snapshot(), self.reputation), self.mechanism)
+        if result is None:
+            self.last_stats = {"incremental": False}
+            result = clear_from_scratch(Market(book.snapshot(), self.reputation),
+                                        self.mechanism)
+        self.last_stats["seconds"] = time.perf_counter() - start
+        return result
 
     def _clear_components(self, book: OrderBook, pools: Pools) -> ClearingResult:
         cache: dict[tuple[tuple[int, int], ...], _Piece] = {}
@@ -119,6 +129,15 @@ class IncrementalClearer:
                 cache[key] = piece
                 pieces.append(piece)
         snap = book.snapshot()
+        dirty_orders = sum(len(pools.classes[c].keys) for _, cs, _ in dirty for c in cs) + sum(
+            len(pools.profiles[p].keys) for _, _, ps in dirty for p in ps)
+        if dirty_orders >= _WHOLE_SHARE * len(book):
+            # (nearly) everything changed: one from-scratch clear, split for the cache
+            result = self._clear_market(Market(snap, self.reputation))
+            self._cache = self._split(result, pools, comps)
+            self.last_stats = {"incremental": True, "components": len(comps),
+                               "recleared": len(comps), "reused": 0}
+            return result
         # changed components are cleared in batches, one market per batch: few market
         # builds, while the batch's class x profile eligibility table stays small
         batch: list[tuple[tuple[tuple[int, int], ...], list[ClassKey], list[ProfileKey]]] = []
@@ -162,19 +181,32 @@ class IncrementalClearer:
                     comp_of[i] = k
         orows = np.sort(_rows(book, snap.offers.id, offer_ids))
         rrows = np.sort(_rows(book, snap.requests.id, list(comp_of)))
-        result = self.mechanism.clear(Market(_slice(snap, orows, rrows), self.reputation),
-                                      rng=None)
+        result = self._clear_market(Market(_slice(snap, orows, rrows), self.reputation))
+        parts = _pieces(result, comp_of, len(dirty))
+        return [(key, part) for (key, _, _), part in zip(dirty, parts, strict=True)]
+
+    def _clear_market(self, market: Market) -> ClearingResult:
+        result = self.mechanism.clear(market, rng=None)
         if result.status is not Status.SUCCESS or result.diagnostics:
             raise _NotDecomposable
-        cols = (result.request_id.tolist(), result.offer_id.tolist(), result.gpus.tolist(),
-                result.unit_price.tolist(), result.tenant_price.tolist(),
-                result.provider_payment.tolist(), result.tenant_payment.tolist())
-        parts: list[_Piece] = [tuple([] for _ in range(7)) for _ in dirty]
-        for row in zip(*cols, strict=True):
-            piece = parts[comp_of[row[0]]]
-            for acc, v in zip(piece, row, strict=True):
-                acc.append(v)
-        return [(key, part) for (key, _, _), part in zip(dirty, parts, strict=True)]
+        return result
+
+    def _split(
+        self,
+        result: ClearingResult,
+        pools: Pools,
+        comps: list[tuple[list[ClassKey], list[ProfileKey]]],
+    ) -> dict[tuple[tuple[int, int], ...], _Piece]:
+        """A whole-book result cut into its components' pieces, keyed for the cache."""
+        comp_of: dict[str, int] = {}
+        if len(comps) > 1:
+            for k, (_, profiles) in enumerate(comps):
+                for p in profiles:
+                    for i in pools.profiles[p].ids():
+                        comp_of[i] = k
+        parts = _pieces(result, comp_of, len(comps))
+        return {self._key(pools, cs, ps): part
+                for (cs, ps), part in zip(comps, parts, strict=True)}
 
     def _stitch(self, book: OrderBook, snap: BookSnapshot, pieces: list[_Piece]
                 ) -> ClearingResult:
@@ -192,6 +224,20 @@ class IncrementalClearer:
             provider_payment=pp, tenant_payment=tpay, mechanism=mech.name,
             payment=str(getattr(mech, "payment", "")), options=opts,
         )
+
+
+def _pieces(result: ClearingResult, comp_of: dict[str, int], n: int) -> list[_Piece]:
+    """The result's allocation rows grouped by their request's component (all in the one
+    component when `comp_of` is empty)."""
+    cols = (result.request_id.tolist(), result.offer_id.tolist(), result.gpus.tolist(),
+            result.unit_price.tolist(), result.tenant_price.tolist(),
+            result.provider_payment.tolist(), result.tenant_payment.tolist())
+    parts: list[_Piece] = [tuple([] for _ in range(7)) for _ in range(n)]
+    for row in zip(*cols, strict=True):
+        piece = parts[comp_of.get(row[0], 0)]
+        for acc, v in zip(piece, row, strict=True):
+            acc.append(v)
+    return parts
 
 
 class _NotDecomposable(Exception):
