@@ -20,10 +20,13 @@ from auction.errors import (
     AuctionError,
     AuctionOverflowError,
     DuplicateOrderError,
+    EventLogError,
+    InvalidEventError,
     InvalidOrderError,
     InvalidValueError,
     MechanismNotFoundError,
     SolverError,
+    UnknownLeaseError,
     UnknownOrderError,
     UnknownPaymentRuleError,
     UnsupportedMarketError,
@@ -34,7 +37,7 @@ from auction.orders import Offer, Request
 from auction.result import ClearingResult, Status
 
 if TYPE_CHECKING:
-    from auction import demo, fairness, mechanisms, testing
+    from auction import demo, fairness, live, mechanisms, testing
     from auction.clearing import clear
 
 __version__ = "0.1.0"
@@ -45,6 +48,8 @@ __all__ = [
     "BookSnapshot",
     "ClearingResult",
     "DuplicateOrderError",
+    "EventLogError",
+    "InvalidEventError",
     "InvalidOrderError",
     "InvalidValueError",
     "Market",
@@ -54,6 +59,7 @@ __all__ = [
     "Request",
     "SolverError",
     "Status",
+    "UnknownLeaseError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
     "UnsupportedMarketError",
@@ -61,12 +67,13 @@ __all__ = [
     "demo",
     "fairness",
     "format_units",
+    "live",
     "mechanisms",
     "testing",
     "to_units",
 ]
 
-_LAZY_MODULES = {"demo", "fairness", "mechanisms", "testing"}
+_LAZY_MODULES = {"demo", "fairness", "live", "mechanisms", "testing"}
 
 
 def __getattr__(name: str) -> Any:
