@@ -21,11 +21,14 @@ from auction.errors import (
     AuctionOverflowError,
     ConstraintSyntaxError,
     DuplicateOrderError,
+    EventLogError,
+    InvalidEventError,
     InvalidOrderError,
     InvalidValueError,
     MechanismNotFoundError,
     PartitionError,
     SolverError,
+    UnknownLeaseError,
     UnknownOrderError,
     UnknownPaymentRuleError,
     UnsupportedMarketError,
@@ -36,7 +39,7 @@ from auction.orders import Offer, Request
 from auction.result import ClearingResult, Status
 
 if TYPE_CHECKING:
-    from auction import datasets, demo, fairness, mechanisms, scale, testing
+    from auction import datasets, demo, fairness, live, mechanisms, scale, testing
     from auction._warmup import WarmupReport, warmup
     from auction.clearing import clear
     from auction.scale.partition import clear_partitioned, partition
@@ -51,6 +54,8 @@ __all__ = [
     "ClearingResult",
     "ConstraintSyntaxError",
     "DuplicateOrderError",
+    "EventLogError",
+    "InvalidEventError",
     "InvalidOrderError",
     "InvalidValueError",
     "Market",
@@ -61,6 +66,7 @@ __all__ = [
     "Request",
     "SolverError",
     "Status",
+    "UnknownLeaseError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
     "UnsupportedMarketError",
@@ -71,6 +77,7 @@ __all__ = [
     "demo",
     "fairness",
     "format_units",
+    "live",
     "mechanisms",
     "partition",
     "scale",
@@ -80,7 +87,7 @@ __all__ = [
     "warmup",
 ]
 
-_LAZY_MODULES = {"datasets", "demo", "fairness", "mechanisms", "scale", "testing"}
+_LAZY_MODULES = {"datasets", "demo", "fairness", "live", "mechanisms", "scale", "testing"}
 _SCALE = {"clear_partitioned": "partition", "partition": "partition", "sweep": "sweep"}
 
 

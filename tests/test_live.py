@@ -150,7 +150,8 @@ def test_leases_hold_capacity_then_return_it_and_rematch() -> None:
     out = m.advance(7300)
     kinds = [e.kind for e in out]
     assert kinds == ["lease-ended", "fill", "lease-started"]  # capacity back, r2 served
-    assert out[0].at == 7300 and out[0].data["reason"] == "end"
+    assert out[0].at == 7300
+    assert out[0].data["reason"] == "end"
     assert [le.request_id for le in m.leases()] == ["r2"]
 
 
@@ -164,7 +165,8 @@ def test_request_start_delays_the_lease_and_reclaim_ends_it_early() -> None:
     out = m.advance(600)
     assert [(e.kind, e.at, e.data.get("reason")) for e in out] == [
         ("lease-ended", 560, "reclaimed")]
-    assert m.leases() == [] and [o.id for o in m.orders()] == ["o1"]
+    assert m.leases() == []
+    assert [o.id for o in m.orders()] == ["o1"]
     with pytest.raises(UnknownLeaseError):
         m.reclaim(lease.id, notice=0)
 
@@ -176,7 +178,8 @@ def test_unfilled_orders_expire() -> None:
     assert m.book.get("r1").gpus == 2
     out = m.advance(60)
     assert [(e.kind, e.at) for e in out] == [("expired", 50)]
-    assert "r1" not in m.book and len(m.leases()) == 1
+    assert "r1" not in m.book
+    assert len(m.leases()) == 1
 
 
 def test_bad_events_raise_typed_errors_and_change_nothing() -> None:
@@ -214,7 +217,8 @@ def test_event_ids_are_idempotent() -> None:
     m = LiveMarket()
     assert m.submit(offer(1, 5), at=1, event_id="x")
     assert m.submit(offer(1, 5), at=1, event_id="x") == []  # a retry: no-op, no error
-    assert m.has_applied("x") and len(m.book) == 1
+    assert m.has_applied("x")
+    assert len(m.book) == 1
 
 
 def test_amend_rematches_and_cancel_withdraws() -> None:
@@ -224,7 +228,8 @@ def test_amend_rematches_and_cancel_withdraws() -> None:
     out = m.amend("o1", {"price": 4}, at=2)
     assert fills(out) == [("r1", "o1", 1, 5)]  # price-time: at the resting bid
     m.cancel("o1", at=3)
-    assert "o1" not in m.book and len(m.leases()) == 1
+    assert "o1" not in m.book
+    assert len(m.leases()) == 1
 
 
 def test_periodic_clears_every_epoch_like_a_from_scratch_clear() -> None:
@@ -236,7 +241,8 @@ def test_periodic_clears_every_epoch_like_a_from_scratch_clear() -> None:
     expected = auction.clear(OrderBook(flow), "first-price")
     out = m.advance(60)
     cleared = [e for e in out if e.kind == "cleared"]
-    assert len(cleared) == 1 and cleared[0].at == 60
+    assert len(cleared) == 1
+    assert cleared[0].at == 60
     assert m.last_result is not None
     assert m.last_result.to_dict() == expected.to_dict()
     assert fills(out) == [(a["request_id"], a["offer_id"], a["gpus"], a["unit_price"])
@@ -287,3 +293,25 @@ def test_one_market_from_many_threads() -> None:
         replayed.submit(offer(k, 5 + k % 7, gpus=1) if k % 2 else request(k, 9))
     assert [le.to_record() | {"id": ""} for le in replayed.leases()] == [
         le.to_record() | {"id": ""} for le in m.leases()]
+
+
+def test_independent_markets_clear_in_threads_as_in_sequence() -> None:
+    """Independent periodic markets cleared from a ThreadPoolExecutor give the results they
+    give one after another (the speed-up is measured in benchmarks/bench_live.py)."""
+
+    def build(k: int) -> LiveMarket:
+        m = LiveMarket(mode="periodic", mechanism="first-price", epoch=100)
+        for i in range(40):
+            m.submit(offer(i, 3 + (i * k) % 7, gpus=1 + i % 4, t=i), at=0)
+            m.submit(request(100 + i, 4 + (i + k) % 6, gpus=1 + (i * 3) % 4, t=i,
+                             divisible=i % 5 == 0), at=0)
+        return m
+
+    def run(m: LiveMarket) -> list[Any]:
+        return [e.to_record() for e in m.advance(300)]
+
+    sequential = [run(build(k)) for k in range(6)]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(run, [build(k) for k in range(6)]))
+    assert threaded == sequential
+    assert all(any(e["kind"] == "fill" for e in out) for out in sequential)

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import attrs
+import numpy as np
 
 from auction.book import OrderBook
 from auction.errors import (
@@ -437,10 +438,11 @@ class LiveMarket:
     def _do_reclaim(self, prepared: Any, at: int) -> None:
         lid, notice = prepared
         lease = self._leases[lid]
-        end = min(lease.end, at + notice)
-        self._leases[lid] = attrs.evolve(lease, end=end)
+        if at + notice >= lease.end:
+            return  # the lease ends first anyway
+        self._leases[lid] = attrs.evolve(lease, end=at + notice)
         self._reclaimed.add(lid)
-        heapq.heappush(self._timers, (end, _LEASE_END, lid))
+        heapq.heappush(self._timers, (at + notice, _LEASE_END, lid))
 
     def _advance_to(self, at: int) -> None:
         while True:
@@ -481,8 +483,7 @@ class LiveMarket:
         self._starts.pop(oid, None)
 
     def _resize(self, order: Offer | Request, gpus: int) -> None:
-        new = attrs.evolve(order, gpus=gpus)
-        self.book.amend(order.id, gpus=gpus)
+        new = self.book.amend(order.id, gpus=gpus)
         self._orders[order.id] = new
         self._pools.touch(new)
 
@@ -567,9 +568,7 @@ class LiveMarket:
     def _clear_now(self, at: int) -> None:
         result = self._clearer.clear(self.book, self._pools)
         self.last_result = result
-        digest = hashlib.sha256(
-            json.dumps(result.to_dict(), sort_keys=True).encode()
-        ).hexdigest()
+        digest = _digest(result)
         stats = self._clearer.last_stats
         self._emit("cleared", at, {
             "mechanism": result.mechanism, "status": str(result.status),
@@ -634,3 +633,18 @@ def _jsonable(v: Any) -> Any:
         return v
     return repr(v)
 
+
+def _digest(result: ClearingResult) -> str:
+    """SHA-256 over the result's allocation columns, unmatched and partial requests and
+    totals: equal digests mean the same result, bit for bit."""
+    h = hashlib.sha256()
+    for col in (result.request_id, result.offer_id, result.gpus, result.unit_price,
+                result.tenant_price, result.unmatched_request_ids, result.partial_request_ids,
+                result.shortfall_gpus):
+        h.update(str(col.dtype).encode())
+        h.update(np.ascontiguousarray(col).tobytes())
+    for col in (result.provider_payment, result.tenant_payment):
+        h.update(json.dumps(col.tolist()).encode())
+    h.update(json.dumps([str(result.status), result.message, result.welfare,
+                         result.total_payment, result.provider_revenue]).encode())
+    return h.hexdigest()

@@ -20,9 +20,11 @@ checks identity with a from-scratch clear by hypothesis.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -32,7 +34,6 @@ from auction.live.pools import ClassKey, Pools, ProfileKey
 from auction.market import Market
 from auction.mechanisms.base import Mechanism
 from auction.mechanisms.sealed_bid import SealedBidAuction
-from auction.orders import Offer, Request
 from auction.result import ClearingResult, Status
 
 __all__ = ["DECOMPOSABLE", "IncrementalClearer", "decomposable"]
@@ -41,6 +42,10 @@ __all__ = ["DECOMPOSABLE", "IncrementalClearer", "decomposable"]
 DECOMPOSABLE = frozenset({"first-price", "second-price"})
 
 IntArray = npt.NDArray[np.int64]
+#: Classes plus profiles per re-clear batch (one market build each).
+_BATCH_GROUPS = 256
+#: When the changed components hold this share of the open orders, clear the whole book.
+_WHOLE_SHARE = 0.9
 _Piece = tuple[list[Any], ...]
 
 
@@ -83,7 +88,8 @@ class IncrementalClearer:
         reputation: provider scores for the market.
 
     Attributes:
-        last_stats: ``{"components", "recleared", "reused", "incremental"}`` of the last clear.
+        last_stats: ``{"components", "recleared", "reused", "incremental", "seconds"}`` of
+            the last clear.
     """
 
     def __init__(self, mechanism: Mechanism, reputation: Mapping[str, float] | None) -> None:
@@ -95,31 +101,59 @@ class IncrementalClearer:
 
     def clear(self, book: OrderBook, pools: Pools) -> ClearingResult:
         """Clear `book` (whose orders `pools` indexes); identical to a from-scratch clear."""
+        start = time.perf_counter()
+        result = None
         if self.incremental:
             try:
-                return self._clear_components(book, pools)
+                result = self._clear_components(book, pools)
             except _NotDecomposable:
                 self._cache = {}
-        self.last_stats = {"incremental": False}
-        return clear_from_scratch(Market(book.snapshot(), self.reputation), self.mechanism)
+        if result is None:
+            self.last_stats = {"incremental": False}
+            result = clear_from_scratch(Market(book.snapshot(), self.reputation),
+                                        self.mechanism)
+        self.last_stats["seconds"] = time.perf_counter() - start
+        return result
 
     def _clear_components(self, book: OrderBook, pools: Pools) -> ClearingResult:
         cache: dict[tuple[tuple[int, int], ...], _Piece] = {}
         pieces: list[_Piece] = []
-        recleared = 0
+        dirty: list[tuple[tuple[tuple[int, int], ...], list[ClassKey], list[ProfileKey]]] = []
         comps = pools.components()
         for classes, profiles in comps:
             key = self._key(pools, classes, profiles)
             piece = self._cache.get(key)
             if piece is None:
-                piece = self._clear_component(book, pools, classes, profiles)
-                recleared += 1
-            cache[key] = piece
-            pieces.append(piece)
+                dirty.append((key, classes, profiles))
+            else:
+                cache[key] = piece
+                pieces.append(piece)
+        snap = book.snapshot()
+        dirty_orders = sum(len(pools.classes[c].keys) for _, cs, _ in dirty for c in cs) + sum(
+            len(pools.profiles[p].keys) for _, _, ps in dirty for p in ps)
+        if dirty_orders >= _WHOLE_SHARE * len(book):
+            # (nearly) everything changed: one from-scratch clear, split for the cache
+            result = self._clear_market(Market(snap, self.reputation))
+            self._cache = self._split(result, pools, comps)
+            self.last_stats = {"incremental": True, "components": len(comps),
+                               "recleared": len(comps), "reused": 0}
+            return result
+        # changed components are cleared in batches, one market per batch: few market
+        # builds, while the batch's class x profile eligibility table stays small
+        batch: list[tuple[tuple[tuple[int, int], ...], list[ClassKey], list[ProfileKey]]] = []
+        size = 0
+        for k, item in enumerate(dirty):
+            batch.append(item)
+            size += len(item[1]) + len(item[2])
+            if size >= _BATCH_GROUPS or k == len(dirty) - 1:
+                for key, piece in self._clear_dirty(book, snap, pools, batch):
+                    cache[key] = piece
+                    pieces.append(piece)
+                batch, size = [], 0
         self._cache = cache  # keep only what the current book may reuse
         self.last_stats = {"incremental": True, "components": len(comps),
-                           "recleared": recleared, "reused": len(comps) - recleared}
-        return self._stitch(book, pieces)
+                           "recleared": len(dirty), "reused": len(comps) - len(dirty)}
+        return self._stitch(book, snap, pieces)
 
     @staticmethod
     def _key(
@@ -128,33 +162,61 @@ class IncrementalClearer:
         groups = [pools.classes[c] for c in classes] + [pools.profiles[p] for p in profiles]
         return tuple(sorted((g.index, g.stamp) for g in groups))
 
-    def _clear_component(
-        self, book: OrderBook, pools: Pools, classes: list[ClassKey], profiles: list[ProfileKey]
-    ) -> _Piece:
-        orders: list[Offer | Request] = []
-        for c in classes:
-            orders += [cast(Offer, book.get(i)) for i in pools.classes[c].ids()]
-        for p in profiles:
-            orders += [cast(Request, book.get(i)) for i in pools.profiles[p].ids()]
-        part = OrderBook(orders)
-        result = self.mechanism.clear(Market(part, self.reputation), rng=None)
+    def _clear_dirty(
+        self,
+        book: OrderBook,
+        snap: BookSnapshot,
+        pools: Pools,
+        dirty: list[tuple[tuple[tuple[int, int], ...], list[ClassKey], list[ProfileKey]]],
+    ) -> list[tuple[tuple[tuple[int, int], ...], _Piece]]:
+        """Clear the union of the changed components as one market; split the allocation
+        back into per-component pieces (by each request's component) for the cache."""
+        offer_ids: list[str] = []
+        comp_of: dict[str, int] = {}
+        for k, (_, classes, profiles) in enumerate(dirty):
+            for c in classes:
+                offer_ids += pools.classes[c].ids()
+            for p in profiles:
+                for i in pools.profiles[p].ids():
+                    comp_of[i] = k
+        orows = np.sort(_rows(book, snap.offers.id, offer_ids))
+        rrows = np.sort(_rows(book, snap.requests.id, list(comp_of)))
+        result = self._clear_market(Market(_slice(snap, orows, rrows), self.reputation))
+        parts = _pieces(result, comp_of, len(dirty))
+        return [(key, part) for (key, _, _), part in zip(dirty, parts, strict=True)]
+
+    def _clear_market(self, market: Market) -> ClearingResult:
+        result = self.mechanism.clear(market, rng=None)
         if result.status is not Status.SUCCESS or result.diagnostics:
             raise _NotDecomposable
-        return (
-            result.request_id.tolist(), result.offer_id.tolist(), result.gpus.tolist(),
-            result.unit_price.tolist(), result.tenant_price.tolist(),
-            result.provider_payment.tolist(), result.tenant_payment.tolist(),
-        )
+        return result
 
-    def _stitch(self, book: OrderBook, pieces: list[_Piece]) -> ClearingResult:
-        snap = book.snapshot()
+    def _split(
+        self,
+        result: ClearingResult,
+        pools: Pools,
+        comps: list[tuple[list[ClassKey], list[ProfileKey]]],
+    ) -> dict[tuple[tuple[int, int], ...], _Piece]:
+        """A whole-book result cut into its components' pieces, keyed for the cache."""
+        comp_of: dict[str, int] = {}
+        if len(comps) > 1:
+            for k, (_, profiles) in enumerate(comps):
+                for p in profiles:
+                    for i in pools.profiles[p].ids():
+                        comp_of[i] = k
+        parts = _pieces(result, comp_of, len(comps))
+        return {self._key(pools, cs, ps): part
+                for (cs, ps), part in zip(comps, parts, strict=True)}
+
+    def _stitch(self, book: OrderBook, snap: BookSnapshot, pieces: list[_Piece]
+                ) -> ClearingResult:
         cols: list[list[Any]] = [[] for _ in range(7)]
         for piece in pieces:
             for acc, part in zip(cols, piece, strict=True):
                 acc.extend(part)
         rids, oids, gpus, up, tp, pp, tpay = cols
-        req_rows = _rows(book, snap.requests.id, rids, "request")
-        off_rows = _rows(book, snap.offers.id, oids, "offer")
+        req_rows = _rows(book, snap.requests.id, rids)
+        off_rows = _rows(book, snap.offers.id, oids)
         mech = self.mechanism
         opts = mech.get_options() if hasattr(mech, "get_options") else {}
         return ClearingResult.from_allocation(
@@ -164,11 +226,25 @@ class IncrementalClearer:
         )
 
 
+def _pieces(result: ClearingResult, comp_of: dict[str, int], n: int) -> list[_Piece]:
+    """The result's allocation rows grouped by their request's component (all in the one
+    component when `comp_of` is empty)."""
+    cols = (result.request_id.tolist(), result.offer_id.tolist(), result.gpus.tolist(),
+            result.unit_price.tolist(), result.tenant_price.tolist(),
+            result.provider_payment.tolist(), result.tenant_payment.tolist())
+    parts: list[_Piece] = [tuple([] for _ in range(7)) for _ in range(n)]
+    for row in zip(*cols, strict=True):
+        piece = parts[comp_of.get(row[0], 0)]
+        for acc, v in zip(piece, row, strict=True):
+            acc.append(v)
+    return parts
+
+
 class _NotDecomposable(Exception):
     """A component's clear was not a plain success: the caller clears from scratch."""
 
 
-def _rows(book: OrderBook, ids_col: np.ndarray, ids: list[str], side: str) -> IntArray:
+def _rows(book: OrderBook, ids_col: np.ndarray, ids: list[str]) -> IntArray:
     """Snapshot rows of `ids`: the book's own index when it has one, checked, else a scan."""
     where = getattr(book, "_where", None)
     if isinstance(where, dict):
@@ -180,3 +256,28 @@ def _rows(book: OrderBook, ids_col: np.ndarray, ids: list[str], side: str) -> In
             pass
     index = {name: r for r, name in enumerate(ids_col.tolist())}
     return np.array([index[i] for i in ids], dtype=np.int64)
+
+
+def _slice_columns(cols: Any, rows: IntArray) -> Any:
+    n = len(cols)
+    changes = {}
+    for f in attrs.fields(type(cols)):
+        v = getattr(cols, f.name)
+        if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == n:
+            part = v[rows]
+            part.flags.writeable = False
+            changes[f.alias] = part
+    return attrs.evolve(cols, **changes)
+
+
+def _slice(snap: BookSnapshot, offer_rows: IntArray, request_rows: IntArray) -> BookSnapshot:
+    """The sub-book of some rows, sliced from the snapshot's columns (no rebuild from the
+    order objects); names keep the snapshot's codes, which only matter up to equality."""
+    offers, requests = snap.offer_list(), snap.request_list()
+    return attrs.evolve(
+        snap,
+        offers=_slice_columns(snap.offers, offer_rows),
+        requests=_slice_columns(snap.requests, request_rows),
+        offer_objects=[offers[r] for r in offer_rows.tolist()],
+        request_objects=[requests[r] for r in request_rows.tolist()],
+    )

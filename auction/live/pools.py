@@ -20,6 +20,8 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
+
 from auction.orders import Offer, Request
 
 __all__ = ["ClassKey", "Pools", "ProfileKey", "accepts", "offer_class", "request_profile"]
@@ -98,6 +100,9 @@ class Pools:
         self.profile_classes: dict[ProfileKey, list[ClassKey]] = {}
         self._stamps = itertools.count(1)
         self._dense = itertools.count()
+        # every (profile, class) edge ever seen, as dense group indices (append-only)
+        self._edge_p: list[int] = []
+        self._edge_c: list[int] = []
 
     # -- groups -------------------------------------------------------------------------
     def _class(self, key: ClassKey) -> _Group:
@@ -105,10 +110,12 @@ class Pools:
         if g is None:
             g = self.classes[key] = _Group(next(self._dense))
             mine = self.class_profiles[key] = []
-            for p in self.profiles:
+            for p, pg in self.profiles.items():
                 if accepts(p, key):
                     mine.append(p)
                     self.profile_classes[p].append(key)
+                    self._edge_p.append(pg.index)
+                    self._edge_c.append(g.index)
         return g
 
     def _profile(self, key: ProfileKey) -> _Group:
@@ -116,10 +123,12 @@ class Pools:
         if g is None:
             g = self.profiles[key] = _Group(next(self._dense))
             mine = self.profile_classes[key] = []
-            for c in self.classes:
+            for c, cg in self.classes.items():
                 if accepts(key, c):
                     mine.append(c)
                     self.class_profiles[c].append(key)
+                    self._edge_p.append(g.index)
+                    self._edge_c.append(cg.index)
         return g
 
     def group_of(self, order: Offer | Request) -> _Group:
@@ -153,30 +162,24 @@ class Pools:
         Components without both an offer and a request are left out: nothing clears there.
         Each component lists its classes and profiles in order of first sight.
         """
-        parent: dict[int, int] = {}
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
 
-        def find(x: int) -> int:
-            root = x
-            while parent[root] != root:
-                root = parent[root]
-            while parent[x] != root:
-                parent[x], x = root, parent[x]
-            return root
-
-        live_c = {k: g for k, g in self.classes.items() if g.keys}
-        live_p = {k: g for k, g in self.profiles.items() if g.keys}
-        for g in (*live_c.values(), *live_p.values()):
-            parent[g.index] = g.index
-        for p, pg in live_p.items():
-            for c in self.profile_classes[p]:
-                cg = live_c.get(c)
-                if cg is not None:
-                    a, b = find(pg.index), find(cg.index)
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)
+        live_c = [(k, g.index) for k, g in self.classes.items() if g.keys]
+        live_p = [(k, g.index) for k, g in self.profiles.items() if g.keys]
+        n = len(self.classes) + len(self.profiles)
+        live = np.zeros(n, dtype=bool)
+        live[[i for _, i in live_c]] = True
+        live[[i for _, i in live_p]] = True
+        ep = np.array(self._edge_p, dtype=np.int64)
+        ec = np.array(self._edge_c, dtype=np.int64)
+        keep = live[ep] & live[ec]
+        ep, ec = ep[keep], ec[keep]
+        graph = coo_matrix((np.ones(len(ep), dtype=np.int8), (ep, ec)), shape=(n, n))
+        _, labels = connected_components(graph, directed=False)
         comps: dict[int, tuple[list[ClassKey], list[ProfileKey]]] = {}
-        for c, cg in live_c.items():
-            comps.setdefault(find(cg.index), ([], []))[0].append(c)
-        for p, pg in live_p.items():
-            comps.setdefault(find(pg.index), ([], []))[1].append(p)
+        for c, i in live_c:
+            comps.setdefault(int(labels[i]), ([], []))[0].append(c)
+        for p, i in live_p:
+            comps.setdefault(int(labels[i]), ([], []))[1].append(p)
         return [v for _, v in sorted(comps.items()) if v[0] and v[1]]
