@@ -19,6 +19,7 @@ from auction.book import BookSnapshot, OrderBook
 from auction.errors import (
     AuctionError,
     AuctionOverflowError,
+    ConstraintSyntaxError,
     DuplicateOrderError,
     InvalidOrderError,
     InvalidValueError,
@@ -44,6 +45,7 @@ __all__ = [
     "AuctionOverflowError",
     "BookSnapshot",
     "ClearingResult",
+    "ConstraintSyntaxError",
     "DuplicateOrderError",
     "InvalidOrderError",
     "InvalidValueError",

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AuctionError",
     "AuctionOverflowError",
+    "ConstraintSyntaxError",
     "DuplicateOrderError",
     "GangSolverError",
     "InvalidOptionError",
@@ -313,3 +314,39 @@ class MemoryLimitError(AuctionError, MemoryError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # MemoryError's __new__ needs the constructor
         return (type(self), self._init)
+
+
+class ConstraintSyntaxError(InvalidOrderError):
+    """A constraint expression (or a Golem filter) cannot be parsed, or is too long or deep.
+
+    The message names the order (when known), the 0-based character position and what was
+    expected there, with a short excerpt of the text around that position.
+
+    Attributes:
+        field: the field holding the expression (``"constraints"`` by default).
+        value: the whole expression text, as given.
+        text: the same text.
+        position: 0-based index of the character where parsing failed.
+        expected: what the parser expected at `position`.
+        order_id: the id of the order holding the expression, when known.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        position: int,
+        expected: str,
+        *,
+        order_id: str | None = None,
+        field: str = "constraints",
+    ):
+        self.text = text
+        self.position = position
+        self.expected = expected
+        lo = max(0, position - 30)
+        hi = min(len(text), position + 30)
+        excerpt = ("..." if lo else "") + text[lo:hi] + ("..." if hi < len(text) else "")
+        found = repr(text[position]) if position < len(text) else "the end"
+        reason = f"at position {position}: expected {expected}, found {found}"
+        super().__init__(field, excerpt, reason, order_id=order_id)
+        self.value = text
