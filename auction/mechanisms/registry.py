@@ -63,6 +63,10 @@ BUILTINS: Mapping[str, str] = {
     "uniform-price": "auction.mechanisms.double_auction:UniformPrice",
     "lp": "auction.mechanisms.lp:LinearProgram",
     "gang": "auction.mechanisms.gang:Gang",
+    # the seed markets' own rules (auction.presets)
+    "nosana-queue": "auction.presets.nosana:NosanaQueue",
+    "iexec-book": "auction.presets.iexec:IexecBook",
+    "ionet-clusters": "auction.presets.ionet:IonetClusters",
 }
 
 
