@@ -67,6 +67,7 @@ BUILTINS: Mapping[str, str] = {
     "nosana-queue": "auction.presets.nosana:NosanaQueue",
     "iexec-book": "auction.presets.iexec:IexecBook",
     "ionet-clusters": "auction.presets.ionet:IonetClusters",
+    "akash-auction": "auction.presets.akash:AkashAuction",
 }
 
 
