@@ -68,6 +68,7 @@ BUILTINS: Mapping[str, str] = {
     "iexec-book": "auction.presets.iexec:IexecBook",
     "ionet-clusters": "auction.presets.ionet:IonetClusters",
     "akash-auction": "auction.presets.akash:AkashAuction",
+    "render-tiers": "auction.presets.render:RenderTiers",
 }
 
 
