@@ -69,6 +69,7 @@ BUILTINS: Mapping[str, str] = {
     "ionet-clusters": "auction.presets.ionet:IonetClusters",
     "akash-auction": "auction.presets.akash:AkashAuction",
     "render-tiers": "auction.presets.render:RenderTiers",
+    "aethir-indexer": "auction.presets.aethir:AethirIndexer",
 }
 
 
