@@ -1,8 +1,11 @@
 """The order book: offers and requests held as numpy columns.
 
-Strings (providers, tenants, GPU models, regions) are interned to integer codes and sets
-(tags, acceptable models and regions) are stored as bitsets over those codes, so the market
-and the mechanisms read plain arrays and never loop over Python objects.
+Strings (providers, tenants, GPU models, regions, tags) are interned to integer codes and sets
+(tags, acceptable models and regions, provider and tenant lists) are stored as CSR lists of
+those codes (`CodeLists`), whose size grows with the names an order lists, never with the
+vocabulary, so the market and the mechanisms read plain arrays and never loop over Python
+objects. `OrderBook.from_columns` loads whole columns at once without building an order
+object per row; `BookSnapshot.to_columns` (and pandas / arrow) writes them back.
 
 `OrderBook` is mutable; `OrderBook.snapshot()` returns an immutable `BookSnapshot` in O(1) by
 sharing the book's arrays and copying them on the book's next write (copy on write).
@@ -10,6 +13,7 @@ sharing the book's arrays and copying them on the book's next write (copy on wri
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, cast
@@ -19,15 +23,30 @@ import numpy as np
 import numpy.typing as npt
 
 from auction.errors import DuplicateOrderError, InvalidOrderError, UnknownOrderError
-from auction.orders import Offer, Order, Request
+from auction.money import MAX_MONEY
+from auction.orders import MAX_COUNT, Attributes, Offer, Order, Request, _as_name
 
-__all__ = ["SCHEMA", "BookSnapshot", "OrderBook", "Vocabulary"]
+__all__ = [
+    "FORMAT",
+    "SCHEMA",
+    "VERSION",
+    "BookSnapshot",
+    "CodeLists",
+    "ListColumn",
+    "OfferColumns",
+    "OrderBook",
+    "RequestColumns",
+    "Vocabulary",
+]
 
-#: Schema tag written into (and required from) every JSON book.
+#: The ``"format"`` key of every JSON book this version writes.
+FORMAT = "auction.book"
+#: The JSON book format version written; every earlier version still reads.
+VERSION = 2
+#: Format 1's header (``{"schema": "auction.book/1"}``), still read.
 SCHEMA = "auction.book/1"
 
 IntArray = npt.NDArray[np.int64]
-Bitset = npt.NDArray[np.uint64]
 
 _OFFER_SCALARS: dict[str, type] = {
     "provider": np.int32,
@@ -37,6 +56,9 @@ _OFFER_SCALARS: dict[str, type] = {
     "price": np.int64,
     "vram_gb": np.int64,
     "submitted_at": np.int64,
+    "cpu_per_gpu": np.int64,
+    "ram_gb_per_gpu": np.int64,
+    "disk_gb_per_gpu": np.int64,
 }
 _REQUEST_SCALARS: dict[str, type] = {
     "tenant": np.int32,
@@ -50,10 +72,21 @@ _REQUEST_SCALARS: dict[str, type] = {
     "divisible": np.bool_,
     "cluster": np.bool_,
     "submitted_at": np.int64,
+    "min_cpu_per_gpu": np.int64,
+    "min_ram_gb_per_gpu": np.int64,
+    "min_disk_gb_per_gpu": np.int64,
 }
-# bitset column -> vocabulary it indexes
-_OFFER_BITSETS = {"tags": "tags"}
-_REQUEST_BITSETS = {"gpu_models": "models", "regions": "regions", "required_tags": "tags"}
+# list column -> vocabulary its codes index
+_OFFER_LISTS = {"tags": "tags", "tenants": "parties", "exclude_tenants": "parties"}
+_REQUEST_LISTS = {
+    "gpu_models": "models",
+    "regions": "regions",
+    "required_tags": "tags",
+    "providers": "parties",
+    "exclude_providers": "parties",
+}
+# per-row Python values (free-form): attributes mappings and constraint texts
+_EXTRAS = ("attributes", "constraints")
 
 
 class Vocabulary:
@@ -93,33 +126,107 @@ class Vocabulary:
         return v
 
 
-def _words(n_names: int) -> int:
-    return max(1, (n_names + 63) // 64)
+@attrs.frozen(eq=False)
+class CodeLists:
+    """One set-valued column as CSR: row i's codes are ``codes[indptr[i]:indptr[i+1]]``,
+    sorted and distinct. Its width never depends on the vocabulary size."""
+
+    indptr: IntArray
+    codes: IntArray
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def row(self, i: int) -> IntArray:
+        """The codes of row `i`."""
+        return self.codes[self.indptr[i] : self.indptr[i + 1]]
+
+    @property
+    def lengths(self) -> IntArray:
+        """Number of codes per row."""
+        return np.diff(self.indptr)
+
+    @property
+    def owner(self) -> IntArray:
+        """The row of each code: ``repeat(arange(len(self)), lengths)``."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), self.lengths)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.indptr.nbytes + self.codes.nbytes)
+
+    def copy(self) -> CodeLists:
+        """A copy with its own (read-only) arrays."""
+        return CodeLists(_frozen(self.indptr.copy()), _frozen(self.codes.copy()))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CodeLists):
+            return NotImplemented
+        return bool(np.array_equal(self.indptr, other.indptr)
+                    and np.array_equal(self.codes, other.codes))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @staticmethod
+    def from_rows(rows: Sequence[tuple[int, ...]]) -> CodeLists:
+        """CSR of a sequence of sorted code tuples."""
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        codes = np.fromiter(
+            itertools.chain.from_iterable(rows), dtype=np.int64, count=int(indptr[-1])
+        )
+        return CodeLists(_frozen(indptr), _frozen(codes))
+
+    def to_rows(self) -> list[tuple[int, ...]]:
+        """The rows as tuples of codes."""
+        flat, ip = self.codes.tolist(), self.indptr.tolist()
+        return [tuple(flat[a:b]) for a, b in itertools.pairwise(ip)]
+
+    def take(self, rows: IntArray) -> CodeLists:
+        """The lists of the given rows, in that order."""
+        lengths = self.lengths[rows]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        idx = _gather(self.indptr[:-1][rows], lengths)
+        return CodeLists(_frozen(indptr), _frozen(self.codes[idx]))
 
 
-def bitset_of(codes: Iterable[int], words: int) -> Bitset:
-    """Pack integer codes into a bitset of `words` uint64 words."""
-    out = np.zeros(words, dtype=np.uint64)
-    for c in codes:
-        out[c >> 6] |= np.uint64(1) << np.uint64(c & 63)
-    return out
+def _gather(starts: IntArray, lengths: IntArray) -> IntArray:
+    total = int(lengths.sum())
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + np.arange(total, dtype=np.int64) - first
+
+
+def _frozen(a: Any) -> Any:
+    a.flags.writeable = False
+    return a
+
+
+_EMPTY_ROW: tuple[int, ...] = ()
 
 
 class _Table:
-    """Growable, copy-on-write columns for one side of the book."""
+    """Growable, copy-on-write columns for one side of the book.
 
-    def __init__(self, scalars: Mapping[str, type], bitsets: Mapping[str, str]) -> None:
+    Scalars live in numpy arrays with spare capacity; set-valued columns as per-row code
+    tuples (cheap single-row writes) or as CSR (built in bulk by `from_columns`), whichever
+    was written last, converted lazily; order objects are built lazily for bulk-loaded rows.
+    """
+
+    def __init__(self, scalars: Mapping[str, type], lists: Mapping[str, str]) -> None:
         self.scalars = dict(scalars)
-        self.bitsets = dict(bitsets)
+        self.list_vocab = dict(lists)
         self.n = 0
         self.cap = 16
         self.ids: list[str] = []
-        self.objects: list[Order] = []
+        self.objects: list[Order | None] = []
         self.cols: dict[str, np.ndarray] = {
             k: np.zeros(self.cap, dtype=t) for k, t in scalars.items()
         }
-        for k in bitsets:
-            self.cols[k] = np.zeros((self.cap, 1), dtype=np.uint64)
+        self.rows: dict[str, list[tuple[int, ...]] | None] = {k: [] for k in lists}
+        self.csr: dict[str, CodeLists | None] = {k: None for k in lists}
+        self.extras: dict[str, list[Any]] = {k: [] for k in _EXTRAS}
         self.shared = False
         self.ids_array: np.ndarray | None = None
 
@@ -129,9 +236,20 @@ class _Table:
             self.cols = {k: v.copy() for k, v in self.cols.items()}
             self.ids = list(self.ids)
             self.objects = list(self.objects)
+            self.rows = {k: None if v is None else list(v) for k, v in self.rows.items()}
+            self.extras = {k: list(v) for k, v in self.extras.items()}
             self.shared = False
 
-    def reserve(self, extra: int, widths: Mapping[str, int]) -> None:
+    def _row_lists(self, k: str) -> list[tuple[int, ...]]:
+        rows = self.rows[k]
+        if rows is None:
+            csr = self.csr[k]
+            assert csr is not None
+            rows = self.rows[k] = csr.to_rows()
+        self.csr[k] = None  # about to change
+        return rows
+
+    def reserve(self, extra: int) -> None:
         need = self.n + extra
         if need > self.cap:
             cap = max(need, 2 * self.cap)
@@ -140,16 +258,23 @@ class _Table:
                 grown[: self.n] = v[: self.n]
                 self.cols[k] = grown
             self.cap = cap
-        for k, vocab in self.bitsets.items():
-            w = widths[vocab]
-            v = self.cols[k]
-            if v.shape[1] < w:
-                self.cols[k] = np.pad(v, ((0, 0), (0, w - v.shape[1])))
 
     def write(self, i: int, row: Mapping[str, Any], order: Order) -> None:
         self.ids_array = None
         for k, v in row.items():
-            self.cols[k][i] = v
+            if k in self.rows:
+                rows = self._row_lists(k)
+                if i == self.n:
+                    rows.append(v)
+                else:
+                    rows[i] = v
+            elif k in self.extras:
+                if i == self.n:
+                    self.extras[k].append(v)
+                else:
+                    self.extras[k][i] = v
+            else:
+                self.cols[k][i] = v
         if i == self.n:
             self.ids.append(order.id)
             self.objects.append(order)
@@ -163,23 +288,54 @@ class _Table:
         self.ids_array = None
         last = self.n - 1
         moved = None
+        lists = [self._row_lists(k) for k in self.rows]
         if i != last:
             for v in self.cols.values():
                 v[i] = v[last]
+            for seq in (*lists, *self.extras.values()):
+                seq[i] = seq[last]
             self.ids[i] = self.ids[last]
             self.objects[i] = self.objects[last]
             moved = self.ids[i]
+        for seq in (*lists, *self.extras.values()):
+            seq.pop()
         self.ids.pop()
         self.objects.pop()
         self.n -= 1
         return moved
 
-    def view(self) -> dict[str, np.ndarray]:
-        out = {}
+    def load(self, cols: Mapping[str, np.ndarray], lists: Mapping[str, CodeLists],
+             extras: Mapping[str, list[Any]], ids: list[str]) -> None:
+        """Replace an empty table by bulk columns (`OrderBook.from_columns`)."""
+        n = len(ids)
+        self.cols = {k: np.ascontiguousarray(cols[k], dtype=t) for k, t in self.scalars.items()}
+        self.cap = n
+        self.n = n
+        self.ids = ids
+        self.objects = [None] * n
+        self.rows = {k: None for k in self.list_vocab}
+        self.csr = dict(lists)
+        self.extras = {k: list(extras[k]) for k in _EXTRAS}
+        self.ids_array = None
+
+    def view(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for k, v in self.cols.items():
             a = v[: self.n]
             a.flags.writeable = False
             out[k] = a
+        for k in self.rows:
+            csr = self.csr[k]
+            if csr is None:  # rebuilt only after a write
+                rows = self.rows[k]
+                assert rows is not None
+                csr = self.csr[k] = CodeLists.from_rows(rows)
+            out[k] = csr
+        for k, values in self.extras.items():
+            col = np.empty(len(values), dtype=object)
+            col[:] = values
+            col.flags.writeable = False
+            out[k] = col
         if self.ids_array is None:  # rebuilt only after a write
             ids = np.array(self.ids, dtype=str) if self.n else np.empty(0, dtype="<U1")
             ids.flags.writeable = False
@@ -191,7 +347,9 @@ class _Table:
 
 @attrs.frozen(eq=False)
 class OfferColumns:
-    """Offers as columns; row i of every array is one offer."""
+    """Offers as columns; row i of every array is one offer. Set-valued fields are
+    `CodeLists` of vocabulary codes; ``attributes`` and ``constraints`` hold per-row values
+    (an empty mapping / None when unset)."""
 
     id: npt.NDArray[np.str_]
     provider: npt.NDArray[np.int32]
@@ -201,7 +359,14 @@ class OfferColumns:
     price: IntArray
     vram_gb: IntArray
     submitted_at: IntArray
-    tags: Bitset
+    cpu_per_gpu: IntArray
+    ram_gb_per_gpu: IntArray
+    disk_gb_per_gpu: IntArray
+    tags: CodeLists
+    tenants: CodeLists
+    exclude_tenants: CodeLists
+    attributes: npt.NDArray[np.object_]
+    constraints: npt.NDArray[np.object_]
 
     def __len__(self) -> int:
         return len(self.id)
@@ -209,23 +374,31 @@ class OfferColumns:
 
 @attrs.frozen(eq=False)
 class RequestColumns:
-    """Requests as columns; set-valued fields are bitsets with an any-flag for 'empty'."""
+    """Requests as columns; set-valued fields are `CodeLists` (``any_model`` and
+    ``any_region`` flag the empty sets, which mean 'any')."""
 
     id: npt.NDArray[np.str_]
     tenant: npt.NDArray[np.int32]
     gpus: IntArray
     max_price: IntArray
     any_model: npt.NDArray[np.bool_]
-    gpu_models: Bitset
     any_region: npt.NDArray[np.bool_]
-    regions: Bitset
     min_vram_gb: IntArray
-    required_tags: Bitset
     min_reputation: npt.NDArray[np.float64]
     duration_hours: IntArray
     divisible: npt.NDArray[np.bool_]
     cluster: npt.NDArray[np.bool_]
     submitted_at: IntArray
+    min_cpu_per_gpu: IntArray
+    min_ram_gb_per_gpu: IntArray
+    min_disk_gb_per_gpu: IntArray
+    gpu_models: CodeLists
+    regions: CodeLists
+    required_tags: CodeLists
+    providers: CodeLists
+    exclude_providers: CodeLists
+    attributes: npt.NDArray[np.object_]
+    constraints: npt.NDArray[np.object_]
 
     def __len__(self) -> int:
         return len(self.id)
@@ -238,10 +411,10 @@ class BookSnapshot:
     Attributes:
         offers: offer columns.
         requests: request columns.
-        parties: names behind the provider and tenant codes.
-        models: names behind GPU model codes (and request model bitsets).
+        parties: names behind the provider and tenant codes (and provider/tenant lists).
+        models: names behind GPU model codes.
         regions: names behind region codes.
-        tags: names behind tag bits.
+        tags: names behind tag codes.
     """
 
     offers: OfferColumns
@@ -250,8 +423,8 @@ class BookSnapshot:
     models: tuple[str, ...]
     regions: tuple[str, ...]
     tags: tuple[str, ...]
-    _offer_objects: Sequence[Offer] = attrs.field(alias="offer_objects", repr=False)
-    _request_objects: Sequence[Request] = attrs.field(alias="request_objects", repr=False)
+    _offer_objects: list[Offer | None] = attrs.field(alias="offer_objects", repr=False)
+    _request_objects: list[Request | None] = attrs.field(alias="request_objects", repr=False)
 
     @property
     def n_offers(self) -> int:
@@ -262,32 +435,177 @@ class BookSnapshot:
         return len(self.requests)
 
     def offer(self, row: int) -> Offer:
-        """The `Offer` behind column row `row`."""
-        return self._offer_objects[row]
+        """The `Offer` behind column row `row` (built from the columns on first use when the
+        book was loaded with `OrderBook.from_columns`)."""
+        o = self._offer_objects[row]
+        if o is None:
+            o = _offer_of(self, row)
+            self._offer_objects[row] = o
+        return o
 
     def request(self, row: int) -> Request:
         """The `Request` behind column row `row`."""
-        return self._request_objects[row]
+        r = self._request_objects[row]
+        if r is None:
+            r = _request_of(self, row)
+            self._request_objects[row] = r
+        return r
 
     def offer_list(self) -> list[Offer]:
         """All offers in row order."""
-        return list(self._offer_objects)
+        return [self.offer(i) for i in range(self.n_offers)]
 
     def request_list(self) -> list[Request]:
         """All requests in row order."""
-        return list(self._request_objects)
+        return [self.request(i) for i in range(self.n_requests)]
 
     def to_records(self) -> dict[str, list[dict[str, Any]]]:
         """Offers and requests as dicts, each side sorted by (submitted_at, id)."""
         key = _priority_key
         return {
-            "offers": [o.to_record() for o in sorted(self._offer_objects, key=key)],
-            "requests": [r.to_record() for r in sorted(self._request_objects, key=key)],
+            "offers": [o.to_record() for o in sorted(self.offer_list(), key=key)],
+            "requests": [r.to_record() for r in sorted(self.request_list(), key=key)],
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
-        """The book as JSON in the `auction.book/1` schema (see docs/concepts.md)."""
-        return json.dumps({"schema": SCHEMA, **self.to_records()}, indent=indent)
+        """The book as JSON, format `FORMAT` version `VERSION` (see docs/market.md)."""
+        return json.dumps({"format": FORMAT, "version": VERSION, **self.to_records()},
+                          indent=indent)
+
+    def to_columns(self) -> dict[str, dict[str, Any]]:
+        """Both sides as columns, names decoded: ``{"offers": {...}, "requests": {...}}``.
+
+        Scalars are numpy arrays (strings as ``str`` arrays); set-valued fields are
+        `ListColumn` (offsets and values); ``attributes`` and ``constraints`` are object
+        arrays (empty mapping / None when unset). Rows are in book row order; the result
+        reads back with `OrderBook.from_columns`.
+        """
+        return {
+            "offers": _side_columns(self, self.offers, _OFFER_SCALARS, _OFFER_LISTS),
+            "requests": _side_columns(self, self.requests, _REQUEST_SCALARS, _REQUEST_LISTS),
+        }
+
+    def to_pandas(self) -> tuple[Any, Any]:
+        """(offers, requests) as pandas DataFrames, set-valued columns as lists (needs pandas)."""
+        import pandas as pd
+
+        out = []
+        for side in self.to_columns().values():
+            data = {k: (v.to_lists() if isinstance(v, ListColumn) else v) for k, v in side.items()}
+            out.append(pd.DataFrame(data))
+        return out[0], out[1]
+
+    def to_arrow(self) -> tuple[Any, Any]:
+        """(offers, requests) as pyarrow Tables, set-valued columns as list<string>
+        (needs pyarrow: ``pip install auction[columns]``)."""
+        import pyarrow as pa
+
+        out = []
+        for side in self.to_columns().values():
+            arrays = {}
+            for k, v in side.items():
+                if isinstance(v, ListColumn):
+                    arrays[k] = pa.ListArray.from_arrays(
+                        pa.array(v.offsets.astype(np.int32)), pa.array(v.values, pa.string())
+                    )
+                elif k == "attributes":
+                    arrays[k] = pa.array([json.dumps(dict(a)) if a else None for a in v],
+                                         pa.string())
+                elif k == "constraints":
+                    arrays[k] = pa.array(list(v), pa.string())
+                else:
+                    arrays[k] = pa.array(v)
+            out.append(pa.table(arrays))
+        return out[0], out[1]
+
+
+@attrs.frozen(eq=False)
+class ListColumn:
+    """A set-valued column by name: row i holds ``values[offsets[i]:offsets[i+1]]``."""
+
+    offsets: IntArray
+    values: npt.NDArray[np.str_]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def to_lists(self) -> list[list[str]]:
+        """The rows as Python lists."""
+        vals, ip = self.values.tolist(), self.offsets.tolist()
+        return [vals[a:b] for a, b in itertools.pairwise(ip)]
+
+
+_LIST_VOCABS = {"tags": "tags", "models": "models", "regions": "regions", "parties": "parties"}
+_NAME_FIELDS = {"provider": "parties", "tenant": "parties", "gpu_model": "models",
+                "region": "regions"}
+_DERIVED = frozenset({"any_model", "any_region"})
+
+
+def _vocab_names(snap: BookSnapshot, vocab: str) -> tuple[str, ...]:
+    return cast(tuple[str, ...], getattr(snap, vocab))
+
+
+def _side_columns(
+    snap: BookSnapshot, cols: Any, scalars: Mapping[str, type], lists: Mapping[str, str]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": np.asarray(cols.id)}
+    for k in scalars:
+        if k in _DERIVED:
+            continue
+        a = getattr(cols, k)
+        if k in _NAME_FIELDS:
+            names = np.asarray(_vocab_names(snap, _NAME_FIELDS[k]) or ("",), dtype=str)
+            out[k] = names[a]
+        else:
+            out[k] = np.array(a)
+    for k, vocab in lists.items():
+        cl: CodeLists = getattr(cols, k)
+        names = np.asarray(_vocab_names(snap, vocab) or ("",), dtype=str)
+        out[k] = ListColumn(np.array(cl.indptr), names[cl.codes])
+    attrs_col = np.empty(len(cols), dtype=object)
+    attrs_col[:] = [dict(a) if a else {} for a in cols.attributes]
+    out["attributes"] = attrs_col
+    out["constraints"] = np.array(cols.constraints, dtype=object)
+    return out
+
+
+def _names_of(snap: BookSnapshot, cl: CodeLists, vocab: str, row: int) -> frozenset[str]:
+    names = _vocab_names(snap, vocab)
+    return frozenset(names[c] for c in cl.row(row).tolist())
+
+
+def _offer_of(snap: BookSnapshot, i: int) -> Offer:
+    c = snap.offers
+    return Offer(
+        id=str(c.id[i]), provider=snap.parties[c.provider[i]],
+        gpu_model=snap.models[c.gpu_model[i]], gpus=int(c.gpus[i]), price=int(c.price[i]),
+        region=snap.regions[c.region[i]], vram_gb=int(c.vram_gb[i]),
+        tags=_names_of(snap, c.tags, "tags", i), submitted_at=int(c.submitted_at[i]),
+        tenants=_names_of(snap, c.tenants, "parties", i),
+        exclude_tenants=_names_of(snap, c.exclude_tenants, "parties", i),
+        cpu_per_gpu=int(c.cpu_per_gpu[i]), ram_gb_per_gpu=int(c.ram_gb_per_gpu[i]),
+        disk_gb_per_gpu=int(c.disk_gb_per_gpu[i]),
+        attributes=Attributes(c.attributes[i] or {}), constraints=c.constraints[i],
+    )
+
+
+def _request_of(snap: BookSnapshot, i: int) -> Request:
+    c = snap.requests
+    return Request(
+        id=str(c.id[i]), tenant=snap.parties[c.tenant[i]], gpus=int(c.gpus[i]),
+        max_price=int(c.max_price[i]), gpu_models=_names_of(snap, c.gpu_models, "models", i),
+        regions=_names_of(snap, c.regions, "regions", i), min_vram_gb=int(c.min_vram_gb[i]),
+        required_tags=_names_of(snap, c.required_tags, "tags", i),
+        min_reputation=float(c.min_reputation[i]), duration_hours=int(c.duration_hours[i]),
+        divisible=bool(c.divisible[i]), cluster=bool(c.cluster[i]),
+        submitted_at=int(c.submitted_at[i]),
+        providers=_names_of(snap, c.providers, "parties", i),
+        exclude_providers=_names_of(snap, c.exclude_providers, "parties", i),
+        min_cpu_per_gpu=int(c.min_cpu_per_gpu[i]),
+        min_ram_gb_per_gpu=int(c.min_ram_gb_per_gpu[i]),
+        min_disk_gb_per_gpu=int(c.min_disk_gb_per_gpu[i]),
+        attributes=Attributes(c.attributes[i] or {}), constraints=c.constraints[i],
+    )
 
 
 def _priority_key(order: Order) -> tuple[int, str]:
@@ -303,8 +621,8 @@ class OrderBook:
     """
 
     def __init__(self, orders: Iterable[Order] = ()) -> None:
-        self._offers = _Table(_OFFER_SCALARS, _OFFER_BITSETS)
-        self._requests = _Table(_REQUEST_SCALARS, _REQUEST_BITSETS)
+        self._offers = _Table(_OFFER_SCALARS, _OFFER_LISTS)
+        self._requests = _Table(_REQUEST_SCALARS, _REQUEST_LISTS)
         self._where: dict[str, tuple[Literal["offer", "request"], int]] = {}
         self._vocab = {k: Vocabulary() for k in ("parties", "models", "regions", "tags")}
         self._shared = False
@@ -318,8 +636,8 @@ class OrderBook:
         return order_id in self._where
 
     def __iter__(self) -> Iterator[Order]:
-        yield from self._offers.objects
-        yield from self._requests.objects
+        yield from self.offers()
+        yield from self.requests()
 
     def __repr__(self) -> str:
         return f"OrderBook({self.n_offers} offers, {self.n_requests} requests)"
@@ -335,14 +653,21 @@ class OrderBook:
     def get(self, order_id: str) -> Order:
         """The order with this id; `UnknownOrderError` if there is none."""
         side, row = self._locate(order_id)
-        table = self._offers if side == "offer" else self._requests
-        return table.objects[row]
+        return self._object(side, row)
 
     def offers(self) -> list[Offer]:
-        return cast(list[Offer], list(self._offers.objects))
+        return [cast(Offer, self._object("offer", i)) for i in range(self._offers.n)]
 
     def requests(self) -> list[Request]:
-        return cast(list[Request], list(self._requests.objects))
+        return [cast(Request, self._object("request", i)) for i in range(self._requests.n)]
+
+    def _object(self, side: Literal["offer", "request"], row: int) -> Order:
+        table = self._offers if side == "offer" else self._requests
+        o = table.objects[row]
+        if o is None:  # a bulk-loaded row: build it from a snapshot's columns
+            snap = self.snapshot()
+            o = snap.offer(row) if side == "offer" else snap.request(row)
+        return o
 
     # -- writing ------------------------------------------------------------------------
     def add(self, order: Order) -> None:
@@ -366,22 +691,21 @@ class OrderBook:
         requests = [o for o in batch if isinstance(o, Request)]
         rows_o = [self._offer_row(o) for o in offers]
         rows_r = [self._request_row(r) for r in requests]
-        widths = self._widths()
-        self._offers.reserve(len(offers), widths)
-        self._requests.reserve(len(requests), widths)
+        self._offers.reserve(len(offers))
+        self._requests.reserve(len(requests))
         for o, row in zip(offers, rows_o, strict=True):
             self._where[o.id] = ("offer", self._offers.n)
-            self._offers.write(self._offers.n, self._pad(row, widths), o)
+            self._offers.write(self._offers.n, row, o)
         for r, row in zip(requests, rows_r, strict=True):
             self._where[r.id] = ("request", self._requests.n)
-            self._requests.write(self._requests.n, self._pad(row, widths), r)
+            self._requests.write(self._requests.n, row, r)
 
     def cancel(self, order_id: str) -> Order:
         """Remove an order by id and return it."""
         side, row = self._locate(order_id)
+        order = self._object(side, row)
         self._own()
         table = self._offers if side == "offer" else self._requests
-        order = table.objects[row]
         moved = table.swap_remove(row)
         del self._where[order_id]
         if moved is not None:
@@ -397,7 +721,7 @@ class OrderBook:
         if "id" in changes and changes["id"] != order_id:
             raise InvalidOrderError("id", changes["id"], "cannot be amended", order_id=order_id)
         table = self._offers if side == "offer" else self._requests
-        old = table.objects[row]
+        old = self._object(side, row)
         names = {a.name for a in attrs.fields(type(old))}
         for k, v in changes.items():
             if k not in names:
@@ -406,10 +730,7 @@ class OrderBook:
         new = attrs.evolve(old, **changes)
         self._own()
         built = self._offer_row(new) if isinstance(new, Offer) else self._request_row(new)
-        widths = self._widths()
-        self._offers.reserve(0, widths)
-        self._requests.reserve(0, widths)
-        table.write(row, self._pad(built, widths), new)
+        table.write(row, built, new)
         return new
 
     def snapshot(self) -> BookSnapshot:
@@ -425,8 +746,8 @@ class OrderBook:
             models=v["models"].names(),
             regions=v["regions"].names(),
             tags=v["tags"].names(),
-            offer_objects=cast(Sequence[Offer], self._offers.objects),
-            request_objects=cast(Sequence[Request], self._requests.objects),
+            offer_objects=cast(list[Offer | None], self._offers.objects),
+            request_objects=cast(list[Request | None], self._requests.objects),
         )
 
     # -- records and JSON ---------------------------------------------------------------
@@ -462,21 +783,37 @@ class OrderBook:
         return self.snapshot().to_records()
 
     def to_json(self, *, indent: int | None = None) -> str:
-        """The book as JSON in the `auction.book/1` schema."""
+        """The book as JSON, format `FORMAT` version `VERSION`."""
         return self.snapshot().to_json(indent=indent)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> OrderBook:
-        """Read a book written by `to_json`; errors name the offending order and field."""
+        """Read a book written by `to_json`, by this version or any earlier one (format 1:
+        ``{"schema": "auction.book/1"}``); errors name the offending order and field, and a
+        version newer than this library reads raises `InvalidOrderError` on ``version``."""
         try:
             data = json.loads(text)
         except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, nesting
             raise InvalidOrderError("json", str(e), "is not valid JSON") from None
         if not isinstance(data, dict):
             raise InvalidOrderError("json", type(data).__name__, "top level must be an object")
-        if data.get("schema") != SCHEMA:
+        if "format" in data or "version" in data:
+            if data.get("format") != FORMAT:
+                raise InvalidOrderError("format", data.get("format"), f"must be {FORMAT!r}")
+            version = data.get("version")
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                raise InvalidOrderError("version", version, "must be an int >= 1")
+            if version > VERSION:
+                raise InvalidOrderError(
+                    "version", version,
+                    f"is newer than this library reads (versions 1 to {VERSION}): upgrade auction",
+                )
+            header = {"format", "version"}
+        elif data.get("schema") != SCHEMA:
             raise InvalidOrderError("schema", data.get("schema"), f"must be {SCHEMA!r}")
-        extra = sorted(set(data) - {"schema", "offers", "requests"})
+        else:
+            header = {"schema"}
+        extra = sorted(set(data) - header - {"offers", "requests"})
         if extra:
             raise InvalidOrderError(extra[0], data[extra[0]], "is not a key of a book")
         for side in ("offers", "requests"):
@@ -492,6 +829,7 @@ class OrderBook:
         value (None, NaN, ``pd.NA``) means the field is absent: its default (the empty set for
         set-valued fields), or an error naming the field if it is required. Integer columns
         with missing values need a nullable integer dtype (``"Int64"``): floats are refused.
+        This is the record path (one order object per row); `from_columns` is the fast one.
         """
         try:
             import pandas as pd
@@ -507,7 +845,7 @@ class OrderBook:
             for rec in df.to_dict(orient="records"):
                 clean = {}
                 for k, v in rec.items():
-                    collection = isinstance(v, list | tuple | set | frozenset | np.ndarray)
+                    collection = isinstance(v, list | tuple | set | frozenset | np.ndarray | dict)
                     if not collection and pd.isna(v) is True:
                         continue  # absent: the field's default, or "is required"
                     if isinstance(v, np.generic):
@@ -517,6 +855,41 @@ class OrderBook:
             return out
 
         return cls.from_records(records(offers), records(requests))
+
+    @classmethod
+    def from_columns(cls, offers: Any = None, requests: Any = None) -> OrderBook:
+        """Build a book from columns, vectorised: no order object is built per row.
+
+        Each side is a mapping of field name -> array-like (numpy array, list), a pandas
+        DataFrame or a pyarrow Table, one row per order, with the fields of `Offer` /
+        `Request` as columns (required ones must be present; others take their defaults).
+        Set-valued columns hold lists/sets of names per row (or None), a pyarrow list
+        column, or a `ListColumn`; ``attributes`` holds mappings (or None); ``constraints``
+        strings (or None). Validation is the same as the order constructors': the first bad
+        row raises `InvalidOrderError` naming its order id, the field and the value.
+        """
+        book = cls()
+        seen: dict[str, tuple[Literal["offer", "request"], int]] = {}
+        loaded = []
+        sides: tuple[tuple[Literal["offer", "request"], Any], ...] = (
+            ("offer", offers), ("request", requests)
+        )
+        for side, data in sides:
+            if data is None:
+                continue
+            table = book._offers if side == "offer" else book._requests
+            part = _load_side(side, data, book._vocab)
+            ids = part.ids
+            mine = dict(zip(ids, zip(itertools.repeat(side), range(len(ids)), strict=False),
+                            strict=True))
+            if len(mine) != len(ids) or (seen and not mine.keys().isdisjoint(seen)):
+                _raise_duplicate(ids, seen)
+            seen.update(mine)
+            loaded.append((table, part))
+        for table, part in loaded:
+            table.load(part.cols, part.lists, part.extras, part.ids)
+        book._where = seen
+        return book
 
     # -- internals ----------------------------------------------------------------------
     def _locate(self, order_id: str) -> tuple[Literal["offer", "request"], int]:
@@ -533,12 +906,9 @@ class OrderBook:
             self._vocab = {k: v.copy() for k, v in self._vocab.items()}
             self._shared = False
 
-    def _widths(self) -> dict[str, int]:
-        return {k: _words(len(v)) for k, v in self._vocab.items()}
-
-    def _codes(self, vocab: str, names: Iterable[str]) -> list[int]:
+    def _codes(self, vocab: str, names: Iterable[str]) -> tuple[int, ...]:
         v = self._vocab[vocab]
-        return [v.code(n) for n in sorted(names)]
+        return tuple(sorted(v.code(n) for n in names))
 
     def _offer_row(self, o: Offer) -> dict[str, Any]:
         v = self._vocab
@@ -550,7 +920,14 @@ class OrderBook:
             "price": o.price,
             "vram_gb": o.vram_gb,
             "submitted_at": o.submitted_at,
+            "cpu_per_gpu": o.cpu_per_gpu,
+            "ram_gb_per_gpu": o.ram_gb_per_gpu,
+            "disk_gb_per_gpu": o.disk_gb_per_gpu,
             "tags": self._codes("tags", o.tags),
+            "tenants": self._codes("parties", o.tenants),
+            "exclude_tenants": self._codes("parties", o.exclude_tenants),
+            "attributes": o.attributes or None,
+            "constraints": o.constraints,
         }
 
     def _request_row(self, r: Request) -> dict[str, Any]:
@@ -569,13 +946,357 @@ class OrderBook:
             "divisible": r.divisible,
             "cluster": r.cluster,
             "submitted_at": r.submitted_at,
+            "providers": self._codes("parties", r.providers),
+            "exclude_providers": self._codes("parties", r.exclude_providers),
+            "min_cpu_per_gpu": r.min_cpu_per_gpu,
+            "min_ram_gb_per_gpu": r.min_ram_gb_per_gpu,
+            "min_disk_gb_per_gpu": r.min_disk_gb_per_gpu,
+            "attributes": r.attributes or None,
+            "constraints": r.constraints,
         }
 
-    @staticmethod
-    def _pad(row: dict[str, Any], widths: Mapping[str, int]) -> dict[str, Any]:
-        vocab_of = {**_OFFER_BITSETS, **_REQUEST_BITSETS}
-        out = dict(row)
-        for k, vocab in vocab_of.items():
-            if k in out:
-                out[k] = bitset_of(out[k], widths[vocab])
+
+def _raise_duplicate(ids: list[str], seen: Mapping[str, Any]) -> None:
+    """Raise `DuplicateOrderError` for the first id already seen (earlier or on the other
+    side)."""
+    now: set[str] = set()
+    for i in ids:
+        if i in now or i in seen:
+            raise DuplicateOrderError(i)
+        now.add(i)
+
+
+# -- columnar ingest ------------------------------------------------------------------------
+_REQUIRED = {
+    "offer": ("id", "provider", "gpu_model", "gpus", "price", "region", "vram_gb"),
+    "request": ("id", "tenant", "gpus", "max_price"),
+}
+_INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "gpus": (1, MAX_COUNT), "price": (0, MAX_MONEY), "max_price": (0, MAX_MONEY),
+    "vram_gb": (0, MAX_COUNT), "min_vram_gb": (0, MAX_COUNT), "submitted_at": (0, 2**63 - 1),
+    "duration_hours": (1, MAX_COUNT), "cpu_per_gpu": (0, MAX_COUNT),
+    "ram_gb_per_gpu": (0, MAX_COUNT), "disk_gb_per_gpu": (0, MAX_COUNT),
+    "min_cpu_per_gpu": (0, MAX_COUNT), "min_ram_gb_per_gpu": (0, MAX_COUNT),
+    "min_disk_gb_per_gpu": (0, MAX_COUNT),
+}
+_INT_DEFAULTS = {"duration_hours": 1}
+
+
+@attrs.frozen
+class _Loaded:
+    ids: list[str]
+    cols: dict[str, np.ndarray]
+    lists: dict[str, CodeLists]
+    extras: dict[str, list[Any]]
+
+
+def _column_dict(data: Any, kind: str) -> dict[str, Any]:
+    """Field name -> column, from a mapping, a pandas DataFrame or a pyarrow Table."""
+    if isinstance(data, Mapping):
+        return {str(k): v for k, v in data.items()}
+    mod = type(data).__module__
+    if mod.startswith("pandas") and hasattr(data, "columns"):
+        return {str(c): data[c] for c in data.columns}
+    if mod.startswith("pyarrow") and hasattr(data, "column_names"):
+        return {str(c): data.column(c) for c in data.column_names}
+    raise InvalidOrderError(
+        f"{kind}s", type(data).__name__, "must be a mapping of columns, a DataFrame or a Table"
+    )
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return bool(v != v)  # NaN, pd.NA raises
+    except TypeError:
+        return True
+
+
+def _plain(col: Any) -> Any:
+    """A column as a numpy array (numeric/bool/str dtypes kept) or a list of Python values."""
+    mod = type(col).__module__
+    if mod.startswith("pyarrow"):
+        if hasattr(col, "combine_chunks"):
+            col = col.combine_chunks()
+        if col.null_count:
+            return col.to_pylist()
+        try:
+            return col.to_numpy(zero_copy_only=False)
+        except Exception:  # nested types: Python values
+            return col.to_pylist()
+    if mod.startswith("pandas"):
+        if col.hasnans if hasattr(col, "hasnans") else False:
+            return col.to_numpy(dtype=object)
+        return col.to_numpy()
+    if isinstance(col, np.ndarray):
+        return col
+    return np.asarray(col) if not isinstance(col, list | tuple) else list(col)
+
+
+def _first_bad(mask: Any) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _int_column(vals: Any, field: str, ids: Sequence[str], n: int) -> IntArray:
+    lo, hi = _INT_BOUNDS[field]
+    arr = np.asarray(vals) if not isinstance(vals, list) else None
+    if arr is not None and arr.dtype.kind in "iu":
+        if arr.dtype.kind == "u":
+            big = arr > np.uint64(2**63 - 1)
+            if big.any():
+                i = _first_bad(big)
+                raise InvalidOrderError(field, int(arr[i]), f"must be in [{lo}, {hi}]",
+                                        order_id=ids[i])
+        out = arr.astype(np.int64)
+        bad = (out < lo) | (out > hi)
+        if bad.any():
+            i = _first_bad(bad)
+            raise InvalidOrderError(field, int(out[i]), f"must be in [{lo}, {hi}]",
+                                    order_id=ids[i])
         return out
+    items = vals if isinstance(vals, list) else list(np.asarray(vals, dtype=object))
+    out_l = []
+    for i, v in enumerate(items):
+        if isinstance(v, np.generic):
+            v = v.item()
+        if _is_missing(v):
+            raise InvalidOrderError(field, None, "is required", order_id=ids[i])
+        if isinstance(v, bool) or not isinstance(v, int):
+            kind = "a bool" if isinstance(v, bool) else type(v).__name__
+            raise InvalidOrderError(field, v, f"must be an int, not {kind}", order_id=ids[i])
+        if v < lo or v > hi:
+            raise InvalidOrderError(field, v, f"must be in [{lo}, {hi}]", order_id=ids[i])
+        out_l.append(v)
+    return np.array(out_l, dtype=np.int64).reshape(n)
+
+
+def _bool_column(vals: Any, field: str, ids: Sequence[str], n: int) -> npt.NDArray[np.bool_]:
+    arr = np.asarray(vals) if not isinstance(vals, list) else None
+    if arr is not None and arr.dtype == np.bool_:
+        return arr
+    items = vals if isinstance(vals, list) else list(np.asarray(vals, dtype=object))
+    for i, v in enumerate(items):
+        if not isinstance(v, bool | np.bool_):
+            raise InvalidOrderError(field, v, "must be a bool", order_id=ids[i])
+    return np.array(items, dtype=bool).reshape(n)
+
+
+def _rep_column(vals: Any, ids: Sequence[str], n: int) -> npt.NDArray[np.float64]:
+    arr = np.asarray(vals) if not isinstance(vals, list) else None
+    if arr is None or arr.dtype.kind not in "iuf":
+        items = vals if isinstance(vals, list) else list(np.asarray(vals, dtype=object))
+        for i, v in enumerate(items):
+            if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.number):
+                raise InvalidOrderError("min_reputation", v, "must be a number in [0, 1]",
+                                        order_id=ids[i])
+        arr = np.array([float(v) for v in items], dtype=np.float64)
+    out = arr.astype(np.float64).reshape(n)
+    bad = ~((out >= 0.0) & (out <= 1.0))  # NaN too
+    if bad.any():
+        i = _first_bad(bad)
+        raise InvalidOrderError("min_reputation", arr[i].item(), "must be in [0, 1]",
+                                order_id=ids[i])
+    return out
+
+
+def _factorize(values: Any) -> tuple[IntArray, list[Any]]:
+    """(code per value, distinct values), hash-based with pandas when it is installed."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - depends on the environment
+        arr = np.asarray(values, dtype=object)
+        seen: dict[Any, int] = {}
+        codes = np.fromiter((seen.setdefault(v, len(seen)) for v in arr), dtype=np.int64,
+                            count=len(arr))
+        return codes, list(seen)
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+    return codes.astype(np.int64), list(uniques)
+
+
+def _name_codes(vals: Any, field: str, ids: Sequence[str], vocab: Vocabulary) -> IntArray:
+    """Vocabulary codes of a column of names, each distinct name validated once."""
+    codes, uniques = _factorize(vals)
+    mapped = np.empty(len(uniques), dtype=np.int64)
+    for u, name in enumerate(uniques):
+        if isinstance(name, np.str_):
+            name = str(name)
+        try:
+            checked = _as_name(name, field, None)
+        except InvalidOrderError as e:
+            i = _first_bad(codes == u)
+            raise InvalidOrderError(field, name, e.reason, order_id=ids[i]) from None
+        mapped[u] = vocab.code(checked)
+    return mapped[codes] if len(codes) else np.zeros(0, dtype=np.int64)
+
+
+def _id_column(vals: Any, n: int) -> list[str]:
+    ids = vals.tolist() if isinstance(vals, np.ndarray) else list(vals)
+    if isinstance(vals, np.ndarray) and vals.dtype.kind == "U":
+        arr = vals
+        bad = (np.strings.str_len(arr) == 0) | (np.strings.strip(arr) != arr)
+        bad |= np.strings.find(arr, "\0") >= 0
+        if bad.any():
+            i = _first_bad(bad)
+            _as_name(ids[i], "id", None)  # raises, naming the position
+        return ids
+    for i, v in enumerate(ids):
+        if type(v) is not str or not v or "\0" in v or v != v.strip():
+            try:
+                ids[i] = _as_name(v.item() if isinstance(v, np.generic) else v, "id", None)
+            except InvalidOrderError as e:
+                raise InvalidOrderError("id", v, e.reason, order_id=f"row {i}") from None
+    return ids
+
+
+def _list_column(vals: Any, field: str, ids: Sequence[str], vocab: Vocabulary) -> CodeLists:
+    """A set-valued column as sorted, distinct vocabulary codes per row."""
+    n = len(ids)
+    flat: Any
+    if isinstance(vals, ListColumn):
+        offsets, flat = np.asarray(vals.offsets, dtype=np.int64), vals.values
+    elif type(vals).__module__.startswith("pyarrow") and hasattr(vals, "type"):
+        arr = vals.combine_chunks() if hasattr(vals, "combine_chunks") else vals
+        if arr.null_count:  # nulls: empty sets
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            arr = pc.if_else(arr.is_null(), pa.scalar([], arr.type), arr)
+        offsets = np.asarray(arr.offsets, dtype=np.int64)
+        offsets = offsets - offsets[0]
+        flat = arr.flatten().to_numpy(zero_copy_only=False)
+    else:
+        items = vals.tolist() if isinstance(vals, np.ndarray) else list(vals)
+        lengths = np.zeros(n, dtype=np.int64)
+        chunks: list[Any] = []
+        for i, v in enumerate(items):
+            if v is None or (isinstance(v, float) and v != v):
+                continue
+            if isinstance(v, str | bytes) or not isinstance(v, Iterable):
+                raise InvalidOrderError(
+                    field, v, "must be a set of strings (a bare string is not)",
+                    order_id=ids[i],
+                )
+            v = list(v)
+            lengths[i] = len(v)
+            chunks.extend(v)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = chunks
+    if len(offsets) != n + 1:
+        raise InvalidOrderError(field, len(offsets) - 1, f"must have {n} rows")
+    owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+    codes, uniques = _factorize(flat) if len(owner) else (np.zeros(0, np.int64), [])
+    mapped = np.empty(len(uniques), dtype=np.int64)
+    for u, name in enumerate(uniques):
+        if isinstance(name, np.str_):
+            name = str(name)
+        if not isinstance(name, str) or not name or name != name.strip() or "\0" in name:
+            i = int(owner[_first_bad(codes == u)])
+            raise InvalidOrderError(field, name, "members must be non-empty strings",
+                                    order_id=ids[i])
+        mapped[u] = vocab.code(name)
+    c = mapped[codes] if len(codes) else np.zeros(0, dtype=np.int64)
+    o = np.lexsort((c, owner))  # sorted by row, then code; drop repeats within a row
+    owner, c = owner[o], c[o]
+    keep = np.ones(len(c), dtype=bool)
+    keep[1:] = (owner[1:] != owner[:-1]) | (c[1:] != c[:-1])
+    owner, c = owner[keep], c[keep]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=n), out=indptr[1:])
+    return CodeLists(_frozen(indptr), _frozen(c.astype(np.int64)))
+
+
+def _extras(cols: Mapping[str, Any], ids: Sequence[str], n: int,
+            kind: type[Offer] | type[Request]) -> dict[str, list[Any]]:
+    from auction.orders import _as_attributes, _as_constraints
+
+    out: dict[str, list[Any]] = {"attributes": [None] * n, "constraints": [None] * n}
+    if "attributes" in cols:
+        vals = _plain(cols["attributes"])
+        items = vals.tolist() if isinstance(vals, np.ndarray) else list(vals)
+        for i, v in enumerate(items):
+            if v is None or (isinstance(v, float) and v != v) or (
+                isinstance(v, Mapping) and not v
+            ):
+                continue
+            if isinstance(v, str):  # arrow/JSON text, as to_arrow writes it
+                try:
+                    v = json.loads(v)
+                except ValueError:
+                    raise InvalidOrderError("attributes", v, "must be a mapping",
+                                            order_id=ids[i]) from None
+            out["attributes"][i] = _as_attributes(v, ids[i], kind) or None
+    if "constraints" in cols:
+        vals = _plain(cols["constraints"])
+        items = vals.tolist() if isinstance(vals, np.ndarray) else list(vals)
+        parsed: dict[str, str | None] = {}
+        for i, v in enumerate(items):
+            if v is None or (isinstance(v, float) and v != v):
+                continue
+            if isinstance(v, str) and v in parsed:
+                out["constraints"][i] = parsed[v]
+                continue
+            text = _as_constraints(v, ids[i])
+            parsed[v] = text
+            out["constraints"][i] = text
+    return out
+
+
+def _load_side(side: Literal["offer", "request"], data: Any,
+               vocab: Mapping[str, Vocabulary]) -> _Loaded:
+    """Validate and intern one side's columns (`OrderBook.from_columns`)."""
+    kind: type[Offer] | type[Request] = Offer if side == "offer" else Request
+    cols = _column_dict(data, side)
+    names = {a.name for a in attrs.fields(kind)}
+    lengths = {k: len(v) for k, v in cols.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidOrderError("columns", lengths, "must all have the same length")
+    n = next(iter(lengths.values()), 0)
+    for k in cols:
+        if k not in names:
+            raise InvalidOrderError(k, "<column>", f"is not a field of {kind.__name__}")
+    ids = _id_column(_plain(cols["id"]), n) if "id" in cols else []
+    for k in _REQUIRED[side]:
+        if k not in cols and n:
+            raise InvalidOrderError(k, None, "is required", order_id=ids[0] if ids else None)
+    scalars = _OFFER_SCALARS if side == "offer" else _REQUEST_SCALARS
+    lists = _OFFER_LISTS if side == "offer" else _REQUEST_LISTS
+    out: dict[str, np.ndarray] = {}
+    for k, dtype in scalars.items():
+        if k in _DERIVED:
+            continue
+        if k not in cols:
+            if dtype == np.bool_:
+                out[k] = np.zeros(n, dtype=bool)
+            elif dtype == np.float64:
+                out[k] = np.zeros(n, dtype=np.float64)
+            else:
+                out[k] = np.full(n, _INT_DEFAULTS.get(k, 0), dtype=np.int64)
+            continue
+        vals = _plain(cols[k])
+        if k in _NAME_FIELDS:
+            out[k] = _name_codes(vals, k, ids, vocab[_NAME_FIELDS[k]]).astype(np.int32)
+        elif dtype == np.bool_:
+            out[k] = _bool_column(vals, k, ids, n)
+        elif k == "min_reputation":
+            out[k] = _rep_column(vals, ids, n)
+        else:
+            out[k] = _int_column(vals, k, ids, n)
+    code_lists = {
+        k: (_list_column(cols[k], k, ids, vocab[v]) if k in cols
+            else CodeLists(_frozen(np.zeros(n + 1, dtype=np.int64)),
+                           _frozen(np.zeros(0, dtype=np.int64))))
+        for k, v in lists.items()
+    }
+    if side == "request":
+        both = out["cluster"] & out["divisible"]
+        if both.any():
+            raise InvalidOrderError(
+                "cluster", True, "a cluster request is all-or-nothing, so not divisible",
+                order_id=ids[_first_bad(both)],
+            )
+        out["any_model"] = code_lists["gpu_models"].lengths == 0
+        out["any_region"] = code_lists["regions"].lengths == 0
+    extras = _extras(cols, ids, n, kind)
+    return _Loaded(ids=ids, cols=out, lists=code_lists, extras=extras)

@@ -5,13 +5,21 @@ Eligibility of offer o for request r (all must hold):
 * o's GPU model is in r's ``gpu_models`` (or r accepts any model);
 * o's region is in r's ``regions`` (or r accepts any region);
 * ``o.vram_gb >= r.min_vram_gb`` and ``r.required_tags`` is a subset of ``o.tags``;
+* o's provider is in r's ``providers`` (or r lists none) and not in r's ``exclude_providers``;
+* r's tenant is in o's ``tenants`` (or o lists none) and not in o's ``exclude_tenants``;
+* node resources: ``o.cpu_per_gpu >= r.min_cpu_per_gpu``, and likewise RAM and disk;
+* r's ``constraints`` hold over o, and o's ``constraints`` hold over r (`auction.constraints`);
 * the provider's reputation is ``>= r.min_reputation``;
 * ``o.price <= r.max_price``;
 * for a non-divisible request that is not a cluster request, ``o.gpus >= r.gpus``.
 
-Memory stays bounded when requests accept anything: offers with the same model, region, VRAM and
-tags form an *offer class*; requests with the same constraints form a *profile*. The market keeps
-the profile x class eligibility (small) and, per class, the offers sorted by price. Per-pair
+Offers alike in everything eligibility reads but price, capacity, reputation and order form an
+*offer class* (model, region, VRAM and tags; plus the provider, resources, tenant lists,
+attributes or constraints when some order in the market makes them matter); requests alike in
+their constraints form a *profile*. The profile -> class eligibility is a sparse join built from
+inverted indexes over the classes (model, region, tag, provider -> classes), starting from each
+profile's most selective constraint, so its cost is about O(orders log orders + candidate
+pairs), never profiles x classes, and nothing grows with a vocabulary's size. Per-pair
 eligibility is materialized only on demand (`Market.pairs`), for mechanisms that need it.
 """
 
@@ -26,7 +34,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction.book import BookSnapshot, OrderBook
+from auction.book import BookSnapshot, CodeLists, OrderBook
 from auction.errors import InvalidOrderError
 from auction.money import MAX_MONEY
 
@@ -34,9 +42,12 @@ __all__ = ["Market", "Pairs", "gather_ranges"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: Pairs generated per block when materializing or counting pairs (bounds peak memory).
 _BLOCK_PAIRS = 1 << 22
+#: Candidate (profile, class) pairs examined per block of the sparse join.
+_BLOCK_CANDIDATES = 1 << 22
 
 
 def _readonly(a: np.ndarray) -> Any:
@@ -50,6 +61,78 @@ def _csr_from_groups(group: IntArray, n_groups: int) -> tuple[IntArray, IntArray
     indptr = np.zeros(n_groups + 1, dtype=np.int64)
     np.cumsum(np.bincount(group, minlength=n_groups), out=indptr[1:])
     return indptr, members
+
+
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64 finalizer, vectorized (wrapping uint64 arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def intern_lists(lists: CodeLists) -> IntArray:
+    """An id per row such that rows with equal code lists (and only those) share it.
+
+    Vectorized: rows are hashed, grouped by hash, and every row is checked code by code
+    against its group's first row; on a hash collision (never seen in practice) the rows are
+    interned exactly in Python instead.
+    """
+    n = len(lists)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    lengths = lists.lengths
+    if len(lists.codes) == 0:
+        return np.zeros(n, dtype=np.int64)
+    owner = lists.owner
+    pos = np.arange(len(lists.codes), dtype=np.int64) - lists.indptr[:-1][owner]
+    with np.errstate(over="ignore"):
+        el = _mix(lists.codes.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+                  + pos.astype(np.uint64))
+        h = np.zeros(n, dtype=np.uint64)
+        nz = np.flatnonzero(lengths)
+        h[nz] = np.add.reduceat(el, lists.indptr[:-1][nz])
+        h = _mix(h ^ _mix(lengths.astype(np.uint64) + np.uint64(1)))
+    _, first, ids = np.unique(h, return_index=True, return_inverse=True)
+    ids = ids.reshape(-1).astype(np.int64)
+    rep = first[ids]
+    ok = bool(np.array_equal(lengths[rep], lengths))
+    if ok:
+        a = lists.codes
+        b = lists.codes[gather_ranges(lists.indptr[:-1][rep], lengths)]
+        ok = bool(np.array_equal(a, b))
+    if ok:
+        return ids
+    seen: dict[tuple[int, ...], int] = {}  # pragma: no cover - a 64-bit hash collision
+    return np.array([seen.setdefault(t, len(seen)) for t in lists.to_rows()], dtype=np.int64)
+
+
+def _member(lists: CodeLists, rows: IntArray, codes: IntArray) -> BoolArray:
+    """Whether ``codes[k]`` is in list ``rows[k]`` (lists hold sorted distinct codes)."""
+    if len(lists.codes) == 0 or len(rows) == 0:
+        return np.zeros(len(rows), dtype=bool)
+    width = np.int64(max(int(lists.codes.max()), int(codes.max(initial=0))) + 2)
+    keys = lists.owner * width + lists.codes  # sorted: rows ascending, codes sorted in a row
+    q = rows * width + codes
+    at = np.searchsorted(keys, q)
+    at[at == len(keys)] = 0
+    return np.asarray(keys[at] == q)
+
+
+def _all_members(
+    lists: CodeLists, rows: IntArray, need: CodeLists, need_rows: IntArray
+) -> BoolArray:
+    """Whether list ``need_rows[k]`` of `need` is a subset of list ``rows[k]`` of `lists`."""
+    counts = need.lengths[need_rows]
+    ok = np.ones(len(rows), dtype=bool)
+    if not counts.any():
+        return ok
+    pair = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
+    codes = need.codes[gather_ranges(need.indptr[:-1][need_rows], counts)]
+    have = _member(lists, rows[pair], codes)
+    ok[pair[~have]] = False
+    return ok
 
 
 @attrs.frozen(eq=False)
@@ -95,6 +178,12 @@ class Market:
     * ``offer_rank``: position in (ask - bonus, submitted_at, id) order: best score first
       (cheaper first when there is no quality term);
     * ``request_rank``: position in (submitted_at, id) order: earlier first.
+
+    Structure read by mechanisms: ``offer_class`` and ``class_indptr``/``class_offers`` (the
+    members of each class in rank order), ``request_profile`` and
+    ``profile_indptr``/``profile_classes`` (the classes each profile may trade with, sorted).
+    Every offer of an eligible class is eligible for the profile's requests up to price,
+    capacity and reputation, which the mechanisms check per offer.
     """
 
     def __init__(
@@ -149,25 +238,6 @@ class Market:
         self.offer_order: IntArray = _readonly(order)
         self.offer_rank: IntArray = _readonly(rank)
 
-        # Offer classes: same model, region, VRAM and tags.
-        key = np.column_stack(
-            [off.gpu_model.astype(np.int64), off.region, off.vram_gb, off.tags.view(np.int64)]
-        ) if len(off) else np.zeros((0, 3 + off.tags.shape[1]), dtype=np.int64)
-        ukeys, offer_class = np.unique(key, axis=0, return_inverse=True)
-        offer_class = offer_class.reshape(-1).astype(np.int64)
-        n_class = len(ukeys)
-        self.offer_class: IntArray = _readonly(offer_class)
-        # class members in rank order: stable sort of rank-ordered offers by class
-        members = order[np.argsort(offer_class[order], kind="stable")]
-        indptr = np.zeros(n_class + 1, dtype=np.int64)
-        np.cumsum(np.bincount(offer_class, minlength=n_class), out=indptr[1:])
-        self.class_indptr: IntArray = _readonly(indptr)
-        self.class_offers: IntArray = _readonly(members.astype(np.int64))
-        self.class_gpu_model: IntArray = _readonly(ukeys[:, 0].copy())
-        self.class_region: IntArray = _readonly(ukeys[:, 1].copy())
-        self.class_vram_gb: IntArray = _readonly(ukeys[:, 2].copy())
-        self.class_tags = _readonly(np.ascontiguousarray(ukeys[:, 3:]).view(np.uint64))
-
         # Requests: priority by (submitted_at, id).
         rorder = np.lexsort((req.id, req.submitted_at)).astype(np.int64)
         rrank = np.empty(len(req), dtype=np.int64)
@@ -175,66 +245,204 @@ class Market:
         self.request_order: IntArray = _readonly(rorder)
         self.request_rank: IntArray = _readonly(rrank)
 
-        # Request profiles: same model, region, VRAM and tag constraints.
-        pkey = np.column_stack(
-            [
-                req.any_model.astype(np.int64),
-                req.gpu_models.view(np.int64),
-                req.any_region.astype(np.int64),
-                req.regions.view(np.int64),
-                req.min_vram_gb,
-                req.required_tags.view(np.int64),
-            ]
-        )
-        upk, request_profile = np.unique(pkey, axis=0, return_inverse=True)
-        request_profile = request_profile.reshape(-1).astype(np.int64)
-        self.request_profile: IntArray = _readonly(request_profile)
-        wm, wr = req.gpu_models.shape[1], req.regions.shape[1]
-        self.profile_indptr, self.profile_classes = self._profile_classes(upk, wm, wr)
+        self._constraints = _Constraints(snap)
+        self._build_classes()
+        self._build_profiles()
+        self.profile_indptr, self.profile_classes = self._join()
 
     # -- construction helpers -----------------------------------------------------------
-    def _profile_classes(self, upk: IntArray, wm: int, wr: int) -> tuple[IntArray, IntArray]:
-        """CSR of eligible classes per request profile, computed in bounded blocks."""
-        n_prof, n_class = len(upk), len(self.class_indptr) - 1
-        col = 0
-        any_model = upk[:, col].astype(bool)
-        models = np.ascontiguousarray(upk[:, col + 1 : col + 1 + wm]).view(np.uint64)
-        col += 1 + wm
-        any_region = upk[:, col].astype(bool)
-        regions = np.ascontiguousarray(upk[:, col + 1 : col + 1 + wr]).view(np.uint64)
-        col += 1 + wr
-        min_vram = upk[:, col]
-        tags = np.ascontiguousarray(upk[:, col + 1 :]).view(np.uint64)
+    def _build_classes(self) -> None:
+        """Offer classes: offers equal in every field some request's eligibility reads."""
+        off, req = self.snapshot.offers, self.snapshot.requests
+        n = len(off)
+        self._provider_in_key = bool(len(req.providers.codes) or len(req.exclude_providers.codes))
+        self._tenant_lists = bool(len(off.tenants.codes) or len(off.exclude_tenants.codes))
+        cols: list[IntArray] = [
+            off.gpu_model.astype(np.int64), off.region.astype(np.int64), off.vram_gb,
+            intern_lists(off.tags),
+        ]
+        if self._provider_in_key:
+            cols.append(off.provider.astype(np.int64))
+        for o_col, r_col in (("cpu_per_gpu", "min_cpu_per_gpu"),
+                             ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
+                             ("disk_gb_per_gpu", "min_disk_gb_per_gpu")):
+            if bool(getattr(req, r_col).any()):
+                cols.append(getattr(off, o_col))
+        if self._tenant_lists:
+            cols += [intern_lists(off.tenants), intern_lists(off.exclude_tenants)]
+        cols += self._constraints.offer_key()
+        key = np.column_stack(cols) if n else np.zeros((0, len(cols)), dtype=np.int64)
+        _, first, offer_class = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        offer_class = offer_class.reshape(-1).astype(np.int64)
+        first = first.astype(np.int64)
+        n_class = len(first)
+        self.offer_class: IntArray = _readonly(offer_class)
+        # class members in rank order: stable sort of rank-ordered offers by class
+        members = self.offer_order[np.argsort(offer_class[self.offer_order], kind="stable")]
+        indptr = np.zeros(n_class + 1, dtype=np.int64)
+        np.cumsum(np.bincount(offer_class, minlength=n_class), out=indptr[1:])
+        self.class_indptr: IntArray = _readonly(indptr)
+        self.class_offers: IntArray = _readonly(members.astype(np.int64))
+        #: an offer of each class (every field eligibility reads is the same in the class)
+        self.class_first: IntArray = _readonly(first)
+        self.class_gpu_model: IntArray = _readonly(off.gpu_model[first].astype(np.int64))
+        self.class_region: IntArray = _readonly(off.region[first].astype(np.int64))
+        self.class_vram_gb: IntArray = _readonly(off.vram_gb[first].copy())
+        self.class_tags: CodeLists = off.tags.take(first)
+        self.class_provider: IntArray = _readonly(off.provider[first].astype(np.int64))
 
-        ctags = self.class_tags
-        wt = min(tags.shape[1], ctags.shape[1])
-        cm, cr = self.class_gpu_model, self.class_region
-        m_word, m_bit = cm >> 6, (cm & 63).astype(np.uint64)
-        r_word, r_bit = cr >> 6, (cr & 63).astype(np.uint64)
-        one = np.uint64(1)
-        lists: list[IntArray] = []
-        counts = np.zeros(n_prof, dtype=np.int64)
-        block = max(1, (1 << 24) // max(1, n_class * max(1, tags.shape[1])))
-        for lo in range(0, n_prof, block):
-            hi = min(n_prof, lo + block)
-            sl = slice(lo, hi)
-            ok = (min_vram[sl, None] <= self.class_vram_gb[None, :])
-            if n_class:
-                has_m = (models[sl][:, m_word] >> m_bit[None, :]) & one
-                ok &= any_model[sl, None] | (has_m == one)
-                has_r = (regions[sl][:, r_word] >> r_bit[None, :]) & one
-                ok &= any_region[sl, None] | (has_r == one)
-                for w in range(tags.shape[1]):
-                    need = tags[sl, w][:, None]
-                    have = ctags[None, :, w] if w < wt else np.uint64(0)
-                    ok &= (need & ~have) == 0
-            p, c = np.nonzero(ok)
-            counts[lo:hi] = np.bincount(p, minlength=hi - lo)
-            lists.append(c.astype(np.int64))
+    def _build_profiles(self) -> None:
+        """Request profiles: requests equal in every field eligibility reads, but price,
+        size and reputation floor."""
+        req = self.snapshot.requests
+        n = len(req)
+        cols: list[IntArray] = [
+            intern_lists(req.gpu_models), intern_lists(req.regions), req.min_vram_gb,
+            intern_lists(req.required_tags),
+        ]
+        if self._provider_in_key:
+            cols += [intern_lists(req.providers), intern_lists(req.exclude_providers)]
+        for r_col in ("min_cpu_per_gpu", "min_ram_gb_per_gpu", "min_disk_gb_per_gpu"):
+            a = getattr(req, r_col)
+            if bool(a.any()):
+                cols.append(a)
+        if self._tenant_lists:
+            cols.append(req.tenant.astype(np.int64))
+        cols += self._constraints.request_key()
+        key = np.column_stack(cols) if n else np.zeros((0, len(cols)), dtype=np.int64)
+        _, first, request_profile = np.unique(key, axis=0, return_index=True,
+                                              return_inverse=True)
+        self.request_profile: IntArray = _readonly(request_profile.reshape(-1).astype(np.int64))
+        #: a request of each profile
+        self.profile_first: IntArray = _readonly(first.astype(np.int64))
+
+    def _join(self) -> tuple[IntArray, IntArray]:
+        """CSR of eligible classes per profile: a sparse join from inverted indexes."""
+        req = self.snapshot.requests
+        n_prof, n_class = len(self.profile_first), self.n_classes
+        pr = self.profile_first
+        if n_prof == 0 or n_class == 0:
+            return (_readonly(np.zeros(n_prof + 1, dtype=np.int64)),
+                    _readonly(np.zeros(0, dtype=np.int64)))
+        p_models, p_regions = req.gpu_models.take(pr), req.regions.take(pr)
+        p_tags = req.required_tags.take(pr)
+        p_prov = req.providers.take(pr)
+        # inverted indexes: name code -> classes holding it
+        n_models, n_regions = len(self.snapshot.models), len(self.snapshot.regions)
+        n_tags, n_parties = len(self.snapshot.tags), len(self.snapshot.parties)
+        by_model = _csr_from_groups(self.class_gpu_model, n_models)
+        by_region = _csr_from_groups(self.class_region, n_regions)
+        ct = self.class_tags
+        by_tag_ptr, order = _csr_from_groups(ct.codes, n_tags)
+        by_tag = (by_tag_ptr, ct.owner[order])
+        by_prov = _csr_from_groups(self.class_provider, n_parties)
+        inf = np.iinfo(np.int64).max
+
+        def list_cost(lists: CodeLists, index: tuple[IntArray, IntArray]) -> IntArray:
+            per = np.diff(index[0])[lists.codes]
+            cost = np.bincount(lists.owner, weights=per, minlength=n_prof).astype(np.int64)
+            cost[lists.lengths == 0] = inf
+            return cost
+
+        costs = [np.full(n_prof, n_class, dtype=np.int64),  # 0: every class
+                 list_cost(p_models, by_model), list_cost(p_regions, by_region)]
+        # 3: the rarest required tag
+        tag_cost = np.full(n_prof, inf, dtype=np.int64)
+        best_tag = np.zeros(n_prof, dtype=np.int64)
+        if len(p_tags.codes):
+            per = np.diff(by_tag[0])[p_tags.codes]
+            o = np.lexsort((per, p_tags.owner))  # by profile, the rarest tag first
+            firsts = o[p_tags.indptr[:-1][p_tags.lengths > 0]]
+            rows = p_tags.owner[firsts]
+            tag_cost[rows] = per[firsts]
+            best_tag[rows] = p_tags.codes[firsts]
+        costs.append(tag_cost)
+        costs.append(list_cost(p_prov, by_prov) if self._provider_in_key
+                     else np.full(n_prof, inf, dtype=np.int64))
+        cost = np.column_stack(costs)
+        source = np.argmin(cost, axis=1)
+        est = cost[np.arange(n_prof), source]
+
+        out_p: list[IntArray] = []
+        out_c: list[IntArray] = []
+        cum = np.cumsum(est)
+        lo = 0
+        while lo < n_prof:
+            base = cum[lo - 1] if lo else 0
+            hi = int(np.searchsorted(cum, base + _BLOCK_CANDIDATES, side="right"))
+            hi = max(hi, lo + 1)
+            ps = np.arange(lo, hi, dtype=np.int64)
+            cand_p: list[IntArray] = []
+            cand_c: list[IntArray] = []
+            src = source[lo:hi]
+            every = ps[src == 0]
+            if len(every):
+                cand_p.append(np.repeat(every, n_class))
+                cand_c.append(np.tile(np.arange(n_class, dtype=np.int64), len(every)))
+            for k, lists, index in ((1, p_models, by_model), (2, p_regions, by_region),
+                                    (4, p_prov, by_prov)):
+                chosen = ps[src == k]
+                if len(chosen) == 0:
+                    continue
+                counts = lists.lengths[chosen]
+                el_p = np.repeat(chosen, counts)
+                el = lists.codes[gather_ranges(lists.indptr[:-1][chosen], counts)]
+                self._expand(el_p, el, index, cand_p, cand_c)
+            chosen = ps[src == 3]
+            if len(chosen):
+                self._expand(chosen, best_tag[chosen], by_tag, cand_p, cand_c)
+            if cand_p:
+                cp, cc = np.concatenate(cand_p), np.concatenate(cand_c)
+                keep = self._eligible(cp, cc, p_models, p_regions, p_tags, p_prov)
+                cp, cc = cp[keep], cc[keep]
+                o = np.argsort(cp * n_class + cc, kind="stable")
+                out_p.append(cp[o])
+                out_c.append(cc[o])
+            lo = hi
+        p_all = np.concatenate(out_p) if out_p else np.zeros(0, dtype=np.int64)
+        c_all = np.concatenate(out_c) if out_c else np.zeros(0, dtype=np.int64)
         indptr = np.zeros(n_prof + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        flat = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
-        return _readonly(indptr), _readonly(flat)
+        np.cumsum(np.bincount(p_all, minlength=n_prof), out=indptr[1:])
+        return _readonly(indptr), _readonly(c_all)
+
+    @staticmethod
+    def _expand(
+        owner: IntArray, codes: IntArray, index: tuple[IntArray, IntArray],
+        cand_p: list[IntArray], cand_c: list[IntArray],
+    ) -> None:
+        ptr, members = index
+        counts = ptr[codes + 1] - ptr[codes]
+        cand_p.append(np.repeat(owner, counts))
+        cand_c.append(members[gather_ranges(ptr[codes], counts)])
+
+    def _eligible(
+        self, p: IntArray, c: IntArray, p_models: CodeLists, p_regions: CodeLists,
+        p_tags: CodeLists, p_prov: CodeLists,
+    ) -> BoolArray:
+        """Exact class-level eligibility of candidate (profile, class) pairs."""
+        off, req = self.snapshot.offers, self.snapshot.requests
+        r = self.profile_first[p]
+        o = self.class_first[c]
+        ok = req.min_vram_gb[r] <= off.vram_gb[o]
+        ok &= req.any_model[r] | _member(p_models, p, self.class_gpu_model[c])
+        ok &= req.any_region[r] | _member(p_regions, p, self.class_region[c])
+        ok &= _all_members(self.class_tags, c, p_tags, p)
+        for o_col, r_col in (("cpu_per_gpu", "min_cpu_per_gpu"),
+                             ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
+                             ("disk_gb_per_gpu", "min_disk_gb_per_gpu")):
+            ok &= getattr(off, o_col)[o] >= getattr(req, r_col)[r]
+        if self._provider_in_key:
+            prov = off.provider[o].astype(np.int64)
+            ok &= (p_prov.lengths[p] == 0) | _member(p_prov, p, prov)
+            ok &= ~_member(req.exclude_providers, r, prov)
+        if self._tenant_lists:
+            tenant = req.tenant[r].astype(np.int64)
+            ok &= (off.tenants.lengths[o] == 0) | _member(off.tenants, o, tenant)
+            ok &= ~_member(off.exclude_tenants, o, tenant)
+        if self._constraints.active and ok.any():
+            idx = np.flatnonzero(ok)
+            ok[idx] = self._constraints.holds(r[idx], o[idx])
+        return ok
 
     def like(self, book: OrderBook | BookSnapshot) -> Market:
         """A market over another book with this one's reputation and quality settings."""
@@ -267,7 +475,8 @@ class Market:
     def nbytes(self) -> int:
         """Bytes held by the market's own arrays (not the snapshot's, not lazily built pairs)."""
         return sum(
-            int(v.nbytes) for v in vars(self).values() if isinstance(v, np.ndarray)
+            int(v.nbytes) for k, v in vars(self).items()
+            if isinstance(v, np.ndarray | CodeLists) and not k.startswith("_")
         )
 
     def __repr__(self) -> str:
@@ -282,47 +491,71 @@ class Market:
         p = self.request_profile[request_row]
         return self.profile_classes[self.profile_indptr[p] : self.profile_indptr[p + 1]]
 
+    def _price_members(self) -> tuple[IntArray, IntArray, IntArray, np.int64]:
+        """Class members sorted by (class, price), and sorted keys to count, per class, the
+        members priced at or below a limit with one binary search: (members, keys, distinct
+        prices, key width)."""
+        cached = self.__dict__.get("_price_index")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        price = self.snapshot.offers.price
+        members = self.class_offers
+        if self.scoring:  # rank order is not price order: put members in price order
+            members = members[np.lexsort((price[members], self.offer_class[members]))]
+        uprices, dense = np.unique(price, return_inverse=True)
+        width = np.int64(len(uprices) + 1)
+        keys = self.offer_class[members] * width + dense.reshape(-1)[members]
+        out = (members, keys, uprices, width)
+        self.__dict__["_price_index"] = out
+        return out
+
     def _blocks(self) -> Iterator[tuple[IntArray, IntArray]]:
-        """Eligible (request row, offer row) pairs, class by class, in bounded blocks."""
+        """Eligible (request row, offer row) pairs in request row order (within a request,
+        by class, then by price), in bounded blocks."""
         req = self.snapshot.requests
-        off = self.snapshot.offers
-        n_prof, n_class = self.n_profiles, self.n_classes
-        if n_prof == 0 or n_class == 0:
+        if self.n_profiles == 0 or self.n_classes == 0:
             return
-        prof_req_indptr, prof_reqs = _csr_from_groups(self.request_profile, n_prof)
-        # class -> eligible profiles
-        pc_prof = np.repeat(np.arange(n_prof, dtype=np.int64), np.diff(self.profile_indptr))
-        cls_prof_indptr, order = _csr_from_groups(self.profile_classes, n_class)
-        cls_prof = pc_prof[order]
-        price = off.price
-        for c in range(n_class):
-            profs = cls_prof[cls_prof_indptr[c] : cls_prof_indptr[c + 1]]
-            if len(profs) == 0:
-                continue
-            reqs = np.concatenate([prof_reqs[prof_req_indptr[p] : prof_req_indptr[p + 1]]
-                                   for p in profs])
-            members = self.class_offers[self.class_indptr[c] : self.class_indptr[c + 1]]
-            if self.scoring:  # rank order is not price order: put members in price order
-                members = members[np.argsort(price[members], kind="stable")]
-            prices = price[members]
-            k = np.searchsorted(prices, req.max_price[reqs], side="right").astype(np.int64)
-            cum = np.cumsum(k)
-            start = 0
-            while start < len(reqs):
-                base = cum[start - 1] if start else 0
-                stop = int(np.searchsorted(cum, base + _BLOCK_PAIRS, side="right"))
-                stop = max(stop, start + 1)
-                rs, ks = reqs[start:stop], k[start:stop]
-                total = int(ks.sum())
-                if total:
-                    rows = np.repeat(rs, ks)
-                    first = np.repeat(np.cumsum(ks) - ks, ks)
-                    cols = members[np.arange(total, dtype=np.int64) - first]
-                    keep = self.offer_reputation[cols] >= req.min_reputation[rows]
-                    whole = off.gpus[cols] >= req.gpus[rows]
-                    keep &= req.divisible[rows] | req.cluster[rows] | whole
-                    yield rows[keep], cols[keep]
-                start = stop
+        members, keys, uprices, width = self._price_members()
+        n_cls = np.diff(self.profile_indptr)[self.request_profile]
+        cum_cls = np.cumsum(n_cls)
+        step = max(1, _BLOCK_PAIRS // 4)
+        n_req = self.n_requests
+        lo = 0
+        while lo < n_req:
+            base = cum_cls[lo - 1] if lo else 0
+            hi = int(np.searchsorted(cum_cls, base + step, side="right"))
+            hi = max(hi, lo + 1)
+            rs = np.arange(lo, hi, dtype=np.int64)
+            counts = n_cls[lo:hi]
+            rc_r = np.repeat(rs, counts)
+            rc_c = self.profile_classes[
+                gather_ranges(self.profile_indptr[:-1][self.request_profile[rs]], counts)
+            ]
+            q = rc_c * width + np.searchsorted(uprices, req.max_price[rc_r], side="right")
+            start = self.class_indptr[:-1][rc_c]
+            k = np.searchsorted(keys, q, side="left") - start
+            yield from self._expand_pairs(rc_r, start, k, members)
+            lo = hi
+
+    def _expand_pairs(
+        self, rows: IntArray, start: IntArray, k: IntArray, members: IntArray
+    ) -> Iterator[tuple[IntArray, IntArray]]:
+        req, off = self.snapshot.requests, self.snapshot.offers
+        cum = np.cumsum(k)
+        a = 0
+        while a < len(rows):
+            base = cum[a - 1] if a else 0
+            b = int(np.searchsorted(cum, base + _BLOCK_PAIRS, side="right"))
+            b = max(b, a + 1)
+            ks = k[a:b]
+            if int(ks.sum()):
+                r = np.repeat(rows[a:b], ks)
+                cols = members[gather_ranges(start[a:b], ks)]
+                keep = self.offer_reputation[cols] >= req.min_reputation[r]
+                whole = off.gpus[cols] >= req.gpus[r]
+                keep &= req.divisible[r] | req.cluster[r] | whole
+                yield r[keep], cols[keep]
+            a = b
 
     def pair_count(self) -> int:
         """Number of eligible (request, offer) pairs, counted without keeping them."""
@@ -337,14 +570,11 @@ class Market:
         cached: Pairs | None = self.__dict__.get("_pairs")
         if cached is not None:
             return cached
-        rows_l, cols_l = [], []
-        for r, c in self._blocks():
-            rows_l.append(r)
-            cols_l.append(c)
-        rows = np.concatenate(rows_l) if rows_l else np.zeros(0, dtype=np.int64)
-        cols = np.concatenate(cols_l) if cols_l else np.zeros(0, dtype=np.int64)
-        o = np.lexsort((self.offer_rank[cols], rows))
-        rows, cols = rows[o], cols[o]
+        width = np.int64(max(1, self.n_offers))
+        keys_l = [r * width + self.offer_rank[c] for r, c in self._blocks()]
+        key = np.sort(np.concatenate(keys_l)) if keys_l else np.zeros(0, dtype=np.int64)
+        rows = key // width
+        cols = self.offer_order[key % width]
         indptr = np.zeros(self.n_requests + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=self.n_requests), out=indptr[1:])
         surplus = self.snapshot.requests.max_price[rows] - self.snapshot.offers.price[cols]
@@ -362,6 +592,26 @@ class Market:
         idx = gather_ranges(pairs.indptr[:-1][order], counts)
         position = np.repeat(np.arange(len(order), dtype=np.int64), counts)
         return position, order[position], pairs.offers[idx], pairs.surplus[idx]
+
+
+class _Constraints:
+    """Two-sided constraint expressions of a market (see `auction.constraints`)."""
+
+    def __init__(self, snap: BookSnapshot) -> None:
+        self.active = any(c is not None for c in snap.offers.constraints) or any(
+            c is not None for c in snap.requests.constraints
+        )
+        if self.active:
+            raise NotImplementedError("constraint expressions arrive with auction.constraints")
+
+    def offer_key(self) -> list[IntArray]:
+        return []
+
+    def request_key(self) -> list[IntArray]:
+        return []
+
+    def holds(self, r: IntArray, o: IntArray) -> BoolArray:
+        return np.ones(len(r), dtype=bool)
 
 
 def gather_ranges(starts: IntArray, lengths: IntArray) -> IntArray:

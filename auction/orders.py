@@ -3,14 +3,20 @@
 Both are small frozen attrs classes, validated once at construction. Every money field is an
 int in the smallest currency unit per GPU-hour; every bad value raises `InvalidOrderError`
 naming the field and the value. Hot paths never touch these objects: the `OrderBook` keeps
-their fields as numpy columns.
+their fields as numpy columns (and `OrderBook.from_columns` never builds them at all).
+
+Beside the built-in fields, each side may carry free-form ``attributes`` (name -> str, int,
+bool or decimal string) and ``constraints``, an expression over the other side's attributes
+and built-in fields (`auction.constraints`); a pair is eligible only when both sides'
+constraints hold. Provider and tenant lists and node resources (CPU, RAM, disk per GPU) are
+built-in fields, checked by the market without parsing anything.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Self
 
 import attrs
@@ -18,7 +24,9 @@ import attrs
 from auction.errors import InvalidOrderError
 from auction.money import MAX_MONEY
 
-__all__ = ["MAX_COUNT", "Offer", "Order", "Request"]
+__all__ = [
+    "MAX_COUNT", "OFFER_BUILTINS", "REQUEST_BUILTINS", "Attributes", "Offer", "Order", "Request",
+]
 
 #: Largest GPU count, VRAM size or sequence number: these live in int32/int64 arrays.
 MAX_COUNT = 2**31 - 1
@@ -64,17 +72,148 @@ def _as_names(value: Any, field: str, order_id: str | None) -> frozenset[str]:
     return frozenset(str(item) for item in items)
 
 
+AttributeValue = str | int | bool
+
+
+class Attributes(Mapping[str, AttributeValue]):
+    """A read-only, hashable mapping of attribute names to values (str, int or bool; decimal
+    values are decimal strings such as ``"2.5"``), as orders carry them."""
+
+    __slots__ = ("_data", "_hash")
+
+    def __init__(self, data: Mapping[str, AttributeValue] | None = None) -> None:
+        self._data: dict[str, AttributeValue] = dict(sorted((data or {}).items()))
+        self._hash: int | None = None
+
+    def __getitem__(self, key: str) -> AttributeValue:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple((k, type(v).__name__, v) for k, v in self._data.items()))
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Attributes):
+            other = other._data
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        if dict(other) != self._data:
+            return False
+        # True == 1 in Python; attributes keep the kinds apart
+        return all(type(other[k]) is type(v) for k, v in self._data.items())
+
+    def __repr__(self) -> str:  # a dict literal: an order's repr evaluates back to the order
+        return repr(self._data)
+
+
+_ATTR_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:")
+
+
+#: Built-in offer fields a request's constraints may test (offer attributes may not use them).
+OFFER_BUILTINS = (
+    "id", "provider", "gpu_model", "gpus", "price", "region", "vram_gb", "tags",
+    "submitted_at", "cpu_per_gpu", "ram_gb_per_gpu", "disk_gb_per_gpu",
+)
+#: Built-in request fields an offer's constraints may test.
+REQUEST_BUILTINS = (
+    "id", "tenant", "gpus", "max_price", "gpu_models", "regions", "min_vram_gb",
+    "required_tags", "duration_hours", "divisible", "cluster", "submitted_at",
+    "min_cpu_per_gpu", "min_ram_gb_per_gpu", "min_disk_gb_per_gpu",
+)
+
+
+def _as_attributes(value: Any, order_id: str | None, kind: type | None = None) -> Attributes:
+    """Validate an attributes mapping (see `auction.constraints.validate_attributes`);
+    names of the side's built-in fields are refused."""
+    if isinstance(value, Attributes):
+        return value
+    reserved = OFFER_BUILTINS if kind is Offer else REQUEST_BUILTINS if kind is Request else ()
+    try:
+        from auction.constraints import validate_attributes
+    except ImportError:  # pragma: no cover - the constraints module ships with the package
+        validate_attributes = None
+    if validate_attributes is not None:
+        return Attributes(validate_attributes(value, order_id=order_id, reserved=reserved))
+    if not isinstance(value, Mapping):
+        raise InvalidOrderError(
+            "attributes", value, "must map names to str, int, bool or decimal strings",
+            order_id=order_id,
+        )
+    out: dict[str, AttributeValue] = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not k or not set(k) <= _ATTR_NAME_CHARS or k in reserved:
+            raise InvalidOrderError(
+                "attributes", k, "names are non-empty [A-Za-z0-9_.:-] strings", order_id=order_id
+            )
+        if isinstance(v, bool | str):
+            out[k] = v
+        elif isinstance(v, numbers.Integral):
+            out[k] = _as_int(v, f"attributes[{k!r}]", order_id, -(2**63), 2**63 - 1)
+        else:
+            raise InvalidOrderError(
+                f"attributes[{k!r}]", v, "must be a str, int, bool or decimal string",
+                order_id=order_id,
+            )
+    return Attributes(out)
+
+
+def _as_constraints(value: Any, order_id: str | None) -> str | None:
+    """A constraint expression (parsed once here, so a syntax error names this order)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidOrderError(
+            "constraints", value, f"must be a str, not {type(value).__name__}", order_id=order_id
+        )
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        from auction.constraints import parse
+    except ImportError:  # pragma: no cover - the constraints module ships with the package
+        return text
+    parse(text, order_id=order_id)
+    return text
+
+
+#: Fields added by format 2; `to_record` writes them only when they differ from the default,
+#: so records of orders that do not use them read exactly as format 1 wrote them.
+_V2_FIELDS = frozenset(
+    {
+        "tenants", "exclude_tenants", "providers", "exclude_providers", "cpu_per_gpu",
+        "ram_gb_per_gpu", "disk_gb_per_gpu", "min_cpu_per_gpu", "min_ram_gb_per_gpu",
+        "min_disk_gb_per_gpu", "attributes", "constraints",
+    }
+)
+
+
 class _Order:
     """Shared record conversion for `Offer` and `Request`."""
 
     _set_fields: ClassVar[tuple[str, ...]] = ()
 
     def to_record(self) -> dict[str, Any]:
-        """Return a JSON-ready dict; set fields become sorted lists."""
+        """Return a JSON-ready dict; set fields become sorted lists, attributes a dict.
+
+        Fields of format 2 (lists, resources, attributes, constraints) appear only when set.
+        """
         out: dict[str, Any] = {}
         for a in attrs.fields(type(self)):  # type: ignore[arg-type]
             v = getattr(self, a.name)
-            out[a.name] = sorted(v) if a.name in self._set_fields else v
+            if a.name in _V2_FIELDS and not v:  # 0, the empty set or mapping, None
+                continue
+            if a.name in self._set_fields:
+                v = sorted(v)
+            elif a.name == "attributes":
+                v = dict(v)
+            out[a.name] = v
         return out
 
     @classmethod
@@ -116,9 +255,18 @@ class Offer(_Order):
         tags: attributes such as compliance (``"soc2"``), interconnect (``"nvlink"``) or
             auditor signatures (``"audited-by:foundry"``).
         submitted_at: sequence number or timestamp; earlier wins ties at equal price.
+        tenants: tenants this offer serves; empty means any.
+        exclude_tenants: tenants this offer never serves.
+        cpu_per_gpu: CPU cores that come with each GPU (node resources, >= 0).
+        ram_gb_per_gpu: RAM in GB that comes with each GPU.
+        disk_gb_per_gpu: disk in GB that comes with each GPU.
+        attributes: free-form properties (name -> str, int, bool or decimal string) that
+            requests' constraints may test.
+        constraints: an expression over the request's attributes and built-in fields
+            (`auction.constraints`) every served request must satisfy; None: any.
     """
 
-    _set_fields: ClassVar[tuple[str, ...]] = ("tags",)
+    _set_fields: ClassVar[tuple[str, ...]] = ("tags", "tenants", "exclude_tenants")
 
     id: str
     provider: str
@@ -129,6 +277,13 @@ class Offer(_Order):
     vram_gb: int
     tags: frozenset[str] = frozenset()
     submitted_at: int = 0
+    tenants: frozenset[str] = frozenset()
+    exclude_tenants: frozenset[str] = frozenset()
+    cpu_per_gpu: int = 0
+    ram_gb_per_gpu: int = 0
+    disk_gb_per_gpu: int = 0
+    attributes: Attributes = attrs.field(factory=Attributes)
+    constraints: str | None = None
 
     def __attrs_post_init__(self) -> None:
         oid = _as_name(self.id, "id", None)
@@ -142,6 +297,12 @@ class Offer(_Order):
         s(self, "vram_gb", _as_int(self.vram_gb, "vram_gb", oid, 0, MAX_COUNT))
         s(self, "tags", _as_names(self.tags, "tags", oid))
         s(self, "submitted_at", _as_int(self.submitted_at, "submitted_at", oid, 0, _MAX_SEQ))
+        s(self, "tenants", _as_names(self.tenants, "tenants", oid))
+        s(self, "exclude_tenants", _as_names(self.exclude_tenants, "exclude_tenants", oid))
+        for f in ("cpu_per_gpu", "ram_gb_per_gpu", "disk_gb_per_gpu"):
+            s(self, f, _as_int(getattr(self, f), f, oid, 0, MAX_COUNT))
+        s(self, "attributes", _as_attributes(self.attributes, oid, Offer))
+        s(self, "constraints", _as_constraints(self.constraints, oid))
 
 
 @attrs.frozen(kw_only=True)
@@ -166,9 +327,19 @@ class Request(_Order):
             the cluster needs goes in ``required_tags``. Cannot be divisible. Mechanisms
             without cluster support serve it whole from one offer, which is also valid.
         submitted_at: sequence number or timestamp; earlier requests clear first.
+        providers: providers the request accepts; empty means any.
+        exclude_providers: providers the request never accepts.
+        min_cpu_per_gpu: least CPU cores per GPU an offer must come with.
+        min_ram_gb_per_gpu: least RAM in GB per GPU.
+        min_disk_gb_per_gpu: least disk in GB per GPU.
+        attributes: free-form properties offers' constraints may test.
+        constraints: an expression over the offer's attributes and built-in fields
+            (`auction.constraints`) every serving offer must satisfy; None: any.
     """
 
-    _set_fields: ClassVar[tuple[str, ...]] = ("gpu_models", "regions", "required_tags")
+    _set_fields: ClassVar[tuple[str, ...]] = (
+        "gpu_models", "regions", "required_tags", "providers", "exclude_providers"
+    )
 
     id: str
     tenant: str
@@ -183,6 +354,13 @@ class Request(_Order):
     divisible: bool = False
     cluster: bool = False
     submitted_at: int = 0
+    providers: frozenset[str] = frozenset()
+    exclude_providers: frozenset[str] = frozenset()
+    min_cpu_per_gpu: int = 0
+    min_ram_gb_per_gpu: int = 0
+    min_disk_gb_per_gpu: int = 0
+    attributes: Attributes = attrs.field(factory=Attributes)
+    constraints: str | None = None
 
     def __attrs_post_init__(self) -> None:
         oid = _as_name(self.id, "id", None)
@@ -218,6 +396,12 @@ class Request(_Order):
                 order_id=oid,
             )
         s(self, "submitted_at", _as_int(self.submitted_at, "submitted_at", oid, 0, _MAX_SEQ))
+        s(self, "providers", _as_names(self.providers, "providers", oid))
+        s(self, "exclude_providers", _as_names(self.exclude_providers, "exclude_providers", oid))
+        for f in ("min_cpu_per_gpu", "min_ram_gb_per_gpu", "min_disk_gb_per_gpu"):
+            s(self, f, _as_int(getattr(self, f), f, oid, 0, MAX_COUNT))
+        s(self, "attributes", _as_attributes(self.attributes, oid, Request))
+        s(self, "constraints", _as_constraints(self.constraints, oid))
 
 
 Order = Offer | Request

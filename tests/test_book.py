@@ -24,7 +24,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from auction.book import SCHEMA, BookSnapshot, OrderBook
+from auction.book import FORMAT, SCHEMA, VERSION, BookSnapshot, CodeLists, OrderBook
 from auction.errors import DuplicateOrderError, InvalidOrderError, UnknownOrderError
 from auction.money import MAX_MONEY
 from auction.orders import Offer, Order, Request
@@ -90,17 +90,23 @@ def order_lists(draw: st.DrawFn, max_size: int = 16) -> list[Order]:
 
 
 # -- helpers --------------------------------------------------------------------------------
-def decode(words: np.ndarray, names: tuple[str, ...]) -> frozenset[str]:
-    out = set()
-    for w, word in enumerate(int(x) for x in words):
-        for bit in range(64):
-            if word >> bit & 1:
-                out.add(names[w * 64 + bit])  # IndexError if a bit has no name
-    return frozenset(out)
+def decode(lists: CodeLists, i: int, names: tuple[str, ...]) -> frozenset[str]:
+    codes = lists.row(i).tolist()
+    assert codes == sorted(set(codes))  # sorted, distinct
+    return frozenset(names[c] for c in codes)  # IndexError if a code has no name
 
 
-def n_words(n_names: int) -> int:
-    return max(1, (n_names + 63) // 64)
+def flat_columns(cols: Any) -> dict[str, np.ndarray]:
+    """Every column of one side as arrays (a list column as its indptr and codes)."""
+    out: dict[str, np.ndarray] = {}
+    for a in attrs.fields(type(cols)):
+        v = getattr(cols, a.name)
+        if isinstance(v, CodeLists):
+            out[f"{a.name}.indptr"] = v.indptr
+            out[f"{a.name}.codes"] = v.codes
+        else:
+            out[a.name] = v
+    return out
 
 
 def assert_columns_match(snap: BookSnapshot) -> None:
@@ -113,18 +119,27 @@ def assert_columns_match(snap: BookSnapshot) -> None:
     for cols in (off, req):
         for a in attrs.fields(type(cols)):
             arr = getattr(cols, a.name)
-            assert isinstance(arr, np.ndarray)
-            assert len(arr) == len(cols), a.name
-            assert not arr.flags.writeable, a.name
-    for arr in (off.tags, req.required_tags):
-        assert arr.dtype == np.uint64
-        assert arr.shape[1] >= n_words(len(snap.tags))
-    assert req.gpu_models.shape[1] >= n_words(len(snap.models))
-    assert req.regions.shape[1] >= n_words(len(snap.regions))
-    for a in ("gpus", "price", "vram_gb", "submitted_at"):
+            if isinstance(arr, CodeLists):
+                assert len(arr) == len(cols), a.name
+                assert arr.indptr[0] == 0
+                assert len(arr.codes) == arr.indptr[-1]
+                for part in (arr.indptr, arr.codes):
+                    assert part.dtype == np.int64
+                    assert not part.flags.writeable, a.name
+            else:
+                assert isinstance(arr, np.ndarray)
+                assert len(arr) == len(cols), a.name
+                assert not arr.flags.writeable, a.name
+    for a in ("gpus", "price", "vram_gb", "submitted_at", "cpu_per_gpu"):
         assert getattr(off, a).dtype == np.int64
     for i, o in enumerate(snap.offer_list()):
         assert snap.offer(i) is o
+        assert decode(off.tenants, i, snap.parties) == o.tenants
+        assert decode(off.exclude_tenants, i, snap.parties) == o.exclude_tenants
+        assert (off.cpu_per_gpu[i], off.ram_gb_per_gpu[i], off.disk_gb_per_gpu[i]) == (
+            o.cpu_per_gpu, o.ram_gb_per_gpu, o.disk_gb_per_gpu)
+        assert (off.attributes[i] or {}) == o.attributes
+        assert off.constraints[i] == o.constraints
         assert off.id[i] == o.id
         assert snap.parties[off.provider[i]] == o.provider
         assert snap.models[off.gpu_model[i]] == o.gpu_model
@@ -135,7 +150,7 @@ def assert_columns_match(snap: BookSnapshot) -> None:
             o.vram_gb,
             o.submitted_at,
         )
-        assert decode(off.tags[i], snap.tags) == o.tags
+        assert decode(off.tags, i, snap.tags) == o.tags
     for i, r in enumerate(snap.request_list()):
         assert snap.request(i) is r
         assert req.id[i] == r.id
@@ -147,9 +162,16 @@ def assert_columns_match(snap: BookSnapshot) -> None:
         )
         assert bool(req.any_model[i]) == (not r.gpu_models)
         assert bool(req.any_region[i]) == (not r.regions)
-        assert decode(req.gpu_models[i], snap.models) == r.gpu_models
-        assert decode(req.regions[i], snap.regions) == r.regions
-        assert decode(req.required_tags[i], snap.tags) == r.required_tags
+        assert decode(req.gpu_models, i, snap.models) == r.gpu_models
+        assert decode(req.regions, i, snap.regions) == r.regions
+        assert decode(req.required_tags, i, snap.tags) == r.required_tags
+        assert decode(req.providers, i, snap.parties) == r.providers
+        assert decode(req.exclude_providers, i, snap.parties) == r.exclude_providers
+        assert (req.min_cpu_per_gpu[i], req.min_ram_gb_per_gpu[i],
+                req.min_disk_gb_per_gpu[i]) == (
+            r.min_cpu_per_gpu, r.min_ram_gb_per_gpu, r.min_disk_gb_per_gpu)
+        assert (req.attributes[i] or {}) == r.attributes
+        assert req.constraints[i] == r.constraints
         assert req.min_reputation[i] == r.min_reputation
         assert req.duration_hours[i] == r.duration_hours
         assert bool(req.divisible[i]) == r.divisible
@@ -169,9 +191,9 @@ def state(book: OrderBook) -> tuple[Any, ...]:
     """Everything observable about a book, to compare before and after a failed write."""
     snap = book.snapshot()
     cols = {
-        f"{side}.{a.name}": getattr(c, a.name).copy()
+        f"{side}.{k}": v.copy()
         for side, c in (("o", snap.offers), ("r", snap.requests))
-        for a in attrs.fields(type(c))
+        for k, v in flat_columns(c).items()
     }
     return (book.to_records(), len(book), list(book), cols, snap.tags, snap.models)
 
@@ -341,9 +363,9 @@ def test_invalid_amend_leaves_the_book_unchanged(
 # -- snapshots ------------------------------------------------------------------------------
 def snapshot_arrays(snap: BookSnapshot) -> dict[str, np.ndarray]:
     return {
-        f"{side}.{a.name}": getattr(cols, a.name).copy()
+        f"{side}.{k}": v.copy()
         for side, cols in (("offers", snap.offers), ("requests", snap.requests))
-        for a in attrs.fields(type(cols))
+        for k, v in flat_columns(cols).items()
     }
 
 
@@ -363,7 +385,8 @@ def test_snapshot_is_cheap_and_immutable() -> None:
     # no write in between: the two snapshots share memory (O(1), no copy)
     assert np.shares_memory(s1.offers.price, s2.offers.price)
     assert np.shares_memory(s1.requests.max_price, s2.requests.max_price)
-    for arr in (s1.offers.price, s1.offers.tags, s1.requests.gpu_models, s1.offers.id):
+    for arr in (s1.offers.price, s1.offers.tags.codes, s1.requests.gpu_models.indptr,
+                s1.offers.id):
         assert not arr.flags.writeable
         with pytest.raises(ValueError, match="read-only"):
             arr[0] = arr[0]
@@ -386,7 +409,7 @@ def test_snapshot_is_cheap_and_immutable() -> None:
     s3 = book.snapshot()
     assert not np.shares_memory(s1.offers.price, s3.offers.price)
     assert_columns_match(s3)
-    assert s3.offers.tags.shape[1] >= 2  # more than 64 tags now
+    assert len(s3.offers.tags.row(s3.offers.id.tolist().index("o1"))) == 70
 
 
 def test_snapshot_lists_are_copies() -> None:
@@ -443,7 +466,7 @@ def test_columns_agree_with_the_orders(batch: list[Order]) -> None:
     assert book.to_records() == expected_records(batch)
 
 
-def test_bitsets_with_many_names() -> None:
+def test_code_lists_with_many_names() -> None:
     tags = [f"tag{i:03d}" for i in range(150)]
     many_models = [f"gpu{i}" for i in range(100)]
     book = OrderBook(
@@ -456,17 +479,14 @@ def test_bitsets_with_many_names() -> None:
     )
     snap = book.snapshot()
     assert len(snap.tags) == 150
-    assert snap.offers.tags.shape == (100, 3)
-    assert snap.requests.required_tags.shape == (3, 3)
-    assert snap.requests.gpu_models.shape == (3, 2)
+    # a list column holds the names each row lists, however large the vocabulary
+    assert len(snap.offers.tags.codes) == 500
+    assert snap.requests.required_tags.lengths.tolist() == [2, 150, 0]
+    assert snap.requests.gpu_models.lengths.tolist() == [10, 0, 0]
     assert_columns_match(snap)
-    # the bits sit where the interning codes say
+    # the codes are the interning codes, sorted
     code = {t: i for i, t in enumerate(snap.tags)}
-    row = snap.requests.required_tags[0]
-    for t in ("tag000", "tag149"):
-        assert int(row[code[t] >> 6]) >> (code[t] & 63) & 1
-    assert int(np.bitwise_count(snap.requests.required_tags[1]).sum()) == 150
-    assert int(np.bitwise_count(snap.requests.required_tags[2]).sum()) == 0
+    assert snap.requests.required_tags.row(0).tolist() == sorted([code["tag000"], code["tag149"]])
     assert snap.requests.any_model.tolist() == [False, True, True]
     assert snap.requests.any_region.tolist() == [True, False, True]
 
@@ -496,8 +516,8 @@ def test_json_round_trip(batch: list[Order]) -> None:
     book = OrderBook(batch)
     text = book.to_json()
     data = json.loads(text)
-    assert data["schema"] == SCHEMA
-    assert set(data) == {"schema", "offers", "requests"}
+    assert (data["format"], data["version"]) == (FORMAT, VERSION) == ("auction.book", 2)
+    assert set(data) == {"format", "version", "offers", "requests"}
     again = OrderBook.from_json(text)
     assert again.to_records() == book.to_records() == expected_records(batch)
     assert sorted(again, key=lambda o: o.id) == sorted(batch, key=lambda o: o.id)
@@ -517,7 +537,8 @@ def test_json_schema_example() -> None:
         ]
     )
     assert json.loads(book.to_json()) == {
-        "schema": "auction.book/1",
+        "format": "auction.book",
+        "version": 2,
         "offers": [
             {
                 "id": "o1",
@@ -562,6 +583,7 @@ def test_json_schema_example() -> None:
     }
     minimal = '{"schema": "auction.book/1"}'
     assert len(OrderBook.from_json(minimal)) == 0
+    assert len(OrderBook.from_json('{"format": "auction.book", "version": 2}')) == 0
 
 
 GOOD_OFFER = offer("o1").to_record()
@@ -586,6 +608,16 @@ def book_json(**data: Any) -> str:
         ('{"schema": "auction.book/1", "extra": 5}', "extra", 5),
         ('{"schema": "auction.book/1", "offers": {}}', "offers", {}),
         ('{"schema": "auction.book/1", "requests": "r1"}', "requests", "r1"),
+        ('{"format": "auction.book", "version": 3}', "version", 3),
+        ('{"format": "auction.book", "version": 99, "offers": []}', "version", 99),
+        ('{"format": "auction.book", "version": "2"}', "version", "2"),
+        ('{"format": "auction.book", "version": true}', "version", True),
+        ('{"format": "auction.book", "version": 0}', "version", 0),
+        ('{"format": "auction.book"}', "version", None),
+        ('{"format": "other", "version": 2}', "format", "other"),
+        ('{"version": 2}', "format", None),
+        ('{"format": "auction.book", "version": 2, "schema": "auction.book/1"}', "schema",
+         "auction.book/1"),
     ],
 )
 def test_json_errors(text: str | bytes, field: str, value: Any) -> None:

@@ -109,12 +109,28 @@ def offer_key(o: Offer) -> tuple[int, int, str]:
 
 
 def structurally_eligible(o: Offer, r: Request) -> bool:
-    """The class-level part of eligibility: model, region, VRAM and tags."""
+    """The class-level part of eligibility: model, region, VRAM, tags, provider and tenant
+    lists, node resources."""
     return (
         (not r.gpu_models or o.gpu_model in r.gpu_models)
         and (not r.regions or o.region in r.regions)
         and o.vram_gb >= r.min_vram_gb
         and r.required_tags <= o.tags
+        and (not r.providers or o.provider in r.providers)
+        and o.provider not in r.exclude_providers
+        and (not o.tenants or r.tenant in o.tenants)
+        and r.tenant not in o.exclude_tenants
+        and o.cpu_per_gpu >= r.min_cpu_per_gpu
+        and o.ram_gb_per_gpu >= r.min_ram_gb_per_gpu
+        and o.disk_gb_per_gpu >= r.min_disk_gb_per_gpu
+    )
+
+
+def uses_v2(offers: list[Offer], requests: list[Request]) -> bool:
+    """Whether some order sets a list or resource field (classes may then split further)."""
+    return any(o.tenants or o.exclude_tenants for o in offers) or any(
+        r.providers or r.exclude_providers or r.min_cpu_per_gpu or r.min_ram_gb_per_gpu
+        or r.min_disk_gb_per_gpu for r in requests
     )
 
 
@@ -136,7 +152,8 @@ def check_market(m: Market) -> None:
     assert m.request_rank[m.request_order].tolist() == list(range(n_req))
     assert m.offer_reputation.tolist() == [rep(o) for o in offers]
 
-    # offer classes: a partition of the offers into (model, region, VRAM, tags) groups
+    # offer classes: a partition of the offers into (model, region, VRAM, tags) groups, split
+    # further by provider, tenant lists or resources when some order uses them
     assert len(m.class_indptr) == m.n_classes + 1
     assert m.class_indptr[0] == 0
     assert sorted(m.class_offers.tolist()) == list(range(n_off))
@@ -156,12 +173,23 @@ def check_market(m: Market) -> None:
         assert snap.models[m.class_gpu_model[c]] == model
         assert snap.regions[m.class_region[c]] == region
         assert m.class_vram_gb[c] == vram
-    assert len(keys) == m.n_classes
+        full = {(o.provider, o.tenants, o.exclude_tenants, o.cpu_per_gpu, o.ram_gb_per_gpu,
+                 o.disk_gb_per_gpu) for o in (offers[i] for i in members)}
+        if len(full) > 1:  # the class ignores these: then no request reads them
+            assert not uses_v2(offers, requests) or all(
+                len({structurally_eligible(offers[i], q) for i in members}) == 1
+                for q in requests
+            )
+    v2 = uses_v2(offers, requests)
+    assert len(keys) == m.n_classes if not v2 else len(keys) <= m.n_classes
 
     # request profiles: equal constraints share a profile, different ones do not
     profile_of: dict[Any, int] = {}
     for i, q in enumerate(requests):
-        k = (q.gpu_models, q.regions, q.min_vram_gb, q.required_tags)
+        k = (q.gpu_models, q.regions, q.min_vram_gb, q.required_tags, q.providers,
+             q.exclude_providers, q.min_cpu_per_gpu, q.min_ram_gb_per_gpu,
+             q.min_disk_gb_per_gpu, q.tenant if any(o.tenants or o.exclude_tenants
+                                                    for o in offers) else None)
         assert profile_of.setdefault(k, int(m.request_profile[i])) == m.request_profile[i]
     assert len(set(profile_of.values())) == len(profile_of) == m.n_profiles
 
@@ -378,7 +406,7 @@ def test_market_is_frozen_at_its_snapshot() -> None:
             assert not value.flags.writeable, name
 
 
-def test_many_names_use_several_bitset_words() -> None:
+def test_many_names() -> None:
     models = [f"gpu{i}" for i in range(80)]
     regions = [f"zone{i}" for i in range(80)]
     tags = [f"tag{i}" for i in range(140)]
@@ -403,8 +431,9 @@ def test_many_names_use_several_bitset_words() -> None:
         for j in range(120)
     ]
     m = Market(OrderBook([*offers, *requests]), {f"p{i}": i / 4 for i in range(5)})
-    assert m.snapshot.offers.tags.shape[1] == 3
-    assert m.snapshot.requests.gpu_models.shape[1] == 2
+    # set-valued columns are lists of codes: as long as the names listed, not the vocabulary
+    assert len(m.snapshot.offers.tags.codes) == sum(len(o.tags) for o in offers)
+    assert m.snapshot.requests.gpu_models.lengths.max() == 30
     check_market(m)
     assert m.pair_count() > 0
 
@@ -436,10 +465,12 @@ def test_any_model_requests_keep_memory_bounded() -> None:
         assert m.pair_count() == m.n_requests * m.n_offers
     # the class structure does not grow with the requests ...
     structure = ("profile_indptr", "profile_classes", "class_indptr", "class_offers",
-                 "class_gpu_model", "class_region", "class_vram_gb", "class_tags",
+                 "class_gpu_model", "class_region", "class_vram_gb",
                  "offer_order", "offer_rank", "offer_class", "offer_reputation")
     for name in structure:
         assert np.array_equal(getattr(small, name), getattr(large, name)), name
+    for part in ("indptr", "codes"):
+        assert np.array_equal(getattr(small.class_tags, part), getattr(large.class_tags, part))
     # ... only the per-request arrays do (request_order, request_rank, request_profile)
     assert large.nbytes - small.nbytes <= 4 * 8 * 3_000
     pair_bytes = 16 * large.pair_count()
@@ -483,8 +514,9 @@ def test_small_pair_blocks_give_the_same_pairs(
         check_market(m)
 
 
-def test_profile_classes_over_several_blocks() -> None:
-    """Enough profiles x classes that the profile-class table is built in several blocks."""
+@pytest.mark.parametrize("candidates", [20_000, 1 << 22])
+def test_profile_classes_over_several_blocks(candidates: int) -> None:
+    """The sparse join in blocks of any size gives the eligible classes."""
     tags = [f"tag{i:03d}" for i in range(150)]
     offers = [
         Offer(
@@ -506,14 +538,14 @@ def test_profile_classes_over_several_blocks() -> None:
         )
         for j in range(3000)
     ]
-    m = Market(OrderBook([*offers, *requests]))
-    words = m.snapshot.requests.required_tags.shape[1]
-    block = max(1, (1 << 24) // (m.n_classes * words))
-    assert m.n_profiles > 2 * block  # three blocks or more, or this test tests nothing
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(market_module, "_BLOCK_CANDIDATES", candidates)
+        m = Market(OrderBook([*offers, *requests]))
+    block = max(1, candidates // m.n_classes)
     first_member = m.class_offers[m.class_indptr[:-1]]
     representative = {int(p): j for j, p in enumerate(m.request_profile)}
     edges = {k * block + d for k in range(1, m.n_profiles // block + 1) for d in (-2, -1, 0, 1)}
-    checked = sorted(p for p in edges | set(range(0, m.n_profiles, 60)) if p < m.n_profiles)
+    checked = sorted(p for p in edges | set(range(0, m.n_profiles, 60)) if 0 <= p < m.n_profiles)
     for j in (representative[p] for p in checked):
         r = m.snapshot.request(j)
         got = set(m.eligible_classes(j).tolist())

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from auction.errors import AuctionError, InvalidOrderError
 from auction.money import MAX_MONEY
-from auction.orders import MAX_COUNT, Offer, Request
+from auction.orders import MAX_COUNT, Attributes, Offer, Request
 
 MAX_SEQ = 2**63 - 1
 
@@ -50,6 +50,7 @@ REQUEST: dict[str, Any] = {
 
 # (class, field, kind, bounds) for every field of both order types
 NAME, INT, SET, REP, BOOL = "name", "int", "set", "rep", "bool"
+ATTRS, EXPR = "attributes", "constraints"  # validated by auction.constraints: own tests below
 FIELDS: list[tuple[type[Offer] | type[Request], str, str, tuple[int, int]]] = [
     (Offer, "id", NAME, (0, 0)),
     (Offer, "provider", NAME, (0, 0)),
@@ -60,6 +61,13 @@ FIELDS: list[tuple[type[Offer] | type[Request], str, str, tuple[int, int]]] = [
     (Offer, "vram_gb", INT, (0, MAX_COUNT)),
     (Offer, "tags", SET, (0, 0)),
     (Offer, "submitted_at", INT, (0, MAX_SEQ)),
+    (Offer, "tenants", SET, (0, 0)),
+    (Offer, "exclude_tenants", SET, (0, 0)),
+    (Offer, "cpu_per_gpu", INT, (0, MAX_COUNT)),
+    (Offer, "ram_gb_per_gpu", INT, (0, MAX_COUNT)),
+    (Offer, "disk_gb_per_gpu", INT, (0, MAX_COUNT)),
+    (Offer, "attributes", ATTRS, (0, 0)),
+    (Offer, "constraints", EXPR, (0, 0)),
     (Request, "id", NAME, (0, 0)),
     (Request, "tenant", NAME, (0, 0)),
     (Request, "gpus", INT, (1, MAX_COUNT)),
@@ -73,14 +81,24 @@ FIELDS: list[tuple[type[Offer] | type[Request], str, str, tuple[int, int]]] = [
     (Request, "divisible", BOOL, (0, 0)),
     (Request, "cluster", BOOL, (0, 0)),
     (Request, "submitted_at", INT, (0, MAX_SEQ)),
+    (Request, "providers", SET, (0, 0)),
+    (Request, "exclude_providers", SET, (0, 0)),
+    (Request, "min_cpu_per_gpu", INT, (0, MAX_COUNT)),
+    (Request, "min_ram_gb_per_gpu", INT, (0, MAX_COUNT)),
+    (Request, "min_disk_gb_per_gpu", INT, (0, MAX_COUNT)),
+    (Request, "attributes", ATTRS, (0, 0)),
+    (Request, "constraints", EXPR, (0, 0)),
 ]
-FIELD_IDS = [f"{c.__name__}.{f}" for c, f, _, _ in FIELDS]
+#: fields whose invalid values the generic tests draw (the others have their own tests)
+PLAIN_FIELDS = [f for f in FIELDS if f[2] not in (ATTRS, EXPR)]
+V1_NAMES = {cls: set(base) for cls, base in ((Offer, OFFER), (Request, REQUEST))}
+FIELD_IDS = [f"{c.__name__}.{f}" for c, f, _, _ in PLAIN_FIELDS]
 
 
 def test_catalog_covers_every_field() -> None:
     for cls, base in ((Offer, OFFER), (Request, REQUEST)):
         names = [a.name for a in attrs.fields(cls)]
-        assert sorted(names) == sorted(base)
+        assert sorted(n for n in names if n in V1_NAMES[cls]) == sorted(base)
         assert sorted(f for c, f, _, _ in FIELDS if c is cls) == sorted(names)
 
 
@@ -199,7 +217,7 @@ def same(a: Any, b: Any) -> bool:
     return a is b or nan
 
 
-@pytest.mark.parametrize(("cls", "field", "kind", "bounds"), FIELDS, ids=FIELD_IDS)
+@pytest.mark.parametrize(("cls", "field", "kind", "bounds"), PLAIN_FIELDS, ids=FIELD_IDS)
 @given(data=st.data())
 def test_no_invalid_value_is_accepted(
     cls: type[Offer] | type[Request],
@@ -316,6 +334,14 @@ def valid_values(kind: str, bounds: tuple[int, int]) -> st.SearchStrategy[Any]:
         return valid_sets()
     if kind == REP:
         return valid_reputations
+    if kind == ATTRS:
+        return st.dictionaries(
+            st.sampled_from(["cpu.arch", "tier", "audited_by", "x1"]),
+            st.one_of(st.integers(-5, 5), st.booleans(), st.sampled_from(["a", "b c", "2.5"])),
+            max_size=3,
+        )
+    if kind == EXPR:
+        return st.none()
     return st.booleans()
 
 
@@ -353,15 +379,19 @@ def test_valid_values_are_accepted_and_normalized(
             continue
         got = getattr(order, field)
         assert got == expected[field], field
-        want_type: type = {INT: int, SET: frozenset, REP: float, BOOL: bool, NAME: str}[kind]
+        want_type: type = {INT: int, SET: frozenset, REP: float, BOOL: bool, NAME: str,
+                           ATTRS: Attributes, EXPR: type(None)}[kind]
         assert type(got) is want_type, (field, type(got))
         if kind == SET:
             assert all(type(x) is str for x in getattr(order, field))
-    # records: set fields become sorted lists, and the record round-trips (also through JSON)
+    # records: set fields become sorted lists, and the record round-trips (also through JSON);
+    # fields added by format 2 appear only when set
     record = order.to_record()
-    assert list(record) == [a.name for a in attrs.fields(cls)]
+    assert list(record) == [
+        a.name for a in attrs.fields(cls) if a.name in V1_NAMES[cls] or getattr(order, a.name)
+    ]
     for name in cls._set_fields:
-        assert record[name] == sorted(getattr(order, name))
+        assert record.get(name, []) == sorted(getattr(order, name))
     assert cls.from_record(record) == order
     assert cls.from_record(json.loads(json.dumps(record))) == order
     assert hash(cls.from_record(record)) == hash(order)
@@ -369,6 +399,13 @@ def test_valid_values_are_accepted_and_normalized(
 
 def test_defaults() -> None:
     o = Offer(id="o", provider="p", gpu_model="m", gpus=1, price=0, region="r", vram_gb=0)
+    assert (o.tenants, o.exclude_tenants) == (frozenset(), frozenset())
+    assert (o.cpu_per_gpu, o.ram_gb_per_gpu, o.disk_gb_per_gpu) == (0, 0, 0)
+    assert (o.attributes, o.constraints) == ({}, None)
+    q = Request(id="r", tenant="t", gpus=1, max_price=0)
+    assert (q.providers, q.exclude_providers) == (frozenset(), frozenset())
+    assert (q.min_cpu_per_gpu, q.min_ram_gb_per_gpu, q.min_disk_gb_per_gpu) == (0, 0, 0)
+    assert (q.attributes, q.constraints) == ({}, None)
     assert o.tags == frozenset()
     assert o.submitted_at == 0
     r = Request(id="r", tenant="t", gpus=1, max_price=0)
@@ -449,10 +486,12 @@ def test_from_record_optional_fields_may_be_missing(cls: type[Offer] | type[Requ
     rec = records(cls)
     for a in attrs.fields(cls):
         if a.default is not attrs.NOTHING:
-            del rec[a.name]
+            rec.pop(a.name, None)
     order = cls.from_record(rec)
     for a in attrs.fields(cls):
-        if a.default is not attrs.NOTHING:
+        if isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
+            assert getattr(order, a.name) == a.default.factory()
+        elif a.default is not attrs.NOTHING:
             assert getattr(order, a.name) == a.default
 
 
@@ -469,7 +508,7 @@ def test_from_record_invalid_value_names_field(
     cls: type[Offer] | type[Request], data: st.DataObject
 ) -> None:
     field, kind, bounds = data.draw(
-        st.sampled_from([(f, k, b) for c, f, k, b in FIELDS if c is cls and f != "id"])
+        st.sampled_from([(f, k, b) for c, f, k, b in PLAIN_FIELDS if c is cls and f != "id"])
     )
     rec = records(cls)
     rec[field] = data.draw(invalid_values(kind, bounds))

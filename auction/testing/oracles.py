@@ -45,6 +45,13 @@ def is_eligible(offer: Offer, request: Request, reputation_of_provider: float) -
         and (not request.regions or offer.region in request.regions)
         and offer.vram_gb >= request.min_vram_gb
         and request.required_tags <= offer.tags
+        and (not request.providers or offer.provider in request.providers)
+        and offer.provider not in request.exclude_providers
+        and (not offer.tenants or request.tenant in offer.tenants)
+        and request.tenant not in offer.exclude_tenants
+        and offer.cpu_per_gpu >= request.min_cpu_per_gpu
+        and offer.ram_gb_per_gpu >= request.min_ram_gb_per_gpu
+        and offer.disk_gb_per_gpu >= request.min_disk_gb_per_gpu
         and reputation_of_provider >= request.min_reputation
         and offer.price <= request.max_price
         and (request.divisible or request.cluster or offer.gpus >= request.gpus)

@@ -4,7 +4,9 @@ Everything is drawn from small vocabularies (a few providers, models, regions, t
 sequence numbers) so that the cases mechanisms get wrong come up often: equal prices and equal
 ``submitted_at`` (ties), several offers per provider, more GPUs wanted than offered (shortfalls),
 empty sides, and constraints nobody can meet (a model, region or tag no offer has, more VRAM
-than any offer, a reputation floor above every provider). Hypothesis drives all randomness.
+than any offer, a reputation floor above every provider). Provider and tenant lists
+(allow and exclude) and node resources (CPU, RAM, disk per GPU) are drawn sparingly, with
+floors above every offer and names nobody has. Hypothesis drives all randomness.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ _MIN_VRAM = (0, 0, 24, 80, 96)  # 96: more than any offer has
 _NOBODY_MODEL = "B200"
 _NOBODY_REGION = "ap-south"
 _NOBODY_TAG = "audited-by:nobody"
+_NOBODY_TENANT = "t-nobody"
+_NOBODY_PROVIDER = "p-nobody"
+# node resources per GPU offers come with, and the floors requests set (the last: above all)
+_CPU, _MIN_CPU = (0, 8, 16), (0, 0, 0, 8, 32)
+_RAM, _MIN_RAM = (0, 64, 128), (0, 0, 0, 64, 256)
+_DISK, _MIN_DISK = (0, 500), (0, 0, 0, 500, 1000)
 _SEQ = st.integers(0, 3)
 
 
@@ -75,9 +83,20 @@ def _subset(names: tuple[str, ...], extra: str) -> st.SearchStrategy[frozenset[s
 
 @functools.cache
 def _offer_fields(
-    max_gpus: int, huge: bool, providers: tuple[str, ...] = PROVIDERS
+    max_gpus: int, huge: bool, providers: tuple[str, ...] = PROVIDERS, extended: bool = True
 ) -> st.SearchStrategy[dict[str, Any]]:
-    """Every offer field but the id (built once: strategies are costly to rebuild per draw)."""
+    """Every offer field but the id (built once: strategies are costly to rebuild per draw);
+    without `extended`, the tenant lists and node resources stay unset."""
+    fields = _offer_fields_all(max_gpus, huge, providers)
+    if extended:
+        return fields
+    return fields.map(lambda f: {**f, "tenants": frozenset(), "exclude_tenants": frozenset(),
+                                 "cpu_per_gpu": 0, "ram_gb_per_gpu": 0, "disk_gb_per_gpu": 0})
+
+
+def _offer_fields_all(
+    max_gpus: int, huge: bool, providers: tuple[str, ...]
+) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {
             "provider": st.sampled_from(providers),
@@ -88,6 +107,12 @@ def _offer_fields(
             "vram_gb": st.sampled_from(_VRAM),
             "tags": st.frozensets(st.sampled_from(TAGS)),
             "submitted_at": _SEQ,
+            # mostly unset: lists and resources narrow who trades, so draw them sparingly
+            "tenants": st.one_of(_NONE, _NONE, _NONE, _subset(TENANTS, _NOBODY_TENANT)),
+            "exclude_tenants": st.one_of(_NONE, _NONE, _NONE, _subset(TENANTS, _NOBODY_TENANT)),
+            "cpu_per_gpu": st.sampled_from(_CPU),
+            "ram_gb_per_gpu": st.sampled_from(_RAM),
+            "disk_gb_per_gpu": st.sampled_from(_DISK),
         }
     )
 
@@ -103,12 +128,17 @@ def _constraint(names: tuple[str, ...], extra: str) -> st.SearchStrategy[frozens
 @functools.cache
 def _request_fields(
     max_gpus: int, huge: bool, divisible: bool | None, constrained: bool = True,
-    splittable: bool = False,
+    splittable: bool = False, extended: bool = True,
 ) -> st.SearchStrategy[dict[str, Any]]:
     """Every request field but the id; unconstrained requests accept any model, region, VRAM,
     tags and reputation, so that many requests compete for the same offers. `splittable`
-    makes every non-divisible request ask for one GPU."""
+    makes every non-divisible request ask for one GPU. Without `extended`, provider lists
+    and node resource floors stay unset."""
     fields = _request_fields_any(max_gpus, huge, divisible, constrained)
+    if not extended:
+        fields = fields.map(lambda f: {**f, "providers": frozenset(),
+                                       "exclude_providers": frozenset(), "min_cpu_per_gpu": 0,
+                                       "min_ram_gb_per_gpu": 0, "min_disk_gb_per_gpu": 0})
     if splittable:
         return fields.map(lambda f: f if f["divisible"] else {**f, "gpus": 1, "cluster": False})
     return fields
@@ -123,9 +153,13 @@ def _request_fields_any(
         min_vram = st.sampled_from(_MIN_VRAM)
         tags = _constraint(TAGS, _NOBODY_TAG)
         min_rep = st.sampled_from((0.0, 0.0, *REPUTATIONS[1:]))
+        providers = st.one_of(_NONE, _NONE, _NONE, _subset(PROVIDERS, _NOBODY_PROVIDER))
+        excluded = st.one_of(_NONE, _NONE, _NONE, _subset(PROVIDERS, _NOBODY_PROVIDER))
+        min_cpu, min_ram = st.sampled_from(_MIN_CPU), st.sampled_from(_MIN_RAM)
+        min_disk = st.sampled_from(_MIN_DISK)
     else:
-        models = regions = tags = _NONE
-        min_vram = st.just(0)
+        models = regions = tags = providers = excluded = _NONE
+        min_vram = min_cpu = min_ram = min_disk = st.just(0)
         min_rep = st.just(0.0)
     return st.fixed_dictionaries(
         {
@@ -141,6 +175,11 @@ def _request_fields_any(
             "divisible": st.booleans() if divisible is None else st.just(divisible),
             "cluster": st.sampled_from((False, False, True)),
             "submitted_at": _SEQ,
+            "providers": providers,
+            "exclude_providers": excluded,
+            "min_cpu_per_gpu": min_cpu,
+            "min_ram_gb_per_gpu": min_ram,
+            "min_disk_gb_per_gpu": min_disk,
         }
     ).map(lambda f: {**f, "cluster": f["cluster"] and not f["divisible"]})
 
@@ -152,7 +191,8 @@ def _ids(order_id: str | None, prefix: str) -> st.SearchStrategy[str]:
 
 
 def offers(
-    *, order_id: str | None = None, max_gpus: int = 4, huge_prices: bool = True
+    *, order_id: str | None = None, max_gpus: int = 4, huge_prices: bool = True,
+    extended: bool = False,
 ) -> st.SearchStrategy[Offer]:
     """Offers with small capacities from a few providers, models, regions and tags.
 
@@ -160,11 +200,14 @@ def offers(
         order_id: the id to give the offer; drawn (``"o<n>"``) when None.
         max_gpus: largest capacity drawn (capacities start at 1).
         huge_prices: whether an ask may rarely be `HUGE_PRICE`.
+        extended: also draw tenant lists and node resources (`books` always does; off by
+            default here, so that offers alike in model, region, VRAM and tags form one
+            offer class).
     """
     return st.builds(
         lambda oid, fields: Offer(id=oid, **fields),
         _ids(order_id, "o"),
-        _offer_fields(max_gpus, huge_prices),
+        _offer_fields(max_gpus, huge_prices, PROVIDERS, extended),
     )
 
 
@@ -176,10 +219,12 @@ def requests(
     huge_prices: bool = True,
     splittable: bool = False,
     call_market: bool = False,
+    extended: bool = False,
 ) -> st.SearchStrategy[Request]:
     """Requests with constraints that are often loose, sometimes unsatisfiable.
 
     Args:
+        extended: also draw provider lists and node resource floors (`books` always does).
         order_id: the id to give the request; drawn (``"r<n>"``) when None.
         divisible: True or False forces the flag; None draws it.
         max_gpus: largest number of GPUs wanted (above `offers`' largest capacity by
@@ -189,7 +234,7 @@ def requests(
         call_market: pinned to one model and one region, with no other constraint: in a
             book drawn with ``call_market=True`` it accepts exactly one offer class, or none.
     """
-    fields = _request_fields(max_gpus, huge_prices, divisible, True, splittable)
+    fields = _request_fields(max_gpus, huge_prices, divisible, True, splittable, extended)
     if call_market:
         fields = st.tuples(fields, _PINNED).map(lambda t: {**t[0], **t[1]})
     return st.builds(lambda rid, f: Request(id=rid, **f), _ids(order_id, "r"), fields)
@@ -204,6 +249,11 @@ _PINNED = st.fixed_dictionaries(
         "min_vram_gb": st.just(0),
         "required_tags": _NONE,
         "min_reputation": st.just(0.0),
+        "providers": _NONE,
+        "exclude_providers": _NONE,
+        "min_cpu_per_gpu": st.just(0),
+        "min_ram_gb_per_gpu": st.just(0),
+        "min_disk_gb_per_gpu": st.just(0),
     }
 )
 
@@ -222,7 +272,8 @@ def _call_market(
     for f in offer_fields:
         model, region = draw(st.sampled_from(keys))
         vram, tags = looks[(model, region)]
-        offers.append({**f, "gpu_model": model, "region": region, "vram_gb": vram, "tags": tags})
+        offers.append({**f, "gpu_model": model, "region": region, "vram_gb": vram, "tags": tags,
+                       "tenants": frozenset(), "exclude_tenants": frozenset()})
     reqs = []
     for f in request_fields:
         model, region = draw(st.sampled_from((*keys * 3, (_NOBODY_MODEL, REGIONS[0]))))
@@ -230,7 +281,9 @@ def _call_market(
         need = draw(st.frozensets(st.sampled_from(sorted(tags)))) if tags else frozenset()
         reqs.append({**f, "gpu_models": frozenset({model}), "regions": frozenset({region}),
                      "min_vram_gb": draw(st.sampled_from((0, vram))), "required_tags": need,
-                     "min_reputation": 0.0})
+                     "min_reputation": 0.0, "providers": frozenset(),
+                     "exclude_providers": frozenset(), "min_cpu_per_gpu": 0,
+                     "min_ram_gb_per_gpu": 0, "min_disk_gb_per_gpu": 0})
     return offers, reqs
 
 
