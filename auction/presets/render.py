@@ -71,14 +71,11 @@ class RenderTiers(MechanismBase):
     sticky: Any = frozen_mapping(_offer_id, what="request id -> offer id")
 
     def _tier(self, market: Market, r: int) -> int:
-        snap = market.snapshot
-        words = snap.requests.required_tags[r]
         best = self.default_tier
-        for bit, tag in enumerate(snap.tags):
-            if tag.startswith(self.tier_prefix) and (int(words[bit >> 6]) >> (bit & 63)) & 1:
-                digits = tag[len(self.tier_prefix):]
-                if digits.isdigit():
-                    best = min(best, int(digits))
+        for tag in market.snapshot.request(r).required_tags:
+            digits = tag[len(self.tier_prefix):]
+            if tag.startswith(self.tier_prefix) and digits.isdigit():
+                best = min(best, int(digits))
         return best
 
     def _clear(
