@@ -70,6 +70,7 @@ BUILTINS: Mapping[str, str] = {
     "akash-auction": "auction.presets.akash:AkashAuction",
     "render-tiers": "auction.presets.render:RenderTiers",
     "aethir-indexer": "auction.presets.aethir:AethirIndexer",
+    "golem-match": "auction.presets.golem:GolemMatch",
 }
 
 
