@@ -58,6 +58,9 @@ class AethirIndexer(MechanismBase):
     * ``best-experience``: the highest reputation, then rank;
     * ``best-evaluation``: the highest ``reputation - price / max_price``, then rank.
 
+    A divisible request is served like a whole one, all its GPUs from one offer: the
+    market rents whole units and never splits an order.
+
     Args:
         payment: ``"k-value"``: the uniform price of the spec and region (or the ask).
         k_prices: price per GPU-hour by ``"MODEL/REGION"`` or ``"MODEL"`` (the K-value table).
@@ -67,7 +70,7 @@ class AethirIndexer(MechanismBase):
     """
 
     name: ClassVar[str] = "aethir-indexer"
-    tags = MechanismTags(payments=("k-value",), divisible=False, deterministic=False)
+    tags = MechanismTags(payments=("k-value",), divisible=True, deterministic=False)
 
     k_prices: Any = frozen_mapping(nonneg_int, what="'MODEL/REGION' -> price")
     indexers: tuple[str, ...] = attrs.field(default=RANKINGS, converter=_rankings,

@@ -186,6 +186,9 @@ class AkashAuction(MechanismBase):
     Objective: none global; orders clear one by one in arrival order and each takes the bid
     its tenant's selection rule picks.
 
+    A divisible request is served like a whole one, all its GPUs from one offer: the
+    market rents whole units and never splits an order.
+
     Args:
         payment: ``"pay-as-bid"``.
         max_bids: ``OrderMaxBids``: an order takes bids while it holds at most this many
@@ -203,7 +206,7 @@ class AkashAuction(MechanismBase):
     """
 
     name: ClassVar[str] = "akash-auction"
-    tags = MechanismTags(payments=("pay-as-bid",), divisible=False)
+    tags = MechanismTags(payments=("pay-as-bid",), divisible=True)
 
     max_bids: int = options.integer(AKASH_MAX_BIDS, minimum=1)
     prior_bids: Any = frozen_mapping(nonneg_int, what="request id -> bids already placed")

@@ -70,6 +70,9 @@ class GolemMatch(MechanismBase):
     with an eligible offer that still has room, or else the highest-scoring eligible offer,
     ties broken by a shuffle drawn from the clearing's rng (canonical order first).
 
+    A divisible request is served like a whole one, all its GPUs from one offer: the
+    market rents whole units and never splits an order.
+
     Args:
         payment: ``"linear"``: the agreement's linear price (the offer's price per GPU-hour).
         expected_seconds: the usage over which the strategy prices an offer (60 s).
@@ -82,7 +85,7 @@ class GolemMatch(MechanismBase):
     """
 
     name: ClassVar[str] = "golem-match"
-    tags = MechanismTags(payments=("linear",), divisible=False, deterministic=False)
+    tags = MechanismTags(payments=("linear",), divisible=True, deterministic=False)
 
     expected_seconds: int = options.integer(60, minimum=1)
     unit: int = options.integer(10**6, minimum=1)

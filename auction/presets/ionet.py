@@ -37,13 +37,16 @@ class IonetClusters(MechanismBase):
     cheapest GPUs of its eligible offers there, and buys at the site whose total is lowest
     (ties: the site whose best offer ranks first); no site with enough GPUs, no cluster.
 
+    A divisible request is served like a whole one, all its GPUs from one offer: the
+    market rents whole units and never splits an order.
+
     Args:
         payment: ``"posted"``: each card at its offer's posted price.
         time_limit, max_memory: every mechanism's options (see `MechanismBase`).
     """
 
     name: ClassVar[str] = "ionet-clusters"
-    tags = MechanismTags(payments=("posted",), divisible=False)
+    tags = MechanismTags(payments=("posted",), divisible=True)
 
     def _clear(
         self, market: Market, rng: np.random.Generator | None, deadline: Deadline

@@ -54,6 +54,9 @@ class NosanaQueue(MechanismBase):
     (offer) that is eligible and has room for all its GPUs; a node takes queued jobs in queue
     order while it has room. The tenant pays the node's market price (its ask).
 
+    A divisible request is served like a whole one, all its GPUs from one offer: the
+    market rents whole units and never splits an order.
+
     Args:
         payment: ``"market-price"`` (the only rule: the market's fixed price).
         queue_cap: most entries (jobs or nodes) waiting at once; an arrival that would wait in
@@ -65,7 +68,7 @@ class NosanaQueue(MechanismBase):
     """
 
     name: ClassVar[str] = "nosana-queue"
-    tags = MechanismTags(payments=("market-price",), divisible=False)
+    tags = MechanismTags(payments=("market-price",), divisible=True)
 
     queue_cap: int = options.integer(NOSANA_QUEUE_CAP, minimum=1)
     min_stake: int = options.integer(0, minimum=0)
