@@ -35,7 +35,7 @@ from auction.orders import Offer, Request
 from auction.result import ClearingResult, Status
 
 if TYPE_CHECKING:
-    from auction import demo, fairness, mechanisms, testing
+    from auction import compare, demo, fairness, mechanisms, presets, testing
     from auction.clearing import clear
 
 __version__ = "0.1.0"
@@ -68,7 +68,7 @@ __all__ = [
     "to_units",
 ]
 
-_LAZY_MODULES = {"demo", "fairness", "mechanisms", "testing"}
+_LAZY_MODULES = {"compare", "demo", "fairness", "mechanisms", "presets", "testing"}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,12 @@ The columns, per epoch:
   the epoch's posted book, over the exact optimum on the same book (the ``gang`` MILP, or
   ``optimum=``); None when the optimum is not proven or is 0;
 * ``jain``: Jain's index of the providers' revenue; ``hhi``: the Herfindahl-Hirschman index
-  of provider revenue shares (1 = one provider has all of it).
+  of provider revenue shares (1 = one provider has all of it); for a design whose providers
+  are paid only by emission (Render), of their rewards.
+
+``auction.compare(...)`` calls `compare` (this module is callable, so that the name works
+both as the function and as the module holding `Comparison`, `main_compare` and
+`build_parser`).
 
 Designs are given by name (a preset, ``auction.presets.available()``; a registered
 mechanism; ``name:payment``; ``vcg`` for ``assignment:vcg``), as `Preset` or as `Design`.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TextIO
@@ -116,6 +122,7 @@ def _rows(name: str, seed: int, design: Design, sim: SimulationResult, rec: _Rec
     seen: dict[str, int] = {}
     rows = []
     income = np.asarray(sim.provider_income, dtype=object)
+    rewards = np.asarray(sim.provider_rewards, dtype=object)
     for e, base in enumerate(sim.to_records()):
         orders = rec.books.get(e, [])
         reqs = [o for o in orders if isinstance(o, Request)]
@@ -126,6 +133,8 @@ def _rows(name: str, seed: int, design: Design, sim: SimulationResult, rec: _Rec
         waits = [e - seen.get(rid, e) for rid in served_ids]
         hours = base["served_gpu_hours"]
         revenue_by_provider = [int(x) for x in income[e]] if income.size else []
+        if not any(revenue_by_provider) and rewards.size:  # paid by emission (Render)
+            revenue_by_provider = [int(x) for x in rewards[e]]
         welfare_share: float | None = None
         welfare = optimal = None
         if optimum is not None and orders:
@@ -368,3 +377,13 @@ def main_compare(argv: Sequence[str] | None = None, *, out: TextIO | None = None
     if args.plot:
         result.plot(args.plot)
     return 0
+
+
+class _CallableModule(types.ModuleType):
+    """``auction.compare`` is this module; calling it calls `compare`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Comparison:
+        return compare(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
