@@ -60,10 +60,12 @@ __all__ = [
     "UnknownPaymentRuleError",
     "UnsupportedMarketError",
     "clear",
+    "compare",
     "demo",
     "fairness",
     "format_units",
     "mechanisms",
+    "presets",
     "testing",
     "to_units",
 ]

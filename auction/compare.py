@@ -304,8 +304,8 @@ def compare(
         raise InvalidValueError("designs", designs, "must name at least one design")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InvalidValueError("epochs", epochs, "must be an int >= 1")
-    seed_list = list(range(seeds)) if isinstance(seeds, int) and not isinstance(
-        seeds, bool) else list(seeds)
+    seed_list: list[Any] = list(range(seeds)) if isinstance(seeds, int) and not isinstance(
+        seeds, bool) else list(seeds)  # type: ignore[arg-type]
     if not seed_list or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
                             for s in seed_list):
         raise InvalidValueError("seeds", seeds, "must be an int >= 1 or ints >= 0")

@@ -36,7 +36,9 @@ def test_table_and_summary() -> None:
     assert set(t["design"]) == {"nosana", "iexec", "first-price"}
     assert list(out.summary["design"]) == ["nosana", "iexec", "first-price"]
     shares = t["welfare_share"].dropna()
-    assert len(shares) and (shares <= 1 + 1e-12).all() and (shares >= 0).all()
+    assert len(shares)
+    assert (shares <= 1 + 1e-12).all()
+    assert (shares >= 0).all()
     assert ((t["fill_rate"] >= 0) & (t["fill_rate"] <= 1)).all()
     hhi = t["hhi"].dropna()
     assert ((hhi > 0) & (hhi <= 1)).all()
@@ -61,7 +63,8 @@ def test_deterministic_and_executor() -> None:
 
 def test_designs_by_object_and_errors() -> None:
     d = resolve_design("assignment:vcg")
-    assert d.mechanism == "assignment" and d.payment == "vcg"
+    assert d.mechanism == "assignment"
+    assert d.payment == "vcg"
     assert resolve_design("vcg") == d
     akash = presets.get("akash")
     assert resolve_design(akash) is akash.design
@@ -92,7 +95,9 @@ def test_cli(tmp_path: object) -> None:
     assert main_compare(["--designs", "nosana,iexec", "--epochs", "1", "--no-optimum",
                          "--quiet", "--demand", "0.1", "--csv", csv], out=buf) == 0
     text = buf.getvalue()
-    assert "nosana" in text and "iexec" in text and "fill_rate" in text
+    assert "nosana" in text
+    assert "iexec" in text
+    assert "fill_rate" in text
     with open(csv) as f:
         assert f.readline().startswith("design,seed,epoch")
     assert main_compare(["--designs", "nope", "--epochs", "1", "--quiet"], out=buf) == 2

@@ -56,7 +56,8 @@ def test_random_indexer_is_seeded() -> None:
 
 def test_stake_and_slash() -> None:
     assert stake_required(900, 2) == 1800
-    assert slash(900, 2) == 600 and slash(900, 2, reason="malice") == 1800
+    assert slash(900, 2) == 600
+    assert slash(900, 2, reason="malice") == 1800
 
 
 def test_conformance() -> None:

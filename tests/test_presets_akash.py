@@ -94,9 +94,13 @@ def test_bid_window_and_bad_options() -> None:
 def test_lazy_escrow() -> None:
     # x/escrow: accrues per block, paid on settlement; an overdrawn account records the debt
     acct = EscrowAccount(balance=1000, rate=3)
-    assert acct.settle(100) == 300 and acct.balance == 700
-    assert acct.deposit(50, 200) == 300 and acct.balance == 450
-    assert acct.settle(400) == 450 and acct.unpaid == 150 and acct.overdrawn
+    assert acct.settle(100) == 300
+    assert acct.balance == 700
+    assert acct.deposit(50, 200) == 300
+    assert acct.balance == 450
+    assert acct.settle(400) == 450
+    assert acct.unpaid == 150
+    assert acct.overdrawn
 
 
 def test_conformance() -> None:

@@ -18,7 +18,8 @@ def _run_page() -> Callable[..., list[str]]:
     """tests/test_docs.py's page runner (loaded by path: tests is not a package)."""
     spec = importlib.util.spec_from_file_location("_docs_runner",
                                                   Path(__file__).parent / "test_docs.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     runner: Callable[..., list[str]] = module.run_page

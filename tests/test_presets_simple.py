@@ -56,7 +56,8 @@ def test_nosana_single_sided_queue_and_cap() -> None:
     assert _rows(res) == [("x", "a", 1, 10), ("y", "a", 1, 10)]
     assert res.diagnostics["dropped"] == 1
     full = presets.get("nosana").mechanism.clear(Market(book))
-    assert [r[0] for r in _rows(full)] == ["x", "y"] and full.diagnostics["queued_jobs"] == 1
+    assert [r[0] for r in _rows(full)] == ["x", "y"]
+    assert full.diagnostics["queued_jobs"] == 1
 
 
 def test_nosana_min_stake() -> None:
@@ -70,7 +71,9 @@ def test_nosana_market_deposit_refund_assign_extend() -> None:
     # the rest is refunded.
     m = NosanaMarket(price=3, timeout=100, min_stake=10)
     dep, node = m.post_job("j1", "alice")
-    assert node is None and m.queue_kind == "job" and dep.postings[1].amount == 300
+    assert node is None
+    assert m.queue_kind == "job"
+    assert dep.postings[1].amount == 300
     assert m.post_node("n1", stake=10) == "j1"
     s = m.finish("j1", run_seconds=40)
     assert (s.deposit, s.paid, s.refund) == (300, 120, 180)
@@ -92,7 +95,8 @@ def test_nosana_market_deposit_refund_assign_extend() -> None:
     m2.post_node("w", stake=0)
     m2.jobs["k"].node = None  # pretend k still waits, to assign it to a named node
     m2.assign("k", "w")
-    assert m2.jobs["k"].node == "w" and list(m2.queue) == [("node", "z")]
+    assert m2.jobs["k"].node == "w"
+    assert list(m2.queue) == [("node", "z")]
     m2.extend("k", 5)
     s = m2.finish("k", run_seconds=1000)  # ran past the timeout: paid for the timeout only
     assert (s.deposit, s.paid, s.refund) == (30, 30, 0)
@@ -113,8 +117,10 @@ def test_iexec_price_time_volume() -> None:
 
 
 def test_iexec_scores_and_stake() -> None:
-    assert worker_score(9, True) == 10 and worker_score(9, False) == 6
-    assert consensus_weight(0) == 2 and consensus_weight(30) == 9
+    assert worker_score(9, True) == 10
+    assert worker_score(9, False) == 6
+    assert consensus_weight(0) == 2
+    assert consensus_weight(30) == 9
     assert pool_stake(1001) == 301
 
 

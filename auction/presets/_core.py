@@ -103,7 +103,8 @@ class Fill:
 def eligible_offers(market: Market, r: int) -> list[int]:
     """Offer rows that may serve request row `r`, in rank order."""
     pairs = market.pairs()
-    return pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])].tolist()
+    out: list[int] = pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])].tolist()
+    return out
 
 
 @attrs.frozen

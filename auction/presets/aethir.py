@@ -16,6 +16,7 @@ spec with no K value). A container takes the uniform price only if it is at leas
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any, ClassVar
 
@@ -25,8 +26,9 @@ import numpy as np
 from auction.errors import InvalidOptionError, InvalidValueError
 from auction.limits import Deadline
 from auction.market import Market
-from auction.mechanisms import MechanismBase, MechanismTags, options
-from auction.presets._core import Fill, frozen_mapping, nonneg_int
+from auction.mechanisms import MechanismBase, MechanismTags
+from auction.presets import _core
+from auction.presets._core import Fill, nonneg_int
 from auction.result import ClearingResult
 
 __all__ = ["RANKINGS", "AethirIndexer", "preset", "slash", "stake_required"]
@@ -72,7 +74,7 @@ class AethirIndexer(MechanismBase):
     name: ClassVar[str] = "aethir-indexer"
     tags = MechanismTags(payments=("k-value",), divisible=True, deterministic=False)
 
-    k_prices: Any = frozen_mapping(nonneg_int, what="'MODEL/REGION' -> price")
+    k_prices: Mapping[str, int] = _core.frozen_mapping(nonneg_int, what="'MODEL/REGION' -> price")
     indexers: tuple[str, ...] = attrs.field(default=RANKINGS, converter=_rankings,
                                             validator=_check_rankings, kw_only=True)
     reserve_hours: int | None = attrs.field(default=None, kw_only=True)

@@ -31,7 +31,8 @@ from auction.errors import InvalidOptionError, InvalidValueError
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
-from auction.presets._core import Fill, frozen_mapping, nonneg_int
+from auction.presets import _core
+from auction.presets._core import Fill, nonneg_int
 from auction.result import ClearingResult, FrozenDict
 
 __all__ = [
@@ -209,7 +210,8 @@ class AkashAuction(MechanismBase):
     tags = MechanismTags(payments=("pay-as-bid",), divisible=True)
 
     max_bids: int = options.integer(AKASH_MAX_BIDS, minimum=1)
-    prior_bids: Any = frozen_mapping(nonneg_int, what="request id -> bids already placed")
+    prior_bids: Mapping[str, int] = _core.frozen_mapping(
+        nonneg_int, what="request id -> bids already placed")
     bid_window: int | None = attrs.field(default=None, kw_only=True)
     bid_deposit: int = options.integer(AKASH_BID_DEPOSIT, minimum=0)
     pricing: Any = attrs.field(factory=AskPricing, validator=_check_pricing, kw_only=True)
@@ -245,8 +247,8 @@ class AkashAuction(MechanismBase):
             need, cap, t0 = int(req.gpus[r]), int(req.max_price[r]), int(req.submitted_at[r])
             cand = pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])].tolist()
             arrivals = sorted(
-                ((max(int(off.submitted_at[o]), t0), int(market.offer_rank[o]), o)
-                 for o in cand if fill.left[o] >= need))
+                (max(int(off.submitted_at[o]), t0), int(market.offer_rank[o]), o)
+                 for o in cand if fill.left[o] >= need)
             count = self.prior_bids.get(str(req.id[r]), 0)
             bids: list[Bid] = []
             for t, _, o in arrivals:

@@ -31,7 +31,8 @@ from auction.errors import InvalidOptionError
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
-from auction.presets._core import Fill, frozen_mapping
+from auction.presets import _core
+from auction.presets._core import Fill
 from auction.result import ClearingResult
 
 __all__ = ["GolemMatch", "golem_score", "preset"]
@@ -53,6 +54,10 @@ def _text(key: str, value: Any) -> str | None:
 def _compile(text: str) -> Any:
     t = text.strip()
     return parse(from_golem(t) if t.startswith("(") else t)
+
+
+def _providers(value: Any) -> frozenset[str]:
+    return frozenset(value)
 
 
 def golem_score(cost: Fraction, rejected: bool = False) -> Fraction:
@@ -89,12 +94,15 @@ class GolemMatch(MechanismBase):
 
     expected_seconds: int = options.integer(60, minimum=1)
     unit: int = options.integer(10**6, minimum=1)
-    rejected: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset,
+    rejected: frozenset[str] = attrs.field(factory=frozenset, converter=_providers,
                                            kw_only=True)
-    agreements: Any = frozen_mapping(lambda k, v: None if isinstance(v, str) and v else
+    agreements: Mapping[str, str] = _core.frozen_mapping(
+        lambda k, v: None if isinstance(v, str) and v else
                                      "must be an offer id", what="tenant -> offer id")
-    demand_constraints: Any = frozen_mapping(_text, what="request id -> constraint")
-    offer_constraints: Any = frozen_mapping(_text, what="offer id -> constraint")
+    demand_constraints: Mapping[str, str] = _core.frozen_mapping(
+        _text, what="request id -> constraint")
+    offer_constraints: Mapping[str, str] = _core.frozen_mapping(
+        _text, what="offer id -> constraint")
 
     def _check_options(self) -> None:
         if any(not isinstance(p, str) or not p for p in self.rejected):
@@ -158,7 +166,7 @@ class GolemMatch(MechanismBase):
             shuffled = [cand[k] for k in gen.permutation(len(cand)).tolist()]
             scale = Fraction(self.expected_seconds, 3600 * self.unit)
 
-            def score(o: int) -> Fraction:
+            def score(o: int, need: int = need, scale: Fraction = scale) -> Fraction:
                 cost = int(off.price[o]) * need * scale
                 return golem_score(cost, providers[o] in self.rejected)
 

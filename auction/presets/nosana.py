@@ -22,6 +22,7 @@ Two ways in:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -31,7 +32,8 @@ from auction.errors import InvalidValueError
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
-from auction.presets._core import Fill, frozen_mapping, nonneg_int
+from auction.presets import _core
+from auction.presets._core import Fill, nonneg_int
 from auction.result import ClearingResult
 from auction.settlement.ledger import Account, AccountKind, Transaction, transfer
 
@@ -72,7 +74,7 @@ class NosanaQueue(MechanismBase):
 
     queue_cap: int = options.integer(NOSANA_QUEUE_CAP, minimum=1)
     min_stake: int = options.integer(0, minimum=0)
-    stakes: Any = frozen_mapping(nonneg_int, what="provider -> stake")
+    stakes: Mapping[str, int] = _core.frozen_mapping(nonneg_int, what="provider -> stake")
 
     def _clear(
         self, market: Market, rng: np.random.Generator | None, deadline: Deadline

@@ -26,6 +26,7 @@ settlement is burn-and-mint (`auction.simulation.Payment.RENDER`).
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -34,7 +35,8 @@ import numpy as np
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
-from auction.presets._core import Fill, frozen_mapping, nonneg_int
+from auction.presets import _core
+from auction.presets._core import Fill, nonneg_int
 from auction.result import ClearingResult
 
 __all__ = ["RenderTiers", "preset"]
@@ -67,8 +69,8 @@ class RenderTiers(MechanismBase):
     tier_prefix: str = options.text("tier:")
     default_tier: int = options.integer(3, minimum=0)
     node_order: str = options.choice("reputation", ("reputation", "least-work"))
-    work: Any = frozen_mapping(nonneg_int, what="provider -> GPU-hours")
-    sticky: Any = frozen_mapping(_offer_id, what="request id -> offer id")
+    work: Mapping[str, int] = _core.frozen_mapping(nonneg_int, what="provider -> GPU-hours")
+    sticky: Mapping[str, str] = _core.frozen_mapping(_offer_id, what="request id -> offer id")
 
     def _tier(self, market: Market, r: int) -> int:
         best = self.default_tier
