@@ -39,7 +39,17 @@ from auction.orders import Offer, Request
 from auction.result import ClearingResult, Status
 
 if TYPE_CHECKING:
-    from auction import datasets, demo, fairness, live, mechanisms, scale, testing
+    from auction import (
+        compare,
+        datasets,
+        demo,
+        fairness,
+        live,
+        mechanisms,
+        presets,
+        scale,
+        testing,
+    )
     from auction._warmup import WarmupReport, warmup
     from auction.clearing import clear
     from auction.scale.partition import clear_partitioned, partition
@@ -73,6 +83,7 @@ __all__ = [
     "WarmupReport",
     "clear",
     "clear_partitioned",
+    "compare",
     "datasets",
     "demo",
     "fairness",
@@ -80,6 +91,7 @@ __all__ = [
     "live",
     "mechanisms",
     "partition",
+    "presets",
     "scale",
     "sweep",
     "testing",
@@ -87,7 +99,9 @@ __all__ = [
     "warmup",
 ]
 
-_LAZY_MODULES = {"datasets", "demo", "fairness", "live", "mechanisms", "scale", "testing"}
+_LAZY_MODULES = {
+    "compare", "datasets", "demo", "fairness", "live", "mechanisms", "presets", "scale", "testing",
+}
 _SCALE = {"clear_partitioned": "partition", "partition": "partition", "sweep": "sweep"}
 
 

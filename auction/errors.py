@@ -322,6 +322,8 @@ class MemoryLimitError(AuctionError, MemoryError):
     def __reduce__(self) -> tuple[Any, ...]:  # MemoryError's __new__ needs the constructor
         return (type(self), self._init)
 
+
+
 class ConstraintSyntaxError(InvalidOrderError):
     """A constraint expression (or a Golem filter) cannot be parsed, or is too long or deep.
 
@@ -455,3 +457,4 @@ class MissingDependencyError(AuctionError, ImportError):
         self.package = package
         self.install = install
         super().__init__(f"{feature} needs {package}: {install}", name=package)
+

@@ -63,6 +63,14 @@ BUILTINS: Mapping[str, str] = {
     "uniform-price": "auction.mechanisms.double_auction:UniformPrice",
     "lp": "auction.mechanisms.lp:LinearProgram",
     "gang": "auction.mechanisms.gang:Gang",
+    # the seed markets' own rules (auction.presets)
+    "nosana-queue": "auction.presets.nosana:NosanaQueue",
+    "iexec-book": "auction.presets.iexec:IexecBook",
+    "ionet-clusters": "auction.presets.ionet:IonetClusters",
+    "akash-auction": "auction.presets.akash:AkashAuction",
+    "render-tiers": "auction.presets.render:RenderTiers",
+    "aethir-indexer": "auction.presets.aethir:AethirIndexer",
+    "golem-match": "auction.presets.golem:GolemMatch",
 }
 
 
