@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from auction.book import BookSnapshot, OrderBook
@@ -23,6 +23,8 @@ def clear(
     *,
     rng: RngLike = None,
     reputation: Mapping[str, float] | None = None,
+    executor: Any = None,
+    partition: bool | str | Sequence[str] | None = None,
     **options: Any,
 ) -> ClearingResult:
     """Clear a book or market with a mechanism chosen by name (or given as an instance).
@@ -34,6 +36,11 @@ def clear(
         rng: a numpy Generator, a seed (an int >= 0 or a SeedSequence) or None, for
             mechanisms that randomize; resolved once, the same way for every mechanism.
         reputation: provider scores for the market (only with a book).
+        executor: clear the market's independent parts on this executor (any
+            `concurrent.futures.Executor`, an initialised ``ray``, a Dask ``Client``): see
+            `auction.clear_partitioned` and docs/scale-out.md.
+        partition: clear part by part in this process: True (the default cut), or how to
+            cut (``"pairs"``, ``"classes"`` or declared keys such as ``("region",)``).
         **options: further options for the mechanism's constructor.
 
     Examples:
@@ -43,6 +50,13 @@ def clear(
         >>> result.status
         <Status.SUCCESS: 'success'>
     """
+    if executor is not None or partition not in (None, False):
+        from auction.scale.partition import clear_partitioned
+
+        by = partition if isinstance(partition, Sequence) else None
+        return clear_partitioned(book_or_market, mechanism, payment, executor=executor,
+                                 rng=resolve_rng(rng),
+                                 reputation=reputation, by=by, **options)
     if isinstance(book_or_market, Market):
         if reputation is not None:
             raise InvalidValueError(
