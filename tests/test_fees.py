@@ -25,6 +25,7 @@ from auction.settlement import (
     FeeSchedule,
     InsufficientFundsError,
     InvalidSettlementError,
+    InvalidTransactionError,
     Lease,
     LeaseBook,
     Ledger,
@@ -239,6 +240,11 @@ def test_restore_folds_over_metadata_and_version_1_journals_still_load() -> None
         restored = LeaseBook.restore(ledger, book, fees=book.fees)
         assert restored.state("l") == book.state("l")
         assert restored.refunded("l") == book.refunded("l") == {0, 1, 2, 3}
+    bogus = [attrs.evolve(tx, meta=attrs.evolve(tx.meta, status="bogus"))
+             if tx.meta.kind is TxKind.CLOSE else tx for tx in journal]
+    with pytest.raises(InvalidTransactionError) as bad:
+        LeaseBook.restore(Ledger.replay(bogus), book, fees=book.fees)
+    assert (bad.value.field, bad.value.value, bad.value.tx_id) == ("meta", "bogus", "close:l")
     old = Ledger.from_json(_as_version_1(book.ledger))
     assert old == book.ledger  # the same journal, metadata included
     assert LeaseBook.restore(old, book, fees=book.fees).refunded("l") == {0, 1, 2, 3}

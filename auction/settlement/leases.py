@@ -60,6 +60,7 @@ from auction.settlement.ledger import (
     Account,
     AccountKind,
     InvalidSettlementError,
+    InvalidTransactionError,
     Ledger,
     Posting,
     SettlementError,
@@ -697,20 +698,28 @@ class LeaseBook:
         for tx in ledger.journal:
             meta = tx.meta
             if meta.lease and (i := index.get(meta.lease)) is not None:
-                book._fold(i, meta, tx.time)
+                book._fold(i, tx)
         return book
 
-    def _fold(self, i: int, meta: TxMeta, time: int) -> None:
+    def _fold(self, i: int, tx: Transaction) -> None:
         """Apply one journal entry's metadata to lease `i`'s state (`restore`'s step)."""
+        meta = tx.meta
         kind = meta.kind
-        if kind is TxKind.ACCRUAL:
+        if kind is TxKind.ACCRUAL and meta.periods:
             last = max(b for _, b in meta.periods)
-            self._n[i] = max(int(self._n[i]), last - self._leases[i].start + 1)
+            n = min(last - self._leases[i].start + 1, MAX_PERIOD)
+            self._n[i] = max(int(self._n[i]), n)
         elif kind is TxKind.DEPOSIT:
             self._deposits[i] = self._deposits.get(i, 0) + 1
         elif kind is TxKind.CLOSE:
-            self._status[i] = _STATUS.index(LeaseStatus(meta.status))
-            self._closed_at[i] = time
+            try:
+                status = LeaseStatus(meta.status)
+            except ValueError:
+                raise InvalidTransactionError(
+                    "meta", meta.status, "a close's status must be a LeaseStatus", tx_id=tx.id
+                ) from None
+            self._status[i] = _STATUS.index(status)
+            self._closed_at[i] = tx.time
             if meta.unpaid:
                 self._unpaid[i] = meta.unpaid
         elif kind is TxKind.PENALTY and meta.periods:
