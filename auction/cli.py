@@ -482,11 +482,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--mechanism", "-m", default="first-price",
         help="mechanism name, see 'auction mechanisms' (default first-price)",
     )
-    clear.add_argument("--payment", "-p", default=None, help="payment rule of the mechanism")
+    clear.add_argument("--payment", "-p", default=None,
+                       help="payment rule of the mechanism (default: the first listed below)")
     clear.add_argument(
         "--option", "-o", metavar="NAME=VALUE", action="append", default=[],
-        help="a mechanism option, e.g. -o shape=shared -o time_limit=5 (repeatable; "
-        "values: integers, decimals, true/false, none, else strings)",
+        help="a mechanism option (repeatable), e.g. -m assignment -o shape=shared, or -m gang "
+        "-o time_limit=5 -o mip_gap=0.01; values: integers, decimals, true/false, none, else "
+        "strings; each mechanism's options are listed below",
     )
     clear.add_argument(
         "--reputation", "-r", metavar="REP.json", default=None,

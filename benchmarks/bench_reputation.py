@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     for model in ("beta", "iexec"):
         warm = EventBatch(["a", "b"], ["p", "p"], [0.0, 1.0], ["completed", "failed"])
         ReputationBook(model, warm).scores()
-    print(f"numba compile + scipy import: {time.perf_counter() - t:.2f} s (excluded below)")
+    print(f"numba compile (or disk-cache load) + scipy import: {time.perf_counter() - t:.2f} s "
+          "(excluded below)")
 
     def from_lists() -> EventBatch:
         return EventBatch(ev["ids"], names, ev["times"], ev["outcomes"], ev["weights"], tenants)

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"built {args.offers} offers + {max(sizes)} requests in {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
     sealed_bid(*sealed_bid_arrays(Market(make_book(10, 10))), vickrey)
-    print(f"numba compile: {time.perf_counter() - t:.2f} s (once per process; excluded below)")
+    print(f"numba compile, or load from the disk cache: {time.perf_counter() - t:.2f} s "
+          "(once per process; excluded below)")
 
     requests = book.requests()
     header = (

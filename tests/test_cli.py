@@ -492,3 +492,22 @@ def test_warmup_command_compiles_every_kernel(capsys: pytest.CaptureFixture[str]
         assert name in out
     assert "kernels ready" in out
     assert "skipped" not in out
+
+
+def test_cli_and_demo_raise_no_deprecation_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commands a new user runs first warn about nothing deprecated from our code."""
+    import warnings
+
+    path = _write(tmp_path / "b.json", _book([OFFER], [{**REQUEST, "divisible": True}]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for argv in (["demo"], ["mechanisms"], ["clear", path, "-m", "gang"],
+                     ["clear", path, "-m", "assignment", "-o", "shape=shared"],
+                     ["example-book", "--exchange"], ["clear", "--help"]):
+            assert main(argv) == 0, argv
+    capsys.readouterr()
+    ours = [w for w in caught if issubclass(w.category, DeprecationWarning)
+            and "auction" in w.filename.replace("\\", "/").split("/site-packages/")[-1]]
+    assert ours == [], [f"{w.filename}:{w.lineno}: {w.message}" for w in ours]

@@ -72,6 +72,22 @@ def test_books_markets_and_the_python_backend_stay_light() -> None:
     assert {"first-price", "second-price"} <= set(result["names"])
 
 
+def test_datasets_and_warmup_names_stay_light() -> None:
+    """The example books and the `warmup` name load neither numba nor scipy until called."""
+    result = run_python(
+        f"""
+        import json, sys
+        import auction
+        book = auction.datasets.example_book(0)
+        exchange = auction.datasets.example_exchange_book(0)
+        assert callable(auction.warmup)
+        assert auction.WarmupReport.__name__ == "WarmupReport"
+        print(json.dumps({{"loaded": [m for m in {HEAVY!r} if m in sys.modules]}}))
+        """
+    )
+    assert result["loaded"] == []
+
+
 def test_public_names() -> None:
     for name in auction.__all__:
         assert getattr(auction, name) is not None, name
