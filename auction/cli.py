@@ -569,7 +569,27 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     sim.add_argument("--plot", metavar="OUT.png", default=None,
                      help="also plot the run (needs the plot extra: matplotlib)")
     sim.set_defaults(func=_cmd_simulate)
+
+    from auction.scale.sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
+    cmp = sub.add_parser(
+        "compare", help="compare market designs (presets, mechanisms) on the example flow",
+        description="Run market designs (the presets akash, render, ionet, aethir, nosana, "
+        "iexec, golem, or registered mechanisms) on the same example order flow and print "
+        "one summary row per design.",
+    )
+    from auction.compare import build_parser as build_compare_parser
+
+    build_compare_parser(cmp)
+    cmp.set_defaults(func=_cmd_compare)
     return parser
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from auction.compare import run_command
+
+    return run_command(args)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:

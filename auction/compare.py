@@ -355,8 +355,14 @@ def main_compare(argv: Sequence[str] | None = None, *, out: TextIO | None = None
     """Run the ``compare`` command; returns the exit status (2 on bad arguments)."""
     import pandas as pd
 
+    return run_command(build_parser().parse_args(argv), out=out)
+
+
+def run_command(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """Run the ``compare`` command on parsed arguments (`build_parser`'s)."""
+    import pandas as pd
+
     stream = sys.stdout if out is None else out
-    args = build_parser().parse_args(argv)
     names = [n.strip() for n in args.designs.split(",") if n.strip()]
     try:
         flow = ExampleFlow(demand=args.demand)

@@ -522,6 +522,7 @@ def simulate(
     epoch_hours: int = 24,
     seed: int = 0,
     reliability: float | Mapping[str, float] = 1.0,
+    executor: Any = None,
 ) -> SimulationResult:
     """Run `design` on the orders of `flow` for `epochs` epochs.
 
@@ -546,6 +547,10 @@ def simulate(
     Randomness comes from per-epoch generators seeded by ``(seed, epoch)``, so a run is
     reproducible and changing one epoch's draws does not shift the others.
 
+    With an `executor` (any `concurrent.futures.Executor`, an initialised ``ray`` or a Dask
+    ``Client``), each epoch's market is cleared part by part on it (`auction.clear` with
+    ``executor=``; see docs/scale-out.md); epochs stay in order, since each depends on the last.
+
     Raises:
         InvalidSimulationError: a bad argument or flow output.
         InsufficientFundsError: Render tenants need more tokens than the market holds
@@ -560,14 +565,16 @@ def simulate(
     if not callable(flow):
         raise InvalidSimulationError("flow", flow, "must be callable(epoch, rng)")
     _check_reliability(reliability)
-    return _Simulation(design, epoch_hours, seed, reliability).run(flow, epochs)
+    return _Simulation(design, epoch_hours, seed, reliability, executor).run(flow, epochs)
 
 
 class _Simulation:
     def __init__(
-        self, design: Design, epoch_hours: int, seed: int, reliability: float | Mapping[str, float]
+        self, design: Design, epoch_hours: int, seed: int,
+        reliability: float | Mapping[str, float], executor: Any = None,
     ) -> None:
         self.d = design
+        self.executor = executor
         self.h = epoch_hours
         self.seed = seed
         self.reliability = reliability
@@ -736,9 +743,10 @@ class _Simulation:
             market = Market(book, scores, quality_weight=d.quality_weight)
         if isinstance(d.mechanism, str):
             result = clear(market, d.mechanism, d.payment, rng=_stream(self.seed, e, 1),
-                           **d.options)
+                           executor=self.executor, **d.options)
         else:
-            result = clear(market, d.mechanism, rng=_stream(self.seed, e, 1))
+            result = clear(market, d.mechanism, rng=_stream(self.seed, e, 1),
+                           executor=self.executor)
         self._add(status=str(result.status.value))
         if not len(result.request_id):
             return []
