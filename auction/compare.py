@@ -353,7 +353,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def main_compare(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run the ``compare`` command; returns the exit status (2 on bad arguments)."""
-    import pandas as pd
 
     return run_command(build_parser().parse_args(argv), out=out)
 
