@@ -1167,6 +1167,12 @@ def _list_column(vals: Any, field: str, ids: Sequence[str], vocab: Vocabulary) -
         flat = arr.flatten().to_numpy(zero_copy_only=False)
     else:
         items = vals.tolist() if isinstance(vals, np.ndarray) else list(vals)
+        if all(type(v) is list or type(v) is tuple for v in items):  # the common case, fast
+            lengths = np.fromiter(map(len, items), dtype=np.int64, count=n)
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            flat = list(itertools.chain.from_iterable(items))
+            return _codes_of(offsets, flat, field, ids, vocab)
         lengths = np.zeros(n, dtype=np.int64)
         chunks: list[Any] = []
         for i, v in enumerate(items):
@@ -1183,6 +1189,13 @@ def _list_column(vals: Any, field: str, ids: Sequence[str], vocab: Vocabulary) -
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         flat = chunks
+    return _codes_of(offsets, flat, field, ids, vocab)
+
+
+def _codes_of(offsets: IntArray, flat: Any, field: str, ids: Sequence[str],
+              vocab: Vocabulary) -> CodeLists:
+    """Sorted, distinct vocabulary codes per row of a flattened list column."""
+    n = len(ids)
     if len(offsets) != n + 1:
         raise InvalidOrderError(field, len(offsets) - 1, f"must have {n} rows")
     owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))

@@ -110,30 +110,40 @@ def intern_lists(lists: CodeLists) -> IntArray:
     return np.array([seen.setdefault(t, len(seen)) for t in lists.to_rows()], dtype=np.int64)
 
 
-def _member(lists: CodeLists, rows: IntArray, codes: IntArray) -> BoolArray:
-    """Whether ``codes[k]`` is in list ``rows[k]`` (lists hold sorted distinct codes)."""
-    if len(lists.codes) == 0 or len(rows) == 0:
-        return np.zeros(len(rows), dtype=bool)
-    width = np.int64(max(int(lists.codes.max()), int(codes.max(initial=0))) + 2)
-    keys = lists.owner * width + lists.codes  # sorted: rows ascending, codes sorted in a row
-    q = rows * width + codes
-    at = np.searchsorted(keys, q)
-    at[at == len(keys)] = 0
-    return np.asarray(keys[at] == q)
+class _MemberIndex:
+    """Sorted (row, code) keys of a `CodeLists`, to test membership with a binary search."""
+
+    def __init__(self, lists: CodeLists) -> None:
+        self.lists = lists
+        self.lengths = lists.lengths
+        self.width = np.int64(int(lists.codes.max(initial=-1)) + 2)
+        # sorted: rows ascending, codes sorted within a row
+        self.keys = lists.owner * self.width + lists.codes
+
+    def contains(self, rows: IntArray, codes: IntArray) -> BoolArray:
+        """Whether ``codes[k]`` is in list ``rows[k]``."""
+        if len(self.keys) == 0 or len(rows) == 0:
+            return np.zeros(len(rows), dtype=bool)
+        fits = codes < self.width  # larger codes are in no list (and must not alias)
+        q = rows * self.width + np.where(fits, codes, 0)
+        at = np.searchsorted(self.keys, q)
+        at[at == len(self.keys)] = 0
+        return np.asarray(fits & (self.keys[at] == q))
 
 
 def _all_members(
-    lists: CodeLists, rows: IntArray, need: CodeLists, need_rows: IntArray
+    have: _MemberIndex, rows: IntArray, need: _MemberIndex, need_rows: IntArray
 ) -> BoolArray:
-    """Whether list ``need_rows[k]`` of `need` is a subset of list ``rows[k]`` of `lists`."""
-    counts = need.lengths[need_rows]
+    """Whether list ``need_rows[k]`` of `need` is a subset of list ``rows[k]`` of `have`."""
+    lists = need.lists
+    counts = lists.lengths[need_rows]
     ok = np.ones(len(rows), dtype=bool)
     if not counts.any():
         return ok
     pair = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
-    codes = need.codes[gather_ranges(need.indptr[:-1][need_rows], counts)]
-    have = _member(lists, rows[pair], codes)
-    ok[pair[~have]] = False
+    codes = lists.codes[gather_ranges(lists.indptr[:-1][need_rows], counts)]
+    present = have.contains(rows[pair], codes)
+    ok[pair[~present]] = False
     return ok
 
 
@@ -345,6 +355,13 @@ class Market:
         by_tag = (by_tag_ptr, ct.owner[order])
         by_prov = _csr_from_groups(self.class_provider, n_parties)
         inf = np.iinfo(np.int64).max
+        off = self.snapshot.offers
+        ix = {"models": _MemberIndex(p_models), "regions": _MemberIndex(p_regions),
+              "tags": _MemberIndex(p_tags), "class_tags": _MemberIndex(ct),
+              "providers": _MemberIndex(p_prov),
+              "exclude_providers": _MemberIndex(req.exclude_providers),
+              "tenants": _MemberIndex(off.tenants),
+              "exclude_tenants": _MemberIndex(off.exclude_tenants)}
 
         def list_cost(lists: CodeLists, index: tuple[IntArray, IntArray]) -> IntArray:
             per = np.diff(index[0])[lists.codes]
@@ -401,7 +418,7 @@ class Market:
                 self._expand(chosen, best_tag[chosen], by_tag, cand_p, cand_c)
             if cand_p:
                 cp, cc = np.concatenate(cand_p), np.concatenate(cand_c)
-                keep = self._eligible(cp, cc, p_models, p_regions, p_tags, p_prov)
+                keep = self._eligible(cp, cc, ix)
                 cp, cc = cp[keep], cc[keep]
                 o = np.argsort(cp * n_class + cc, kind="stable")
                 out_p.append(cp[o])
@@ -424,32 +441,50 @@ class Market:
         cand_c.append(members[gather_ranges(ptr[codes], counts)])
 
     def _eligible(
-        self, p: IntArray, c: IntArray, p_models: CodeLists, p_regions: CodeLists,
-        p_tags: CodeLists, p_prov: CodeLists,
+        self, p: IntArray, c: IntArray, ix: dict[str, _MemberIndex],
     ) -> BoolArray:
-        """Exact class-level eligibility of candidate (profile, class) pairs."""
+        """Exact class-level eligibility of candidate (profile, class) pairs. Checks run
+        cheapest first, each on the candidates still standing."""
         off, req = self.snapshot.offers, self.snapshot.requests
+        ok = np.zeros(len(p), dtype=bool)
+        at = np.arange(len(p), dtype=np.int64)
         r = self.profile_first[p]
         o = self.class_first[c]
-        ok = req.min_vram_gb[r] <= off.vram_gb[o]
-        ok &= req.any_model[r] | _member(p_models, p, self.class_gpu_model[c])
-        ok &= req.any_region[r] | _member(p_regions, p, self.class_region[c])
-        ok &= _all_members(self.class_tags, c, p_tags, p)
+
+        def keep(mask: BoolArray) -> None:
+            nonlocal at, p, c, r, o
+            if not mask.all():
+                at, p, c, r, o = at[mask], p[mask], c[mask], r[mask], o[mask]
+
+        keep(req.min_vram_gb[r] <= off.vram_gb[o])
         for o_col, r_col in (("cpu_per_gpu", "min_cpu_per_gpu"),
                              ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
                              ("disk_gb_per_gpu", "min_disk_gb_per_gpu")):
-            ok &= getattr(off, o_col)[o] >= getattr(req, r_col)[r]
+            floor = getattr(req, r_col)
+            if floor.any():
+                keep(getattr(off, o_col)[o] >= floor[r])
+        for name, flag, col in (("models", req.any_model, self.class_gpu_model),
+                                ("regions", req.any_region, self.class_region)):
+            need = ~flag[r]
+            if need.any():
+                sub = np.flatnonzero(need)
+                mask = np.ones(len(p), dtype=bool)
+                mask[sub] = ix[name].contains(p[sub], col[c[sub]])
+                keep(mask)
+        keep(_all_members(ix["class_tags"], c, ix["tags"], p))
         if self._provider_in_key:
             prov = off.provider[o].astype(np.int64)
-            ok &= (p_prov.lengths[p] == 0) | _member(p_prov, p, prov)
-            ok &= ~_member(req.exclude_providers, r, prov)
+            keep((ix["providers"].lengths[p] == 0) | ix["providers"].contains(p, prov))
+            prov = off.provider[o].astype(np.int64)
+            keep(~ix["exclude_providers"].contains(r, prov))
         if self._tenant_lists:
             tenant = req.tenant[r].astype(np.int64)
-            ok &= (off.tenants.lengths[o] == 0) | _member(off.tenants, o, tenant)
-            ok &= ~_member(off.exclude_tenants, o, tenant)
-        if self._constraints.active and ok.any():
-            idx = np.flatnonzero(ok)
-            ok[idx] = self._constraints.holds(r[idx], o[idx])
+            keep((ix["tenants"].lengths[o] == 0) | ix["tenants"].contains(o, tenant))
+            tenant = req.tenant[r].astype(np.int64)
+            keep(~ix["exclude_tenants"].contains(o, tenant))
+        if self._constraints.active and len(at):
+            keep(self._constraints.holds(r, o))
+        ok[at] = True
         return ok
 
     def like(self, book: OrderBook | BookSnapshot) -> Market:

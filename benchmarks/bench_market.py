@@ -258,8 +258,9 @@ def bench_random(n_off: int, n_req: int, python_requests: int | None) -> None:
         assert sorted(py) == [x for x in lib if x[0] in served], "prefix disagrees"
         t_py_all, note = t_py * n_req / limit, f" (extrapolated from {limit:,} requests)"
     mem = peak_mb(lambda: auction.clear(book, "first-price"))
-    print(f"random {n_req:>9,} req x {n_off:>6,} off: pairs {n_pairs:>12,}, Market {t_market:6.2f}s "
-          f"({1e9 * t_market / max(1, n_pairs):.1f} ns/pair), clear(first-price) {t_clear:6.2f}s, "
+    print(f"random {n_req:>9,} req x {n_off:>6,} off: pairs {n_pairs:>12,}, "
+          f"Market {t_market:6.2f}s ({1e9 * t_market / max(1, n_pairs):.1f} ns/pair), "
+          f"clear(first-price) {t_clear:6.2f}s, "
           f"plain Python {t_py_all:8.1f}s{note} -> {t_py_all / t_clear:6.1f}x faster, "
           f"pair count {t_count:.2f}s, peak {mem:,.0f} MB", flush=True)
 

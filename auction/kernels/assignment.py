@@ -53,7 +53,7 @@ from auction.kernels.jit import KernelGroup
 __all__ = [
     "DEADLINE", "DONE", "WORK_LIMIT", "auction_matching", "auction_matching_bounded",
     "check_eps_cs", "exact_duals", "exact_matching", "solve_bounded", "transpose", "vcg_bonuses",
-    "vcg_bonuses_bounded", "vcg_groups",
+    "vcg_bonuses_bounded", "vcg_groups", "vcg_hybrid",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -62,6 +62,8 @@ NEG = -(1 << 62)
 #: Price that takes an object out of the market: no benefit (< 2**61) can pay it.
 UNREACHABLE = 1 << 61
 NO_LIMIT = 1 << 62
+#: Bid budget per displaced person (plus 16) of the local VCG auction before shortest paths.
+LOCAL_BIDS = 1024
 
 
 @_group.add
@@ -686,6 +688,121 @@ def vcg_groups(
 
 
 @_group.add
+def _local_auction(
+    g: int, indptr: IntArray, cols: IntArray, a: IntArray, w: IntArray, tptr: IntArray,
+    trow: IntArray, tedge: IntArray, ta: IntArray, price: IntArray, profit: IntArray,
+    pedge: IntArray, oown: IntArray, group_indptr: IntArray, group_objects: IntArray,
+    stack: IntArray, log: IntArray, marks: npt.NDArray[np.bool_],
+    queued_obj: npt.NDArray[np.bool_], budget: int, stop: npt.NDArray[np.uint8],
+) -> tuple[bool, int, int]:
+    """Try group g's removal by a warm-started auction at eps = 1 within `budget` bids.
+
+    From the optimal eps = 1 prices, the displaced persons bid (forward steps) and touched
+    objects left unmatched at a positive price bid back (reverse steps); both keep 1-CS, so a
+    finish is exact. Most removals settle in a few bids; a price war (a bid at eps = 1 may
+    raise a price by one unit of ``w * (2n + 1)``) runs out of budget instead. Everything is
+    undone. Returns (finished, welfare change, bids).
+    """
+    log_top = 0
+    top = 0
+    for k in range(group_indptr[g], group_indptr[g + 1]):
+        j = group_objects[k]
+        if oown[j] >= 0:
+            i = oown[j]
+            log_top = _save(log, log_top, marks, 2, i, pedge[i])
+            log_top = _save(log, log_top, marks, 1, i, profit[i])
+            pedge[i] = -1
+            profit[i] = 0
+            stack[top] = i
+            top += 1
+        log_top = _save(log, log_top, marks, 0, j, price[j])
+        log_top = _save(log, log_top, marks, 3, j, oown[j])
+        price[j] = UNREACHABLE
+        oown[j] = -1
+    bids, log_top, _, status = _forward(indptr, cols, a, price, profit, pedge, oown, stack, top,
+                                        1, log, marks, log_top, True, budget, stop)
+    if status == DONE:
+        rtop = 0
+        for t in range(0, log_top, 3):
+            j = log[t + 1]
+            repriced = log[t] == 0 or log[t] == 3
+            if repriced and oown[j] < 0 and 0 < price[j] < UNREACHABLE and not queued_obj[j]:
+                queued_obj[j] = True
+                stack[rtop] = j
+                rtop += 1
+        for s in range(rtop):
+            queued_obj[stack[s]] = False
+        rb, log_top, _, status = _reverse(indptr, cols, a, tptr, trow, tedge, ta, price, profit,
+                                          pedge, oown, stack, rtop, 1, log, marks, log_top,
+                                          True, budget - bids, stop)
+        bids += rb
+    change = _undo(log, log_top, marks, price, profit, pedge, oown, w)
+    return status == DONE, change, bids
+
+
+@_group.add
+def vcg_hybrid(
+    n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray, w: IntArray,
+    pedge: IntArray, price: IntArray, profit: IntArray, u: IntArray, p: IntArray,
+    group_indptr: IntArray, group_objects: IntArray, out: IntArray, max_work: int,
+    stop: npt.NDArray[np.uint8],
+) -> tuple[int, int, int]:
+    """`vcg_groups`, first trying each group by `_local_auction` with a bid budget of
+    ``64 (displaced + 16)``; on a price war (budget spent) the exact shortest-path re-solve.
+
+    (pedge, price, profit) the optimal eps = 1 auction solution and (u, p) exact duals of the
+    same matching; all left unchanged. Work bound: the budgets (``64 (k + 16)`` per group, k
+    its matched objects: ``64 (min(n, m) + 16 G)`` in all) plus `vcg_groups`' bound.
+    Returns (status, next group, work) as `vcg_groups`.
+    """
+    tptr, trow, tedge, ta = transpose(n, m, indptr, cols, a)
+    oown = np.full(m, -1, dtype=np.int64)
+    for i in range(n):
+        if pedge[i] >= 0:
+            oown[cols[pedge[i]]] = i
+    stack = np.empty(max(n, m) + 1, dtype=np.int64)
+    log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
+    marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
+    queued_obj = np.zeros(m, dtype=np.bool_)
+    pe = pedge.copy()
+    prof = profit.copy()
+    pr = price.copy()
+    single = np.zeros(2, dtype=np.int64)
+    work = 0
+    n_groups = len(group_indptr) - 1
+    for g in range(n_groups):
+        if work > max_work:
+            return WORK_LIMIT, g, work
+        if stop[0] != 0:
+            return DEADLINE, g, work
+        displaced = 0
+        for k in range(group_indptr[g], group_indptr[g + 1]):
+            if oown[group_objects[k]] >= 0:
+                displaced += 1
+        if displaced == 0:
+            out[g] = 0
+            continue
+        ok, change, bids = _local_auction(g, indptr, cols, a, w, tptr, trow, tedge, ta, pr,
+                                          prof, pe, oown, group_indptr, group_objects, stack,
+                                          log, marks, queued_obj, LOCAL_BIDS * (displaced + 16),
+                                          stop)
+        work += bids
+        if ok:
+            out[g] = -change
+            continue
+        single[0] = group_indptr[g]
+        single[1] = group_indptr[g + 1]
+        one = np.zeros(1, dtype=np.int64)
+        status, _, wk = vcg_groups(n, m, indptr, cols, w, pe, u, p, single, group_objects, 0,
+                                   one, max_work - work, stop)
+        work += wk
+        if status != DONE:
+            return status, g, work
+        out[g] = one[0]
+    return DONE, n_groups, work
+
+
+@_group.add
 def vcg_bonuses(
     n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray, w: IntArray,
     pedge: IntArray, price: IntArray, profit: IntArray,
@@ -695,20 +812,22 @@ def vcg_bonuses(
 
     `a` are the bidding benefits (``w * (2n + 1) + 1``) and (pedge, price, profit) an optimal
     eps = 1 auction solution, left unchanged. Exact integer duals come from the auction's
-    prices (`exact_duals`; if that fails, from `exact_matching`, which may choose another
-    optimal matching of the same welfare), then `vcg_groups` re-solves each group's removal by
-    warm-started shortest augmenting paths. No work limit (see `vcg_groups` for the bound);
-    `theta` is kept for compatibility and unused.
+    prices (`exact_duals`), then `vcg_hybrid` re-solves each group's removal: a budgeted local
+    auction, else warm-started shortest augmenting paths. If the duals cannot be rounded,
+    `exact_matching` re-solves from scratch and only the shortest paths run (`vcg_groups`).
+    No work limit (see `vcg_hybrid` for the bound); `theta` is kept for compatibility.
     """
     n_groups = len(group_indptr) - 1
     out = np.zeros(n_groups, dtype=np.int64)
+    stop = np.zeros(1, dtype=np.uint8)
     u, p, ok = exact_duals(n, m, indptr, cols, a, w, pedge, price)
-    pe = pedge.copy()
-    if not ok:
-        pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, NO_LIMIT,
-                                       np.zeros(1, dtype=np.uint8))
-    vcg_groups(n, m, indptr, cols, w, pe, u, p, group_indptr, group_objects, 0, out, NO_LIMIT,
-               np.zeros(1, dtype=np.uint8))
+    if ok:
+        vcg_hybrid(n, m, indptr, cols, a, w, pedge, price, profit, u, p, group_indptr,
+                   group_objects, out, NO_LIMIT, stop)
+    else:
+        pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, NO_LIMIT, stop)
+        vcg_groups(n, m, indptr, cols, w, pe, u, p, group_indptr, group_objects, 0, out,
+                   NO_LIMIT, stop)
     return out
 
 
@@ -735,20 +854,27 @@ def vcg_bonuses_bounded(
     n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray, w: IntArray,
     pedge: IntArray, price: IntArray, group_indptr: IntArray, group_objects: IntArray, *,
     max_work: int | None = None, deadline: float | None = None, backend: str = "numba",
+    profit: IntArray | None = None,
 ) -> tuple[IntArray, int, int]:
     """`vcg_bonuses` with a work bound (default `vcg_work_bound`) and a deadline.
 
     Returns (bonuses, status, groups done): groups from ``groups done`` on are not computed
-    (0) when the status is `WORK_LIMIT` or `DEADLINE`.
+    (0) when the status is `WORK_LIMIT` or `DEADLINE`. With the auction's `profit` the local
+    auction is tried first per group (`vcg_hybrid`), else shortest paths only.
     """
     if max_work is None:
         max_work = vcg_work_bound(n, m, len(cols))
     duals = exact_duals if backend == "numba" else exact_duals.py_func
     solve = exact_matching if backend == "numba" else exact_matching.py_func
     groups = vcg_groups if backend == "numba" else vcg_groups.py_func
+    hybrid = vcg_hybrid if backend == "numba" else vcg_hybrid.py_func
     out = np.zeros(len(group_indptr) - 1, dtype=np.int64)
     with stop_at(deadline) as stop:
         u, p, ok = duals(n, m, indptr, cols, a, w, pedge, price)
+        if ok and profit is not None:
+            status, done, _ = hybrid(n, m, indptr, cols, a, w, pedge, price, profit, u, p,
+                                     group_indptr, group_objects, out, max_work, stop)
+            return out, int(status), int(done)
         pe = pedge.copy()
         used = 0
         if not ok:
