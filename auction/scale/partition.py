@@ -32,18 +32,17 @@ import resource
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, overload
+from typing import Any
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction.book import BookSnapshot, OfferColumns, OrderBook, RequestColumns
+from auction.book import BookSnapshot, CodeLists, OfferColumns, OrderBook, RequestColumns
 from auction.errors import InvalidValueError, PartitionError
 from auction.market import Market
 from auction.mechanisms.base import Mechanism
 from auction.mechanisms.registry import get
-from auction.orders import Offer, Request
 from auction.result import ClearingResult, Status
 from auction.scale.executors import batch_by_work, runner
 
@@ -136,6 +135,21 @@ DECOMPOSITION: Mapping[tuple[str, str], Rule] = {
         decomposes=True, graph="classes", seeded=True,
         why=_PER_CLASS + "; the lottery depends only on the seed, the class and offer ids",
     ),
+    # The seed markets' rules (auction.presets): each keeps state or an order across the whole
+    # market (a FIFO queue, tier spillover, a seeded indexer draw, a price-time book, bid
+    # caps counted per provider), not shown to decompose, so they clear whole.
+    **{
+        (name, "*"): Rule(decomposes=False, why=why)
+        for name, why in (
+            ("aethir-indexer", "one seeded indexer draw per order over the whole market"),
+            ("akash-auction", "bid windows and caps are counted over the whole market"),
+            ("golem-match", "one seeded shuffle and agreement reuse over the whole market"),
+            ("iexec-book", "one price-time order book over the whole market"),
+            ("ionet-clusters", "clusters are procured in arrival order over the whole market"),
+            ("nosana-queue", "one FIFO queue of jobs or nodes per market"),
+            ("render-tiers", "tier spillover and rotation over the whole market"),
+        )
+    },
 }
 
 
@@ -410,125 +424,59 @@ def _ro(a: npt.NDArray[Any]) -> Any:
     return a
 
 
+#: Columns holding party codes (renumbered in a part), per side.
+_PARTY_COLUMNS = {"provider", "tenant", "providers", "exclude_providers", "tenants",
+                  "exclude_tenants"}
+
+
 def _sub_snapshot(snap: BookSnapshot, req_rows: IntArray, off_rows: IntArray) -> BookSnapshot:
     """The rows of a snapshot as a snapshot of their own; parties renumbered to those used.
 
-    Its order objects are rebuilt from the columns when asked for (`_ColumnOrders`), so a
-    part travels to a worker as arrays alone: pickling a Python object per order would cost
-    more than clearing it.
+    Every column is taken row by row (set-valued columns with `CodeLists.take`); no order
+    object travels: a part's `Offer` and `Request` objects are rebuilt from its columns when
+    asked for, so a part goes to a worker as arrays alone (pickling a Python object per order
+    would cost more than clearing it). Parties are renumbered to those the part uses (a
+    market's reputation arrays are as long as its parties); the other vocabularies are shared:
+    Market v2 keeps no per-order array whose width grows with them.
     """
-    of, rq = snap.offers, snap.requests
-    codes = np.unique(np.concatenate([of.provider[off_rows], rq.tenant[req_rows]]))
-    offers = {f.name: getattr(of, f.name)[off_rows] for f in attrs.fields(OfferColumns)}
-    requests = {f.name: getattr(rq, f.name)[req_rows] for f in attrs.fields(RequestColumns)}
-    offers["provider"] = np.searchsorted(codes, offers["provider"]).astype(np.int32)
-    requests["tenant"] = np.searchsorted(codes, requests["tenant"]).astype(np.int32)
-    parties = tuple(snap.parties[c] for c in codes.tolist())
-    models = _compact(snap.models, [offers, "gpu_model"], [requests, "gpu_models"])
-    regions = _compact(snap.regions, [offers, "region"], [requests, "regions"])
-    tags = _compact(snap.tags, None, [offers, "tags"], [requests, "required_tags"])
-    for col in (*offers.values(), *requests.values()):
-        col.flags.writeable = False
-    offer_cols, request_cols = OfferColumns(**offers), RequestColumns(**requests)
-    vocab = (parties, models, regions, tags)
+
+    def take(cols: Any, rows: IntArray) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in attrs.fields(type(cols)):
+            col = getattr(cols, f.name)
+            out[f.name] = col.take(rows) if isinstance(col, CodeLists) else col[rows]
+        return out
+
+    offers, requests = take(snap.offers, off_rows), take(snap.requests, req_rows)
+    party_cols = [(side, name) for side in (offers, requests) for name in side
+                  if name in _PARTY_COLUMNS]
+
+    def codes_of(col: Any) -> IntArray:
+        return np.asarray(col.codes if isinstance(col, CodeLists) else col, dtype=np.int64)
+
+    used = np.unique(np.concatenate(
+        [codes_of(side[name]) for side, name in party_cols] + [np.zeros(0, dtype=np.int64)]))
+    for side, name in party_cols:
+        col = side[name]
+        if isinstance(col, CodeLists):
+            side[name] = CodeLists(col.indptr, np.searchsorted(used, col.codes).astype(
+                col.codes.dtype))
+        else:
+            side[name] = np.searchsorted(used, col).astype(col.dtype)
+    for side in (offers, requests):
+        for col in side.values():
+            for a in (col.indptr, col.codes) if isinstance(col, CodeLists) else (col,):
+                a.flags.writeable = False
     return BookSnapshot(
-        offers=offer_cols,
-        requests=request_cols,
-        parties=parties,
-        models=models,
-        regions=regions,
-        tags=tags,
-        offer_objects=_ColumnOrders(offer_cols, *vocab),
-        request_objects=_ColumnOrders(request_cols, *vocab),
+        offers=OfferColumns(**offers),
+        requests=RequestColumns(**requests),
+        parties=tuple(snap.parties[c] for c in used.tolist()),
+        models=snap.models,
+        regions=snap.regions,
+        tags=snap.tags,
+        offer_objects=[None] * len(off_rows),
+        request_objects=[None] * len(req_rows),
     )
-
-
-def _compact(vocab: tuple[str, ...], code_col: list[Any] | None,
-             *bit_cols: list[Any]) -> tuple[str, ...]:
-    """Renumber one vocabulary to the names a part uses, rewriting in place (in the column
-    dicts) the code column ``[columns, name]`` and the bitset columns; bitsets shrink to the
-    words those names need, which keeps a part's market keys narrow (1,000 regions take 16
-    words a row, one region one word)."""
-    used = np.zeros(len(vocab), dtype=bool)
-    if code_col is not None:
-        used[np.unique(code_col[0][code_col[1]])] = True
-    one = np.uint64(1)
-    for cols, name in bit_cols:
-        bits = cols[name]
-        if len(bits):
-            mask = np.bitwise_or.reduce(bits, axis=0)
-            for w, word in enumerate(mask.tolist()):
-                while word:
-                    low = word & -word
-                    used[64 * w + low.bit_length() - 1] = True
-                    word ^= low
-    old = np.flatnonzero(used)
-    if code_col is not None:
-        code_col[0][code_col[1]] = np.searchsorted(old, code_col[0][code_col[1]]).astype(
-            code_col[0][code_col[1]].dtype)
-    words = max(1, (len(old) + 63) // 64)
-    for cols, name in bit_cols:
-        bits = cols[name]
-        out = np.zeros((len(bits), words), dtype=np.uint64)
-        for new, c in enumerate(old.tolist()):
-            have = (bits[:, c >> 6] >> np.uint64(c & 63)) & one
-            out[:, new >> 6] |= have << np.uint64(new & 63)
-        cols[name] = out
-    return tuple(vocab[c] for c in old.tolist())
-
-
-def _names(bits: npt.NDArray[np.uint64], vocab: tuple[str, ...]) -> frozenset[str]:
-    out = []
-    for w, word in enumerate(bits.tolist()):
-        while word:
-            low = word & -word
-            out.append(vocab[64 * w + low.bit_length() - 1])
-            word ^= low
-    return frozenset(out)
-
-
-class _ColumnOrders(Sequence[Any]):
-    """A snapshot's orders rebuilt from its columns on demand (equal to the originals: every
-    order field is a column)."""
-
-    def __init__(self, cols: OfferColumns | RequestColumns, parties: tuple[str, ...],
-                 models: tuple[str, ...], regions: tuple[str, ...],
-                 tags: tuple[str, ...]) -> None:
-        self.cols, self.parties, self.models = cols, parties, models
-        self.regions, self.tags = regions, tags
-
-    def __len__(self) -> int:
-        return len(self.cols.id)
-
-    @overload
-    def __getitem__(self, i: int) -> Offer | Request: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[Offer | Request]: ...
-
-    def __getitem__(self, i: int | slice) -> Offer | Request | list[Offer | Request]:
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        c = self.cols
-        if isinstance(c, OfferColumns):
-            return Offer(
-                id=str(c.id[i]), provider=self.parties[int(c.provider[i])],
-                gpu_model=self.models[int(c.gpu_model[i])], gpus=int(c.gpus[i]),
-                price=int(c.price[i]), region=self.regions[int(c.region[i])],
-                vram_gb=int(c.vram_gb[i]), tags=_names(c.tags[i], self.tags),
-                submitted_at=int(c.submitted_at[i]),
-            )
-        return Request(
-            id=str(c.id[i]), tenant=self.parties[int(c.tenant[i])], gpus=int(c.gpus[i]),
-            max_price=int(c.max_price[i]),
-            gpu_models=frozenset() if c.any_model[i] else _names(c.gpu_models[i], self.models),
-            regions=frozenset() if c.any_region[i] else _names(c.regions[i], self.regions),
-            min_vram_gb=int(c.min_vram_gb[i]),
-            required_tags=_names(c.required_tags[i], self.tags),
-            min_reputation=float(c.min_reputation[i]), duration_hours=int(c.duration_hours[i]),
-            divisible=bool(c.divisible[i]), cluster=bool(c.cluster[i]),
-            submitted_at=int(c.submitted_at[i]),
-        )
 
 
 # -- clearing the parts -----------------------------------------------------------------------
@@ -546,6 +494,17 @@ class _Task:
     default_reputation: float
     quality_weight: int
     parts: tuple[_PartInput, ...]
+    #: The bit generator state every part's rng starts from (a seeded rule), or None.
+    rng_state: dict[str, Any] | None = None
+
+
+def _generator(state: dict[str, Any] | None) -> np.random.Generator | None:
+    """A new Generator in `state` (each part draws what the single clear would draw)."""
+    if state is None:
+        return None
+    bits = getattr(np.random, state["bit_generator"])()
+    bits.state = state
+    return np.random.Generator(bits)
 
 
 @attrs.frozen
@@ -601,7 +560,7 @@ def clear_task(task: _Task) -> list[PartOutcome]:
         t0 = time.perf_counter()
         market = Market(p.snapshot, p.reputation, default_reputation=task.default_reputation,
                         quality=p.quality, quality_weight=task.quality_weight)
-        r = task.mechanism.clear(market, rng=None)
+        r = task.mechanism.clear(market, rng=_generator(task.rng_state))
         out.append(PartOutcome(
             index=p.index, mechanism=r.mechanism, payment=r.payment, status=r.status.value,
             message=r.message, request_row=np.array(r.request_row),
@@ -617,7 +576,7 @@ def clear_task(task: _Task) -> list[PartOutcome]:
 
 
 def _tasks(parts: Partition, mech: Mechanism, plan: list[list[int]],
-           spent: list[float]) -> Iterator[_Task]:
+           spent: list[float], rng_state: dict[str, Any] | None = None) -> Iterator[_Task]:
     """Tasks built one at a time, as the runner asks for them (bounded memory); the seconds
     spent building them are added to ``spent[0]``."""
     market = parts.market
@@ -631,7 +590,8 @@ def _tasks(parts: Partition, mech: Mechanism, plan: list[list[int]],
                 i, snap, {p: rep[p] for p in snap.parties if p in rep},
                 None if quality is None else {p: quality[p] for p in snap.parties if p in quality},
             ))
-        task = _Task(mech, market.default_reputation, market.quality_weight, tuple(inputs))
+        task = _Task(mech, market.default_reputation, market.quality_weight, tuple(inputs),
+                     rng_state)
         spent[0] += time.perf_counter() - t0
         yield task
 
@@ -687,7 +647,10 @@ def clear_partitioned(
         mech = get(mechanism, **options)
     else:
         if payment is not None or options:
-            raise ValueError("options and payment go to the mechanism's constructor, not here")
+            raise InvalidValueError(
+                "options", {**options, "payment": payment},
+                "options and payment go to the mechanism's constructor, not here",
+            )
         mech = mechanism
     rule = rule_for(mech)
     check = getattr(mech, "check_market", None)
@@ -695,12 +658,12 @@ def clear_partitioned(
         check(market)
     original_options = _options_of(mech)
     extra: dict[str, Any] = {}
-    if rule.seeded and getattr(mech, "seed", None) is None:
-        gen = rng if isinstance(rng, np.random.Generator) or rng is None else (
-            np.random.default_rng(rng))
-        seed = int(gen.integers(0, 2**63 - 1)) if gen is not None else secrets.randbits(63)
-        mech = type(mech)(**{**original_options, "seed": seed})
-        extra["seed"] = seed
+    rng_state: dict[str, Any] | None = None
+    if rule.seeded:  # every part starts from the generator state the single clear starts from
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(
+            secrets.randbits(63) if rng is None else rng)
+        rng_state = gen.bit_generator.state
+        extra["seed"] = int(_generator(rng_state).integers(0, 2**63 - 1))  # type: ignore[union-attr]
     parts = partition(market, by=by, mechanism=mech)
     run = runner(executor)
     plan = batch_by_work(parts.work.tolist(), run.workers, task_size)
@@ -708,7 +671,7 @@ def clear_partitioned(
     outcomes: list[PartOutcome | None] = [None] * len(parts)
     gathered = 0
     spent = [0.0]
-    for _, batch in run.map_unordered(clear_task, _tasks(parts, mech, plan, spent),
+    for _, batch in run.map_unordered(clear_task, _tasks(parts, mech, plan, spent, rng_state),
                                       max_in_flight=max_in_flight):
         for o in batch:
             outcomes[o.index] = o
