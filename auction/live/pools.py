@@ -103,6 +103,7 @@ class Pools:
         # every (profile, class) edge ever seen, as dense group indices (append-only)
         self._edge_p: list[int] = []
         self._edge_c: list[int] = []
+        self._edges = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
     # -- groups -------------------------------------------------------------------------
     def _class(self, key: ClassKey) -> _Group:
@@ -171,8 +172,13 @@ class Pools:
         live = np.zeros(n, dtype=bool)
         live[[i for _, i in live_c]] = True
         live[[i for _, i in live_p]] = True
-        ep = np.array(self._edge_p, dtype=np.int64)
-        ec = np.array(self._edge_c, dtype=np.int64)
+        if len(self._edges[0]) < len(self._edge_p):  # convert only the new edges
+            k = len(self._edges[0])
+            self._edges = (
+                np.concatenate([self._edges[0], np.array(self._edge_p[k:], dtype=np.int64)]),
+                np.concatenate([self._edges[1], np.array(self._edge_c[k:], dtype=np.int64)]),
+            )
+        ep, ec = self._edges
         keep = live[ep] & live[ec]
         ep, ec = ep[keep], ec[keep]
         graph = coo_matrix((np.ones(len(ep), dtype=np.int8), (ep, ec)), shape=(n, n))
