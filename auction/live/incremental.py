@@ -44,7 +44,8 @@ DECOMPOSABLE = frozenset({"first-price", "second-price"})
 IntArray = npt.NDArray[np.int64]
 #: Classes plus profiles per re-clear batch (one market build each).
 _BATCH_GROUPS = 256
-#: When the changed components hold this share of the open orders, clear the whole book.
+#: When the changed components hold this share of the components' orders, clear the whole
+#: book at once (and split the result for the cache).
 _WHOLE_SHARE = 0.9
 _Piece = tuple[list[Any], ...]
 
@@ -106,7 +107,9 @@ class IncrementalClearer:
         if self.incremental:
             try:
                 result = self._clear_components(book, pools)
-            except _NotDecomposable:
+            except (_NotDecomposable, AttributeError):
+                # AttributeError: `ClearingResult.from_allocation` read more of the market
+                # than `_MarketView` offers; the from-scratch clear below is always right
                 self._cache = {}
         if result is None:
             self.last_stats = {"incremental": False}
@@ -129,9 +132,12 @@ class IncrementalClearer:
                 cache[key] = piece
                 pieces.append(piece)
         snap = book.snapshot()
-        dirty_orders = sum(len(pools.classes[c].keys) for _, cs, _ in dirty for c in cs) + sum(
-            len(pools.profiles[p].keys) for _, _, ps in dirty for p in ps)
-        if dirty_orders >= _WHOLE_SHARE * len(book):
+        def n_orders(cs: list[ClassKey], ps: list[ProfileKey]) -> int:
+            return sum(len(pools.classes[c].keys) for c in cs) + sum(
+                len(pools.profiles[p].keys) for p in ps)
+
+        dirty_orders = sum(n_orders(cs, ps) for _, cs, ps in dirty)
+        if dirty and dirty_orders >= _WHOLE_SHARE * sum(n_orders(cs, ps) for cs, ps in comps):
             # (nearly) everything changed: one from-scratch clear, split for the cache
             result = self._clear_market(Market(snap, self.reputation))
             self._cache = self._split(result, pools, comps)
@@ -232,6 +238,8 @@ def _pieces(result: ClearingResult, comp_of: dict[str, int], n: int) -> list[_Pi
     cols = (result.request_id.tolist(), result.offer_id.tolist(), result.gpus.tolist(),
             result.unit_price.tolist(), result.tenant_price.tolist(),
             result.provider_payment.tolist(), result.tenant_payment.tolist())
+    if n == 1:
+        return [cols]
     parts: list[_Piece] = [tuple([] for _ in range(7)) for _ in range(n)]
     for row in zip(*cols, strict=True):
         piece = parts[comp_of.get(row[0], 0)]

@@ -103,6 +103,12 @@ class Pools:
         # every (profile, class) edge ever seen, as dense group indices (append-only)
         self._edge_p: list[int] = []
         self._edge_c: list[int] = []
+        self._edges = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        # where to look for a new group's counterparts: classes by (model, region), profiles
+        # under every (model, region) they name, and profiles accepting any model or region
+        self._classes_at: dict[tuple[str, str], list[ClassKey]] = {}
+        self._profiles_at: dict[tuple[str, str], list[ProfileKey]] = {}
+        self._any_profiles: list[ProfileKey] = []
 
     # -- groups -------------------------------------------------------------------------
     def _class(self, key: ClassKey) -> _Group:
@@ -110,7 +116,10 @@ class Pools:
         if g is None:
             g = self.classes[key] = _Group(next(self._dense))
             mine = self.class_profiles[key] = []
-            for p, pg in self.profiles.items():
+            self._classes_at.setdefault((key[0], key[1]), []).append(key)
+            near = self._profiles_at.get((key[0], key[1]), [])
+            for p in (*self._any_profiles, *near):  # only profiles that may accept it
+                pg = self.profiles[p]
                 if accepts(p, key):
                     mine.append(p)
                     self.profile_classes[p].append(key)
@@ -123,7 +132,18 @@ class Pools:
         if g is None:
             g = self.profiles[key] = _Group(next(self._dense))
             mine = self.profile_classes[key] = []
-            for c, cg in self.classes.items():
+            models, regions = key[0], key[1]
+            if models and regions:  # look only where its model and region could be
+                for m in sorted(models):
+                    for r in sorted(regions):
+                        self._profiles_at.setdefault((m, r), []).append(key)
+                near = [c for m in sorted(models) for r in sorted(regions)
+                        for c in self._classes_at.get((m, r), [])]
+            else:
+                self._any_profiles.append(key)
+                near = list(self.classes)
+            for c in near:
+                cg = self.classes[c]
                 if accepts(key, c):
                     mine.append(c)
                     self.class_profiles[c].append(key)
@@ -171,8 +191,13 @@ class Pools:
         live = np.zeros(n, dtype=bool)
         live[[i for _, i in live_c]] = True
         live[[i for _, i in live_p]] = True
-        ep = np.array(self._edge_p, dtype=np.int64)
-        ec = np.array(self._edge_c, dtype=np.int64)
+        if len(self._edges[0]) < len(self._edge_p):  # convert only the new edges
+            k = len(self._edges[0])
+            self._edges = (
+                np.concatenate([self._edges[0], np.array(self._edge_p[k:], dtype=np.int64)]),
+                np.concatenate([self._edges[1], np.array(self._edge_c[k:], dtype=np.int64)]),
+            )
+        ep, ec = self._edges
         keep = live[ep] & live[ec]
         ep, ec = ep[keep], ec[keep]
         graph = coo_matrix((np.ones(len(ep), dtype=np.int8), (ep, ec)), shape=(n, n))
