@@ -89,6 +89,10 @@ _REQUEST_LISTS = {
 _EXTRAS = ("attributes", "constraints")
 
 
+#: Columns holding party codes, per side (renumbered by `BookSnapshot.take`).
+_PARTY_COLUMNS = frozenset({"provider", "tenant", "providers", "exclude_providers", "tenants",
+                            "exclude_tenants"})
+
 class Vocabulary:
     """Append-only interning of strings to dense integer codes."""
 
@@ -471,6 +475,55 @@ class BookSnapshot:
         """The book as JSON, format `FORMAT` version `VERSION` (see docs/market.md)."""
         return json.dumps({"format": FORMAT, "version": VERSION, **self.to_records()},
                           indent=indent)
+
+    def take(self, offer_rows: npt.ArrayLike, request_rows: npt.ArrayLike) -> BookSnapshot:
+        """The given rows as a snapshot of their own, sliced from the columns (no order
+        object is rebuilt or copied: they are built from the columns when asked for).
+
+        Parties are renumbered to those the rows use (a market's per-party arrays stay as
+        small as the part); the other vocabularies are shared, since no column's width grows
+        with them. Rows keep the given order.
+        """
+        offer_rows = np.asarray(offer_rows, dtype=np.int64).reshape(-1)
+        request_rows = np.asarray(request_rows, dtype=np.int64).reshape(-1)
+
+        def take(cols: Any, rows: IntArray) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for f in attrs.fields(type(cols)):
+                col = getattr(cols, f.name)
+                out[f.name] = col.take(rows) if isinstance(col, CodeLists) else col[rows]
+            return out
+
+        offers, requests = take(self.offers, offer_rows), take(self.requests, request_rows)
+        party_cols = [(side, name) for side in (offers, requests) for name in side
+                      if name in _PARTY_COLUMNS]
+
+        def codes_of(col: Any) -> IntArray:
+            return np.asarray(col.codes if isinstance(col, CodeLists) else col, dtype=np.int64)
+
+        used = np.unique(np.concatenate(
+            [codes_of(side[name]) for side, name in party_cols] + [np.zeros(0, dtype=np.int64)]))
+        for side, name in party_cols:
+            col = side[name]
+            if isinstance(col, CodeLists):
+                side[name] = CodeLists(col.indptr, _frozen(
+                    np.searchsorted(used, col.codes).astype(col.codes.dtype)))
+            else:
+                side[name] = np.searchsorted(used, col).astype(col.dtype)
+        for side in (offers, requests):
+            for col in side.values():
+                if isinstance(col, np.ndarray):
+                    col.flags.writeable = False
+        return BookSnapshot(
+            offers=OfferColumns(**offers),
+            requests=RequestColumns(**requests),
+            parties=tuple(self.parties[c] for c in used.tolist()),
+            models=self.models,
+            regions=self.regions,
+            tags=self.tags,
+            offer_objects=[None] * len(offer_rows),
+            request_objects=[None] * len(request_rows),
+        )
 
     def to_columns(self) -> dict[str, dict[str, Any]]:
         """Both sides as columns, names decoded: ``{"offers": {...}, "requests": {...}}``.

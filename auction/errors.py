@@ -422,8 +422,6 @@ class EventLogError(AuctionError, RuntimeError):
     with what replaying it produces."""
 
 
-__all__ += ["EventLogError", "InvalidEventError", "UnknownLeaseError"]
-
 
 class DuplicateIdError(AuctionError, ValueError):
     """An id was used before for other content: a transaction posted, a lease opened or an

@@ -24,7 +24,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -266,26 +265,6 @@ def _rows(book: OrderBook, ids_col: np.ndarray, ids: list[str]) -> IntArray:
     return np.array([index[i] for i in ids], dtype=np.int64)
 
 
-def _slice_columns(cols: Any, rows: IntArray) -> Any:
-    n = len(cols)
-    changes = {}
-    for f in attrs.fields(type(cols)):
-        v = getattr(cols, f.name)
-        if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == n:
-            part = v[rows]
-            part.flags.writeable = False
-            changes[f.alias] = part
-    return attrs.evolve(cols, **changes)
-
-
 def _slice(snap: BookSnapshot, offer_rows: IntArray, request_rows: IntArray) -> BookSnapshot:
-    """The sub-book of some rows, sliced from the snapshot's columns (no rebuild from the
-    order objects); names keep the snapshot's codes, which only matter up to equality."""
-    offers, requests = snap.offer_list(), snap.request_list()
-    return attrs.evolve(
-        snap,
-        offers=_slice_columns(snap.offers, offer_rows),
-        requests=_slice_columns(snap.requests, request_rows),
-        offer_objects=[offers[r] for r in offer_rows.tolist()],
-        request_objects=[requests[r] for r in request_rows.tolist()],
-    )
+    """The sub-book of some rows, sliced from the snapshot's columns (`BookSnapshot.take`)."""
+    return snap.take(offer_rows, request_rows)

@@ -38,7 +38,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction.book import BookSnapshot, CodeLists, OfferColumns, OrderBook, RequestColumns
+from auction.book import BookSnapshot, OrderBook
 from auction.errors import InvalidValueError, PartitionError
 from auction.market import Market
 from auction.mechanisms.base import Mechanism
@@ -424,59 +424,11 @@ def _ro(a: npt.NDArray[Any]) -> Any:
     return a
 
 
-#: Columns holding party codes (renumbered in a part), per side.
-_PARTY_COLUMNS = {"provider", "tenant", "providers", "exclude_providers", "tenants",
-                  "exclude_tenants"}
-
-
 def _sub_snapshot(snap: BookSnapshot, req_rows: IntArray, off_rows: IntArray) -> BookSnapshot:
-    """The rows of a snapshot as a snapshot of their own; parties renumbered to those used.
-
-    Every column is taken row by row (set-valued columns with `CodeLists.take`); no order
-    object travels: a part's `Offer` and `Request` objects are rebuilt from its columns when
-    asked for, so a part goes to a worker as arrays alone (pickling a Python object per order
-    would cost more than clearing it). Parties are renumbered to those the part uses (a
-    market's reputation arrays are as long as its parties); the other vocabularies are shared:
-    Market v2 keeps no per-order array whose width grows with them.
-    """
-
-    def take(cols: Any, rows: IntArray) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in attrs.fields(type(cols)):
-            col = getattr(cols, f.name)
-            out[f.name] = col.take(rows) if isinstance(col, CodeLists) else col[rows]
-        return out
-
-    offers, requests = take(snap.offers, off_rows), take(snap.requests, req_rows)
-    party_cols = [(side, name) for side in (offers, requests) for name in side
-                  if name in _PARTY_COLUMNS]
-
-    def codes_of(col: Any) -> IntArray:
-        return np.asarray(col.codes if isinstance(col, CodeLists) else col, dtype=np.int64)
-
-    used = np.unique(np.concatenate(
-        [codes_of(side[name]) for side, name in party_cols] + [np.zeros(0, dtype=np.int64)]))
-    for side, name in party_cols:
-        col = side[name]
-        if isinstance(col, CodeLists):
-            side[name] = CodeLists(col.indptr, np.searchsorted(used, col.codes).astype(
-                col.codes.dtype))
-        else:
-            side[name] = np.searchsorted(used, col).astype(col.dtype)
-    for side in (offers, requests):
-        for col in side.values():
-            for a in (col.indptr, col.codes) if isinstance(col, CodeLists) else (col,):
-                a.flags.writeable = False
-    return BookSnapshot(
-        offers=OfferColumns(**offers),
-        requests=RequestColumns(**requests),
-        parties=tuple(snap.parties[c] for c in used.tolist()),
-        models=snap.models,
-        regions=snap.regions,
-        tags=snap.tags,
-        offer_objects=[None] * len(off_rows),
-        request_objects=[None] * len(req_rows),
-    )
+    """The rows of a snapshot as a snapshot of their own (`BookSnapshot.take`): a part goes
+    to a worker as arrays alone, its order objects rebuilt from its columns when asked for
+    (pickling a Python object per order would cost more than clearing it)."""
+    return snap.take(off_rows, req_rows)
 
 
 # -- clearing the parts -----------------------------------------------------------------------
@@ -662,7 +614,7 @@ def clear_partitioned(
     if rule.seeded:  # every part starts from the generator state the single clear starts from
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(
             secrets.randbits(63) if rng is None else rng)
-        rng_state = gen.bit_generator.state
+        rng_state = dict(gen.bit_generator.state)
         extra["seed"] = int(_generator(rng_state).integers(0, 2**63 - 1))  # type: ignore[union-attr]
     parts = partition(market, by=by, mechanism=mech)
     run = runner(executor)
