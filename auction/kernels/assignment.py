@@ -63,7 +63,7 @@ NEG = -(1 << 62)
 UNREACHABLE = 1 << 61
 NO_LIMIT = 1 << 62
 #: Bid budget per displaced person (plus 16) of the local VCG auction before shortest paths.
-LOCAL_BIDS = 1024
+LOCAL_BIDS = 64
 
 
 @_group.add
