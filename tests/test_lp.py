@@ -234,7 +234,7 @@ def test_fractional_solution_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> No
         return lp_module._Solved(flow, "optimal", why, 0.0, 0.0)
 
     monkeypatch.setattr(lp_module, "_solve_highs", fractional)
-    result = auction.clear(_book(), "lp")
+    result = auction.clear(_book(), "lp", backend="highs")
     assert result.status is Status.FAILED
     assert len(result) == 0
     assert "fractional" in result.message
@@ -245,7 +245,7 @@ def test_suboptimal_solution_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> No
         return lp_module._Solved(np.zeros(problem.n_edges, dtype=np.int64), "optimal", "", 0, 0)
 
     monkeypatch.setattr(lp_module, "_solve_highs", lazy)
-    result = auction.clear(_book(), "lp")
+    result = auction.clear(_book(), "lp", backend="highs")
     assert result.status is Status.FAILED
     assert "not optimal" in result.message
 
@@ -255,7 +255,8 @@ def test_infeasible_solution_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> No
         return lp_module._Solved(problem.demand[problem.person], "optimal", "", 0, 0)
 
     monkeypatch.setattr(lp_module, "_solve_highs", greedy)
-    result = auction.clear(OrderBook([offer("o1", 10, gpus=2), request("r1", 15, gpus=3)]), "lp")
+    result = auction.clear(OrderBook([offer("o1", 10, gpus=2), request("r1", 15, gpus=3)]), "lp",
+                           backend="highs")
     assert result.status is Status.FAILED
     assert "more GPUs" in result.message
 
@@ -271,7 +272,7 @@ def test_time_limit_gives_a_time_limit_result(monkeypatch: pytest.MonkeyPatch) -
             if limit else out
 
     monkeypatch.setattr(lp_module, "_solve_highs", spy)
-    result = auction.clear(_book(), "lp", time_limit=0.5)
+    result = auction.clear(_book(), "lp", backend="highs", time_limit=0.5)
     assert 0 < seen["limit"] <= 0.5  # what is left of the clearing's 0.5 s after the build
     assert result.status is Status.TIME_LIMIT
     assert not result.success
@@ -357,3 +358,27 @@ def test_uniform_prices_refused_on_scoring_markets() -> None:
     with pytest.raises(UnsupportedMarketError, match="score"):
         auction.clear(market, "lp", payment="uniform")
     assert auction.clear(market, "lp").status is Status.SUCCESS
+
+
+def test_auto_backend_is_the_default_and_agrees_with_highs() -> None:
+    book = OrderBook([offer("o1", 10, gpus=4), offer("o2", 11, gpus=2),
+                      request("r1", 15, gpus=3), request("r2", 12, gpus=2)])
+    auto = auction.clear(book, "lp")
+    highs = auction.clear(book, "lp", backend="highs")
+    assert auto.options["backend"] == "auto"
+    assert auto.status is Status.SUCCESS
+    assert auto.welfare == highs.welfare
+
+
+def test_flow_backend_honours_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import auction.kernels.flow as flow_module
+
+    def stopped(*args: Any, **kwargs: Any) -> Any:
+        assert kwargs["deadline"] is not None
+        return np.zeros(0, dtype=np.int64), {"status": "deadline"}
+
+    monkeypatch.setattr(flow_module, "transport_max_weight", stopped)
+    result = auction.clear(_book(), "lp", backend="flow", time_limit=5)
+    assert result.status is Status.TIME_LIMIT
+    assert not result.success
+    assert len(result) == 0

@@ -87,7 +87,7 @@ _INTEGRALITY_TOL = 1e-6
 #: Bytes held per eligible pair, by backend: the market's pairs, the problem's arrays, and
 #: the solver's model (HiGHS keeps the matrix row- and column-wise, PuLP a Python object per
 #: variable and term).
-_BYTES_PER_EDGE = {"flow": 160, "highs": 400, "highspy": 400, "pulp": 4000}
+_BYTES_PER_EDGE = {"auto": 400, "flow": 160, "highs": 400, "highspy": 400, "pulp": 4000}
 _LIMIT = 1 << 62
 
 
@@ -258,19 +258,27 @@ def _solve_pulp(problem: TransportProblem, solver: str, time_limit: float | None
     return _Solved(flow, "optimal", why or text, t1 - t0, t2 - t1)
 
 
-def _solve_flow(problem: TransportProblem) -> _Solved:
-    """The numba min-cost-flow kernel (exact integers; no solver, no time limit)."""
+def _solve_flow(problem: TransportProblem, time_limit: float | None = None) -> _Solved:
+    """The numba min-cost-flow kernel (exact integers, no solver); bounded work, and stopped
+    at `time_limit` seconds from now (then no flow: an LP has no valid allocation before it
+    is solved)."""
     from auction.kernels.flow import transport_max_weight
 
     t0 = time.perf_counter()
     indptr = group_starts(problem.person, problem.n)
     t1 = time.perf_counter()
+    deadline = None if time_limit is None else time.monotonic() + max(0.0, time_limit)
     flow, stats = transport_max_weight(problem.n, problem.m, problem.demand, problem.capacity,
-                                       indptr, problem.obj, problem.weight)
+                                       indptr, problem.obj, problem.weight, deadline=deadline)
     t2 = time.perf_counter()
+    status = str(stats.get("status", "done"))
+    if status == "deadline":
+        return _Solved(None, "time limit", "the flow kernel reached the time limit", t1 - t0,
+                       t2 - t1)
+    if status != "done":
+        return _Solved(None, status, f"the flow kernel stopped: {status}", t1 - t0, t2 - t1)
     return _Solved(np.asarray(flow, dtype=np.int64), "optimal",
                    f"cost scaling: {stats.get('phases', 0)} phases", t1 - t0, t2 - t1)
-
 
 
 def _flow_fits(problem: TransportProblem) -> bool:
@@ -285,7 +293,7 @@ def _flow_fits(problem: TransportProblem) -> bool:
 def solve_transport(
     problem: TransportProblem,
     *,
-    backend: str = "highs",
+    backend: str = "auto",
     method: str = "ipm",
     solver: str = "PULP_CBC_CMD",
     time_limit: float | None = None,
@@ -303,13 +311,13 @@ def solve_transport(
         backend = "highs"
         if _flow_fits(problem):
             try:
-                solved = _solve_flow(problem)
+                solved = _solve_flow(problem, time_limit)
             except AuctionOverflowError:  # prices left int64 mid-solve: HiGHS has no limit
                 solved = None
     if solved is not None:
         pass
     elif backend == "flow":
-        solved = _solve_flow(problem)
+        solved = _solve_flow(problem, time_limit)
     elif backend == "highs":
         solved = _solve_highs(problem, method, time_limit)
     elif backend == "highspy":
@@ -394,8 +402,9 @@ class LinearProgram(MechanismBase):
 
     Args:
         payment: ``"pay-as-bid"`` (default) or ``"uniform"`` (competitive-equilibrium prices).
-        backend: ``"highs"`` (default), ``"highspy"``, ``"pulp"`` or ``"flow"`` (the numba
-            min-cost-flow kernel).
+        backend: ``"auto"`` (default: the numba min-cost-flow kernel, exact and the fastest
+            measured, whenever its scaled integer weights fit in int64; HiGHS otherwise),
+            ``"flow"`` (the kernel always), ``"highs"``, ``"highspy"`` or ``"pulp"``.
         backend_options: the backend's own options: ``method`` (HiGHS algorithm: ``"ipm"``,
             the default, ``"dual-simplex"``, ``"auto"``, and with ``backend="highspy"`` also
             ``"primal-simplex"``) and ``solver`` (the PuLP solver for ``backend="pulp"``,
@@ -417,10 +426,10 @@ class LinearProgram(MechanismBase):
         needs_solver=True,
         scoring=True,
     )
-    backends: ClassVar[tuple[str, ...]] = ("highs", "highspy", "pulp", "flow")
+    backends: ClassVar[tuple[str, ...]] = ("auto", "highs", "highspy", "pulp", "flow")
     whole_request_reason: ClassVar[str] = "the LP cannot express that (a MILP can)"
 
-    backend: str = options.choice("highs", backends)
+    backend: str = options.choice("auto", backends)
     backend_options: Mapping[str, Any] = options.mapping(("method", "solver"))
     prices: str = options.choice("lowest", PRICE_RULES)
 
