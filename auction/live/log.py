@@ -112,7 +112,7 @@ def read_log(
             continue
         try:
             rec = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             if k == len(lines) - 1:
                 break  # a torn last line
             raise EventLogError(f"{path}: line {k + 1} is not JSON") from None
