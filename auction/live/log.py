@@ -119,7 +119,8 @@ def read_log(
         if not isinstance(rec, dict) or rec.get("v") != LOG_VERSION:
             raise EventLogError(f"{path}: line {k + 1} is not version {LOG_VERSION}")
         kind = rec.get("type")
-        missing = {"header": "config", "in": "event", "out": "events"}.get(kind)  # type: ignore[arg-type]
+        missing = {"header": "config", "in": "event", "out": "events"}.get(
+            kind if isinstance(kind, str) else "")
         if missing is not None and missing not in rec:
             raise EventLogError(f"{path}: line {k + 1}: {kind} record without {missing!r}")
         if kind == "header":
