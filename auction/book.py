@@ -1250,7 +1250,7 @@ def _load_side(side: Literal["offer", "request"], data: Any,
     cols = _column_dict(data, side)
     names = {a.name for a in attrs.fields(kind)}
     for k, v in cols.items():
-        if isinstance(v, Mapping | str | bytes):
+        if isinstance(v, Mapping | str | bytes) or not hasattr(v, "__len__"):
             raise InvalidOrderError(k, type(v).__name__, "must be a column (array or list)")
     lengths = {k: len(v) for k, v in cols.items()}
     if len(set(lengths.values())) > 1:
