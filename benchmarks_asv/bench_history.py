@@ -61,10 +61,11 @@ class Accrual:
         result = clear(Market(small_book(0, SIZES["medium"])), "first-price")
         from auction.settlement.ledger import Ledger
 
-        self.make = lambda: LeaseBook(Ledger())
+        self.lease_book: Any = LeaseBook
+        self.ledger: Any = Ledger
         self.leases = leases_from_result(result, "USDC")
 
     def time_accrue_all(self) -> None:
-        book = self.make()
+        book = self.lease_book(self.ledger())
         book.open_many(self.leases)
         book.accrue_all(1)
