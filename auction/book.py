@@ -1315,6 +1315,9 @@ def _load_side(side: Literal["offer", "request"], data: Any,
     kind: type[Offer] | type[Request] = Offer if side == "offer" else Request
     cols = _column_dict(data, side)
     names = {a.name for a in attrs.fields(kind)}
+    for k, v in cols.items():
+        if isinstance(v, Mapping | str | bytes) or not hasattr(v, "__len__"):
+            raise InvalidOrderError(k, type(v).__name__, "must be a column (array or list)")
     lengths = {k: len(v) for k, v in cols.items()}
     if len(set(lengths.values())) > 1:
         raise InvalidOrderError("columns", lengths, "must all have the same length")

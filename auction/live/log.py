@@ -112,20 +112,28 @@ def read_log(
             continue
         try:
             rec = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             if k == len(lines) - 1:
                 break  # a torn last line
             raise EventLogError(f"{path}: line {k + 1} is not JSON") from None
         if not isinstance(rec, dict) or rec.get("v") != LOG_VERSION:
             raise EventLogError(f"{path}: line {k + 1} is not version {LOG_VERSION}")
         kind = rec.get("type")
+        missing = {"header": "config", "in": "event", "out": "events"}.get(
+            kind if isinstance(kind, str) else "")
+        if missing is not None and missing not in rec:
+            raise EventLogError(f"{path}: line {k + 1}: {kind} record without {missing!r}")
         if kind == "header":
+            if not isinstance(rec["config"], dict):
+                raise EventLogError(f"{path}: line {k + 1}: config is not an object")
             config = rec["config"]
         elif kind == "in":
             pairs.append((Event.from_record(rec["event"]), None))
         elif kind == "out":
             if not pairs or pairs[-1][0].seq != rec.get("cause") or pairs[-1][1] is not None:
                 raise EventLogError(f"{path}: line {k + 1}: outputs without their input")
+            if not isinstance(rec["events"], list):
+                raise EventLogError(f"{path}: line {k + 1}: events is not a list")
             pairs[-1] = (pairs[-1][0], list(rec["events"]))
         else:
             raise EventLogError(f"{path}: line {k + 1}: unknown type {kind!r}")

@@ -1,0 +1,1 @@
+"""asv (airspeed velocity) benchmarks: history of the library's speed across commits."""
