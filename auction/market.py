@@ -35,8 +35,10 @@ import numpy as np
 import numpy.typing as npt
 
 from auction.book import BookSnapshot, CodeLists, OrderBook
+from auction.constraints import AttributeTable, Column, Expression, parse
 from auction.errors import InvalidOrderError
 from auction.money import MAX_MONEY
+from auction.orders import OFFER_BUILTINS, REQUEST_BUILTINS, Attributes
 
 __all__ = ["Market", "Pairs", "gather_ranges"]
 
@@ -261,8 +263,11 @@ class Market:
             off.gpu_model.astype(np.int64), off.region.astype(np.int64), off.vram_gb,
             intern_lists(off.tags),
         ]
-        if self._provider_in_key:
-            cols.append(off.provider.astype(np.int64))
+        if self._provider_in_key:  # providers no list names are alike: one key for them all
+            named = np.zeros(len(self.snapshot.parties), dtype=bool)
+            named[req.providers.codes] = True
+            named[req.exclude_providers.codes] = True
+            cols.append(np.where(named[off.provider], off.provider.astype(np.int64), -1))
         for o_col, r_col in (("cpu_per_gpu", "min_cpu_per_gpu"),
                              ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
                              ("disk_gb_per_gpu", "min_disk_gb_per_gpu")):
@@ -294,7 +299,7 @@ class Market:
     def _build_profiles(self) -> None:
         """Request profiles: requests equal in every field eligibility reads, but price,
         size and reputation floor."""
-        req = self.snapshot.requests
+        off, req = self.snapshot.offers, self.snapshot.requests
         n = len(req)
         cols: list[IntArray] = [
             intern_lists(req.gpu_models), intern_lists(req.regions), req.min_vram_gb,
@@ -306,8 +311,11 @@ class Market:
             a = getattr(req, r_col)
             if bool(a.any()):
                 cols.append(a)
-        if self._tenant_lists:
-            cols.append(req.tenant.astype(np.int64))
+        if self._tenant_lists:  # tenants no offer's list names are alike
+            named = np.zeros(len(self.snapshot.parties), dtype=bool)
+            named[off.tenants.codes] = True
+            named[off.exclude_tenants.codes] = True
+            cols.append(np.where(named[req.tenant], req.tenant.astype(np.int64), -1))
         cols += self._constraints.request_key()
         key = np.column_stack(cols) if n else np.zeros((0, len(cols)), dtype=np.int64)
         _, first, request_profile = np.unique(key, axis=0, return_index=True,
@@ -594,24 +602,145 @@ class Market:
         return position, order[position], pairs.offers[idx], pairs.surplus[idx]
 
 
+def _expression_ids(texts: npt.NDArray[np.object_]) -> tuple[IntArray, list[Expression]]:
+    """Per row, the index of its expression (-1: none) and the expressions, each distinct text
+    parsed (compiled) once."""
+    ids = np.full(len(texts), -1, dtype=np.int64)
+    exprs: list[Expression] = []
+    seen: dict[str, int] = {}
+    rows = [i for i, t in enumerate(texts.tolist()) if t is not None]
+    for i in rows:
+        t = texts[i]
+        k = seen.get(t)
+        if k is None:
+            k = seen[t] = len(exprs)
+            exprs.append(parse(t))
+        ids[i] = k
+    return ids, exprs
+
+
+def _attribute_ids(values: npt.NDArray[np.object_]) -> IntArray:
+    """Per row, an id shared by rows with equal attributes (0: none)."""
+    ids = np.zeros(len(values), dtype=np.int64)
+    seen: dict[Attributes, int] = {}
+    for i, a in enumerate(values.tolist()):
+        if a:
+            key = a if isinstance(a, Attributes) else Attributes(a)
+            ids[i] = seen.setdefault(key, len(seen) + 1)
+    return ids
+
+
 class _Constraints:
-    """Two-sided constraint expressions of a market (see `auction.constraints`)."""
+    """Two-sided constraint expressions of a market (`auction.constraints`).
+
+    A request's expression reads offer fields, an offer's reads request fields. Each distinct
+    text is compiled once; the fields some expression reads join the class (offers) or
+    profile (requests) key, so evaluating on one offer of a class and one request of a
+    profile decides for all, and evaluation runs on the candidate (profile, class) pairs of
+    the sparse join, grouped by expression, on columns.
+    """
 
     def __init__(self, snap: BookSnapshot) -> None:
-        self.active = any(c is not None for c in snap.offers.constraints) or any(
-            c is not None for c in snap.requests.constraints
-        )
-        if self.active:
-            raise NotImplementedError("constraint expressions arrive with auction.constraints")
+        self.snap = snap
+        off, req = snap.offers, snap.requests
+        self.offer_expr, self.offer_exprs = _expression_ids(off.constraints)
+        self.request_expr, self.request_exprs = _expression_ids(req.constraints)
+        self.active = bool(self.offer_exprs or self.request_exprs)
+        #: fields of offers read by request expressions, and of requests by offer expressions
+        self.offer_names: frozenset[str] = frozenset().union(
+            *(e.names for e in self.request_exprs))
+        self.request_names: frozenset[str] = frozenset().union(
+            *(e.names for e in self.offer_exprs))
+        self._tables: dict[str, AttributeTable] = {}
 
     def offer_key(self) -> list[IntArray]:
-        return []
+        """Columns the offer class key needs beside model, region, VRAM and tags."""
+        off = self.snap.offers
+        cols: list[IntArray] = []
+        if self.offer_exprs:
+            cols.append(self.offer_expr)
+        names = self.offer_names
+        if names - set(OFFER_BUILTINS):
+            cols.append(_attribute_ids(off.attributes))
+        for f in ("provider", "gpus", "price", "submitted_at", "cpu_per_gpu", "ram_gb_per_gpu",
+                  "disk_gb_per_gpu"):
+            if f in names:
+                cols.append(getattr(off, f).astype(np.int64))
+        if "id" in names:
+            cols.append(np.arange(len(off), dtype=np.int64))
+        return cols
 
     def request_key(self) -> list[IntArray]:
-        return []
+        """Columns the request profile key needs beside the request's own constraints."""
+        req = self.snap.requests
+        cols: list[IntArray] = []
+        if self.request_exprs:
+            cols.append(self.request_expr)
+        names = self.request_names
+        if names - set(REQUEST_BUILTINS):
+            cols.append(_attribute_ids(req.attributes))
+        for f in ("tenant", "gpus", "max_price", "duration_hours", "divisible", "cluster",
+                  "submitted_at", "min_cpu_per_gpu", "min_ram_gb_per_gpu",
+                  "min_disk_gb_per_gpu"):
+            if f in names:
+                cols.append(getattr(req, f).astype(np.int64))
+        if "id" in names:
+            cols.append(np.arange(len(req), dtype=np.int64))
+        return cols
+
+    def _table(self, side: str) -> AttributeTable:
+        """One side's attributes plus the built-in fields the other side's expressions read."""
+        table = self._tables.get(side)
+        if table is not None:
+            return table
+        snap = self.snap
+        cols: Any = snap.offers if side == "offers" else snap.requests
+        names = self.offer_names if side == "offers" else self.request_names
+        builtins = OFFER_BUILTINS if side == "offers" else REQUEST_BUILTINS
+        n = len(cols)
+        held = {i: a for i, a in enumerate(cols.attributes.tolist()) if a}
+        table = AttributeTable.from_records(held, n=n)
+        vocab = {"provider": snap.parties, "tenant": snap.parties, "gpu_model": snap.models,
+                 "region": snap.regions, "tags": snap.tags, "required_tags": snap.tags,
+                 "gpu_models": snap.models, "regions": snap.regions}
+        extra: dict[str, Any] = {}
+        for f in sorted(names & set(builtins)):
+            if f == "id":
+                extra[f] = Column.from_strings(cols.id.tolist())
+            elif f in ("provider", "tenant", "gpu_model", "region"):
+                extra[f] = Column.from_codes(getattr(cols, f).astype(np.int64), vocab[f])
+            elif f in ("tags", "required_tags", "gpu_models", "regions"):
+                lists: CodeLists = getattr(cols, f)
+                extra[f] = Column.from_set_codes(lists.indptr, lists.codes, vocab[f])
+            elif f in ("divisible", "cluster"):
+                extra[f] = Column.from_bools(np.asarray(getattr(cols, f), dtype=bool))
+            else:
+                extra[f] = Column.from_ints(np.asarray(getattr(cols, f), dtype=np.int64))
+        if extra:
+            table = table.with_columns(extra)
+        self._tables[side] = table
+        return table
 
     def holds(self, r: IntArray, o: IntArray) -> BoolArray:
-        return np.ones(len(r), dtype=bool)
+        """Whether both sides' constraints hold on the pairs (request r[k], offer o[k])."""
+        ok = np.ones(len(r), dtype=bool)
+        for expr_of, exprs, mine, other, side in (
+            (self.request_expr, self.request_exprs, r, o, "offers"),
+            (self.offer_expr, self.offer_exprs, o, r, "requests"),
+        ):
+            if not exprs:
+                continue
+            e = expr_of[mine]
+            at = np.flatnonzero(e >= 0)
+            if len(at) == 0:
+                continue
+            order = at[np.argsort(e[at], kind="stable")]
+            keys = e[order]
+            cuts = np.flatnonzero(np.diff(keys)) + 1
+            table = self._table(side)
+            for grp in np.split(order, cuts):
+                ok[grp] &= exprs[int(e[grp[0]])].evaluate(table, other[grp])
+        return ok
 
 
 def gather_ranges(starts: IntArray, lengths: IntArray) -> IntArray:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Self
 
 import attrs
 
+from auction.constraints import parse, validate_attributes
 from auction.errors import InvalidOrderError
 from auction.money import MAX_MONEY
 
@@ -113,9 +114,6 @@ class Attributes(Mapping[str, AttributeValue]):
         return repr(self._data)
 
 
-_ATTR_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:")
-
-
 #: Built-in offer fields a request's constraints may test (offer attributes may not use them).
 OFFER_BUILTINS = (
     "id", "provider", "gpu_model", "gpus", "price", "region", "vram_gb", "tags",
@@ -135,33 +133,7 @@ def _as_attributes(value: Any, order_id: str | None, kind: type | None = None) -
     if isinstance(value, Attributes):
         return value
     reserved = OFFER_BUILTINS if kind is Offer else REQUEST_BUILTINS if kind is Request else ()
-    try:
-        from auction.constraints import validate_attributes
-    except ImportError:  # pragma: no cover - the constraints module ships with the package
-        validate_attributes = None
-    if validate_attributes is not None:
-        return Attributes(validate_attributes(value, order_id=order_id, reserved=reserved))
-    if not isinstance(value, Mapping):
-        raise InvalidOrderError(
-            "attributes", value, "must map names to str, int, bool or decimal strings",
-            order_id=order_id,
-        )
-    out: dict[str, AttributeValue] = {}
-    for k, v in value.items():
-        if not isinstance(k, str) or not k or not set(k) <= _ATTR_NAME_CHARS or k in reserved:
-            raise InvalidOrderError(
-                "attributes", k, "names are non-empty [A-Za-z0-9_.:-] strings", order_id=order_id
-            )
-        if isinstance(v, bool | str):
-            out[k] = v
-        elif isinstance(v, numbers.Integral):
-            out[k] = _as_int(v, f"attributes[{k!r}]", order_id, -(2**63), 2**63 - 1)
-        else:
-            raise InvalidOrderError(
-                f"attributes[{k!r}]", v, "must be a str, int, bool or decimal string",
-                order_id=order_id,
-            )
-    return Attributes(out)
+    return Attributes(validate_attributes(value, order_id=order_id, reserved=reserved))
 
 
 def _as_constraints(value: Any, order_id: str | None) -> str | None:
@@ -175,10 +147,6 @@ def _as_constraints(value: Any, order_id: str | None) -> str | None:
     text = value.strip()
     if not text:
         return None
-    try:
-        from auction.constraints import parse
-    except ImportError:  # pragma: no cover - the constraints module ships with the package
-        return text
     parse(text, order_id=order_id)
     return text
 

@@ -912,3 +912,25 @@ TestBookMachine = BookMachine.TestCase
 TestBookMachine.settings = settings(
     stateful_step_count=25, suppress_health_check=[HealthCheck.too_slow]
 )
+
+
+def test_format_1_books_still_load() -> None:
+    """A book written by the format-1 writer (tests/fixtures/book_v1.json, by the code before
+    format 2) loads and clears exactly as it did then."""
+    from pathlib import Path
+
+    import auction
+    from auction.market import Market
+
+    text = (Path(__file__).parent / "fixtures" / "book_v1.json").read_text()
+    assert json.loads(text)["schema"] == SCHEMA == "auction.book/1"
+    book = OrderBook.from_json(text)
+    assert (book.n_offers, book.n_requests) == (182, 240)
+    m = Market(book)
+    assert (len(m.pairs()), m.n_classes, m.n_profiles) == (2254, 58, 134)  # as format 1 read
+    result = auction.clear(book, "first-price")
+    assert len(result.to_records()) == 135
+    # written again, it is format 2, and reads back the same
+    again = OrderBook.from_json(book.to_json())
+    assert again.to_records() == book.to_records()
+    assert json.loads(book.to_json())["version"] == VERSION

@@ -7,6 +7,9 @@ over the order objects; it shares no code with the market (nor with
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -17,7 +20,7 @@ from hypothesis import strategies as st
 import auction.market as market_module
 from auction.book import OrderBook
 from auction.market import Market
-from auction.orders import Offer, Order, Request
+from auction.orders import OFFER_BUILTINS, REQUEST_BUILTINS, Offer, Order, Request
 
 PROVIDERS = ("p0", "p1", "p2")
 TENANTS = ("t0", "t1", "t2")
@@ -26,8 +29,136 @@ REGIONS = ("us", "eu", "ap")
 TAGS = ("soc2", "nvlink", "hipaa")
 
 
+# -- constraint expressions: generated as trees, rendered to text, evaluated here ----------
+Expr = tuple[Any, ...]
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]+")
+
+
+def _kind(value: Any) -> tuple[str, Any]:
+    if isinstance(value, bool):
+        return "bool", value
+    if isinstance(value, int):
+        return "num", Fraction(value)
+    if isinstance(value, frozenset | set):
+        return "set", value
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        return "num", Fraction(value)
+    return "str", value
+
+
+def _lit(value: Any) -> tuple[str, Any]:
+    if isinstance(value, Decimal):
+        return "num", Fraction(value)
+    return _kind(value)
+
+
+def _compare(have: Any, op: str, lit: Any) -> bool:
+    hk, hv = _kind(have)
+    lk, lv = _lit(lit)
+    if hk == "set":
+        if lk != "str" or op not in ("==", "!="):
+            return False
+        return (lv in hv) == (op == "==")
+    if hk != lk:
+        return False
+    if hk == "bool" and op not in ("==", "!="):
+        return False
+    return {"==": hv == lv, "!=": hv != lv, "<": hv < lv, "<=": hv <= lv, ">": hv > lv,
+            ">=": hv >= lv}[op]
+
+
+def _fields(order: Order) -> dict[str, Any]:
+    builtins = OFFER_BUILTINS if isinstance(order, Offer) else REQUEST_BUILTINS
+    return {**dict(order.attributes), **{f: getattr(order, f) for f in builtins}}
+
+
+def evaluate(e: Expr, fields: dict[str, Any]) -> bool:
+    """The documented semantics: a missing field or another kind makes an atom false."""
+    op = e[0]
+    if op == "not":
+        return not evaluate(e[1], fields)
+    if op == "and":
+        return evaluate(e[1], fields) and evaluate(e[2], fields)
+    if op == "or":
+        return evaluate(e[1], fields) or evaluate(e[2], fields)
+    if op == "has":
+        v = fields.get(e[1])
+        return v is not None and not (isinstance(v, frozenset) and not v)
+    if e[1] not in fields:
+        return False
+    if op == "in":
+        return any(_compare(fields[e[1]], "==", lit) for lit in e[2])
+    return _compare(fields[e[1]], op, e[2])
+
+
+def render(e: Expr) -> str:
+    def lit(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | Decimal):
+            return str(v)
+        return "'" + v + "'"
+
+    op = e[0]
+    if op == "not":
+        return f"not ({render(e[1])})"
+    if op in ("and", "or"):
+        return f"({render(e[1])}) {op} ({render(e[2])})"
+    if op == "has":
+        return f"has {e[1]}"
+    if op == "in":
+        return f"{e[1]} in ({', '.join(lit(v) for v in e[2])})"
+    return f"{e[1]} {op} {lit(e[2])}"
+
+
+# fields each side's expressions read, with literals of every kind (some mismatched)
+OFFER_SIDE = {
+    "tier": st.integers(0, 3), "cuda": st.sampled_from([Decimal("11.8"), Decimal("12.40")]),
+    "zone": st.sampled_from(["a", "b", "zz"]), "ok": st.booleans(),
+    "gpu_model": st.sampled_from(MODELS), "price": st.integers(0, 6),
+    "gpus": st.integers(1, 4), "tags": st.sampled_from(TAGS),
+    "provider": st.sampled_from(PROVIDERS), "region": st.sampled_from(REGIONS),
+    "cpu_per_gpu": st.sampled_from([0, 8, 16]),
+}
+REQUEST_SIDE = {
+    "team": st.sampled_from(["ml", "web"]), "prio": st.integers(0, 2), "gold": st.booleans(),
+    "tenant": st.sampled_from(TENANTS), "max_price": st.integers(0, 7),
+    "duration_hours": st.integers(1, 3), "divisible": st.booleans(),
+    "gpu_models": st.sampled_from(MODELS), "required_tags": st.sampled_from(TAGS),
+}
+OPS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def expressions(side: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Expr]:
+    names = st.sampled_from(sorted(side))
+    atom = st.one_of(
+        names.flatmap(lambda n: st.tuples(st.just("cmp"), st.just(n), st.sampled_from(OPS),
+                                          st.one_of(side[n], st.sampled_from(["x", 1])))
+                      ).map(lambda t: (t[2] if not isinstance(t[3], bool) or t[2] in ("==", "!=")
+                                       else "==", t[1], t[3])),
+        names.flatmap(lambda n: st.tuples(st.just("in"), st.just(n),
+                                          st.lists(side[n], min_size=1, max_size=3))),
+        names.map(lambda n: ("has", n)),
+    )
+    return st.recursive(
+        atom,
+        lambda inner: st.one_of(
+            inner.map(lambda x: ("not", x)),
+            st.tuples(st.sampled_from(["and", "or"]), inner, inner),
+        ),
+        max_leaves=4,
+    )
+
+
 def oracle_eligible(o: Offer, r: Request, rep: float) -> bool:
     """Every rule, one by one."""
+    if not structural(o, r) or rep < r.min_reputation or o.price > r.max_price:
+        return False
+    return r.divisible or r.cluster or o.gpus >= r.gpus
+
+
+def structural(o: Offer, r: Request) -> bool:
+    """The rules that do not read price, size or reputation."""
     if r.gpu_models and o.gpu_model not in r.gpu_models:
         return False
     if r.regions and o.region not in r.regions:
@@ -51,11 +182,9 @@ def oracle_eligible(o: Offer, r: Request, rep: float) -> bool:
         return False
     if o.disk_gb_per_gpu < r.min_disk_gb_per_gpu:
         return False
-    if rep < r.min_reputation:
+    if r.constraints is not None and not evaluate(TREES[r.constraints], _fields(o)):
         return False
-    if o.price > r.max_price:
-        return False
-    return r.divisible or r.cluster or o.gpus >= r.gpus
+    return o.constraints is None or evaluate(TREES[o.constraints], _fields(r))
 
 
 def oracle_pairs(market: Market) -> set[tuple[str, str]]:
@@ -98,16 +227,7 @@ def check(market: Market) -> None:
         r = snap.request(j)
         for c in market.eligible_classes(j).tolist():
             for o in market.class_offers[market.class_indptr[c] : market.class_indptr[c + 1]]:
-                anything = _loosened(r)
-                assert oracle_eligible(snap.offer(int(o)), anything, 1.0)
-
-
-def _loosened(r: Request) -> Request:
-    """The request without its price, size and reputation limits (class-level rules only)."""
-    import attrs
-
-    return attrs.evolve(r, max_price=2**63 - 1, divisible=True, cluster=False,
-                        min_reputation=0.0)
+                assert structural(snap.offer(int(o)), r)
 
 
 def some(names: tuple[str, ...], extra: str) -> st.SearchStrategy[frozenset[str]]:
@@ -115,11 +235,30 @@ def some(names: tuple[str, ...], extra: str) -> st.SearchStrategy[frozenset[str]
                                                          max_size=3))
 
 
+#: rendered text -> tree, for the oracle (the market sees only the text)
+TREES: dict[str, Expr] = {}
+
+
+def _text(draw: st.DrawFn, side: dict[str, st.SearchStrategy[Any]]) -> str | None:
+    if draw(st.integers(0, 2)) == 0:
+        return None
+    tree = draw(expressions(side))
+    text = render(tree)
+    TREES[text] = tree
+    return text
+
+
 @st.composite
 def orders(draw: st.DrawFn) -> list[Order]:
     n_off = draw(st.integers(0, 8))
     n_req = draw(st.integers(0, 8))
     out: list[Order] = []
+    offer_attrs = st.fixed_dictionaries({}, optional={
+        "tier": st.integers(0, 3), "cuda": st.sampled_from(["11.8", "12.4", "12.40"]),
+        "zone": st.one_of(st.sampled_from(["a", "b"]), st.just(7)), "ok": st.booleans()})
+    request_attrs = st.fixed_dictionaries({}, optional={
+        "team": st.sampled_from(["ml", "web"]), "prio": st.integers(0, 2),
+        "gold": st.one_of(st.booleans(), st.just("yes"))})
     for i in range(n_off):
         out.append(Offer(
             id=f"o{i}", provider=draw(st.sampled_from(PROVIDERS)),
@@ -132,6 +271,7 @@ def orders(draw: st.DrawFn) -> list[Order]:
             cpu_per_gpu=draw(st.sampled_from((0, 8, 16))),
             ram_gb_per_gpu=draw(st.sampled_from((0, 64))),
             disk_gb_per_gpu=draw(st.sampled_from((0, 100, 500))),
+            attributes=draw(offer_attrs), constraints=_text(draw, REQUEST_SIDE),
         ))
     for j in range(n_req):
         divisible = draw(st.booleans())
@@ -148,6 +288,7 @@ def orders(draw: st.DrawFn) -> list[Order]:
             min_cpu_per_gpu=draw(st.sampled_from((0, 0, 8, 32))),
             min_ram_gb_per_gpu=draw(st.sampled_from((0, 0, 64, 128))),
             min_disk_gb_per_gpu=draw(st.sampled_from((0, 0, 100, 1000))),
+            attributes=draw(request_attrs), constraints=_text(draw, OFFER_SIDE),
         ))
     return draw(st.permutations(out))
 
@@ -155,7 +296,7 @@ def orders(draw: st.DrawFn) -> list[Order]:
 @given(orders=orders(), scores=st.dictionaries(st.sampled_from(PROVIDERS),
                                                st.sampled_from((0.0, 0.5, 1.0))),
        default=st.sampled_from((0.0, 0.5, 1.0)), weight=st.sampled_from((0, 0, 2)))
-@settings(max_examples=200)
+@settings(max_examples=300)
 def test_pairs_match_the_oracle(
     orders: list[Order], scores: dict[str, float], default: float, weight: int
 ) -> None:
@@ -240,3 +381,39 @@ def test_a_vocabulary_of_100k_names() -> None:
     want = oracle_pairs(m)
     assert market_pairs(m) == want
     assert len(want) > 1000  # the big requests pair widely, the rest a few each
+
+
+def test_constraint_errors_are_typed_and_name_the_order() -> None:
+    from auction.errors import ConstraintSyntaxError, InvalidOrderError
+
+    with pytest.raises(ConstraintSyntaxError) as info:
+        _request(0, constraints="vram_gb >= 40 and and")
+    assert "r0" in str(info.value)
+    assert "position" in str(info.value)
+    with pytest.raises(InvalidOrderError) as bad:
+        _offer(0, attributes={"price": 3})  # a built-in field's name
+    assert (bad.value.field, bad.value.order_id) == ("attributes", "o0")
+    with pytest.raises(InvalidOrderError) as bad:
+        _offer(0, attributes={"tier": 1.5})  # floats are not exact
+    assert bad.value.field == "attributes[tier]"
+    with pytest.raises(InvalidOrderError) as bad:
+        _request(0, constraints=5)
+    assert bad.value.field == "constraints"
+
+
+def test_two_sided_constraints() -> None:
+    offers = [
+        _offer(0, attributes={"cuda": "12.4", "tier": 3}),
+        _offer(1, attributes={"cuda": "11.8", "tier": 3}, constraints="team == 'ml'"),
+        _offer(2, attributes={"tier": 1}, constraints="not has team"),
+        _offer(3, price=5, constraints="tenant in ('a', 'b') and max_price >= 5"),
+    ]
+    requests = [
+        _request(0, tenant="a", attributes={"team": "ml"}, constraints="cuda >= 11.8"),
+        _request(1, tenant="b", constraints="tier >= 2 or price > 4"),
+        _request(2, tenant="c", max_price=4),
+    ]
+    m = Market(OrderBook([*offers, *requests]))
+    got = market_pairs(m)
+    assert got == {("r0", "o0"), ("r0", "o1"), ("r1", "o0"), ("r1", "o3"),
+                   ("r2", "o0"), ("r2", "o2")}

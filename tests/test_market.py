@@ -15,7 +15,7 @@ from auction.errors import InvalidOrderError
 from auction.market import Market, Pairs
 from auction.money import MAX_MONEY
 from auction.orders import MAX_COUNT, Offer, Order, Request
-from auction.testing.oracles import is_eligible
+from auction.testing.oracles import constraints_hold, is_eligible
 from auction.testing.strategies import markets
 
 PROVIDERS = ("p0", "p1", "p2", "p3")
@@ -123,14 +123,15 @@ def structurally_eligible(o: Offer, r: Request) -> bool:
         and o.cpu_per_gpu >= r.min_cpu_per_gpu
         and o.ram_gb_per_gpu >= r.min_ram_gb_per_gpu
         and o.disk_gb_per_gpu >= r.min_disk_gb_per_gpu
+        and constraints_hold(o, r)
     )
 
 
 def uses_v2(offers: list[Offer], requests: list[Request]) -> bool:
     """Whether some order sets a list or resource field (classes may then split further)."""
-    return any(o.tenants or o.exclude_tenants for o in offers) or any(
+    return any(o.tenants or o.exclude_tenants or o.constraints for o in offers) or any(
         r.providers or r.exclude_providers or r.min_cpu_per_gpu or r.min_ram_gb_per_gpu
-        or r.min_disk_gb_per_gpu for r in requests
+        or r.min_disk_gb_per_gpu or r.constraints for r in requests
     )
 
 
@@ -186,12 +187,18 @@ def check_market(m: Market) -> None:
     # request profiles: equal constraints share a profile, different ones do not
     profile_of: dict[Any, int] = {}
     for i, q in enumerate(requests):
-        k = (q.gpu_models, q.regions, q.min_vram_gb, q.required_tags, q.providers,
-             q.exclude_providers, q.min_cpu_per_gpu, q.min_ram_gb_per_gpu,
-             q.min_disk_gb_per_gpu, q.tenant if any(o.tenants or o.exclude_tenants
-                                                    for o in offers) else None)
-        assert profile_of.setdefault(k, int(m.request_profile[i])) == m.request_profile[i]
-    assert len(set(profile_of.values())) == len(profile_of) == m.n_profiles
+        k = (q.gpu_models, q.regions, q.min_vram_gb, q.required_tags)
+        if not v2:
+            assert profile_of.setdefault(k, int(m.request_profile[i])) == m.request_profile[i]
+        else:  # split further by what the lists, resources and expressions read
+            profile_of.setdefault((*k, int(m.request_profile[i])), int(m.request_profile[i]))
+    assert len(set(profile_of.values())) == m.n_profiles
+    if not v2:
+        assert len(profile_of) == m.n_profiles
+    for p in range(m.n_profiles):  # a profile's requests are alike to every offer
+        same = [q for i, q in enumerate(requests) if m.request_profile[i] == p]
+        for o in offers:
+            assert len({structurally_eligible(o, q) for q in same}) == 1
 
     # pairs: exactly the eligible ones, in offer rank order, with their surplus
     pairs = m.pairs()

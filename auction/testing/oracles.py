@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
 from auction.errors import InvalidValueError
 from auction.market import Market
 from auction.orders import Offer, Request
@@ -20,6 +22,7 @@ from auction.orders import Offer, Request
 __all__ = [
     "PAYMENT_RULES",
     "brute_force_sealed_bid",
+    "constraints_hold",
     "is_eligible",
     "offer_rank_key",
     "quality_bonus",
@@ -52,10 +55,45 @@ def is_eligible(offer: Offer, request: Request, reputation_of_provider: float) -
         and offer.cpu_per_gpu >= request.min_cpu_per_gpu
         and offer.ram_gb_per_gpu >= request.min_ram_gb_per_gpu
         and offer.disk_gb_per_gpu >= request.min_disk_gb_per_gpu
+        and constraints_hold(offer, request)
         and reputation_of_provider >= request.min_reputation
         and offer.price <= request.max_price
         and (request.divisible or request.cluster or offer.gpus >= request.gpus)
     )
+
+
+def _one_row_table(order: Offer | Request, names: frozenset[str]) -> Any:
+    """A one-row table of an order's attributes and the built-in fields in `names`."""
+    from auction.constraints import AttributeTable
+    from auction.orders import OFFER_BUILTINS, REQUEST_BUILTINS
+
+    builtins = OFFER_BUILTINS if isinstance(order, Offer) else REQUEST_BUILTINS
+    table = AttributeTable.from_records([dict(order.attributes)])
+    cols: dict[str, Any] = {}
+    for f in sorted(names & set(builtins)):
+        v = getattr(order, f)
+        if isinstance(v, frozenset):
+            cols[f] = [set(v)]
+        elif isinstance(v, bool):
+            cols[f] = np.array([v])
+        elif isinstance(v, int):
+            cols[f] = np.array([v], dtype=np.int64)
+        else:
+            cols[f] = np.array([v])
+    return table.with_columns(cols) if cols else table
+
+
+def constraints_hold(offer: Offer, request: Request) -> bool:
+    """Both sides' constraint expressions, evaluated on this one pair's order objects."""
+    from auction.constraints import parse
+
+    for text, other in ((request.constraints, offer), (offer.constraints, request)):
+        if text is None:
+            continue
+        expr = parse(text)
+        if not bool(expr.evaluate(_one_row_table(other, expr.names))[0]):
+            return False
+    return True
 
 
 def reputation_of(market: Market, provider: str) -> float:

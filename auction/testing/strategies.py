@@ -4,16 +4,17 @@ Everything is drawn from small vocabularies (a few providers, models, regions, t
 sequence numbers) so that the cases mechanisms get wrong come up often: equal prices and equal
 ``submitted_at`` (ties), several offers per provider, more GPUs wanted than offered (shortfalls),
 empty sides, and constraints nobody can meet (a model, region or tag no offer has, more VRAM
-than any offer, a reputation floor above every provider). Provider and tenant lists
-(allow and exclude) and node resources (CPU, RAM, disk per GPU) are drawn sparingly, with
-floors above every offer and names nobody has. Hypothesis drives all randomness.
+than any offer, a reputation floor above every provider). Provider and tenant lists (allow
+and exclude), node resources (CPU, RAM, disk per GPU), attributes and constraint expressions
+(`REQUEST_CONSTRAINTS`, `OFFER_CONSTRAINTS`) are drawn sparingly, with floors above every
+offer, names nobody has and attributes some orders lack. Hypothesis drives all randomness.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import hypothesis.strategies as st
 
@@ -24,9 +25,11 @@ from auction.orders import Offer, Order, Request
 __all__ = [
     "GPU_MODELS",
     "HUGE_PRICE",
+    "OFFER_CONSTRAINTS",
     "PROVIDERS",
     "REGIONS",
     "REPUTATIONS",
+    "REQUEST_CONSTRAINTS",
     "TAGS",
     "TENANTS",
     "books",
@@ -62,6 +65,23 @@ _NOBODY_PROVIDER = "p-nobody"
 _CPU, _MIN_CPU = (0, 8, 16), (0, 0, 0, 8, 32)
 _RAM, _MIN_RAM = (0, 64, 128), (0, 0, 0, 64, 256)
 _DISK, _MIN_DISK = (0, 500), (0, 0, 0, 500, 1000)
+#: Constraint expressions drawn (None, no constraint, most often): requests' read offers,
+#: offers' read requests, over attributes (sometimes missing) and built-in fields.
+REQUEST_CONSTRAINTS = (
+    None, None, None, None, None, "tier >= 2", "has cuda and cuda >= 12.0",
+    "gpu_model == 'A100' or not has tier", "price <= 8 and region != 'eu-west'",
+    "provider in ('p0', 'p1')", "tags == 'nvlink'",
+)
+OFFER_CONSTRAINTS = (
+    None, None, None, None, None, None, None, "tenant != 't0'", "gpus <= 2",
+    "team == 'ml'", "not has team", "max_price >= 5 and duration_hours < 3",
+)
+_OFFER_ATTRIBUTES = st.fixed_dictionaries(
+    {}, optional={"tier": st.integers(0, 3), "cuda": st.sampled_from(("11.8", "12.4"))}
+)
+_REQUEST_ATTRIBUTES = st.fixed_dictionaries(
+    {}, optional={"team": st.sampled_from(("ml", "web"))}
+)
 _SEQ = st.integers(0, 3)
 
 
@@ -91,7 +111,8 @@ def _offer_fields(
     if extended:
         return fields
     return fields.map(lambda f: {**f, "tenants": frozenset(), "exclude_tenants": frozenset(),
-                                 "cpu_per_gpu": 0, "ram_gb_per_gpu": 0, "disk_gb_per_gpu": 0})
+                                 "cpu_per_gpu": 0, "ram_gb_per_gpu": 0, "disk_gb_per_gpu": 0,
+                                 "attributes": {}, "constraints": None})
 
 
 def _offer_fields_all(
@@ -113,6 +134,8 @@ def _offer_fields_all(
             "cpu_per_gpu": st.sampled_from(_CPU),
             "ram_gb_per_gpu": st.sampled_from(_RAM),
             "disk_gb_per_gpu": st.sampled_from(_DISK),
+            "attributes": st.one_of(st.just({}), st.just({}), _OFFER_ATTRIBUTES),
+            "constraints": st.sampled_from(OFFER_CONSTRAINTS),
         }
     )
 
@@ -138,7 +161,8 @@ def _request_fields(
     if not extended:
         fields = fields.map(lambda f: {**f, "providers": frozenset(),
                                        "exclude_providers": frozenset(), "min_cpu_per_gpu": 0,
-                                       "min_ram_gb_per_gpu": 0, "min_disk_gb_per_gpu": 0})
+                                       "min_ram_gb_per_gpu": 0, "min_disk_gb_per_gpu": 0,
+                                       "attributes": {}, "constraints": None})
     if splittable:
         return fields.map(lambda f: f if f["divisible"] else {**f, "gpus": 1, "cluster": False})
     return fields
@@ -157,7 +181,11 @@ def _request_fields_any(
         excluded = st.one_of(_NONE, _NONE, _NONE, _subset(PROVIDERS, _NOBODY_PROVIDER))
         min_cpu, min_ram = st.sampled_from(_MIN_CPU), st.sampled_from(_MIN_RAM)
         min_disk = st.sampled_from(_MIN_DISK)
+        constraints = st.sampled_from(REQUEST_CONSTRAINTS)
+        attributes = st.one_of(st.just(cast(dict[str, Any], {})), _REQUEST_ATTRIBUTES)
     else:
+        constraints = st.none()
+        attributes = st.just(cast(dict[str, Any], {}))
         models = regions = tags = providers = excluded = _NONE
         min_vram = min_cpu = min_ram = min_disk = st.just(0)
         min_rep = st.just(0.0)
@@ -180,6 +208,8 @@ def _request_fields_any(
             "min_cpu_per_gpu": min_cpu,
             "min_ram_gb_per_gpu": min_ram,
             "min_disk_gb_per_gpu": min_disk,
+            "attributes": attributes,
+            "constraints": constraints,
         }
     ).map(lambda f: {**f, "cluster": f["cluster"] and not f["divisible"]})
 
@@ -254,6 +284,8 @@ _PINNED = st.fixed_dictionaries(
         "min_cpu_per_gpu": st.just(0),
         "min_ram_gb_per_gpu": st.just(0),
         "min_disk_gb_per_gpu": st.just(0),
+        "attributes": st.just({}),
+        "constraints": st.none(),
     }
 )
 
@@ -273,7 +305,8 @@ def _call_market(
         model, region = draw(st.sampled_from(keys))
         vram, tags = looks[(model, region)]
         offers.append({**f, "gpu_model": model, "region": region, "vram_gb": vram, "tags": tags,
-                       "tenants": frozenset(), "exclude_tenants": frozenset()})
+                       "tenants": frozenset(), "exclude_tenants": frozenset(),
+                       "attributes": {}, "constraints": None})
     reqs = []
     for f in request_fields:
         model, region = draw(st.sampled_from((*keys * 3, (_NOBODY_MODEL, REGIONS[0]))))
@@ -283,7 +316,8 @@ def _call_market(
                      "min_vram_gb": draw(st.sampled_from((0, vram))), "required_tags": need,
                      "min_reputation": 0.0, "providers": frozenset(),
                      "exclude_providers": frozenset(), "min_cpu_per_gpu": 0,
-                     "min_ram_gb_per_gpu": 0, "min_disk_gb_per_gpu": 0})
+                     "min_ram_gb_per_gpu": 0, "min_disk_gb_per_gpu": 0, "attributes": {},
+                     "constraints": None})
     return offers, reqs
 
 
