@@ -504,7 +504,7 @@ def run_demo(
     for mech in available() if mechanisms is None else mechanisms:
         name = mech if isinstance(mech, str) else mech.name
         try:
-            result = clear(market, mech)
+            result = clear(market, mech, rng=seed)
         except UnsupportedMarketError as e:
             hint = f" (use {', '.join(e.alternatives)})" if e.alternatives else ""
             rows.append((name, f"cannot clear this market: {e.reason}{hint}"))
