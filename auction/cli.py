@@ -587,9 +587,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from auction.compare import run_command
+    from auction.compare import run_compare
 
-    return run_command(args)
+    return run_compare(args)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:

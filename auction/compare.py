@@ -45,13 +45,16 @@ from auction.errors import InvalidValueError
 from auction.fairness import jain_index
 from auction.market import Market
 from auction.orders import Order, Request
-from auction.simulation import Design, ExampleFlow, OrderFlow, SimulationResult, simulate
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["Comparison", "build_parser", "compare", "main_compare", "resolve_design"]
+    from auction.simulation import Design, OrderFlow, SimulationResult
+
+__all__ = [
+    "Comparison", "build_parser", "compare", "main_compare", "resolve_design", "run_compare",
+]
 
 #: Short names that are not presets or mechanisms.
 ALIASES: Mapping[str, tuple[str, str | None]] = {"vcg": ("assignment", "vcg")}
@@ -62,6 +65,7 @@ def resolve_design(spec: Any) -> Design:
     `Preset`, or a `Design`."""
     from auction import presets
     from auction.mechanisms import registry
+    from auction.simulation import Design
 
     if isinstance(spec, Design):
         return spec
@@ -166,6 +170,8 @@ def _task(name: str, design: Design, flow: OrderFlow, epochs: int, epoch_hours: 
           cache: dict[tuple[int, int], int | None] | None = None) -> list[dict[str, Any]]:
     """One (design, seed) run: its rows (a top-level function, so a process pool can run it).
     `cache` keeps the optima per (seed, epoch): every design sees the same books."""
+    from auction.simulation import simulate
+
     rec = _Recording(flow)
     sim = simulate(rec, design, epochs=epochs, epoch_hours=epoch_hours, seed=seed)
     known = {} if cache is None else cache
@@ -292,6 +298,8 @@ def compare(
     """
     import pandas as pd
 
+    from auction.simulation import ExampleFlow
+
     if isinstance(designs, Mapping):
         named = {str(k): resolve_design(v) for k, v in designs.items()}
     else:
@@ -351,15 +359,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return p
 
 
-def main_compare(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Run the ``compare`` command; returns the exit status (2 on bad arguments)."""
-
-    return run_command(build_parser().parse_args(argv), out=out)
-
-
-def run_command(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
-    """Run the ``compare`` command on parsed arguments (`build_parser`'s)."""
+def run_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run the ``compare`` command from parsed arguments (`build_parser`'s); returns the exit
+    status (2 on a bad design name)."""
     import pandas as pd
+
+    from auction.simulation import ExampleFlow
 
     stream = sys.stdout if out is None else out
     names = [n.strip() for n in args.designs.split(",") if n.strip()]
@@ -382,6 +387,11 @@ def run_command(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     if args.plot:
         result.plot(args.plot)
     return 0
+
+
+def main_compare(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Parse `argv` and run the ``compare`` command; returns the exit status."""
+    return run_compare(build_parser().parse_args(argv), out)
 
 
 class _CallableModule(types.ModuleType):

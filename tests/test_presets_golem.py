@@ -60,3 +60,23 @@ def test_two_sided_constraints() -> None:
 
 def test_conformance() -> None:
     check_mechanism("golem-match", max_examples=25)
+
+
+def test_constraints_on_the_orders() -> None:
+    # Market v2: the demand and the offer carry their constraints; the market checks both
+    # sides (matching.rs), the strategy then scores what is left.
+    from auction.constraints import from_golem
+
+    book = OrderBook([
+        Offer(id="a", provider="pa", gpu_model="H100", gpus=1, price=A, region="eu",
+              vram_gb=80, attributes={"golem.inf.cpu.threads": 4}),
+        Offer(id="b", provider="pb", gpu_model="H100", gpus=1, price=B, region="eu",
+              vram_gb=80, attributes={"golem.inf.cpu.threads": 16},
+              constraints="tenant == 'alice'"),
+        Request(id="d", tenant="alice", gpus=1, max_price=B,
+                constraints=from_golem("(golem.inf.cpu.threads>=8)")),
+        Request(id="e", tenant="bob", gpus=1, max_price=B,
+                constraints=from_golem("(golem.inf.cpu.threads>=8)")),
+    ])
+    res = presets.get("golem").mechanism.clear(Market(book), rng=1)
+    assert [(r["request_id"], r["offer_id"]) for r in res.to_records()] == [("d", "b")]

@@ -154,7 +154,8 @@ def slash(k: int, coefficient: Fraction | int = 1, *, reason: str = "downtime") 
 
 
 def preset(*, k_prices: Any = None, indexers: tuple[str, ...] = RANKINGS,
-           reserve_hours: int | None = 720, fee: str = "20%", currency: str = "USDC") -> Any:
+           reserve_hours: int | None = 720, fee: str = "20%", currency: str = "USDC",
+           reputation: str | None = "beta") -> Any:
     """The Aethir preset (see the module docstring and ``docs/presets/aethir.md``)."""
     from auction.presets import Parameter, Preset
     from auction.settlement.fees import FeeSchedule
@@ -165,7 +166,8 @@ def preset(*, k_prices: Any = None, indexers: tuple[str, ...] = RANKINGS,
     return Preset(
         name="aethir", title="indexers filter and rank containers; uniform K-value prices",
         mechanism=mech,
-        design=Design(mechanism=mech, currency=currency, fees=FeeSchedule({currency: fee})),
+        design=Design(mechanism=mech, currency=currency, fees=FeeSchedule({currency: fee}),
+                      reputation=reputation),
         parameters=(
             Parameter("k_prices", dict(k_prices or {}), "uniform price per spec and region",
                       docs + " Pricing (K-value)"),
@@ -175,5 +177,7 @@ def preset(*, k_prices: Any = None, indexers: tuple[str, ...] = RANKINGS,
                       "(low confidence: a month)", docs + " Pricing (Reserve/OnDemand)"),
             Parameter("fee", fee, "protocol fee on provider payments", docs + " Rewards"),
             Parameter("currency", currency, "what users pay (priced in fiat)", docs),
+            Parameter("reputation", reputation, "reputation model behind best experience "
+                      "and evaluation (checkers' results)", docs + " Checker"),
         ),
     )

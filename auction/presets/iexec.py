@@ -119,7 +119,8 @@ def pool_stake(deal_price: int, share: Fraction = IEXEC_POOL_STAKE) -> int:
     return -(-deal_price * share.numerator // share.denominator)
 
 
-def preset(*, currency: str = "USDC", pool_stake_share: str = "30%") -> Any:
+def preset(*, currency: str = "USDC", pool_stake_share: str = "30%",
+           reputation: str | None = "iexec") -> Any:
     """The iExec preset (see the module docstring and ``docs/presets/iexec.md``)."""
     from auction.presets import Parameter, Preset
     from auction.settlement.fees import FeeSchedule, as_rate
@@ -130,12 +131,15 @@ def preset(*, currency: str = "USDC", pool_stake_share: str = "30%") -> Any:
     return Preset(
         name="iexec", title="price-time order book with volumes; the deal pays the asks",
         mechanism=mech,
-        design=Design(mechanism=mech, currency=currency, fees=FeeSchedule()),
+        design=Design(mechanism=mech, currency=currency, fees=FeeSchedule(),
+                      reputation=reputation),
         parameters=(
             Parameter("pool_stake_share", pool_stake_share,
                       "share of a deal the workerpool stakes", "docs.iex.ec Proof of "
                       "Contribution"),
             Parameter("currency", currency, "what deals are paid in (RLC on chain)",
                       "simulation choice"),
+            Parameter("reputation", reputation, "worker score model (+1, x2/3): trust "
+                      "checks read it", "IexecPoco2Facet.sol; auction.reputation.IExecModel"),
         ),
     )

@@ -142,7 +142,8 @@ class RenderTiers(MechanismBase):
 def preset(*, tier_prefix: str = "tier:", default_tier: int = 3,
            node_order: str = "reputation", fee: str = "5%", currency: str = "USD",
            token: str = "RENDER", token_price_micro: int = 5_000_000,
-           year1_emission: int = 9_126_804, epochs_per_year: int = 365) -> Any:
+           year1_emission: int = 9_126_804, epochs_per_year: int = 365,
+           reputation: str | None = "beta") -> Any:
     """The Render preset (see the module docstring and ``docs/presets/render.md``).
 
     Token amounts are in whole tokens x 10^6 (6 decimals); `token_price_micro` is the
@@ -161,7 +162,7 @@ def preset(*, tier_prefix: str = "tier:", default_tier: int = 3,
         mechanism=mech, currency=currency, settle=Payment.RENDER, render_fee=fee, token=token,
         token_price=price, genesis_supply=10**9 * 10**6,
         emission=YearlyEmission((year1_emission * 10**6,), epochs_per_year),
-        rewards=Rewards.WORK,
+        rewards=Rewards.WORK, reputation=reputation,
     )
     kb = "Render knowledge base, Job assignment (know.rendernetwork.com)"
     return Preset(
@@ -182,5 +183,7 @@ def preset(*, tier_prefix: str = "tier:", default_tier: int = 3,
                       "RNP-001 emission schedule (9,126,804)"),
             Parameter("epochs_per_year", epochs_per_year, "epochs a year (daily epochs)",
                       "simulation choice"),
+            Parameter("reputation", reputation, "reputation model ordering nodes (from "
+                      "completed and failed jobs)", kb + " (Node reputation)"),
         ),
     )
