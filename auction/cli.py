@@ -43,6 +43,7 @@ from auction.errors import (
     AuctionError,
     DuplicateOrderError,
     InvalidOrderError,
+    InvalidValueError,
     MechanismNotFoundError,
     UnknownPaymentRuleError,
     UnsupportedMarketError,
@@ -159,6 +160,13 @@ def _parameters(name: str) -> dict[str, inspect.Parameter]:
             if p.kind not in skip and p.name not in ("self", "payment")}
 
 
+def _plain(value: Any) -> Any:
+    """An option's value as plain Python for listings (read-only mappings as dicts)."""
+    from collections.abc import Mapping
+
+    return dict(value) if isinstance(value, Mapping) else value
+
+
 def _show_default(p: inspect.Parameter) -> str:
     return f"{p.name} (required)" if p.default is inspect.Parameter.empty else (
         f"{p.name}={p.default!r}")
@@ -225,13 +233,18 @@ def _options(name: str, pairs: Sequence[str], payment: str | None) -> dict[str, 
 
 def _mechanism_table() -> list[str]:
     """Each registered mechanism: payment rules (the first is the default), tags, options."""
-    from auction.mechanisms import available, tags_of
+    from auction.mechanisms import available, get, tags_of
 
     rows: list[tuple[str, str, str, str]] = []
     for name in available():
         try:
             tags = tags_of(name)
-            options = ", ".join(_show_default(p) for p in _parameters(name).values())
+            built = get(name)
+            options = ", ".join(
+                _show_default(p) if not hasattr(built, p.name)
+                else f"{p.name}={_plain(getattr(built, p.name))!r}"
+                for p in _parameters(name).values()
+            )
         except Exception as e:  # a broken plugin is listed, not fatal
             rows.append((name, "-", f"(cannot be built with default options: {e})", ""))
             continue
@@ -312,6 +325,9 @@ def _cmd_clear(args: argparse.Namespace) -> int:
         mechanism = get(args.mechanism, **options)
     except (MechanismNotFoundError, UnknownPaymentRuleError) as e:
         raise _InputError(_describe_auction_error(e)) from None
+    except InvalidValueError as e:  # an option the mechanism refuses
+        raise _InputError(f"mechanism {args.mechanism!r}, option {e.field!r} = {e.value!r}: "
+                          f"{e.reason}") from None
     except (AuctionError, ValueError, TypeError) as e:  # an option the mechanism refuses
         field = getattr(e, "field", None)
         named = field if field in options else next((k for k in options if k in str(e)), None)
