@@ -57,6 +57,18 @@ def clear(
         return clear_partitioned(book_or_market, mechanism, payment, executor=executor,
                                  rng=resolve_rng(rng),
                                  reputation=reputation, by=by, **options)
+    market, mech = resolve(book_or_market, mechanism, payment, reputation, options)
+    return mech.clear(market, rng=resolve_rng(rng))
+
+
+def resolve(
+    book_or_market: OrderBook | BookSnapshot | Market,
+    mechanism: str | Mechanism,
+    payment: str | None,
+    reputation: Mapping[str, float] | None,
+    options: dict[str, Any],
+) -> tuple[Market, Mechanism]:
+    """The market and the mechanism instance `clear` (and `clear_partitioned`) works with."""
     if isinstance(book_or_market, Market):
         if reputation is not None:
             raise InvalidValueError(
@@ -68,12 +80,10 @@ def clear(
     if isinstance(mechanism, str):
         if payment is not None:
             options["payment"] = payment
-        mech = get(mechanism, **options)
-    else:
-        if payment is not None or options:
-            raise InvalidValueError(
-                "options", {**options, "payment": payment},
-                "options and payment go to the mechanism's constructor, not here",
-            )
-        mech = mechanism
-    return mech.clear(market, rng=resolve_rng(rng))
+        return market, get(mechanism, **options)
+    if payment is not None or options:
+        raise InvalidValueError(
+            "options", {**options, "payment": payment},
+            "options and payment go to the mechanism's constructor, not here",
+        )
+    return market, mechanism

@@ -587,23 +587,9 @@ def clear_partitioned(
             as the single clear would).
     """
     t0 = time.perf_counter()
-    if isinstance(book_or_market, Market):
-        if reputation is not None:
-            raise ValueError("pass reputation when building the Market, not with a Market")
-        market = book_or_market
-    else:
-        market = Market(book_or_market, reputation)
-    if isinstance(mechanism, str):
-        if payment is not None:
-            options["payment"] = payment
-        mech = get(mechanism, **options)
-    else:
-        if payment is not None or options:
-            raise InvalidValueError(
-                "options", {**options, "payment": payment},
-                "options and payment go to the mechanism's constructor, not here",
-            )
-        mech = mechanism
+    from auction.clearing import resolve
+
+    market, mech = resolve(book_or_market, mechanism, payment, reputation, options)
     rule = rule_for(mech)
     check = getattr(mech, "check_market", None)
     if callable(check):
