@@ -81,6 +81,27 @@ def _bound(max_in_flight: int | None, workers: int) -> int:
     return max_in_flight
 
 
+def _windowed(
+    items: Iterable[T], bound: int, submit: Callable[[T], Any],
+    drain: Callable[[dict[Any, int]], Iterator[tuple[int, R]]], cancel: Callable[[Any], Any],
+) -> Iterator[tuple[int, R]]:
+    """Submit each item, keeping at most `bound` handles pending; yield what `drain` frees.
+
+    Handles left pending when the caller stops iterating (or a task raises) are cancelled.
+    """
+    pending: dict[Any, int] = {}
+    try:
+        for i, item in enumerate(items):
+            pending[submit(item)] = i
+            while len(pending) >= bound:
+                yield from drain(pending)
+        while pending:
+            yield from drain(pending)
+    finally:
+        for handle in pending:
+            cancel(handle)
+
+
 class InProcessRunner:
     """Runs each task in this process, one after another."""
 
@@ -119,19 +140,10 @@ class ExecutorRunner:
     def map_unordered(
         self, fn: Callable[[T], R], items: Iterable[T], *, max_in_flight: int | None = None
     ) -> Iterator[tuple[int, R]]:
-        bound = _bound(max_in_flight, self.workers)
-        pending: dict[cf.Future[R], int] = {}
-        source = enumerate(items)
-        try:
-            for i, item in source:
-                pending[self.executor.submit(fn, item)] = i
-                while len(pending) >= bound:
-                    yield from self._drain(pending)
-            while pending:
-                yield from self._drain(pending)
-        finally:
-            for f in pending:
-                f.cancel()
+        return _windowed(
+            items, _bound(max_in_flight, self.workers),
+            lambda item: self.executor.submit(fn, item), self._drain, lambda f: f.cancel(),
+        )
 
     @staticmethod
     def _drain(pending: dict[cf.Future[R], int]) -> Iterator[tuple[int, R]]:
@@ -176,21 +188,13 @@ class RayRunner:
         self, fn: Callable[[T], R], items: Iterable[T], *, max_in_flight: int | None = None
     ) -> Iterator[tuple[int, R]]:
         ray = self._ray
-        bound = _bound(max_in_flight, self.workers)
         if self._remote is None:  # one remote trampoline: any callable, builtins included
             self._remote = ray.remote(num_cpus=self.num_cpus)(_call)
         remote = self._remote
-        pending: dict[Any, int] = {}
-        try:
-            for i, item in enumerate(items):
-                pending[remote.remote(fn, item)] = i
-                while len(pending) >= bound:
-                    yield from self._drain(pending)
-            while pending:
-                yield from self._drain(pending)
-        finally:
-            for ref in pending:
-                ray.cancel(ref)
+        return _windowed(
+            items, _bound(max_in_flight, self.workers),
+            lambda item: remote.remote(fn, item), self._drain, ray.cancel,
+        )
 
     def _drain(self, pending: dict[Any, int]) -> Iterator[tuple[int, Any]]:
         done, _ = self._ray.wait(list(pending), num_returns=1)
