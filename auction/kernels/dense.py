@@ -1,0 +1,493 @@
+"""Dense maximum-weight matching by Jonker-Volgenant, exact on integer weights.
+
+The same problem as the auction (`auction.kernels.assignment`): n persons, m objects, a CSR
+graph of integer weights, maximise the total weight of a matching in which either side may stay
+unmatched; a missing edge (or a weight <= 0, never worth matching) is not allowed. Here the
+graph is laid out as a dense matrix (rows = the smaller side, so rows <= columns; a forbidden
+pair holds `FORBIDDEN`) and solved by the Jonker-Volgenant method (Jonker and Volgenant 1987,
+the structure of ``lap.lapjv``): an initialisation that matches most rows cheaply, then one
+shortest augmenting path (Dijkstra on dense rows, no heap) per row still free.
+
+"Stay unmatched" without padding: every row has an implicit dummy column of weight 0 that only
+it may take (the rectangular n x (m + n) problem with a zero-weight dummy per person), handled
+in O(1) per row reached instead of as n more columns. The optimality conditions kept (dual
+prices p on columns, u_i = w[i, x_i] - p[x_i] implied for matched rows):
+
+* ``u_i + p_j >= w_ij`` on every pair, equality on matched pairs;
+* ``u_i >= 0`` for matched rows, ``u_i = 0`` for unmatched (dummy) rows;
+* ``p_j >= 0``, and ``p_j = 0`` on every free column (prices rise only on matched columns).
+
+These are the LP duals of the partial matching problem, so the result is optimal and the duals
+(integers, in weight units) certify it. Two modes:
+
+* *General* (any shape, forbidden pairs, zero weights): prices start at 0; augmenting row
+  reduction (an auction step with epsilon 0 and the tie rule of JV: a row takes its best column
+  and raises its price to the second best value, the dummy included, at 0) runs two passes with
+  a bid budget; then shortest augmenting paths, each ending at a free column or at a row
+  moving to its dummy, whichever is nearer (distances are negative until the dummy wins, so
+  columns at distance >= 0 are never scanned).
+* *Square* (n = m, every pair allowed with a weight > 0): every optimal matching is perfect, so
+  the classic JV applies (column reduction, reduction transfer, augmenting row reduction,
+  augmentation with no dummy); the duals are shifted at the end by a constant (``u - t``,
+  ``p + t``) to make the smallest price 0, which keeps ``u, p >= 0`` because some edge joins the
+  argmin row and column with a weight > 0.
+
+Either mode ends with an O(n m) check of the conditions above (`check_dense`); a result that
+failed it would be reported, never returned as optimal.
+
+Work: O(R^2 C) worst case for R = min(n, m) rows and C = max(n, m) columns: R searches, each
+scanning at most R matched columns of C entries (`dense_work_bound`); the initialisation is
+O(R C) plus a bid budget of `ARR_BIDS` per row. Past `max_work` matrix entries read the status
+is `WORK_LIMIT`, once ``stop[0]`` is set `DEADLINE` (both checked after every scanned column and
+every 64 bids), with a feasible matching, not an optimal one. Memory: the R x C int64 matrix
+(`dense_bytes`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from auction.kernels.budget import DEADLINE, DONE, NO_LIMIT, WORK_LIMIT, stop_at
+from auction.kernels.jit import KernelGroup
+
+__all__ = [
+    "ARR_BIDS", "CHECK_FAILED", "DEADLINE", "DENSE_MIN_DENSITY", "DONE", "FORBIDDEN",
+    "MAX_WEIGHT", "WORK_LIMIT", "check_dense", "dense_assignment", "dense_bytes",
+    "dense_matrix", "dense_work_bound", "jv_matrix", "use_dense",
+]
+
+IntArray = npt.NDArray[np.int64]
+StopFlag = npt.NDArray[np.uint8]
+_group = KernelGroup(nogil=True)
+
+#: Weights must be below this (2^57): then every price lies in [0, 2 MAX_WEIGHT), every
+#: distance in (-3 MAX_WEIGHT, 3 MAX_WEIGHT), and no sum of them overflows int64.
+MAX_WEIGHT = 1 << 57
+#: The matrix entry of a pair that may not be matched.
+FORBIDDEN = -(1 << 61)
+INF = 1 << 62
+#: A settled column's price inside a search: any relaxation gives more than `INF`.
+SETTLED = INF + (1 << 60)
+#: Bids per row allowed to the augmenting row reduction (both passes together); the rows
+#: still free after it go to shortest paths, so the budget changes speed, never the result.
+ARR_BIDS = 8
+#: Status of a result that failed its own optimality check (a bug, reported, never used).
+CHECK_FAILED = 20
+#: Density (edges / (n m)) from which `use_dense` picks this kernel over the auction.
+DENSE_MIN_DENSITY = 0.3
+#: Largest matrix (R x C entries) `use_dense` accepts by default: 2^26 entries, 512 MiB.
+DENSE_MAX_ENTRIES = 1 << 26
+
+
+@_group.add
+def dense_matrix(
+    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, transpose: bool,
+) -> tuple[npt.NDArray[np.int64], bool]:
+    """The R x C matrix of the CSR graph (transposed if asked), and whether it is complete.
+
+    Pairs without an edge, or with a weight <= 0, hold `FORBIDDEN`; a repeated pair keeps its
+    largest weight. Complete means every entry holds a weight > 0.
+    """
+    r, c = (m, n) if transpose else (n, m)
+    mat = np.full((r, c), FORBIDDEN, dtype=np.int64)
+    filled = 0
+    for i in range(n):
+        for e in range(indptr[i], indptr[i + 1]):
+            if w[e] > 0:
+                a, b = (cols[e], i) if transpose else (i, cols[e])
+                if mat[a, b] == FORBIDDEN:
+                    filled += 1
+                if w[e] > mat[a, b]:
+                    mat[a, b] = w[e]
+    return mat, filled == r * c
+
+
+@_group.add
+def _column_reduction(mat: IntArray, x: IntArray, y: IntArray, p: IntArray,
+                      free: IntArray) -> int:
+    """JV column reduction and reduction transfer (square mode); returns the free row count.
+
+    Each column takes the price of its best row and goes to it if that row has no column yet
+    (columns from last to first); a row holding exactly one column then lowers its value to its
+    second best by raising that column's price.
+    """
+    r, c = mat.shape
+    y[:] = -1
+    p[:] = -INF
+    for i in range(r):
+        row = mat[i]
+        for j in range(c):
+            if row[j] > p[j]:
+                p[j] = row[j]
+                y[j] = i
+    unique = np.ones(r, dtype=np.bool_)
+    for j in range(c - 1, -1, -1):
+        i = y[j]
+        if x[i] < 0:
+            x[i] = j
+        else:
+            unique[i] = False
+            y[j] = -1
+    nfree = 0
+    for i in range(r):
+        if x[i] < 0:
+            free[nfree] = i
+            nfree += 1
+        elif unique[i] and c > 1:
+            j = x[i]
+            row = mat[i]
+            best = INF
+            for k in range(c):
+                if k != j:
+                    red = p[k] - row[k]
+                    if red < best:
+                        best = red
+            p[j] += best
+    return nfree
+
+
+@_group.add
+def _row_reduction(
+    mat: IntArray, x: IntArray, y: IntArray, p: IntArray, free_in: IntArray, nin: int,
+    free_out: IntArray, dummy: bool, max_bids: int, stop: StopFlag,
+) -> tuple[int, int]:
+    """One pass of JV augmenting row reduction; returns (rows left free, bids made).
+
+    A free row takes its best column at the price that makes its value the second best (the
+    dummy, value 0, counts when `dummy`; a row whose best value is <= 0 takes its dummy:
+    ``x = -2``). The row it displaces is served next if the price rose, else in the next pass;
+    on a tie (no rise) the row takes its second column instead when the first is held. Past
+    `max_bids` bids, or once ``stop[0]`` is set, the rows left are handed back unserved.
+    """
+    c = mat.shape[1]
+    cur = 0
+    nout = 0
+    bids = 0
+    while cur < nin:
+        i = free_in[cur]
+        cur += 1
+        if bids >= max_bids or ((bids & 63) == 0 and stop[0] != 0):
+            free_out[nout] = i
+            nout += 1
+            continue
+        bids += 1
+        row = mat[i]
+        v1 = -INF
+        v2 = -INF
+        j1 = -1
+        j2 = -1
+        for j in range(c):
+            h = row[j] - p[j]
+            if h > v2:
+                if h > v1:
+                    v2 = v1
+                    j2 = j1
+                    v1 = h
+                    j1 = j
+                else:
+                    v2 = h
+                    j2 = j
+        if dummy:
+            if v1 <= 0:
+                x[i] = -2
+                continue
+            if v2 < 0:
+                v2 = 0
+                j2 = -1
+        elif j2 < 0:
+            v2 = v1
+        i0 = y[j1]
+        rises = v1 > v2
+        if rises:
+            p[j1] += v1 - v2
+        elif i0 >= 0 and j2 >= 0:
+            j1 = j2
+            i0 = y[j2]
+        x[i] = j1
+        y[j1] = i
+        if i0 >= 0:
+            x[i0] = -1
+            if rises:
+                cur -= 1
+                free_in[cur] = i0
+            else:
+                free_out[nout] = i0
+                nout += 1
+    return nout, bids
+
+
+@_group.add
+def _augment(
+    mat: IntArray, x: IntArray, y: IntArray, p: IntArray, s: int, d: IntArray, pred: IntArray,
+    q: IntArray, done: IntArray, dsett: IntArray, dummy: bool, max_work: int, work: int,
+    stop: StopFlag,
+) -> tuple[int, int]:
+    """One shortest augmenting path from free row `s` (dense Dijkstra); returns (status, work).
+
+    Distances are reduced costs ``u_i + p_j - w_ij`` with ``u_s = 0``. Each step settles the
+    nearest column (a free one first on ties) and, in one contiguous pass over the row of its
+    owner, relaxes every column and finds the next nearest; a settled column leaves the pass by
+    its entry of ``q`` (the prices, `SETTLED` once settled: no relaxation can reach it) and of
+    ``d`` (`INF`). Ends at the nearest free column, or (with `dummy`) at the nearest row moving
+    to its dummy (distance ``d(row) + u_row``; 0 for `s`). Prices of the settled columns rise by
+    ``D - d_j``, then the path is flipped. Nothing changes when it stops early.
+    """
+    c = mat.shape[1]
+    row = mat[s]
+    mind = INF
+    jmin = -1
+    for j in range(c):
+        pj = p[j]
+        q[j] = pj
+        dj = pj - row[j]
+        d[j] = dj
+        pred[j] = s
+        if dj <= mind and (dj < mind or y[j] < 0):
+            mind = dj
+            jmin = j
+    work += c
+    best_out = 0 if dummy else INF
+    out_row = s
+    ndone = 0
+    final = -1
+    dist = 0
+    while True:
+        if best_out <= mind:
+            dist = best_out
+            break
+        if y[jmin] < 0:
+            final = jmin
+            dist = mind
+            break
+        if work > max_work:
+            return WORK_LIMIT, work
+        if stop[0] != 0:
+            return DEADLINE, work
+        j0 = jmin
+        done[ndone] = j0
+        dsett[ndone] = mind
+        ndone += 1
+        q[j0] = SETTLED
+        d[j0] = INF
+        i = y[j0]
+        wi = mat[i]
+        h = mind + wi[j0] - p[j0]  # d(i) + u_i: distance of i's dummy, base of i's edges
+        if dummy and h < best_out:
+            best_out = h
+            out_row = i
+        mind = INF
+        for j in range(c):
+            red = h + q[j] - wi[j]
+            dj = d[j]
+            if red < dj:
+                dj = red
+                d[j] = red
+                pred[j] = i
+            if dj <= mind and (dj < mind or y[j] < 0):
+                mind = dj
+                jmin = j
+        work += c
+    for k in range(ndone):
+        p[done[k]] += dist - dsett[k]
+    if final >= 0:
+        j = final
+    elif out_row == s:
+        x[s] = -2
+        return DONE, work
+    else:
+        j = x[out_row]
+        x[out_row] = -2
+    while True:
+        i = pred[j]
+        y[j] = i
+        k = x[i]
+        x[i] = j
+        j = k
+        if i == s:
+            break
+    return DONE, work
+
+
+@_group.add
+def check_dense(mat: IntArray, x: IntArray, y: IntArray, u: IntArray, p: IntArray) -> bool:
+    """Whether (x, u, p) meets the optimality conditions of the module docstring on `mat`.
+
+    O(R C): x and y are inverse partial maps, u and p are >= 0, zero on unmatched rows and
+    free columns, tight on matched pairs, and ``u_i + p_j >= w_ij`` on every allowed pair.
+    """
+    r, c = mat.shape
+    for j in range(c):
+        if p[j] < 0 or (y[j] < 0 and p[j] != 0):
+            return False
+        if y[j] >= 0 and x[y[j]] != j:
+            return False
+    for i in range(r):
+        if u[i] < 0:
+            return False
+        if x[i] >= 0:
+            if y[x[i]] != i or u[i] + p[x[i]] != mat[i, x[i]]:
+                return False
+        elif u[i] != 0:
+            return False
+        row = mat[i]
+        ui = u[i]
+        for j in range(c):
+            if ui + p[j] < row[j]:
+                return False
+    return True
+
+
+@_group.add
+def jv_matrix(
+    mat: IntArray, square: bool, max_work: int, stop: StopFlag,
+) -> tuple[IntArray, IntArray, IntArray, IntArray, int, int]:
+    """Solve the dense problem on `mat` (R <= C); return (x, y, u, p, status, work).
+
+    ``x[i]`` is row i's column (-1: unmatched), ``y[j]`` column j's row; u and p are the exact
+    duals when the status is `DONE`. `square` selects the square mode of the module docstring
+    (only for R = C and every entry > 0). Past `max_work` entries read: `WORK_LIMIT`; after
+    ``stop[0]``: `DEADLINE`; either way a feasible matching.
+    """
+    r, c = mat.shape
+    x = np.full(r, -1, dtype=np.int64)
+    y = np.full(c, -1, dtype=np.int64)
+    p = np.zeros(c, dtype=np.int64)
+    u = np.zeros(r, dtype=np.int64)
+    free = np.empty(r, dtype=np.int64)
+    free2 = np.empty(r, dtype=np.int64)
+    work = 0
+    status = DONE
+    dummy = not square
+    if square and r > 0:
+        nfree = _column_reduction(mat, x, y, p, free)
+        work += 2 * r * c
+    else:
+        nfree = r
+        for i in range(r):
+            free[i] = r - 1 - i
+    bids_left = ARR_BIDS * r
+    for _ in range(2):
+        if nfree == 0:
+            break
+        allowed = min(bids_left, max(0, (max_work - work) // max(1, c)))
+        nfree, bids = _row_reduction(mat, x, y, p, free, nfree, free2, dummy, allowed, stop)
+        free, free2 = free2, free
+        bids_left -= bids
+        work += bids * c
+    d = np.empty(c, dtype=np.int64)
+    pred = np.empty(c, dtype=np.int64)
+    q = np.empty(c, dtype=np.int64)
+    done = np.empty(c, dtype=np.int64)
+    dsett = np.empty(c, dtype=np.int64)
+    for k in range(nfree):
+        if work > max_work:
+            status = WORK_LIMIT
+            break
+        if stop[0] != 0:
+            status = DEADLINE
+            break
+        status, work = _augment(mat, x, y, p, free[k], d, pred, q, done, dsett, dummy, max_work,
+                                work, stop)
+        if status != DONE:
+            break
+    for i in range(r):
+        if x[i] < 0:
+            x[i] = -1
+    if status != DONE:
+        return x, y, u, p, status, work
+    for i in range(r):
+        if x[i] >= 0:
+            u[i] = mat[i, x[i]] - p[x[i]]
+    if square and r > 0:
+        shift = p[0]
+        for j in range(c):
+            shift = min(shift, p[j])
+        for j in range(c):
+            p[j] -= shift
+        for i in range(r):
+            u[i] += shift
+    work += r * c
+    if not check_dense(mat, x, y, u, p):
+        status = CHECK_FAILED
+    return x, y, u, p, status, work
+
+
+@_group.add
+def _edges_of(
+    n: int, indptr: IntArray, cols: IntArray, w: IntArray, mate: IntArray,
+) -> IntArray:
+    """The CSR edge of each person's matched object (the heaviest if the pair repeats)."""
+    pedge = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        j = mate[i]
+        if j < 0:
+            continue
+        for e in range(indptr[i], indptr[i + 1]):
+            if cols[e] == j and (pedge[i] < 0 or w[e] > w[pedge[i]]):
+                pedge[i] = e
+    return pedge
+
+
+def dense_work_bound(n: int, m: int) -> int:
+    """Entries read by `jv_matrix` at most: ``R C (2 R + ARR_BIDS + 5)``, R = min(n, m).
+
+    Initialisation 2 R C (column reduction and transfer) plus ``ARR_BIDS`` R bids of C each;
+    then at most R searches, each settling at most R matched columns, every settlement reading
+    one row (C) and one minimum-set scan (C); one more R C for the final check.
+    """
+    r, c = min(n, m), max(n, m)
+    return min(NO_LIMIT, r * c * (2 * r + ARR_BIDS + 5) + c + 1)
+
+
+def dense_bytes(n: int, m: int) -> int:
+    """Bytes `dense_assignment` allocates: the int64 matrix and O(n + m) vectors."""
+    return 8 * (n * m + 6 * (n + m)) + 8 * (2 * n + 2 * m)
+
+
+def use_dense(n: int, m: int, edges: int, *, max_entries: int = DENSE_MAX_ENTRIES) -> bool:
+    """Whether `dense_assignment` should be used instead of the auction for this graph.
+
+    Yes when the graph holds at least `DENSE_MIN_DENSITY` of all n m pairs and the matrix has
+    at most `max_entries` entries (memory: 8 bytes each). Measured in
+    ``benchmarks/bench_dense.py --density`` (docs/dense.md).
+    """
+    cells = n * m
+    return 0 < cells <= max_entries and edges >= DENSE_MIN_DENSITY * cells
+
+
+def dense_assignment(
+    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, *,
+    max_work: int | None = None, deadline: float | None = None, backend: str = "numba",
+) -> tuple[IntArray, IntArray, IntArray, int]:
+    """Maximum-weight matching of the CSR graph, exact; returns (pedge, u, p, status).
+
+    ``pedge[i]``: the CSR edge matched to person i, or -1. u (persons) and p (objects): exact
+    integer duals in `w` units, ``u_i + p_j >= w_e`` on every edge e = (i, j) with equality on
+    matched edges, ``u, p >= 0`` and zero on unmatched nodes (the duals VCG re-solves can warm
+    start from). Weights must be below `MAX_WEIGHT`; weights <= 0 are never matched. `max_work`
+    (default `dense_work_bound`, never reached) bounds the matrix entries read and `deadline`
+    is a ``time.monotonic()`` value; past either the status is `WORK_LIMIT` or `DEADLINE` and
+    pedge a feasible matching, not an optimal one (u and p are then zero). `backend`:
+    ``"numba"`` or ``"python"`` (the pure-Python reference, slow).
+    """
+    if backend not in ("numba", "python"):
+        raise ValueError(f"backend must be 'numba' or 'python', not {backend!r}")
+    if len(w) and int(w.max()) >= MAX_WEIGHT:
+        raise ValueError(f"weights must be below 2^57, got {int(w.max())}")
+    if max_work is None:
+        max_work = dense_work_bound(n, m)
+    py = backend == "python"
+    build = dense_matrix.py_func if py else dense_matrix
+    solve = jv_matrix.py_func if py else jv_matrix
+    edges_of = _edges_of.py_func if py else _edges_of
+    transpose = n > m
+    mat, complete = build(n, m, indptr, cols, w, transpose)
+    square = bool(complete) and n == m
+    with stop_at(deadline) as stop:
+        x, y, u_rows, p_cols, status, _ = solve(mat, square, max_work, stop)
+    mate, u, p = (y, p_cols, u_rows) if transpose else (x, u_rows, p_cols)
+    pedge = edges_of(n, indptr, cols, w, mate)
+    if status != DONE:
+        u, p = np.zeros(n, dtype=np.int64), np.zeros(m, dtype=np.int64)
+    return pedge, u, p, int(status)
