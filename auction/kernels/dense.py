@@ -234,49 +234,19 @@ def _augment(
     ``D - d_j``, then the path is flipped. Nothing changes when it stops early.
     """
     c = mat.shape[1]
-    row = mat[s]
-    mind = INF
-    jmin = -1
     for j in range(c):
-        pj = p[j]
-        q[j] = pj
-        dj = pj - row[j]
-        d[j] = dj
-        pred[j] = s
-        if dj <= mind and (dj < mind or y[j] < 0):
-            mind = dj
-            jmin = j
-    work += c
+        q[j] = p[j]
+        d[j] = INF
     best_out = 0 if dummy else INF
     out_row = s
     ndone = 0
     final = -1
-    dist = 0
+    i = s
+    h = 0  # d(i) + u_i, with u_s = 0: the base of row i's edges
     while True:
-        if best_out <= mind:
-            dist = best_out
-            break
-        if y[jmin] < 0:
-            final = jmin
-            dist = mind
-            break
-        if work > max_work:
-            return WORK_LIMIT, work
-        if stop[0] != 0:
-            return DEADLINE, work
-        j0 = jmin
-        done[ndone] = j0
-        dsett[ndone] = mind
-        ndone += 1
-        q[j0] = SETTLED
-        d[j0] = INF
-        i = y[j0]
         wi = mat[i]
-        h = mind + wi[j0] - p[j0]  # d(i) + u_i: distance of i's dummy, base of i's edges
-        if dummy and h < best_out:
-            best_out = h
-            out_row = i
         mind = INF
+        jmin = -1
         for j in range(c):
             red = h + q[j] - wi[j]
             dj = d[j]
@@ -288,6 +258,27 @@ def _augment(
                 mind = dj
                 jmin = j
         work += c
+        if best_out <= mind:
+            dist = best_out
+            break
+        if y[jmin] < 0:
+            final = jmin
+            dist = mind
+            break
+        if work > max_work:
+            return WORK_LIMIT, work
+        if stop[0] != 0:
+            return DEADLINE, work
+        done[ndone] = jmin
+        dsett[ndone] = mind
+        ndone += 1
+        q[jmin] = SETTLED
+        d[jmin] = INF
+        i = y[jmin]
+        h = mind + mat[i, jmin] - p[jmin]  # also the distance of i's dummy
+        if dummy and h < best_out:
+            best_out = h
+            out_row = i
     for k in range(ndone):
         p[done[k]] += dist - dsett[k]
     if final >= 0:
@@ -430,14 +421,14 @@ def _edges_of(
 
 
 def dense_work_bound(n: int, m: int) -> int:
-    """Entries read by `jv_matrix` at most: ``R C (2 R + ARR_BIDS + 5)``, R = min(n, m).
+    """Entries read by `jv_matrix` at most: ``R C (R + ARR_BIDS + 4)``, R = min(n, m).
 
     Initialisation 2 R C (column reduction and transfer) plus ``ARR_BIDS`` R bids of C each;
-    then at most R searches, each settling at most R matched columns, every settlement reading
-    one row (C) and one minimum-set scan (C); one more R C for the final check.
+    then at most R searches, each reading one row of C entries per column it settles (at most
+    the R matched ones) plus one; one more R C for the final check. JV's O(R^2 C).
     """
     r, c = min(n, m), max(n, m)
-    return min(NO_LIMIT, r * c * (2 * r + ARR_BIDS + 5) + c + 1)
+    return min(NO_LIMIT, r * c * (r + ARR_BIDS + 4) + c + 1)
 
 
 def dense_bytes(n: int, m: int) -> int:
