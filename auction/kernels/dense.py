@@ -157,7 +157,8 @@ def _row_reduction(
     A free row takes its best column at the price that makes its value the second best (the
     dummy, value 0, counts when `dummy`; a row whose best value is <= 0 takes its dummy:
     ``x = -2``). The row it displaces is served next if the price rose, else in the next pass;
-    on a tie (no rise) the row takes its second column instead when the first is held. Past
+    on a tie (no rise) the row takes a free column of the best value if there is one, else
+    its second column when the first is held. Past
     `max_bids` bids, or once ``stop[0]`` is set, the rows left are handed back unserved.
     """
     c = mat.shape[1]
@@ -177,17 +178,22 @@ def _row_reduction(
         v2 = -INF
         j1 = -1
         j2 = -1
+        jf = -1  # the first free column among those of value v1
         for j in range(c):
             h = row[j] - p[j]
-            if h > v2:
+            if h >= v2:
                 if h > v1:
                     v2 = v1
                     j2 = j1
                     v1 = h
                     j1 = j
+                    jf = j if y[j] < 0 else -1
                 else:
-                    v2 = h
-                    j2 = j
+                    if h > v2:
+                        v2 = h
+                        j2 = j
+                    if h == v1 and jf < 0 and y[j] < 0:
+                        jf = j
         if dummy:
             if v1 <= 0:
                 x[i] = -2
@@ -201,6 +207,9 @@ def _row_reduction(
         rises = v1 > v2
         if rises:
             p[j1] += v1 - v2
+        elif i0 >= 0 and jf >= 0:
+            j1 = jf
+            i0 = -1
         elif i0 >= 0 and j2 >= 0:
             j1 = j2
             i0 = y[j2]
