@@ -20,6 +20,7 @@ from scipy.optimize import linear_sum_assignment
 
 from auction.kernels.budget import DEADLINE, DONE, WORK_LIMIT, no_stop
 from auction.kernels.dense import (
+    FORBIDDEN,
     MAX_WEIGHT,
     dense_assignment,
     dense_bytes,
@@ -121,23 +122,28 @@ def test_medium_against_scipy(n: int, m: int, kind: str) -> None:
     assert certify(g, pedge, u, p) == scipy_optimum(g)
 
 
+@pytest.mark.parametrize("kind", ["dense", "sparse", "signed", "ties"])
 @pytest.mark.parametrize("top", [1, 2, 10**6, MAX_WEIGHT - 1])
-def test_square_and_general_modes_agree(top: int) -> None:
-    """Complete positive square graphs take the classic JV path; the general one agrees."""
+def test_square_and_general_modes_agree(top: int, kind: str) -> None:
+    """Square graphs take the classic JV path (missing pairs at weight 0); the general path,
+    with dummies and forbidden pairs, finds the same weight on the same graph."""
     rng = np.random.default_rng(top % 1000)
     n = 80
     mat = rng.integers(max(1, top - 50), top + 1, (n, n)).astype(np.int64)
-    g = to_csr(mat, np.ones((n, n), dtype=bool))
-    built, complete = dense_matrix(n, n, g[2], g[3], g[4], False)
-    assert complete
+    allowed = {"dense": 1.0, "sparse": 0.1, "signed": 0.7, "ties": 0.95}[kind] > rng.random(
+        (n, n))
+    if kind == "signed":
+        mat[rng.random((n, n)) < 0.5] *= -1
+    g = to_csr(mat, allowed)
+    bound = dense_work_bound(n, n)
     values = []
-    for square in (True, False):
-        x, y, u, p, status, work = jv_matrix(built, square, dense_work_bound(n, n), no_stop())
+    for square, fill in ((True, 0), (False, FORBIDDEN)):
+        built = dense_matrix(n, n, g[2], g[3], g[4], False, fill)
+        x, y, _, _, status, work = jv_matrix(built, square, bound, no_stop())
         assert status == DONE
-        assert work <= dense_work_bound(n, n)
-        assert (x >= 0).all()
-        assert (y[x] == np.arange(n)).all()
-        values.append(int(mat[np.arange(n), x].sum()))
+        assert work <= bound
+        assert (y[x[x >= 0]] == np.flatnonzero(x >= 0)).all()
+        values.append(int(built[np.flatnonzero(x >= 0), x[x >= 0]].sum()))
     assert values[0] == values[1]
     pedge, u, p, _ = dense_assignment(*g)
     assert certify(g, pedge, u, p) == values[0]
@@ -158,9 +164,9 @@ def test_duplicate_edges_keep_the_largest_weight() -> None:
 def test_work_stays_within_the_bound(kind: str) -> None:
     for n, m in [(60, 60), (30, 90), (90, 30)]:
         g = draw(np.random.default_rng(7), n, m, kind)
-        mat, complete = dense_matrix(n, m, g[2], g[3], g[4], n > m)
-        *_, status, work = jv_matrix(mat, complete and n == m, dense_work_bound(n, m),
-                                     no_stop())
+        square = n == m
+        mat = dense_matrix(n, m, g[2], g[3], g[4], n > m, 0 if square else FORBIDDEN)
+        *_, status, work = jv_matrix(mat, square, dense_work_bound(n, m), no_stop())
         assert status == DONE
         assert 0 < work <= dense_work_bound(n, m)
 

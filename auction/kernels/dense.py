@@ -3,44 +3,41 @@
 The same problem as the auction (`auction.kernels.assignment`): n persons, m objects, a CSR
 graph of integer weights, maximise the total weight of a matching in which either side may stay
 unmatched; a missing edge (or a weight <= 0, never worth matching) is not allowed. Here the
-graph is laid out as a dense matrix (rows = the smaller side, so rows <= columns; a forbidden
-pair holds `FORBIDDEN`) and solved by the Jonker-Volgenant method (Jonker and Volgenant 1987,
-the structure of ``lap.lapjv``): an initialisation that matches most rows cheaply, then one
-shortest augmenting path (Dijkstra on dense rows, no heap) per row still free.
+graph is laid out as a dense R x C matrix (rows = the smaller side, R <= C) and solved by the
+Jonker-Volgenant method (Jonker and Volgenant 1987, the structure of ``lap.lapjv``): an
+initialisation that matches most rows cheaply, then one shortest augmenting path (Dijkstra on
+dense rows, no heap) per row still free. The optimality conditions, in integers (prices p on
+columns; ``u_i = w[i, x_i] - p[x_i]`` for matched rows):
 
-"Stay unmatched" without padding: every row has an implicit dummy column of weight 0 that only
-it may take (the rectangular n x (m + n) problem with a zero-weight dummy per person), handled
-in O(1) per row reached instead of as n more columns. The optimality conditions kept (dual
-prices p on columns, u_i = w[i, x_i] - p[x_i] implied for matched rows):
+* ``u_i + p_j >= w_ij`` on every allowed pair, equality on matched pairs;
+* ``u, p >= 0``, and zero on every unmatched row and column.
 
-* ``u_i + p_j >= w_ij`` on every pair, equality on matched pairs;
-* ``u_i >= 0`` for matched rows, ``u_i = 0`` for unmatched (dummy) rows;
-* ``p_j >= 0``, and ``p_j = 0`` on every free column (prices rise only on matched columns).
+These are the LP duals of the partial matching problem, so they certify optimality; they are
+returned, in weight units, for VCG re-solves to warm-start from. Two modes:
 
-These are the LP duals of the partial matching problem, so the result is optimal and the duals
-(integers, in weight units) certify it. Two modes:
+* *Square* (n = m): forbidden and non-positive pairs become weight 0 and the classic JV finds
+  a perfect matching of maximum weight (column reduction, reduction transfer, two passes of
+  augmenting row reduction, then augmentation); it has the partial optimum's weight, and its
+  pairs of weight 0 are dropped. Its duals are shifted by a constant (``u - t``, ``p + t``) so
+  that the smallest price is 0; every pair has a weight >= 0, so ``u >= 0`` follows, and a
+  dropped pair (``u_i + p_j = 0``) has ``u_i = p_j = 0``.
+* *General* (n != m): "stay unmatched" is an implicit dummy column of weight 0 per row, which
+  only that row may take (the rectangular R x (C + R) problem with a zero-weight dummy per
+  row), handled in O(1) per row reached instead of as R more columns; forbidden pairs hold
+  `FORBIDDEN`. Prices start at 0 and rise only on matched columns, so free columns keep price
+  0. Augmenting row reduction is an auction step with epsilon 0 (the dummy, at value 0, counts
+  as a second best); each shortest path ends at a free column or at a row moving to its dummy,
+  whichever is nearer (distances are negative until the dummy wins, so columns at distance
+  >= 0 are never scanned).
 
-* *General* (any shape, forbidden pairs, zero weights): prices start at 0; augmenting row
-  reduction (an auction step with epsilon 0 and the tie rule of JV: a row takes its best column
-  and raises its price to the second best value, the dummy included, at 0) runs two passes with
-  a bid budget; then shortest augmenting paths, each ending at a free column or at a row
-  moving to its dummy, whichever is nearer (distances are negative until the dummy wins, so
-  columns at distance >= 0 are never scanned).
-* *Square* (n = m, every pair allowed with a weight > 0): every optimal matching is perfect, so
-  the classic JV applies (column reduction, reduction transfer, augmenting row reduction,
-  augmentation with no dummy); the duals are shifted at the end by a constant (``u - t``,
-  ``p + t``) to make the smallest price 0, which keeps ``u, p >= 0`` because some edge joins the
-  argmin row and column with a weight > 0.
+Either mode ends with an O(R C) check of the conditions above (`check_dense`); a result that
+failed it is reported (`CHECK_FAILED`), never returned as optimal.
 
-Either mode ends with an O(n m) check of the conditions above (`check_dense`); a result that
-failed it would be reported, never returned as optimal.
-
-Work: O(R^2 C) worst case for R = min(n, m) rows and C = max(n, m) columns: R searches, each
-scanning at most R matched columns of C entries (`dense_work_bound`); the initialisation is
-O(R C) plus a bid budget of `ARR_BIDS` per row. Past `max_work` matrix entries read the status
-is `WORK_LIMIT`, once ``stop[0]`` is set `DEADLINE` (both checked after every scanned column and
-every 64 bids), with a feasible matching, not an optimal one. Memory: the R x C int64 matrix
-(`dense_bytes`).
+Work: O(R^2 C) worst case: R searches, each settling at most R matched columns with one pass
+over a row of C entries each (`dense_work_bound`); the initialisation is O(R C) plus a bid
+budget of `ARR_BIDS` per row. Past `max_work` matrix entries read the status is `WORK_LIMIT`,
+once ``stop[0]`` is set `DEADLINE` (both checked after every settled column and every 64 bids),
+with a feasible matching, not an optimal one. Memory: the R x C int64 matrix (`dense_bytes`).
 """
 
 from __future__ import annotations
@@ -82,25 +79,23 @@ DENSE_MAX_ENTRIES = 1 << 26
 
 @_group.add
 def dense_matrix(
-    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, transpose: bool,
-) -> tuple[npt.NDArray[np.int64], bool]:
-    """The R x C matrix of the CSR graph (transposed if asked), and whether it is complete.
+    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, transpose: bool, fill: int,
+) -> IntArray:
+    """The R x C matrix of the CSR graph (transposed if asked).
 
-    Pairs without an edge, or with a weight <= 0, hold `FORBIDDEN`; a repeated pair keeps its
-    largest weight. Complete means every entry holds a weight > 0.
+    Pairs without an edge, or with a weight <= 0, hold `fill`; a repeated pair keeps its
+    largest weight.
     """
     r, c = (m, n) if transpose else (n, m)
-    mat = np.full((r, c), FORBIDDEN, dtype=np.int64)
-    filled = 0
+    mat = np.full((r, c), fill, dtype=np.int64)
     for i in range(n):
         for e in range(indptr[i], indptr[i + 1]):
-            if w[e] > 0:
+            v = w[e]
+            if v > 0:
                 a, b = (cols[e], i) if transpose else (i, cols[e])
-                if mat[a, b] == FORBIDDEN:
-                    filled += 1
-                if w[e] > mat[a, b]:
-                    mat[a, b] = w[e]
-    return mat, filled == r * c
+                if v > mat[a, b]:
+                    mat[a, b] = v
+    return mat
 
 
 @_group.add
@@ -346,7 +341,8 @@ def jv_matrix(
 
     ``x[i]`` is row i's column (-1: unmatched), ``y[j]`` column j's row; u and p are the exact
     duals when the status is `DONE`. `square` selects the square mode of the module docstring
-    (only for R = C and every entry > 0). Past `max_work` entries read: `WORK_LIMIT`; after
+    (R = C, entries >= 0; pairs of weight 0 end unmatched), else the general mode (R <= C,
+    forbidden pairs `FORBIDDEN`). Past `max_work` entries read: `WORK_LIMIT`; after
     ``stop[0]``: `DEADLINE`; either way a feasible matching.
     """
     r, c = mat.shape
@@ -407,6 +403,9 @@ def jv_matrix(
             p[j] -= shift
         for i in range(r):
             u[i] += shift
+            if mat[i, x[i]] <= 0:  # a pair of weight 0 stands for staying unmatched
+                y[x[i]] = -1
+                x[i] = -1
     work += r * c
     if not check_dense(mat, x, y, u, p):
         status = CHECK_FAILED
@@ -424,7 +423,7 @@ def _edges_of(
         if j < 0:
             continue
         for e in range(indptr[i], indptr[i + 1]):
-            if cols[e] == j and (pedge[i] < 0 or w[e] > w[pedge[i]]):
+            if cols[e] == j and w[e] > 0 and (pedge[i] < 0 or w[e] > w[pedge[i]]):
                 pedge[i] = e
     return pedge
 
@@ -482,8 +481,8 @@ def dense_assignment(
     solve = jv_matrix.py_func if py else jv_matrix
     edges_of = _edges_of.py_func if py else _edges_of
     transpose = n > m
-    mat, complete = build(n, m, indptr, cols, w, transpose)
-    square = bool(complete) and n == m
+    square = n == m
+    mat = build(n, m, indptr, cols, w, transpose, 0 if square else FORBIDDEN)
     with stop_at(deadline) as stop:
         x, y, u_rows, p_cols, status, _ = solve(mat, square, max_work, stop)
     mate, u, p = (y, p_cols, u_rows) if transpose else (x, u_rows, p_cols)
