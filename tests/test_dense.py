@@ -10,6 +10,7 @@ returns.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -138,7 +139,7 @@ def test_square_and_general_modes_agree(top: int, kind: str) -> None:
     bound = dense_work_bound(n, n)
     values = []
     for square, fill in ((True, 0), (False, FORBIDDEN)):
-        built = dense_matrix(n, n, g[2], g[3], g[4], False, fill)
+        built, _ = dense_matrix(n, n, g[2], g[3], g[4], False, fill)
         x, y, _, _, status, work = jv_matrix(built, square, bound, no_stop())
         assert status == DONE
         assert work <= bound
@@ -149,6 +150,22 @@ def test_square_and_general_modes_agree(top: int, kind: str) -> None:
     assert certify(g, pedge, u, p) == values[0]
     if top < 10**6:
         assert values[0] == scipy_optimum(g)
+
+
+@pytest.mark.parametrize(("n", "m"), [(30, 30), (20, 35), (35, 20)])
+def test_edge_order_within_rows_does_not_matter(n: int, m: int) -> None:
+    """Unsorted rows take the scanning path; the matching (as pairs) is the same."""
+    g = draw(np.random.default_rng(11), n, m, "sparse")
+    _, _, indptr, cols, w = g
+    perm = np.concatenate([lo + np.random.default_rng(lo).permutation(hi - lo)
+                           for lo, hi in itertools.pairwise(indptr)])
+    shuffled = (n, m, indptr, cols[perm], w[perm])
+    a, ua, pa, _ = dense_assignment(*g)
+    b, ub, pb, _ = dense_assignment(*shuffled)
+    assert (cols[a[a >= 0]] == shuffled[3][b[b >= 0]]).all()
+    np.testing.assert_array_equal(ua, ub)
+    np.testing.assert_array_equal(pa, pb)
+    assert certify(shuffled, b, ub, pb) == scipy_optimum(g)
 
 
 def test_duplicate_edges_keep_the_largest_weight() -> None:
@@ -165,7 +182,7 @@ def test_work_stays_within_the_bound(kind: str) -> None:
     for n, m in [(60, 60), (30, 90), (90, 30)]:
         g = draw(np.random.default_rng(7), n, m, kind)
         square = n == m
-        mat = dense_matrix(n, m, g[2], g[3], g[4], n > m, 0 if square else FORBIDDEN)
+        mat, _ = dense_matrix(n, m, g[2], g[3], g[4], n > m, 0 if square else FORBIDDEN)
         *_, status, work = jv_matrix(mat, square, dense_work_bound(n, m), no_stop())
         assert status == DONE
         assert 0 < work <= dense_work_bound(n, m)

@@ -80,22 +80,43 @@ DENSE_MAX_ENTRIES = 1 << 26
 @_group.add
 def dense_matrix(
     n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, transpose: bool, fill: int,
-) -> IntArray:
-    """The R x C matrix of the CSR graph (transposed if asked).
+) -> tuple[IntArray, bool]:
+    """The R x C matrix of the CSR graph (transposed if asked), and whether rows are sorted.
 
     Pairs without an edge, or with a weight <= 0, hold `fill`; a repeated pair keeps its
-    largest weight.
+    largest weight. Sorted: every person's columns strictly increase (no repeats), so
+    `_edges_of` may search them by bisection. A person holding every object in order (a
+    complete graph) is copied without filling first.
     """
     r, c = (m, n) if transpose else (n, m)
-    mat = np.full((r, c), fill, dtype=np.int64)
+    mat = np.empty((r, c), dtype=np.int64)
+    if transpose:
+        mat[:] = fill
+    ordered = True
     for i in range(n):
-        for e in range(indptr[i], indptr[i + 1]):
+        lo, hi = indptr[i], indptr[i + 1]
+        whole = not transpose and hi - lo == m
+        if whole:
+            row = mat[i]
+            for k in range(m):
+                if cols[lo + k] != k:
+                    whole = False
+                    break
+                v = w[lo + k]
+                row[k] = v if v > 0 else fill
+        if whole:
+            continue
+        if not transpose:
+            mat[i, :] = fill
+        for e in range(lo, hi):
+            if e > lo and cols[e] <= cols[e - 1]:
+                ordered = False
             v = w[e]
             if v > 0:
                 a, b = (cols[e], i) if transpose else (i, cols[e])
                 if v > mat[a, b]:
                     mat[a, b] = v
-    return mat
+    return mat, ordered
 
 
 @_group.add
@@ -414,15 +435,24 @@ def jv_matrix(
 
 @_group.add
 def _edges_of(
-    n: int, indptr: IntArray, cols: IntArray, w: IntArray, mate: IntArray,
+    n: int, indptr: IntArray, cols: IntArray, w: IntArray, mate: IntArray, ordered: bool,
 ) -> IntArray:
-    """The CSR edge of each person's matched object (the heaviest if the pair repeats)."""
+    """The CSR edge of each person's matched object (the heaviest if the pair repeats).
+
+    With `ordered` rows (strictly increasing columns) by bisection, else by a scan.
+    """
     pedge = np.full(n, -1, dtype=np.int64)
     for i in range(n):
         j = mate[i]
         if j < 0:
             continue
-        for e in range(indptr[i], indptr[i + 1]):
+        lo, hi = indptr[i], indptr[i + 1]
+        if ordered:
+            e = lo + np.searchsorted(cols[lo:hi], j)
+            if e < hi and cols[e] == j and w[e] > 0:
+                pedge[i] = e
+            continue
+        for e in range(lo, hi):
             if cols[e] == j and w[e] > 0 and (pedge[i] < 0 or w[e] > w[pedge[i]]):
                 pedge[i] = e
     return pedge
@@ -482,11 +512,11 @@ def dense_assignment(
     edges_of = _edges_of.py_func if py else _edges_of
     transpose = n > m
     square = n == m
-    mat = build(n, m, indptr, cols, w, transpose, 0 if square else FORBIDDEN)
+    mat, ordered = build(n, m, indptr, cols, w, transpose, 0 if square else FORBIDDEN)
     with stop_at(deadline) as stop:
         x, y, u_rows, p_cols, status, _ = solve(mat, square, max_work, stop)
     mate, u, p = (y, p_cols, u_rows) if transpose else (x, u_rows, p_cols)
-    pedge = edges_of(n, indptr, cols, w, mate)
+    pedge = edges_of(n, indptr, cols, w, mate, ordered)
     if status != DONE:
         u, p = np.zeros(n, dtype=np.int64), np.zeros(m, dtype=np.int64)
     return pedge, u, p, int(status)
