@@ -85,29 +85,14 @@ def dense_matrix(
 
     Pairs without an edge, or with a weight <= 0, hold `fill`; a repeated pair keeps its
     largest weight. Sorted: every person's columns strictly increase (no repeats), so
-    `_edges_of` may search them by bisection. A person holding every object in order (a
-    complete graph) is copied without filling first.
+    `_edges_of` may search them by bisection. (`dense_assignment` skips this copy for a
+    complete graph in row order: its weights already are the matrix.)
     """
     r, c = (m, n) if transpose else (n, m)
-    mat = np.empty((r, c), dtype=np.int64)
-    if transpose:
-        mat[:] = fill
+    mat = np.full((r, c), fill, dtype=np.int64)
     ordered = True
     for i in range(n):
         lo, hi = indptr[i], indptr[i + 1]
-        whole = not transpose and hi - lo == m
-        if whole:
-            row = mat[i]
-            for k in range(m):
-                if cols[lo + k] != k:
-                    whole = False
-                    break
-                v = w[lo + k]
-                row[k] = v if v > 0 else fill
-        if whole:
-            continue
-        if not transpose:
-            mat[i, :] = fill
         for e in range(lo, hi):
             if e > lo and cols[e] <= cols[e - 1]:
                 ordered = False
@@ -117,6 +102,23 @@ def dense_matrix(
                 if v > mat[a, b]:
                     mat[a, b] = v
     return mat, ordered
+
+
+@_group.add
+def _is_grid(n: int, m: int, indptr: IntArray, cols: IntArray) -> bool:
+    """Whether the CSR graph is complete with every row's columns in order 0..m-1."""
+    if len(cols) != n * m:
+        return False
+    for i in range(n):
+        lo = indptr[i]
+        if lo != i * m:
+            return False
+        mismatch = 0
+        for k in range(m):
+            mismatch += cols[lo + k] != k
+        if mismatch:
+            return False
+    return True
 
 
 @_group.add
@@ -512,7 +514,13 @@ def dense_assignment(
     edges_of = _edges_of.py_func if py else _edges_of
     transpose = n > m
     square = n == m
-    mat, ordered = build(n, m, indptr, cols, w, transpose, 0 if square else FORBIDDEN)
+    grid = _is_grid.py_func if py else _is_grid
+    floor = 0 if square else 1  # the matrix may hold 0 (square mode) but not FORBIDDEN
+    if not transpose and len(w) == n * m > 0 and int(w.min()) >= floor and grid(
+            n, m, indptr, cols):
+        mat, ordered = np.ascontiguousarray(w, dtype=np.int64).reshape(n, m), True
+    else:
+        mat, ordered = build(n, m, indptr, cols, w, transpose, 0 if square else FORBIDDEN)
     with stop_at(deadline) as stop:
         x, y, u_rows, p_cols, status, _ = solve(mat, square, max_work, stop)
     mate, u, p = (y, p_cols, u_rows) if transpose else (x, u_rows, p_cols)
