@@ -232,3 +232,30 @@ def test_when_to_use_dense() -> None:
     assert not use_dense(10**5, 10**5, 10**10)  # 80 GB of matrix
     assert dense_bytes(1000, 2000) >= 8 * 1000 * 2000
     assert dense_work_bound(3, 5) >= 3 * 5 * 3 * 2
+
+
+@pytest.mark.parametrize(("n", "m"), [(25, 25), (30, 18), (15, 28)])
+def test_duals_warm_start_vcg(n: int, m: int) -> None:
+    """The duals are what `vcg_groups` needs: its welfare losses match re-solves by scipy."""
+    from auction.kernels.assignment import vcg_groups
+
+    rng = np.random.default_rng(n * m)
+    g = draw(rng, n, m, "sparse" if n == m else "dense")
+    _, _, indptr, cols, w = g
+    pedge, u, p, status = dense_assignment(*g)
+    assert status == DONE
+    groups = rng.integers(0, 6, m)
+    order = np.argsort(groups, kind="stable")
+    group_indptr = np.searchsorted(groups[order], np.arange(7)).astype(np.int64)
+    out = np.zeros(6, dtype=np.int64)
+    st_, done, _ = vcg_groups(n, m, indptr, cols, w, pedge, u, p, group_indptr,
+                              order.astype(np.int64), 0, out, 1 << 62, no_stop())
+    assert (st_, done) == (DONE, 6)
+    total = scipy_optimum(g)
+    for k in range(6):
+        keep = ~np.isin(cols, order[group_indptr[k]:group_indptr[k + 1]])
+        rows = np.repeat(np.arange(n), np.diff(indptr))[keep]
+        ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
+        sub = (n, m, ptr, cols[keep], w[keep])
+        assert out[k] == total - scipy_optimum(sub)
