@@ -259,3 +259,12 @@ def test_duals_warm_start_vcg(n: int, m: int) -> None:
         np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
         sub = (n, m, ptr, cols[keep], w[keep])
         assert out[k] == total - scipy_optimum(sub)
+
+
+def test_any_integer_arrays_are_accepted() -> None:
+    g = draw(np.random.default_rng(9), 12, 12, "dense")
+    small = (g[0], g[1], g[2].astype(np.int32), g[3].astype(np.int32), g[4].astype(np.int32))
+    a, ua, pa, _ = dense_assignment(*g)
+    b, ub, pb, _ = dense_assignment(*small)
+    for x, y in ((a, b), (ua, ub), (pa, pb)):
+        np.testing.assert_array_equal(x, y)

@@ -504,6 +504,7 @@ def dense_assignment(
     """
     if backend not in ("numba", "python"):
         raise ValueError(f"backend must be 'numba' or 'python', not {backend!r}")
+    indptr, cols, w = (np.ascontiguousarray(a, dtype=np.int64) for a in (indptr, cols, w))
     if len(w) and int(w.max()) >= MAX_WEIGHT:
         raise ValueError(f"weights must be below 2^57, got {int(w.max())}")
     if max_work is None:
@@ -518,7 +519,7 @@ def dense_assignment(
     floor = 0 if square else 1  # the matrix may hold 0 (square mode) but not FORBIDDEN
     if not transpose and len(w) == n * m > 0 and int(w.min()) >= floor and grid(
             n, m, indptr, cols):
-        mat, ordered = np.ascontiguousarray(w, dtype=np.int64).reshape(n, m), True
+        mat, ordered = w.reshape(n, m), True
     else:
         mat, ordered = build(n, m, indptr, cols, w, transpose, 0 if square else FORBIDDEN)
     with stop_at(deadline) as stop:
