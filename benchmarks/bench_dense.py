@@ -1,8 +1,10 @@
 """Dense assignment: the Jonker-Volgenant kernel against lap.lapjv and scipy, in one run.
 
-Instances (n x n, every pair allowed, seeded): ``uniform`` integer weights in [1, 10^6] (the
-``dense n x n`` instance of bench_assignment.py) and ``ties`` weights in [1, 3] (most optima
-tied). Solvers, each timed as its users call it, best of `--repeat`:
+Instances (every pair allowed, seeded): ``uniform`` n x n, integer weights in [1, 10^6] (the
+``dense n x n`` instance of bench_assignment.py); ``ties`` n x n, weights in [1, 3] (most
+optima tied); ``rect`` n/2 x n, weights in [1, 10^6] (the general mode, with unmatched
+columns; lap pads it to a square with ``extend_cost``). Solvers, each timed as its users call
+it, best of `--repeat`:
 
 * ``jv``: `auction.kernels.dense.dense_assignment` from the CSR graph the mechanisms hold
   (matrix build, solve, certificate check and edge mapping included);
@@ -47,18 +49,19 @@ print(time.perf_counter() - t)
 """
 
 
-def instance(n: int, top: int, seed: int, density: float = 1.0) -> Graph:
-    """n x n graph, weights in [1, top]; each pair allowed with probability `density`."""
+def instance(n: int, top: int, seed: int, density: float = 1.0, m: int | None = None) -> Graph:
+    """n x m (default n) graph, weights in [1, top]; pairs allowed with probability `density`."""
+    m = n if m is None else m
     rng = np.random.default_rng(seed)
-    w = rng.integers(1, top + 1, (n, n)).astype(np.int64)
+    w = rng.integers(1, top + 1, (n, m)).astype(np.int64)
     if density >= 1.0:
-        indptr = np.arange(0, n * n + 1, n, dtype=np.int64)
-        return n, n, indptr, np.tile(np.arange(n, dtype=np.int64), n), w.reshape(-1)
-    keep = rng.random((n, n)) < density
+        indptr = np.arange(0, n * m + 1, m, dtype=np.int64)
+        return n, m, indptr, np.tile(np.arange(m, dtype=np.int64), n), w.reshape(-1)
+    keep = rng.random((n, m)) < density
     r, c = np.nonzero(keep)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
-    return n, n, indptr, c.astype(np.int64), w[r, c]
+    return n, m, indptr, c.astype(np.int64), w[r, c]
 
 
 def matrix(g: Graph) -> np.ndarray:
@@ -81,16 +84,17 @@ def run_jv_matrix(mat: np.ndarray) -> int:
     from auction.kernels.dense import DONE, dense_work_bound, jv_matrix
 
     n, m = mat.shape
-    x, _, _, _, status, _ = jv_matrix(mat, True, dense_work_bound(n, m), no_stop())
+    x, _, _, _, status, _ = jv_matrix(mat, n == m, dense_work_bound(n, m), no_stop())
     assert status == DONE, status
-    return int(mat[np.arange(n), x].sum())
+    return int(mat[np.flatnonzero(x >= 0), x[x >= 0]].sum())
 
 
 def run_lap(mat: np.ndarray) -> int:
     import lap
 
-    _, x, _ = lap.lapjv((int(mat.max()) - mat).astype(np.float64))
-    return int(mat[np.arange(len(mat)), x].sum())
+    n, m = mat.shape
+    _, x, _ = lap.lapjv((int(mat.max()) - mat).astype(np.float64), extend_cost=n != m)
+    return int(mat[np.flatnonzero(x >= 0), x[x >= 0]].sum())
 
 
 def run_scipy(mat: np.ndarray) -> int:
@@ -130,10 +134,10 @@ def compare(sizes: list[int], repeat: int, with_auction: bool) -> None:
     print(f"{'instance':<18} {'solver':<10} {'seconds':>9} {'/ jv':>8} {'welfare':>14}")
     print("-" * 64)
     for n in sizes:
-        for kind, top in (("uniform", 10**6), ("ties", 3)):
-            g = instance(n, top, seed=n)
+        for kind, top, rows in (("uniform", 10**6, n), ("ties", 3, n), ("rect", 10**6, n // 2)):
+            g = instance(rows, top, seed=n, m=n)
             mat = matrix(g)
-            label = f"{kind} {n}x{n}"
+            label = f"{kind} {rows}x{n}"
             solvers: list[tuple[str, Callable[[], int]]] = [
                 ("jv", lambda g=g: run_jv(g)),  # type: ignore[misc]
                 ("jv-matrix", lambda mat=mat: run_jv_matrix(mat)),  # type: ignore[misc]
