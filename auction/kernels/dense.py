@@ -70,7 +70,7 @@ SETTLED = INF + (1 << 60)
 #: at most (it stops early once a pass frees no row); the rows still free after it go to
 #: shortest paths, so these change speed, never the result. JV used 2 passes; more cut the
 #: path work at 4000 x 4000 uniform from 12.2 to 9-10 n^2 entries.
-ARR_BIDS = 8
+ARR_BIDS = 16
 ARR_PASSES = 8
 #: Status of a result that failed its own optimality check (a bug, reported, never used).
 CHECK_FAILED = 20
