@@ -116,11 +116,9 @@ def _is_grid(n: int, m: int, indptr: IntArray, cols: IntArray) -> bool:
         lo = indptr[i]
         if lo != i * m:
             return False
-        mismatch = 0
         for k in range(m):
-            mismatch += cols[lo + k] != k
-        if mismatch:
-            return False
+            if cols[lo + k] != k:
+                return False
     return True
 
 
