@@ -108,18 +108,27 @@ def dense_matrix(
 
 
 @_group.add
-def _is_grid(n: int, m: int, indptr: IntArray, cols: IntArray) -> bool:
-    """Whether the CSR graph is complete with every row's columns in order 0..m-1."""
+def _inspect(
+    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray,
+) -> tuple[int, int, bool]:
+    """(smallest weight, largest weight, grid) in one pass; grid: the graph is complete with
+    every person's columns in order 0..m-1 (its weights then are the matrix, row by row)."""
+    lo_w = INF
+    hi_w = -INF
+    for e in range(len(w)):
+        v = w[e]
+        lo_w = min(lo_w, v)
+        hi_w = max(hi_w, v)
     if len(cols) != n * m:
-        return False
+        return lo_w, hi_w, False
     for i in range(n):
         lo = indptr[i]
         if lo != i * m:
-            return False
+            return lo_w, hi_w, False
         for k in range(m):
             if cols[lo + k] != k:
-                return False
-    return True
+                return lo_w, hi_w, False
+    return lo_w, hi_w, True
 
 
 @_group.add
@@ -509,20 +518,20 @@ def dense_assignment(
     if backend not in ("numba", "python"):
         raise ValueError(f"backend must be 'numba' or 'python', not {backend!r}")
     indptr, cols, w = (np.ascontiguousarray(a, dtype=np.int64) for a in (indptr, cols, w))
-    if len(w) and int(w.max()) >= MAX_WEIGHT:
-        raise ValueError(f"weights must be below 2^57, got {int(w.max())}")
+    py = backend == "python"
+    inspect = _inspect.py_func if py else _inspect
+    lo_w, hi_w, grid = inspect(n, m, indptr, cols, w)
+    if hi_w >= MAX_WEIGHT:
+        raise ValueError(f"weights must be below 2^57, got {hi_w}")
     if max_work is None:
         max_work = dense_work_bound(n, m)
-    py = backend == "python"
     build = dense_matrix.py_func if py else dense_matrix
     solve = jv_matrix.py_func if py else jv_matrix
     edges_of = _edges_of.py_func if py else _edges_of
     transpose = n > m
     square = n == m
-    grid = _is_grid.py_func if py else _is_grid
     floor = 0 if square else 1  # the matrix may hold 0 (square mode) but not FORBIDDEN
-    if not transpose and len(w) == n * m > 0 and int(w.min()) >= floor and grid(
-            n, m, indptr, cols):
+    if grid and not transpose and n * m > 0 and lo_w >= floor:
         mat, ordered = w.reshape(n, m), True
     else:
         mat, ordered = build(n, m, indptr, cols, w, transpose, 0 if square else FORBIDDEN)
