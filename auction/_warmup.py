@@ -111,6 +111,17 @@ def _fold_reputation() -> None:
     ReputationBook("beta", history).eigentrust().scores()
 
 
+def _dense_assignment() -> None:
+    """The dense JV kernel, until a mechanism calls it: a square and a rectangular graph."""
+    import numpy as np
+
+    from auction.kernels.dense import dense_assignment
+
+    w = np.array([3, 1, 2, 4], dtype=np.int64)
+    dense_assignment(2, 2, np.array([0, 2, 4]), np.array([0, 1, 0, 1]), w)
+    dense_assignment(2, 3, np.array([0, 2, 4]), np.array([0, 2, 1, 2]), w)
+
+
 def _compile_times(buffer: list[tuple[float, Any]]) -> dict[int, float]:
     """Seconds each dispatcher spent compiling itself (nested compiles of callees excluded)."""
     own: dict[int, float] = {}
@@ -132,8 +143,9 @@ def warmup(*, size: int = 40, progress: Callable[[str], None] | None = None) -> 
     """Compile every numba kernel now (or load it from the disk cache), not on first use.
 
     Clears small example markets (`size` requests) with every registered mechanism and payment
-    rule, the shared-capacity ``assignment`` and the ``lp`` flow backend, and folds a reputation
-    history. Results are discarded. Thread-safe; calling it again is cheap.
+    rule, the shared-capacity ``assignment`` and the ``lp`` flow backend, runs the dense
+    assignment kernel, and folds a reputation history. Results are discarded. Thread-safe;
+    calling it again is cheap.
 
     Args:
         size: requests per example market (offers: half as many).
@@ -167,6 +179,8 @@ def warmup(*, size: int = 40, progress: Callable[[str], None] | None = None) -> 
                 skipped.append(f"{label}: {reasons[0] if reasons else 'no book'}")
         note("reputation folds")
         _fold_reputation()
+        note("dense assignment kernel")
+        _dense_assignment()
     own = _compile_times(recorder.buffer)
     kernels = []
     for name, dispatcher in compiled_kernels():
