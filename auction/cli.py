@@ -5,14 +5,17 @@ Commands:
 * ``auction demo [--seed N]``: clear the example markets with every registered mechanism and
   print a comparison table (`auction.demo`).
 * ``auction clear BOOK.json [--mechanism NAME] [--payment RULE] [-o NAME=VALUE ...]
-  [--reputation REP.json] [--output OUT.json]``: read a book in the ``auction.book/1`` JSON
-  schema (`auction.OrderBook.from_json`), clear it with the mechanism built with those options,
-  and write the result (`ClearingResult.to_dict`) as JSON, to stdout unless ``--output`` is
-  given. ``-`` reads the book from stdin. Option values are typed: integers, decimals,
-  ``true``/``false``, ``none``, else strings (never evaluated).
+  [--reputation REP.json] [--output OUT.json]``: read a book in the ``auction.book`` JSON
+  format (`auction.OrderBook.from_json`), clear it with the mechanism built with those options,
+  and write the result (`ClearingResult.to_dict`, under the header ``{"format":
+  "auction.result", "version": 1}``) as JSON, to stdout unless ``--output`` is given. ``-``
+  reads the book from stdin. Option values are typed: integers, decimals, ``true``/``false``,
+  ``none``, else strings (never evaluated).
 * ``auction mechanisms``: list registered mechanisms with their payment rules, tags and options.
 * ``auction example-book [--seed N] [--exchange] [--output BOOK.json] [--reputation REP.json]``:
-  write the example market's book (or, with ``--exchange``, its call-market form) as JSON.
+  write the example market's book (or, with ``--exchange``, its call-market form) as JSON, and
+  its providers' reputation scores (``{"format": "auction.scores", "version": 1, "scores":
+  {provider: score}}``; ``clear --reputation`` also reads a bare ``{provider: score}`` object).
 * ``auction warmup``: compile every numba kernel (or load it from the disk cache) and print
   the compile time of each (`auction.warmup`).
 * ``auction simulate [--epochs N] [--mechanism NAME] [--fee RATE] [--settle lease|render]
@@ -22,7 +25,8 @@ Commands:
 Exit codes: 0 on success; 1 when clearing ran but produced no valid allocation (status
 ``failed``; the result is still written); 2 for bad input: unreadable or invalid files (the
 message names the offending order and field), an unknown mechanism or payment rule, a market
-the mechanism cannot clear, or bad arguments.
+the mechanism cannot clear, bad arguments or no command. Every error is one line on stderr,
+``auction: error: ...``, never a traceback.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 
 import attrs
 
+from auction._formats import header, read_version
 from auction.errors import (
     AuctionError,
     DuplicateOrderError,
@@ -74,8 +79,8 @@ def _describe_order_error(
         return f"{source}: not valid JSON: {e.value}"
     if e.field == "json" and "top level" in e.reason:
         got = _JSON_TYPES.get(str(e.value), str(e.value))
-        return (f"{source}: a book is a JSON object with \"schema\", \"offers\" and "
-                f"\"requests\", not {got}")
+        return (f"{source}: a book is a JSON object with \"format\", \"version\", "
+                f"\"offers\" and \"requests\", not {got}")
     if e.value is None and e.reason.startswith("is required") and e.order_id is not None:
         side, missing = _missing_fields(text, e.order_id)
         fields = " and ".join(repr(f) for f in missing or [e.field])
@@ -131,16 +136,31 @@ def _write_text(path: str | None, text: str) -> None:
         raise _InputError(f"{path}: cannot write: {e}") from None
 
 
+#: The header of the CLI's JSON outputs: the result of ``clear``, the scores of
+#: ``example-book --reputation`` (as every JSON format of the library, `auction._formats`).
+RESULT_FORMAT, RESULT_VERSION = "auction.result", 1
+SCORES_FORMAT, SCORES_VERSION = "auction.scores", 1
+
+
 def _load_reputation(path: str) -> dict[str, float]:
+    """Scores from ``{"format": "auction.scores", "version": 1, "scores": {...}}``, or from a
+    bare object of provider names to scores (as written before the header)."""
     text = _read_text(path)
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:
         raise _InputError(f"{path}: not valid JSON: {e}") from None
+    shape = ("a JSON object mapping provider names to scores in [0, 1], or "
+             f"{{\"format\": \"{SCORES_FORMAT}\", \"version\": 1, \"scores\": {{...}}}}")
     if not isinstance(data, dict):
-        raise _InputError(
-            f"{path}: reputation must be a JSON object mapping provider names to scores in [0, 1]"
-        )
+        raise _InputError(f"{path}: reputation must be {shape}")
+    if isinstance(data.get("format"), str) or isinstance(data.get("scores"), dict):
+        _, keys = read_version(data, SCORES_FORMAT, (SCORES_VERSION,), document=path)
+        extra = sorted(set(data) - keys - {"scores"})
+        if extra or not isinstance(data.get("scores"), dict):
+            raise _InputError(f"{path}: reputation must be {shape}")
+        scores: dict[str, float] = data["scores"]
+        return scores
     return data
 
 
@@ -310,7 +330,8 @@ def _cmd_example_book(args: argparse.Namespace) -> int:
     _write_text(args.output, book.to_json(indent=2) + "\n")
     if args.reputation is not None:
         scores = example_reputation(args.seed)
-        _write_text(args.reputation, json.dumps(scores, indent=2, sort_keys=True) + "\n")
+        doc = {**header(SCORES_FORMAT, SCORES_VERSION), "scores": dict(sorted(scores.items()))}
+        _write_text(args.reputation, json.dumps(doc, indent=2) + "\n")
     return EXIT_OK
 
 
@@ -352,7 +373,8 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     except UnsupportedMarketError as e:
         raise _InputError(str(e)) from None
 
-    _write_text(args.output, json.dumps(result.to_dict(), indent=2) + "\n")
+    doc = {**header(RESULT_FORMAT, RESULT_VERSION), **result.to_dict()}
+    _write_text(args.output, json.dumps(doc, indent=2) + "\n")
     if result.status is Status.FAILED:
         print(f"auction: clearing failed: {result.message}", file=sys.stderr)
         return EXIT_FAILED
@@ -488,7 +510,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     clear = sub.add_parser(
         "clear",
         help="clear a JSON book and write the result as JSON",
-        description="Clear a book in the auction.book/1 JSON schema and write the result.",
+        description="Clear a book in the auction.book JSON format and write the result.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     if isinstance(clear, _Parser):

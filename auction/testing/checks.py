@@ -122,9 +122,7 @@ def _resolve(mechanism: MechanismLike) -> Mechanism:
     if isinstance(mechanism, str):
         return get(mechanism)
     if not isinstance(mechanism, Mechanism):
-        raise TypeError(
-            f"expected a mechanism name or a Mechanism, not {type(mechanism).__name__}"
-        )
+        raise InvalidTypeError("mechanism", mechanism, "a mechanism name or a Mechanism")
     return mechanism
 
 
