@@ -254,6 +254,7 @@ def _options(name: str, pairs: Sequence[str], payment: str | None) -> dict[str, 
 def _mechanism_table() -> list[str]:
     """Each registered mechanism: payment rules (the first is the default), tags, options."""
     from auction.mechanisms import available, get, tags_of
+    from auction.mechanisms.base import DEPRECATED_PAYMENTS
 
     rows: list[tuple[str, str, str, str]] = []
     for name in available():
@@ -275,6 +276,10 @@ def _mechanism_table() -> list[str]:
     w1 = max([len("payments"), *(len(r[1]) for r in rows)])
     lines = [f"{'mechanism'.ljust(w0)}  {'payments'.ljust(w1)}  tags"]
     lines += [f"{n.ljust(w0)}  {pay.ljust(w1)}  {flags}" for n, pay, flags, _ in rows]
+    offered = {p for _, pay, _, _ in rows for p in pay.split(", ")}
+    aliases = [f"{old} (use {new})" for old, new in DEPRECATED_PAYMENTS.items() if new in offered]
+    if aliases:
+        lines += ["", f"deprecated payment names, still accepted: {', '.join(aliases)}"]
     lines += ["", "options (clear -o NAME=VALUE; defaults shown):"]
     lines += [f"{n.ljust(w0)}  {opts}" for n, _, _, opts in rows if opts]
     return lines

@@ -469,7 +469,8 @@ def test_help_and_mechanisms_list_payments_and_options(
     assert main(["mechanisms"]) == 0
     listing = capsys.readouterr().out
     for text in (help_text, listing):
-        assert "vickrey, second-score" in text
+        assert "second-price    vickrey    " in text
+        assert "deprecated payment names, still accepted: second-score (use vickrey)" in text
         assert "shape='exclusive'" in text
         assert "time_limit=" in text
         assert "-o NAME=VALUE" in text
