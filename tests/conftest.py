@@ -72,8 +72,8 @@ SLOW: dict[str, float] = {
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the `SLOW` tests ``slow``; an entry whose file was collected but which matches
-    no test (renamed or removed) is an error, so the list stays true."""
+    """Mark the `SLOW` tests ``slow``; an entry whose file was collected whole but which
+    matches no test (renamed or removed) is an error, so the list stays true."""
     files = {item.nodeid.split("::")[0] for item in items}
     matched: set[str] = set()
     for item in items:
@@ -82,5 +82,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.slow)
                 matched.add(prefix)
     stale = [p for p in SLOW if p.split("::")[0] in files and p not in matched]
-    if stale and not config.getoption("keyword") and not config.getoption("markexpr"):
+    whole_files = not any("::" in arg for arg in config.args)
+    if stale and whole_files and not config.getoption("keyword") and not config.getoption(
+            "markexpr"):
         raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {stale}")
