@@ -39,7 +39,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
@@ -487,8 +487,16 @@ def _number_in(lo: float, hi: float) -> Callable[[str], float]:
     return parse
 
 
+def _one_line(text: str) -> str:
+    """`text` with every non-printable character (newlines, tabs, controls) escaped as in a
+    Python literal, so an error message stays one line whatever the input held."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class _Parser(argparse.ArgumentParser):
-    """A sub-command parser whose epilog, if any, is made only when help is shown."""
+    """The parser of the command and of each sub-command: an epilog, if any, is made only when
+    help is shown, and a usage error is one line (``PROG: error: ...``, exit code 2), not
+    the usage block and the error."""
 
     epilog_factory: Callable[[], str] | None = None
 
@@ -497,10 +505,14 @@ class _Parser(argparse.ArgumentParser):
             self.epilog = self.epilog_factory()
         return super().format_help()
 
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE,
+                  _one_line(f"{self.prog}: error: {message} (see '{self.prog} --help')") + "\n")
+
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of the ``auction`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog or "auction",
         description="Clear reverse auctions for decentralized GPU compute markets.",
     )
@@ -635,28 +647,36 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return run_compare(args)
 
 
+def _no_command(parser: argparse.ArgumentParser) -> str:
+    """The one line printed when no command is given."""
+    commands = next((list(a.choices) for a in parser._actions
+                     if isinstance(a, argparse._SubParsersAction)), [])
+    return (f"usage: {parser.prog} COMMAND [ARGS], COMMAND one of: {', '.join(commands)} "
+            f"(see '{parser.prog} --help', or '{parser.prog} COMMAND --help')")
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Run the command line with `argv` (default ``sys.argv[1:]``) and return the exit code.
 
-    Input errors are reported on stderr as ``auction: error: ...`` with exit code 2; they
-    never raise.
+    Input errors are reported on stderr as one line, ``auction: error: ...``, with exit code
+    2; they never raise. With no command, one usage line and exit code 2.
     """
     parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits on --help (0) and on bad arguments (2)
         return e.code if isinstance(e.code, int) else EXIT_USAGE
-    if args.command is None:
-        parser.print_help(sys.stderr)
+    if args.command is None:  # one line: what to type, and where the help is
+        print(_no_command(parser), file=sys.stderr)
         return EXIT_USAGE
     try:
         code: int = args.func(args)
         sys.stdout.flush()
     except _InputError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        print(_one_line(f"{parser.prog}: error: {e}"), file=sys.stderr)
         return EXIT_USAGE
     except AuctionError as e:
-        print(f"{parser.prog}: error: {_describe_auction_error(e)}", file=sys.stderr)
+        print(_one_line(f"{parser.prog}: error: {_describe_auction_error(e)}"), file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         # the reader went away (say, `auction example-book | head`): stop quietly

@@ -54,7 +54,8 @@ def event_log(data: bytes) -> None:
 
 
 def cli(data: bytes) -> None:
-    """The CLI on arbitrary argv (NUL-separated): exit 0, 1 or 2, one error line, no traceback."""
+    """The CLI on arbitrary argv (NUL-separated): exit 0, 1 or 2, no traceback; exit 2 prints
+    exactly one line, an ``error:`` line or (no command) the usage with a hint."""
     argv = [a for a in data.decode("utf-8", "replace").split("\0") if a not in ("-o", "--output")]
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -65,8 +66,8 @@ def cli(data: bytes) -> None:
     text = err.getvalue()
     if "Traceback" in text or code not in (0, 1, 2):
         raise RuntimeError(f"cli {argv!r}: exit {code}: {text}")
-    errors = sum("error:" in ln for ln in text.splitlines())
-    if code == 2 and text and not text.startswith("usage:") and errors != 1:
+    if code == 2 and (len(text.splitlines()) != 1
+                      or not (text.startswith("usage:") or "error:" in text)):
         raise RuntimeError(f"cli {argv!r}: not one error line: {text}")
 
 

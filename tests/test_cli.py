@@ -335,10 +335,28 @@ def test_clear_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 2
-    assert "usage" in capsys.readouterr().err
-    assert main(["no-such-command"]) == 2
+    """No command: one usage line with a hint, exit 2 (not the whole help); every argument
+    error is one ``error:`` line, exit 2; ``--help`` still prints the help."""
+    assert main([], prog="auction") == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "usage: auction COMMAND [ARGS], COMMAND one of: demo, clear, mechanisms, warmup, "
+        "example-book, simulate, sweep, compare (see 'auction --help', or 'auction COMMAND "
+        "--help')"]
+    for argv in (["no-such-command"], ["clear"], ["clear", "b.json", "--mechanism"],
+                 ["demo", "--seed", "-1"], ["sweep", "--bogus"], ["simulate", "--epochs", "x"],
+                 ["compare", "--no-such-flag"],
+                 # found by the cli fuzz target: a newline in an argument split the line
+                 ["example-book", "s\x01", "", "\n--eed", "8"],
+                 ["clear", "no\nsuch\tfile.json"]):
+        assert main(argv, prog="auction") == 2, argv
+        out, err = capsys.readouterr()
+        assert len(err.splitlines()) == 1, (argv, err)
+        assert err.startswith("auction"), err
+        assert ": error: " in err, err
     assert main(["--help"]) == 0
+    assert "positional arguments" in capsys.readouterr().out
 
 
 def test_python_dash_m_runs() -> None:
