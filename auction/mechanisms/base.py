@@ -73,7 +73,7 @@ def _warn_outside(message: str, category: type[Warning]) -> None:
     warnings.warn(message, category, stacklevel=level)
 
 
-def canonical_payment(name: str, offered: Iterable[str]) -> str:
+def _canonical_payment(name: str, offered: Iterable[str]) -> str:
     """`name`, or the canonical name of a deprecated one that `offered` holds (warning)."""
     canonical = DEPRECATED_PAYMENTS.get(name)
     if canonical is None or canonical not in tuple(offered):
@@ -171,7 +171,7 @@ class MechanismBase(abc.ABC):
     def __attrs_post_init__(self) -> None:
         offered = self.tags.payments
         requested = self.payment or offered[0]
-        payment = canonical_payment(requested, offered)
+        payment = _canonical_payment(requested, offered)
         if payment not in offered:
             raise UnknownPaymentRuleError(self.name, str(requested), offered)
         object.__setattr__(self, "payment", payment)
