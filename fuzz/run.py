@@ -43,7 +43,8 @@ def _one(target: str, seconds: int, grow: bool) -> int:
         import auction.constraints
         import auction.datasets
         import auction.live.log
-        import auction.mechanisms.sealed_bid  # noqa: F401
+        import auction.mechanisms.sealed_bid
+        import auction.scale.sweep  # noqa: F401
     from targets import TARGETS
 
     corpus = HERE / "corpus" / target
