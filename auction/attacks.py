@@ -271,7 +271,7 @@ def whitewashing(seeds: Sequence[int] = (0, 1, 2)) -> AttackTable:
             for ident in (ATTACKER, fresh):
                 market = Market(OrderBook([*base, *attacker_offers(ident)]), scores,
                                 quality_weight=QUALITY_WEIGHT)
-                res = clear(market, "second-price", payment="second-score")
+                res = clear(market, "second-price", payment="vickrey")
                 got.append(_paid_to(res, ident))
             rows.append((seed, model, scores.get(ATTACKER, 0.0), scores.get(fresh, 0.0),
                          scores.get(fresh, 0.0) - scores.get(ATTACKER, 0.0),

@@ -5,14 +5,17 @@ Commands:
 * ``auction demo [--seed N]``: clear the example markets with every registered mechanism and
   print a comparison table (`auction.demo`).
 * ``auction clear BOOK.json [--mechanism NAME] [--payment RULE] [-o NAME=VALUE ...]
-  [--reputation REP.json] [--output OUT.json]``: read a book in the ``auction.book/1`` JSON
-  schema (`auction.OrderBook.from_json`), clear it with the mechanism built with those options,
-  and write the result (`ClearingResult.to_dict`) as JSON, to stdout unless ``--output`` is
-  given. ``-`` reads the book from stdin. Option values are typed: integers, decimals,
-  ``true``/``false``, ``none``, else strings (never evaluated).
+  [--reputation REP.json] [--output OUT.json]``: read a book in the ``auction.book`` JSON
+  format (`auction.OrderBook.from_json`), clear it with the mechanism built with those options,
+  and write the result (`ClearingResult.to_dict`, under the header ``{"format":
+  "auction.result", "version": 1}``) as JSON, to stdout unless ``--output`` is given. ``-``
+  reads the book from stdin. Option values are typed: integers, decimals, ``true``/``false``,
+  ``none``, else strings (never evaluated).
 * ``auction mechanisms``: list registered mechanisms with their payment rules, tags and options.
 * ``auction example-book [--seed N] [--exchange] [--output BOOK.json] [--reputation REP.json]``:
-  write the example market's book (or, with ``--exchange``, its call-market form) as JSON.
+  write the example market's book (or, with ``--exchange``, its call-market form) as JSON, and
+  its providers' reputation scores (``{"format": "auction.scores", "version": 1, "scores":
+  {provider: score}}``; ``clear --reputation`` also reads a bare ``{provider: score}`` object).
 * ``auction warmup``: compile every numba kernel (or load it from the disk cache) and print
   the compile time of each (`auction.warmup`).
 * ``auction simulate [--epochs N] [--mechanism NAME] [--fee RATE] [--settle lease|render]
@@ -22,7 +25,8 @@ Commands:
 Exit codes: 0 on success; 1 when clearing ran but produced no valid allocation (status
 ``failed``; the result is still written); 2 for bad input: unreadable or invalid files (the
 message names the offending order and field), an unknown mechanism or payment rule, a market
-the mechanism cannot clear, or bad arguments.
+the mechanism cannot clear, bad arguments or no command. Every error is one line on stderr,
+``auction: error: ...``, never a traceback.
 """
 
 from __future__ import annotations
@@ -35,10 +39,11 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
+from auction._formats import header, read_version
 from auction.errors import (
     AuctionError,
     DuplicateOrderError,
@@ -74,8 +79,8 @@ def _describe_order_error(
         return f"{source}: not valid JSON: {e.value}"
     if e.field == "json" and "top level" in e.reason:
         got = _JSON_TYPES.get(str(e.value), str(e.value))
-        return (f"{source}: a book is a JSON object with \"schema\", \"offers\" and "
-                f"\"requests\", not {got}")
+        return (f"{source}: a book is a JSON object with \"format\", \"version\", "
+                f"\"offers\" and \"requests\", not {got}")
     if e.value is None and e.reason.startswith("is required") and e.order_id is not None:
         side, missing = _missing_fields(text, e.order_id)
         fields = " and ".join(repr(f) for f in missing or [e.field])
@@ -131,16 +136,31 @@ def _write_text(path: str | None, text: str) -> None:
         raise _InputError(f"{path}: cannot write: {e}") from None
 
 
+#: The header of the CLI's JSON outputs: the result of ``clear``, the scores of
+#: ``example-book --reputation`` (as every JSON format of the library, `auction._formats`).
+RESULT_FORMAT, RESULT_VERSION = "auction.result", 1
+SCORES_FORMAT, SCORES_VERSION = "auction.scores", 1
+
+
 def _load_reputation(path: str) -> dict[str, float]:
+    """Scores from ``{"format": "auction.scores", "version": 1, "scores": {...}}``, or from a
+    bare object of provider names to scores (as written before the header)."""
     text = _read_text(path)
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:
         raise _InputError(f"{path}: not valid JSON: {e}") from None
+    shape = ("a JSON object mapping provider names to scores in [0, 1], or "
+             f"{{\"format\": \"{SCORES_FORMAT}\", \"version\": 1, \"scores\": {{...}}}}")
     if not isinstance(data, dict):
-        raise _InputError(
-            f"{path}: reputation must be a JSON object mapping provider names to scores in [0, 1]"
-        )
+        raise _InputError(f"{path}: reputation must be {shape}")
+    if isinstance(data.get("format"), str) or isinstance(data.get("scores"), dict):
+        _, keys = read_version(data, SCORES_FORMAT, (SCORES_VERSION,), document=path)
+        extra = sorted(set(data) - keys - {"scores"})
+        if extra or not isinstance(data.get("scores"), dict):
+            raise _InputError(f"{path}: reputation must be {shape}")
+        scores: dict[str, float] = data["scores"]
+        return scores
     return data
 
 
@@ -234,6 +254,7 @@ def _options(name: str, pairs: Sequence[str], payment: str | None) -> dict[str, 
 def _mechanism_table() -> list[str]:
     """Each registered mechanism: payment rules (the first is the default), tags, options."""
     from auction.mechanisms import available, get, tags_of
+    from auction.mechanisms.base import DEPRECATED_PAYMENTS
 
     rows: list[tuple[str, str, str, str]] = []
     for name in available():
@@ -255,6 +276,10 @@ def _mechanism_table() -> list[str]:
     w1 = max([len("payments"), *(len(r[1]) for r in rows)])
     lines = [f"{'mechanism'.ljust(w0)}  {'payments'.ljust(w1)}  tags"]
     lines += [f"{n.ljust(w0)}  {pay.ljust(w1)}  {flags}" for n, pay, flags, _ in rows]
+    offered = {p for _, pay, _, _ in rows for p in pay.split(", ")}
+    aliases = [f"{old} (use {new})" for old, new in DEPRECATED_PAYMENTS.items() if new in offered]
+    if aliases:
+        lines += ["", f"deprecated payment names, still accepted: {', '.join(aliases)}"]
     lines += ["", "options (clear -o NAME=VALUE; defaults shown):"]
     lines += [f"{n.ljust(w0)}  {opts}" for n, _, _, opts in rows if opts]
     return lines
@@ -310,7 +335,8 @@ def _cmd_example_book(args: argparse.Namespace) -> int:
     _write_text(args.output, book.to_json(indent=2) + "\n")
     if args.reputation is not None:
         scores = example_reputation(args.seed)
-        _write_text(args.reputation, json.dumps(scores, indent=2, sort_keys=True) + "\n")
+        doc = {**header(SCORES_FORMAT, SCORES_VERSION), "scores": dict(sorted(scores.items()))}
+        _write_text(args.reputation, json.dumps(doc, indent=2) + "\n")
     return EXIT_OK
 
 
@@ -352,7 +378,8 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     except UnsupportedMarketError as e:
         raise _InputError(str(e)) from None
 
-    _write_text(args.output, json.dumps(result.to_dict(), indent=2) + "\n")
+    doc = {**header(RESULT_FORMAT, RESULT_VERSION), **result.to_dict()}
+    _write_text(args.output, json.dumps(doc, indent=2) + "\n")
     if result.status is Status.FAILED:
         print(f"auction: clearing failed: {result.message}", file=sys.stderr)
         return EXIT_FAILED
@@ -460,8 +487,16 @@ def _number_in(lo: float, hi: float) -> Callable[[str], float]:
     return parse
 
 
+def _one_line(text: str) -> str:
+    """`text` with every non-printable character (newlines, tabs, controls) escaped as in a
+    Python literal, so an error message stays one line whatever the input held."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class _Parser(argparse.ArgumentParser):
-    """A sub-command parser whose epilog, if any, is made only when help is shown."""
+    """The parser of the command and of each sub-command: an epilog, if any, is made only when
+    help is shown, and a usage error is one line (``PROG: error: ...``, exit code 2), not
+    the usage block and the error."""
 
     epilog_factory: Callable[[], str] | None = None
 
@@ -470,10 +505,14 @@ class _Parser(argparse.ArgumentParser):
             self.epilog = self.epilog_factory()
         return super().format_help()
 
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE,
+                  _one_line(f"{self.prog}: error: {message} (see '{self.prog} --help')") + "\n")
+
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of the ``auction`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog or "auction",
         description="Clear reverse auctions for decentralized GPU compute markets.",
     )
@@ -488,7 +527,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     clear = sub.add_parser(
         "clear",
         help="clear a JSON book and write the result as JSON",
-        description="Clear a book in the auction.book/1 JSON schema and write the result.",
+        description="Clear a book in the auction.book JSON format and write the result.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     if isinstance(clear, _Parser):
@@ -608,28 +647,36 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return run_compare(args)
 
 
+def _no_command(parser: argparse.ArgumentParser) -> str:
+    """The one line printed when no command is given."""
+    commands = next((list(a.choices) for a in parser._actions
+                     if isinstance(a, argparse._SubParsersAction)), [])
+    return (f"usage: {parser.prog} COMMAND [ARGS], COMMAND one of: {', '.join(commands)} "
+            f"(see '{parser.prog} --help', or '{parser.prog} COMMAND --help')")
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Run the command line with `argv` (default ``sys.argv[1:]``) and return the exit code.
 
-    Input errors are reported on stderr as ``auction: error: ...`` with exit code 2; they
-    never raise.
+    Input errors are reported on stderr as one line, ``auction: error: ...``, with exit code
+    2; they never raise. With no command, one usage line and exit code 2.
     """
     parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits on --help (0) and on bad arguments (2)
         return e.code if isinstance(e.code, int) else EXIT_USAGE
-    if args.command is None:
-        parser.print_help(sys.stderr)
+    if args.command is None:  # one line: what to type, and where the help is
+        print(_no_command(parser), file=sys.stderr)
         return EXIT_USAGE
     try:
         code: int = args.func(args)
         sys.stdout.flush()
     except _InputError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        print(_one_line(f"{parser.prog}: error: {e}"), file=sys.stderr)
         return EXIT_USAGE
     except AuctionError as e:
-        print(f"{parser.prog}: error: {_describe_auction_error(e)}", file=sys.stderr)
+        print(_one_line(f"{parser.prog}: error: {_describe_auction_error(e)}"), file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         # the reader went away (say, `auction example-book | head`): stop quietly

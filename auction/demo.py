@@ -295,7 +295,7 @@ def _reputation_section(seed: int) -> list[str]:
     def run(identity: str, model: str, weight: int) -> tuple[Market, ClearingResult]:
         market = Market(OrderBook([*base, *attacker_offers(identity)]), scores[model],
                         quality_weight=weight)
-        return market, clear(market, "second-price", payment="second-score")
+        return market, clear(market, "second-price", payment="vickrey")
 
     market_rows: list[Sequence[str]] = []
     attack_rows: list[Sequence[str]] = []

@@ -122,17 +122,6 @@ class InvalidOptionError(InvalidValueError):
         super().__init__(field, value, reason, within=mechanism)
 
 
-class DuplicateOrderError(AuctionError, KeyError):
-    """An order id is already in the book (or twice in one batch)."""
-
-    def __init__(self, order_id: str):
-        self.order_id = order_id
-        super().__init__(order_id)
-
-    def __str__(self) -> str:
-        return f"order id {self.order_id!r} is already in the book"
-
-
 class UnknownOrderError(AuctionError, KeyError):
     """No order with this id is in the book."""
 
@@ -360,21 +349,25 @@ class ConstraintSyntaxError(InvalidOrderError):
         self.value = text
 
 class UnknownSchemaError(InvalidValueError):
-    """A saved document's ``schema`` key names a format or version this library cannot read.
+    """A saved document's header names a format or version this library cannot read.
 
-    Every JSON format of the library names itself in one key, ``schema`` (``"name/version"``),
-    checked on read. `field` is ``"schema"``, `value` what the document says.
+    Every JSON document of the library opens with ``{"format": NAME, "version": N}``, checked
+    on read; documents of the older single key, ``"schema": "NAME/N"``, still read. `field`
+    is the offending key (``"format"``, ``"version"`` or ``"schema"``), `value` what the
+    document says there.
 
     Attributes:
-        supported: the schemas this library reads.
+        supported: the formats and versions this library reads, as ``"NAME/N"``.
     """
 
     holder = "document"
 
-    def __init__(self, value: Any, supported: Sequence[str], *, document: str | None = None):
+    def __init__(self, value: Any, supported: Sequence[str], *, document: str | None = None,
+                 field: str = "schema"):
         self.supported = tuple(supported)
-        super().__init__("schema", value, f"this library reads {', '.join(self.supported)}",
+        super().__init__(field, value, f"this library reads {', '.join(self.supported)}",
                          within=document)
+
 
 class PartitionError(AuctionError, ValueError):
     """A market cannot be cleared in parts: the mechanism couples them, or a declared
@@ -424,21 +417,38 @@ class EventLogError(AuctionError, RuntimeError):
 
 
 class DuplicateIdError(AuctionError, ValueError):
-    """An id was used before for other content: a transaction posted, a lease opened or an
-    event recorded (the same content again is a retry, never an error).
+    """An id was used before: an order id already in the book, or the id of a transaction
+    posted, a lease opened or an event recorded, for other content (for those, the same
+    content again is a retry, never an error).
 
-    The one type every such duplicate outside the order book raises (each as a subclass that
-    names its fields), so ``except DuplicateIdError`` handles any of them.
+    The one type every duplicate id raises (each as a subclass that names its fields), so
+    ``except DuplicateIdError`` handles any of them, order ids included.
 
     Attributes:
         id: the id.
-        kind: what it identifies: ``"transaction"``, ``"lease"`` or ``"event"``.
+        kind: what it identifies: ``"order"``, ``"transaction"``, ``"lease"`` or ``"event"``.
     """
 
     def __init__(self, kind: str, id: str, message: str):
         self.kind = kind
         self.id = id
         super().__init__(message)
+
+
+class DuplicateOrderError(DuplicateIdError, KeyError):
+    """An order id is already in the book (or twice in one batch): the `DuplicateIdError`
+    of kind ``"order"`` (still a `KeyError`, as it always was).
+
+    Attributes:
+        order_id: the id (also `id`).
+    """
+
+    def __init__(self, order_id: str):
+        self.order_id = order_id
+        super().__init__("order", order_id, order_id)
+
+    def __str__(self) -> str:
+        return f"order id {self.order_id!r} is already in the book"
 
 
 class MissingDependencyError(AuctionError, ImportError):

@@ -182,7 +182,8 @@ def test_example_book_matches_demo_module(
     assert OrderBook.from_json(text).to_records() == example_book(2).to_records()
     rep = tmp_path / "rep.json"
     assert main(["example-book", "-o", str(tmp_path / "b.json"), "-r", str(rep)]) == 0
-    assert json.loads(rep.read_text()) == example_reputation(0)
+    assert json.loads(rep.read_text()) == {"format": "auction.scores", "version": 1,
+                                           "scores": example_reputation(0)}
     assert capsys.readouterr().out == ""
 
 
@@ -198,8 +199,10 @@ def test_clear_round_trip(mechanism: str, tmp_path: Path) -> None:
 
     got = json.loads(out_path.read_text())
     book = OrderBook.from_json(book_path.read_text())
-    expected = auction.clear(book, mechanism, reputation=json.loads(rep_path.read_text()))
-    assert got == json.loads(json.dumps(expected.to_dict()))
+    scores = json.loads(rep_path.read_text())["scores"]
+    expected = auction.clear(book, mechanism, reputation=scores)
+    assert got == json.loads(json.dumps(
+        {"format": "auction.result", "version": 1, **expected.to_dict()}))
     assert got["allocations"] == expected.to_dict()["allocations"]
     assert [
         {k: v for k, v in a.items() if not k.endswith("_payment")} for a in got["allocations"]
@@ -273,6 +276,30 @@ def test_clear_reports_bad_reputation(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "JSON object" in capsys.readouterr().err
 
 
+def test_clear_reads_both_forms_of_a_scores_file_and_checks_the_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The scores file written with its header and the bare object of earlier versions give
+    the same result; a wrong header is one typed error line naming the key."""
+    book = _write(tmp_path / "b.json", _book([OFFER], [REQUEST]))
+    results = []
+    for doc in ({"p1": 0.5}, {"format": "auction.scores", "version": 1, "scores": {"p1": 0.5}}):
+        assert main(["clear", book, "--reputation", _write(tmp_path / "r.json", doc)]) == 0
+        results.append(capsys.readouterr().out)
+    assert results[0] == results[1]
+    bad: list[tuple[Any, str]] = [
+        ({"format": "auction.scores", "version": 2, "scores": {}}, "version=2"),
+        ({"format": "auction.book", "version": 1, "scores": {}}, "format='auction.book'"),
+        ({"format": "auction.scores", "version": 1, "scores": {}, "x": 1}, "JSON object"),
+        ({"format": "auction.scores", "version": 1}, "JSON object"),
+    ]
+    for doc, needle in bad:
+        assert main(["clear", book, "--reputation", _write(tmp_path / "r.json", doc)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1
+        assert needle in err
+
+
 def test_clear_unknown_mechanism_lists_available(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -308,10 +335,28 @@ def test_clear_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 2
-    assert "usage" in capsys.readouterr().err
-    assert main(["no-such-command"]) == 2
+    """No command: one usage line with a hint, exit 2 (not the whole help); every argument
+    error is one ``error:`` line, exit 2; ``--help`` still prints the help."""
+    assert main([], prog="auction") == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "usage: auction COMMAND [ARGS], COMMAND one of: demo, clear, mechanisms, warmup, "
+        "example-book, simulate, sweep, compare (see 'auction --help', or 'auction COMMAND "
+        "--help')"]
+    for argv in (["no-such-command"], ["clear"], ["clear", "b.json", "--mechanism"],
+                 ["demo", "--seed", "-1"], ["sweep", "--bogus"], ["simulate", "--epochs", "x"],
+                 ["compare", "--no-such-flag"],
+                 # found by the cli fuzz target: a newline in an argument split the line
+                 ["example-book", "s\x01", "", "\n--eed", "8"],
+                 ["clear", "no\nsuch\tfile.json"]):
+        assert main(argv, prog="auction") == 2, argv
+        out, err = capsys.readouterr()
+        assert len(err.splitlines()) == 1, (argv, err)
+        assert err.startswith("auction"), err
+        assert ": error: " in err, err
     assert main(["--help"]) == 0
+    assert "positional arguments" in capsys.readouterr().out
 
 
 def test_python_dash_m_runs() -> None:
@@ -442,7 +487,8 @@ def test_help_and_mechanisms_list_payments_and_options(
     assert main(["mechanisms"]) == 0
     listing = capsys.readouterr().out
     for text in (help_text, listing):
-        assert "vickrey, second-score" in text
+        assert "second-price    vickrey    " in text
+        assert "deprecated payment names, still accepted: second-score (use vickrey)" in text
         assert "shape='exclusive'" in text
         assert "time_limit=" in text
         assert "-o NAME=VALUE" in text

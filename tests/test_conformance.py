@@ -184,6 +184,7 @@ class Sound(_Toy):
     ],
     ids=lambda v: v if isinstance(v, str) else v.name,
 )
+@pytest.mark.usefixtures("no_shrinking")
 def test_suite_catches_broken_mechanism(toy: Callable[[], MechanismBase], failing: str) -> None:
     """Each toy is `Sound` plus one bug: the check for that bug catches it. (That the other
     checks pass on the toy is `Sound`'s test: only the bug differs.)"""
@@ -220,6 +221,7 @@ def test_check_mechanism_runs_named_checks_only() -> None:
 @parametrize_with_checks(
     [NeverProven()],
     expected_failed_checks={"never-proven": {"check_empty_markets": "never proves optimality"}},
+    checks=["check_empty_markets", "check_capacity"],  # the target, and one that passes
 )
 def test_expected_failed_checks_escape_hatch(mechanism: MechanismBase, check: Check) -> None:
     check(mechanism)
@@ -265,6 +267,23 @@ def test_parametrize_ids_and_marks() -> None:
     assert xfail.kwargs == {"reason": "a reason", "strict": True}
     assert list(params["first-price-check_capacity"].marks) == []
     assert params["first-price-check_capacity"].values[0] == "first-price"
+
+
+def test_parametrize_selects_checks() -> None:
+    mark = parametrize_with_checks(["first-price", "second-price"], checks=["check_capacity"])
+    assert [p.id for p in mark.args[1]] == ["first-price-check_capacity",
+                                            "second-price-check_capacity"]
+    mark = parametrize_with_checks(
+        ["first-price"], checks=["check_rng", "check_capacity"],
+        expected_failed_checks={"first-price": {"check_rng": "a reason"}},
+    )
+    assert sorted(p.id for p in mark.args[1]) == ["first-price-check_capacity",
+                                                  "first-price-check_rng"]
+    with pytest.raises(ValueError, match="check_misreport_single_order"):
+        parametrize_with_checks(["first-price"], checks=["check_misreport_single_order"])
+    with pytest.raises(ValueError, match="check_rng"):  # an expected failure not selected
+        parametrize_with_checks(["first-price"], checks=["check_capacity"],
+                                expected_failed_checks={"first-price": {"check_rng": "x"}})
 
 
 def test_parametrize_rejects_unknown_expected_failures() -> None:

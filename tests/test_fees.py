@@ -7,6 +7,7 @@ import json
 import os
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import attrs
 import pytest
@@ -46,7 +47,7 @@ from auction.settlement import (
     sla_penalty,
     transfer,
 )
-from auction.settlement.ledger import SCHEMA
+from auction.settlement.ledger import FORMAT, SCHEMA, VERSION
 
 ISSUANCE = Account(AccountKind.ISSUANCE)
 FEES = Account(AccountKind.PROTOCOL_FEES)
@@ -214,7 +215,7 @@ def test_downtime_refunds_the_day_with_the_fee_waived_and_slashes_a_third() -> N
 def _as_version_1(ledger: Ledger) -> str:
     """`ledger` as version 1 wrote it: a "format" key and no metadata."""
     doc = json.loads(ledger.to_json())
-    del doc["schema"]
+    del doc["format"], doc["version"]
     for record in doc["journal"]:
         record.pop("meta", None)
     return json.dumps({"format": "auction.settlement.ledger/1", **doc})
@@ -251,13 +252,29 @@ def test_restore_folds_over_metadata_and_version_1_journals_still_load() -> None
     with pytest.raises(DepositResolvedError):
         return_bid_deposit(old, "b1")
     doc = json.loads(book.ledger.to_json())
-    assert doc["schema"] == SCHEMA == "auction.settlement.ledger/2"
-    for schema in ("auction.settlement.ledger/3", "auction.book/1", None):
+    assert (doc["format"], doc["version"]) == (FORMAT, VERSION) == ("auction.settlement.ledger", 2)
+    body = {k: v for k, v in doc.items() if k not in ("format", "version")}
+    # the older single key of version 2 still reads, to the same ledger
+    assert Ledger.from_json(json.dumps({"schema": SCHEMA, **body})) == book.ledger
+    assert SCHEMA == "auction.settlement.ledger/2"
+    refused: list[tuple[dict[str, Any], str, Any]] = [
+        ({"schema": "auction.settlement.ledger/3"}, "schema", "auction.settlement.ledger/3"),
+        ({"schema": "auction.book/1"}, "schema", "auction.book/1"),
+        ({"schema": None}, "schema", None),
+        ({"format": FORMAT, "version": 3}, "version", 3),
+        ({"format": FORMAT, "version": "2"}, "version", "2"),
+        ({"format": FORMAT, "version": True}, "version", True),
+        ({"format": FORMAT, "version": 2.0}, "version", 2.0),
+        ({"format": "auction.book", "version": 2}, "format", "auction.book"),
+        ({"format": FORMAT}, "version", None),
+        ({"format": FORMAT, "version": 2, "schema": SCHEMA}, "schema", SCHEMA),
+    ]
+    for head, field, value in refused:
         with pytest.raises(UnknownLedgerSchemaError) as info:
-            Ledger.from_json(json.dumps({**doc, "schema": schema}))
+            Ledger.from_json(json.dumps({**head, **body}))
         assert isinstance(info.value, UnknownSchemaError)
         assert isinstance(info.value, InvalidSettlementError)
-        assert (info.value.field, info.value.value) == ("schema", schema)
+        assert (info.value.field, info.value.value) == (field, value)
         assert SCHEMA in info.value.supported
 
 

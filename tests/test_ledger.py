@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auction.errors import AuctionError, DuplicateIdError
+from auction.errors import AuctionError, DuplicateIdError, DuplicateOrderError
 from auction.settlement import (
     MAX_AMOUNT,
     Account,
@@ -422,3 +423,22 @@ def test_post_many_equals_posting_one_by_one(txs: list[Transaction]) -> None:
     assert batch.post_many(one.journal) == len(one)
     assert batch == one
     assert batch.balances() == one.balances()
+
+
+def test_a_duplicate_order_id_is_the_same_duplicate_id_error() -> None:
+    """Duplicates raise one type everywhere: an order id twice in a book is the
+    `DuplicateIdError` of kind "order" (and still the `KeyError` it always was)."""
+    from auction import Offer, OrderBook
+
+    book = OrderBook([Offer(id="o", provider="p", gpu_model="A100", gpus=1, vram_gb=80,
+                             region="eu", price=5)])
+    with pytest.raises(DuplicateIdError) as e:
+        book.add(Offer(id="o", provider="q", gpu_model="A100", gpus=1, vram_gb=80,
+                       region="eu", price=6))
+    assert isinstance(e.value, DuplicateOrderError)
+    assert isinstance(e.value, KeyError)
+    assert (e.value.kind, e.value.id, e.value.order_id) == ("order", "o", "o")
+    assert str(e.value) == "order id 'o' is already in the book"
+    again = pickle.loads(pickle.dumps(e.value))
+    assert (type(again), again.kind, again.id, str(again)) == (
+        DuplicateOrderError, "order", "o", str(e.value))

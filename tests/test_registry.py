@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
@@ -24,6 +27,7 @@ from auction.errors import (
 )
 from auction.market import Market
 from auction.mechanisms import AuctionPluginWarning, Mechanism, MechanismTags
+from auction.mechanisms.base import DEPRECATED_PAYMENTS, MechanismBase
 from auction.mechanisms.sealed_bid import FirstPrice, SecondPrice
 from auction.orders import Offer, Request
 from auction.result import ClearingResult
@@ -69,7 +73,7 @@ def test_get_builds_a_fresh_instance(name: str, cls: type) -> None:
 
 def test_tags_of_builtins() -> None:
     assert mechanisms.tags_of("first-price").payments == ("pay-as-bid",)
-    assert mechanisms.tags_of("second-price").payments == ("vickrey", "second-score")
+    assert mechanisms.tags_of("second-price").payments == ("vickrey",)
     assert set(BUILTINS) <= set(mechanisms.supporting(divisible=True))
     assert "second-price" in mechanisms.supporting(truthful_single_order=True)
     assert "first-price" not in mechanisms.supporting(truthful_single_order=True)
@@ -102,6 +106,69 @@ def test_unknown_payment_rule() -> None:
     with pytest.raises(UnknownPaymentRuleError):
         FirstPrice(payment="second")
     assert mechanisms.get("second-price", payment="vickrey").payment == "vickrey"  # type: ignore[attr-defined]
+
+
+def test_second_score_is_a_deprecated_alias_of_vickrey() -> None:
+    """One rule, one name: "second-score" builds the "vickrey" mechanism, warns (pointing at
+    the caller), and the mechanism, its options, repr and results all say "vickrey"."""
+    assert DEPRECATED_PAYMENTS == {"second-score": "vickrey"}
+    with pytest.warns(DeprecationWarning, match="'second-score' is a deprecated name") as rec:
+        alias = mechanisms.get("second-price", payment="second-score")
+    assert rec[0].filename == __file__  # attributed to this caller, not to the library
+    canonical = mechanisms.get("second-price", payment="vickrey")
+    assert alias == canonical
+    assert alias.payment == "vickrey"  # type: ignore[attr-defined]
+    assert alias.get_options()["payment"] == "vickrey"  # type: ignore[attr-defined]
+    assert "payment='vickrey'" in repr(alias)
+    with pytest.warns(DeprecationWarning, match="second-score"):
+        result = auction.clear(book(), "second-price", payment="second-score")
+    assert result.payment == "vickrey"
+    assert result.options["payment"] == "vickrey"
+    assert result.to_records() == auction.clear(book(), "second-price").to_records()
+    # an alias is no rule of a mechanism that lacks the canonical one: the error names it
+    with pytest.raises(UnknownPaymentRuleError) as info:
+        mechanisms.get("first-price", payment="second-score")
+    assert (info.value.payment, info.value.offered) == ("second-score", ("pay-as-bid",))
+    # alternatives the library suggests use the canonical name
+    mech = WholeOrdersOnly()
+    err = mech.refuse("test", [("second-price", {"payment": "second-score"})])
+    assert err.alternatives == ("second-price (payment='vickrey')",)
+    assert err.alternatives[0].options == {"payment": "vickrey"}
+
+
+def _init_fields(mech: object) -> list[attrs.Attribute[Any]]:
+    return [a for a in attrs.fields(type(mech)) if a.init]
+
+
+@pytest.mark.parametrize("name", mechanisms.available())
+def test_options_repr_and_tags_derive_from_the_fields(name: str) -> None:
+    """Every registered mechanism is a declaration: `get_options`, `repr`, equality and
+    `clone` come from its attrs fields, and `tags` is computed (a property over
+    `__auction_tags__`), for every payment rule it offers; no rule has two names."""
+    mech = mechanisms.get(name)
+    assert isinstance(mech, MechanismBase)
+    assert attrs.has(type(mech))
+    assert not set(mech.tags.payments) & set(DEPRECATED_PAYMENTS)
+    assert inspect.getattr_static(mech, "tags") is MechanismBase.__dict__["tags"]
+    for payment in mech.tags.payments:
+        built = mechanisms.get(name, payment=payment)
+        assert isinstance(built, MechanismBase)
+        fields = _init_fields(built)
+        options = built.get_options()
+        assert list(options) == [a.name for a in fields]
+        assert options["payment"] == payment
+        shown = ", ".join(
+            f"{a.name}={(a.repr if callable(a.repr) else repr)(getattr(built, a.name))}"
+            for a in attrs.fields(type(built)) if a.repr
+        )
+        assert repr(built) == f"{type(built).__name__}({shown})"
+        assert built.tags == built.__auction_tags__()
+        assert built.tags.payments == mech.tags.payments
+        again = mechanisms.get(name, **options)
+        assert again == built
+        assert built.clone() == built
+        assert built.clone() is not built
+        assert built.with_options(**{a.name: getattr(built, a.name) for a in fields}) == built
 
 
 def test_clear_by_name_and_by_instance() -> None:

@@ -416,7 +416,7 @@ def test_json_floats_are_exact_and_snapshots_are_checked() -> None:
                                                      weight=math.pi, tenant="t")]
     book = ReputationBook(BetaModel(half_life=math.e), awkward)
     data = json.loads(book.to_json())
-    assert data["schema"] == "auction.reputation/1"
+    assert (data["format"], data["version"]) == ("auction.reputation", 1)
     assert data["events"]["time"] == [0.1 + 0.2, 1e-300]
     assert data["events"]["weight"][0] == 1 / 3
     assert ReputationBook.from_json(book.to_json(indent=2)).to_json() == book.to_json()
@@ -426,7 +426,7 @@ def test_json_floats_are_exact_and_snapshots_are_checked() -> None:
         ReputationBook.from_json(json.dumps(tampered))
     assert info.value.field == "state"
     changes: list[tuple[dict[str, Any], str]] = [
-        ({"schema": "auction.reputation/0"}, "schema"),
+        ({"version": 0}, "version"),
         ({"model": {"name": "pagerank"}}, "model"),
         ({"extra": 1}, "extra"),
     ]
@@ -434,11 +434,26 @@ def test_json_floats_are_exact_and_snapshots_are_checked() -> None:
         with pytest.raises(InvalidReputationError) as info:
             ReputationBook.from_json(json.dumps({**data, **change}))
         assert info.value.field == field
-    for schema in ("auction.reputation/2", None, "auction.settlement.ledger/2"):
+    body = {k: v for k, v in data.items() if k not in ("format", "version")}
+    # a snapshot of the older single key, {"schema": "auction.reputation/1"}, still reads
+    old = ReputationBook.from_json(json.dumps({"schema": SCHEMA, **body}))
+    assert old.to_json() == book.to_json()
+    assert SCHEMA == "auction.reputation/1"
+    refused: list[tuple[dict[str, Any], str, Any]] = [
+        ({"schema": "auction.reputation/2"}, "schema", "auction.reputation/2"),
+        ({"schema": None}, "schema", None),
+        ({"schema": "auction.settlement.ledger/2"}, "schema", "auction.settlement.ledger/2"),
+        ({}, "format", None),
+        ({"format": "auction.reputation", "version": 2}, "version", 2),
+        ({"format": "auction.book", "version": 1}, "format", "auction.book"),
+        ({"format": "auction.reputation", "version": 1, "schema": SCHEMA}, "schema", SCHEMA),
+    ]
+    for head, field, value in refused:
         with pytest.raises(UnknownReputationSchemaError) as unknown:
-            ReputationBook.from_json(json.dumps({**data, "schema": schema}))
+            ReputationBook.from_json(json.dumps({**head, **body}))
         assert isinstance(unknown.value, UnknownSchemaError)
-        assert (unknown.value.value, unknown.value.supported) == (schema, (SCHEMA,))
+        assert (unknown.value.field, unknown.value.value) == (field, value)
+        assert unknown.value.supported == (SCHEMA,)
     with pytest.raises(InvalidReputationError, match="not valid JSON"):
         ReputationBook.from_json("{")
     with pytest.raises(InvalidReputationError, match="not valid JSON"):

@@ -14,6 +14,9 @@ declaration, as scikit-learn estimators are:
   requests, ``call_market`` refuses markets that are not call markets, all through one
   refusal builder, `refuse`, whose alternatives are `(name, options)` pairs that the registry
   resolves;
+* **payment names**: one name per rule; a deprecated name (`DEPRECATED_PAYMENTS`:
+  ``"second-score"``, the old second name of ``"vickrey"``) resolves to the canonical one
+  with a `DeprecationWarning`, so ``payment`` and every result say the canonical name;
 * **randomness** (`rng`: a Generator, an int or SeedSequence seed, or None) is resolved once;
 * **limits**: a `Deadline` for ``time_limit`` is started once and passed to `_clear`;
   `memory_estimate` says what the mechanism will hold, checked against ``max_memory``
@@ -24,6 +27,10 @@ from __future__ import annotations
 
 import abc
 import inspect
+import os
+import sys
+import types
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -43,7 +50,37 @@ from auction.mechanisms.protocol import Mechanism, MechanismTags, RngLike
 from auction.problems.call_market import request_classes
 from auction.result import ClearingResult
 
-__all__ = ["Mechanism", "MechanismBase", "MechanismTags", "resolve_rng"]
+__all__ = ["DEPRECATED_PAYMENTS", "Mechanism", "MechanismBase", "MechanismTags", "resolve_rng"]
+
+#: Deprecated payment-rule names and the canonical name each resolves to (with a
+#: `DeprecationWarning`) in a mechanism that offers the canonical rule. ``"second-score"``
+#: named the Vickrey rule for scoring markets; it is the same rule, so one name remains.
+DEPRECATED_PAYMENTS: Mapping[str, str] = types.MappingProxyType({"second-score": "vickrey"})
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _warn_outside(message: str, category: type[Warning]) -> None:
+    """`warnings.warn` attributed to the first caller outside this package (what Python
+    3.12's ``skip_file_prefixes`` does), so the warning points at the code to change."""
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and (
+        frame.f_code.co_filename.startswith((_PACKAGE, "<attrs generated"))
+    ):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def _canonical_payment(name: str, offered: Iterable[str]) -> str:
+    """`name`, or the canonical name of a deprecated one that `offered` holds (warning)."""
+    canonical = DEPRECATED_PAYMENTS.get(name)
+    if canonical is None or canonical not in tuple(offered):
+        return name
+    _warn_outside(f"payment {name!r} is a deprecated name of {canonical!r}; use {canonical!r}",
+                  DeprecationWarning)
+    return canonical
 
 #: Mechanisms that clear a non-divisible multi-GPU request whole (named when one is refused).
 WHOLE_REQUEST_ALTERNATIVES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -72,6 +109,15 @@ def resolve_rng(rng: RngLike) -> np.random.Generator | None:
 def _payment_name(value: str | None) -> str:
     """None (the mechanism's default rule, resolved after construction) as ``""``."""
     return "" if value is None else value
+
+
+def _canonical_alternative(alt: Alternative) -> Alternative:
+    """`alt` with a deprecated payment name replaced by its canonical one (no warning: the
+    library, not the caller, named it)."""
+    payment = alt.options.get("payment")
+    if not isinstance(payment, str) or payment not in DEPRECATED_PAYMENTS:
+        return alt
+    return Alternative(alt.name, {**alt.options, "payment": DEPRECATED_PAYMENTS[payment]})
 
 
 def _memory_option(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -124,9 +170,10 @@ class MechanismBase(abc.ABC):
 
     def __attrs_post_init__(self) -> None:
         offered = self.tags.payments
-        payment = self.payment or offered[0]
+        requested = self.payment or offered[0]
+        payment = _canonical_payment(requested, offered)
         if payment not in offered:
-            raise UnknownPaymentRuleError(self.name, str(payment), offered)
+            raise UnknownPaymentRuleError(self.name, str(requested), offered)
         object.__setattr__(self, "payment", payment)
         self._check_options()
 
@@ -175,7 +222,7 @@ class MechanismBase(abc.ABC):
         that can, given as ``(name, options)`` pairs (or names), or found by tag values in
         the registry (`supporting`). Names that are not registered are left out."""
         names = set(registry.available())
-        alts = [Alternative.parse(a) for a in alternatives]
+        alts = [_canonical_alternative(Alternative.parse(a)) for a in alternatives]
         if supporting is not None:
             alts += [Alternative(n) for n in registry.supporting(**supporting)]
         kept = [a for a in dict.fromkeys(alts) if (a.name in names and a.name != self.name)

@@ -19,10 +19,11 @@ result). Capacity is consumed as requests clear.
 Scoring auctions (Che 1993): in a market with quality bonuses (`Market` ``quality_weight``),
 offers rank by score, ``ask - bonus`` (then submitted_at, then id), so a better provider can
 win at a higher ask; every winner's ask still is at most the request's max price. The
-``second-price`` rule is then *second score* (payment ``"second-score"``, the same rule as
-``"vickrey"`` under the name that says what it does with quality): the winner is paid the
+``second-price`` rule (payment ``"vickrey"``) is then *second score*: the winner is paid the
 runner-up's ``ask - bonus`` plus its own bonus, the price at which its score equals the
 runner-up's, capped at the max price. Truthful in price for a single order, as Vickrey is.
+``"second-score"``, an older second name of the same rule, is a deprecated alias: it builds
+the ``"vickrey"`` mechanism with a `DeprecationWarning` (`auction.mechanisms.base`).
 """
 
 from __future__ import annotations
@@ -80,14 +81,14 @@ class SealedBidAuction(MechanismBase):
     memory estimate), and their work is bounded by requests x eligible offers.
 
     Args:
-        payment: ``"pay-as-bid"``, ``"vickrey"`` or ``"second-score"`` (the same rule as
-            ``"vickrey"``, named for scoring markets); the default is the subclass's.
+        payment: ``"pay-as-bid"`` or ``"vickrey"`` (``"second-score"`` is its deprecated
+            alias); the default is the subclass's.
         backend: ``"numba"`` (default) or ``"python"``, the pure-Python reference.
         time_limit, max_memory: see `MechanismBase`.
     """
 
     tags = MechanismTags(
-        payments=("pay-as-bid", "vickrey", "second-score"), divisible=True, scoring=True
+        payments=("pay-as-bid", "vickrey"), divisible=True, scoring=True
     )
     backends: ClassVar[tuple[str, ...]] = ("numba", "python")
 
@@ -97,7 +98,7 @@ class SealedBidAuction(MechanismBase):
         self, market: Market, rng: np.random.Generator | None, deadline: Deadline
     ) -> ClearingResult:
         kernel = sealed_bid if self.backend == "numba" else sealed_bid_reference
-        args = (*sealed_bid_arrays(market), self.payment in ("vickrey", "second-score"))
+        args = (*sealed_bid_arrays(market), self.payment == "vickrey")
         req, off, gpus, price = kernel(*args)
         return ClearingResult.from_allocation(
             market,
@@ -125,6 +126,6 @@ class SecondPrice(SealedBidAuction):
 
     name: ClassVar[str] = "second-price"
     tags = MechanismTags(
-        payments=("vickrey", "second-score"), divisible=True, truthful_single_order=True,
+        payments=("vickrey",), divisible=True, truthful_single_order=True,
         scoring=True,
     )

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from auction._formats import header, read_version
 from auction.errors import UnknownSchemaError
 from auction.reputation.eigentrust import EigenTrustResult, eigentrust_arrays
 from auction.reputation.events import (
@@ -59,16 +60,19 @@ from auction.reputation.models import (
     get_model,
 )
 
-__all__ = ["SCHEMA", "ReputationBook", "UnknownReputationSchemaError"]
+__all__ = ["FORMAT", "SCHEMA", "VERSION", "ReputationBook", "UnknownReputationSchemaError"]
 
-#: Schema tag (format and version) written into, and checked in, every JSON snapshot: the
-#: ``schema`` key, as in every JSON format of the library.
-SCHEMA = "auction.reputation/1"
-_SCHEMAS = (SCHEMA,)
+#: The ``"format"`` of a JSON snapshot; with ``"version"``, the header of every JSON format
+#: of the library, written and checked on read.
+FORMAT = "auction.reputation"
+#: The snapshot version written and read.
+VERSION = 1
+#: The older single-key header (``"schema": SCHEMA``), still read.
+SCHEMA = f"{FORMAT}/{VERSION}"
 
 
 class UnknownReputationSchemaError(UnknownSchemaError, InvalidReputationError):
-    """A reputation snapshot names a schema (or version) this library cannot read (see
+    """A reputation snapshot names a format or version this library cannot read (see
     `auction.errors.UnknownSchemaError`)."""
 
 FloatArray = npt.NDArray[np.float64]
@@ -567,9 +571,9 @@ class ReputationBook:
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
-        """The book as JSON (schema ``auction.reputation/1``): the model and its parameters,
-        the journal as columns sorted by event id, and each provider's state. Floats are
-        written as their shortest repr, so they read back bit for bit."""
+        """The book as JSON (format ``auction.reputation``, version 1): the model and its
+        parameters, the journal as columns sorted by event id, and each provider's state.
+        Floats are written as their shortest repr, so they read back bit for bit."""
         columns = self.events().to_columns()
         ids = columns["id"]
         order = sorted(range(len(ids)), key=ids.__getitem__)
@@ -577,7 +581,7 @@ class ReputationBook:
         if not self._tenant_names:
             del journal["tenant"]
         data = {
-            "schema": SCHEMA,
+            **header(FORMAT, VERSION),
             "model": {"name": self._model.name, **self._model.params()},
             "events": journal,
             "state": self._state_record(),
@@ -593,10 +597,9 @@ class ReputationBook:
             raise InvalidReputationError("json", str(e), "is not valid JSON") from None
         if not isinstance(data, dict):
             raise InvalidReputationError("json", type(data).__name__, "must be an object")
-        if data.get("schema") not in _SCHEMAS:
-            raise UnknownReputationSchemaError(data.get("schema"), _SCHEMAS,
-                                               document="reputation snapshot")
-        extra = sorted(set(data) - {"schema", "model", "events", "state"})
+        _, keys = read_version(data, FORMAT, (VERSION,), document="reputation snapshot",
+                               error=UnknownReputationSchemaError)
+        extra = sorted(set(data) - keys - {"model", "events", "state"})
         if extra:
             raise InvalidReputationError(extra[0], data[extra[0]], "is not a key of a snapshot")
         spec = data.get("model")

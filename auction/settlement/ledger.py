@@ -23,12 +23,15 @@ from typing import Any
 
 import attrs
 
+from auction._formats import header, read_version
 from auction.errors import AuctionError, DuplicateIdError, InvalidValueError, UnknownSchemaError
 from auction.money import format_units, to_units
 
 __all__ = [
+    "FORMAT",
     "MAX_AMOUNT",
     "SCHEMA",
+    "VERSION",
     "Account",
     "AccountKind",
     "Currency",
@@ -842,14 +845,14 @@ class Ledger:
         return out
 
     def to_json(self) -> str:
-        """The ledger as JSON: ``{"schema": SCHEMA, "allow_negative": [...], "journal":
-        [records]}``, each record with its typed ``meta``.
+        """The ledger as JSON: ``{"format": FORMAT, "version": VERSION, "allow_negative":
+        [...], "journal": [records]}``, each record with its typed ``meta``.
 
         Amounts are JSON integers, exact when read back with Python's json (other readers
         may round integers above 2**53). Balances are not stored: `from_json` replays.
         """
         return json.dumps({
-            "schema": SCHEMA,
+            **header(FORMAT, VERSION),
             "allow_negative": sorted(k.value for k in self._allow),
             "journal": [tx.to_record() for tx in self._journal],
         })
@@ -858,13 +861,14 @@ class Ledger:
     def from_json(cls, text: str) -> Ledger:
         """Read what `to_json` wrote, replaying its journal (with all the checks of `post`).
 
-        Reads the current schema and ``auction.settlement.ledger/1``, whose records carry no
+        Reads version 2 (also under the older key ``"schema": "auction.settlement.ledger/2"``)
+        and version 1 (``"format": "auction.settlement.ledger/1"``), whose records carry no
         metadata: that of lease and bid deposit transactions is derived from the ids and memos
         version 1 wrote (so `LeaseBook.restore` works on it); the others read as plain
         transfers.
 
         Raises:
-            UnknownLedgerSchemaError: the document names another schema or version.
+            UnknownLedgerSchemaError: the document names another format or version.
         """
         try:
             doc = json.loads(text)
@@ -873,22 +877,24 @@ class Ledger:
         if not isinstance(doc, dict) or not isinstance(doc.get("journal"), list):
             raise InvalidSettlementError("json", str(text)[:60],
                                          "must be an object with a 'journal' list")
-        # version 1 named its schema "format"
-        schema = doc.get("schema", doc.get("format", SCHEMA_V1))
-        if schema not in _SCHEMAS:
-            raise UnknownLedgerSchemaError(schema, _SCHEMAS, document="ledger")
+        version, _ = read_version(doc, FORMAT, (1, VERSION), document="ledger",
+                                  error=UnknownLedgerSchemaError, default=1)
         records = (Transaction.from_record(r) for r in doc["journal"])
         return cls.replay(
-            records if schema == SCHEMA else map(_legacy_meta, records),
+            records if version == VERSION else map(_legacy_meta, records),
             allow_negative=doc.get("allow_negative", [AccountKind.ISSUANCE.value]),
         )
 
 
-#: The schema `Ledger.to_json` writes (version 2: transactions carry `TxMeta`).
-SCHEMA = "auction.settlement.ledger/2"
-#: Version 1: no metadata; `Ledger.from_json` still reads it.
-SCHEMA_V1 = "auction.settlement.ledger/1"
-_SCHEMAS = (SCHEMA_V1, SCHEMA)
+#: The ``"format"`` of a saved ledger.
+FORMAT = "auction.settlement.ledger"
+#: The version `Ledger.to_json` writes (2: transactions carry `TxMeta`; 1 had no metadata,
+#: `Ledger.from_json` still reads it).
+VERSION = 2
+#: The older single-key header of version 2 (``"schema": SCHEMA``), still read.
+SCHEMA = f"{FORMAT}/{VERSION}"
+#: Version 1's header (``"format": SCHEMA_V1``), still read.
+SCHEMA_V1 = f"{FORMAT}/1"
 
 
 def _legacy_meta(tx: Transaction) -> Transaction:
@@ -927,4 +933,5 @@ def _legacy_meta(tx: Transaction) -> Transaction:
 
 
 class UnknownLedgerSchemaError(UnknownSchemaError, InvalidSettlementError):
-    """A ledger document names a schema this library cannot read (see `UnknownSchemaError`)."""
+    """A ledger document names a format or version this library cannot read (see
+    `UnknownSchemaError`)."""

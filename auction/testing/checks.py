@@ -122,9 +122,7 @@ def _resolve(mechanism: MechanismLike) -> Mechanism:
     if isinstance(mechanism, str):
         return get(mechanism)
     if not isinstance(mechanism, Mechanism):
-        raise TypeError(
-            f"expected a mechanism name or a Mechanism, not {type(mechanism).__name__}"
-        )
+        raise InvalidTypeError("mechanism", mechanism, "a mechanism name or a Mechanism")
     return mechanism
 
 
@@ -952,6 +950,7 @@ def parametrize_with_checks(
     mechanisms: Iterable[MechanismLike],
     *,
     expected_failed_checks: Mapping[str, Mapping[str, str]] | None = None,
+    checks: Iterable[str] | None = None,
 ) -> pytest.MarkDecorator:
     """A ``pytest.mark.parametrize`` over (mechanism, check), one test per pair.
 
@@ -968,23 +967,31 @@ def parametrize_with_checks(
         expected_failed_checks: mechanism label (as in the test id) -> {check name: reason}
             for checks known to fail; each is marked as a strict xfail with that reason (it
             must fail). Naming a mechanism or check that is not there is an error.
+        checks: names of the checks to parametrize over (as `check_mechanism`'s; each must
+            apply to every mechanism given); None: every applicable check.
     """
     import pytest
 
     expected = expected_failed_checks or {}
+    wanted = None if checks is None else list(checks)
     params = []
     seen: set[str] = set()
     for m in mechanisms:
         name = mechanism_label(m)
         seen.add(name)
-        checks = list(checks_for(m))
+        applicable = list(checks_for(m))
+        if wanted is not None:
+            missing = sorted(set(wanted) - {c for c, _ in applicable})
+            if missing:
+                raise InvalidValueError("checks", missing, f"no such check applies to {name!r}")
+            applicable = [(c, f) for c, f in applicable if c in wanted]
         known = dict(expected.get(name, {}))
-        unknown = set(known) - {c for c, _ in checks}
+        unknown = set(known) - {c for c, _ in applicable}
         if unknown:
             raise InvalidValueError("expected_failed_checks", sorted(unknown),
                                     f"expected_failed_checks for {name!r} names unknown checks: "
                              f"{sorted(unknown)}")
-        for check_name, check in checks:
+        for check_name, check in applicable:
             marks = (
                 [pytest.mark.xfail(reason=known[check_name], strict=True)]
                 if check_name in known

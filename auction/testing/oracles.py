@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Payment rules `brute_force_sealed_bid` knows.
-PAYMENT_RULES = ("pay-as-bid", "vickrey", "second-score")
+PAYMENT_RULES = ("pay-as-bid", "vickrey")
 
 
 def is_eligible(offer: Offer, request: Request, reputation_of_provider: float) -> bool:
@@ -137,7 +137,7 @@ def brute_force_sealed_bid(
     GPUs if non-divisible, at least one GPU if divisible) and takes the best-ranked one (price
     minus its provider's quality `bonus`, then submitted_at, then id), as many GPUs as it still
     needs or the offer has left; a divisible request repeats until filled or out of offers.
-    Payment ``pay-as-bid`` pays the ask; ``vickrey`` (or ``second-score``) pays the best
+    Payment ``pay-as-bid`` pays the ask; ``vickrey`` (second score, with bonuses) pays the best
     ranked of those same candidates that belong to other providers, at its price minus its
     bonus plus the winner's bonus, capped at the request's max price, which is also the price
     when there is none.
@@ -167,7 +167,7 @@ def brute_force_sealed_bid(
                 break
             best = candidates[0]
             take = min(need, remaining[best.id])
-            if payment in ("vickrey", "second-score"):
+            if payment == "vickrey":
                 others = [o for o in candidates if o.provider != best.provider]
                 price = r.max_price
                 if others:

@@ -19,6 +19,7 @@ from typing import Any, cast
 import hypothesis.strategies as st
 
 from auction.book import OrderBook
+from auction.errors import InvalidValueError
 from auction.market import Market
 from auction.orders import Offer, Order, Request
 
@@ -395,7 +396,10 @@ def books(
             of a class share VRAM and tags, requests are pinned to one model and region.
     """
     if not 0 <= min_offers <= max_offers or not 0 <= min_requests <= max_requests:
-        raise ValueError("need 0 <= min <= max for offers and requests")
+        raise InvalidValueError(
+            "min_offers, max_offers, min_requests, max_requests",
+            (min_offers, max_offers, min_requests, max_requests), "need 0 <= min <= max",
+        )
     return _books(min_offers, max_offers, min_requests, max_requests, divisible, huge_prices,
                   splittable, call_market)
 
