@@ -26,7 +26,7 @@ eligibility is materialized only on demand (`Market.pairs`), for mechanisms that
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -50,11 +50,37 @@ BoolArray = npt.NDArray[np.bool_]
 _BLOCK_PAIRS = 1 << 22
 #: Candidate (profile, class) pairs examined per block of the sparse join.
 _BLOCK_CANDIDATES = 1 << 22
+#: Join with the compiled kernel (False: the numpy reference join, for the tests).
+_USE_KERNEL = True
+#: Node resources: (offer field, request floor).
+_RESOURCES = (("cpu_per_gpu", "min_cpu_per_gpu"), ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
+              ("disk_gb_per_gpu", "min_disk_gb_per_gpu"))
 
 
 def _readonly(a: np.ndarray) -> Any:
     a.flags.writeable = False
     return a
+
+
+def _ro(a: np.ndarray) -> IntArray:
+    """A read-only contiguous int64 view (a copy only when the dtype differs), so that the
+    kernels see one argument type whatever the caller's flags."""
+    v = np.ascontiguousarray(a, dtype=np.int64).view()
+    v.flags.writeable = False
+    return v
+
+
+def _profile_blocks(est: IntArray) -> list[tuple[int, int]]:
+    """Ranges of profiles whose candidate estimates sum to about `_BLOCK_CANDIDATES` each."""
+    cum = np.cumsum(est)
+    out = []
+    lo, n = 0, len(est)
+    while lo < n:
+        base = cum[lo - 1] if lo else 0
+        hi = max(int(np.searchsorted(cum, base + _BLOCK_CANDIDATES, side="right")), lo + 1)
+        out.append((lo, hi))
+        lo = hi
+    return out
 
 
 def _csr_from_groups(group: IntArray, n_groups: int) -> tuple[IntArray, IntArray]:
@@ -278,9 +304,7 @@ class Market:
             named[req.providers.codes] = True
             named[req.exclude_providers.codes] = True
             cols.append(np.where(named[off.provider], off.provider.astype(np.int64), -1))
-        for o_col, r_col in (("cpu_per_gpu", "min_cpu_per_gpu"),
-                             ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
-                             ("disk_gb_per_gpu", "min_disk_gb_per_gpu")):
+        for o_col, r_col in _RESOURCES:
             if bool(getattr(req, r_col).any()):
                 cols.append(getattr(off, o_col))
         if self._tenant_lists:
@@ -355,13 +379,6 @@ class Market:
         by_tag = (by_tag_ptr, ct.owner[order])
         by_prov = _csr_from_groups(self.class_provider, n_parties)
         inf = np.iinfo(np.int64).max
-        off = self.snapshot.offers
-        ix = {"models": _MemberIndex(p_models), "regions": _MemberIndex(p_regions),
-              "tags": _MemberIndex(p_tags), "class_tags": _MemberIndex(ct),
-              "providers": _MemberIndex(p_prov),
-              "exclude_providers": _MemberIndex(req.exclude_providers),
-              "tenants": _MemberIndex(off.tenants),
-              "exclude_tenants": _MemberIndex(off.exclude_tenants)}
 
         def list_cost(lists: CodeLists, index: tuple[IntArray, IntArray]) -> IntArray:
             per = np.diff(index[0])[lists.codes]
@@ -388,14 +405,84 @@ class Market:
         source = np.argmin(cost, axis=1)
         est = cost[np.arange(n_prof), source]
 
+        blocks = _profile_blocks(est)
+        if _USE_KERNEL:
+            out_p, out_c = self._join_kernel(blocks, source, best_tag, p_models, p_regions,
+                                             p_tags, p_prov, by_model, by_region, by_tag,
+                                             by_prov, est)
+        else:
+            out_p, out_c = self._join_numpy(blocks, source, best_tag, p_models, p_regions,
+                                            p_tags, p_prov, by_model, by_region, by_tag,
+                                            by_prov)
+        p_all = np.concatenate(out_p) if out_p else np.zeros(0, dtype=np.int64)
+        c_all = np.concatenate(out_c) if out_c else np.zeros(0, dtype=np.int64)
+        indptr = np.zeros(n_prof + 1, dtype=np.int64)
+        np.cumsum(np.bincount(p_all, minlength=n_prof), out=indptr[1:])
+        return _readonly(indptr), _readonly(c_all)
+
+    def _join_kernel(
+        self, blocks: list[tuple[int, int]], source: IntArray, best_tag: IntArray,
+        p_models: CodeLists, p_regions: CodeLists, p_tags: CodeLists, p_prov: CodeLists,
+        by_model: tuple[IntArray, IntArray], by_region: tuple[IntArray, IntArray],
+        by_tag: tuple[IntArray, IntArray], by_prov: tuple[IntArray, IntArray], est: IntArray,
+    ) -> tuple[list[IntArray], list[IntArray]]:
+        """The join with the compiled kernel (`auction.kernels.eligibility`); constraint
+        expressions then filter its survivors on columns."""
+        from auction.kernels import eligibility
+
+        join_block: Callable[..., tuple[IntArray, IntArray]] = eligibility.join_block
+        off, req = self.snapshot.offers, self.snapshot.requests
+        floors = [(o, r) for o, r in _RESOURCES if bool(getattr(req, r).any())]
+        req_floor = np.zeros((len(floors), len(req)), dtype=np.int64)
+        off_res = np.zeros((len(floors), len(off)), dtype=np.int64)
+        for k, (o_col, r_col) in enumerate(floors):
+            req_floor[k] = getattr(req, r_col)
+            off_res[k] = getattr(off, o_col)
+        fixed = [_ro(a) for a in (
+            source, best_tag, self.profile_first, self.class_first,
+            p_models.indptr, p_models.codes, p_regions.indptr, p_regions.codes,
+            p_tags.indptr, p_tags.codes, p_prov.indptr, p_prov.codes,
+            *by_model, *by_region, *by_tag, *by_prov,
+            self.class_gpu_model, self.class_region, self.class_tags.indptr,
+            self.class_tags.codes, req.min_vram_gb, off.vram_gb,
+        )]
+        req_floor_ro, off_res_ro = _ro(req_floor), _ro(off_res)
+        prov = (_ro(off.provider), _ro(req.exclude_providers.indptr),
+                _ro(req.exclude_providers.codes))
+        ten = (_ro(req.tenant), _ro(off.tenants.indptr), _ro(off.tenants.codes),
+               _ro(off.exclude_tenants.indptr), _ro(off.exclude_tenants.codes))
         out_p: list[IntArray] = []
         out_c: list[IntArray] = []
-        cum = np.cumsum(est)
-        lo = 0
-        while lo < n_prof:
-            base = cum[lo - 1] if lo else 0
-            hi = int(np.searchsorted(cum, base + _BLOCK_CANDIDATES, side="right"))
-            hi = max(hi, lo + 1)
+        for lo, hi in blocks:
+            cap = int(est[lo:hi].sum())
+            cp, cc = join_block(lo, hi, self.n_classes, *fixed, req_floor_ro, off_res_ro,
+                                self._provider_in_key, *prov, self._tenant_lists, *ten, cap)
+            if self._constraints.active and len(cp):
+                keep = self._constraints.holds(self.profile_first[cp], self.class_first[cc])
+                cp, cc = cp[keep], cc[keep]
+            out_p.append(cp)
+            out_c.append(cc)
+        return out_p, out_c
+
+    def _join_numpy(
+        self, blocks: list[tuple[int, int]], source: IntArray, best_tag: IntArray,
+        p_models: CodeLists, p_regions: CodeLists, p_tags: CodeLists, p_prov: CodeLists,
+        by_model: tuple[IntArray, IntArray], by_region: tuple[IntArray, IntArray],
+        by_tag: tuple[IntArray, IntArray], by_prov: tuple[IntArray, IntArray],
+    ) -> tuple[list[IntArray], list[IntArray]]:
+        """The join in numpy, candidates gathered then filtered per check: the reference the
+        tests compare the kernel with."""
+        n_class = self.n_classes
+        off, req = self.snapshot.offers, self.snapshot.requests
+        ix = {"models": _MemberIndex(p_models), "regions": _MemberIndex(p_regions),
+              "tags": _MemberIndex(p_tags), "class_tags": _MemberIndex(self.class_tags),
+              "providers": _MemberIndex(p_prov),
+              "exclude_providers": _MemberIndex(req.exclude_providers),
+              "tenants": _MemberIndex(off.tenants),
+              "exclude_tenants": _MemberIndex(off.exclude_tenants)}
+        out_p: list[IntArray] = []
+        out_c: list[IntArray] = []
+        for lo, hi in blocks:
             ps = np.arange(lo, hi, dtype=np.int64)
             cand_p: list[IntArray] = []
             cand_c: list[IntArray] = []
@@ -423,12 +510,7 @@ class Market:
                 o = np.argsort(cp * n_class + cc, kind="stable")
                 out_p.append(cp[o])
                 out_c.append(cc[o])
-            lo = hi
-        p_all = np.concatenate(out_p) if out_p else np.zeros(0, dtype=np.int64)
-        c_all = np.concatenate(out_c) if out_c else np.zeros(0, dtype=np.int64)
-        indptr = np.zeros(n_prof + 1, dtype=np.int64)
-        np.cumsum(np.bincount(p_all, minlength=n_prof), out=indptr[1:])
-        return _readonly(indptr), _readonly(c_all)
+        return out_p, out_c
 
     @staticmethod
     def _expand(
@@ -457,9 +539,7 @@ class Market:
                 at, p, c, r, o = at[mask], p[mask], c[mask], r[mask], o[mask]
 
         keep(req.min_vram_gb[r] <= off.vram_gb[o])
-        for o_col, r_col in (("cpu_per_gpu", "min_cpu_per_gpu"),
-                             ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
-                             ("disk_gb_per_gpu", "min_disk_gb_per_gpu")):
+        for o_col, r_col in _RESOURCES:
             floor = getattr(req, r_col)
             if floor.any():
                 keep(getattr(off, o_col)[o] >= floor[r])
