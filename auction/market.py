@@ -136,6 +136,30 @@ def intern_lists(lists: CodeLists) -> IntArray:
     return np.array([seen.setdefault(t, len(seen)) for t in lists.to_rows()], dtype=np.int64)
 
 
+def unique_rows(cols: list[IntArray], n: int) -> tuple[IntArray, IntArray]:
+    """``np.unique(column_stack(cols), axis=0, return_index=True, return_inverse=True)``
+    without its row sort: rows are hashed, grouped by hash and checked equal to their group's
+    first row; only the distinct rows are then sorted, to number the groups in the same
+    (lexicographic) order. Returns (first row of each group, group of each row)."""
+    key = np.column_stack(cols) if n else np.zeros((0, len(cols)), dtype=np.int64)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    with np.errstate(over="ignore"):
+        h = np.zeros(n, dtype=np.uint64)
+        for col in cols:
+            h = _mix(h * np.uint64(0x9E3779B97F4A7C15) + col.astype(np.uint64))
+    _, first, ids = np.unique(h, return_index=True, return_inverse=True)
+    ids = ids.reshape(-1)
+    if not np.array_equal(key, key[first[ids]]):  # pragma: no cover - a 64-bit collision
+        _, first, ids = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        return first.astype(np.int64), ids.reshape(-1).astype(np.int64)
+    _, lex = np.unique(key[first], axis=0, return_inverse=True)
+    lex = lex.reshape(-1).astype(np.int64)
+    out_first = np.empty(len(first), dtype=np.int64)
+    out_first[lex] = first
+    return out_first, lex[ids]
+
+
 class _MemberIndex:
     """Sorted (row, code) keys of a `CodeLists`, to test membership with a binary search."""
 
@@ -310,10 +334,7 @@ class Market:
         if self._tenant_lists:
             cols += [intern_lists(off.tenants), intern_lists(off.exclude_tenants)]
         cols += self._constraints.offer_key()
-        key = np.column_stack(cols) if n else np.zeros((0, len(cols)), dtype=np.int64)
-        _, first, offer_class = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        offer_class = offer_class.reshape(-1).astype(np.int64)
-        first = first.astype(np.int64)
+        first, offer_class = unique_rows(cols, n)
         n_class = len(first)
         self.offer_class: IntArray = _readonly(offer_class)
         # class members in rank order: stable sort of rank-ordered offers by class
@@ -351,12 +372,10 @@ class Market:
             named[off.exclude_tenants.codes] = True
             cols.append(np.where(named[req.tenant], req.tenant.astype(np.int64), -1))
         cols += self._constraints.request_key()
-        key = np.column_stack(cols) if n else np.zeros((0, len(cols)), dtype=np.int64)
-        _, first, request_profile = np.unique(key, axis=0, return_index=True,
-                                              return_inverse=True)
-        self.request_profile: IntArray = _readonly(request_profile.reshape(-1).astype(np.int64))
+        first, request_profile = unique_rows(cols, n)
+        self.request_profile: IntArray = _readonly(request_profile)
         #: a request of each profile
-        self.profile_first: IntArray = _readonly(first.astype(np.int64))
+        self.profile_first: IntArray = _readonly(first)
 
     def _join(self) -> tuple[IntArray, IntArray]:
         """CSR of eligible classes per profile: a sparse join from inverted indexes."""
