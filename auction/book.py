@@ -923,7 +923,7 @@ class OrderBook:
         """
         book = cls()
         seen: dict[str, tuple[Literal["offer", "request"], int]] = {}
-        loaded = []
+        loaded: list[tuple[_Table, _Loaded]] = []
         sides: tuple[tuple[Literal["offer", "request"], Any], ...] = (
             ("offer", offers), ("request", requests)
         )
