@@ -700,8 +700,19 @@ class Market:
             a = b
 
     def pair_count(self) -> int:
-        """Number of eligible (request, offer) pairs, counted without keeping them."""
-        return sum(len(r) for r, _ in self._blocks())
+        """Number of eligible (request, offer) pairs, counted without keeping them (in a
+        compiled kernel, `auction.kernels.eligibility.count_pairs`)."""
+        from auction.kernels.eligibility import count_pairs
+
+        if self.n_profiles == 0 or self.n_classes == 0:
+            return 0
+        req, off = self.snapshot.requests, self.snapshot.offers
+        members = self._price_members()[0]
+        return int(count_pairs(
+            self.request_profile, self.profile_indptr, self.profile_classes, self.class_indptr,
+            _ro(members), _ro(off.price), _ro(off.gpus), self.offer_reputation,
+            _ro(req.max_price), _ro(req.gpus), np.asarray(req.divisible | req.cluster),
+            np.asarray(req.min_reputation, dtype=np.float64)))
 
     def pairs(self) -> Pairs:
         """Materialize every eligible pair as CSR over requests (cached after the first call).

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from auction.kernels.jit import KernelGroup
 
-__all__ = ["join_block", "join_block_reference"]
+__all__ = ["count_pairs", "join_block", "join_block_reference"]
 
 IntArray = npt.NDArray[np.int64]
 _group = KernelGroup(nogil=True)
@@ -152,3 +152,31 @@ def join_block_reference(*args: object) -> tuple[IntArray, IntArray]:
     fn = _group.python("join_block")
     out: tuple[IntArray, IntArray] = fn(*args)
     return out
+
+
+@_group.add
+def count_pairs(
+    request_profile: IntArray, profile_indptr: IntArray, profile_classes: IntArray,
+    class_indptr: IntArray, members: IntArray, offer_price: IntArray, offer_gpus: IntArray,
+    offer_rep: npt.NDArray[np.float64], req_max_price: IntArray, req_gpus: IntArray,
+    req_any_size: npt.NDArray[np.bool_], req_min_rep: npt.NDArray[np.float64],
+) -> int:
+    """Number of eligible (request, offer) pairs: per request, the members of its profile's
+    classes (`members`: each class's offers in price order) priced at or below its max price,
+    with the reputation it asks and, unless `req_any_size` (divisible or cluster), all its
+    GPUs. Work: O(pairs + requests x eligible classes)."""
+    total = 0
+    for r in range(len(request_profile)):
+        p = request_profile[r]
+        maxp = req_max_price[r]
+        need = 1 if req_any_size[r] else req_gpus[r]
+        floor = req_min_rep[r]
+        for ci in range(profile_indptr[p], profile_indptr[p + 1]):
+            c = profile_classes[ci]
+            for j in range(class_indptr[c], class_indptr[c + 1]):
+                o = members[j]
+                if offer_price[o] > maxp:
+                    break
+                if offer_gpus[o] >= need and offer_rep[o] >= floor:
+                    total += 1
+    return total
