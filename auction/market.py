@@ -324,10 +324,7 @@ class Market:
             intern_lists(off.tags),
         ]
         if self._provider_in_key:  # providers no list names are alike: one key for them all
-            named = np.zeros(len(self.snapshot.parties), dtype=bool)
-            named[req.providers.codes] = True
-            named[req.exclude_providers.codes] = True
-            cols.append(np.where(named[off.provider], off.provider.astype(np.int64), -1))
+            cols.append(np.where(self._named_offers(), off.provider.astype(np.int64), -1))
         for o_col, r_col in _RESOURCES:
             if bool(getattr(req, r_col).any()):
                 cols.append(getattr(off, o_col))
@@ -350,6 +347,32 @@ class Market:
         self.class_vram_gb: IntArray = _readonly(off.vram_gb[first].copy())
         self.class_tags: CodeLists = off.tags.take(first)
         self.class_provider: IntArray = _readonly(off.provider[first].astype(np.int64))
+
+    def _named_offers(self) -> BoolArray:
+        """Offers whose provider a request's provider list (or exclusion list) names while
+        it accepts their model and region: only those need their provider in the class key.
+        Other offers stay together whatever their provider, so a list on one request does
+        not split the classes of books it cannot trade in (a call market stays one)."""
+        off, req = self.snapshot.offers, self.snapshot.requests
+        named = np.zeros(len(off), dtype=bool)
+        lists = (req.providers, req.exclude_providers)
+        rows = np.unique(np.concatenate([x.owner for x in lists]))
+        if len(rows) == 0 or len(off) == 0:
+            return named
+        local = [x.take(rows) for x in lists]
+        r = np.concatenate([x.owner for x in local])
+        q = np.concatenate([x.codes for x in local])
+        ptr, members = _csr_from_groups(off.provider.astype(np.int64), len(self.snapshot.parties))
+        counts = ptr[q + 1] - ptr[q]
+        rr = np.repeat(r, counts)
+        oo = members[gather_ranges(ptr[q], counts)]
+        rq = rows[rr]
+        ok = req.any_model[rq] | _MemberIndex(req.gpu_models.take(rows)).contains(
+            rr, off.gpu_model[oo].astype(np.int64))
+        ok &= req.any_region[rq] | _MemberIndex(req.regions.take(rows)).contains(
+            rr, off.region[oo].astype(np.int64))
+        named[oo[ok]] = True
+        return named
 
     def _build_profiles(self) -> None:
         """Request profiles: requests equal in every field eligibility reads, but price,
