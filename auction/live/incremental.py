@@ -98,8 +98,9 @@ class IncrementalClearer:
         self.reputation = dict(reputation or {})
         self.incremental = decomposable(mechanism)
         self._cache: dict[tuple[tuple[int, int], ...], _Piece] = {}
-        #: orders of the last cleared book that its result left untouched (by identity)
-        self._settled: dict[int, Order] = {}
+        #: ids of the order objects of the last cleared book that its result left untouched
+        self._settled: set[int] = set()
+        self._alive: tuple[Sequence[Order | None], ...] = ()
         #: settled requests the last clear skipped (no offer that changed can reach them)
         self.last_skipped = 0
         self.last_stats: dict[str, Any] = {}
@@ -135,11 +136,14 @@ class IncrementalClearer:
         """
         if not self.incremental:
             return
-        traded = set(result.request_id.tolist()) | set(result.offer_id.tolist())
-        self._settled = {
-            id(o): o for objects in snap.built_objects()
-            for o in objects if o is not None and o.id not in traded
-        }
+        offers, requests = snap.built_objects()
+        self._alive = (offers, requests)  # holds the objects, so their ids stay theirs
+        settled = set(map(id, offers))
+        settled.update(map(id, requests))
+        settled.discard(id(None))
+        for objects, rows in ((offers, result.offer_row), (requests, result.request_row)):
+            settled.difference_update(id(objects[r]) for r in rows.tolist())
+        self._settled = settled
 
     def _reachable(self, snap: BookSnapshot) -> npt.NDArray[np.bool_]:
         """Per request row, whether it may trade this epoch: it is not settled, or an offer
@@ -151,8 +155,8 @@ class IncrementalClearer:
         n_req = snap.n_requests
 
         def old(objects: Sequence[Order | None]) -> npt.NDArray[np.bool_]:
-            return np.fromiter((o is not None and settled.get(id(o)) is o for o in objects),
-                               dtype=bool, count=len(objects))
+            return np.fromiter(map(settled.__contains__, map(id, objects)), dtype=bool,
+                               count=len(objects))
 
         offer_objects, request_objects = snap.built_objects()
         old_req = old(request_objects) if settled else np.zeros(n_req, dtype=bool)
