@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, cast
 
 import attrs
@@ -454,6 +454,12 @@ class BookSnapshot:
             r = _request_of(self, row)
             self._request_objects[row] = r
         return r
+
+    def built_objects(self) -> tuple[Sequence[Offer | None], Sequence[Request | None]]:
+        """The order objects behind the rows so far (offers, requests), None where a
+        bulk-loaded row has none built yet: an order kept as the same object between two
+        snapshots of a book is unchanged (the live re-clear reads this)."""
+        return self._offer_objects, self._request_objects
 
     def offer_list(self) -> list[Offer]:
         """All offers in row order."""
@@ -923,7 +929,7 @@ class OrderBook:
         """
         book = cls()
         seen: dict[str, tuple[Literal["offer", "request"], int]] = {}
-        loaded = []
+        loaded: list[tuple[_Table, _Loaded]] = []
         sides: tuple[tuple[Literal["offer", "request"], Any], ...] = (
             ("offer", offers), ("request", requests)
         )
@@ -933,11 +939,11 @@ class OrderBook:
             table = book._offers if side == "offer" else book._requests
             part = _load_side(side, data, book._vocab)
             ids = part.ids
-            mine = dict(zip(ids, zip(itertools.repeat(side), range(len(ids)), strict=False),
+            n_before = len(seen)
+            seen.update(zip(ids, zip(itertools.repeat(side), range(len(ids)), strict=False),
                             strict=True))
-            if len(mine) != len(ids) or (seen and not mine.keys().isdisjoint(seen)):
-                _raise_duplicate(ids, seen)
-            seen.update(mine)
+            if len(seen) != n_before + len(ids):  # name the first duplicate
+                _raise_duplicate(ids, {i for _, p in loaded for i in p.ids})
             loaded.append((table, part))
         for table, part in loaded:
             table.load(part.cols, part.lists, part.extras, part.ids)
@@ -1009,7 +1015,7 @@ class OrderBook:
         }
 
 
-def _raise_duplicate(ids: list[str], seen: Mapping[str, Any]) -> None:
+def _raise_duplicate(ids: list[str], seen: Container[str]) -> None:
     """Raise `DuplicateOrderError` for the first id already seen (earlier or on the other
     side)."""
     now: set[str] = set()
@@ -1220,7 +1226,7 @@ def _list_column(vals: Any, field: str, ids: Sequence[str], vocab: Vocabulary) -
         flat = arr.flatten().to_numpy(zero_copy_only=False)
     else:
         items = vals.tolist() if isinstance(vals, np.ndarray) else list(vals)
-        if all(type(v) is list or type(v) is tuple for v in items):  # the common case, fast
+        if set(map(type, items)) <= {list, tuple}:  # the common case, fast
             lengths = np.fromiter(map(len, items), dtype=np.int64, count=n)
             offsets = np.zeros(n + 1, dtype=np.int64)
             np.cumsum(lengths, out=offsets[1:])
@@ -1263,8 +1269,9 @@ def _codes_of(offsets: IntArray, flat: Any, field: str, ids: Sequence[str],
                                     order_id=ids[i])
         mapped[u] = vocab.code(name)
     c = mapped[codes] if len(codes) else np.zeros(0, dtype=np.int64)
-    o = np.lexsort((c, owner))  # sorted by row, then code; drop repeats within a row
-    owner, c = owner[o], c[o]
+    width = np.int64(len(uniques) and int(mapped.max()) + 1)
+    key = np.sort(owner * width + c)  # sorted by row, then code; drop repeats within a row
+    owner, c = key // max(width, 1), key % max(width, 1)
     keep = np.ones(len(c), dtype=bool)
     keep[1:] = (owner[1:] != owner[:-1]) | (c[1:] != c[:-1])
     owner, c = owner[keep], c[keep]

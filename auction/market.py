@@ -26,7 +26,7 @@ eligibility is materialized only on demand (`Market.pairs`), for mechanisms that
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -50,11 +50,37 @@ BoolArray = npt.NDArray[np.bool_]
 _BLOCK_PAIRS = 1 << 22
 #: Candidate (profile, class) pairs examined per block of the sparse join.
 _BLOCK_CANDIDATES = 1 << 22
+#: Join with the compiled kernel (False: the numpy reference join, for the tests).
+_USE_KERNEL = True
+#: Node resources: (offer field, request floor).
+_RESOURCES = (("cpu_per_gpu", "min_cpu_per_gpu"), ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
+              ("disk_gb_per_gpu", "min_disk_gb_per_gpu"))
 
 
 def _readonly(a: np.ndarray) -> Any:
     a.flags.writeable = False
     return a
+
+
+def _ro(a: np.ndarray) -> IntArray:
+    """A read-only contiguous int64 view (a copy only when the dtype differs), so that the
+    kernels see one argument type whatever the caller's flags."""
+    v = np.ascontiguousarray(a, dtype=np.int64).view()
+    v.flags.writeable = False
+    return v
+
+
+def _profile_blocks(est: IntArray) -> list[tuple[int, int]]:
+    """Ranges of profiles whose candidate estimates sum to about `_BLOCK_CANDIDATES` each."""
+    cum = np.cumsum(est)
+    out = []
+    lo, n = 0, len(est)
+    while lo < n:
+        base = cum[lo - 1] if lo else 0
+        hi = max(int(np.searchsorted(cum, base + _BLOCK_CANDIDATES, side="right")), lo + 1)
+        out.append((lo, hi))
+        lo = hi
+    return out
 
 
 def _csr_from_groups(group: IntArray, n_groups: int) -> tuple[IntArray, IntArray]:
@@ -108,6 +134,30 @@ def intern_lists(lists: CodeLists) -> IntArray:
         return ids
     seen: dict[tuple[int, ...], int] = {}  # pragma: no cover - a 64-bit hash collision
     return np.array([seen.setdefault(t, len(seen)) for t in lists.to_rows()], dtype=np.int64)
+
+
+def unique_rows(cols: list[IntArray], n: int) -> tuple[IntArray, IntArray]:
+    """``np.unique(column_stack(cols), axis=0, return_index=True, return_inverse=True)``
+    without its row sort: rows are hashed, grouped by hash and checked equal to their group's
+    first row; only the distinct rows are then sorted, to number the groups in the same
+    (lexicographic) order. Returns (first row of each group, group of each row)."""
+    key = np.column_stack(cols) if n else np.zeros((0, len(cols)), dtype=np.int64)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    with np.errstate(over="ignore"):
+        h = np.zeros(n, dtype=np.uint64)
+        for col in cols:
+            h = _mix(h * np.uint64(0x9E3779B97F4A7C15) + col.astype(np.uint64))
+    _, first, ids = np.unique(h, return_index=True, return_inverse=True)
+    ids = ids.reshape(-1)
+    if not np.array_equal(key, key[first[ids]]):  # pragma: no cover - a 64-bit collision
+        _, first, ids = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        return first.astype(np.int64), ids.reshape(-1).astype(np.int64)
+    _, lex = np.unique(key[first], axis=0, return_inverse=True)
+    lex = lex.reshape(-1).astype(np.int64)
+    out_first = np.empty(len(first), dtype=np.int64)
+    out_first[lex] = first
+    return out_first, lex[ids]
 
 
 class _MemberIndex:
@@ -274,22 +324,14 @@ class Market:
             intern_lists(off.tags),
         ]
         if self._provider_in_key:  # providers no list names are alike: one key for them all
-            named = np.zeros(len(self.snapshot.parties), dtype=bool)
-            named[req.providers.codes] = True
-            named[req.exclude_providers.codes] = True
-            cols.append(np.where(named[off.provider], off.provider.astype(np.int64), -1))
-        for o_col, r_col in (("cpu_per_gpu", "min_cpu_per_gpu"),
-                             ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
-                             ("disk_gb_per_gpu", "min_disk_gb_per_gpu")):
+            cols.append(np.where(self._named_offers(), off.provider.astype(np.int64), -1))
+        for o_col, r_col in _RESOURCES:
             if bool(getattr(req, r_col).any()):
                 cols.append(getattr(off, o_col))
         if self._tenant_lists:
             cols += [intern_lists(off.tenants), intern_lists(off.exclude_tenants)]
         cols += self._constraints.offer_key()
-        key = np.column_stack(cols) if n else np.zeros((0, len(cols)), dtype=np.int64)
-        _, first, offer_class = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        offer_class = offer_class.reshape(-1).astype(np.int64)
-        first = first.astype(np.int64)
+        first, offer_class = unique_rows(cols, n)
         n_class = len(first)
         self.offer_class: IntArray = _readonly(offer_class)
         # class members in rank order: stable sort of rank-ordered offers by class
@@ -305,6 +347,32 @@ class Market:
         self.class_vram_gb: IntArray = _readonly(off.vram_gb[first].copy())
         self.class_tags: CodeLists = off.tags.take(first)
         self.class_provider: IntArray = _readonly(off.provider[first].astype(np.int64))
+
+    def _named_offers(self) -> BoolArray:
+        """Offers whose provider a request's provider list (or exclusion list) names while
+        it accepts their model and region: only those need their provider in the class key.
+        Other offers stay together whatever their provider, so a list on one request does
+        not split the classes of books it cannot trade in (a call market stays one)."""
+        off, req = self.snapshot.offers, self.snapshot.requests
+        named = np.zeros(len(off), dtype=bool)
+        lists = (req.providers, req.exclude_providers)
+        rows = np.unique(np.concatenate([x.owner for x in lists]))
+        if len(rows) == 0 or len(off) == 0:
+            return named
+        local = [x.take(rows) for x in lists]
+        r = np.concatenate([x.owner for x in local])
+        q = np.concatenate([x.codes for x in local])
+        ptr, members = _csr_from_groups(off.provider.astype(np.int64), len(self.snapshot.parties))
+        counts = ptr[q + 1] - ptr[q]
+        rr = np.repeat(r, counts)
+        oo = members[gather_ranges(ptr[q], counts)]
+        rq = rows[rr]
+        ok = req.any_model[rq] | _MemberIndex(req.gpu_models.take(rows)).contains(
+            rr, off.gpu_model[oo].astype(np.int64))
+        ok &= req.any_region[rq] | _MemberIndex(req.regions.take(rows)).contains(
+            rr, off.region[oo].astype(np.int64))
+        named[oo[ok]] = True
+        return named
 
     def _build_profiles(self) -> None:
         """Request profiles: requests equal in every field eligibility reads, but price,
@@ -327,12 +395,10 @@ class Market:
             named[off.exclude_tenants.codes] = True
             cols.append(np.where(named[req.tenant], req.tenant.astype(np.int64), -1))
         cols += self._constraints.request_key()
-        key = np.column_stack(cols) if n else np.zeros((0, len(cols)), dtype=np.int64)
-        _, first, request_profile = np.unique(key, axis=0, return_index=True,
-                                              return_inverse=True)
-        self.request_profile: IntArray = _readonly(request_profile.reshape(-1).astype(np.int64))
+        first, request_profile = unique_rows(cols, n)
+        self.request_profile: IntArray = _readonly(request_profile)
         #: a request of each profile
-        self.profile_first: IntArray = _readonly(first.astype(np.int64))
+        self.profile_first: IntArray = _readonly(first)
 
     def _join(self) -> tuple[IntArray, IntArray]:
         """CSR of eligible classes per profile: a sparse join from inverted indexes."""
@@ -355,13 +421,6 @@ class Market:
         by_tag = (by_tag_ptr, ct.owner[order])
         by_prov = _csr_from_groups(self.class_provider, n_parties)
         inf = np.iinfo(np.int64).max
-        off = self.snapshot.offers
-        ix = {"models": _MemberIndex(p_models), "regions": _MemberIndex(p_regions),
-              "tags": _MemberIndex(p_tags), "class_tags": _MemberIndex(ct),
-              "providers": _MemberIndex(p_prov),
-              "exclude_providers": _MemberIndex(req.exclude_providers),
-              "tenants": _MemberIndex(off.tenants),
-              "exclude_tenants": _MemberIndex(off.exclude_tenants)}
 
         def list_cost(lists: CodeLists, index: tuple[IntArray, IntArray]) -> IntArray:
             per = np.diff(index[0])[lists.codes]
@@ -388,14 +447,84 @@ class Market:
         source = np.argmin(cost, axis=1)
         est = cost[np.arange(n_prof), source]
 
+        blocks = _profile_blocks(est)
+        if _USE_KERNEL:
+            out_p, out_c = self._join_kernel(blocks, source, best_tag, p_models, p_regions,
+                                             p_tags, p_prov, by_model, by_region, by_tag,
+                                             by_prov, est)
+        else:
+            out_p, out_c = self._join_numpy(blocks, source, best_tag, p_models, p_regions,
+                                            p_tags, p_prov, by_model, by_region, by_tag,
+                                            by_prov)
+        p_all = np.concatenate(out_p) if out_p else np.zeros(0, dtype=np.int64)
+        c_all = np.concatenate(out_c) if out_c else np.zeros(0, dtype=np.int64)
+        indptr = np.zeros(n_prof + 1, dtype=np.int64)
+        np.cumsum(np.bincount(p_all, minlength=n_prof), out=indptr[1:])
+        return _readonly(indptr), _readonly(c_all)
+
+    def _join_kernel(
+        self, blocks: list[tuple[int, int]], source: IntArray, best_tag: IntArray,
+        p_models: CodeLists, p_regions: CodeLists, p_tags: CodeLists, p_prov: CodeLists,
+        by_model: tuple[IntArray, IntArray], by_region: tuple[IntArray, IntArray],
+        by_tag: tuple[IntArray, IntArray], by_prov: tuple[IntArray, IntArray], est: IntArray,
+    ) -> tuple[list[IntArray], list[IntArray]]:
+        """The join with the compiled kernel (`auction.kernels.eligibility`); constraint
+        expressions then filter its survivors on columns."""
+        from auction.kernels import eligibility
+
+        join_block: Callable[..., tuple[IntArray, IntArray]] = eligibility.join_block
+        off, req = self.snapshot.offers, self.snapshot.requests
+        floors = [(o, r) for o, r in _RESOURCES if bool(getattr(req, r).any())]
+        req_floor = np.zeros((len(floors), len(req)), dtype=np.int64)
+        off_res = np.zeros((len(floors), len(off)), dtype=np.int64)
+        for k, (o_col, r_col) in enumerate(floors):
+            req_floor[k] = getattr(req, r_col)
+            off_res[k] = getattr(off, o_col)
+        fixed = [_ro(a) for a in (
+            source, best_tag, self.profile_first, self.class_first,
+            p_models.indptr, p_models.codes, p_regions.indptr, p_regions.codes,
+            p_tags.indptr, p_tags.codes, p_prov.indptr, p_prov.codes,
+            *by_model, *by_region, *by_tag, *by_prov,
+            self.class_gpu_model, self.class_region, self.class_tags.indptr,
+            self.class_tags.codes, req.min_vram_gb, off.vram_gb,
+        )]
+        req_floor_ro, off_res_ro = _ro(req_floor), _ro(off_res)
+        prov = (_ro(off.provider), _ro(req.exclude_providers.indptr),
+                _ro(req.exclude_providers.codes))
+        ten = (_ro(req.tenant), _ro(off.tenants.indptr), _ro(off.tenants.codes),
+               _ro(off.exclude_tenants.indptr), _ro(off.exclude_tenants.codes))
         out_p: list[IntArray] = []
         out_c: list[IntArray] = []
-        cum = np.cumsum(est)
-        lo = 0
-        while lo < n_prof:
-            base = cum[lo - 1] if lo else 0
-            hi = int(np.searchsorted(cum, base + _BLOCK_CANDIDATES, side="right"))
-            hi = max(hi, lo + 1)
+        for lo, hi in blocks:
+            cap = int(est[lo:hi].sum())
+            cp, cc = join_block(lo, hi, self.n_classes, *fixed, req_floor_ro, off_res_ro,
+                                self._provider_in_key, *prov, self._tenant_lists, *ten, cap)
+            if self._constraints.active and len(cp):
+                keep = self._constraints.holds(self.profile_first[cp], self.class_first[cc])
+                cp, cc = cp[keep], cc[keep]
+            out_p.append(cp)
+            out_c.append(cc)
+        return out_p, out_c
+
+    def _join_numpy(
+        self, blocks: list[tuple[int, int]], source: IntArray, best_tag: IntArray,
+        p_models: CodeLists, p_regions: CodeLists, p_tags: CodeLists, p_prov: CodeLists,
+        by_model: tuple[IntArray, IntArray], by_region: tuple[IntArray, IntArray],
+        by_tag: tuple[IntArray, IntArray], by_prov: tuple[IntArray, IntArray],
+    ) -> tuple[list[IntArray], list[IntArray]]:
+        """The join in numpy, candidates gathered then filtered per check: the reference the
+        tests compare the kernel with."""
+        n_class = self.n_classes
+        off, req = self.snapshot.offers, self.snapshot.requests
+        ix = {"models": _MemberIndex(p_models), "regions": _MemberIndex(p_regions),
+              "tags": _MemberIndex(p_tags), "class_tags": _MemberIndex(self.class_tags),
+              "providers": _MemberIndex(p_prov),
+              "exclude_providers": _MemberIndex(req.exclude_providers),
+              "tenants": _MemberIndex(off.tenants),
+              "exclude_tenants": _MemberIndex(off.exclude_tenants)}
+        out_p: list[IntArray] = []
+        out_c: list[IntArray] = []
+        for lo, hi in blocks:
             ps = np.arange(lo, hi, dtype=np.int64)
             cand_p: list[IntArray] = []
             cand_c: list[IntArray] = []
@@ -423,12 +552,7 @@ class Market:
                 o = np.argsort(cp * n_class + cc, kind="stable")
                 out_p.append(cp[o])
                 out_c.append(cc[o])
-            lo = hi
-        p_all = np.concatenate(out_p) if out_p else np.zeros(0, dtype=np.int64)
-        c_all = np.concatenate(out_c) if out_c else np.zeros(0, dtype=np.int64)
-        indptr = np.zeros(n_prof + 1, dtype=np.int64)
-        np.cumsum(np.bincount(p_all, minlength=n_prof), out=indptr[1:])
-        return _readonly(indptr), _readonly(c_all)
+        return out_p, out_c
 
     @staticmethod
     def _expand(
@@ -457,9 +581,7 @@ class Market:
                 at, p, c, r, o = at[mask], p[mask], c[mask], r[mask], o[mask]
 
         keep(req.min_vram_gb[r] <= off.vram_gb[o])
-        for o_col, r_col in (("cpu_per_gpu", "min_cpu_per_gpu"),
-                             ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
-                             ("disk_gb_per_gpu", "min_disk_gb_per_gpu")):
+        for o_col, r_col in _RESOURCES:
             floor = getattr(req, r_col)
             if floor.any():
                 keep(getattr(off, o_col)[o] >= floor[r])
@@ -601,8 +723,19 @@ class Market:
             a = b
 
     def pair_count(self) -> int:
-        """Number of eligible (request, offer) pairs, counted without keeping them."""
-        return sum(len(r) for r, _ in self._blocks())
+        """Number of eligible (request, offer) pairs, counted without keeping them (in a
+        compiled kernel, `auction.kernels.eligibility.count_pairs`)."""
+        from auction.kernels.eligibility import count_pairs
+
+        if self.n_profiles == 0 or self.n_classes == 0:
+            return 0
+        req, off = self.snapshot.requests, self.snapshot.offers
+        members = self._price_members()[0]
+        return int(count_pairs(
+            self.request_profile, self.profile_indptr, self.profile_classes, self.class_indptr,
+            _ro(members), _ro(off.price), _ro(off.gpus), self.offer_reputation,
+            _ro(req.max_price), _ro(req.gpus), np.asarray(req.divisible | req.cluster),
+            np.asarray(req.min_reputation, dtype=np.float64)))
 
     def pairs(self) -> Pairs:
         """Materialize every eligible pair as CSR over requests (cached after the first call).

@@ -204,8 +204,12 @@ class _Order:
                 for a in attrs.fields(cls)  # type: ignore[arg-type]
                 if a.default is attrs.NOTHING and a.name not in record
             )
-            field = missing[0] if missing else "record"
-            raise InvalidOrderError(field, None, f"is required ({exc})", order_id=oid) from None
+            if not missing:
+                raise InvalidOrderError("record", None, f"is not a valid {cls.__name__} ({exc})",
+                                        order_id=oid) from None
+            also = f" (so are {', '.join(map(repr, missing[1:]))})" if len(missing) > 1 else ""
+            raise InvalidOrderError(missing[0], None, f"is required{also}",
+                                    order_id=oid) from None
 
 
 @attrs.frozen(kw_only=True)

@@ -576,3 +576,34 @@ def test_the_unit_trader_check_is_selected_and_can_fail() -> None:
         True, True, False)
     with pytest.raises(AssertionError, match="gains by misreporting"):
         check_misreport_unit_traders(UniformPrice(), max_examples=200)
+
+
+@pytest.mark.parametrize("name", ["uniform-price", "mcafee", "sbba"])
+def test_a_provider_list_does_not_split_books_it_cannot_trade_in(name: str) -> None:
+    """A request's provider list (or exclusion list) in the H100 book leaves the A100 book
+    whole, so the double auctions clear it; in its own book it still splits by provider,
+    and a request accepting both parts is refused."""
+    offers = [
+        Offer(id=f"o{k}", provider=f"p{k % 2}", gpu_model=("H100", "A100")[k // 2], gpus=1,
+              price=5 + k % 2, region=("us", "eu")[k // 2], vram_gb=80)
+        for k in range(4)
+    ]
+    for lists in ({"providers": frozenset({"p0"})}, {"exclude_providers": frozenset({"p1"})}):
+        requests = [
+            Request(id="r1", tenant="t", gpus=1, max_price=9, gpu_models=frozenset({"H100"}),
+                    **lists),
+            Request(id="r2", tenant="t", gpus=1, max_price=9, gpu_models=frozenset({"A100"})),
+            Request(id="r3", tenant="t", gpus=1, max_price=8, gpu_models=frozenset({"A100"})),
+        ]
+        m = Market(OrderBook([*offers, *requests]))
+        assert m.n_classes == 3  # H100 split by provider, A100 whole
+        result = auction.clear(m, name)
+        a100 = {"o2", "o3"}
+        for row in result.to_records():
+            assert (row["request_id"] == "r1") == (row["offer_id"] not in a100)
+            if row["request_id"] == "r1":
+                assert row["provider"] == "p0"
+        whole = Request(id="r4", tenant="t", gpus=1, max_price=9,
+                        gpu_models=frozenset({"H100"}))
+        with pytest.raises(UnsupportedMarketError):
+            auction.clear(OrderBook([*offers, *requests, whole]), name)

@@ -312,6 +312,27 @@ def test_tiny_blocks_give_the_same_pairs(orders: list[Order], block: int) -> Non
         check(Market(OrderBook(orders), default_reputation=1.0))
 
 
+@given(orders=orders(), block=st.integers(1, 9))
+@settings(max_examples=100)
+def test_join_kernel_numpy_join_and_reference_agree(orders: list[Order], block: int) -> None:
+    """The compiled join, its plain-Python reference and the numpy join give the same
+    profile -> class structure (and the pairs the oracle wants)."""
+    import auction.kernels.eligibility as eligibility
+
+    book = OrderBook(orders)
+    got = []
+    for kernel, python in ((True, False), (True, True), (False, False)):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(market_module, "_USE_KERNEL", kernel)
+            mp.setattr(market_module, "_BLOCK_CANDIDATES", block)
+            if python:
+                mp.setattr(eligibility, "join_block", eligibility.join_block_reference)
+            m = Market(book, default_reputation=1.0)
+            check(m)
+            got.append((m.profile_indptr.tolist(), m.profile_classes.tolist()))
+    assert got[0] == got[1] == got[2]
+
+
 def _offer(i: int, **kw: Any) -> Offer:
     base: dict[str, Any] = {"id": f"o{i}", "provider": "p", "gpu_model": "H100", "gpus": 1,
                             "price": 1, "region": "us", "vram_gb": 80}

@@ -129,3 +129,31 @@ def test_only_changed_components_are_recleared() -> None:
 def test_non_decomposable_mechanisms_clear_from_scratch() -> None:
     for name in ("uniform-price", "assignment", "mcafee"):
         assert not decomposable(get(name))
+
+
+def test_settled_requests_no_new_offer_reaches_are_skipped() -> None:
+    """Requests left unserved by the last clear and unchanged since are skipped unless an
+    offer that is new (or changed) may serve them; the result stays the from-scratch one."""
+    for name in ("first-price", "second-price"):
+        m = LiveMarket(mode="periodic", mechanism=name, epoch=10**6)
+        for k in range(30):
+            m.submit(Request(id=f"r{k}", tenant=f"t{k % 3}", gpus=1 + k % 2,
+                             max_price=3 + k % 4, gpu_models=frozenset({MODELS[k % 3]}),
+                             regions=frozenset({REGIONS[k % 3]}) if k % 2 else frozenset()),
+                     at=k)
+        m.submit(Offer(id="o0", provider="p0", gpu_model="T4", gpus=4, price=20, region="us",
+                       vram_gb=80), at=40)
+        m.clear(at=41)  # nothing crosses: every order is settled
+        assert m._clearer.last_skipped == 0
+        m.submit(Offer(id="o1", provider="p1", gpu_model="H100", gpus=2, price=5, region="us",
+                       vram_gb=80), at=42)
+        m.submit(Request(id="r99", tenant="t0", gpus=1, max_price=25), at=43)
+        scratch = auction.clear(m.book.snapshot(), name)
+        m.clear(at=44)
+        assert m.last_result is not None
+        _same(m.last_result, scratch)
+        # H100 requests in us or anywhere paying >= 5 may take o1; the rest are skipped
+        reach = {f"r{k}" for k in range(30)
+                 if MODELS[k % 3] == "H100" and 3 + k % 4 >= 5 and (k % 2 == 0 or k % 3 == 0)}
+        assert m._clearer.last_skipped == 30 - len(reach)
+        assert m.last_result.n_allocations >= 2

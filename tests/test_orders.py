@@ -524,3 +524,28 @@ def test_cluster_request_cannot_be_divisible() -> None:
     assert info.value.field == "cluster"
     assert info.value.order_id == "r1"
     assert Request(**{**REQUEST, "cluster": True}).cluster is True
+
+
+@pytest.mark.parametrize("drop", [("price",), ("price", "region"), ("tenant",)])
+def test_book_json_with_a_missing_field_names_it(drop: tuple[str, ...]) -> None:
+    """`OrderBook.from_json` with required fields missing raises the typed error naming the
+    first missing field, and no constructor message leaks into it."""
+    from auction.book import OrderBook
+
+    offer = {"id": "o1", "provider": "p", "gpu_model": "H100", "gpus": 1, "price": 5,
+             "region": "us", "vram_gb": 80}
+    request = {"id": "r1", "tenant": "t", "gpus": 1, "max_price": 9}
+    offers = [{k: v for k, v in offer.items() if k not in drop}]
+    requests = [{k: v for k, v in request.items() if k not in drop}]
+    text = json.dumps({"format": "auction.book", "version": 2, "offers": offers,
+                       "requests": requests})
+    with pytest.raises(InvalidOrderError) as info:
+        OrderBook.from_json(text)
+    err = info.value
+    assert isinstance(err, AuctionError)
+    assert err.field == drop[0]
+    assert err.order_id == ("r1" if drop == ("tenant",) else "o1")
+    assert "__init__" not in str(err)
+    assert "is required" in str(err)
+    if len(drop) > 1:
+        assert repr(drop[1]) in str(err)

@@ -33,6 +33,7 @@ from auction.live.pools import ClassKey, Pools, ProfileKey
 from auction.market import Market
 from auction.mechanisms.base import Mechanism
 from auction.mechanisms.sealed_bid import SealedBidAuction
+from auction.orders import Order
 from auction.result import ClearingResult, Status
 
 __all__ = ["DECOMPOSABLE", "IncrementalClearer", "decomposable"]
@@ -97,27 +98,86 @@ class IncrementalClearer:
         self.reputation = dict(reputation or {})
         self.incremental = decomposable(mechanism)
         self._cache: dict[tuple[tuple[int, int], ...], _Piece] = {}
+        #: ids of the order objects of the last cleared book that its result left untouched
+        self._settled: set[int] = set()
+        self._alive: tuple[Sequence[Order | None], ...] = ()
+        #: settled requests the last clear skipped (no offer that changed can reach them)
+        self.last_skipped = 0
         self.last_stats: dict[str, Any] = {}
 
     def clear(self, book: OrderBook, pools: Pools) -> ClearingResult:
         """Clear `book` (whose orders `pools` indexes); identical to a from-scratch clear."""
         start = time.perf_counter()
         result = None
+        snap = book.snapshot()
         if self.incremental:
             try:
-                result = self._clear_components(book, pools)
+                result = self._clear_components(book, snap, pools)
             except (_NotDecomposable, AttributeError):
                 # AttributeError: `ClearingResult.from_allocation` read more of the market
                 # than `_MarketView` offers; the from-scratch clear below is always right
                 self._cache = {}
         if result is None:
             self.last_stats = {"incremental": False}
-            result = clear_from_scratch(Market(book.snapshot(), self.reputation),
-                                        self.mechanism)
+            result = clear_from_scratch(Market(snap, self.reputation), self.mechanism)
+        self._settle(snap, result)
         self.last_stats["seconds"] = time.perf_counter() - start
         return result
 
-    def _clear_components(self, book: OrderBook, pools: Pools) -> ClearingResult:
+    def _settle(self, snap: BookSnapshot, result: ClearingResult) -> None:
+        """Remember the orders of `snap` that `result` did not touch.
+
+        The greedy sealed-bid clear of a book leaves a remainder on which a clear trades
+        nothing (an unserved request found no offer it could take at its turn, and offers
+        only lose capacity after that), and so does any part of it. Orders still in the
+        next book as the same objects are such a part: a request among them can only trade
+        with an offer that is not (new, amended or partly filled), so the next clear skips
+        the settled requests no such offer can reach (`_reachable`).
+        """
+        if not self.incremental:
+            return
+        offers, requests = snap.built_objects()
+        self._alive = (offers, requests)  # holds the objects, so their ids stay theirs
+        settled = set(map(id, offers))
+        settled.update(map(id, requests))
+        settled.discard(id(None))
+        for objects, rows in ((offers, result.offer_row), (requests, result.request_row)):
+            settled.difference_update(id(objects[r]) for r in rows.tolist())
+        self._settled = settled
+
+    def _reachable(self, snap: BookSnapshot) -> npt.NDArray[np.bool_]:
+        """Per request row, whether it may trade this epoch: it is not settled, or an offer
+        that is not settled may serve it by price, model, region and VRAM (a superset of the
+        eligible ones: exact either way, see `_settle`)."""
+        from auction.kernels.eligibility import reachable_requests
+
+        settled = self._settled
+        n_req = snap.n_requests
+
+        def old(objects: Sequence[Order | None]) -> npt.NDArray[np.bool_]:
+            return np.fromiter(map(settled.__contains__, map(id, objects)), dtype=bool,
+                               count=len(objects))
+
+        offer_objects, request_objects = snap.built_objects()
+        old_req = old(request_objects) if settled else np.zeros(n_req, dtype=bool)
+        self.last_skipped = 0
+        if not old_req.any():
+            return np.ones(n_req, dtype=bool)
+        off, req = snap.offers, snap.requests
+        fresh = np.flatnonzero(~old(offer_objects))
+        fresh = fresh[np.argsort(off.price[fresh], kind="stable")].astype(np.int64)
+        i64 = np.int64
+        reach = reachable_requests(
+            req.max_price.astype(i64), req.gpu_models.indptr, req.gpu_models.codes,
+            req.regions.indptr, req.regions.codes, req.min_vram_gb.astype(i64), fresh,
+            off.price.astype(i64), off.gpu_model.astype(i64), off.region.astype(i64),
+            off.vram_gb.astype(i64))
+        out = np.asarray(~old_req | reach)
+        self.last_skipped = int(n_req - out.sum())
+        return out
+
+    def _clear_components(self, book: OrderBook, snap: BookSnapshot, pools: Pools
+                          ) -> ClearingResult:
         cache: dict[tuple[tuple[int, int], ...], _Piece] = {}
         pieces: list[_Piece] = []
         dirty: list[tuple[tuple[tuple[int, int], ...], list[ClassKey], list[ProfileKey]]] = []
@@ -130,19 +190,27 @@ class IncrementalClearer:
             else:
                 cache[key] = piece
                 pieces.append(piece)
-        snap = book.snapshot()
+        reachable = self._reachable(snap)
+
         def n_orders(cs: list[ClassKey], ps: list[ProfileKey]) -> int:
             return sum(len(pools.classes[c].keys) for c in cs) + sum(
                 len(pools.profiles[p].keys) for p in ps)
 
         dirty_orders = sum(n_orders(cs, ps) for _, cs, ps in dirty)
         if dirty and dirty_orders >= _WHOLE_SHARE * sum(n_orders(cs, ps) for cs, ps in comps):
-            # (nearly) everything changed: one from-scratch clear, split for the cache
-            result = self._clear_market(Market(snap, self.reputation))
-            self._cache = self._split(result, pools, comps)
+            # (nearly) everything changed: one clear of the whole book but its unreachable
+            # settled requests, split for the cache
             self.last_stats = {"incremental": True, "components": len(comps),
                                "recleared": len(comps), "reused": 0}
-            return result
+            if reachable.all():
+                result = self._clear_market(Market(snap, self.reputation))
+                self._cache = self._split(result, pools, comps)
+                return result
+            rows = np.flatnonzero(reachable).astype(np.int64)
+            whole = np.arange(snap.n_offers, dtype=np.int64)
+            result = self._clear_market(Market(_slice(snap, whole, rows), self.reputation))
+            self._cache = self._split(result, pools, comps)
+            return self._stitch(book, snap, list(self._cache.values()))
         # changed components are cleared in batches, one market per batch: few market
         # builds, while the batch's class x profile eligibility table stays small
         batch: list[tuple[tuple[tuple[int, int], ...], list[ClassKey], list[ProfileKey]]] = []
@@ -151,7 +219,7 @@ class IncrementalClearer:
             batch.append(item)
             size += len(item[1]) + len(item[2])
             if size >= _BATCH_GROUPS or k == len(dirty) - 1:
-                for key, piece in self._clear_dirty(book, snap, pools, batch):
+                for key, piece in self._clear_dirty(book, snap, pools, batch, reachable):
                     cache[key] = piece
                     pieces.append(piece)
                 batch, size = [], 0
@@ -173,9 +241,11 @@ class IncrementalClearer:
         snap: BookSnapshot,
         pools: Pools,
         dirty: list[tuple[tuple[tuple[int, int], ...], list[ClassKey], list[ProfileKey]]],
+        reachable: npt.NDArray[np.bool_],
     ) -> list[tuple[tuple[tuple[int, int], ...], _Piece]]:
-        """Clear the union of the changed components as one market; split the allocation
-        back into per-component pieces (by each request's component) for the cache."""
+        """Clear the union of the changed components as one market (without their settled
+        requests no offer can reach); split the allocation back into per-component pieces
+        (by each request's component) for the cache."""
         offer_ids: list[str] = []
         comp_of: dict[str, int] = {}
         for k, (_, classes, profiles) in enumerate(dirty):
@@ -186,6 +256,7 @@ class IncrementalClearer:
                     comp_of[i] = k
         orows = np.sort(_rows(book, snap.offers.id, offer_ids))
         rrows = np.sort(_rows(book, snap.requests.id, list(comp_of)))
+        rrows = rrows[reachable[rrows]]
         result = self._clear_market(Market(_slice(snap, orows, rrows), self.reputation))
         parts = _pieces(result, comp_of, len(dirty))
         return [(key, part) for (key, _, _), part in zip(dirty, parts, strict=True)]
