@@ -32,6 +32,7 @@ Payment rules:
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import attrs
@@ -40,14 +41,21 @@ import numpy.typing as npt
 
 from auction._arrays import gather_ranges, group_starts
 from auction.errors import AuctionOverflowError, SolverError, UnsupportedMarketError
-from auction.kernels.assignment import auction_matching, check_eps_cs, vcg_bonuses
+from auction.kernels.assignment import (
+    DONE,
+    LOCAL_BIDS,
+    check_eps_cs,
+    solve_bounded,
+    vcg_bonuses_bounded,
+)
+from auction.kernels.budget import STATUS_NAMES, vcg_work_bound
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import options
 from auction.mechanisms.base import MechanismBase, MechanismTags
 from auction.money import split_largest_remainder
 from auction.problems.memory import pair_memory
-from auction.result import ClearingResult
+from auction.result import ClearingResult, Status
 
 __all__ = [
     "Assignment",
@@ -62,6 +70,9 @@ _LIMIT = 1 << 61  # benefits and prices stay below this (the kernel prices remov
 #: Bytes held per eligible pair: the market's pair CSR and priority list, the problem's
 #: columns and weights, the kernel's benefits and its working arrays.
 _BYTES_PER_PAIR = 112
+#: Share of the time left after the build that the auction gets when VCG payments follow
+#: (the re-solves get the rest).
+VCG_SOLVE_SHARE = 0.5
 
 
 @attrs.frozen(eq=False)
@@ -182,17 +193,32 @@ def scaled_benefits(problem: MatchingProblem) -> tuple[IntArray, int]:
 
 
 def solve_matching(
-    problem: MatchingProblem, *, theta: int = 10, backend: str = "numba"
+    problem: MatchingProblem, *, theta: int = 10, backend: str = "numba",
+    deadline: float | None = None, max_work: int | None = None,
 ) -> tuple[IntArray, IntArray, IntArray, IntArray, dict[str, Any]]:
-    """Run the auction; return (benefits, pedge, price, profit, stats)."""
+    """Run the auction; return (benefits, pedge, price, profit, stats).
+
+    The auction is bounded (`auction.kernels.assignment.solve_bounded`): at most `max_work`
+    bids (default: its theoretical bound) and stopped at `deadline` (a ``time.monotonic()``
+    value; None: none). ``stats["kernel_status"]`` is ``"done"``, ``"work_limit"`` or
+    ``"deadline"``; when it is not ``"done"`` pedge is a feasible matching (each object held
+    once), not an optimal one.
+    """
     a, scale = scaled_benefits(problem)
-    kernel = auction_matching if backend == "numba" else auction_matching.py_func
-    pedge, price, profit, fbids, rbids, phases = kernel(
-        problem.n, problem.m, problem.indptr, problem.cols, a, theta
+    pedge, price, profit, fbids, rbids, phases, status = solve_bounded(
+        problem.n, problem.m, problem.indptr, problem.cols, a, theta, max_work=max_work,
+        deadline=deadline, backend=backend,
     )
     stats = {"forward_bids": int(fbids), "reverse_bids": int(rbids), "phases": int(phases),
-             "scale": scale}
+             "scale": scale, "kernel_status": STATUS_NAMES[int(status)]}
     return a, pedge, price, profit, stats
+
+
+def monotonic_deadline(deadline: Deadline, share: float = 1.0) -> float | None:
+    """`deadline`'s end (`share` of what is left) as a ``time.monotonic()`` value for the
+    kernels' stop flag; None when unlimited."""
+    left = deadline.remaining(share)
+    return None if left is None else time.monotonic() + left
 
 
 @attrs.frozen
@@ -265,10 +291,17 @@ class Assignment(MechanismBase):
         else:
             problem = matching_problem(market)
         deadline.check(self.name, "building the matching problem")
+        # the auction gets all the time left, or half of it when VCG payments follow
+        share = VCG_SOLVE_SHARE if self.payment == "vcg" else 1.0
         a, pedge, price, profit, stats = solve_matching(
-            problem, theta=self.theta, backend=self.backend
+            problem, theta=self.theta, backend=self.backend,
+            deadline=monotonic_deadline(deadline, share),
         )
-        if self.debug:
+        status, message = Status.SUCCESS, ""
+        if stats["kernel_status"] != "done":
+            status, message = self._stopped(stats["kernel_status"], "the auction",
+                                             "its matching so far (feasible, not optimal)")
+        if self.debug and status is Status.SUCCESS:
             violation = check_eps_cs(problem.indptr, problem.cols, a, pedge, price, profit, 1)
             if violation is not None:
                 raise SolverError(self.name, "auction", f"eps-CS violated: {violation}")
@@ -306,51 +339,86 @@ class Assignment(MechanismBase):
         }
         unit = ask.copy()
         payment: list[int] | None = None
+        rule = self.payment
         if self.payment == "vcg":
-            deadline.check(self.name, "the matching, before the VCG payments")
-            payment, bonus = self._vcg(market, problem, a, pedge, price, profit, weight, gpus,
-                                       off)
-            diagnostics["vcg_bonus"] = bonus
+            paid = None
+            if status is Status.SUCCESS:  # VCG needs the optimum
+                paid, vcg_status, done = self._vcg(market, problem, a, pedge, price, profit,
+                                                   weight, gpus, off, deadline)
+                diagnostics["vcg_groups_done"] = done
+            if paid is None:
+                if status is Status.SUCCESS:
+                    status, message = self._stopped(
+                        vcg_status, "the VCG payments", "the optimal matching")
+                rule = "pay-as-bid"
+                message += "; paid as bid (payment downgraded from 'vcg')"
+            else:
+                payment, diagnostics["vcg_bonus"] = paid
         elif self.payment == "uniform" and len(req):
             p = int(ask.max())
             lowest = int(rq.max_price[req].min())
-            if p > lowest:
+            if p > lowest and status is not Status.SUCCESS:
+                rule = "pay-as-bid"
+                message += ("; no uniform price supports this allocation: paid as bid "
+                            "(payment downgraded from 'uniform')")
+            elif p > lowest:
                 raise self.refuse(
                     f"no uniform price supports the optimal allocation: the highest accepted "
                     f"ask {p} exceeds the lowest served max price {lowest}",
                     [("assignment", {"payment": "vcg"}),
                      ("assignment", {"payment": "pay-as-bid"})],
                 )
-            unit = np.full(len(req), p, dtype=np.int64)
+            else:
+                unit = np.full(len(req), p, dtype=np.int64)
+        diagnostics["payment_downgraded"] = rule != self.payment
         return ClearingResult.from_allocation(
             market, req, off, gpus, unit,
             provider_payment=payment, tenant_payment=payment,
-            mechanism=self.name, payment=self.payment, options=self.get_options(),
-            diagnostics=diagnostics,
+            mechanism=self.name, payment=rule, options=self.get_options(),
+            diagnostics=diagnostics, status=status, message=message,
         )
+
+    def _stopped(self, kernel_status: str, stage: str, kept: str) -> tuple[Status, str]:
+        """The status and message of a clearing whose `stage` stopped at a limit."""
+        if kernel_status == "deadline":
+            limit = "none" if self.time_limit is None else f"{self.time_limit:g} s"
+            return Status.TIME_LIMIT, f"time limit of {limit} reached in {stage}: {kept}"
+        return Status.FEASIBLE, f"work bound reached in {stage}: {kept}"
 
     def _vcg(
         self, market: Market, problem: MatchingProblem, a: IntArray, pedge: IntArray,
         price: IntArray, profit: IntArray, weight: IntArray, gpus: IntArray, off: IntArray,
-    ) -> tuple[list[int], dict[str, int]]:
-        """Row payments (asks plus each provider's VCG bonus), and the bonus per provider."""
+        deadline: Deadline,
+    ) -> tuple[tuple[list[int], dict[str, int]] | None, str, int]:
+        """Row payments (asks plus each provider's VCG bonus) and the bonus per provider, or
+        None when the bounded re-solves stopped (work bound or `deadline`); then the kernel
+        status and the provider groups done."""
         of = market.snapshot.offers
         provider = of.provider[problem.object_offer]  # per object
         groups = np.argsort(provider, kind="stable").astype(np.int64)
         n_parties = len(market.snapshot.parties)
         gptr = group_starts(provider, n_parties)
-        kernel = vcg_bonuses if self.backend == "numba" else vcg_bonuses.py_func
-        bonus = kernel(problem.n, problem.m, problem.indptr, problem.cols, a, problem.weight,
-                       pedge, price, profit, gptr, groups, self.theta)
+        # the hybrid's bound: its local auctions' budgets plus the shortest-path re-solves'
+        # (`vcg_bonuses_bounded`'s default counts the latter only)
+        budget = LOCAL_BIDS * (min(problem.n, problem.m) + 16 * n_parties) + vcg_work_bound(
+            problem.n, problem.m, len(problem.cols))
+        bonus, code, done = vcg_bonuses_bounded(
+            problem.n, problem.m, problem.indptr, problem.cols, a, problem.weight, pedge,
+            price, gptr, groups, max_work=budget, deadline=monotonic_deadline(deadline),
+            backend=self.backend, profit=profit,
+        )
+        if code != DONE:
+            return None, STATUS_NAMES[code], done
         row_bonus = np.zeros(len(off), dtype=np.int64)
         row_provider = of.provider[off]
-        for code in np.unique(row_provider):
-            rows = np.flatnonzero(row_provider == code)
-            row_bonus[rows] = split_largest_remainder(int(bonus[code]), weight[rows].tolist())
+        for c in np.unique(row_provider):
+            rows = np.flatnonzero(row_provider == c)
+            row_bonus[rows] = split_largest_remainder(int(bonus[c]), weight[rows].tolist())
         parties = market.snapshot.parties
         paid = {parties[c]: int(bonus[c]) for c in np.unique(row_provider).tolist()}
         amounts = zip(of.price[off].tolist(), gpus.tolist(), row_bonus.tolist(), strict=True)
-        return [p * g + b for p, g, b in amounts], paid  # exact: p * g may pass int64
+        # exact: p * g may pass int64
+        return ([p * g + b for p, g, b in amounts], paid), STATUS_NAMES[DONE], done
 
 
 def _per_row(values: npt.NDArray[Any], row: IntArray, n: int) -> npt.NDArray[np.float64]:

@@ -36,6 +36,8 @@ SOLVER_SHARE = 0.5
 #: Seconds HiGHS (through scipy) spends outside its own time limit, per variable and nonzero
 #: (model conversion and setup; measured: about 1 s at 0.46 M variables, 0.92 M nonzeros).
 _SOLVER_OVERHEAD = 0.8e-6
+#: Fewest seconds worth handing the solver after its overhead; with less it is not run.
+_MIN_SOLVER_SECONDS = 0.05
 #: Seconds standing for "no limit" where a solver needs a number.
 _UNLIMITED = 1e9
 #: Bytes held per eligible pair: the market's pairs, the model's arrays and sparse matrix,
@@ -126,8 +128,13 @@ class Gang(MechanismBase):
         budget = deadline.remaining(SOLVER_SHARE)
         overhead = _SOLVER_OVERHEAD * (problem.n_vars + int(problem.matrix.nnz))
         if budget is not None:
-            budget = max(0.05, budget - overhead)
-        outcome = self._solve(problem, _UNLIMITED if budget is None else budget)
+            budget -= overhead
+        if budget is not None and budget < _MIN_SOLVER_SECONDS:
+            # HiGHS would spend longer taking the model in than the time left: skip it
+            outcome = MilpOutcome(None, False, None, f"not run: {budget + overhead:.3g} s left, "
+                                  f"below the solver's estimated overhead of {overhead:.3g} s")
+        else:
+            outcome = self._solve(problem, _UNLIMITED if budget is None else budget)
         diag.update(solve_seconds=time.perf_counter() - t1, solver_status=outcome.status,
                     nodes=outcome.nodes)
         if outcome.error:
@@ -248,11 +255,12 @@ class Gang(MechanismBase):
 
 def _trivial_bound(problem: GangProblem, market: Market) -> int:
     """Each request at its best surplus for all its GPUs: an upper bound on the welfare."""
-    best: dict[int, int] = {}
-    for r, s in zip(problem.pair_request.tolist(), problem.pair_surplus.tolist(), strict=True):
-        best[r] = max(best.get(r, 0), s)
+    if problem.n_pairs == 0:
+        return 0
+    best = np.zeros(market.n_requests, dtype=np.int64)
+    np.maximum.at(best, problem.pair_request, problem.pair_surplus)
     gp = market.snapshot.requests.gpus
-    return sum(s * int(gp[r]) for r, s in best.items())
+    return sum(int(b) * int(g) for b, g in zip(best.tolist(), gp.tolist(), strict=True) if b)
 
 
 def _min_bound(a: float, b: float | None) -> float:
