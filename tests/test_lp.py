@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import assume, given, note, settings
@@ -85,6 +86,35 @@ def test_lp_matches_shared_assignment_and_highs_value(market: Market) -> None:
     assert result.status is Status.SUCCESS
     shared = auction.clear(market, "assignment", shape="shared")
     assert score(market, result) == score(market, shared) == result.diagnostics["objective"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(market=markets(splittable=True, huge_prices=False, max_offers=6, max_requests=6))
+def test_shared_vcg_is_remove_and_resolve_by_highs(market: Market) -> None:
+    """The shared shape's VCG bonuses (flow kernel re-solves) against HiGHS on the problem
+    without each provider's offers, an independent solver."""
+    note(describe_market(market))
+    assume(not market.scoring)
+    result = auction.clear(market, "assignment", shape="shared", payment="vcg", debug=True)
+    assert result.status is Status.SUCCESS
+    assert result.payment == "vcg"
+    problem = transport_problem(market)
+    flow, _ = solve_transport(problem, backend="highs")
+    assert flow is not None
+    whole = int((problem.weight * flow).sum())
+    assert result.welfare == whole
+    provider = market.snapshot.offers.provider[problem.offer_row]
+    parties = market.snapshot.parties
+    bonus = result.diagnostics["vcg_bonus"]
+    for code in np.unique(provider).tolist():
+        rest = attrs.evolve(problem, capacity=np.where(provider == code, 0, problem.capacity))
+        flow, _ = solve_transport(rest, backend="highs")
+        assert flow is not None
+        lost = whole - int((problem.weight * flow).sum())
+        assert bonus.get(parties[code], 0) == lost, parties[code]
+    # payments add up to asks plus bonuses
+    asks = int((market.snapshot.offers.price[result.offer_row] * result.gpus).sum())
+    assert int(result.provider_payment.sum()) == asks + sum(bonus.values())
 
 
 @settings(max_examples=60)

@@ -109,7 +109,7 @@ def test_vcg_stopped_keeps_the_optimal_matching_and_downgrades_the_payment(
     result = auction.clear(market, "assignment", payment="vcg", time_limit=60)
     assert result.status is Status.TIME_LIMIT
     assert not result.success
-    assert "reached in the VCG payments: the optimal matching" in result.message
+    assert "reached in the VCG payments: the optimal allocation" in result.message
     assert result.payment == "pay-as-bid"
     assert result.payment_downgraded
     assert result.welfare == optimum.welfare
@@ -124,6 +124,45 @@ def test_vcg_that_finishes_is_not_downgraded() -> None:
     assert not result.diagnostics["payment_downgraded"]
 
 
+@pytest.mark.parametrize("payment", ["pay-as-bid", "vcg"])
+def test_shared_shape_stopped_by_the_deadline_trades_nothing(
+    monkeypatch: pytest.MonkeyPatch, payment: str
+) -> None:
+    """The shared shape's flow kernel stopped: an unfinished flow is not feasible, so the
+    allocation is empty (nobody trading), status time_limit, VCG downgraded."""
+    market = Market(adversarial_book("identical", 200))
+    monkeypatch.setattr(assignment_module, "solve_flow", _past(assignment_module.solve_flow))
+    result = auction.clear(market, "assignment", shape="shared", payment=payment,
+                           time_limit=60)
+    assert result.status is Status.TIME_LIMIT
+    assert not result.success
+    assert "reached in the min-cost flow" in result.message
+    assert len(result) == 0
+    assert result.payment_downgraded == (payment == "vcg")
+
+
+def test_shared_vcg_stopped_keeps_the_optimal_allocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    market = Market(adversarial_book("one-offer", 200))
+    optimum = auction.clear(market, "assignment", shape="shared")
+    real = assignment_module.solve_flow
+    calls: list[int] = []
+
+    def second_stops(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 1:
+            kwargs["deadline"] = time.monotonic() - 1.0
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(assignment_module, "solve_flow", second_stops)
+    result = auction.clear(market, "assignment", shape="shared", payment="vcg", time_limit=60)
+    assert result.status is Status.TIME_LIMIT
+    assert "reached in the VCG payments" in result.message
+    assert result.payment_downgraded
+    assert result.to_records() == optimum.to_records()
+
+
 def test_no_time_for_the_build_is_a_typed_error() -> None:
     market = Market(adversarial_book("chains", 300))
     with pytest.raises(TimeLimitError) as info:
@@ -133,6 +172,7 @@ def test_no_time_for_the_build_is_a_typed_error() -> None:
 
 CASES = [
     ("assignment", {}),
+    ("assignment", {"shape": "shared", "payment": "vcg"}),
     ("assignment", {"payment": "vcg"}),
     ("lp", {"backend": "flow"}),
     ("lp", {"backend": "highs"}),

@@ -53,12 +53,19 @@ import numpy.typing as npt
 
 from auction._arrays import group_starts, readonly
 from auction.errors import AuctionOverflowError, InvalidOptionError, SolverError
-from auction.kernels.prices import UNREACHABLE, shortest_paths
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import options
 from auction.mechanisms.base import MechanismBase, MechanismTags
 from auction.problems.memory import pair_memory
+from auction.problems.transport import (
+    PRICE_RULES,
+    TransportProblem,
+    constraint_matrix,
+    equilibrium_prices,
+    infeasibility,
+    transport_problem,
+)
 from auction.result import ClearingResult, Status
 from auction.solvers.pulp_solvers import pulp_solver
 
@@ -82,77 +89,17 @@ HIGHSPY_METHODS = {
     "primal-simplex": ("simplex", 4),
     "auto": ("choose", 1),
 }
-PRICE_RULES = ("lowest", "highest")
 _INTEGRALITY_TOL = 1e-6
 #: Bytes held per eligible pair, by backend: the market's pairs, the problem's arrays, and
 #: the solver's model (HiGHS keeps the matrix row- and column-wise, PuLP a Python object per
 #: variable and term).
 _BYTES_PER_EDGE = {"auto": 400, "flow": 160, "highs": 400, "highspy": 400, "pulp": 4000}
-_LIMIT = 1 << 62
 #: Seconds HiGHS spends outside its own time limit per nonzero and row (building and passing
-#: the model; measured about 1 s at 2 M edges on a loaded machine), and the fewest seconds
+#: the model, and its own overshoot: measured 0.5-1 s past a 0.3 s limit at 1 M nonzeros on a
+#: loaded machine), and the fewest seconds
 #: worth handing it after that.
-_HIGHS_OVERHEAD = 0.15e-6
+_HIGHS_OVERHEAD = 0.6e-6
 _MIN_SOLVER_SECONDS = 0.05
-
-
-@attrs.frozen(eq=False)
-class TransportProblem:
-    """A market as a transportation problem in canonical order.
-
-    Person p is request row ``request_row[p]`` (requests in priority order) with ``demand[p]``
-    GPUs; object o is offer row ``offer_row[o]`` (offers in rank order) with ``capacity[o]``.
-    Edge e joins person ``person[e]`` and object ``obj[e]`` with surplus ``weight[e]`` per GPU;
-    edges are sorted by person, then object.
-    """
-
-    request_row: IntArray
-    offer_row: IntArray
-    demand: IntArray
-    capacity: IntArray
-    person: IntArray
-    obj: IntArray
-    weight: IntArray
-
-    @property
-    def n(self) -> int:
-        return len(self.demand)
-
-    @property
-    def m(self) -> int:
-        return len(self.capacity)
-
-    @property
-    def n_edges(self) -> int:
-        return len(self.weight)
-
-
-def transport_problem(market: Market) -> TransportProblem:
-    """The transportation problem of `market` (every eligible pair is an edge)."""
-    rq, of = market.snapshot.requests, market.snapshot.offers
-    person, _, offers, surplus = market.priority_pairs()
-    surplus = surplus + market.offer_bonus[offers]  # score: bonus 0 unless a scoring market
-    return TransportProblem(
-        request_row=market.request_order,
-        offer_row=market.offer_order,
-        demand=rq.gpus[market.request_order],
-        capacity=of.gpus[market.offer_order],
-        person=person,
-        obj=market.offer_rank[offers],
-        weight=surplus,
-    )
-
-
-def constraint_matrix(problem: TransportProblem) -> Any:
-    """The ``(n + m) x edges`` 0/1 constraint matrix (requests' rows, then offers'), CSR."""
-    import scipy.sparse as sp
-
-    e = problem.n_edges
-    cols = np.arange(e, dtype=np.int64)
-    rows = np.concatenate([problem.person, problem.n + problem.obj])
-    return sp.csr_array(
-        (np.ones(2 * e), (rows, np.concatenate([cols, cols]))), shape=(problem.n + problem.m, e)
-    )
 
 
 @attrs.frozen
@@ -360,68 +307,6 @@ def solve_transport(
     return solved.flow, stats
 
 
-def _infeasibility(problem: TransportProblem, flow: IntArray) -> str:
-    """Why `flow` is not a feasible allocation, or '' if it is (exact integer checks)."""
-    if len(flow) and int(flow.min()) < 0:
-        return "negative flow"
-    used_d = np.bincount(problem.person, weights=flow, minlength=problem.n)
-    used_c = np.bincount(problem.obj, weights=flow, minlength=problem.m)
-    # float bincount is exact: totals stay below 2**53 (GPU counts are at most MAX_COUNT)
-    if bool((used_d > problem.demand).any()):
-        return "a request is given more GPUs than it asked for"
-    if bool((used_c > problem.capacity).any()):
-        return "an offer is allocated more GPUs than it has"
-    return ""
-
-
-def equilibrium_prices(
-    problem: TransportProblem, flow: IntArray, rule: str = "lowest"
-) -> tuple[IntArray, IntArray] | None:
-    """Exact optimal duals (p per object, u per person) for a feasible `flow`, chosen by `rule`.
-
-    The optimal duals of the transportation LP are the solutions of a system of difference
-    constraints (dual feasibility and complementary slackness with `flow`), with node z = 0,
-    u_r, and w_o = -p_o:
-
-    * u_r >= 0, p_o >= 0; u_r + p_o >= surplus_ro on every edge (nobody envies another offer);
-    * u_r + p_o <= surplus_ro on edges with flow (an allocation pays exactly its surplus);
-    * u_r = 0 if r is not fully served, p_o = 0 if o has idle GPUs.
-
-    Shortest distances from z give its largest solution (lowest prices p); distances to z its
-    smallest (highest prices). Returns None when the system has no solution: by LP duality,
-    exactly when `flow` is not optimal. A certificate that needs no trust in the solver.
-    """
-    if rule not in PRICE_RULES:
-        raise InvalidOptionError("prices", rule, f"prices must be one of {PRICE_RULES}")
-    n, m = problem.n, problem.m
-    w = problem.weight
-    if len(w) and int(np.abs(w).max()) >= _LIMIT // (n + m + 2):
-        raise AuctionOverflowError(
-            "surplus x (requests + offers) exceeds 2**62: equilibrium prices would overflow "
-            "int64; use a coarser currency unit"
-        )
-    u_node = 1 + np.arange(n, dtype=np.int64)
-    w_node = 1 + n + np.arange(m, dtype=np.int64)
-    zeros_n, zeros_m = np.zeros(n, dtype=np.int64), np.zeros(m, dtype=np.int64)
-    used = flow > 0
-    served = np.bincount(problem.person, weights=flow, minlength=n) >= problem.demand
-    full = np.bincount(problem.obj, weights=flow, minlength=m) >= problem.capacity
-    pu, po = 1 + problem.person, 1 + n + problem.obj
-    tails = np.concatenate([u_node, zeros_m, pu, po[used], zeros_n[~served], w_node[~full]])
-    heads = np.concatenate([zeros_n, w_node, po, pu[used], u_node[~served], zeros_m[~full]])
-    lengths = np.concatenate([zeros_n, zeros_m, -w, w[used], zeros_n[~served], zeros_m[~full]])
-    if rule == "highest":  # distances *to* z: shortest paths from z against the arcs
-        tails, heads = heads, tails
-    order = np.argsort(tails, kind="stable")
-    indptr = group_starts(tails, n + m + 1)
-    dist, ok = shortest_paths(n + m + 1, indptr, heads[order], lengths[order], 0)
-    if not ok or bool((dist == UNREACHABLE).any()):
-        return None
-    if rule == "lowest":  # x = dist: u = x_u, p = -x_w
-        return -dist[1 + n :], dist[1 : 1 + n]
-    return dist[1 + n :], -dist[1 : 1 + n]  # x = -dist
-
-
 @attrs.frozen
 class LinearProgram(MechanismBase):
     """Welfare-optimal bulk clearing of splittable requests by linear programming.
@@ -550,7 +435,7 @@ class LinearProgram(MechanismBase):
 def _failure(problem: TransportProblem, flow: IntArray | None, stats: dict[str, Any]) -> str:
     if flow is None:
         return f"no optimal solution: {stats.get('solver_message', '')}"
-    return _infeasibility(problem, flow)
+    return infeasibility(problem, flow)
 
 
 def _require(module: str, extra: str) -> None:
