@@ -228,7 +228,8 @@ def test_gang_skips_the_milp_when_its_overhead_exceeds_the_time_left(
     market = Market(adversarial_book("one-offer", 30))
     result = auction.clear(market, "gang", time_limit=5)
     assert result.status is Status.TIME_LIMIT
-    assert result.diagnostics["solver_status"].startswith("not run")
+    assert result.diagnostics["solver_status"] == "time_limit"
+    assert result.diagnostics["solver_message"].startswith("not run")
     assert result.diagnostics["source"] == "greedy"
     assert len(result) > 0
     assert_feasible(result, market)

@@ -67,6 +67,15 @@ from auction.problems.transport import (
     transport_problem,
 )
 from auction.result import ClearingResult, Status
+from auction.solvers.flow import flow_fits, solve_flow
+from auction.solvers.outcome import (
+    ERROR,
+    OPTIMAL,
+    TIME_LIMIT,
+    WORK_LIMIT,
+    SolverOutcome,
+    solver_stats,
+)
 from auction.solvers.pulp_solvers import pulp_solver
 
 __all__ = [
@@ -102,15 +111,19 @@ _HIGHS_OVERHEAD = 0.6e-6
 _MIN_SOLVER_SECONDS = 0.05
 
 
-@attrs.frozen
-class _Solved:
-    """A backend's answer: GPUs per edge if it has one, and how it went."""
-
-    flow: IntArray | None
-    status: str
-    message: str
-    build_seconds: float
-    solve_seconds: float
+def _answer(
+    problem: TransportProblem, solver: str, raw: npt.ArrayLike | None, status: str,
+    message: str, build_seconds: float, solve_seconds: float,
+) -> SolverOutcome:
+    """A backend's answer as a `SolverOutcome`: its values rounded to integers (a
+    fractional solution is an `ERROR` saying so), in the shared diagnostics schema."""
+    values = None
+    if raw is not None:
+        values, why = _round(raw)
+        if values is None:
+            status, message = ERROR, why
+    return SolverOutcome(values, status, None, solver_stats(
+        solver, status, message, build_seconds, solve_seconds, problem.n_edges))
 
 
 def _round(x: npt.ArrayLike) -> tuple[IntArray | None, str]:
@@ -130,17 +143,20 @@ def _solver_budget(problem: TransportProblem, time_limit: float | None) -> float
     return time_limit - _HIGHS_OVERHEAD * (3 * problem.n_edges + problem.n + problem.m)
 
 
-def _not_run(budget: float) -> _Solved:
-    return _Solved(None, "time limit", "time limit reached: HiGHS not run, the time left is "
-                   f"below its estimated model overhead (short by {-budget:.3g} s)", 0.0, 0.0)
+def _not_run(problem: TransportProblem, solver: str, budget: float) -> SolverOutcome:
+    return _answer(problem, solver, None, TIME_LIMIT, "time limit reached: HiGHS not run, the "
+                   f"time left is below its estimated model overhead (short by {-budget:.3g} s)",
+                   0.0, 0.0)
 
 
-def _solve_highs(problem: TransportProblem, method: str, time_limit: float | None) -> _Solved:
+def _solve_highs(
+    problem: TransportProblem, method: str, time_limit: float | None
+) -> SolverOutcome:
     from scipy.optimize import linprog
 
     time_limit = _solver_budget(problem, time_limit)
     if time_limit is not None and time_limit < _MIN_SOLVER_SECONDS:
-        return _not_run(time_limit)
+        return _not_run(problem, "highs", time_limit)
     t0 = time.perf_counter()
     a = constraint_matrix(problem)
     b = np.concatenate([problem.demand, problem.capacity]).astype(np.float64)
@@ -153,18 +169,21 @@ def _solve_highs(problem: TransportProblem, method: str, time_limit: float | Non
     res = linprog(c, A_ub=a, b_ub=b, bounds=(0, None), method=HIGHS_METHODS[method],
                   options=options)
     t2 = time.perf_counter()
-    if res.status != 0 or res.x is None:
-        return _Solved(None, f"scipy status {res.status}", str(res.message), t1 - t0, t2 - t1)
-    flow, why = _round(res.x)
-    return _Solved(flow, "optimal", why or str(res.message), t1 - t0, t2 - t1)
+    # scipy: 0 optimal, 1 iteration or time limit, 2 infeasible, 3 unbounded, 4 numerical
+    status = OPTIMAL if res.status == 0 and res.x is not None else (
+        TIME_LIMIT if res.status == 1 else ERROR)
+    return _answer(problem, "highs", res.x if status == OPTIMAL else None, status,
+                   str(res.message), t1 - t0, t2 - t1)
 
 
-def _solve_highspy(problem: TransportProblem, method: str, time_limit: float | None) -> _Solved:
+def _solve_highspy(
+    problem: TransportProblem, method: str, time_limit: float | None
+) -> SolverOutcome:
     import highspy
 
     time_limit = _solver_budget(problem, time_limit)
     if time_limit is not None and time_limit < _MIN_SOLVER_SECONDS:
-        return _not_run(time_limit)
+        return _not_run(problem, "highspy", time_limit)
     t0 = time.perf_counter()
     a = constraint_matrix(problem).tocsc()
     h = highspy.Highs()  # type: ignore[no-untyped-call]
@@ -192,13 +211,19 @@ def _solve_highspy(problem: TransportProblem, method: str, time_limit: float | N
     t2 = time.perf_counter()
     status = h.getModelStatus()
     text = h.modelStatusToString(status)
-    if status != highspy.HighsModelStatus.kOptimal:
-        return _Solved(None, text, f"HiGHS stopped: {text}", t1 - t0, t2 - t1)
-    flow, why = _round(h.getSolution().col_value)
-    return _Solved(flow, "optimal", why or text, t1 - t0, t2 - t1)
+    codes = highspy.HighsModelStatus
+    if status != codes.kOptimal:
+        stop = {codes.kTimeLimit: TIME_LIMIT, codes.kIterationLimit: WORK_LIMIT}.get(
+            status, ERROR)
+        return _answer(problem, "highspy", None, stop, f"HiGHS stopped: {text}", t1 - t0,
+                       t2 - t1)
+    return _answer(problem, "highspy", h.getSolution().col_value, OPTIMAL, text, t1 - t0,
+                   t2 - t1)
 
 
-def _solve_pulp(problem: TransportProblem, solver: str, time_limit: float | None) -> _Solved:
+def _solve_pulp(
+    problem: TransportProblem, solver: str, time_limit: float | None
+) -> SolverOutcome:
     import pulp
 
     t0 = time.perf_counter()
@@ -228,41 +253,18 @@ def _solve_pulp(problem: TransportProblem, solver: str, time_limit: float | None
     t2 = time.perf_counter()
     text = pulp.LpStatus[prob.status]
     if text != "Optimal":
-        return _Solved(None, text, f"PuLP reports {text}", t1 - t0, t2 - t1)
-    flow, why = _round([v.varValue or 0.0 for v in x])
-    return _Solved(flow, "optimal", why or text, t1 - t0, t2 - t1)
+        return _answer(problem, f"pulp:{solver}", None, ERROR, f"PuLP reports {text}",
+                       t1 - t0, t2 - t1)
+    return _answer(problem, f"pulp:{solver}", [v.varValue or 0.0 for v in x], OPTIMAL, text,
+                   t1 - t0, t2 - t1)
 
 
-def _solve_flow(problem: TransportProblem, time_limit: float | None = None) -> _Solved:
-    """The numba min-cost-flow kernel (exact integers, no solver); bounded work, and stopped
-    at `time_limit` seconds from now (then no flow: an LP has no valid allocation before it
-    is solved)."""
-    from auction.kernels.flow import transport_max_weight
-
-    t0 = time.perf_counter()
-    indptr = group_starts(problem.person, problem.n)
-    t1 = time.perf_counter()
+def _solve_flow(problem: TransportProblem, time_limit: float | None = None) -> SolverOutcome:
+    """The numba min-cost-flow kernel (`auction.solvers.flow`: exact integers, no solver);
+    bounded work, and stopped at `time_limit` seconds from now (then no flow: an LP has no
+    valid allocation before it is solved)."""
     deadline = None if time_limit is None else time.monotonic() + max(0.0, time_limit)
-    flow, stats = transport_max_weight(problem.n, problem.m, problem.demand, problem.capacity,
-                                       indptr, problem.obj, problem.weight, deadline=deadline)
-    t2 = time.perf_counter()
-    status = str(stats.get("status", "done"))
-    if status == "deadline":
-        return _Solved(None, "time limit", "the flow kernel reached the time limit", t1 - t0,
-                       t2 - t1)
-    if status != "done":
-        return _Solved(None, status, f"the flow kernel stopped: {status}", t1 - t0, t2 - t1)
-    return _Solved(np.asarray(flow, dtype=np.int64), "optimal",
-                   f"cost scaling: {stats.get('phases', 0)} phases", t1 - t0, t2 - t1)
-
-
-def _flow_fits(problem: TransportProblem) -> bool:
-    """True when the flow kernel's scaled costs and total units stay in its exact range."""
-    from auction.kernels.flow import COST_LIMIT, PRICE_LIMIT, flow_scale
-
-    top = int(problem.weight.max(initial=0))
-    units = int(problem.demand.sum(dtype=object)) + int(problem.capacity.sum(dtype=object))
-    return top * flow_scale(problem.n, problem.m) <= COST_LIMIT and units < PRICE_LIMIT
+    return solve_flow(problem, deadline=deadline, mechanism="lp")
 
 
 def solve_transport(
@@ -273,38 +275,42 @@ def solve_transport(
     solver: str = "PULP_CBC_CMD",
     time_limit: float | None = None,
 ) -> tuple[IntArray | None, dict[str, Any]]:
-    """Solve the LP with a backend: (GPUs per edge, or None when it did not solve; stats).
+    """Solve the LP with a backend: (GPUs per edge, or None when it did not solve; stats in
+    the shared schema of `auction.solvers.outcome`, plus ``timed_out``).
 
     ``backend="auto"``: the flow kernel (exact, the fastest by measurement) whenever it can
     express the problem, that is when its scaled weights fit in int64; HiGHS otherwise.
     """
+    outcome = solve(problem, backend=backend, method=method, solver=solver,
+                    time_limit=time_limit)
+    return outcome.values, {**outcome.stats, "timed_out": outcome.status == TIME_LIMIT}
+
+
+def solve(
+    problem: TransportProblem,
+    *,
+    backend: str = "auto",
+    method: str = "ipm",
+    solver: str = "PULP_CBC_CMD",
+    time_limit: float | None = None,
+) -> SolverOutcome:
+    """`solve_transport` as a `SolverOutcome` (the mechanism's solve step)."""
     if problem.n_edges == 0:
-        return np.zeros(0, dtype=np.int64), {"solver_status": "empty", "build_seconds": 0.0,
-                                             "solve_seconds": 0.0}
-    solved = None
+        return _answer(problem, "none", np.zeros(0), OPTIMAL, "no eligible pairs", 0.0, 0.0)
     if backend == "auto":
-        backend = "highs"
-        if _flow_fits(problem):
+        if flow_fits(problem):
             try:
-                solved = _solve_flow(problem, time_limit)
+                return _solve_flow(problem, time_limit)
             except AuctionOverflowError:  # prices left int64 mid-solve: HiGHS has no limit
-                solved = None
-    if solved is not None:
-        pass
-    elif backend == "flow":
-        solved = _solve_flow(problem, time_limit)
-    elif backend == "highs":
-        solved = _solve_highs(problem, method, time_limit)
-    elif backend == "highspy":
-        solved = _solve_highspy(problem, method, time_limit)
-    else:
-        solved = _solve_pulp(problem, solver, time_limit)
-    stats = {"solver_status": solved.status, "solver_message": solved.message,
-             "build_seconds": solved.build_seconds, "solve_seconds": solved.solve_seconds,
-             "timed_out": solved.flow is None and "time limit" in (
-                 f"{solved.status} {solved.message}".lower().replace("_", " ")
-             )}
-    return solved.flow, stats
+                pass
+        backend = "highs"
+    if backend == "flow":
+        return _solve_flow(problem, time_limit)
+    if backend == "highs":
+        return _solve_highs(problem, method, time_limit)
+    if backend == "highspy":
+        return _solve_highspy(problem, method, time_limit)
+    return _solve_pulp(problem, solver, time_limit)
 
 
 @attrs.frozen
@@ -385,12 +391,15 @@ class LinearProgram(MechanismBase):
     def _clear(
         self, market: Market, rng: np.random.Generator | None, deadline: Deadline
     ) -> ClearingResult:
+        # build -> solve -> certify and price
         problem = transport_problem(market)
-        flow, stats = solve_transport(problem, backend=self.backend, method=self.method,
-                                      solver=self.solver, time_limit=deadline.remaining())
+        outcome = solve(problem, backend=self.backend, method=self.method, solver=self.solver,
+                        time_limit=deadline.remaining())
+        flow = outcome.values
+        stats = {**outcome.stats, "timed_out": outcome.status == TIME_LIMIT}
         failed = _failure(problem, flow, stats)
         if failed or flow is None:
-            timed_out = deadline.expired() or stats.get("timed_out", False)
+            timed_out = deadline.expired() or outcome.status == TIME_LIMIT
             return self._failed(market, failed, stats,
                                 Status.TIME_LIMIT if timed_out else Status.FAILED)
         t0 = time.perf_counter()

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from auction._arrays import group_starts
-from auction.errors import AuctionOverflowError, SolverError
+from auction.errors import SolverError
 from auction.kernels.flow import COST_LIMIT, PRICE_LIMIT, flow_scale, transport_max_weight
 from auction.problems.transport import TransportProblem
 from auction.solvers.outcome import (
@@ -50,10 +50,8 @@ def solve_flow(
             problem.n, problem.m, problem.demand, problem.capacity, indptr, problem.obj,
             problem.weight, backend, deadline=deadline, max_work=max_work,
         )
-    except AuctionOverflowError:
-        raise
-    except RuntimeError as exc:  # an internal kernel status: a bug, never a result
-        raise SolverError(mechanism, "flow", str(exc)) from exc
+    except SolverError as exc:  # an internal kernel status: a bug, never a result
+        raise SolverError(mechanism, "flow", exc.reason) from exc
     t2 = time.perf_counter()
     status = _STATUS[str(stats["status"])]
     message = {OPTIMAL: f"cost scaling: {stats['phases']} phases",
