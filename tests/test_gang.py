@@ -31,11 +31,12 @@ from auction.mechanisms import gang as gang_module
 from auction.mechanisms.gang import (
     Gang,
     GangSolverError,
-    MilpOutcome,
+    SolverOutcome,
     build_problem,
     greedy_allocation,
     lp_relaxation,
     lp_relaxation_bound,
+    milp_outcome,
     verify_allocation,
 )
 from auction.mechanisms.gang import mechanism as gang_mechanism
@@ -357,8 +358,8 @@ def test_tiny_time_limit_gives_a_verified_feasible_result_with_a_gap() -> None:
     assert_valid(market, rows_of(result))
 
 
-def _no_solution(*args: Any, **kwargs: Any) -> MilpOutcome:
-    return MilpOutcome(None, False, None, "Time limit reached.")
+def _no_solution(*args: Any, **kwargs: Any) -> SolverOutcome:
+    return milp_outcome(None, False, None, "Time limit reached.")
 
 
 def test_greedy_fallback_when_the_solver_finds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -423,7 +424,7 @@ def test_greedy_goes_by_surplus_density() -> None:
 def test_poor_incumbent_is_replaced_by_greedy(monkeypatch: pytest.MonkeyPatch) -> None:
     market = Market(contested_book())
     n = build_problem(market).n_vars
-    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: MilpOutcome(
+    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: milp_outcome(
         np.zeros(n, dtype=np.int64), False, None, "Time limit reached."))
     result = auction.clear(market, "gang")
     assert result.status is Status.TIME_LIMIT
@@ -436,7 +437,7 @@ def test_positive_mip_gap_is_reported_as_feasible(monkeypatch: pytest.MonkeyPatc
     market = Market(contested_book())
     real = auction.clear(market, "gang", time_limit=60)
     n = build_problem(market).n_vars
-    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: MilpOutcome(
+    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: milp_outcome(
         np.zeros(n, dtype=np.int64), True, float(real.welfare), "Optimal"))
     result = auction.clear(market, "gang", mip_gap=0.5)
     assert result.status is Status.FEASIBLE
@@ -445,7 +446,7 @@ def test_positive_mip_gap_is_reported_as_feasible(monkeypatch: pytest.MonkeyPatc
 
 
 def test_solver_error_fails_with_no_allocations(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: MilpOutcome(
+    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: milp_outcome(
         None, False, None, "Solver error", error=True))
     result = auction.clear(example_book(0), "gang")
     assert result.status is Status.FAILED
@@ -461,7 +462,7 @@ def test_wrong_solver_solution_raises(monkeypatch: pytest.MonkeyPatch) -> None:
         Request(id="a", tenant="t", gpus=2, max_price=5),
         Request(id="b", tenant="t", gpus=2, max_price=6),
     ])
-    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda problem, **k: MilpOutcome(
+    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda problem, **k: milp_outcome(
         np.ones(problem.n_vars, dtype=np.int64), True, None, "Optimal"))
     with pytest.raises(GangSolverError, match="exact check"):
         auction.clear(book, "gang")
@@ -639,8 +640,8 @@ def test_supporting_prices_prove_a_time_limited_result_optimal(
     ])
     problem = build_problem(Market(book))
     real = gang_module.solve_highs(problem, time_limit=10, mip_gap=0)
-    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: attrs.evolve(
-        real, optimal=False, bound=None, status="Time limit reached."))
+    monkeypatch.setattr(gang_mechanism, "solve_highs", lambda *a, **k: milp_outcome(
+        real.values, False, None, "Time limit reached."))
     plain = auction.clear(book, "gang")
     assert plain.status is Status.TIME_LIMIT
     uniform = auction.clear(book, "gang", payment="uniform")

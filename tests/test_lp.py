@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import assume, given, note, settings
@@ -85,6 +86,35 @@ def test_lp_matches_shared_assignment_and_highs_value(market: Market) -> None:
     assert result.status is Status.SUCCESS
     shared = auction.clear(market, "assignment", shape="shared")
     assert score(market, result) == score(market, shared) == result.diagnostics["objective"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(market=markets(splittable=True, huge_prices=False, max_offers=6, max_requests=6))
+def test_shared_vcg_is_remove_and_resolve_by_highs(market: Market) -> None:
+    """The shared shape's VCG bonuses (flow kernel re-solves) against HiGHS on the problem
+    without each provider's offers, an independent solver."""
+    note(describe_market(market))
+    assume(not market.scoring)
+    result = auction.clear(market, "assignment", shape="shared", payment="vcg", debug=True)
+    assert result.status is Status.SUCCESS
+    assert result.payment == "vcg"
+    problem = transport_problem(market)
+    flow, _ = solve_transport(problem, backend="highs")
+    assert flow is not None
+    whole = int((problem.weight * flow).sum())
+    assert result.welfare == whole
+    provider = market.snapshot.offers.provider[problem.offer_row]
+    parties = market.snapshot.parties
+    bonus = result.diagnostics["vcg_bonus"]
+    for code in np.unique(provider).tolist():
+        rest = attrs.evolve(problem, capacity=np.where(provider == code, 0, problem.capacity))
+        flow, _ = solve_transport(rest, backend="highs")
+        assert flow is not None
+        lost = whole - int((problem.weight * flow).sum())
+        assert bonus.get(parties[code], 0) == lost, parties[code]
+    # payments add up to asks plus bonuses
+    asks = int((market.snapshot.offers.price[result.offer_row] * result.gpus).sum())
+    assert int(result.provider_payment.sum()) == asks + sum(bonus.values())
 
 
 @settings(max_examples=60)
@@ -230,8 +260,8 @@ def _book() -> OrderBook:
 
 def test_fractional_solution_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     def fractional(problem: Any, method: str, limit: Any) -> Any:
-        flow, why = lp_module._round(np.full(problem.n_edges, 0.5))
-        return lp_module._Solved(flow, "optimal", why, 0.0, 0.0)
+        return lp_module._answer(problem, "highs", np.full(problem.n_edges, 0.5), "optimal",
+                                 "", 0.0, 0.0)
 
     monkeypatch.setattr(lp_module, "_solve_highs", fractional)
     result = auction.clear(_book(), "lp", backend="highs")
@@ -242,7 +272,7 @@ def test_fractional_solution_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_suboptimal_solution_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     def lazy(problem: Any, method: str, limit: Any) -> Any:
-        return lp_module._Solved(np.zeros(problem.n_edges, dtype=np.int64), "optimal", "", 0, 0)
+        return lp_module._answer(problem, "highs", np.zeros(problem.n_edges), "optimal", "", 0, 0)
 
     monkeypatch.setattr(lp_module, "_solve_highs", lazy)
     result = auction.clear(_book(), "lp", backend="highs")
@@ -252,7 +282,8 @@ def test_suboptimal_solution_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_infeasible_solution_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     def greedy(problem: Any, method: str, limit: Any) -> Any:
-        return lp_module._Solved(problem.demand[problem.person], "optimal", "", 0, 0)
+        return lp_module._answer(problem, "highs", problem.demand[problem.person], "optimal",
+                                 "", 0, 0)
 
     monkeypatch.setattr(lp_module, "_solve_highs", greedy)
     result = auction.clear(OrderBook([offer("o1", 10, gpus=2), request("r1", 15, gpus=3)]), "lp",
@@ -268,8 +299,8 @@ def test_time_limit_gives_a_time_limit_result(monkeypatch: pytest.MonkeyPatch) -
     def spy(problem: Any, method: str, limit: Any) -> Any:
         seen["limit"] = limit
         out = real(problem, method, limit)
-        return lp_module._Solved(None, "scipy status 1", "Time limit reached.", 0.0, 0.0) \
-            if limit else out
+        return lp_module._answer(problem, "highs", None, "time_limit", "Time limit reached.",
+                                 0.0, 0.0) if limit else out
 
     monkeypatch.setattr(lp_module, "_solve_highs", spy)
     result = auction.clear(_book(), "lp", backend="highs", time_limit=0.5)
@@ -371,14 +402,50 @@ def test_auto_backend_is_the_default_and_agrees_with_highs() -> None:
 
 
 def test_flow_backend_honours_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    import auction.kernels.flow as flow_module
+    import auction.solvers.flow as flow_module
 
     def stopped(*args: Any, **kwargs: Any) -> Any:
         assert kwargs["deadline"] is not None
-        return np.zeros(0, dtype=np.int64), {"status": "deadline"}
+        return np.zeros(0, dtype=np.int64), {"status": "deadline", "phases": 1, "pushes": 0,
+                                             "relabels": 0, "scale": 3}
 
     monkeypatch.setattr(flow_module, "transport_max_weight", stopped)
     result = auction.clear(_book(), "lp", backend="flow", time_limit=5)
     assert result.status is Status.TIME_LIMIT
     assert not result.success
     assert len(result) == 0
+
+
+# -- one solver outcome type, one diagnostics schema ---------------------------------------------
+def test_every_solver_adapter_returns_one_outcome_with_one_schema() -> None:
+    from auction.mechanisms.gang import build_problem, solve_highs, solve_pulp
+    from auction.solvers.outcome import STATS_KEYS, SolverOutcome
+
+    market = Market(_book())
+    problem = transport_problem(market)
+    outcomes = [lp_module.solve(problem, backend=b) for b in ("flow", "highs", "pulp", "auto")]
+    gang = build_problem(market)
+    outcomes += [solve_highs(gang, time_limit=10, mip_gap=0),
+                 solve_pulp(gang, solver="PULP_CBC_CMD", time_limit=10, mip_gap=0)]
+    for out in outcomes:
+        assert isinstance(out, SolverOutcome)
+        assert out.status == "optimal", out
+        assert out.optimal
+        assert not out.error
+        assert out.values is not None
+        for key in STATS_KEYS:
+            assert key in out.stats, (out.stats["solver"], key)
+        assert out.stats["solver_status"] == out.status
+        assert out.stats["edges"] == problem.n_edges
+    # lp, assignment (shared) and gang report the same keys in their diagnostics
+    for result in (auction.clear(market, "lp"), auction.clear(market, "gang"),
+                   auction.clear(market, "assignment", shape="shared")):
+        for key in STATS_KEYS:
+            assert key in result.diagnostics, (result.mechanism, key)
+
+
+def test_invalid_outcome_status_is_refused() -> None:
+    from auction.solvers.outcome import SolverOutcome
+
+    with pytest.raises(ValueError, match="status"):
+        SolverOutcome(None, "done")

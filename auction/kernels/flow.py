@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from auction.errors import AuctionOverflowError
+from auction.errors import AuctionOverflowError, SolverError
 from auction.kernels.budget import (
     CHECK_EVERY,
     DEADLINE,
@@ -464,6 +464,7 @@ def transport_max_weight(
 
     Raises:
         AuctionOverflowError: scaled weights or prices would leave exact int64 range.
+        SolverError: the kernel reported an internal error (never expected).
         ValueError, TypeError: malformed arrays.
     """
     if n < 0 or m < 0:
@@ -505,7 +506,7 @@ def transport_max_weight(
             "use a coarser unit"
         )
     if status not in (OK, WORK_LIMIT, DEADLINE):
-        raise RuntimeError(f"transport_kernel failed with status {status}")
+        raise SolverError("flow", "transport_kernel", f"internal status {status} (a bug)")
     stats: dict[str, Any] = {"scale": int(scale), "phases": int(phases), "pushes": int(pushes),
                              "relabels": int(relabels), "status": STATUS_NAMES[int(status)]}
     return x, stats

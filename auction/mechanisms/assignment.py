@@ -4,7 +4,16 @@ Objective: maximize total surplus, the sum over allocations of (max_price - ask)
 each request is served whole by one offer or not at all, and (exclusive offers, the default)
 each offer hosts at most one request, as an Akash bid answers one order. This is a sparse,
 rectangular maximum-weight bipartite matching, solved exactly by Bertsekas' forward/reverse
-auction with epsilon scaling (`auction.kernels.assignment`).
+auction with epsilon scaling (`auction.kernels.assignment`). With ``shape="shared"`` an offer
+hosts requests up to its GPU capacity: the transportation problem
+(`auction.problems.transport`), solved exactly by the min-cost-flow kernel
+(`auction.solvers.flow`) on requests x offers edges, without expanding GPUs into units.
+
+Each shape reads build -> solve -> price: the problem from `auction.problems`, a bounded solve
+under the clearing's deadline, then the payment rule. A solve stopped by ``time_limit`` or its
+work bound gives status ``time_limit`` (``feasible`` for the work bound) with the best feasible
+allocation found; VCG payments that cannot finish are an explicit downgrade to pay-as-bid
+(``result.payment_downgraded``), see docs/assignment.md.
 
 Scoring markets (`Market` with a ``quality_weight``): the objective is the total *score*,
 (max_price - ask + bonus) x gpus (Che 1993), so a better provider may win at a higher ask.
@@ -32,167 +41,79 @@ Payment rules:
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction._arrays import gather_ranges, group_starts
-from auction.errors import AuctionOverflowError, SolverError, UnsupportedMarketError
-from auction.kernels.assignment import auction_matching, check_eps_cs, vcg_bonuses
+from auction._arrays import group_starts
+from auction.errors import AuctionOverflowError, SolverError
+from auction.kernels.assignment import (
+    DONE,
+    LOCAL_BIDS,
+    check_eps_cs,
+    solve_bounded,
+    vcg_bonuses_bounded,
+)
+from auction.kernels.budget import STATUS_NAMES, vcg_work_bound
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import options
 from auction.mechanisms.base import MechanismBase, MechanismTags
 from auction.money import split_largest_remainder
+from auction.problems.matching import MatchingProblem, matching_problem, scaled_benefits
 from auction.problems.memory import pair_memory
-from auction.result import ClearingResult
+from auction.problems.transport import TransportProblem, equilibrium_prices, transport_problem
+from auction.result import ClearingResult, Status
+from auction.solvers.flow import solve_flow
 
 __all__ = [
     "Assignment",
     "MatchingProblem",
     "matching_problem",
-    "shared_problem",
+    "scaled_benefits",
     "solve_matching",
 ]
 
 IntArray = npt.NDArray[np.int64]
-_LIMIT = 1 << 61  # benefits and prices stay below this (the kernel prices removed offers here)
 #: Bytes held per eligible pair: the market's pair CSR and priority list, the problem's
 #: columns and weights, the kernel's benefits and its working arrays.
 _BYTES_PER_PAIR = 112
-
-
-@attrs.frozen(eq=False)
-class MatchingProblem:
-    """A market as a matching problem in canonical order.
-
-    Person p stands for request row ``person_request[p]`` and object o for offer row
-    ``object_offer[o]``; persons follow request priority and objects offer rank. Row p's
-    edges are ``cols[indptr[p]:indptr[p+1]]`` with welfare weight ``weight`` per hour.
-    Exclusive offers: one person per request and one object per offer, weight
-    (max_price - ask) x gpus. Shared capacity: one person per requested GPU and one object
-    per offered GPU, weight max_price - ask.
-    """
-
-    person_request: IntArray
-    object_offer: IntArray
-    indptr: IntArray
-    cols: IntArray
-    weight: IntArray
-
-    @property
-    def n(self) -> int:
-        return len(self.indptr) - 1
-
-    @property
-    def m(self) -> int:
-        return len(self.object_offer)
-
-
-def _check_weights(weight: IntArray) -> None:
-    if len(weight) and int(weight.max()) >= _LIMIT:
-        raise AuctionOverflowError(
-            "surplus x gpus exceeds 2**61 smallest units per hour; use a coarser currency unit"
-        )
-
-
-def matching_problem(market: Market) -> MatchingProblem:
-    """Exclusive offers: pairs whose offer can host the whole request, weighted by surplus."""
-    rq, of = market.snapshot.requests, market.snapshot.offers
-    person, rows, offers, surplus = market.priority_pairs()
-    surplus = surplus + market.offer_bonus[offers]  # the score (Che 1993); bonus 0 by default
-    keep = of.gpus[offers] >= rq.gpus[rows]
-    person, rows, offers, surplus = person[keep], rows[keep], offers[keep], surplus[keep]
-    gpus = rq.gpus[rows]
-    if len(surplus) and int(surplus.max()) > (_LIMIT - 1) // max(1, int(gpus.max())):
-        _check_weights(np.array([_LIMIT]))
-    indptr = group_starts(person, market.n_requests)
-    return MatchingProblem(
-        person_request=market.request_order,
-        object_offer=market.offer_order,
-        indptr=indptr,
-        cols=market.offer_rank[offers],
-        weight=surplus * gpus,
-    )
-
-
-def shared_problem(market: Market, max_edges: int) -> MatchingProblem:
-    """Shared capacity: one person per requested GPU, one object per offered GPU.
-
-    Each GPU of a request may take any free GPU of an eligible offer, so an offer hosts
-    several requests up to its capacity and a divisible request may be split. The auction
-    then solves the transportation problem exactly (units of one request or offer are
-    interchangeable). Raises `UnsupportedMarketError` past `max_edges` unit edges.
-    """
-    rq, of = market.snapshot.requests, market.snapshot.offers
-    # object ids: the GPUs of each offer, offers in rank order
-    cap = of.gpus[market.offer_order]
-    slot_base = np.zeros(market.n_offers, dtype=np.int64)
-    slot_base[market.offer_order] = np.cumsum(cap) - cap
-    person, _, offers, surplus = market.priority_pairs()
-    surplus = surplus + market.offer_bonus[offers]
-    # per request (priority order): its eligible slots, each offer's GPUs in a run
-    slot_idx = gather_ranges(slot_base[offers], of.gpus[offers])
-    slot_w = np.repeat(surplus, of.gpus[offers])
-    n_req = market.n_requests
-    seg_len = np.bincount(person, weights=of.gpus[offers], minlength=n_req).astype(np.int64)
-    seg_start = np.cumsum(seg_len) - seg_len
-    units = rq.gpus[market.request_order]
-    total = int((units * seg_len).sum())
-    if total > max_edges:
-        raise UnsupportedMarketError(
-            "assignment",
-            f"shared capacity needs {total} GPU-to-GPU edges, more than max_edges={max_edges}",
-            ["first-price", "second-price"],
-        )
-    unit_req = np.repeat(np.arange(n_req, dtype=np.int64), units)
-    idx = gather_ranges(seg_start[unit_req], seg_len[unit_req])
-    indptr = np.zeros(len(unit_req) + 1, dtype=np.int64)
-    np.cumsum(seg_len[unit_req], out=indptr[1:])
-    weight = slot_w[idx]
-    _check_weights(weight)
-    return MatchingProblem(
-        person_request=market.request_order[unit_req],
-        object_offer=np.repeat(market.offer_order, cap),
-        indptr=indptr,
-        cols=slot_idx[idx],
-        weight=weight,
-    )
-
-
-def scaled_benefits(problem: MatchingProblem) -> tuple[IntArray, int]:
-    """Bidding benefits ``weight * (2n + 1) + 1`` and the scale ``2n + 1``.
-
-    With final epsilon 1 the auction is within n scaled units of the optimum. A matching that
-    lost one unit of welfare would lose at least ``scale - n > n`` scaled units, even counting
-    the +1 per trade (at most n), so the result is welfare-exact; the +1 leans the auction
-    towards more trades among allocations of equal welfare (not guaranteed: the last n
-    scaled units are not resolved).
-    """
-    scale = 2 * problem.n + 1
-    w = problem.weight
-    if len(w) and int(w.max()) > (_LIMIT // 4 - 1) // scale:
-        raise AuctionOverflowError(
-            f"welfare weights up to {int(w.max())} x scale {scale} overflow the exact auction "
-            "(limit 2**59); use a coarser currency unit or clear smaller batches"
-        )
-    return w * scale + 1, scale
+#: Share of the time left after the build that the auction gets when VCG payments follow
+#: (the re-solves get the rest).
+VCG_SOLVE_SHARE = 0.5
 
 
 def solve_matching(
-    problem: MatchingProblem, *, theta: int = 10, backend: str = "numba"
+    problem: MatchingProblem, *, theta: int = 10, backend: str = "numba",
+    deadline: float | None = None, max_work: int | None = None,
 ) -> tuple[IntArray, IntArray, IntArray, IntArray, dict[str, Any]]:
-    """Run the auction; return (benefits, pedge, price, profit, stats)."""
+    """Run the auction; return (benefits, pedge, price, profit, stats).
+
+    The auction is bounded (`auction.kernels.assignment.solve_bounded`): at most `max_work`
+    bids (default: its theoretical bound) and stopped at `deadline` (a ``time.monotonic()``
+    value; None: none). ``stats["kernel_status"]`` is ``"done"``, ``"work_limit"`` or
+    ``"deadline"``; when it is not ``"done"`` pedge is a feasible matching (each object held
+    once), not an optimal one.
+    """
     a, scale = scaled_benefits(problem)
-    kernel = auction_matching if backend == "numba" else auction_matching.py_func
-    pedge, price, profit, fbids, rbids, phases = kernel(
-        problem.n, problem.m, problem.indptr, problem.cols, a, theta
+    pedge, price, profit, fbids, rbids, phases, status = solve_bounded(
+        problem.n, problem.m, problem.indptr, problem.cols, a, theta, max_work=max_work,
+        deadline=deadline, backend=backend,
     )
     stats = {"forward_bids": int(fbids), "reverse_bids": int(rbids), "phases": int(phases),
-             "scale": scale}
+             "scale": scale, "kernel_status": STATUS_NAMES[int(status)]}
     return a, pedge, price, profit, stats
+
+
+def monotonic_deadline(deadline: Deadline, share: float = 1.0) -> float | None:
+    """`deadline`'s end (`share` of what is left) as a ``time.monotonic()`` value for the
+    kernels' stop flag; None when unlimited."""
+    left = deadline.remaining(share)
+    return None if left is None else time.monotonic() + left
 
 
 @attrs.frozen
@@ -209,7 +130,7 @@ class Assignment(MechanismBase):
         debug: check epsilon-complementary slackness of the final solution and raise
             `SolverError` on a violation.
         backend: ``"numba"`` (default) or ``"python"`` (the kernel run as plain Python).
-        max_edges: in the shared shape, the most GPU-to-GPU edges to build (memory bound).
+        max_edges: in the shared shape, the most request-offer edges to build (memory bound).
         time_limit, max_memory: see `MechanismBase`.
     """
 
@@ -260,97 +181,227 @@ class Assignment(MechanismBase):
     def _clear(
         self, market: Market, rng: np.random.Generator | None, deadline: Deadline
     ) -> ClearingResult:
+        # build -> solve (bounded, under the deadline) -> price
         if self.shape == "shared":
-            problem = shared_problem(market, self.max_edges)
+            solved = self._solve_shared(market, deadline)
         else:
-            problem = matching_problem(market)
-        deadline.check(self.name, "building the matching problem")
-        a, pedge, price, profit, stats = solve_matching(
-            problem, theta=self.theta, backend=self.backend
-        )
-        if self.debug:
-            violation = check_eps_cs(problem.indptr, problem.cols, a, pedge, price, profit, 1)
-            if violation is not None:
-                raise SolverError(self.name, "auction", f"eps-CS violated: {violation}")
-            stats["eps_cs"] = "ok"
+            solved = self._solve_exclusive(market, deadline)
+        req, off, gpus, weight, status, message, diagnostics, vcg = solved
         rq, of = market.snapshot.requests, market.snapshot.offers
-        matched = np.flatnonzero(pedge >= 0)
-        edges = pedge[matched]
-        # one row per (request, offer): shared units of the same pair add up
-        key = problem.person_request[matched] * max(1, market.n_offers) + problem.object_offer[
-            problem.cols[edges]
-        ]
-        pair_key, row_of_edge = np.unique(key, return_inverse=True)
-        req = pair_key // max(1, market.n_offers)
-        off = pair_key % max(1, market.n_offers)
-        weight = np.zeros(len(pair_key), dtype=np.int64)
-        np.add.at(weight, row_of_edge, problem.weight[edges])  # integer sums: exact
-        if self.shape == "shared":
-            gpus = np.bincount(row_of_edge, minlength=len(pair_key)).astype(np.int64)
-        else:
-            gpus = rq.gpus[req]
-        # canonical row order (request priority, offer rank): row numbers depend on the order
-        # orders were added, and the VCG split breaks ties by row
-        canon = np.lexsort((market.offer_rank[off], market.request_rank[req]))
-        req, off, weight, gpus = req[canon], off[canon], weight[canon], gpus[canon]
         ask = of.price[off]
-        scale = stats["scale"]
-        diagnostics: dict[str, Any] = {
-            **stats,
-            # duals in welfare units per hour (per GPU in the shared shape); an offer's price
-            # is its cheapest GPU's, a request's profit its least-served GPU's
-            "dual_prices": _per_row(price / scale, problem.object_offer, market.n_offers),
-            "dual_profits": _per_row(profit / scale, problem.person_request, market.n_requests),
-            "pairs": len(problem.cols),
-            "edges": len(problem.cols),
-        }
         unit = ask.copy()
         payment: list[int] | None = None
+        rule = self.payment
         if self.payment == "vcg":
-            deadline.check(self.name, "the matching, before the VCG payments")
-            payment, bonus = self._vcg(market, problem, a, pedge, price, profit, weight, gpus,
-                                       off)
-            diagnostics["vcg_bonus"] = bonus
+            bonus = None
+            if status is Status.SUCCESS:  # VCG needs the optimum
+                bonus, vcg_status, done = vcg(deadline)
+                diagnostics["vcg_groups_done"] = done
+                if bonus is None:
+                    status, message = self._stopped(
+                        vcg_status, "the VCG payments", "the optimal allocation")
+            if bonus is None:
+                rule = "pay-as-bid"
+                message += "; paid as bid (payment downgraded from 'vcg')"
+            else:
+                payment, diagnostics["vcg_bonus"] = _vcg_rows(market, bonus, weight, gpus, off)
         elif self.payment == "uniform" and len(req):
             p = int(ask.max())
             lowest = int(rq.max_price[req].min())
-            if p > lowest:
+            if p > lowest and status is not Status.SUCCESS:
+                rule = "pay-as-bid"
+                message += ("; no uniform price supports this allocation: paid as bid "
+                            "(payment downgraded from 'uniform')")
+            elif p > lowest:
                 raise self.refuse(
                     f"no uniform price supports the optimal allocation: the highest accepted "
                     f"ask {p} exceeds the lowest served max price {lowest}",
                     [("assignment", {"payment": "vcg"}),
                      ("assignment", {"payment": "pay-as-bid"})],
                 )
-            unit = np.full(len(req), p, dtype=np.int64)
+            else:
+                unit = np.full(len(req), p, dtype=np.int64)
+        diagnostics["payment_downgraded"] = rule != self.payment
         return ClearingResult.from_allocation(
             market, req, off, gpus, unit,
             provider_payment=payment, tenant_payment=payment,
-            mechanism=self.name, payment=self.payment, options=self.get_options(),
-            diagnostics=diagnostics,
+            mechanism=self.name, payment=rule, options=self.get_options(),
+            diagnostics=diagnostics, status=status, message=message,
         )
 
-    def _vcg(
-        self, market: Market, problem: MatchingProblem, a: IntArray, pedge: IntArray,
-        price: IntArray, profit: IntArray, weight: IntArray, gpus: IntArray, off: IntArray,
-    ) -> tuple[list[int], dict[str, int]]:
-        """Row payments (asks plus each provider's VCG bonus), and the bonus per provider."""
-        of = market.snapshot.offers
-        provider = of.provider[problem.object_offer]  # per object
-        groups = np.argsort(provider, kind="stable").astype(np.int64)
-        n_parties = len(market.snapshot.parties)
-        gptr = group_starts(provider, n_parties)
-        kernel = vcg_bonuses if self.backend == "numba" else vcg_bonuses.py_func
-        bonus = kernel(problem.n, problem.m, problem.indptr, problem.cols, a, problem.weight,
-                       pedge, price, profit, gptr, groups, self.theta)
-        row_bonus = np.zeros(len(off), dtype=np.int64)
-        row_provider = of.provider[off]
-        for code in np.unique(row_provider):
-            rows = np.flatnonzero(row_provider == code)
-            row_bonus[rows] = split_largest_remainder(int(bonus[code]), weight[rows].tolist())
-        parties = market.snapshot.parties
-        paid = {parties[c]: int(bonus[c]) for c in np.unique(row_provider).tolist()}
-        amounts = zip(of.price[off].tolist(), gpus.tolist(), row_bonus.tolist(), strict=True)
-        return [p * g + b for p, g, b in amounts], paid  # exact: p * g may pass int64
+    def _solve_exclusive(self, market: Market, deadline: Deadline) -> _Solved:
+        """The matching by the bounded auction; VCG by warm-started re-solves."""
+        problem = matching_problem(market)
+        deadline.check(self.name, "building the matching problem")
+        # the auction gets all the time left, or half of it when VCG payments follow
+        share = VCG_SOLVE_SHARE if self.payment == "vcg" else 1.0
+        a, pedge, price, profit, stats = solve_matching(
+            problem, theta=self.theta, backend=self.backend,
+            deadline=monotonic_deadline(deadline, share),
+        )
+        status, message = Status.SUCCESS, ""
+        if stats["kernel_status"] != "done":
+            status, message = self._stopped(stats["kernel_status"], "the auction",
+                                            "its matching so far (feasible, not optimal)")
+        if self.debug and status is Status.SUCCESS:
+            violation = check_eps_cs(problem.indptr, problem.cols, a, pedge, price, profit, 1)
+            if violation is not None:
+                raise SolverError(self.name, "auction", f"eps-CS violated: {violation}")
+            stats["eps_cs"] = "ok"
+        rq = market.snapshot.requests
+        matched = np.flatnonzero(pedge >= 0)
+        edges = pedge[matched]
+        req = problem.person_request[matched]
+        off = problem.object_offer[problem.cols[edges]]
+        weight = problem.weight[edges]
+        # canonical row order (request priority, offer rank): row numbers depend on the order
+        # orders were added, and the VCG split breaks ties by row
+        canon = np.lexsort((market.offer_rank[off], market.request_rank[req]))
+        req, off, weight = req[canon], off[canon], weight[canon]
+        scale = stats["scale"]
+        diagnostics: dict[str, Any] = {
+            **stats,
+            # duals in welfare units per hour
+            "dual_prices": _per_row(price / scale, problem.object_offer, market.n_offers),
+            "dual_profits": _per_row(profit / scale, problem.person_request, market.n_requests),
+            "pairs": len(problem.cols),
+            "edges": len(problem.cols),
+        }
+
+        def vcg(deadline: Deadline) -> tuple[IntArray | None, str, int]:
+            # the hybrid's bound: its local auctions' budgets plus the shortest-path
+            # re-solves' (`vcg_bonuses_bounded`'s default counts the latter only)
+            gptr, groups = _provider_groups(market, problem.object_offer)
+            budget = LOCAL_BIDS * (min(problem.n, problem.m) + 16 * (len(gptr) - 1)) + (
+                vcg_work_bound(problem.n, problem.m, len(problem.cols)))
+            bonus, code, done = vcg_bonuses_bounded(
+                problem.n, problem.m, problem.indptr, problem.cols, a, problem.weight, pedge,
+                price, gptr, groups, max_work=budget, deadline=monotonic_deadline(deadline),
+                backend=self.backend, profit=profit,
+            )
+            return (bonus if code == DONE else None), STATUS_NAMES[code], done
+
+        return req, off, rq.gpus[req], weight, status, message, diagnostics, vcg
+
+    def _solve_shared(self, market: Market, deadline: Deadline) -> _Solved:
+        """The transportation problem by the bounded min-cost-flow kernel: edges stay
+        requests x offers whatever the capacities; VCG by remove-and-resolve per provider."""
+        problem = transport_problem(market)
+        if problem.n_edges > self.max_edges:
+            raise self.refuse(
+                f"shared capacity needs {problem.n_edges} request-offer edges, more than "
+                f"max_edges={self.max_edges}", ["first-price", "second-price"],
+            )
+        deadline.check(self.name, "building the transportation problem")
+        share = VCG_SOLVE_SHARE if self.payment == "vcg" else 1.0
+        outcome = solve_flow(problem, deadline=monotonic_deadline(deadline, share),
+                             backend=self.backend, mechanism=self.name)
+        diagnostics: dict[str, Any] = {**outcome.stats, "pairs": problem.n_edges}
+        empty = np.zeros(0, dtype=np.int64)
+        if outcome.values is None:  # stopped: nobody trading is the feasible allocation
+            status, message = self._stopped(
+                outcome.status.replace("time_limit", "deadline"), "the min-cost flow",
+                "no allocation (an unfinished flow is not feasible)")
+            return (empty, empty, empty, empty, status, message, diagnostics,
+                    lambda _: (None, outcome.status, 0))
+        x = outcome.values
+        t0 = time.perf_counter()
+        duals = _shared_duals(problem, x)
+        diagnostics["certify_seconds"] = time.perf_counter() - t0
+        if duals is None and self.debug:
+            raise SolverError(self.name, "flow", "no duals certify the flow optimal")
+        if duals is not None:
+            rent, profit = duals
+            diagnostics["dual_prices"] = _readonly_float(rent, problem.offer_row, market.n_offers)
+            diagnostics["dual_profits"] = _readonly_float(profit, problem.request_row,
+                                                          market.n_requests)
+            if self.debug:
+                diagnostics["certificate"] = "ok"
+        used = np.flatnonzero(x)  # edges are in (request priority, offer rank) order
+        req = problem.request_row[problem.person[used]]
+        off = problem.offer_row[problem.obj[used]]
+        gpus = x[used]
+        welfare = int((problem.weight * x).sum())
+
+        def vcg(deadline: Deadline) -> tuple[IntArray | None, str, int]:
+            return _shared_vcg(market, problem, x, welfare, deadline, self.backend, self.name)
+
+        return (req, off, gpus, problem.weight[used] * gpus, Status.SUCCESS, "", diagnostics,
+                vcg)
+
+    def _stopped(self, kernel_status: str, stage: str, kept: str) -> tuple[Status, str]:
+        """The status and message of a clearing whose `stage` stopped at a limit."""
+        if kernel_status == "deadline":
+            limit = "none" if self.time_limit is None else f"{self.time_limit:g} s"
+            return Status.TIME_LIMIT, f"time limit of {limit} reached in {stage}: {kept}"
+        return Status.FEASIBLE, f"work bound reached in {stage}: {kept}"
+
+
+#: What a shape's solve hands to the pricing: (request rows, offer rows, GPUs, welfare per
+#: row, status, message, diagnostics, the VCG bonuses per party code under a deadline).
+_Solved = tuple[IntArray, IntArray, IntArray, IntArray, Status, str, dict[str, Any],
+                Callable[[Deadline], tuple[IntArray | None, str, int]]]
+
+
+def _provider_groups(market: Market, object_offer: IntArray) -> tuple[IntArray, IntArray]:
+    """Objects grouped by provider code: (group CSR pointer over party codes, objects)."""
+    provider = market.snapshot.offers.provider[object_offer]
+    groups = np.argsort(provider, kind="stable").astype(np.int64)
+    return group_starts(provider, len(market.snapshot.parties)), groups
+
+
+def _vcg_rows(
+    market: Market, bonus: IntArray, weight: IntArray, gpus: IntArray, off: IntArray
+) -> tuple[list[int], dict[str, int]]:
+    """Row payments (asks plus each provider's bonus, split over its rows in proportion to
+    their welfare, largest remainder) and the bonus per provider that trades."""
+    of = market.snapshot.offers
+    row_bonus = np.zeros(len(off), dtype=np.int64)
+    row_provider = of.provider[off]
+    for c in np.unique(row_provider):
+        rows = np.flatnonzero(row_provider == c)
+        row_bonus[rows] = split_largest_remainder(int(bonus[c]), weight[rows].tolist())
+    parties = market.snapshot.parties
+    paid = {parties[c]: int(bonus[c]) for c in np.unique(row_provider).tolist()}
+    amounts = zip(of.price[off].tolist(), gpus.tolist(), row_bonus.tolist(), strict=True)
+    return [p * g + b for p, g, b in amounts], paid  # exact: p * g may pass int64
+
+
+def _shared_duals(problem: TransportProblem, x: IntArray) -> tuple[IntArray, IntArray] | None:
+    """The lowest equilibrium prices certifying `x` optimal (None: not optimal, or beyond
+    int64 at this market's prices, then not reported)."""
+    try:
+        return equilibrium_prices(problem, x, "lowest")
+    except AuctionOverflowError:
+        return None
+
+
+def _readonly_float(values: IntArray, row: IntArray, n: int) -> npt.NDArray[np.float64]:
+    out = np.zeros(n)
+    out[row] = values
+    out.flags.writeable = False
+    return out
+
+
+def _shared_vcg(
+    market: Market, problem: TransportProblem, x: IntArray, welfare: int, deadline: Deadline,
+    backend: str, mechanism: str,
+) -> tuple[IntArray | None, str, int]:
+    """VCG bonuses on the shared shape: remove each trading provider's offers (capacity 0)
+    and re-solve with the flow kernel, bounded by its work bound and `deadline`; (bonus per
+    party code, or None with the status of the re-solve that stopped; providers done)."""
+    bonus = np.zeros(len(market.snapshot.parties), dtype=np.int64)
+    provider = market.snapshot.offers.provider[problem.offer_row]  # per object
+    load = np.bincount(problem.obj, weights=x, minlength=problem.m)
+    trading = np.unique(provider[load > 0])  # other providers' removal changes nothing
+    for done, code in enumerate(trading.tolist()):
+        without = attrs.evolve(problem, capacity=np.where(provider == code, 0, problem.capacity))
+        out = solve_flow(without, deadline=monotonic_deadline(deadline), backend=backend,
+                         mechanism=mechanism)
+        if out.values is None:
+            return None, out.status.replace("time_limit", "deadline"), done
+        bonus[code] = welfare - int((problem.weight * out.values).sum())
+    return bonus, "done", len(trading)
 
 
 def _per_row(values: npt.NDArray[Any], row: IntArray, n: int) -> npt.NDArray[np.float64]:

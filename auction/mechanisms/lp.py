@@ -53,13 +53,29 @@ import numpy.typing as npt
 
 from auction._arrays import group_starts, readonly
 from auction.errors import AuctionOverflowError, InvalidOptionError, SolverError
-from auction.kernels.prices import UNREACHABLE, shortest_paths
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import options
 from auction.mechanisms.base import MechanismBase, MechanismTags
 from auction.problems.memory import pair_memory
+from auction.problems.transport import (
+    PRICE_RULES,
+    TransportProblem,
+    constraint_matrix,
+    equilibrium_prices,
+    infeasibility,
+    transport_problem,
+)
 from auction.result import ClearingResult, Status
+from auction.solvers.flow import flow_fits, solve_flow
+from auction.solvers.outcome import (
+    ERROR,
+    OPTIMAL,
+    TIME_LIMIT,
+    WORK_LIMIT,
+    SolverOutcome,
+    solver_stats,
+)
 from auction.solvers.pulp_solvers import pulp_solver
 
 __all__ = [
@@ -82,83 +98,32 @@ HIGHSPY_METHODS = {
     "primal-simplex": ("simplex", 4),
     "auto": ("choose", 1),
 }
-PRICE_RULES = ("lowest", "highest")
 _INTEGRALITY_TOL = 1e-6
 #: Bytes held per eligible pair, by backend: the market's pairs, the problem's arrays, and
 #: the solver's model (HiGHS keeps the matrix row- and column-wise, PuLP a Python object per
 #: variable and term).
 _BYTES_PER_EDGE = {"auto": 400, "flow": 160, "highs": 400, "highspy": 400, "pulp": 4000}
-_LIMIT = 1 << 62
+#: Seconds HiGHS spends outside its own time limit per nonzero and row (building and passing
+#: the model, and its own overshoot: measured 0.5-1 s past a 0.3 s limit at 1 M nonzeros on a
+#: loaded machine), and the fewest seconds
+#: worth handing it after that.
+_HIGHS_OVERHEAD = 0.6e-6
+_MIN_SOLVER_SECONDS = 0.05
 
 
-@attrs.frozen(eq=False)
-class TransportProblem:
-    """A market as a transportation problem in canonical order.
-
-    Person p is request row ``request_row[p]`` (requests in priority order) with ``demand[p]``
-    GPUs; object o is offer row ``offer_row[o]`` (offers in rank order) with ``capacity[o]``.
-    Edge e joins person ``person[e]`` and object ``obj[e]`` with surplus ``weight[e]`` per GPU;
-    edges are sorted by person, then object.
-    """
-
-    request_row: IntArray
-    offer_row: IntArray
-    demand: IntArray
-    capacity: IntArray
-    person: IntArray
-    obj: IntArray
-    weight: IntArray
-
-    @property
-    def n(self) -> int:
-        return len(self.demand)
-
-    @property
-    def m(self) -> int:
-        return len(self.capacity)
-
-    @property
-    def n_edges(self) -> int:
-        return len(self.weight)
-
-
-def transport_problem(market: Market) -> TransportProblem:
-    """The transportation problem of `market` (every eligible pair is an edge)."""
-    rq, of = market.snapshot.requests, market.snapshot.offers
-    person, _, offers, surplus = market.priority_pairs()
-    surplus = surplus + market.offer_bonus[offers]  # score: bonus 0 unless a scoring market
-    return TransportProblem(
-        request_row=market.request_order,
-        offer_row=market.offer_order,
-        demand=rq.gpus[market.request_order],
-        capacity=of.gpus[market.offer_order],
-        person=person,
-        obj=market.offer_rank[offers],
-        weight=surplus,
-    )
-
-
-def constraint_matrix(problem: TransportProblem) -> Any:
-    """The ``(n + m) x edges`` 0/1 constraint matrix (requests' rows, then offers'), CSR."""
-    import scipy.sparse as sp
-
-    e = problem.n_edges
-    cols = np.arange(e, dtype=np.int64)
-    rows = np.concatenate([problem.person, problem.n + problem.obj])
-    return sp.csr_array(
-        (np.ones(2 * e), (rows, np.concatenate([cols, cols]))), shape=(problem.n + problem.m, e)
-    )
-
-
-@attrs.frozen
-class _Solved:
-    """A backend's answer: GPUs per edge if it has one, and how it went."""
-
-    flow: IntArray | None
-    status: str
-    message: str
-    build_seconds: float
-    solve_seconds: float
+def _answer(
+    problem: TransportProblem, solver: str, raw: npt.ArrayLike | None, status: str,
+    message: str, build_seconds: float, solve_seconds: float,
+) -> SolverOutcome:
+    """A backend's answer as a `SolverOutcome`: its values rounded to integers (a
+    fractional solution is an `ERROR` saying so), in the shared diagnostics schema."""
+    values = None
+    if raw is not None:
+        values, why = _round(raw)
+        if values is None:
+            status, message = ERROR, why
+    return SolverOutcome(values, status, None, solver_stats(
+        solver, status, message, build_seconds, solve_seconds, problem.n_edges))
 
 
 def _round(x: npt.ArrayLike) -> tuple[IntArray | None, str]:
@@ -170,27 +135,55 @@ def _round(x: npt.ArrayLike) -> tuple[IntArray | None, str]:
     return rounded.astype(np.int64), ""
 
 
-def _solve_highs(problem: TransportProblem, method: str, time_limit: float | None) -> _Solved:
+def _solver_budget(problem: TransportProblem, time_limit: float | None) -> float | None:
+    """Seconds to hand HiGHS: the time left minus its estimated model-passing overhead;
+    below zero when that overhead alone would use up the time (then it is not run)."""
+    if time_limit is None:
+        return None
+    return time_limit - _HIGHS_OVERHEAD * (3 * problem.n_edges + problem.n + problem.m)
+
+
+def _not_run(problem: TransportProblem, solver: str, budget: float) -> SolverOutcome:
+    return _answer(problem, solver, None, TIME_LIMIT, "time limit reached: HiGHS not run, the "
+                   f"time left is below its estimated model overhead (short by {-budget:.3g} s)",
+                   0.0, 0.0)
+
+
+def _solve_highs(
+    problem: TransportProblem, method: str, time_limit: float | None
+) -> SolverOutcome:
     from scipy.optimize import linprog
 
+    time_limit = _solver_budget(problem, time_limit)
+    if time_limit is not None and time_limit < _MIN_SOLVER_SECONDS:
+        return _not_run(problem, "highs", time_limit)
     t0 = time.perf_counter()
     a = constraint_matrix(problem)
     b = np.concatenate([problem.demand, problem.capacity]).astype(np.float64)
     c = -problem.weight.astype(np.float64)
-    options: dict[str, Any] = {} if time_limit is None else {"time_limit": float(time_limit)}
+    # HiGHS' presolve does not read the clock (12 s past a 0.25 s limit, measured) and saves
+    # little on a transportation LP: off whenever a limit is set
+    options: dict[str, Any] = {} if time_limit is None else {"time_limit": float(time_limit),
+                                                             "presolve": False}
     t1 = time.perf_counter()
     res = linprog(c, A_ub=a, b_ub=b, bounds=(0, None), method=HIGHS_METHODS[method],
                   options=options)
     t2 = time.perf_counter()
-    if res.status != 0 or res.x is None:
-        return _Solved(None, f"scipy status {res.status}", str(res.message), t1 - t0, t2 - t1)
-    flow, why = _round(res.x)
-    return _Solved(flow, "optimal", why or str(res.message), t1 - t0, t2 - t1)
+    # scipy: 0 optimal, 1 iteration or time limit, 2 infeasible, 3 unbounded, 4 numerical
+    status = OPTIMAL if res.status == 0 and res.x is not None else (
+        TIME_LIMIT if res.status == 1 else ERROR)
+    return _answer(problem, "highs", res.x if status == OPTIMAL else None, status,
+                   str(res.message), t1 - t0, t2 - t1)
 
 
-def _solve_highspy(problem: TransportProblem, method: str, time_limit: float | None) -> _Solved:
+def _solve_highspy(
+    problem: TransportProblem, method: str, time_limit: float | None
+) -> SolverOutcome:
     import highspy
 
+    time_limit = _solver_budget(problem, time_limit)
+    if time_limit is not None and time_limit < _MIN_SOLVER_SECONDS:
+        return _not_run(problem, "highspy", time_limit)
     t0 = time.perf_counter()
     a = constraint_matrix(problem).tocsc()
     h = highspy.Highs()  # type: ignore[no-untyped-call]
@@ -200,6 +193,7 @@ def _solve_highspy(problem: TransportProblem, method: str, time_limit: float | N
     h.setOptionValue("simplex_strategy", strategy)
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
+        h.setOptionValue("presolve", "off")  # presolve ignores the time limit
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = problem.n_edges, problem.n + problem.m
     lp.col_cost_ = -problem.weight.astype(np.float64)
@@ -217,13 +211,19 @@ def _solve_highspy(problem: TransportProblem, method: str, time_limit: float | N
     t2 = time.perf_counter()
     status = h.getModelStatus()
     text = h.modelStatusToString(status)
-    if status != highspy.HighsModelStatus.kOptimal:
-        return _Solved(None, text, f"HiGHS stopped: {text}", t1 - t0, t2 - t1)
-    flow, why = _round(h.getSolution().col_value)
-    return _Solved(flow, "optimal", why or text, t1 - t0, t2 - t1)
+    codes = highspy.HighsModelStatus
+    if status != codes.kOptimal:
+        stop = {codes.kTimeLimit: TIME_LIMIT, codes.kIterationLimit: WORK_LIMIT}.get(
+            status, ERROR)
+        return _answer(problem, "highspy", None, stop, f"HiGHS stopped: {text}", t1 - t0,
+                       t2 - t1)
+    return _answer(problem, "highspy", h.getSolution().col_value, OPTIMAL, text, t1 - t0,
+                   t2 - t1)
 
 
-def _solve_pulp(problem: TransportProblem, solver: str, time_limit: float | None) -> _Solved:
+def _solve_pulp(
+    problem: TransportProblem, solver: str, time_limit: float | None
+) -> SolverOutcome:
     import pulp
 
     t0 = time.perf_counter()
@@ -253,41 +253,18 @@ def _solve_pulp(problem: TransportProblem, solver: str, time_limit: float | None
     t2 = time.perf_counter()
     text = pulp.LpStatus[prob.status]
     if text != "Optimal":
-        return _Solved(None, text, f"PuLP reports {text}", t1 - t0, t2 - t1)
-    flow, why = _round([v.varValue or 0.0 for v in x])
-    return _Solved(flow, "optimal", why or text, t1 - t0, t2 - t1)
+        return _answer(problem, f"pulp:{solver}", None, ERROR, f"PuLP reports {text}",
+                       t1 - t0, t2 - t1)
+    return _answer(problem, f"pulp:{solver}", [v.varValue or 0.0 for v in x], OPTIMAL, text,
+                   t1 - t0, t2 - t1)
 
 
-def _solve_flow(problem: TransportProblem, time_limit: float | None = None) -> _Solved:
-    """The numba min-cost-flow kernel (exact integers, no solver); bounded work, and stopped
-    at `time_limit` seconds from now (then no flow: an LP has no valid allocation before it
-    is solved)."""
-    from auction.kernels.flow import transport_max_weight
-
-    t0 = time.perf_counter()
-    indptr = group_starts(problem.person, problem.n)
-    t1 = time.perf_counter()
+def _solve_flow(problem: TransportProblem, time_limit: float | None = None) -> SolverOutcome:
+    """The numba min-cost-flow kernel (`auction.solvers.flow`: exact integers, no solver);
+    bounded work, and stopped at `time_limit` seconds from now (then no flow: an LP has no
+    valid allocation before it is solved)."""
     deadline = None if time_limit is None else time.monotonic() + max(0.0, time_limit)
-    flow, stats = transport_max_weight(problem.n, problem.m, problem.demand, problem.capacity,
-                                       indptr, problem.obj, problem.weight, deadline=deadline)
-    t2 = time.perf_counter()
-    status = str(stats.get("status", "done"))
-    if status == "deadline":
-        return _Solved(None, "time limit", "the flow kernel reached the time limit", t1 - t0,
-                       t2 - t1)
-    if status != "done":
-        return _Solved(None, status, f"the flow kernel stopped: {status}", t1 - t0, t2 - t1)
-    return _Solved(np.asarray(flow, dtype=np.int64), "optimal",
-                   f"cost scaling: {stats.get('phases', 0)} phases", t1 - t0, t2 - t1)
-
-
-def _flow_fits(problem: TransportProblem) -> bool:
-    """True when the flow kernel's scaled costs and total units stay in its exact range."""
-    from auction.kernels.flow import COST_LIMIT, PRICE_LIMIT, flow_scale
-
-    top = int(problem.weight.max(initial=0))
-    units = int(problem.demand.sum(dtype=object)) + int(problem.capacity.sum(dtype=object))
-    return top * flow_scale(problem.n, problem.m) <= COST_LIMIT and units < PRICE_LIMIT
+    return solve_flow(problem, deadline=deadline, mechanism="lp")
 
 
 def solve_transport(
@@ -298,100 +275,42 @@ def solve_transport(
     solver: str = "PULP_CBC_CMD",
     time_limit: float | None = None,
 ) -> tuple[IntArray | None, dict[str, Any]]:
-    """Solve the LP with a backend: (GPUs per edge, or None when it did not solve; stats).
+    """Solve the LP with a backend: (GPUs per edge, or None when it did not solve; stats in
+    the shared schema of `auction.solvers.outcome`, plus ``timed_out``).
 
     ``backend="auto"``: the flow kernel (exact, the fastest by measurement) whenever it can
     express the problem, that is when its scaled weights fit in int64; HiGHS otherwise.
     """
+    outcome = solve(problem, backend=backend, method=method, solver=solver,
+                    time_limit=time_limit)
+    return outcome.values, {**outcome.stats, "timed_out": outcome.status == TIME_LIMIT}
+
+
+def solve(
+    problem: TransportProblem,
+    *,
+    backend: str = "auto",
+    method: str = "ipm",
+    solver: str = "PULP_CBC_CMD",
+    time_limit: float | None = None,
+) -> SolverOutcome:
+    """`solve_transport` as a `SolverOutcome` (the mechanism's solve step)."""
     if problem.n_edges == 0:
-        return np.zeros(0, dtype=np.int64), {"solver_status": "empty", "build_seconds": 0.0,
-                                             "solve_seconds": 0.0}
-    solved = None
+        return _answer(problem, "none", np.zeros(0), OPTIMAL, "no eligible pairs", 0.0, 0.0)
     if backend == "auto":
-        backend = "highs"
-        if _flow_fits(problem):
+        if flow_fits(problem):
             try:
-                solved = _solve_flow(problem, time_limit)
+                return _solve_flow(problem, time_limit)
             except AuctionOverflowError:  # prices left int64 mid-solve: HiGHS has no limit
-                solved = None
-    if solved is not None:
-        pass
-    elif backend == "flow":
-        solved = _solve_flow(problem, time_limit)
-    elif backend == "highs":
-        solved = _solve_highs(problem, method, time_limit)
-    elif backend == "highspy":
-        solved = _solve_highspy(problem, method, time_limit)
-    else:
-        solved = _solve_pulp(problem, solver, time_limit)
-    stats = {"solver_status": solved.status, "solver_message": solved.message,
-             "build_seconds": solved.build_seconds, "solve_seconds": solved.solve_seconds,
-             "timed_out": solved.flow is None and "time limit" in (
-                 f"{solved.status} {solved.message}".lower().replace("_", " ")
-             )}
-    return solved.flow, stats
-
-
-def _infeasibility(problem: TransportProblem, flow: IntArray) -> str:
-    """Why `flow` is not a feasible allocation, or '' if it is (exact integer checks)."""
-    if len(flow) and int(flow.min()) < 0:
-        return "negative flow"
-    used_d = np.bincount(problem.person, weights=flow, minlength=problem.n)
-    used_c = np.bincount(problem.obj, weights=flow, minlength=problem.m)
-    # float bincount is exact: totals stay below 2**53 (GPU counts are at most MAX_COUNT)
-    if bool((used_d > problem.demand).any()):
-        return "a request is given more GPUs than it asked for"
-    if bool((used_c > problem.capacity).any()):
-        return "an offer is allocated more GPUs than it has"
-    return ""
-
-
-def equilibrium_prices(
-    problem: TransportProblem, flow: IntArray, rule: str = "lowest"
-) -> tuple[IntArray, IntArray] | None:
-    """Exact optimal duals (p per object, u per person) for a feasible `flow`, chosen by `rule`.
-
-    The optimal duals of the transportation LP are the solutions of a system of difference
-    constraints (dual feasibility and complementary slackness with `flow`), with node z = 0,
-    u_r, and w_o = -p_o:
-
-    * u_r >= 0, p_o >= 0; u_r + p_o >= surplus_ro on every edge (nobody envies another offer);
-    * u_r + p_o <= surplus_ro on edges with flow (an allocation pays exactly its surplus);
-    * u_r = 0 if r is not fully served, p_o = 0 if o has idle GPUs.
-
-    Shortest distances from z give its largest solution (lowest prices p); distances to z its
-    smallest (highest prices). Returns None when the system has no solution: by LP duality,
-    exactly when `flow` is not optimal. A certificate that needs no trust in the solver.
-    """
-    if rule not in PRICE_RULES:
-        raise InvalidOptionError("prices", rule, f"prices must be one of {PRICE_RULES}")
-    n, m = problem.n, problem.m
-    w = problem.weight
-    if len(w) and int(np.abs(w).max()) >= _LIMIT // (n + m + 2):
-        raise AuctionOverflowError(
-            "surplus x (requests + offers) exceeds 2**62: equilibrium prices would overflow "
-            "int64; use a coarser currency unit"
-        )
-    u_node = 1 + np.arange(n, dtype=np.int64)
-    w_node = 1 + n + np.arange(m, dtype=np.int64)
-    zeros_n, zeros_m = np.zeros(n, dtype=np.int64), np.zeros(m, dtype=np.int64)
-    used = flow > 0
-    served = np.bincount(problem.person, weights=flow, minlength=n) >= problem.demand
-    full = np.bincount(problem.obj, weights=flow, minlength=m) >= problem.capacity
-    pu, po = 1 + problem.person, 1 + n + problem.obj
-    tails = np.concatenate([u_node, zeros_m, pu, po[used], zeros_n[~served], w_node[~full]])
-    heads = np.concatenate([zeros_n, w_node, po, pu[used], u_node[~served], zeros_m[~full]])
-    lengths = np.concatenate([zeros_n, zeros_m, -w, w[used], zeros_n[~served], zeros_m[~full]])
-    if rule == "highest":  # distances *to* z: shortest paths from z against the arcs
-        tails, heads = heads, tails
-    order = np.argsort(tails, kind="stable")
-    indptr = group_starts(tails, n + m + 1)
-    dist, ok = shortest_paths(n + m + 1, indptr, heads[order], lengths[order], 0)
-    if not ok or bool((dist == UNREACHABLE).any()):
-        return None
-    if rule == "lowest":  # x = dist: u = x_u, p = -x_w
-        return -dist[1 + n :], dist[1 : 1 + n]
-    return dist[1 + n :], -dist[1 : 1 + n]  # x = -dist
+                pass
+        backend = "highs"
+    if backend == "flow":
+        return _solve_flow(problem, time_limit)
+    if backend == "highs":
+        return _solve_highs(problem, method, time_limit)
+    if backend == "highspy":
+        return _solve_highspy(problem, method, time_limit)
+    return _solve_pulp(problem, solver, time_limit)
 
 
 @attrs.frozen
@@ -472,12 +391,15 @@ class LinearProgram(MechanismBase):
     def _clear(
         self, market: Market, rng: np.random.Generator | None, deadline: Deadline
     ) -> ClearingResult:
+        # build -> solve -> certify and price
         problem = transport_problem(market)
-        flow, stats = solve_transport(problem, backend=self.backend, method=self.method,
-                                      solver=self.solver, time_limit=deadline.remaining())
+        outcome = solve(problem, backend=self.backend, method=self.method, solver=self.solver,
+                        time_limit=deadline.remaining())
+        flow = outcome.values
+        stats = {**outcome.stats, "timed_out": outcome.status == TIME_LIMIT}
         failed = _failure(problem, flow, stats)
         if failed or flow is None:
-            timed_out = deadline.expired() or stats.get("timed_out", False)
+            timed_out = deadline.expired() or outcome.status == TIME_LIMIT
             return self._failed(market, failed, stats,
                                 Status.TIME_LIMIT if timed_out else Status.FAILED)
         t0 = time.perf_counter()
@@ -522,7 +444,7 @@ class LinearProgram(MechanismBase):
 def _failure(problem: TransportProblem, flow: IntArray | None, stats: dict[str, Any]) -> str:
     if flow is None:
         return f"no optimal solution: {stats.get('solver_message', '')}"
-    return _infeasibility(problem, flow)
+    return infeasibility(problem, flow)
 
 
 def _require(module: str, extra: str) -> None:

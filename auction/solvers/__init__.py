@@ -1,4 +1,6 @@
-"""Adapters for the optimization solvers the mechanisms call (HiGHS, PuLP).
+"""Adapters for the solvers the mechanisms call (the flow kernel, HiGHS, PuLP), each
+returning one `auction.solvers.outcome.SolverOutcome` (values, status, bound, stats in one
+diagnostics schema) and failing through one channel, `auction.errors.SolverError`.
 
 `auction.solvers.pulp_solver` builds a PuLP solver by name without PuLP's deprecated entry
 points (CBC runs through ``COIN_CMD`` with the binary PuLP bundles).

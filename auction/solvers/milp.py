@@ -1,20 +1,23 @@
 """MILP solvers for the gang problem: HiGHS (through `scipy.optimize.milp`) and PuLP, behind
-one outcome type, `MilpOutcome`; and the LP relaxation (a bound and a guide)."""
+the library's one solver outcome type (`auction.solvers.outcome.SolverOutcome`, built by
+`milp_outcome`); and the LP relaxation (a bound and a guide)."""
 
 from __future__ import annotations
 
+import functools
 import math
+import time
 from typing import Any
 
-import attrs
 import numpy as np
 import numpy.typing as npt
 
 from auction.errors import GangSolverError
 from auction.problems.gang import GangProblem
+from auction.solvers.outcome import ERROR, OPTIMAL, TIME_LIMIT, SolverOutcome, solver_stats
 from auction.solvers.pulp_solvers import pulp_solver
 
-__all__ = ["MilpOutcome", "lp_relaxation", "lp_relaxation_bound", "solve_highs", "solve_pulp"]
+__all__ = ["lp_relaxation", "lp_relaxation_bound", "milp_outcome", "solve_highs", "solve_pulp"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -23,25 +26,20 @@ FloatArray = npt.NDArray[np.float64]
 _INT_TOL = 1e-4
 
 
-@attrs.frozen
-class MilpOutcome:
-    """What a MILP solver returned.
-
-    Attributes:
-        values: integer values of every variable (None: no solution).
-        optimal: the solver reports an optimal solution (within its gap tolerance).
-        bound: an upper bound on the optimal welfare from the solver, if it gives one.
-        status: the solver's status text.
-        error: the solver failed (no solution can be trusted).
-        nodes: branch-and-bound nodes, when reported.
-    """
-
-    values: IntArray | None
-    optimal: bool
-    bound: float | None
-    status: str
-    error: bool = False
-    nodes: int | None = None
+def milp_outcome(
+    values: IntArray | None, optimal: bool, bound: float | None, message: str, *,
+    error: bool = False, nodes: int | None = None, solver: str = "highs",
+    solve_seconds: float = 0.0, edges: int = 0,
+) -> SolverOutcome:
+    """A MILP solver's report as a `SolverOutcome`: `ERROR` when it failed, `OPTIMAL` when it
+    proved its solution optimal (within its gap), else `TIME_LIMIT` (stopped by the limit,
+    with its best solution or none: the gang MILP is never infeasible, nobody trading is
+    feasible)."""
+    status = ERROR if error else OPTIMAL if optimal else TIME_LIMIT
+    return SolverOutcome(
+        values, status, bound,
+        solver_stats(solver, status, message, 0.0, solve_seconds, edges, nodes=nodes),
+    )
 
 
 def _round(x: npt.ArrayLike, what: str) -> IntArray:
@@ -70,24 +68,27 @@ def _milp(
     )
 
 
-def solve_highs(problem: GangProblem, *, time_limit: float, mip_gap: float) -> MilpOutcome:
+def solve_highs(problem: GangProblem, *, time_limit: float, mip_gap: float) -> SolverOutcome:
     """Solve with HiGHS through `scipy.optimize.milp`."""
+    t0 = time.perf_counter()
     res = _milp(problem, time_limit, mip_gap, True)
+    run = functools.partial(milp_outcome, solver="highs",
+                            solve_seconds=time.perf_counter() - t0, edges=problem.n_pairs)
     bound = getattr(res, "mip_dual_bound", None)
     bound_f = -float(bound) if bound is not None and math.isfinite(bound) else None
     nodes = getattr(res, "mip_node_count", None)
     text = str(res.message)
     if res.status in (0, 1) and res.x is not None:
-        return MilpOutcome(_round(res.x, "highs"), res.status == 0, bound_f, text,
-                           nodes=None if nodes is None else int(nodes))
+        return run(_round(res.x, "highs"), res.status == 0, bound_f, text,
+                            nodes=None if nodes is None else int(nodes))
     if res.status == 1:
-        return MilpOutcome(None, False, bound_f, text)
-    return MilpOutcome(None, False, None, text, error=True)
+        return run(None, False, bound_f, text)
+    return run(None, False, None, text, error=True)
 
 
 def solve_pulp(
     problem: GangProblem, *, solver: str, time_limit: float, mip_gap: float
-) -> MilpOutcome:
+) -> SolverOutcome:
     """Solve with a PuLP solver named `solver` (e.g. ``"PULP_CBC_CMD"``, ``"HiGHS"``), the
     model built from the same arrays."""
     import pulp
@@ -116,10 +117,14 @@ def solve_pulp(
             prob += (expr <= hi[i], f"c{i:0{width}d}")
     engine = pulp_solver(solver, "gang", msg=False, timeLimit=float(time_limit),
                          gapRel=float(mip_gap))
+    t0 = time.perf_counter()
     try:
         prob.solve(engine)
     except pulp.PulpSolverError as exc:
-        return MilpOutcome(None, False, None, f"{solver}: {exc}", error=True)
+        return milp_outcome(None, False, None, f"{solver}: {exc}", error=True,
+                            solver=f"pulp:{solver}", edges=problem.n_pairs)
+    run = functools.partial(milp_outcome, solver=f"pulp:{solver}",
+                            solve_seconds=time.perf_counter() - t0, edges=problem.n_pairs)
     text = f"{pulp.LpStatus.get(prob.status, prob.status)} / " + str(
         pulp.LpSolution.get(prob.sol_status, prob.sol_status)
     )
@@ -128,13 +133,11 @@ def solve_pulp(
     if prob.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
         raw = [v.varValue for v in variables]
         if any(x is None for x in raw):
-            return MilpOutcome(None, False, None, text, error=True)
-        return MilpOutcome(
-            _round(raw, solver), prob.sol_status == pulp.LpSolutionOptimal, None, text
-        )
+            return run(None, False, None, text, error=True)
+        return run(_round(raw, solver), prob.sol_status == pulp.LpSolutionOptimal, None, text)
     if prob.sol_status == pulp.LpSolutionNoSolutionFound:
-        return MilpOutcome(None, False, None, text)
-    return MilpOutcome(None, False, None, text, error=True)
+        return run(None, False, None, text)
+    return run(None, False, None, text, error=True)
 
 
 def lp_relaxation(

@@ -66,12 +66,13 @@ from auction.problems.gang import (
     verify_allocation,
 )
 from auction.solvers.milp import (
-    MilpOutcome,
     lp_relaxation,
     lp_relaxation_bound,
+    milp_outcome,
     solve_highs,
     solve_pulp,
 )
+from auction.solvers.outcome import SolverOutcome
 
 __all__ = [
     "CLUSTER",
@@ -80,12 +81,13 @@ __all__ = [
     "Gang",
     "GangProblem",
     "GangSolverError",
-    "MilpOutcome",
+    "SolverOutcome",
     "build_problem",
     "check_supporting_prices",
     "greedy_allocation",
     "lp_relaxation",
     "lp_relaxation_bound",
+    "milp_outcome",
     "solve_highs",
     "solve_pulp",
     "supporting_prices",

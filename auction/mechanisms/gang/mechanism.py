@@ -22,7 +22,8 @@ from auction.mechanisms.gang.pricing import supporting_prices
 from auction.problems.gang import GangProblem, build_problem, verify_allocation
 from auction.problems.memory import pair_memory
 from auction.result import ClearingResult, Status
-from auction.solvers.milp import MilpOutcome, lp_relaxation, solve_highs, solve_pulp
+from auction.solvers.milp import lp_relaxation, milp_outcome, solve_highs, solve_pulp
+from auction.solvers.outcome import SolverOutcome
 from auction.solvers.pulp_solvers import available_pulp_solvers
 
 __all__ = ["Gang"]
@@ -36,6 +37,8 @@ SOLVER_SHARE = 0.5
 #: Seconds HiGHS (through scipy) spends outside its own time limit, per variable and nonzero
 #: (model conversion and setup; measured: about 1 s at 0.46 M variables, 0.92 M nonzeros).
 _SOLVER_OVERHEAD = 0.8e-6
+#: Fewest seconds worth handing the solver after its overhead; with less it is not run.
+_MIN_SOLVER_SECONDS = 0.05
 #: Seconds standing for "no limit" where a solver needs a number.
 _UNLIMITED = 1e9
 #: Bytes held per eligible pair: the market's pairs, the model's arrays and sparse matrix,
@@ -98,7 +101,7 @@ class Gang(MechanismBase):
     def _solver_label(self) -> str:
         return "highs" if self.backend == "highs" else f"pulp:{self.solver}"
 
-    def _solve(self, problem: GangProblem, seconds: float) -> MilpOutcome:
+    def _solve(self, problem: GangProblem, seconds: float) -> SolverOutcome:
         if self.backend == "highs":
             return solve_highs(problem, time_limit=seconds, mip_gap=self.mip_gap)
         return solve_pulp(problem, solver=self.solver, time_limit=seconds, mip_gap=self.mip_gap)
@@ -117,7 +120,8 @@ class Gang(MechanismBase):
         }
         empty = np.zeros(0, dtype=np.int64)
         if problem.n_pairs == 0:
-            diag.update(source="none", solver_status="not run: no eligible pairs", nodes=None,
+            diag.update(source="none", solver_status="not_run",
+                        solver_message="not run: no eligible pairs", nodes=None,
                         solve_seconds=0.0, objective=0, bound=0.0, gap=0.0)
             return self._result(market, problem, (empty, empty, empty), Status.SUCCESS,
                                 "optimal: no request has an eligible offer", diag, deadline)
@@ -126,14 +130,21 @@ class Gang(MechanismBase):
         budget = deadline.remaining(SOLVER_SHARE)
         overhead = _SOLVER_OVERHEAD * (problem.n_vars + int(problem.matrix.nnz))
         if budget is not None:
-            budget = max(0.05, budget - overhead)
-        outcome = self._solve(problem, _UNLIMITED if budget is None else budget)
+            budget -= overhead
+        if budget is not None and budget < _MIN_SOLVER_SECONDS:
+            # HiGHS would spend longer taking the model in than the time left: skip it
+            outcome = milp_outcome(None, False, None, f"not run: {budget + overhead:.3g} s left, "
+                                   f"below the solver's estimated overhead of {overhead:.3g} s",
+                                   solver=self._solver_label, edges=problem.n_pairs)
+        else:
+            outcome = self._solve(problem, _UNLIMITED if budget is None else budget)
         diag.update(solve_seconds=time.perf_counter() - t1, solver_status=outcome.status,
+                    solver_message=outcome.message,
                     nodes=outcome.nodes)
         if outcome.error:
             diag.update(source="none", objective=None, bound=None, gap=None)
             return self._result(market, problem, (empty, empty, empty), Status.FAILED,
-                                f"the solver {self._solver_label} failed: {outcome.status}", diag,
+                                f"the solver {self._solver_label} failed: {outcome.message}", diag,
                                 deadline)
         # an upper bound on the optimum: the least of the solver's, the LP relaxation's (when
         # the result is not proven optimal) and "every request at its best surplus"
@@ -248,11 +259,12 @@ class Gang(MechanismBase):
 
 def _trivial_bound(problem: GangProblem, market: Market) -> int:
     """Each request at its best surplus for all its GPUs: an upper bound on the welfare."""
-    best: dict[int, int] = {}
-    for r, s in zip(problem.pair_request.tolist(), problem.pair_surplus.tolist(), strict=True):
-        best[r] = max(best.get(r, 0), s)
+    if problem.n_pairs == 0:
+        return 0
+    best = np.zeros(market.n_requests, dtype=np.int64)
+    np.maximum.at(best, problem.pair_request, problem.pair_surplus)
     gp = market.snapshot.requests.gpus
-    return sum(s * int(gp[r]) for r, s in best.items())
+    return sum(int(b) * int(g) for b, g in zip(best.tolist(), gp.tolist(), strict=True) if b)
 
 
 def _min_bound(a: float, b: float | None) -> float:
