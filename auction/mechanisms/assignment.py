@@ -57,8 +57,10 @@ from auction.kernels.assignment import (
     check_eps_cs,
     solve_bounded,
     vcg_bonuses_bounded,
+    vcg_groups,
 )
-from auction.kernels.budget import STATUS_NAMES, vcg_work_bound
+from auction.kernels.budget import STATUS_NAMES, stop_at, vcg_work_bound
+from auction.kernels.dense import CHECK_FAILED, MAX_WEIGHT, dense_assignment, use_dense
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import options
@@ -85,6 +87,9 @@ _BYTES_PER_PAIR = 112
 #: Share of the time left after the build that the auction gets when VCG payments follow
 #: (the re-solves get the rest).
 VCG_SOLVE_SHARE = 0.5
+#: Least requests x offers for the dense Jonker-Volgenant path (`auction.kernels.dense`);
+#: below it the auction is as fast and keeps its lean towards more trades on ties.
+DENSE_MIN_CELLS = 250_000
 
 
 def solve_matching(
@@ -233,6 +238,8 @@ class Assignment(MechanismBase):
         """The matching by the bounded auction; VCG by warm-started re-solves."""
         problem = matching_problem(market)
         deadline.check(self.name, "building the matching problem")
+        if self._dense(problem):
+            return self._solve_dense(market, problem, deadline)
         # the auction gets all the time left, or half of it when VCG payments follow
         share = VCG_SOLVE_SHARE if self.payment == "vcg" else 1.0
         a, pedge, price, profit, stats = solve_matching(
@@ -249,15 +256,7 @@ class Assignment(MechanismBase):
                 raise SolverError(self.name, "auction", f"eps-CS violated: {violation}")
             stats["eps_cs"] = "ok"
         rq = market.snapshot.requests
-        matched = np.flatnonzero(pedge >= 0)
-        edges = pedge[matched]
-        req = problem.person_request[matched]
-        off = problem.object_offer[problem.cols[edges]]
-        weight = problem.weight[edges]
-        # canonical row order (request priority, offer rank): row numbers depend on the order
-        # orders were added, and the VCG split breaks ties by row
-        canon = np.lexsort((market.offer_rank[off], market.request_rank[req]))
-        req, off, weight = req[canon], off[canon], weight[canon]
+        req, off, weight = _canonical_rows(market, problem, pedge)
         scale = stats["scale"]
         diagnostics: dict[str, Any] = {
             **stats,
@@ -281,6 +280,60 @@ class Assignment(MechanismBase):
             )
             return (bonus if code == DONE else None), STATUS_NAMES[code], done
 
+        return req, off, rq.gpus[req], weight, status, message, diagnostics, vcg
+
+    def _dense(self, problem: MatchingProblem) -> bool:
+        """True when the dense Jonker-Volgenant path is the faster exact one: a compiled
+        backend, at least `DENSE_MIN_CELLS` cells, density ``DENSE_MIN_DENSITY`` or more, and
+        weights in its exact range."""
+        return (
+            self.backend == "numba" and problem.n * problem.m >= DENSE_MIN_CELLS
+            and use_dense(problem.n, problem.m, len(problem.cols))
+            and (not len(problem.weight) or int(problem.weight.max()) < MAX_WEIGHT)
+        )
+
+    def _solve_dense(
+        self, market: Market, problem: MatchingProblem, deadline: Deadline
+    ) -> _Solved:
+        """Dense markets: the matching and exact duals by Jonker-Volgenant; VCG by
+        shortest-path re-solves warm-started from those duals (`vcg_groups`)."""
+        share = VCG_SOLVE_SHARE if self.payment == "vcg" else 1.0
+        started = time.perf_counter()
+        pedge, u, p, code = dense_assignment(
+            problem.n, problem.m, problem.indptr, problem.cols, problem.weight,
+            deadline=monotonic_deadline(deadline, share),
+        )
+        if code == CHECK_FAILED:
+            raise SolverError(self.name, "dense", "the JV solution failed its optimality check")
+        kernel_status = STATUS_NAMES[code]
+        status, message = Status.SUCCESS, ""
+        if kernel_status != "done":
+            status, message = self._stopped(kernel_status, "the dense solve",
+                                            "its matching so far (feasible, not optimal)")
+        req, off, weight = _canonical_rows(market, problem, pedge)
+        diagnostics: dict[str, Any] = {
+            "method": "jv", "kernel_status": kernel_status,
+            "solve_seconds": time.perf_counter() - started,
+            "dual_prices": _per_row(p.astype(np.float64), problem.object_offer,
+                                    market.n_offers),
+            "dual_profits": _per_row(u.astype(np.float64), problem.person_request,
+                                     market.n_requests),
+            "pairs": len(problem.cols),
+            "edges": len(problem.cols),
+        }
+
+        def vcg(deadline: Deadline) -> tuple[IntArray | None, str, int]:
+            gptr, groups = _provider_groups(market, problem.object_offer)
+            out = np.zeros(len(gptr) - 1, dtype=np.int64)
+            with stop_at(monotonic_deadline(deadline)) as stop:
+                code, done, _ = vcg_groups(
+                    problem.n, problem.m, problem.indptr, problem.cols, problem.weight,
+                    pedge, u, p, gptr, groups, 0, out,
+                    vcg_work_bound(problem.n, problem.m, len(problem.cols)), stop,
+                )
+            return (out if code == DONE else None), STATUS_NAMES[int(code)], int(done)
+
+        rq = market.snapshot.requests
         return req, off, rq.gpus[req], weight, status, message, diagnostics, vcg
 
     def _solve_shared(self, market: Market, deadline: Deadline) -> _Solved:
@@ -341,6 +394,20 @@ class Assignment(MechanismBase):
 #: row, status, message, diagnostics, the VCG bonuses per party code under a deadline).
 _Solved = tuple[IntArray, IntArray, IntArray, IntArray, Status, str, dict[str, Any],
                 Callable[[Deadline], tuple[IntArray | None, str, int]]]
+
+
+def _canonical_rows(
+    market: Market, problem: MatchingProblem, pedge: IntArray
+) -> tuple[IntArray, IntArray, IntArray]:
+    """(request, offer, weight) of the matched edges in canonical row order (request
+    priority, offer rank): row numbers must not depend on the order orders were added, and
+    the VCG split breaks ties by row."""
+    matched = np.flatnonzero(pedge >= 0)
+    edges = pedge[matched]
+    req = problem.person_request[matched]
+    off = problem.object_offer[problem.cols[edges]]
+    canon = np.lexsort((market.offer_rank[off], market.request_rank[req]))
+    return req[canon], off[canon], problem.weight[edges][canon]
 
 
 def _provider_groups(market: Market, object_offer: IntArray) -> tuple[IntArray, IntArray]:
