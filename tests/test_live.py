@@ -221,6 +221,54 @@ def test_event_ids_are_idempotent() -> None:
     assert len(m.book) == 1
 
 
+def test_the_id_window_is_bounded_and_old_ids_never_apply_twice() -> None:
+    m = LiveMarket(id_window=3)
+    for k in range(10):
+        m.submit(offer(k, 5), at=k, event_id=f"x{k}")
+    assert len(m.to_state()["applied"]) == 3  # bounded: x7, x8, x9
+    assert m.has_applied("x9")
+    assert not m.has_applied("x0")
+    before = m.to_state()
+    assert m.submit(offer(8, 5), at=8, event_id="x8") == []  # remembered: a no-op
+    with pytest.raises(InvalidEventError, match="before the clock"):
+        m.submit(offer(0, 5), at=0, event_id="x0")  # forgotten: refused by its time
+    assert m.to_state() == before
+    # ids that share the clock's instant are all kept, whatever the window
+    for k in range(10, 16):
+        m.submit(offer(k, 5), at=20, event_id=f"x{k}")
+    assert {f"x{k}" for k in range(10, 16)} <= {k for k, _ in m.to_state()["applied"]}
+    assert m.submit(offer(10, 5), at=20, event_id="x10") == []
+    m.advance(21, event_id="tick")
+    assert len(m.to_state()["applied"]) == 3
+    with pytest.raises(InvalidEventError):
+        m.submit(offer(10, 5), at=20, event_id="x10")
+    assert len(m.book) == 16
+    with pytest.raises(InvalidEventError):
+        LiveMarket(id_window=0)
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 2)), min_size=1, max_size=40),
+       st.integers(1, 4))
+def test_retries_never_apply_twice_whatever_the_window(
+    retries: list[tuple[int, int]], window: int
+) -> None:
+    """Inputs x0..x9 at times 0,0,1,1,...; then retries of any of them, each with its own
+    time: every retry is a no-op or refused, never applied again."""
+    m = LiveMarket(id_window=window)
+    for k in range(10):
+        m.submit(offer(k, 5), at=k // 2, event_id=f"x{k}")
+    before = m.to_state()
+    for k, _ in retries:
+        try:
+            out = m.submit(offer(k, 5), at=k // 2, event_id=f"x{k}")
+        except InvalidEventError:
+            continue
+        assert out == []
+    after = m.to_state()
+    assert after == before
+    assert len(after["applied"]) <= max(window, 2)
+
+
 def test_amend_rematches_and_cancel_withdraws() -> None:
     m = LiveMarket()
     m.submit(offer(1, 8), at=0)

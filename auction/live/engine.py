@@ -20,6 +20,13 @@ its free capacity; an offer with none free waits off the book); the lease starts
 offer, if it is still open. A request is filled whole (divisible ones may fill in part and
 keep the rest open). Unfilled orders leave the book at ``expires_at``.
 
+Idempotency: the ids of applied inputs are remembered in a bounded window (see
+`LiveMarket`'s ``id_window``): the last ``id_window`` caller-chosen ids, plus every id applied
+at the current instant. A retry of a remembered id is a no-op; a retry of an older one with
+its original ``at`` is refused, since that time is before the clock. So an input that carries
+an id and an ``at`` is applied at most once, however late it is retried, and memory stays
+bounded.
+
 Locking: one re-entrant lock per market guards all state; every public method (inputs and
 reads) holds it for its whole run, so a market may be shared by many threads and each input
 is applied atomically, in one total order (the ``seq``). Different markets share nothing and
@@ -91,6 +98,9 @@ class LiveMarket:
         incremental: periodic mode: reuse unchanged components' clears where exact.
         log: an `auction.live.log.EventLog` to write every input (ahead of applying it) and
             its outputs to; see `auction.live.log.open_market` to create or recover one.
+        id_window: how many caller-chosen input ids to remember (more are kept while they
+            share the clock's current time); older ids are forgotten, and a retry of one
+            with its original ``at`` is refused as before the clock.
     """
 
     def __init__(
@@ -105,6 +115,7 @@ class LiveMarket:
         reputation: Mapping[str, float] | None = None,
         incremental: bool = True,
         log: Any = None,
+        id_window: int = 100_000,
     ) -> None:
         if mode not in MODES:
             raise InvalidEventError("mode", mode, f"must be one of {MODES}")
@@ -114,6 +125,7 @@ class LiveMarket:
         self.rule = rule
         self.epoch = _check_time("epoch", epoch, None, 1)
         self.start = _check_time("start", start, None)
+        self.id_window = _check_time("id_window", id_window, None, 1)
         self.options = dict(options or {})
         if isinstance(mechanism, str):
             self.mechanism: Mechanism = get_mechanism(mechanism, **self.options)
@@ -138,7 +150,7 @@ class LiveMarket:
         self._now = self.start
         self._next_clear = self.start + self.epoch
         self._seq = 0
-        self._applied: set[str] = set()
+        self._applied: dict[str, int] = {}  # id -> at, oldest first (bounded: _remember)
         self._clearer = IncrementalClearer(self.mechanism, self.reputation)
         if not self.incremental:
             self._clearer.incremental = False
@@ -172,7 +184,8 @@ class LiveMarket:
         opts = dict(mech.get_options()) if hasattr(mech, "get_options") else {}
         return {"mode": self.mode, "rule": self.rule, "mechanism": mech.name,
                 "options": opts, "epoch": self.epoch, "start": self.start,
-                "reputation": self.reputation, "incremental": self.incremental}
+                "reputation": self.reputation, "incremental": self.incremental,
+                "id_window": self.id_window}
 
     def orders(self) -> list[Offer | Request]:
         """The open orders (offers with their free GPUs), offers first, in book order."""
@@ -185,7 +198,8 @@ class LiveMarket:
             return [self._leases[k] for k in sorted(self._leases)]
 
     def has_applied(self, event_id: str) -> bool:
-        """True when an input with this id was applied (a retry of it is a no-op)."""
+        """True when an input with this id was applied and is still remembered (a retry of
+        it is a no-op); ids older than the ``id_window`` are forgotten."""
         with self._lock:
             return event_id in self._applied
 
@@ -311,7 +325,7 @@ class LiveMarket:
         if self.log is not None:
             self.log.write_input(ev)
         self._seq = seq
-        self._applied.add(ev.id)
+        self._remember(ev.id, at)
         self._cause, self._outs = ev.id, []
         self._advance_to(at)
         getattr(self, f"_do_{kind}")(prepared, at)
@@ -321,6 +335,19 @@ class LiveMarket:
         if self.log is not None:
             self.log.write_outputs(seq, outs)
         return outs
+
+    def _remember(self, eid: str, at: int) -> None:
+        """Remember an applied caller-chosen id; forget the oldest beyond the window, but
+        only those applied before `at` (a retry of those is refused by the clock)."""
+        if eid.startswith("e") and eid[1:].isdigit():
+            return  # an automatic id: no caller can send it
+        applied = self._applied
+        applied[eid] = at
+        while len(applied) > self.id_window:
+            oldest = next(iter(applied))
+            if applied[oldest] >= at:
+                break
+            del applied[oldest]
 
     def _emit(self, kind: str, at: int, data: Mapping[str, Any]) -> None:
         self._seq += 1
@@ -589,7 +616,8 @@ class LiveMarket:
             return {
                 "config": self.config(),
                 "now": self._now, "seq": self._seq, "next_clear": self._next_clear,
-                "applied": sorted(self._applied), "seen": sorted(self._seen),
+                "applied": [[k, t] for k, t in self._applied.items()],
+                "seen": sorted(self._seen),
                 "book": [order_record(o) for o in self.book],
                 "parked": [order_record(o) for o in self._parked.values()],
                 "expires": self._expires, "starts": self._starts,
@@ -603,7 +631,9 @@ class LiveMarket:
         """The market `to_state` described."""
         m = cls(**state["config"], log=log)
         m._now, m._seq, m._next_clear = state["now"], state["seq"], state["next_clear"]
-        m._applied, m._seen = set(state["applied"]), set(state["seen"])
+        m._applied = {str(k): int(t) for k, t in (
+            (a, m._now) if isinstance(a, str) else a for a in state["applied"])}
+        m._seen = set(state["seen"])
         for rec in state["book"]:
             m._open(order_from_record(rec))
         for rec in state["parked"]:
