@@ -38,15 +38,18 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 from typing import Any, cast
 
 import attrs
 import numpy as np
 
 from auction.book import OrderBook
+from auction.clearing import clear as clear_from_scratch
 from auction.errors import (
     DuplicateOrderError,
     InvalidEventError,
@@ -95,6 +98,11 @@ class LiveMarket:
         epoch: periodic mode: seconds between clears (the first at ``start + epoch``).
         start: the clock's starting time, in seconds.
         reputation: provider scores in [0, 1] (0 for providers not listed).
+        quality, quality_weight: a scoring market, as `auction.Market` takes them: each offer
+            carries the bonus ``floor(quality_weight x quality)`` of its provider (quality
+            None: the reputation is the quality); continuous ``price-time`` and
+            ``posted-price`` rank offers by ``ask - bonus``, and periodic clears build their
+            `Market` with them (from scratch: the incremental path is price-only).
         incremental: periodic mode: reuse unchanged components' clears where exact.
         log: an `auction.live.log.EventLog` to write every input (ahead of applying it) and
             its outputs to; see `auction.live.log.open_market` to create or recover one.
@@ -113,6 +121,8 @@ class LiveMarket:
         epoch: int = HOUR,
         start: int = 0,
         reputation: Mapping[str, float] | None = None,
+        quality: Mapping[str, float] | None = None,
+        quality_weight: int = 0,
         incremental: bool = True,
         log: Any = None,
         id_window: int = 100_000,
@@ -133,11 +143,17 @@ class LiveMarket:
             if self.options:
                 raise InvalidEventError("options", self.options, "go with a mechanism name")
             self.mechanism = mechanism
-        Market(OrderBook(), reputation)  # validates the scores (InvalidOrderError)
+        # validates the scores and the weight (InvalidOrderError)
+        Market(OrderBook(), reputation, quality=quality, quality_weight=quality_weight)
         self.reputation = {str(k): float(v) for k, v in (reputation or {}).items()}
+        self.quality = None if quality is None else {
+            str(k): float(v) for k, v in quality.items()}
+        self.quality_weight = int(quality_weight)
+        self._bonuses: dict[str, int] = {}
         self.incremental = bool(incremental)
         self.book = OrderBook()
-        ok, rk = sort_keys(rule if mode == "continuous" else "fifo")
+        ok, rk = sort_keys(rule if mode == "continuous" else "fifo",
+                           self.bonus if self.quality_weight else None)
         self._pools = Pools(ok, rk)
         self._orders: dict[str, Offer | Request] = {}
         self._parked: dict[str, Offer] = {}
@@ -184,7 +200,8 @@ class LiveMarket:
         opts = dict(mech.get_options()) if hasattr(mech, "get_options") else {}
         return {"mode": self.mode, "rule": self.rule, "mechanism": mech.name,
                 "options": opts, "epoch": self.epoch, "start": self.start,
-                "reputation": self.reputation, "incremental": self.incremental,
+                "reputation": self.reputation, "quality": self.quality,
+                "quality_weight": self.quality_weight, "incremental": self.incremental,
                 "id_window": self.id_window}
 
     def orders(self) -> list[Offer | Request]:
@@ -592,11 +609,27 @@ class LiveMarket:
     def _rep(self, provider: str) -> float:
         return self.reputation.get(provider, 0.0)
 
+    def bonus(self, provider: str) -> int:
+        """The quality bonus of `provider` per GPU-hour, as `auction.Market.offer_bonus`."""
+        b = self._bonuses.get(provider)
+        if b is None:
+            q = (self.quality.get(provider, 0.0) if self.quality is not None
+                 else self._rep(provider))
+            b = self._bonuses[provider] = math.floor(Fraction(repr(float(q)))
+                                                     * self.quality_weight)
+        return b
+
     def _clear_now(self, at: int) -> None:
-        result = self._clearer.clear(self.book, self._pools)
+        stats: Mapping[str, Any]
+        if self.quality_weight:
+            market = Market(self.book.snapshot(), self.reputation, quality=self.quality,
+                            quality_weight=self.quality_weight)
+            result, stats = clear_from_scratch(market, self.mechanism), {}
+        else:
+            result = self._clearer.clear(self.book, self._pools)
+            stats = self._clearer.last_stats
         self.last_result = result
         digest = _digest(result)
-        stats = self._clearer.last_stats
         self._emit("cleared", at, {
             "mechanism": result.mechanism, "status": str(result.status),
             "allocations": result.n_allocations, "welfare": result.welfare,
