@@ -162,7 +162,8 @@ def bench_continuous(n: int, events: int, anchor_events: int, seed: int) -> None
     a50 = statistics.median(anchor)
     print(f"continuous price-time, {len(book):,} open orders (loaded in {load:.1f} s): "
           f"{len(lat):,} events ({n_fill:,} fills, {n_cancel:,} cancels)")
-    print(f"  live:    {len(lat) / wall:,.0f} events/s, wall p50 {p50 * 1e6:,.0f} us, "
+    print(f"  live:    {len(lat) / wall:,.0f} events/s ({len(lat) / sum(cpu):,.0f} per CPU "
+          f"second), wall p50 {p50 * 1e6:,.0f} us, "
           f"p99 {p99 * 1e6:,.0f} us; thread CPU p50 {pct(cpu, 50) * 1e6:,.0f} us, "
           f"p99 {pct(cpu, 99) * 1e6:,.0f} us (wall minus CPU is preemption)")
     print(f"  anchor:  rebuild Market + first-price per arrival: median {a50 * 1e3:,.1f} ms "
@@ -233,6 +234,35 @@ def _timed(fn: Any, items: list[Any], threads: int) -> tuple[list[Any], float, f
     return out, wall, (time.process_time() - c) / wall
 
 
+def gil_probe(fn: Any, item: Any) -> tuple[float, float]:
+    """(longest stall of a pure-Python thread while `fn(item)` runs, the call's seconds).
+
+    A kernel that held the GIL would stall the probe for its whole run; a stall of a few
+    switch intervals (and preemption, on a loaded machine) shows it released the GIL. This
+    does not depend on how many cores the scheduler grants, unlike a speed-up."""
+    import threading
+
+    stop = threading.Event()
+    worst = [0.0]
+
+    def probe() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            now = time.perf_counter()
+            worst[0] = max(worst[0], now - last)
+            last = now
+
+    th = threading.Thread(target=probe)
+    th.start()
+    time.sleep(0.05)
+    s = time.perf_counter()
+    fn(item)
+    call = time.perf_counter() - s
+    stop.set()
+    th.join()
+    return worst[0], call
+
+
 def bench_threads(markets: int, size: int, seed: int) -> None:
     """Independent markets cleared one after another vs in 2 threads, three ways: built and
     cleared (`Market` build is numpy and Python), prebuilt and cleared with ``first-price``
@@ -281,6 +311,11 @@ def bench_threads(markets: int, size: int, seed: int) -> None:
         print(f"threads {name:21s} {markets} markets x {size:,} orders: sequential "
               f"{t_seq:.2f} s ({c_seq:.2f} cores busy), 2 threads {t_par:.2f} s "
               f"({c_par:.2f} cores busy), speed-up {t_seq / t_par:.2f}x")
+    for name, fn, item in (("prebuilt assignment", assign, mk[0]),
+                           ("build + first-price", whole, books[0])):
+        stall, call = gil_probe(fn, item)
+        print(f"GIL probe {name:21s}: a Python thread's longest stall {stall * 1e3:.1f} ms "
+              f"during a {call * 1e3:.1f} ms clear")
     print(f"threads: load average {os.getloadavg()[0]:.2f} after")
 
 
