@@ -162,7 +162,8 @@ def bench_continuous(n: int, events: int, anchor_events: int, seed: int) -> None
     a50 = statistics.median(anchor)
     print(f"continuous price-time, {len(book):,} open orders (loaded in {load:.1f} s): "
           f"{len(lat):,} events ({n_fill:,} fills, {n_cancel:,} cancels)")
-    print(f"  live:    {len(lat) / wall:,.0f} events/s, wall p50 {p50 * 1e6:,.0f} us, "
+    print(f"  live:    {len(lat) / wall:,.0f} events/s ({len(lat) / sum(cpu):,.0f} per CPU "
+          f"second), wall p50 {p50 * 1e6:,.0f} us, "
           f"p99 {p99 * 1e6:,.0f} us; thread CPU p50 {pct(cpu, 50) * 1e6:,.0f} us, "
           f"p99 {pct(cpu, 99) * 1e6:,.0f} us (wall minus CPU is preemption)")
     print(f"  anchor:  rebuild Market + first-price per arrival: median {a50 * 1e3:,.1f} ms "
@@ -221,7 +222,55 @@ def bench_reclear(n: int, epochs: int, workload: str, zones: int, seed: int) -> 
 
 
 # -- 3. threads ------------------------------------------------------------------------------
+def _timed(fn: Any, items: list[Any], threads: int) -> tuple[list[Any], float, float]:
+    """(results, wall seconds, process CPU seconds / wall: how many cores were busy)."""
+    c, s = time.process_time(), time.perf_counter()
+    if threads == 1:
+        out = [fn(x) for x in items]
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            out = list(pool.map(fn, items))
+    wall = time.perf_counter() - s
+    return out, wall, (time.process_time() - c) / wall
+
+
+def gil_probe(fn: Any, item: Any) -> tuple[float, float]:
+    """(longest stall of a pure-Python thread while `fn(item)` runs, the call's seconds).
+
+    A kernel that held the GIL would stall the probe for its whole run; a stall of a few
+    switch intervals (and preemption, on a loaded machine) shows it released the GIL. This
+    does not depend on how many cores the scheduler grants, unlike a speed-up."""
+    import threading
+
+    stop = threading.Event()
+    worst = [0.0]
+
+    def probe() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            now = time.perf_counter()
+            worst[0] = max(worst[0], now - last)
+            last = now
+
+    th = threading.Thread(target=probe)
+    th.start()
+    time.sleep(0.05)
+    s = time.perf_counter()
+    fn(item)
+    call = time.perf_counter() - s
+    stop.set()
+    th.join()
+    return worst[0], call
+
+
 def bench_threads(markets: int, size: int, seed: int) -> None:
+    """Independent markets cleared one after another vs in 2 threads, three ways: built and
+    cleared (`Market` build is numpy and Python), prebuilt and cleared with ``first-price``
+    (sealed-bid kernel, ``nogil``, plus the result) and with ``assignment`` (the auction
+    kernel, ``nogil``, dominates). Each row prints the speed-up and the cores busy (CPU/wall);
+    results must be identical."""
+    import os
+
     from auction.kernels.sealed_bid import sealed_bid
     from auction.mechanisms.sealed_bid import sealed_bid_arrays
 
@@ -229,31 +278,45 @@ def bench_threads(markets: int, size: int, seed: int) -> None:
     for k in range(markets):
         offers, requests = make_orders(size * 3 // 10, size - size * 3 // 10, seed=seed + k)
         books.append(OrderBook([*offers, *requests]))
+    mk = [Market(b.snapshot()) for b in books]
+    small = [Market(b.snapshot()) for b in books[:2]]
+    args = [(*sealed_bid_arrays(x), False) for x in mk]
+    auction.clear(small[0], "first-price")  # compile (or load) the kernels
+    auction.clear(small[0], "assignment")
 
     def whole(b: OrderBook) -> Any:
-        return auction.clear(Market(b.snapshot()), "first-price")
+        return auction.clear(Market(b.snapshot()), "first-price").to_dict()
 
-    mk = [Market(b.snapshot()) for b in books]
-    args = [(*sealed_bid_arrays(x), False) for x in mk]
-    whole(books[0])  # compile
+    def first(m: Market) -> Any:
+        return auction.clear(m, "first-price").to_dict()
+
+    def assign(m: Market) -> Any:
+        return auction.clear(m, "assignment").to_dict()
 
     def kernel(a: tuple[Any, ...]) -> Any:
         for _ in range(5):
             out = sealed_bid(*a)
-        return out
+        return [x.tolist() for x in out[:3]]
 
-    for name, fn, items in (("build + clear", whole, books), ("kernel x5", kernel, args)):
-        s = time.perf_counter()
-        seq = [fn(x) for x in items]
-        t_seq = time.perf_counter() - s
-        with ThreadPoolExecutor(2) as pool:
-            s = time.perf_counter()
-            par = list(pool.map(fn, items))
-            t_par = time.perf_counter() - s
-        if name == "build + clear":
-            assert all(a.to_dict() == b.to_dict() for a, b in zip(seq, par, strict=True))
-        print(f"threads {name:13s} {markets} markets x {size:,} orders: sequential "
-              f"{t_seq:.2f} s, 2 threads {t_par:.2f} s, speed-up {t_seq / t_par:.2f}x")
+    print(f"threads: load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    for name, fn, items in (("build + first-price", whole, books),
+                            ("prebuilt first-price", first, mk),
+                            ("prebuilt assignment", assign, mk),
+                            ("sealed-bid kernel x5", kernel, args)):
+        _timed(fn, items, 1)  # untimed pass: a market caches what its first clear builds
+        seq, t_seq, c_seq = _timed(fn, items, 1)
+        par, t_par, c_par = _timed(fn, items, 2)
+        if seq != par:
+            raise SystemExit(f"threads {name}: results differ from the sequential ones")
+        print(f"threads {name:21s} {markets} markets x {size:,} orders: sequential "
+              f"{t_seq:.2f} s ({c_seq:.2f} cores busy), 2 threads {t_par:.2f} s "
+              f"({c_par:.2f} cores busy), speed-up {t_seq / t_par:.2f}x")
+    for name, fn, item in (("prebuilt assignment", assign, mk[0]),
+                           ("build + first-price", whole, books[0])):
+        stall, call = gil_probe(fn, item)
+        print(f"GIL probe {name:21s}: a Python thread's longest stall {stall * 1e3:.1f} ms "
+              f"during a {call * 1e3:.1f} ms clear")
+    print(f"threads: load average {os.getloadavg()[0]:.2f} after")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -265,17 +328,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--zones", type=int, default=1000)
     ap.add_argument("--markets", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", choices=("continuous", "reclear", "threads"), action="append",
+                    help="run only these measurements (repeatable)")
+    ap.add_argument("--size", type=int, default=None, help="orders per market (threads)")
     a = ap.parse_args(argv)
+    parts = set(a.only or ("continuous", "reclear", "threads"))
     sizes = [10_000] if a.quick else [10_000, a.n]
     n_cont = 10_000 if a.quick else a.n
     events = 1_000 if a.quick else a.events
     epochs = 3 if a.quick else a.epochs
-    bench_continuous(n_cont, events, 5 if a.quick else 10, a.seed)
-    for n in sizes:
+    if "continuous" in parts:
+        bench_continuous(n_cont, events, 5 if a.quick else 10, a.seed)
+    for n in sizes if "reclear" in parts else []:
         for workload in ("mixed", "zoned"):
             bench_reclear(n, epochs, workload, a.zones if n >= 10**5 else a.zones // 10,
                           a.seed)
-    bench_threads(a.markets, 10_000 if a.quick else 25_000, a.seed)
+    if "threads" in parts:
+        bench_threads(a.markets, a.size or (10_000 if a.quick else 25_000), a.seed)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,78 @@ def run_flow(rule: str, flow: list[Offer | Request]) -> list[tuple[str, str, int
     return [f for o in flow for f in fills(m.submit(o))]
 
 
+@st.composite
+def scoring_flows(draw: st.DrawFn) -> tuple[list[Offer], list[Request], dict[str, float],
+                                            int, dict[str, float]]:
+    """Offers that rest first, then requests arriving one by one, with quality per
+    provider (some unlisted), a quality weight (0 included) and reputations."""
+    n_off, n_req = draw(st.integers(1, 7)), draw(st.integers(1, 8))
+    offers = [offer(i, draw(st.integers(1, 12)), gpus=draw(st.integers(1, 4)),
+                    model=draw(st.sampled_from(MODELS)), provider=f"p{draw(st.integers(0, 4))}",
+                    t=draw(st.integers(0, 3))) for i in range(n_off)]
+    requests = [request(100 + i, draw(st.integers(1, 14)), gpus=draw(st.integers(1, 4)),
+                        models=draw(st.sampled_from([(), ("H100",), ("A100",)])),
+                        divisible=draw(st.booleans()), t=4 + i) for i in range(n_req)]
+    grades = st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.95, 1.0])
+    quality = {f"p{k}": draw(grades) for k in range(5) if draw(st.booleans())}
+    reputation = {f"p{k}": draw(grades) for k in range(5) if draw(st.booleans())}
+    weight = draw(st.sampled_from([0, 1, 3, 10, 1_000]))
+    return offers, requests, quality, weight, reputation
+
+
+@pytest.mark.parametrize("rule", ["price-time", "posted-price"])
+@pytest.mark.parametrize("own_quality", [True, False])
+@given(scoring_flows())
+def test_continuous_scoring_ranks_offers_like_a_batch_clear(
+    rule: str, own_quality: bool,
+    flow: tuple[list[Offer], list[Request], dict[str, float], int, dict[str, float]],
+) -> None:
+    """Where the rules coincide (every offer rests before the first request, requests
+    arrive in priority order), continuous matching with quality bonuses gives the fills of
+    a batch `first-price` clear of the same book on a scoring `Market`."""
+    offers, requests, quality, weight, reputation = flow
+    q = quality if own_quality else None
+    m = LiveMarket(rule=rule, quality=q, quality_weight=weight, reputation=reputation)
+    for o in offers:
+        m.submit(o, at=0)
+    got = []
+    for k, r in enumerate(requests):
+        got += fills(m.submit(r, at=1 + k))
+    market = auction.Market(OrderBook([*offers, *requests]), reputation, quality=q,
+                            quality_weight=weight)
+    res = auction.clear(market, "first-price")
+    want = list(zip(res.request_id.tolist(), res.offer_id.tolist(), res.gpus.tolist(),
+                    res.unit_price.tolist(), strict=True))
+    assert sorted(got) == sorted(want)
+    provider_of = {o.id: o.provider for o in offers}
+    assert [m.bonus(provider_of[i]) for i in market.snapshot.offers.id.tolist()] == (
+        market.offer_bonus.tolist())
+
+
+def test_a_quality_bonus_wins_at_a_higher_ask() -> None:
+    for rule in ("price-time", "posted-price"):
+        m = LiveMarket(rule=rule, quality={"good": 1.0}, quality_weight=3)
+        m.submit(offer(1, 10, provider="good"), at=0)  # score 7
+        m.submit(offer(2, 8, provider="plain"), at=0)  # score 8
+        assert m.bonus("good") == 3
+        assert m.bonus("plain") == 0
+        assert fills(m.submit(request(1, 12), at=1)) == [("r1", "o1", 1, 10)]
+        # the ask must still be at most the max price: o1 (ask 10) cannot serve 9
+        assert fills(m.submit(request(2, 9), at=2)) == [("r2", "o2", 1, 8)]
+    fifo = LiveMarket(rule="fifo", quality={"good": 1.0}, quality_weight=3)
+    fifo.submit(offer(2, 8, provider="plain", t=0), at=0)
+    fifo.submit(offer(1, 10, provider="good", t=1), at=0)
+    assert fills(fifo.submit(request(1, 12), at=1)) == [("r1", "o2", 1, 8)]  # first come
+    per = LiveMarket(mode="periodic", mechanism="first-price", quality={"good": 1.0},
+                     quality_weight=3)
+    per.submit(offer(1, 10, provider="good"), at=0)
+    per.submit(offer(2, 8, provider="plain"), at=0)
+    per.submit(request(1, 12), at=1)
+    assert fills(per.clear(at=2)) == [("r1", "o1", 1, 10)]
+    with pytest.raises(InvalidOrderError):
+        LiveMarket(quality_weight=-1)
+
+
 def test_rules_differ_where_documented() -> None:
     flow = [request(1, 10, t=1), request(2, 20, t=2), offer(3, 5, gpus=1)]
     got = {rule: run_flow(rule, flow) for rule in RULES}
@@ -219,6 +291,54 @@ def test_event_ids_are_idempotent() -> None:
     assert m.submit(offer(1, 5), at=1, event_id="x") == []  # a retry: no-op, no error
     assert m.has_applied("x")
     assert len(m.book) == 1
+
+
+def test_the_id_window_is_bounded_and_old_ids_never_apply_twice() -> None:
+    m = LiveMarket(id_window=3)
+    for k in range(10):
+        m.submit(offer(k, 5), at=k, event_id=f"x{k}")
+    assert len(m.to_state()["applied"]) == 3  # bounded: x7, x8, x9
+    assert m.has_applied("x9")
+    assert not m.has_applied("x0")
+    before = m.to_state()
+    assert m.submit(offer(8, 5), at=8, event_id="x8") == []  # remembered: a no-op
+    with pytest.raises(InvalidEventError, match="before the clock"):
+        m.submit(offer(0, 5), at=0, event_id="x0")  # forgotten: refused by its time
+    assert m.to_state() == before
+    # ids that share the clock's instant are all kept, whatever the window
+    for k in range(10, 16):
+        m.submit(offer(k, 5), at=20, event_id=f"x{k}")
+    assert {f"x{k}" for k in range(10, 16)} <= {k for k, _ in m.to_state()["applied"]}
+    assert m.submit(offer(10, 5), at=20, event_id="x10") == []
+    m.advance(21, event_id="tick")
+    assert len(m.to_state()["applied"]) == 3
+    with pytest.raises(InvalidEventError):
+        m.submit(offer(10, 5), at=20, event_id="x10")
+    assert len(m.book) == 16
+    with pytest.raises(InvalidEventError):
+        LiveMarket(id_window=0)
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 2)), min_size=1, max_size=40),
+       st.integers(1, 4))
+def test_retries_never_apply_twice_whatever_the_window(
+    retries: list[tuple[int, int]], window: int
+) -> None:
+    """Inputs x0..x9 at times 0,0,1,1,...; then retries of any of them, each with its own
+    time: every retry is a no-op or refused, never applied again."""
+    m = LiveMarket(id_window=window)
+    for k in range(10):
+        m.submit(offer(k, 5), at=k // 2, event_id=f"x{k}")
+    before = m.to_state()
+    for k, _ in retries:
+        try:
+            out = m.submit(offer(k, 5), at=k // 2, event_id=f"x{k}")
+        except InvalidEventError:
+            continue
+        assert out == []
+    after = m.to_state()
+    assert after == before
+    assert len(after["applied"]) <= max(window, 2)
 
 
 def test_amend_rematches_and_cancel_withdraws() -> None:

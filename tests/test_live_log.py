@@ -102,6 +102,29 @@ def test_snapshot_plus_tail_recovers(tmp_path: Path) -> None:
     assert r.to_state() == m.to_state()
 
 
+def test_old_ids_stay_refused_after_snapshot_and_tail_recovery(tmp_path: Path) -> None:
+    log, snap = tmp_path / "m.log", tmp_path / "m.snap"
+    records = flow(200, seed=5)
+    cfg = {**CONFIG, "id_window": 8}
+    m = open_market(log, snapshot=snap, **cfg)
+    run_all(m, records[:100])
+    save_snapshot(m, snap)
+    run_all(m, records[100:])
+    m.log.close()
+    r = open_market(log, snapshot=snap)
+    assert r.to_state() == m.to_state()
+    assert len(r.to_state()["applied"]) <= 8 + 4  # the window, plus the current instant
+    state = r.to_state()
+    for rec in records:  # resend everything: each is a no-op or refused, none applied
+        out = r.handle(rec)
+        assert all(e.kind == "rejected" for e in out)
+        assert not out or out[0].data["field"] == "at"
+    after = r.to_state()
+    assert {k: v for k, v in after.items() if k != "seq"} == {
+        k: v for k, v in state.items() if k != "seq"}
+    assert after["seq"] == state["seq"]
+
+
 def test_a_torn_last_line_is_cut(tmp_path: Path) -> None:
     log = tmp_path / "m.log"
     m = open_market(log, **CONFIG)

@@ -20,6 +20,13 @@ its free capacity; an offer with none free waits off the book); the lease starts
 offer, if it is still open. A request is filled whole (divisible ones may fill in part and
 keep the rest open). Unfilled orders leave the book at ``expires_at``.
 
+Idempotency: the ids of applied inputs are remembered in a bounded window (see
+`LiveMarket`'s ``id_window``): the last ``id_window`` caller-chosen ids, plus every id applied
+at the current instant. A retry of a remembered id is a no-op; a retry of an older one with
+its original ``at`` is refused, since that time is before the clock. So an input that carries
+an id and an ``at`` is applied at most once, however late it is retried, and memory stays
+bounded.
+
 Locking: one re-entrant lock per market guards all state; every public method (inputs and
 reads) holds it for its whole run, so a market may be shared by many threads and each input
 is applied atomically, in one total order (the ``seq``). Different markets share nothing and
@@ -31,15 +38,18 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 from typing import Any, cast
 
 import attrs
 import numpy as np
 
 from auction.book import OrderBook
+from auction.clearing import clear as clear_from_scratch
 from auction.errors import (
     DuplicateOrderError,
     InvalidEventError,
@@ -88,9 +98,17 @@ class LiveMarket:
         epoch: periodic mode: seconds between clears (the first at ``start + epoch``).
         start: the clock's starting time, in seconds.
         reputation: provider scores in [0, 1] (0 for providers not listed).
+        quality, quality_weight: a scoring market, as `auction.Market` takes them: each offer
+            carries the bonus ``floor(quality_weight x quality)`` of its provider (quality
+            None: the reputation is the quality); continuous ``price-time`` and
+            ``posted-price`` rank offers by ``ask - bonus``, and periodic clears build their
+            `Market` with them (from scratch: the incremental path is price-only).
         incremental: periodic mode: reuse unchanged components' clears where exact.
         log: an `auction.live.log.EventLog` to write every input (ahead of applying it) and
             its outputs to; see `auction.live.log.open_market` to create or recover one.
+        id_window: how many caller-chosen input ids to remember (more are kept while they
+            share the clock's current time); older ids are forgotten, and a retry of one
+            with its original ``at`` is refused as before the clock.
     """
 
     def __init__(
@@ -103,8 +121,11 @@ class LiveMarket:
         epoch: int = HOUR,
         start: int = 0,
         reputation: Mapping[str, float] | None = None,
+        quality: Mapping[str, float] | None = None,
+        quality_weight: int = 0,
         incremental: bool = True,
         log: Any = None,
+        id_window: int = 100_000,
     ) -> None:
         if mode not in MODES:
             raise InvalidEventError("mode", mode, f"must be one of {MODES}")
@@ -114,6 +135,7 @@ class LiveMarket:
         self.rule = rule
         self.epoch = _check_time("epoch", epoch, None, 1)
         self.start = _check_time("start", start, None)
+        self.id_window = _check_time("id_window", id_window, None, 1)
         self.options = dict(options or {})
         if isinstance(mechanism, str):
             self.mechanism: Mechanism = get_mechanism(mechanism, **self.options)
@@ -121,11 +143,17 @@ class LiveMarket:
             if self.options:
                 raise InvalidEventError("options", self.options, "go with a mechanism name")
             self.mechanism = mechanism
-        Market(OrderBook(), reputation)  # validates the scores (InvalidOrderError)
+        # validates the scores and the weight (InvalidOrderError)
+        Market(OrderBook(), reputation, quality=quality, quality_weight=quality_weight)
         self.reputation = {str(k): float(v) for k, v in (reputation or {}).items()}
+        self.quality = None if quality is None else {
+            str(k): float(v) for k, v in quality.items()}
+        self.quality_weight = int(quality_weight)
+        self._bonuses: dict[str, int] = {}
         self.incremental = bool(incremental)
         self.book = OrderBook()
-        ok, rk = sort_keys(rule if mode == "continuous" else "fifo")
+        ok, rk = sort_keys(rule if mode == "continuous" else "fifo",
+                           self.bonus if self.quality_weight else None)
         self._pools = Pools(ok, rk)
         self._orders: dict[str, Offer | Request] = {}
         self._parked: dict[str, Offer] = {}
@@ -138,7 +166,7 @@ class LiveMarket:
         self._now = self.start
         self._next_clear = self.start + self.epoch
         self._seq = 0
-        self._applied: set[str] = set()
+        self._applied: dict[str, int] = {}  # id -> at, oldest first (bounded: _remember)
         self._clearer = IncrementalClearer(self.mechanism, self.reputation)
         if not self.incremental:
             self._clearer.incremental = False
@@ -172,7 +200,9 @@ class LiveMarket:
         opts = dict(mech.get_options()) if hasattr(mech, "get_options") else {}
         return {"mode": self.mode, "rule": self.rule, "mechanism": mech.name,
                 "options": opts, "epoch": self.epoch, "start": self.start,
-                "reputation": self.reputation, "incremental": self.incremental}
+                "reputation": self.reputation, "quality": self.quality,
+                "quality_weight": self.quality_weight, "incremental": self.incremental,
+                "id_window": self.id_window}
 
     def orders(self) -> list[Offer | Request]:
         """The open orders (offers with their free GPUs), offers first, in book order."""
@@ -185,7 +215,8 @@ class LiveMarket:
             return [self._leases[k] for k in sorted(self._leases)]
 
     def has_applied(self, event_id: str) -> bool:
-        """True when an input with this id was applied (a retry of it is a no-op)."""
+        """True when an input with this id was applied and is still remembered (a retry of
+        it is a no-op); ids older than the ``id_window`` are forgotten."""
         with self._lock:
             return event_id in self._applied
 
@@ -311,7 +342,7 @@ class LiveMarket:
         if self.log is not None:
             self.log.write_input(ev)
         self._seq = seq
-        self._applied.add(ev.id)
+        self._remember(ev.id, at)
         self._cause, self._outs = ev.id, []
         self._advance_to(at)
         getattr(self, f"_do_{kind}")(prepared, at)
@@ -321,6 +352,19 @@ class LiveMarket:
         if self.log is not None:
             self.log.write_outputs(seq, outs)
         return outs
+
+    def _remember(self, eid: str, at: int) -> None:
+        """Remember an applied caller-chosen id; forget the oldest beyond the window, but
+        only those applied before `at` (a retry of those is refused by the clock)."""
+        if eid.startswith("e") and eid[1:].isdigit():
+            return  # an automatic id: no caller can send it
+        applied = self._applied
+        applied[eid] = at
+        while len(applied) > self.id_window:
+            oldest = next(iter(applied))
+            if applied[oldest] >= at:
+                break
+            del applied[oldest]
 
     def _emit(self, kind: str, at: int, data: Mapping[str, Any]) -> None:
         self._seq += 1
@@ -565,11 +609,27 @@ class LiveMarket:
     def _rep(self, provider: str) -> float:
         return self.reputation.get(provider, 0.0)
 
+    def bonus(self, provider: str) -> int:
+        """The quality bonus of `provider` per GPU-hour, as `auction.Market.offer_bonus`."""
+        b = self._bonuses.get(provider)
+        if b is None:
+            q = (self.quality.get(provider, 0.0) if self.quality is not None
+                 else self._rep(provider))
+            b = self._bonuses[provider] = math.floor(Fraction(repr(float(q)))
+                                                     * self.quality_weight)
+        return b
+
     def _clear_now(self, at: int) -> None:
-        result = self._clearer.clear(self.book, self._pools)
+        stats: Mapping[str, Any]
+        if self.quality_weight:
+            market = Market(self.book.snapshot(), self.reputation, quality=self.quality,
+                            quality_weight=self.quality_weight)
+            result, stats = clear_from_scratch(market, self.mechanism), {}
+        else:
+            result = self._clearer.clear(self.book, self._pools)
+            stats = self._clearer.last_stats
         self.last_result = result
         digest = _digest(result)
-        stats = self._clearer.last_stats
         self._emit("cleared", at, {
             "mechanism": result.mechanism, "status": str(result.status),
             "allocations": result.n_allocations, "welfare": result.welfare,
@@ -589,7 +649,8 @@ class LiveMarket:
             return {
                 "config": self.config(),
                 "now": self._now, "seq": self._seq, "next_clear": self._next_clear,
-                "applied": sorted(self._applied), "seen": sorted(self._seen),
+                "applied": [[k, t] for k, t in self._applied.items()],
+                "seen": sorted(self._seen),
                 "book": [order_record(o) for o in self.book],
                 "parked": [order_record(o) for o in self._parked.values()],
                 "expires": self._expires, "starts": self._starts,
@@ -603,7 +664,9 @@ class LiveMarket:
         """The market `to_state` described."""
         m = cls(**state["config"], log=log)
         m._now, m._seq, m._next_clear = state["now"], state["seq"], state["next_clear"]
-        m._applied, m._seen = set(state["applied"]), set(state["seen"])
+        m._applied = {str(k): int(t) for k, t in (
+            (a, m._now) if isinstance(a, str) else a for a in state["applied"])}
+        m._seen = set(state["seen"])
         for rec in state["book"]:
             m._open(order_from_record(rec))
         for rec in state["parked"]:

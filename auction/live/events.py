@@ -5,9 +5,10 @@ Time is an integer number of **seconds** (any epoch: a Unix time or seconds sinc
 request's ``duration_hours`` becomes ``3600 * duration_hours`` seconds of lease.
 
 Every event has an ``id`` (inputs: chosen by the caller or ``"e<seq>"``; a repeated id is
-a no-op, so retries are safe), a ``seq`` (one counter over inputs and outputs: an input gets
-``n``, its outputs ``n+1, n+2, ...``) and ``at``, the time it happened. ``data`` holds the
-kind's fields as JSON-ready values.
+a no-op, so retries are safe; ids are remembered in a bounded window, and a retry of an
+older one with its original ``at`` is refused as before the clock), a ``seq`` (one counter
+over inputs and outputs: an input gets ``n``, its outputs ``n+1, n+2, ...``) and ``at``,
+the time it happened. ``data`` holds the kind's fields as JSON-ready values.
 
 Input kinds (`INPUT_KINDS`):
 

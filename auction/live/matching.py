@@ -19,7 +19,13 @@ rule               resting order that wins (ties in this order)  price per GPU-h
 
 ``earliest`` is ``submitted_at``; the id (string order) breaks the last tie, so the outcome
 does not depend on dict or arrival order inside one instant. Tenants pay what providers
-receive. Quality bonuses (scoring) are not used by continuous rules.
+receive.
+
+Scoring markets (a `LiveMarket` with ``quality_weight``): ``price-time`` and
+``posted-price`` rank offers by *score*, ``ask - bonus`` (then earliest, then id), exactly as
+`auction.Market` ranks them for the batch mechanisms, so a better provider can win at a
+higher ask; the ask still has to be at most the request's max price, and the price is still
+the ask (or the resting request's max price). ``fifo`` stays first come, first served.
 """
 
 from __future__ import annotations
@@ -48,14 +54,23 @@ def _request_by_price(r: Request) -> SortKey:
 
 def sort_keys(
     rule: str,
+    bonus: Callable[[str], int] | None = None,
 ) -> tuple[Callable[[Offer], SortKey], Callable[[Request], SortKey]]:
-    """(offer key, request key): priority inside a pool under `rule`, best first."""
+    """(offer key, request key): priority inside a pool under `rule`, best first.
+
+    `bonus` gives the quality bonus of a provider (>= 0): offers then rank by score.
+    """
+    by_price: Callable[[Offer], SortKey] = _offer_by_price
+    if bonus is not None:
+        def by_price(o: Offer) -> SortKey:
+            return (o.price - bonus(o.provider), o.submitted_at, o.id)
+
     if rule == "price-time":
-        return _offer_by_price, _request_by_price
+        return by_price, _request_by_price
     if rule == "fifo":
         return _by_time, _by_time
     if rule == "posted-price":
-        return _offer_by_price, _by_time
+        return by_price, _by_time
     raise ValueError(f"unknown rule {rule!r}")
 
 
@@ -81,8 +96,8 @@ def best_offer(
                 break
             o = offers[key[-1]]
             if o.price > request.max_price:
-                if by_price:
-                    break
+                if by_price and key[0] > request.max_price:
+                    break  # the key is the ask or the score, and ask >= score
                 continue
             if whole and o.gpus < request.gpus:
                 continue
