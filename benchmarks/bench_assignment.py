@@ -9,6 +9,7 @@ and each competitor runs in a subprocess with a time limit so a slow one is repo
     python benchmarks/bench_assignment.py                # the full table
     python benchmarks/bench_assignment.py --quick        # small sizes, under a minute
     python benchmarks/bench_assignment.py --plot out.png # also plot time against size
+    python benchmarks/bench_assignment.py --vcg-only --vcg-limit 20  # VCG / pay-as-bid, all
 
 Instances (`benchmarks/instances.py`): sparse n requests x n offers, d random offers per
 request, integer surplus in [1, 10^6]; dense n x n; the adversarial kinds of issue 12 (all asks
@@ -213,6 +214,13 @@ def compile_and_first_result() -> tuple[float, float]:
     return time.perf_counter() - t, first
 
 
+def rectangular(g: tuple[int, int, np.ndarray, np.ndarray, np.ndarray]) -> Instance:
+    """A graph with m objects (m <= n) as an `Instance` padded to n objects (unused ones)."""
+    n, m, indptr, cols, w = g
+    assert m <= n
+    return n, indptr, cols, w
+
+
 def auction_and_vcg(inst: Instance, repeat: int, limit: float) -> tuple[float, float, int]:
     """(pay-as-bid solve seconds, VCG payment seconds or inf past `limit`, welfare)."""
     from auction.kernels.assignment import DONE, auction_matching, vcg_bonuses_bounded
@@ -255,9 +263,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--limit", type=float, default=300.0, help="seconds per competitor run")
     ap.add_argument("--plot", help="save a plot of time against size to this PNG file")
+    ap.add_argument("--vcg-only", action="store_true",
+                    help="only the auction and its VCG / pay-as-bid ratio, every instance")
+    ap.add_argument("--vcg-limit", type=float, default=None,
+                    help="VCG deadline in seconds (default: --limit)")
     args = ap.parse_args(argv)
     limit = min(args.limit, 3.0) if args.quick else args.limit
-    repeat = 1 if args.quick else 3
+    vcg_limit = limit if args.vcg_limit is None else args.vcg_limit
+    repeat = 1 if args.quick else 2 if args.vcg_only else 3
     compile_s, first_s = compile_and_first_result()
     print(f"numba compile of the auction kernels: {compile_s:.2f} s")
     print(f"import auction -> first assignment result (demo market, with compile): {first_s:.2f} s")
@@ -279,7 +292,10 @@ def main(argv: list[str] | None = None) -> None:
                       ["scipy-dense", "lap", "ortools-lsa"]))
     for kind in ADVERSARIAL:
         if kind == "identical":
-            continue  # m < n: reported by the adversarial tests, not a square benchmark
+            if args.vcg_only:  # m = d < n: no square competitors, but VCG is reported
+                cases.append((f"adv identical n={10**5}",
+                              rectangular(adversarial_graph(kind, 10**5)), []))
+            continue
         size = min(adv_n, 250) if kind == "range-1e15" else adv_n
         cases.append((f"adv {kind} n={size}", graph_instance(adversarial_graph(kind, size)),
                       ["scipy-sparse", "ortools-mcf"]))
@@ -288,17 +304,18 @@ def main(argv: list[str] | None = None) -> None:
     print("-" * 80, flush=True)
     rows = []
     for label, inst, names in cases:
-        solve_s, vcg_s, welfare = auction_and_vcg(inst, repeat, limit)
+        solve_s, vcg_s, welfare = auction_and_vcg(inst, repeat, vcg_limit)
         results: dict[str, tuple[str, float | None, int | None]] = {
             "auction": ("ok", solve_s, welfare)}
         print(f"{label:<28} {'auction':<13} {solve_s:9.3f} {'':>10} {welfare:>16}", flush=True)
         if vcg_s == float("inf"):
-            print(f"{label:<28} {'auction vcg':<13} {'>' + str(int(limit)):>9} "
-                  f"{'>' + format(limit / solve_s, '.0f'):>9}x (VCG deadline hit)", flush=True)
+            print(f"{label:<28} {'auction vcg':<13} {'>' + str(int(vcg_limit)):>9} "
+                  f"{'>' + format(vcg_limit / solve_s, '.0f'):>9}x (VCG deadline hit)",
+                  flush=True)
         else:
             print(f"{label:<28} {'auction vcg':<13} {vcg_s:9.3f} {vcg_s / solve_s:9.2f}x "
                   f"{'(VCG / pay-as-bid)':>16}", flush=True)
-        for name in names:
+        for name in [] if args.vcg_only else names:
             status, secs, wel = timed(name, inst, limit)
             results[name] = (status, secs, wel)
             if status == "ok" and secs is not None:

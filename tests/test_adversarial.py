@@ -14,15 +14,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
 import auction
 from auction.kernels.assignment import (
     auction_matching,
     exact_matching,
+    max_duals,
     solve_bounded,
     vcg_bonuses,
     vcg_bonuses_bounded,
+    vcg_groups,
 )
 from auction.kernels.budget import (
     DEADLINE,
@@ -155,3 +159,117 @@ def test_memory_estimates_grow_with_the_problem() -> None:
         small, big = f(10, 10, 100), f(10_000, 10_000, 1_000_000)
         assert 0 < small < big
         assert big >= 8 * 1_000_000  # at least one int64 per edge
+
+
+# -- VCG on tie-heavy markets: every path of the hybrid against remove-and-resolve -------------
+
+
+@st.composite
+def tie_heavy(draw: st.DrawFn) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
+    """Small graphs whose weights tie: all equal, per person, per object, or from {1, 2, 3}."""
+    n = draw(st.integers(1, 7))
+    m = draw(st.integers(1, 7))
+    mask = np.array(draw(st.lists(st.booleans(), min_size=n * m, max_size=n * m)))
+    rows, cols = np.divmod(np.flatnonzero(mask), m)
+    kind = draw(st.sampled_from(["equal", "person", "object", "small"]))
+    if kind == "equal":
+        w = np.full(len(rows), 1000)
+    elif kind == "person":
+        w = np.array(draw(st.lists(st.integers(1, 4), min_size=n, max_size=n)))[rows]
+    elif kind == "object":
+        w = np.array(draw(st.lists(st.integers(1, 4), min_size=m, max_size=m)))[cols]
+    else:
+        w = np.array(draw(st.lists(st.integers(1, 3), min_size=len(rows),
+                                   max_size=len(rows))), dtype=np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return n, m, indptr, cols.astype(np.int64), np.asarray(w, dtype=np.int64)
+
+
+def _remove_and_resolve(n: int, m: int, indptr: np.ndarray, cols: np.ndarray, w: np.ndarray,
+                        members: list[list[int]]) -> list[int]:
+    total = dense_optimum(n, m, indptr, cols, w)
+    keep_all = np.ones(len(cols), dtype=bool)
+    out = []
+    for objs in members:
+        keep = keep_all & ~np.isin(cols, objs)
+        rows = np.repeat(np.arange(n), np.diff(indptr))[keep]
+        ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
+        out.append(total - dense_optimum(n, m, ptr, cols[keep], w[keep]))
+    return out
+
+
+@settings(deadline=None, max_examples=60,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(g=tie_heavy(), data=st.data())
+def test_vcg_every_path_exact_on_tie_heavy_graphs(
+    g: tuple[int, int, np.ndarray, np.ndarray, np.ndarray], data: st.DataObject
+) -> None:
+    """Certified losses, capped searches, local auctions and full searches (numba and the
+    pure-Python references) all give W* - W*(without the group) on ties everywhere."""
+    n, m, indptr, cols, w = g
+    k = data.draw(st.integers(1, m))
+    label = data.draw(st.lists(st.integers(0, k - 1), min_size=m, max_size=m))
+    members = [[j for j in range(m) if label[j] == c] for c in range(k)]
+    gptr = np.cumsum([0] + [len(x) for x in members]).astype(np.int64)
+    gobj = np.array([j for x in members for j in x], dtype=np.int64)
+    want = _remove_and_resolve(n, m, indptr, cols, w, members)
+    a = w * (2 * n + 1) + 1
+    pedge, price, profit, *_ = auction_matching(n, m, indptr, cols, a, 10)
+    for backend in ("numba", "python"):
+        for prof in (profit, None):  # the hybrid, then shortest paths only
+            got, status, done = vcg_bonuses_bounded(n, m, indptr, cols, a, w, pedge, price,
+                                                    gptr, gobj, profit=prof, backend=backend)
+            assert (status, done) == (DONE, k)
+            assert got.tolist() == want, (backend, prof is None)
+    # a matching from the exact solver (not the auction's): duals then come from it alone
+    pe, u, p, status, _ = exact_matching(n, m, indptr, cols, w, NO, no_stop())
+    out = np.zeros(k, dtype=np.int64)
+    assert vcg_groups(n, m, indptr, cols, w, pe, u, p, gptr, gobj, 0, out, NO,
+                      no_stop())[0] == DONE
+    assert out.tolist() == want
+
+
+@settings(deadline=None, max_examples=60,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(g=tie_heavy())
+def test_max_duals_are_the_sellers_marginal_contributions(
+    g: tuple[int, int, np.ndarray, np.ndarray, np.ndarray]
+) -> None:
+    """`max_duals` gives optimal duals whose object prices are each object's own VCG loss
+    (Leonard 1983), and the reference agrees."""
+    n, m, indptr, cols, w = g
+    pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, NO, no_stop())
+    u2, p2, work = max_duals(n, m, indptr, cols, w, pe, u, p)
+    ref = max_duals.py_func(n, m, indptr, cols, w, pe, u, p)
+    np.testing.assert_array_equal(u2, ref[0])
+    np.testing.assert_array_equal(p2, ref[1])
+    assert 0 <= work <= 2 * (len(cols) + m) + m
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    assert (u2 >= 0).all()
+    assert (p2 >= 0).all()
+    assert (u2[rows] + p2[cols] >= w).all()
+    total = dense_optimum(n, m, indptr, cols, w)
+    assert int(u2.sum() + p2.sum()) == total  # still optimal
+    assert (p2 >= p).all()
+    loss = _remove_and_resolve(n, m, indptr, cols, w, [[j] for j in range(m)])
+    assert p2.tolist() == loss
+
+
+@pytest.mark.parametrize("kind", ADVERSARIAL)
+def test_vcg_groups_of_four_exact_on_adversarial_graphs(kind: str) -> None:
+    """Providers of four offers (the benchmark's grouping) on every adversarial kind."""
+    n, m, indptr, cols, w = adversarial_graph(kind, 48, d=5)
+    gptr = np.arange(0, m + 4, 4, dtype=np.int64)
+    gptr[-1] = m
+    members = [list(range(gptr[c], gptr[c + 1])) for c in range(len(gptr) - 1)]
+    want = _remove_and_resolve(n, m, indptr, cols, w, members)
+    a = w * (2 * n + 1) + 1
+    pedge, price, profit, *_ = auction_matching(n, m, indptr, cols, a, 10)
+    for backend in ("numba", "python"):
+        got, status, _ = vcg_bonuses_bounded(n, m, indptr, cols, a, w, pedge, price, gptr,
+                                             np.arange(m, dtype=np.int64), profit=profit,
+                                             backend=backend)
+        assert status == DONE
+        assert got.tolist() == want, backend

@@ -52,8 +52,8 @@ from auction.kernels.jit import KernelGroup
 
 __all__ = [
     "DEADLINE", "DONE", "WORK_LIMIT", "auction_matching", "auction_matching_bounded",
-    "check_eps_cs", "exact_duals", "exact_matching", "solve_bounded", "transpose", "vcg_bonuses",
-    "vcg_bonuses_bounded", "vcg_groups", "vcg_hybrid",
+    "check_eps_cs", "exact_duals", "exact_matching", "max_duals", "solve_bounded", "transpose",
+    "vcg_bonuses", "vcg_bonuses_bounded", "vcg_groups", "vcg_hybrid",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -64,6 +64,9 @@ UNREACHABLE = 1 << 61
 NO_LIMIT = 1 << 62
 #: Bid budget per displaced person (plus 16) of the local VCG auction before shortest paths.
 LOCAL_BIDS = 64
+#: Work units (edges scanned, heap pops) per local-auction bid that a group's shortest-path
+#: re-solve may spend before the local auction is tried instead.
+SEARCH_FIRST = 1
 
 
 @_group.add
@@ -404,15 +407,23 @@ def _augment(
     oown: IntArray, u: IntArray, p: IntArray, removed: npt.NDArray[np.bool_], dist: IntArray,
     pred: IntArray, done: npt.NDArray[np.bool_], seen: IntArray, settled: IntArray,
     hk: IntArray, hv: IntArray, log: IntArray, marks: npt.NDArray[np.bool_], log_top: int,
-    logging: bool,
+    logging: bool, cap: int,
 ) -> tuple[int, int]:
     """Match free person i by one shortest augmenting path (Dijkstra); (work, log top).
+
+    Past `cap` units of work the search gives up unchanged (nothing matched, no dual moved)
+    and returns a work above `cap`.
 
     Exact integer duals: ``u[k] + p[j] >= w[e]`` on every edge, equality on matched edges,
     ``u, p >= 0``, 0 for unmatched persons and objects (complementary slackness). Person i
     enters with any feasible ``u[i]``. Dijkstra on reduced costs ``u + p - w >= 0`` from i over
-    alternating paths ends at a free object or at a person k that drops out (cost ``d_k +
-    u[k]``); the duals of settled nodes move by ``delta - d`` (the Hungarian update), which keeps
+    alternating paths ends at a free object j (cost ``d_j``) or at an object j whose owner k
+    drops out (cost ``d_j + u[k]``), or i itself stays out (cost ``u[i]``). An end is noted as
+    soon as an edge reaches its object (its cost from the tentative distance, an upper bound
+    that pops only lower), and the search stops when the next pop is no shorter than the best
+    end: on tie-heavy markets (long zero-cost plateaus) it stops at the first edge reaching an
+    end of cost 0 instead of exploring the plateau. The duals of settled nodes move by
+    ``delta - d`` (the Hungarian update; the end, if unsettled, has ``d = delta``), which keeps
     feasibility and makes the path tight, then the path is flipped. Work: O(E log E) for the
     edges the search scans (at most every edge once).
     """
@@ -421,8 +432,7 @@ def _augment(
     nseen = 0
     nsettled = 0
     best = u[i]
-    sink = -1
-    out_person = i
+    end = -1  # the path's last object; -1: i stays out
     for e in range(indptr[i], indptr[i + 1]):
         work += 1
         j = cols[e]
@@ -436,26 +446,30 @@ def _augment(
             dist[j] = d
             pred[j] = e
             size = _hpush(hk, hv, size, d, j)
+            cost = d if oown[j] < 0 else d + u[oown[j]]
+            if cost < best:
+                best = cost
+                end = j
     while size > 0:
         d = hk[0]
         j = hv[0]
+        if d >= best:
+            break
+        if work > cap:
+            for s in range(nseen):
+                dist[seen[s]] = INF
+                done[seen[s]] = False
+            return work, log_top
         size = _hpop(hk, hv, size)
         work += 1
         if done[j] or d > dist[j]:
             continue
-        if d >= best:
-            break
         done[j] = True
         settled[nsettled] = j
         nsettled += 1
         k = oown[j]
         if k < 0:
-            best = d
-            sink = j
-            break
-        if d + u[k] < best:
-            best = d + u[k]
-            out_person = k
+            break  # a free object: its cost d was noted when it was reached
         ek = pedge[k]
         for e in range(indptr[k], indptr[k + 1]):
             work += 1
@@ -470,6 +484,10 @@ def _augment(
                 dist[jj] = nd
                 pred[jj] = e
                 size = _hpush(hk, hv, size, nd, jj)
+                cost = nd if oown[jj] < 0 else nd + u[oown[jj]]
+                if cost < best:
+                    best = cost
+                    end = jj
     delta = best
     # dual update on the settled tree: u drops and p rises by delta - d
     if logging:
@@ -487,15 +505,14 @@ def _augment(
                 if logging:
                     log_top = _save(log, log_top, marks, 1, k, u[k])
                 u[k] -= step
-    # flip the path
-    j = sink
-    if sink < 0 and out_person != i:
-        k = out_person
-        j = cols[pedge[k]]
-        if logging:
-            log_top = _save(log, log_top, marks, 2, k, pedge[k])
-        pedge[k] = -1
-    if sink >= 0 or out_person != i:
+    # flip the path: the end's owner (if any) drops out, then each person moves one object on
+    if end >= 0:
+        j = end
+        k = oown[j]
+        if k >= 0:
+            if logging:
+                log_top = _save(log, log_top, marks, 2, k, pedge[k])
+            pedge[k] = -1
         while True:
             e = pred[j]
             k = erow[e]
@@ -525,6 +542,18 @@ def _edge_rows(n: int, indptr: IntArray) -> IntArray:
 
 
 @_group.add
+def _search_arrays(m: int, edges: int) -> tuple[
+    npt.NDArray[np.bool_], IntArray, IntArray, npt.NDArray[np.bool_], IntArray, IntArray,
+    IntArray, IntArray,
+]:
+    """Scratch arrays of `_augment`: removed, dist, pred, done, seen, settled, heap keys, values."""
+    return (np.zeros(m, dtype=np.bool_), np.full(m, INF, dtype=np.int64),
+            np.full(m, -1, dtype=np.int64), np.zeros(m, dtype=np.bool_),
+            np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64),
+            np.empty(edges + 1, dtype=np.int64), np.empty(edges + 1, dtype=np.int64))
+
+
+@_group.add
 def exact_matching(
     n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, max_work: int,
     stop: npt.NDArray[np.uint8],
@@ -542,14 +571,7 @@ def exact_matching(
     oown = np.full(m, -1, dtype=np.int64)
     u = np.zeros(n, dtype=np.int64)
     p = np.zeros(m, dtype=np.int64)
-    removed = np.zeros(m, dtype=np.bool_)
-    dist = np.full(m, INF, dtype=np.int64)
-    pred = np.full(m, -1, dtype=np.int64)
-    done = np.zeros(m, dtype=np.bool_)
-    seen = np.empty(m, dtype=np.int64)
-    settled = np.empty(m, dtype=np.int64)
-    hk = np.empty(len(cols) + 1, dtype=np.int64)
-    hv = np.empty(len(cols) + 1, dtype=np.int64)
+    removed, dist, pred, done, seen, settled, hk, hv = _search_arrays(m, len(cols))
     log = np.empty(0, dtype=np.int64)
     marks = np.zeros((4, 0), dtype=np.bool_)
     work = 0
@@ -567,7 +589,7 @@ def exact_matching(
         work += indptr[i + 1] - indptr[i]
         if best > 0:
             wk, _ = _augment(i, indptr, cols, w, erow, pedge, oown, u, p, removed, dist, pred,
-                             done, seen, settled, hk, hv, log, marks, 0, False)
+                             done, seen, settled, hk, hv, log, marks, 0, False, NO_LIMIT)
             work += wk
     return pedge, u, p, DONE, work
 
@@ -621,6 +643,137 @@ def exact_duals(
 
 
 @_group.add
+def max_duals(
+    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, pedge: IntArray,
+    u: IntArray, p: IntArray,
+) -> tuple[IntArray, IntArray, int]:
+    """The object-optimal exact duals: largest ``p`` (smallest ``u``) of all optimal duals.
+
+    (pedge, u, p) must be an optimal matching with exact duals. Raising object j's price by t
+    lowers its owner k's ``u[k]`` by t, which needs t <= u[k] and, on every other edge (k, j'),
+    ``t <= slack(k, j') + t'`` (t' the rise of j', 0 for a free object); the largest rises are
+    the shortest distances from each object to those limits, found by one multi-source Dijkstra
+    over the reversed edges. Then ``p[j]`` is object j's VCG marginal contribution
+    W* - W*(without j) (Leonard 1983; Demange and Gale 1985: the seller-optimal core point), so
+    a single object's removal needs no search, and the searches of a group's removal start at
+    distance 0 of their best end. Work: every edge scanned once plus at most E + m heap pops,
+    ``O((E + m) log(E + m))``; the work is returned.
+    """
+    oown = np.full(m, -1, dtype=np.int64)
+    for i in range(n):
+        if pedge[i] >= 0:
+            oown[cols[pedge[i]]] = i
+    tptr, trow, tedge, _ = transpose(n, m, indptr, cols, w)
+    dist = np.empty(m, dtype=np.int64)
+    done = np.zeros(m, dtype=np.bool_)
+    hk = np.empty(len(cols) + m + 1, dtype=np.int64)
+    hv = np.empty(len(cols) + m + 1, dtype=np.int64)
+    size = 0
+    for j in range(m):
+        dist[j] = u[oown[j]] if oown[j] >= 0 else 0
+        size = _hpush(hk, hv, size, dist[j], j)
+    work = 0
+    while size > 0:
+        d = hk[0]
+        j = hv[0]
+        size = _hpop(hk, hv, size)
+        work += 1
+        if done[j] or d > dist[j]:
+            continue
+        done[j] = True
+        for t in range(tptr[j], tptr[j + 1]):
+            work += 1
+            k = trow[t]
+            ek = pedge[k]
+            if ek < 0 or ek == tedge[t]:
+                continue
+            jk = cols[ek]
+            nd = d + u[k] + p[j] - w[tedge[t]]
+            if nd < dist[jk] and not done[jk]:
+                dist[jk] = nd
+                size = _hpush(hk, hv, size, nd, jk)
+    u2 = u.copy()
+    p2 = p.copy()
+    for j in range(m):
+        if oown[j] >= 0:
+            p2[j] += dist[j]
+            u2[oown[j]] -= dist[j]
+    return u2, p2, work
+
+
+@_group.add
+def _certified_loss(
+    g: int, group_indptr: IntArray, group_objects: IntArray, oown: IntArray, u: IntArray,
+    p: IntArray, singles: bool,
+) -> tuple[bool, int, int]:
+    """Group g's loss without a search, when exact duals prove it; (proved, loss, displaced).
+
+    Taking the group out leaves the other duals feasible, so the loss is at least the sum of
+    its matched objects' prices; when every displaced person has ``u = 0`` the remaining duals
+    and matching satisfy complementary slackness in the smaller market, so that sum is the
+    loss. With object-optimal duals (`max_duals`, ``singles``) a group of one object loses
+    exactly its price. Work: the group's size.
+    """
+    loss = 0
+    displaced = 0
+    zero = True
+    for k in range(group_indptr[g], group_indptr[g + 1]):
+        j = group_objects[k]
+        if oown[j] >= 0:
+            displaced += 1
+            loss += p[j]
+            if u[oown[j]] != 0:
+                zero = False
+    single = singles and group_indptr[g + 1] - group_indptr[g] == 1
+    return zero or single, loss, displaced
+
+
+@_group.add
+def _vcg_group(
+    g: int, indptr: IntArray, cols: IntArray, w: IntArray, erow: IntArray, pedge: IntArray,
+    oown: IntArray, u: IntArray, p: IntArray, group_indptr: IntArray, group_objects: IntArray,
+    removed: npt.NDArray[np.bool_], dist: IntArray, pred: IntArray,
+    done: npt.NDArray[np.bool_], seen: IntArray, settled: IntArray, hk: IntArray, hv: IntArray,
+    stack: IntArray, log: IntArray, marks: npt.NDArray[np.bool_], cap: int,
+) -> tuple[bool, int, int]:
+    """Group g's loss W* - W*(without g) by shortest augmenting paths, all undone;
+    (finished, loss, work).
+
+    Takes the group's objects out, re-matches each displaced person by one `_augment` from the
+    exact duals (the rest of the matching and the duals stay optimal for the smaller market),
+    and undoes every change. Work: one O(E log E) search per displaced person at most; past
+    `cap` units it gives up (finished = False).
+    """
+    log_top = 0
+    top = 0
+    for k in range(group_indptr[g], group_indptr[g + 1]):
+        j = group_objects[k]
+        removed[j] = True
+        i = oown[j]
+        if i >= 0:
+            log_top = _save(log, log_top, marks, 2, i, pedge[i])
+            log_top = _save(log, log_top, marks, 3, j, oown[j])
+            pedge[i] = -1
+            oown[j] = -1
+            stack[top] = i
+            top += 1
+    work = group_indptr[g + 1] - group_indptr[g]
+    finished = True
+    for s in range(top):
+        wk, log_top = _augment(stack[s], indptr, cols, w, erow, pedge, oown, u, p, removed,
+                               dist, pred, done, seen, settled, hk, hv, log, marks, log_top,
+                               True, cap - work)
+        work += wk
+        if work > cap:
+            finished = False
+            break
+    change = _undo(log, log_top, marks, p, u, pedge, oown, w)
+    for k in range(group_indptr[g], group_indptr[g + 1]):
+        removed[group_objects[k]] = False
+    return finished, -change, work
+
+
+@_group.add
 def vcg_groups(
     n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, pedge: IntArray,
     u: IntArray, p: IntArray, group_indptr: IntArray, group_objects: IntArray, g_start: int,
@@ -629,61 +782,41 @@ def vcg_groups(
     """Fill ``out[g]`` = W* - W*(without group g) from group `g_start` on; (status, next, work).
 
     (pedge, u, p) must be an optimal matching with exact duals (`exact_matching` or
-    `exact_duals`); they are left unchanged. Per group: take its objects out, then re-match
-    each displaced person by one shortest augmenting path from the exact duals (warm start:
-    the rest of the matching and the duals stay optimal for the smaller market). Total work
-    bound: one O(E log E) search per matched object, ``min(n, m) * O(E log E)``; in practice
-    each search settles only the few objects near the removed ones
-    (`auction.kernels.budget.vcg_work_bound`). Stops between groups once `max_work` units are
-    spent (status `WORK_LIMIT`) or ``stop[0]`` is set (`DEADLINE`); `next` is then the first
-    group not done, to resume from.
+    `exact_duals`); they are left unchanged. The duals are first made object-optimal
+    (`max_duals`), so a group of one object, or one whose displaced persons all have
+    ``u = 0``, has its loss without a search (`_certified_loss`); any other group is re-solved
+    by `_vcg_group`, one shortest augmenting path per displaced person from those duals (warm
+    start: the rest of the matching and the duals stay optimal for the smaller market). Total
+    work bound: the `max_duals` pass, ``O((E + m) log(E + m))``, plus one O(E log E) search
+    per matched object, ``min(n, m) * O(E log E)`` (`auction.kernels.budget.vcg_work_bound`).
+    Stops between groups once `max_work` units are spent (status `WORK_LIMIT`) or ``stop[0]``
+    is set (`DEADLINE`); `next` is then the first group not done, to resume from.
     """
     erow = _edge_rows(n, indptr)
     oown = np.full(m, -1, dtype=np.int64)
     for i in range(n):
         if pedge[i] >= 0:
             oown[cols[pedge[i]]] = i
-    removed = np.zeros(m, dtype=np.bool_)
-    dist = np.full(m, INF, dtype=np.int64)
-    pred = np.full(m, -1, dtype=np.int64)
-    done = np.zeros(m, dtype=np.bool_)
-    seen = np.empty(m, dtype=np.int64)
-    settled = np.empty(m, dtype=np.int64)
-    hk = np.empty(len(cols) + 1, dtype=np.int64)
-    hv = np.empty(len(cols) + 1, dtype=np.int64)
+    pe = pedge.copy()
+    u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
+    removed, dist, pred, done, seen, settled, hk, hv = _search_arrays(m, len(cols))
     stack = np.empty(max(n, 1), dtype=np.int64)
     log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
     marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
-    work = 0
     n_groups = len(group_indptr) - 1
     for g in range(g_start, n_groups):
         if work > max_work:
             return WORK_LIMIT, g, work
         if stop[0] != 0:
             return DEADLINE, g, work
-        log_top = 0
-        top = 0
-        for k in range(group_indptr[g], group_indptr[g + 1]):
-            j = group_objects[k]
-            removed[j] = True
-            i = oown[j]
-            if i >= 0:
-                log_top = _save(log, log_top, marks, 2, i, pedge[i])
-                log_top = _save(log, log_top, marks, 3, j, oown[j])
-                pedge[i] = -1
-                oown[j] = -1
-                stack[top] = i
-                top += 1
+        proved, loss, _ = _certified_loss(g, group_indptr, group_objects, oown, u, p, True)
         work += group_indptr[g + 1] - group_indptr[g]
-        for s in range(top):
-            wk, log_top = _augment(stack[s], indptr, cols, w, erow, pedge, oown, u, p, removed,
-                                   dist, pred, done, seen, settled, hk, hv, log, marks,
-                                   log_top, True)
+        if not proved:
+            _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
+                                     group_objects, removed, dist, pred, done, seen, settled,
+                                     hk, hv, stack, log, marks, NO_LIMIT)
             work += wk
-        change = _undo(log, log_top, marks, p, u, pedge, oown, w)
-        out[g] = -change
-        for k in range(group_indptr[g], group_indptr[g + 1]):
-            removed[group_objects[k]] = False
+        out[g] = loss
     return DONE, n_groups, work
 
 
@@ -747,13 +880,21 @@ def vcg_hybrid(
     group_indptr: IntArray, group_objects: IntArray, out: IntArray, max_work: int,
     stop: npt.NDArray[np.uint8],
 ) -> tuple[int, int, int]:
-    """`vcg_groups`, first trying each group by `_local_auction` with a bid budget of
-    ``64 (displaced + 16)``; on a price war (budget spent) the exact shortest-path re-solve.
+    """`vcg_groups` with a budgeted local auction before each search.
+
+    The duals are made object-optimal (`max_duals`); a group whose loss they prove
+    (`_certified_loss`: one object, or every displaced person at ``u = 0``) needs nothing
+    more; otherwise `_local_auction` tries the removal with a bid budget of
+    ``64 (displaced + 16)``, and on a price war (budget spent) `_vcg_group` re-solves it
+    exactly by shortest paths. After a price war the next group first tries a search capped
+    at as many work units as its bid budget (tie-heavy markets war on every group while their
+    searches end at once), and goes back to auctions first when that cap is hit.
 
     (pedge, price, profit) the optimal eps = 1 auction solution and (u, p) exact duals of the
-    same matching; all left unchanged. Work bound: the budgets (``64 (k + 16)`` per group, k
-    its matched objects: ``64 (min(n, m) + 16 G)`` in all) plus `vcg_groups`' bound.
-    Returns (status, next group, work) as `vcg_groups`.
+    same matching; all left unchanged. Work bound: the `max_duals` pass, plus twice the
+    budgets (``64 (k + 16)`` per group, k its matched objects: ``128 (min(n, m) + 16 G)`` in
+    all, bids and capped searches), plus `vcg_groups`' bound. Returns (status, next group,
+    work) as `vcg_groups`.
     """
     tptr, trow, tedge, ta = transpose(n, m, indptr, cols, a)
     oown = np.full(m, -1, dtype=np.int64)
@@ -764,41 +905,48 @@ def vcg_hybrid(
     log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
     marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
     queued_obj = np.zeros(m, dtype=np.bool_)
+    erow = _edge_rows(n, indptr)
     pe = pedge.copy()
     prof = profit.copy()
     pr = price.copy()
-    single = np.zeros(2, dtype=np.int64)
-    work = 0
+    u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
+    removed, dist, pred, done, seen, settled, hk, hv = _search_arrays(m, len(cols))
     n_groups = len(group_indptr) - 1
+    search_first = False  # after a price war, try a capped search before the next auction
     for g in range(n_groups):
         if work > max_work:
             return WORK_LIMIT, g, work
         if stop[0] != 0:
             return DEADLINE, g, work
-        displaced = 0
-        for k in range(group_indptr[g], group_indptr[g + 1]):
-            if oown[group_objects[k]] >= 0:
-                displaced += 1
-        if displaced == 0:
-            out[g] = 0
+        proved, loss, displaced = _certified_loss(g, group_indptr, group_objects, oown, u, p,
+                                                  True)
+        work += group_indptr[g + 1] - group_indptr[g]
+        if proved:
+            out[g] = loss
             continue
+        budget = LOCAL_BIDS * (displaced + 16)
+        if search_first:
+            ok, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
+                                      group_objects, removed, dist, pred, done, seen, settled,
+                                      hk, hv, stack, log, marks, SEARCH_FIRST * budget)
+            work += wk
+            if ok:
+                out[g] = loss
+                continue
+            search_first = False
         ok, change, bids = _local_auction(g, indptr, cols, a, w, tptr, trow, tedge, ta, pr,
                                           prof, pe, oown, group_indptr, group_objects, stack,
-                                          log, marks, queued_obj, LOCAL_BIDS * (displaced + 16),
-                                          stop)
+                                          log, marks, queued_obj, budget, stop)
         work += bids
         if ok:
             out[g] = -change
             continue
-        single[0] = group_indptr[g]
-        single[1] = group_indptr[g + 1]
-        one = np.zeros(1, dtype=np.int64)
-        status, _, wk = vcg_groups(n, m, indptr, cols, w, pe, u, p, single, group_objects, 0,
-                                   one, max_work - work, stop)
+        search_first = True
+        _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
+                                 group_objects, removed, dist, pred, done, seen, settled, hk,
+                                 hv, stack, log, marks, NO_LIMIT)
         work += wk
-        if status != DONE:
-            return status, g, work
-        out[g] = one[0]
+        out[g] = loss
     return DONE, n_groups, work
 
 

@@ -112,8 +112,9 @@ def exact_matching_work_bound(n: int, m: int, edges: int) -> int:
 
 
 def vcg_work_bound(n: int, m: int, edges: int) -> int:
-    """Work of `vcg_groups`: one search per matched object, ``min(n, m) (2 (E + m) + 1)``."""
-    return min(NO_LIMIT, (min(n, m) + 1) * (2 * (edges + m + 1)) + m + 1)
+    """Work of `vcg_groups`: the object-optimal duals (one multi-source search, at most
+    ``2 E + m`` units) and one search per matched object, ``min(n, m) (2 (E + m) + 1)``."""
+    return min(NO_LIMIT, (min(n, m) + 2) * (2 * (edges + m + 1)) + m + 1)
 
 
 def transport_work_bound(n: int, m: int, edges: int, top_weight: int, alpha: int) -> int:
