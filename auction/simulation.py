@@ -153,11 +153,21 @@ def _fees(value: Any) -> FeeSchedule:
     return value
 
 
-def _power(value: Mapping[str, int] | None) -> tuple[tuple[str, int], ...]:
+def _power(
+    value: Mapping[str, int] | Iterable[tuple[str, int]] | None,
+) -> tuple[tuple[str, int], ...]:
+    """Sorted (model, power) pairs from a mapping, or from the pairs a `Design` stores (so
+    ``attrs.evolve`` can copy the field)."""
     if value is None:
         return ()
     if not isinstance(value, Mapping):
-        raise InvalidSimulationError("gpu_power", value, "must be a mapping of model -> int")
+        pairs = list(value) if isinstance(value, tuple | list) else None
+        if pairs is None or not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
+            raise InvalidSimulationError("gpu_power", value,
+                                         "must be a mapping of model -> int")
+        if len({m for m, _ in pairs}) != len(pairs):
+            raise InvalidSimulationError("gpu_power", value, "names a model twice")
+        value = dict(pairs)
     out = []
     for model, w in sorted(value.items()):
         if isinstance(w, bool) or not isinstance(w, int | np.integer) or not 0 <= w <= 10**9:

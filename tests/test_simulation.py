@@ -255,6 +255,19 @@ def test_pool_carries_over_epochs_without_work() -> None:
     assert int(r.provider_rewards[2, col["p1"]]) == 200
 
 
+def test_design_evolves_with_gpu_power() -> None:
+    """attrs.evolve copies every field, gpu_power's stored pairs included."""
+    design = Design(emission=FixedEmission(100), gpu_power={"H100": 3, "A100": 1})
+    moved = attrs.evolve(design, quality_weight=0, currency="USDT")
+    assert moved.gpu_power == design.gpu_power == (("A100", 1), ("H100", 3))
+    assert moved.currency == "USDT"
+    assert moved.emission == design.emission
+    assert attrs.evolve(design) == design
+    for bad in ((("H100", 1), ("H100", 2)), ("H100",), 5):
+        with pytest.raises(InvalidSimulationError, match="gpu_power"):
+            attrs.evolve(design, gpu_power=bad)
+
+
 def test_availability_rewards_pay_idle_capacity() -> None:
     flow = ScriptFlow([[offer("o1", "p1", gpus=3), offer("o2", "p2", gpus=1)]])
     r = simulate(flow, Design(emission=FixedEmission(10), rewards=Rewards.AVAILABILITY), epochs=1)
