@@ -265,7 +265,7 @@ def test_design_evolves_with_gpu_power() -> None:
     assert attrs.evolve(design) == design
     for bad in ((("H100", 1), ("H100", 2)), ("H100",), 5):
         with pytest.raises(InvalidSimulationError, match="gpu_power"):
-            attrs.evolve(design, gpu_power=bad)
+            attrs.evolve(design, gpu_power=bad)  # type: ignore[arg-type]
 
 
 def test_availability_rewards_pay_idle_capacity() -> None:
@@ -434,7 +434,7 @@ def test_bad_designs_and_flows() -> None:
     with pytest.raises(InvalidSimulationError, match="emission"):
         Design(emission=100)
     with pytest.raises(InvalidSimulationError, match="gpu_power"):
-        Design(gpu_power={"H100": 1.5})  # type: ignore[dict-item]
+        Design(gpu_power={"H100": 1.5})  # type: ignore[arg-type]
     with pytest.raises(InvalidSimulationError, match="demand"):
         ExampleFlow(demand=-1)
     with pytest.raises(ValueError, match="barter"):
