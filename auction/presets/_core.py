@@ -3,13 +3,14 @@ read-only mapping option, and the one-line source record every preset parameter 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
 import numpy as np
 
 from auction.errors import InvalidOptionError
+from auction.limits import Deadline
 from auction.market import Market
 from auction.result import ClearingResult, FrozenDict, Status
 
@@ -59,6 +60,18 @@ class Fill:
         self.tenant: list[int] = []
         #: Set by a mechanism that stopped early at its deadline.
         self.stopped = False
+
+    def each(
+        self, deadline: Deadline, order: Iterable[int] | None = None, every: int = 256,
+    ) -> Iterator[int]:
+        """Request rows in `order` (default the market's arrival order), checking `deadline`
+        every `every` rows; on expiry sets `stopped` and ends."""
+        rows = self.market.request_order.tolist() if order is None else order
+        for i, r in enumerate(rows):
+            if i % every == 0 and deadline.expired():
+                self.stopped = True
+                return
+            yield r
 
     def add(self, r: int, o: int, g: int, unit: int, tenant: int | None = None) -> None:
         """Give request row `r` `g` GPUs of offer row `o` at `unit` per GPU-hour (the tenant

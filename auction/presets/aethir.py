@@ -28,7 +28,7 @@ from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags
 from auction.presets import _core
-from auction.presets._core import Fill, nonneg_int
+from auction.presets._core import Fill, eligible_offers, nonneg_int
 from auction.result import ClearingResult
 
 __all__ = ["RANKINGS", "AethirIndexer", "preset", "slash", "stake_required"]
@@ -93,7 +93,6 @@ class AethirIndexer(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         gen = rng if rng is not None else np.random.default_rng()
         models = [snap.models[m] for m in off.gpu_model.tolist()]
         regions = [snap.regions[g] for g in off.region.tolist()]
@@ -108,17 +107,13 @@ class AethirIndexer(MechanismBase):
                 r for r in order if int(req.duration_hours[r]) < h]
         fill = Fill(market)
         drawn: dict[str, int] = {}
-        for i, r in enumerate(order):
-            if i % 256 == 0 and deadline.expired():
-                fill.stopped = True
-                break
+        for r in fill.each(deadline, order):
             need, cap = int(req.gpus[r]), int(req.max_price[r])
             ranking = self.indexers[int(gen.integers(len(self.indexers)))] if len(
                 self.indexers) > 1 else self.indexers[0]
             drawn[ranking] = drawn.get(ranking, 0) + 1
-            feasible = [o for o in pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])]
-                        .tolist() if fill.left[o] >= need and int(off.price[o]) <= price[o]
-                        <= cap]
+            feasible = [o for o in eligible_offers(market, r)
+                        if fill.left[o] >= need and int(off.price[o]) <= price[o] <= cap]
             if not feasible:
                 continue
             if ranking == "lowest-fee":

@@ -32,7 +32,7 @@ from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
 from auction.presets import _core
-from auction.presets._core import Fill, nonneg_int
+from auction.presets._core import Fill, eligible_offers, nonneg_int
 from auction.result import ClearingResult, FrozenDict
 
 __all__ = [
@@ -233,19 +233,15 @@ class AkashAuction(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         select = _SELECTIONS.get(self.selection) if isinstance(self.selection, str) \
             else self.selection
         assert select is not None
         providers = [snap.parties[p] for p in off.provider.tolist()]
         fill = Fill(market)
         placed = refused = 0
-        for i, r in enumerate(market.request_order.tolist()):
-            if i % 64 == 0 and deadline.expired():
-                fill.stopped = True
-                break
+        for r in fill.each(deadline, every=64):
             need, cap, t0 = int(req.gpus[r]), int(req.max_price[r]), int(req.submitted_at[r])
-            cand = pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])].tolist()
+            cand = eligible_offers(market, r)
             arrivals = sorted(
                 (max(int(off.submitted_at[o]), t0), int(market.offer_rank[o]), o)
                  for o in cand if fill.left[o] >= need)

@@ -32,7 +32,7 @@ from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
 from auction.presets import _core
-from auction.presets._core import Fill
+from auction.presets._core import Fill, eligible_offers
 from auction.result import ClearingResult
 
 __all__ = ["GolemMatch", "golem_score", "preset"]
@@ -141,20 +141,16 @@ class GolemMatch(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         gen = rng if rng is not None else np.random.default_rng()
         bad = self._two_sided(market) or set()
         providers = [snap.parties[p] for p in off.provider.tolist()]
         ids = {str(i): o for o, i in enumerate(off.id.tolist())}
         fill = Fill(market)
         reused = 0
-        for i, r in enumerate(market.request_order.tolist()):
-            if i % 256 == 0 and deadline.expired():
-                fill.stopped = True
-                break
+        for r in fill.each(deadline):
             need = int(req.gpus[r])
-            cand = [o for o in pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])]
-                    .tolist() if fill.left[o] >= need and (r, o) not in bad]
+            cand = [o for o in eligible_offers(market, r)
+                    if fill.left[o] >= need and (r, o) not in bad]
             if not cand:
                 continue
             tenant = snap.parties[int(req.tenant[r])]

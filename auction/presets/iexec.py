@@ -25,7 +25,7 @@ from auction.errors import InvalidValueError
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags
-from auction.presets._core import Fill
+from auction.presets._core import Fill, eligible_offers
 from auction.result import ClearingResult
 
 __all__ = [
@@ -63,19 +63,14 @@ class IexecBook(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         # the book's ask order: price, then publication time, then id (the rank breaks ties)
         book_rank = np.empty(len(off), dtype=np.int64)
         book_rank[np.lexsort((market.offer_rank, off.submitted_at, off.price))] = np.arange(
             len(off))
         fill = Fill(market)
         matches = 0
-        for i, r in enumerate(market.request_order.tolist()):
-            if i % 256 == 0 and deadline.expired():
-                fill.stopped = True
-                break
-            cand = pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])]
-            cand = cand[np.argsort(book_rank[cand], kind="stable")].tolist()
+        for r in fill.each(deadline):
+            cand = sorted(eligible_offers(market, r), key=book_rank.__getitem__)
             need = int(req.gpus[r])
             if bool(req.divisible[r]):
                 for o in cand:
@@ -87,9 +82,9 @@ class IexecBook(MechanismBase):
                     if not need:
                         break
             else:
-                o = next((o for o in cand if fill.left[o] >= need), None)
-                if o is not None:
-                    fill.add(r, o, need, int(off.price[o]))
+                ask = next((o for o in cand if fill.left[o] >= need), None)
+                if ask is not None:
+                    fill.add(r, ask, need, int(off.price[ask]))
                     matches += 1
         return fill.result(self.name, self.payment, self.get_options(),
                            diagnostics={"matches": matches})

@@ -21,7 +21,7 @@ import numpy as np
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags
-from auction.presets._core import Fill
+from auction.presets._core import Fill, eligible_offers
 from auction.result import ClearingResult
 
 __all__ = ["IonetClusters"]
@@ -53,18 +53,13 @@ class IonetClusters(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         price = off.price.tolist()
         rank = market.offer_rank.tolist()
         site_of = list(zip(off.provider.tolist(), off.region.tolist(), strict=True))
         fill = Fill(market)
         clusters = 0
-        for i, r in enumerate(market.request_order.tolist()):
-            if i % 256 == 0 and deadline.expired():
-                fill.stopped = True
-                break
-            cand = sorted(pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])].tolist(),
-                          key=lambda o: (price[o], rank[o]))
+        for r in fill.each(deadline):
+            cand = sorted(eligible_offers(market, r), key=lambda o: (price[o], rank[o]))
             need = int(req.gpus[r])
             whole = next((o for o in cand if fill.left[o] >= need), None)
             if not bool(req.cluster[r]):

@@ -33,7 +33,7 @@ from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
 from auction.presets import _core
-from auction.presets._core import Fill, nonneg_int
+from auction.presets._core import Fill, eligible_offers, nonneg_int
 from auction.result import ClearingResult
 from auction.settlement.ledger import Account, AccountKind, Transaction, transfer
 
@@ -81,10 +81,9 @@ class NosanaQueue(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         eligible: set[tuple[int, int]] = set()
         for r in range(market.n_requests):
-            for o in pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])].tolist():
+            for o in eligible_offers(market, r):
                 eligible.add((r, o))
         providers = [snap.parties[p] for p in off.provider.tolist()]
         staked = [self.stakes.get(p, 0) >= self.min_stake for p in providers]

@@ -36,7 +36,7 @@ from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
 from auction.presets import _core
-from auction.presets._core import Fill, nonneg_int
+from auction.presets._core import Fill, eligible_offers, nonneg_int
 from auction.result import ClearingResult
 
 __all__ = ["RenderTiers", "preset"]
@@ -85,7 +85,6 @@ class RenderTiers(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         providers = [snap.parties[p] for p in off.provider.tolist()]
         rank = market.offer_rank.tolist()
         rep = market.offer_reputation.tolist()
@@ -117,7 +116,7 @@ class RenderTiers(MechanismBase):
                 need = int(req.gpus[r])
                 divisible = bool(req.divisible[r])
                 size = 1 if divisible else need
-                cand = pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])].tolist()
+                cand = eligible_offers(market, r)
                 room = [o for o in cand if fill.left[o] >= size]
                 if not room:
                     continue  # starved: no qualified node is free
