@@ -9,6 +9,8 @@ The columns, per epoch:
 * ``fill_rate``: share of the epoch's requests that got GPUs; ``time_to_fill``: mean epochs
   the served requests waited since their id was first posted (0 for a flow that never
   re-posts an unserved request, as `auction.simulation.ExampleFlow`);
+* ``audited``, ``audit_failures``, ``slashed``: the design's audit policy at work (each
+  preset's `auction.simulation.AuditPolicy`);
 * ``tenant_cost_per_gpu_hour``: what tenants paid (fees included) per GPU-hour delivered;
 * ``provider_revenue`` (after fees), ``provider_rewards`` (tokens), ``platform_take``
   (fees and margins kept), ``token_fees``, ``burned``, ``minted``;
@@ -158,6 +160,8 @@ def _rows(name: str, seed: int, design: Design, sim: SimulationResult, rec: _Rec
             "provider_rewards": base["provider_rewards"],
             "platform_take": base["protocol_revenue"], "token_fees": base["token_fees"],
             "burned": base["burned"], "minted": base["minted"],
+            "audited": base["audited"], "audit_failures": base["audit_failures"],
+            "slashed": base["slashed"],
             "welfare": welfare, "optimum": optimal, "welfare_share": welfare_share,
             "jain": jain_index(revenue_by_provider) if any(revenue_by_provider) else None,
             "hhi": _hhi(revenue_by_provider),
@@ -249,6 +253,8 @@ def _summary(table: pd.DataFrame) -> pd.DataFrame:
             "platform_take": int(sub["platform_take"].sum()) // seeds,
             "burned": int(sub["burned"].sum()) // seeds,
             "minted": int(sub["minted"].sum()) // seeds,
+            "audit_failures": int(sub["audit_failures"].sum()) // seeds,
+            "slashed": int(sub["slashed"].sum()) // seeds,
             "welfare_share": mean("welfare_share"), "jain": mean("jain"), "hhi": mean("hhi"),
         })
     return pd.DataFrame(rows)

@@ -35,6 +35,8 @@ from auction.mechanisms import Mechanism
 from auction.money import MAX_MONEY
 from auction.orders import Offer, Order, Request
 from auction.reputation import Event, ReputationBook
+from auction.reputation.audit import audit_sample
+from auction.reputation.events import Outcome
 from auction.reputation.models import ReputationModel
 from auction.settlement.leases import HOUR, Lease, LeaseBook, leases_from_result
 from auction.settlement.ledger import (
@@ -45,7 +47,8 @@ from auction.settlement.ledger import (
     Transaction,
     transfer,
 )
-from auction.settlement.rates import FeeSchedule, as_rate
+from auction.settlement.penalties import PenaltyPolicy
+from auction.settlement.rates import FeeSchedule, as_rate, fee_of
 from auction.settlement.rewards import reward_transaction, split_rewards
 from auction.settlement.tokenomics import (
     RENDER_FEE_RATE,
@@ -61,6 +64,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "AuditPolicy",
     "Design",
     "ExampleFlow",
     "InvalidSimulationError",
@@ -196,6 +200,67 @@ def _nonneg(field: str) -> Callable[[Any, Any, Any], None]:
     return check
 
 
+def _sample_rate(value: Any) -> Fraction:
+    return as_rate(value, "sample_rate")
+
+
+def _penalty(value: Any) -> PenaltyPolicy:
+    if not isinstance(value, PenaltyPolicy):
+        raise InvalidSimulationError("penalty", value, "must be a PenaltyPolicy")
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class AuditPolicy:
+    """Who is audited each epoch, what an audit checks, and what failing one costs.
+
+    Each epoch, after settlement, ``ceil(sample_rate x n)`` of the ``n`` providers that
+    offered capacity are drawn without replacement, weighted by the GPUs they offered
+    (`auction.reputation.audit.audit_sample`, seeded by ``(seed, the simulation's seed)`` and
+    the epoch, so the draw is reproducible and verifiable). An audit checks delivery: a
+    provider fails it when one of its leases failed in the epoch (its GPUs went down, see
+    `simulate`'s ``reliability``), and passes otherwise. A failure slashes the share of
+    `stake` that `penalty` (an `auction.settlement.penalties.PenaltyPolicy`) sets for
+    `Outcome.AUDIT_FAILED`, to its ``slash_to`` (the treasury by default; reported as
+    `SimulationResult.slashed`, apart from fees), and leaves the provider's offers out of the
+    next `exclude_epochs` epochs. With a
+    reputation model, every audit is an event (``audit_passed`` or ``audit_failed``).
+
+    Attributes:
+        sample_rate: share of providers audited per epoch, in [0, 1] (0: no audits).
+        checks: what the system checks, in words (for the preset's table).
+        penalty: refund and slash shares per outcome (`PenaltyPolicy`, Aethir's by default).
+        stake: the stake base each provider posts when first seen (smallest units of the
+            design's currency), which slashes take from; 0: nothing to slash.
+        exclude_epochs: epochs a provider that failed an audit may not offer (0: none).
+        seed: the audit's seed text (the auditor's, not the market's).
+    """
+
+    sample_rate: Fraction = attrs.field(default=Fraction(0), converter=_sample_rate)
+    checks: str = "delivery: a provider whose lease failed in the epoch fails"
+    penalty: PenaltyPolicy = attrs.field(factory=PenaltyPolicy, converter=_penalty)
+    stake: int = attrs.field(default=0, validator=_nonneg("stake"))
+    exclude_epochs: int = attrs.field(default=0, validator=_nonneg("exclude_epochs"))
+    seed: str = "audit"
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.checks, str) or not isinstance(self.seed, str) or not self.seed:
+            bad = ("checks", self.checks) if not isinstance(self.checks, str) else (
+                "seed", self.seed)
+            raise InvalidSimulationError(bad[0], bad[1], "must be a (non-empty) str")
+
+    def sample_size(self, providers: int) -> int:
+        """How many of `providers` are audited in an epoch: ``ceil(sample_rate x n)``."""
+        r = self.sample_rate
+        return -(-r.numerator * providers // r.denominator)
+
+
+def _audit(value: Any) -> AuditPolicy | None:
+    if value is None or isinstance(value, AuditPolicy):
+        return value
+    raise InvalidSimulationError("audit", value, "must be an AuditPolicy or None")
+
+
 @attrs.frozen(kw_only=True)
 class Design:
     """One protocol design: how orders clear and how money and tokens move.
@@ -227,6 +292,7 @@ class Design:
             None: no reputation (requests that need some are not served).
         quality_weight: what a reputation of 1 is worth per GPU-hour, in `currency` units
             (0: price-only clearing).
+        audit: the audit policy (`AuditPolicy`); None: no audits.
     """
 
     mechanism: str | Mechanism = "first-price"
@@ -247,6 +313,7 @@ class Design:
     gpu_power: tuple[tuple[str, int], ...] = attrs.field(default=None, converter=_power)
     reputation: ReputationModel | str | None = None
     quality_weight: int = attrs.field(default=0, validator=_nonneg("quality_weight"))
+    audit: AuditPolicy | None = attrs.field(default=None, converter=_audit)
 
     def __attrs_post_init__(self) -> None:
         if self.settle is Payment.RENDER and self.token_price is None:
@@ -371,6 +438,9 @@ class SimulationResult:
         lease_log: every lease opened, in order, with how it ended.
         ledger: the ledger every amount moved on.
         reputation: the reputation book (None without a reputation model).
+        audited, audit_failures: providers audited, and those that failed (`AuditPolicy`).
+        slashed: stake slashed for failed audits (`currency`), wherever it goes; neither in
+            `revenue` nor in `protocol_revenue` (tenants did not pay it).
     """
 
     design: Design
@@ -396,6 +466,9 @@ class SimulationResult:
     lease_log: tuple[LeaseRecord, ...]
     ledger: Ledger
     reputation: ReputationBook | None
+    audited: IntArray = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
+    audit_failures: IntArray = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
+    slashed: npt.NDArray[Any] = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def epochs(self) -> int:
@@ -453,6 +526,9 @@ class SimulationResult:
                 "minted": int(self.minted[e]),
                 "supply": int(self.supply[e]),
                 "provider_rewards": int(self.rewards[e]),
+                "audited": int(self.audited[e]) if len(self.audited) else 0,
+                "audit_failures": int(self.audit_failures[e]) if len(self.audit_failures) else 0,
+                "slashed": int(self.slashed[e]) if len(self.slashed) else 0,
                 "token_price": None if price is None else price.price,
             })
         return rows
@@ -601,6 +677,9 @@ class _Simulation:
         self.issuance = design.initial_issuance
         self.rows: dict[str, list[Any]] = {}
         self._render_revenue = 0
+        self._slashed_to_platform = 0  # slashes on the fee accounts: not fees tenants paid
+        #: provider -> the last epoch it may not offer in (a failed audit's exclusion)
+        self.excluded: dict[str, int] = {}
 
     def _add(self, **values: Any) -> None:
         for k, v in values.items():
@@ -654,14 +733,16 @@ class _Simulation:
             initial_supply=initial_supply, providers=providers,
             provider_income=matrix(income), provider_rewards=matrix(rewards),
             prices=tuple(prices), lease_log=tuple(self.log), ledger=self.ledger,
-            reputation=self.rep,
+            reputation=self.rep, audited=ints("audited"), audit_failures=ints("audit_failures"),
+            slashed=ints("slashed"),
         )
 
     # -- ledger readings ---------------------------------------------------------------------------
     def _flows(self) -> dict[str, int]:
         """Cumulative amounts the per-epoch arrays are differences of."""
         led, c, t = self.ledger, self.d.currency, self.d.token
-        protocol = led.total(AccountKind.PROTOCOL_FEES, c) + led.total(AccountKind.TREASURY, c)
+        protocol = (led.total(AccountKind.PROTOCOL_FEES, c) + led.total(AccountKind.TREASURY, c)
+                    - self._slashed_to_platform)
         return {
             "protocol": protocol,
             "revenue": led.total(AccountKind.PROVIDER, c) + protocol + self._render_revenue,
@@ -694,8 +775,12 @@ class _Simulation:
         offered_hours: dict[str, int] = {}
         model_of: dict[str, str] = {}
         free: list[Order] = []
+        gpus_offered: dict[str, int] = {}
         for o in offers:
-            self.providers.add(o.provider)
+            if self.excluded.get(o.provider, -1) >= e:
+                continue
+            self._first_seen(o.provider)
+            gpus_offered[o.provider] = gpus_offered.get(o.provider, 0) + o.gpus
             offered_hours[o.provider] = offered_hours.get(o.provider, 0) + (
                 o.gpus * h * self.power.get(o.gpu_model, 1)
             )
@@ -729,6 +814,7 @@ class _Simulation:
             assert price is not None
             self._settle_render(e, t0, t1, price)
         self._record_reputation(t1)
+        self._audit(e, t1, gpus_offered)
 
         served_hours = 0
         work: dict[str, int] = {}
@@ -799,6 +885,61 @@ class _Simulation:
             txs.append(render_burn_transaction(f"burn:{e}:{t}", burn, tenant=tenant))
             self._render_revenue += v
         self.ledger.post_many(txs)
+
+    def _first_seen(self, provider: str) -> None:
+        """Note a provider; the first time, it posts the audit policy's stake."""
+        if provider in self.providers:
+            return
+        self.providers.add(provider)
+        audit = self.d.audit
+        if audit is not None and audit.stake:
+            self.ledger.post(transfer(
+                f"stake:{provider}", _ISSUANCE, Account(AccountKind.PROVIDER_STAKE, provider),
+                self.d.currency, audit.stake, memo="provider stake (audit policy)"))
+
+    def _audit(self, e: int, t1: int, gpus: dict[str, int]) -> None:
+        """Draw the epoch's audits (`AuditPolicy`); a provider whose lease failed in the
+        epoch fails: reputation event, slash, exclusion."""
+        a = self.d.audit
+        audited = caught = slashed = 0
+        k = 0 if a is None else min(a.sample_size(len(gpus)), sum(g > 0 for g in gpus.values()))
+        if a is not None and k:
+            providers = sorted(gpus)
+            sample = audit_sample(f"{a.seed}:{self.seed}", e, providers,
+                                  [gpus[p] for p in providers], k)
+            failed: dict[str, LeaseRecord] = {}
+            for run in self.running:  # this epoch's failures (as in `failures`)
+                if run.failed and run.stop <= t1:
+                    failed.setdefault(run.lease.provider, run)
+            events = []
+            share = a.penalty.share(Outcome.AUDIT_FAILED)
+            currency = self.d.currency
+            for p in sorted(sample):
+                bad = failed.get(p)
+                outcome = Outcome.AUDIT_FAILED if bad is not None else Outcome.AUDIT_PASSED
+                events.append(Event(id=f"audit:{e}:{p}", provider=p,
+                                    time=float(t1 * _SECONDS_PER_HOUR), outcome=outcome))
+                audited += 1
+                if bad is None:
+                    continue
+                caught += 1
+                if a.exclude_epochs:
+                    self.excluded[p] = e + a.exclude_epochs
+                stake = Account(AccountKind.PROVIDER_STAKE, p)
+                amount = min(fee_of(a.stake, share), self.ledger.balance(stake, currency))
+                if amount:
+                    target = a.penalty.slash_to
+                    to = (Account(AccountKind.TENANT, bad.lease.tenant) if target == "tenant"
+                          else target)
+                    assert isinstance(to, Account)
+                    self.ledger.post(transfer(f"slash:{e}:{p}", stake, to, currency, amount,
+                                              time=t1, memo=f"failed audit, epoch {e}"))
+                    slashed += amount
+                    if to.kind in (AccountKind.TREASURY, AccountKind.PROTOCOL_FEES):
+                        self._slashed_to_platform += amount
+            if self.rep is not None:
+                self.rep.record_many(events)
+        self._add(audited=audited, audit_failures=caught, slashed=slashed)
 
     def _record_reputation(self, t1: int) -> None:
         """A completed or failed event for each lease that ends in the epoch."""

@@ -26,12 +26,14 @@ from auction.settlement import (
     FeeSchedule,
     FixedEmission,
     InsufficientFundsError,
+    InvalidSettlementError,
     Ledger,
     OraclePrice,
     render_burn,
     split_rewards,
 )
 from auction.simulation import (
+    AuditPolicy,
     Design,
     ExampleFlow,
     InvalidSimulationError,
@@ -366,6 +368,78 @@ def test_reputation_feeds_the_next_epochs_scoring_auction() -> None:
     r = simulate(flow, Design(), epochs=2, epoch_hours=1, reliability={"bad": 0.0})
     assert r.reputation is None
     assert r.lease_log[-1].lease.provider == "bad"
+
+
+# -- audits -------------------------------------------------------------------------------------
+def _audit_flow(epochs: int) -> ScriptFlow:
+    """Three providers, one failing ("bad"): 1-hour requests each epoch for all of them."""
+    return ScriptFlow([
+        [offer("b", "bad", gpus=1, price=999_998), offer("g", "good", gpus=1, price=999_999),
+         offer("h", "ok", gpus=2, price=1_000_000),
+         *(request(f"e{e}-r{i}", 1, 1, max_price=2_000_000) for i in range(4))]
+        for e in range(epochs)
+    ])
+
+
+def test_audits_sample_catch_slash_and_exclude() -> None:
+    """Every provider audited (rate 1): "bad" fails its leases, so it fails each audit, loses
+    a third of its stake to the treasury (reported as slashed, not as fees or tenant revenue),
+    and sits out the next epoch."""
+    from auction.reputation.events import Outcome
+    from auction.settlement.penalties import PenaltyPolicy
+
+    policy = AuditPolicy(sample_rate="100%", stake=900,
+                         penalty=PenaltyPolicy(slash={Outcome.AUDIT_FAILED: Fraction(1, 3)}),
+                         exclude_epochs=1)
+    design = Design(reputation="beta", audit=policy)
+    r = simulate(_audit_flow(4), design, epochs=4, epoch_hours=1, reliability={"bad": 0.0})
+    check_books(r)
+    # epoch 0: 3 audited, bad caught; epoch 1: bad excluded (2 audited, none caught); epoch 2
+    # as epoch 0, after which 900 - 300 - 300 = 300 remains; epoch 3 excluded again
+    assert r.audited.tolist() == [3, 2, 3, 2]
+    assert r.audit_failures.tolist() == [1, 0, 1, 0]
+    assert r.slashed.tolist() == [300, 0, 300, 0]
+    assert {rec.lease.start for rec in r.lease_log if rec.lease.provider == "bad"} == {0, 2}
+    stake = Account(AccountKind.PROVIDER_STAKE, "bad")
+    assert r.ledger.balance(stake, "USDC") == 300
+    assert r.ledger.balance(Account(AccountKind.TREASURY), "USDC") == 600
+    assert int(r.protocol_revenue.sum()) == 0  # no fees
+    assert int(r.revenue.sum()) == int(r.income.sum())
+    assert r.to_records()[0]["audit_failures"] == 1
+    assert r.reputation is not None
+    assert r.reputation.score("bad") < r.reputation.score("good")
+    # the same run without audits: bad serves every epoch and nothing is slashed
+    plain = simulate(_audit_flow(4), Design(reputation="beta"), epochs=4, epoch_hours=1,
+                     reliability={"bad": 0.0})
+    assert plain.audited.tolist() == [0, 0, 0, 0]
+    assert {rec.lease.start for rec in plain.lease_log if rec.lease.provider == "bad"} == {
+        0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("rate", ["10%", "34%", "50%", "100%"])
+def test_audit_sample_is_audit_sample(rate: str) -> None:
+    """The simulation audits `audit_sample`'s draw, ceil(rate x n) providers weighted by the
+    GPUs offered: "bad" (whose leases all fail) is caught exactly in the epochs it is drawn."""
+    from auction.reputation.audit import audit_sample
+
+    policy = AuditPolicy(sample_rate=rate, seed="s")
+    r = simulate(_audit_flow(12), Design(audit=policy), epochs=12, epoch_hours=1, seed=7,
+                 reliability={"bad": 0.0})
+    k = policy.sample_size(3)
+    assert k == -(-int(rate[:-1]) * 3 // 100)
+    assert r.audited.tolist() == [k] * 12
+    drawn = [audit_sample("s:7", e, ["bad", "good", "ok"], [1, 1, 2], k) for e in range(12)]
+    assert r.audit_failures.tolist() == [int("bad" in d) for d in drawn]
+
+
+def test_audit_policy_rejects_bad_values() -> None:
+    for field, kw in (("sample_rate", {"sample_rate": "150%"}), ("stake", {"stake": -1}),
+                      ("exclude_epochs", {"exclude_epochs": 1.5}), ("seed", {"seed": ""}),
+                      ("penalty", {"penalty": 3})):
+        with pytest.raises(InvalidSettlementError, match=field):  # the simulation's base
+            AuditPolicy(**kw)
+    with pytest.raises(InvalidSimulationError, match="audit"):
+        Design(audit="10%")
 
 
 def test_compare_and_records() -> None:

@@ -150,7 +150,9 @@ def slash(k: int, coefficient: Fraction | int = 1, *, reason: str = "downtime") 
 
 def preset(*, k_prices: Any = None, indexers: tuple[str, ...] = RANKINGS,
            reserve_hours: int | None = 720, fee: str = "20%", currency: str = "USDC",
-           reputation: str | None = "beta") -> Any:
+           reputation: str | None = "beta",
+           audit_sample_rate: str = "0%", audit_stake: int = 0,
+           audit_slash: str | Fraction = Fraction(1, 3), audit_exclude_epochs: int = 0) -> Any:
     """The Aethir preset (see the module docstring and ``docs/presets/aethir.md``)."""
     from auction.presets import Parameter, Preset
     from auction.settlement.fees import FeeSchedule
@@ -158,11 +160,22 @@ def preset(*, k_prices: Any = None, indexers: tuple[str, ...] = RANKINGS,
 
     mech = AethirIndexer(k_prices=k_prices or {}, indexers=indexers, reserve_hours=reserve_hours)
     docs = "docs.aethir.com"
+    policy, audit_rows = _core.audit(
+        sample_rate=audit_sample_rate, stake=audit_stake, slash=audit_slash,
+        exclude_epochs=audit_exclude_epochs,
+        checks="proof of capacity every 15 min on a random selection of nodes (downtime)",
+        sources=dict(
+            sample_rate="docs.aethir.com Checker: a random selection, no rate published; default "
+                        "off",
+            stake="docs.aethir.com Staking: K x coefficient, not published per node; default 0",
+            slash="docs.aethir.com Staking: downtime slashes 1/3 of K x coefficient",
+            exclude_epochs="Aethir publishes none; default 0",
+        ))
     return Preset(
         name="aethir", title="indexers filter and rank containers; uniform K-value prices",
         mechanism=mech,
         design=Design(mechanism=mech, currency=currency, fees=FeeSchedule({currency: fee}),
-                      reputation=reputation),
+                      reputation=reputation, audit=policy),
         parameters=(
             Parameter("k_prices", dict(k_prices or {}), "uniform price per spec and region",
                       docs + " Pricing (K-value)"),
@@ -174,5 +187,6 @@ def preset(*, k_prices: Any = None, indexers: tuple[str, ...] = RANKINGS,
             Parameter("currency", currency, "what users pay (priced in fiat)", docs),
             Parameter("reputation", reputation, "reputation model behind best experience "
                       "and evaluation (checkers' results)", docs + " Checker"),
+            *audit_rows,
         ),
     )

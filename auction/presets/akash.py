@@ -318,7 +318,9 @@ def preset(*, max_bids: int = AKASH_MAX_BIDS, prior_bids: Mapping[str, int] | No
            bid_window: int | None = None, bid_deposit: int = AKASH_BID_DEPOSIT,
            pricing: Any = None, selection: Any = "cheapest", native_rate: str = "2%",
            stable_rate: str = "20%", currency: str = "USDC",
-           reclamation_notice_hours: int = 24) -> Any:
+           reclamation_notice_hours: int = 24,
+           audit_sample_rate: str = "0%", audit_stake: int = 0,
+           audit_slash: str = "0%", audit_exclude_epochs: int = 0) -> Any:
     """The Akash preset (see the module docstring and ``docs/presets/akash.md``)."""
     from auction.presets import Parameter, Preset
     from auction.settlement.fees import FeeSchedule
@@ -333,9 +335,20 @@ def preset(*, max_bids: int = AKASH_MAX_BIDS, prior_bids: Mapping[str, int] | No
     fees = FeeSchedule.akash("AKT", currency, native_rate=native_rate, stable_rate=stable_rate)
     node = "akash-network/node x/market/handler/server.go"
     params = "akash-network/chain-sdk market/v1beta5/params.go"
+    policy, audit_rows = _core.audit(
+        sample_rate=audit_sample_rate, stake=audit_stake, slash=audit_slash,
+        exclude_epochs=audit_exclude_epochs,
+        checks="auditor-signed provider attributes, required by orders at bid time (not sampled)",
+        sources=dict(
+            sample_rate="Akash publishes no sampled audit (auditors sign attributes: placement "
+                        "signedBy); default off",
+            stake="Akash publishes no provider stake; default 0",
+            slash="Akash publishes no slash; default 0",
+            exclude_epochs="Akash publishes none; default 0",
+        ))
     return Preset(
         name="akash", title="per-order reverse auction; the tenant picks a bid; pay-as-bid",
-        mechanism=mech, design=Design(mechanism=mech, currency=currency, fees=fees),
+        mechanism=mech, design=Design(mechanism=mech, currency=currency, fees=fees, audit=policy),
         parameters=(
             Parameter("max_bids", max_bids, "OrderMaxBids: bids per order, closed ones "
                       "counted", params),
@@ -356,5 +369,6 @@ def preset(*, max_bids: int = AKASH_MAX_BIDS, prior_bids: Mapping[str, int] | No
             Parameter("reclamation_notice_hours", h, "provider's notice before reclaiming "
                       "a lease, 1 to 720 h", "Akash provider reclamation (../shared/"
                       "MARKETS.md)"),
+            *audit_rows,
         ),
     )

@@ -174,7 +174,9 @@ class GolemMatch(MechanismBase):
 
 def preset(*, expected_seconds: int = 60, unit: int = 10**6,
            rejected: frozenset[str] = frozenset(), agreements: Mapping[str, str] | None = None,
-           currency: str = "USDC") -> Any:
+           currency: str = "USDC",
+           audit_sample_rate: str = "0%", audit_stake: int = 0,
+           audit_slash: str = "0%", audit_exclude_epochs: int = 0) -> Any:
     """The Golem preset (see the module docstring and ``docs/presets/golem.md``)."""
     from auction.presets import Parameter, Preset
     from auction.settlement.fees import FeeSchedule
@@ -183,9 +185,21 @@ def preset(*, expected_seconds: int = 60, unit: int = 10**6,
     mech = GolemMatch(expected_seconds=expected_seconds, unit=unit, rejected=rejected,
                       agreements=agreements or {})
     y = "golemfactory/yapapi"
+    policy, audit_rows = _core.audit(
+        sample_rate=audit_sample_rate, stake=audit_stake, slash=audit_slash,
+        exclude_epochs=audit_exclude_epochs,
+        checks="nothing by the protocol (requestors verify results their own way)",
+        sources=dict(
+            sample_rate="Golem publishes no audit; default off",
+            stake="Golem has no provider stake; default 0",
+            slash="Golem publishes no slash; default 0",
+            exclude_epochs="Golem publishes none (a requestor halves a rejecting provider's "
+                           "score); default 0",
+        ))
     return Preset(
         name="golem", title="two-sided constraint matching; the requestor's 100/(cost+1.01)",
-        mechanism=mech, design=Design(mechanism=mech, currency=currency, fees=FeeSchedule()),
+        mechanism=mech, design=Design(mechanism=mech, currency=currency, fees=FeeSchedule(),
+                                      audit=policy),
         parameters=(
             Parameter("expected_seconds", expected_seconds, "usage an offer is priced over",
                       y + " strategy/least_expensive.py"),
@@ -197,5 +211,6 @@ def preset(*, expected_seconds: int = 60, unit: int = 10**6,
                       y + " engine.py"),
             Parameter("currency", currency, "what agreements are paid in (GLM on chain)",
                       "simulation choice"),
+            *audit_rows,
         ),
     )
