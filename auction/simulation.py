@@ -38,6 +38,7 @@ from auction.reputation import Event, ReputationBook
 from auction.reputation.audit import audit_sample
 from auction.reputation.events import Outcome
 from auction.reputation.models import ReputationModel
+from auction.result import ClearingResult
 from auction.settlement.leases import HOUR, Lease, LeaseBook, leases_from_result
 from auction.settlement.ledger import (
     Account,
@@ -346,13 +347,21 @@ class Design:
         return out
 
 
+#: Arrival numbers an `ExampleFlow` with patience gives each epoch (more than it can post).
+ARRIVALS_PER_EPOCH = 1_000_000
+
+
 @attrs.frozen(kw_only=True)
 class ExampleFlow:
     """The demo's market, epoch after epoch.
 
     Every epoch the example's providers offer the same capacity (`auction.demo.example_book`'s
     offers), and tenants post about ``240 x demand`` new requests drawn like the example's
-    (1 to 336 hours long), with ids ``e{epoch}-req-NNNN``. With ``exchange=True`` the orders
+    (1 to 336 hours long), with ids ``e{epoch}-req-NNNN``. With ``patience=k`` a tenant
+    whose request is not served keeps it open for up to `k` more epochs (`simulate` carries
+    it over), and requests arrive in time: request ``i`` of epoch ``e`` has ``submitted_at =
+    e x ARRIVALS_PER_EPOCH + i``, so a waiting request is ahead of later ones in every
+    arrival-order (FIFO) rule. With ``exchange=True`` the orders
     are traded as a call market, as in `auction.demo.example_exchange_book` (divisible requests
     pinned to one GPU model and region, no tags), which bulk mechanisms (`lp`, the double
     auctions, `assignment` with ``shape="shared"``) clear.
@@ -362,11 +371,15 @@ class ExampleFlow:
         demand: requests per epoch as a multiple of the example's 240: one number, or one per
             epoch (the last repeats), to model a demand ramp or a shock.
         exchange: post the orders as a call market.
+        patience: epochs an unserved request waits for GPUs before its tenant gives up
+            (0: requests not served in their epoch are dropped, and every epoch's arrivals
+            count from 0).
     """
 
     seed: int = 0
     demand: float | tuple[float, ...] = attrs.field(default=1.0, converter=_demand)
     exchange: bool = False
+    patience: int = attrs.field(default=0, validator=_nonneg("patience"))
 
     def __attrs_post_init__(self) -> None:
         values = self.demand if isinstance(self.demand, tuple) else (self.demand,)
@@ -381,8 +394,10 @@ class ExampleFlow:
         d = self.demand
         level = d[min(epoch, len(d) - 1)] if isinstance(d, tuple) else d
         n = round(_N_REQUESTS * float(level))
+        start = epoch * ARRIVALS_PER_EPOCH if self.patience else 0
         requests: list[Order] = [
-            _request(i, rng, rid=f"e{epoch}-req-{i + 1:04d}", submitted_at=i) for i in range(n)
+            _request(i, rng, rid=f"e{epoch}-req-{i + 1:04d}", submitted_at=start + i)
+            for i in range(n)
         ]
         if self.exchange:
             requests = [_as_exchange(r, rng) for r in requests]
@@ -415,7 +430,8 @@ class SimulationResult:
         design: the design simulated.
         epoch_hours: hours per epoch.
         status: the clearing status of each epoch.
-        requests, served: requests posted, and requests that got at least one GPU.
+        requests, served: requests in the epoch's book (posted, or still waiting), and
+            requests that got at least one GPU.
         leases: leases opened; failures: leases that ended early (provider failure).
         offered_gpu_hours: GPU-hours of capacity in the epoch: per offer, the GPUs posted, or
             the GPUs earlier leases still hold on it if more (a running lease keeps its GPUs
@@ -438,6 +454,8 @@ class SimulationResult:
         lease_log: every lease opened, in order, with how it ended.
         ledger: the ledger every amount moved on.
         reputation: the reputation book (None without a reputation model).
+        waiting: requests carried into the epoch's book from earlier epochs (`simulate`'s
+            ``patience``); they count in `requests` too.
         audited, audit_failures: providers audited, and those that failed (`AuditPolicy`).
         slashed: stake slashed for failed audits (`currency`), wherever it goes; neither in
             `revenue` nor in `protocol_revenue` (tenants did not pay it).
@@ -469,6 +487,7 @@ class SimulationResult:
     audited: IntArray = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
     audit_failures: IntArray = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
     slashed: npt.NDArray[Any] = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
+    waiting: IntArray = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def epochs(self) -> int:
@@ -511,6 +530,7 @@ class SimulationResult:
                 "epoch": e,
                 "status": self.status[e],
                 "requests": int(self.requests[e]),
+                "waiting": int(self.waiting[e]) if len(self.waiting) else 0,
                 "served": int(self.served[e]),
                 "fill_rate": fill[e],
                 "leases": int(self.leases[e]),
@@ -609,13 +629,16 @@ def simulate(
     seed: int = 0,
     reliability: float | Mapping[str, float] = 1.0,
     executor: Any = None,
+    patience: int | None = None,
+    on_clear: Callable[[int, Sequence[Order], Market, ClearingResult], None] | None = None,
 ) -> SimulationResult:
     """Run `design` on the orders of `flow` for `epochs` epochs.
 
     Each epoch, in this order:
 
     1. **orders**: `flow` posts offers and requests; GPUs of an offer still leased from
-       earlier epochs are taken off it.
+       earlier epochs are taken off it. Requests still waiting from earlier epochs (see
+       `patience`) join the new ones; a new request with a waiting one's id replaces it.
     2. **clearing**: the mechanism clears the epoch's market (with reputation scores, if the
        design has a model); each allocated row becomes a lease starting at the epoch's first
        hour and lasting its request's ``duration_hours``.
@@ -637,6 +660,17 @@ def simulate(
     ``Client``), each epoch's market is cleared part by part on it (`auction.clear` with
     ``executor=``; see docs/scale-out.md); epochs stay in order, since each depends on the last.
 
+    `on_clear(epoch, orders, market, result)`, if given, is called after each epoch's clearing
+    with the orders the mechanism saw (offers cut to their free GPUs, waiting requests
+    included), the `Market` built from them and the `ClearingResult`: `auction.compare`
+    measures welfare against the exact optimum of that same market with it.
+
+    `patience`: epochs a request that got no GPUs stays in the book after the epoch it was
+    posted in (None: the flow's ``patience`` attribute, 0 if it has none: unserved requests
+    are dropped). A request served in part is not carried over. ``requests`` and
+    ``fill_rate`` then count every request in the book, waiting ones included
+    (``waiting`` counts those).
+
     Raises:
         InvalidSimulationError: a bad argument or flow output.
         InsufficientFundsError: Render tenants need more tokens than the market holds
@@ -651,7 +685,15 @@ def simulate(
     if not callable(flow):
         raise InvalidSimulationError("flow", flow, "must be callable(epoch, rng)")
     _check_reliability(reliability)
-    return _Simulation(design, epoch_hours, seed, reliability, executor).run(flow, epochs)
+    wait = getattr(flow, "patience", 0) if patience is None else patience
+    if isinstance(wait, bool) or not isinstance(wait, int) or wait < 0:
+        raise InvalidSimulationError("patience", wait, "must be an int >= 0")
+    if on_clear is not None and not callable(on_clear):
+        raise InvalidSimulationError("on_clear", on_clear, "must be callable")
+    sim = _Simulation(design, epoch_hours, seed, reliability, executor)
+    sim.patience = wait
+    sim.on_clear = on_clear
+    return sim.run(flow, epochs)
 
 
 class _Simulation:
@@ -680,6 +722,10 @@ class _Simulation:
         self._slashed_to_platform = 0  # slashes on the fee accounts: not fees tenants paid
         #: provider -> the last epoch it may not offer in (a failed audit's exclusion)
         self.excluded: dict[str, int] = {}
+        self.patience = 0
+        self.on_clear: Callable[[int, Sequence[Order], Market, ClearingResult], None] | None = None
+        #: unserved requests still waiting: id -> (request, the last epoch it waits in)
+        self.waiting: dict[str, tuple[Request, int]] = {}
 
     def _add(self, **values: Any) -> None:
         for k, v in values.items():
@@ -734,7 +780,7 @@ class _Simulation:
             provider_income=matrix(income), provider_rewards=matrix(rewards),
             prices=tuple(prices), lease_log=tuple(self.log), ledger=self.ledger,
             reputation=self.rep, audited=ints("audited"), audit_failures=ints("audit_failures"),
-            slashed=ints("slashed"),
+            slashed=ints("slashed"), waiting=ints("waiting"),
         )
 
     # -- ledger readings ---------------------------------------------------------------------------
@@ -790,11 +836,21 @@ class _Simulation:
             capacity[key] = max(o.gpus, busy.get(key, 0))
             if left > 0:
                 free.append(o if left == o.gpus else attrs.evolve(o, gpus=left))
-        free.extend(requests)
-        self._add(requests=len(requests), offered=sum(capacity.values()) * h)
+        new_ids = {r.id for r in requests}
+        carried = [(r, until) for rid, (r, until) in sorted(self.waiting.items())
+                   if until >= e and rid not in new_ids]
+        book = [r for r, _ in carried] + requests
+        free.extend(book)
+        self._add(requests=len(book), waiting=len(carried), offered=sum(capacity.values()) * h)
 
         leases = self._clear(e, free)
-        self._add(leases=len(leases), served=len({lease.request_id for lease in leases}))
+        served_ids = {lease.request_id for lease in leases}
+        self._add(leases=len(leases), served=len(served_ids))
+        self.waiting = {}
+        if self.patience:
+            for r, until in [*carried, *((r, e + self.patience) for r in requests)]:
+                if until > e and r.id not in served_ids:
+                    self.waiting[r.id] = (r, until)
         fail = _stream(self.seed, e, 2)
         for lease in leases:
             assert lease.periods is not None
@@ -844,6 +900,8 @@ class _Simulation:
             result = clear(market, d.mechanism, rng=_stream(self.seed, e, 1),
                            executor=self.executor)
         self._add(status=str(result.status.value))
+        if self.on_clear is not None:
+            self.on_clear(e, orders, market, result)
         if not len(result.request_id):
             return []
         return leases_from_result(result, d.currency, period=HOUR, start=e * self.h,

@@ -370,6 +370,44 @@ def test_reputation_feeds_the_next_epochs_scoring_auction() -> None:
     assert r.lease_log[-1].lease.provider == "bad"
 
 
+# -- waiting requests ---------------------------------------------------------------------------
+def test_patience_carries_unserved_requests_over() -> None:
+    """One 1-GPU offer, three 1-hour requests in epoch 0 and none after: with patience 1 the
+    two left wait one epoch (one is served in epoch 1, the other gives up); re-posting an id
+    replaces the waiting request; with patience 0 they are dropped."""
+    script = [[offer("o", "p", gpus=1), *(request(f"r{i}", 1, 1, submitted_at=i)
+                                          for i in range(3))],
+              [offer("o", "p", gpus=1)], [offer("o", "p", gpus=1)]]
+    r = simulate(ScriptFlow(script), Design(), epochs=3, epoch_hours=1, patience=1)
+    check_books(r)
+    assert r.requests.tolist() == [3, 2, 0]
+    assert r.waiting.tolist() == [0, 2, 0]
+    assert [(rec.lease.start, rec.lease.request_id) for rec in r.lease_log] == [
+        (0, "r0"), (1, "r1")]
+    assert r.to_records()[1]["waiting"] == 2
+    plain = simulate(ScriptFlow(script), Design(), epochs=3, epoch_hours=1)
+    assert plain.requests.tolist() == [3, 0, 0]
+    # a re-posted id replaces the waiting one (here with a lower max price: not served)
+    again = [script[0], [offer("o", "p", gpus=1), request("r1", 1, 1, max_price=1)],
+             script[2]]
+    r2 = simulate(ScriptFlow(again), Design(), epochs=3, epoch_hours=1, patience=1)
+    assert r2.requests.tolist() == [3, 2, 1]
+    assert [rec.lease.request_id for rec in r2.lease_log] == ["r0", "r2"]
+    with pytest.raises(InvalidSimulationError, match="patience"):
+        simulate(ScriptFlow(script), Design(), epochs=1, patience=-1)
+    with pytest.raises(InvalidSimulationError, match="patience"):
+        ExampleFlow(patience=-1)
+
+
+def test_example_flow_patience_orders_arrivals_across_epochs() -> None:
+    flow = ExampleFlow(demand=0.05, patience=2)
+    first = [o for o in flow(0, np.random.default_rng(0)) if isinstance(o, Request)]
+    second = [o for o in flow(1, np.random.default_rng(1)) if isinstance(o, Request)]
+    assert max(r.submitted_at for r in first) < min(r.submitted_at for r in second)
+    plain = ExampleFlow(demand=0.05)(1, np.random.default_rng(1))
+    assert next(r.submitted_at for r in plain if isinstance(r, Request)) == 0
+
+
 # -- audits -------------------------------------------------------------------------------------
 def _audit_flow(epochs: int) -> ScriptFlow:
     """Three providers, one failing ("bad"): 1-hour requests each epoch for all of them."""
