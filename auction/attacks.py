@@ -253,10 +253,27 @@ def sybil_split(seed: int = 0, parts: Sequence[int] = (2, 3, 5)) -> AttackTable:
         tuple(rows))
 
 
+def _paid_by_request(result: ClearingResult, provider: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    mine = result.provider == provider
+    for rid, pay in zip(result.request_id[mine].tolist(), result.provider_payment[mine].tolist(),
+                        strict=True):
+        out[str(rid)] = out.get(str(rid), 0) + int(pay)
+    return out
+
+
 def whitewashing(seeds: Sequence[int] = (0, 1, 2)) -> AttackTable:
     """The attacker drops its identity and returns fresh (no history), posting the same two
     8 x H100 offers. Gains: the score change, and the change in what it is paid per hour
-    under reputation-weighted second-score clearing of ``example_book(seed)``."""
+    under reputation-weighted second-score clearing of ``example_book(seed)``.
+
+    The revenue gain is split in two: ``same requests`` (what the fresh identity is paid
+    more on the requests both identities serve: a price effect, never positive when the score
+    drops) and ``other requests`` (requests only one identity serves: an allocation effect).
+    Second-score clearing is sequential: requests in arrival order each take the best score
+    with room. A kept identity's bonus wins early requests whose runner-up is close; a fresh
+    one loses them, keeps its GPUs, and can sell them to a later request with thin competition
+    at a higher second score (seed 1). See docs/attacks.md."""
     from auction.datasets import QUALITY_WEIGHT
     from auction.market import Market
 
@@ -272,13 +289,18 @@ def whitewashing(seeds: Sequence[int] = (0, 1, 2)) -> AttackTable:
                 market = Market(OrderBook([*base, *attacker_offers(ident)]), scores,
                                 quality_weight=QUALITY_WEIGHT)
                 res = clear(market, "second-price", payment="vickrey")
-                got.append(_paid_to(res, ident))
+                got.append(_paid_by_request(res, ident))
+            kept, new = got
+            shared = kept.keys() & new.keys()
+            price = sum(new[r] - kept[r] for r in shared)
+            total = sum(new.values()) - sum(kept.values())
             rows.append((seed, model, scores.get(ATTACKER, 0.0), scores.get(fresh, 0.0),
                          scores.get(fresh, 0.0) - scores.get(ATTACKER, 0.0),
-                         got[1] - got[0]))
+                         total, price, total - price))
     return AttackTable(
         "Whitewashing: a fresh identity against the kept one (example_history)",
-        ("seed", "model", "kept score", "fresh score", "score gain", "revenue gain/h"),
+        ("seed", "model", "kept score", "fresh score", "score gain", "revenue gain/h",
+         "same requests/h", "other requests/h"),
         tuple(rows))
 
 

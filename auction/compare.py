@@ -6,15 +6,24 @@ and returns a `Comparison`: one row per (design, seed, epoch) and a summary per 
 
 The columns, per epoch:
 
-* ``fill_rate``: share of the epoch's requests that got GPUs; ``time_to_fill``: mean epochs
-  the served requests waited since their id was first posted (0 for a flow that never
-  re-posts an unserved request, as `auction.simulation.ExampleFlow`);
+* ``fill_rate``: share of the requests in the epoch's book (new and waiting) that got
+  GPUs; ``time_to_fill``: mean epochs the requests served in the epoch waited since their id
+  was first posted (a request waits when the flow has ``patience``, as
+  ``ExampleFlow(patience=2)``, the default flow here, or when the flow posts its id again;
+  always 0 with no waiting);
+* ``audited``, ``audit_failures``, ``slashed``: the design's audit policy at work (each
+  preset's `auction.simulation.AuditPolicy`);
 * ``tenant_cost_per_gpu_hour``: what tenants paid (fees included) per GPU-hour delivered;
 * ``provider_revenue`` (after fees), ``provider_rewards`` (tokens), ``platform_take``
   (fees and margins kept), ``token_fees``, ``burned``, ``minted``;
-* ``welfare_share``: the design's welfare (sum of (max price - ask) x GPUs) when it clears
-  the epoch's posted book, over the exact optimum on the same book (the ``gang`` MILP, or
-  ``optimum=``); None when the optimum is not proven or is 0;
+* ``welfare_share``: the design's welfare (sum of (max price - ask) x GPUs, with quality
+  bonuses where the design scores quality) in the epoch, over the exact optimum on the same
+  orders (the ``gang`` MILP, or ``optimum=``); None when the optimum is not proven or is 0.
+  "The same orders" are the market the design cleared in that epoch
+  (`auction.simulation.simulate`'s ``on_clear``): the offers' GPUs not held by its earlier
+  leases, and the new and waiting requests. The book differs between designs after the
+  first epoch (each has its own leases and queue), so each design is measured against the
+  optimum of its own book, never against the posted orders alone;
 * ``jain``: Jain's index of the providers' revenue; ``hhi``: the Herfindahl-Hirschman index
   of provider revenue shares (1 = one provider has all of it); for a design whose providers
   are paid only by emission (Render), of their rewards.
@@ -30,21 +39,22 @@ mechanism; ``name:payment``; ``vcg`` for ``assignment:vcg``), as `Preset` or as 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import types
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 import numpy as np
 
-from auction.book import OrderBook
 from auction.clearing import clear
 from auction.errors import InvalidValueError
 from auction.fairness import jain_index
 from auction.market import Market
 from auction.orders import Order, Request
+from auction.result import ClearingResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,11 +63,17 @@ if TYPE_CHECKING:
     from auction.simulation import Design, OrderFlow, SimulationResult
 
 __all__ = [
-    "Comparison", "build_parser", "compare", "main_compare", "resolve_design", "run_compare",
+    "DEFAULT_DESIGNS", "Comparison", "build_parser", "compare", "main_compare",
+    "resolve_design", "run_compare",
 ]
 
 #: Short names that are not presets or mechanisms.
 ALIASES: Mapping[str, tuple[str, str | None]] = {"vcg": ("assignment", "vcg")}
+#: The designs `compare` and ``python -m auction compare`` run by default: three presets and
+#: a VCG batch (exact assignment, VCG payments).
+DEFAULT_DESIGNS: tuple[str, ...] = ("akash", "render", "nosana", "vcg")
+#: Epochs an unserved request of the default flow waits (``ExampleFlow(patience=...)``).
+DEFAULT_PATIENCE = 2
 
 
 def resolve_design(spec: Any) -> Design:
@@ -94,6 +110,8 @@ class _Recording:
     def __init__(self, flow: OrderFlow) -> None:
         self.flow = flow
         self.books: dict[int, list[Order]] = {}
+        #: the flow's patience, which `simulate` reads
+        self.patience: int = getattr(flow, "patience", 0)
 
     def __call__(self, epoch: int, rng: np.random.Generator) -> list[Order]:
         orders = list(self.flow(epoch, rng))
@@ -101,12 +119,15 @@ class _Recording:
         return orders
 
 
-def _welfare(market: Market, design: Design, seed: int) -> int:
-    if isinstance(design.mechanism, str):
-        res = clear(market, design.mechanism, design.payment, rng=seed, **design.options)
-    else:
-        res = clear(market, design.mechanism, rng=seed)
-    return int(res.welfare)
+def _fingerprint(orders: Sequence[Order], market: Market) -> str:
+    """A digest of what an optimum depends on: the orders (offers cut to their free GPUs)
+    and the market's reputation and quality weight; equal books share one optimum."""
+    h = hashlib.sha256()
+    for text in sorted(repr(o) for o in orders):
+        h.update(text.encode())
+    h.update(np.ascontiguousarray(market.offer_reputation).tobytes())
+    h.update(str(market.quality_weight).encode())
+    return h.hexdigest()
 
 
 def _optimum(market: Market, mechanism: str, time_limit: float) -> int | None:
@@ -121,8 +142,8 @@ def _hhi(values: Sequence[int]) -> float | None:
     return float(sum((v / total) ** 2 for v in values))
 
 
-def _rows(name: str, seed: int, design: Design, sim: SimulationResult, rec: _Recording,
-          optimum: Callable[[int, Market], int | None] | None) -> list[dict[str, Any]]:
+def _rows(name: str, seed: int, sim: SimulationResult, rec: _Recording,
+          welfare_of: Mapping[int, tuple[int, int | None]]) -> list[dict[str, Any]]:
     seen: dict[str, int] = {}
     rows = []
     income = np.asarray(sim.provider_income, dtype=object)
@@ -139,17 +160,11 @@ def _rows(name: str, seed: int, design: Design, sim: SimulationResult, rec: _Rec
         revenue_by_provider = [int(x) for x in income[e]] if income.size else []
         if not any(revenue_by_provider) and rewards.size:  # paid by emission (Render)
             revenue_by_provider = [int(x) for x in rewards[e]]
-        welfare_share: float | None = None
-        welfare = optimal = None
-        if optimum is not None and orders:
-            market = Market(OrderBook(orders))
-            welfare = _welfare(market, design, seed)
-            optimal = optimum(e, market)
-            if optimal:
-                welfare_share = welfare / optimal
+        welfare, optimal = welfare_of.get(e, (None, None))
+        welfare_share = welfare / optimal if welfare is not None and optimal else None
         rows.append({
             "design": name, "seed": seed, "epoch": e, "status": base["status"],
-            "requests": base["requests"], "served": base["served"],
+            "requests": base["requests"], "waiting": base["waiting"], "served": base["served"],
             "fill_rate": base["fill_rate"],
             "time_to_fill": float(np.mean(waits)) if waits else None,
             "gpu_hours": hours, "utilization": base["utilization"],
@@ -158,6 +173,8 @@ def _rows(name: str, seed: int, design: Design, sim: SimulationResult, rec: _Rec
             "provider_rewards": base["provider_rewards"],
             "platform_take": base["protocol_revenue"], "token_fees": base["token_fees"],
             "burned": base["burned"], "minted": base["minted"],
+            "audited": base["audited"], "audit_failures": base["audit_failures"],
+            "slashed": base["slashed"],
             "welfare": welfare, "optimum": optimal, "welfare_share": welfare_share,
             "jain": jain_index(revenue_by_provider) if any(revenue_by_provider) else None,
             "hhi": _hhi(revenue_by_provider),
@@ -167,21 +184,29 @@ def _rows(name: str, seed: int, design: Design, sim: SimulationResult, rec: _Rec
 
 def _task(name: str, design: Design, flow: OrderFlow, epochs: int, epoch_hours: int,
           seed: int, optimum: str | None, time_limit: float,
-          cache: dict[tuple[int, int], int | None] | None = None) -> list[dict[str, Any]]:
+          cache: dict[str, int | None] | None = None) -> list[dict[str, Any]]:
     """One (design, seed) run: its rows (a top-level function, so a process pool can run it).
-    `cache` keeps the optima per (seed, epoch): every design sees the same books."""
+
+    Welfare is measured on the market the design cleared in each epoch (its own book: the
+    offers' free GPUs after its earlier leases, and its waiting requests), against the exact
+    optimum (`optimum`, a mechanism name) of that same market. `cache` keeps optima by the
+    market's content (`_fingerprint`), so designs that see the same book share one."""
     from auction.simulation import simulate
 
     rec = _Recording(flow)
-    sim = simulate(rec, design, epochs=epochs, epoch_hours=epoch_hours, seed=seed)
     known = {} if cache is None else cache
-    opt: Callable[[int, Market], int | None] | None = None
-    if optimum is not None:
-        def opt(e: int, market: Market) -> int | None:
-            if (seed, e) not in known:
-                known[(seed, e)] = _optimum(market, optimum, time_limit)
-            return known[(seed, e)]
-    return _rows(name, seed, design, sim, rec, opt)
+    welfare: dict[int, tuple[int, int | None]] = {}
+
+    def observe(e: int, orders: Sequence[Order], market: Market, result: ClearingResult) -> None:
+        assert optimum is not None
+        key = _fingerprint(orders, market)
+        if key not in known:
+            known[key] = _optimum(market, optimum, time_limit)
+        welfare[e] = (int(result.welfare), known[key])
+
+    sim = simulate(rec, design, epochs=epochs, epoch_hours=epoch_hours, seed=seed,
+                   on_clear=None if optimum is None else observe)
+    return _rows(name, seed, sim, rec, welfare)
 
 
 @attrs.frozen
@@ -249,6 +274,8 @@ def _summary(table: pd.DataFrame) -> pd.DataFrame:
             "platform_take": int(sub["platform_take"].sum()) // seeds,
             "burned": int(sub["burned"].sum()) // seeds,
             "minted": int(sub["minted"].sum()) // seeds,
+            "audit_failures": int(sub["audit_failures"].sum()) // seeds,
+            "slashed": int(sub["slashed"].sum()) // seeds,
             "welfare_share": mean("welfare_share"), "jain": mean("jain"), "hhi": mean("hhi"),
         })
     return pd.DataFrame(rows)
@@ -266,7 +293,7 @@ def _progress_bar(stream: TextIO | None, done: int, total: int, label: str) -> N
 
 
 def compare(
-    designs: Mapping[str, Any] | Sequence[Any],
+    designs: Mapping[str, Any] | Sequence[Any] = DEFAULT_DESIGNS,
     flow: OrderFlow | None = None,
     *,
     epochs: int = 10,
@@ -281,8 +308,9 @@ def compare(
 
     Args:
         designs: names, `Preset`s or `Design`s (named by their text, or by the mapping's
-            keys).
-        flow: the order flow (default: `auction.simulation.ExampleFlow()`).
+            keys); default `DEFAULT_DESIGNS` (Akash, Render, Nosana and a VCG batch).
+        flow: the order flow (default: ``ExampleFlow(patience=2)``: the example's market,
+            where an unserved request waits up to two more epochs).
         epochs: epochs per run.
         seeds: the seeds (an int n means ``range(n)``); each seed is one run per design and
             gives the same orders to every design.
@@ -317,13 +345,13 @@ def compare(
     if not seed_list or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
                             for s in seed_list):
         raise InvalidValueError("seeds", seeds, "must be an int >= 1 or ints >= 0")
-    source = ExampleFlow() if flow is None else flow
+    source = ExampleFlow(patience=DEFAULT_PATIENCE) if flow is None else flow
     stream = sys.stderr if progress is True else (progress or None)
     jobs = [(name, d, s) for name, d in named.items() for s in seed_list]
     rows: list[dict[str, Any]] = []
     total = len(jobs)
     if executor is None:
-        cache: dict[tuple[int, int], int | None] = {}
+        cache: dict[str, int | None] = {}
         for k, (name, d, s) in enumerate(jobs):
             _progress_bar(stream, k, total, f"{name} seed {s}")
             rows += _task(name, d, source, epochs, epoch_hours, s, optimum, optimum_time_limit,
@@ -344,12 +372,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     """The ``compare`` command's arguments (on `parser`, e.g. a subcommand's, or a new one)."""
     p = parser or argparse.ArgumentParser(
         prog="auction compare", description="Compare market designs on the example flow.")
-    p.add_argument("--designs", default="akash,render,nosana,gang",
+    p.add_argument("--designs", default=",".join(DEFAULT_DESIGNS),
                    help="comma-separated presets, mechanisms, name:payment or vcg")
     p.add_argument("--epochs", type=int, default=10, help="epochs per run")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..n-1)")
     p.add_argument("--epoch-hours", type=int, default=24, help="hours per epoch")
     p.add_argument("--demand", type=float, default=1.0, help="example flow demand multiple")
+    p.add_argument("--patience", type=int, default=DEFAULT_PATIENCE,
+                   help="epochs an unserved request waits (0: dropped at once)")
     p.add_argument("--no-optimum", action="store_true",
                    help="skip the exact optimum (no welfare share; faster)")
     p.add_argument("--rows", action="store_true", help="print every (design, seed, epoch) row")
@@ -369,7 +399,7 @@ def run_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     stream = sys.stdout if out is None else out
     names = [n.strip() for n in args.designs.split(",") if n.strip()]
     try:
-        flow = ExampleFlow(demand=args.demand)
+        flow = ExampleFlow(demand=args.demand, patience=args.patience)
         result = compare(names, flow, epochs=args.epochs, seeds=args.seeds,
                          epoch_hours=args.epoch_hours,
                          optimum=None if args.no_optimum else "gang",

@@ -35,7 +35,10 @@ from auction.mechanisms import Mechanism
 from auction.money import MAX_MONEY
 from auction.orders import Offer, Order, Request
 from auction.reputation import Event, ReputationBook
+from auction.reputation.audit import audit_sample
+from auction.reputation.events import Outcome
 from auction.reputation.models import ReputationModel
+from auction.result import ClearingResult
 from auction.settlement.leases import HOUR, Lease, LeaseBook, leases_from_result
 from auction.settlement.ledger import (
     Account,
@@ -45,7 +48,8 @@ from auction.settlement.ledger import (
     Transaction,
     transfer,
 )
-from auction.settlement.rates import FeeSchedule, as_rate
+from auction.settlement.penalties import PenaltyPolicy
+from auction.settlement.rates import FeeSchedule, as_rate, fee_of
 from auction.settlement.rewards import reward_transaction, split_rewards
 from auction.settlement.tokenomics import (
     RENDER_FEE_RATE,
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "AuditPolicy",
     "Design",
     "ExampleFlow",
     "InvalidSimulationError",
@@ -153,11 +158,21 @@ def _fees(value: Any) -> FeeSchedule:
     return value
 
 
-def _power(value: Mapping[str, int] | None) -> tuple[tuple[str, int], ...]:
+def _power(
+    value: Mapping[str, int] | Iterable[tuple[str, int]] | None,
+) -> tuple[tuple[str, int], ...]:
+    """Sorted (model, power) pairs from a mapping, or from the pairs a `Design` stores (so
+    ``attrs.evolve`` can copy the field)."""
     if value is None:
         return ()
     if not isinstance(value, Mapping):
-        raise InvalidSimulationError("gpu_power", value, "must be a mapping of model -> int")
+        pairs = list(value) if isinstance(value, tuple | list) else None
+        if pairs is None or not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
+            raise InvalidSimulationError("gpu_power", value,
+                                         "must be a mapping of model -> int")
+        if len({m for m, _ in pairs}) != len(pairs):
+            raise InvalidSimulationError("gpu_power", value, "names a model twice")
+        value = dict(pairs)
     out = []
     for model, w in sorted(value.items()):
         if isinstance(w, bool) or not isinstance(w, int | np.integer) or not 0 <= w <= 10**9:
@@ -184,6 +199,67 @@ def _nonneg(field: str) -> Callable[[Any, Any, Any], None]:
             raise InvalidSimulationError(field, value, "must be an int >= 0")
 
     return check
+
+
+def _sample_rate(value: Any) -> Fraction:
+    return as_rate(value, "sample_rate")
+
+
+def _penalty(value: Any) -> PenaltyPolicy:
+    if not isinstance(value, PenaltyPolicy):
+        raise InvalidSimulationError("penalty", value, "must be a PenaltyPolicy")
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class AuditPolicy:
+    """Who is audited each epoch, what an audit checks, and what failing one costs.
+
+    Each epoch, after settlement, ``ceil(sample_rate x n)`` of the ``n`` providers that
+    offered capacity are drawn without replacement, weighted by the GPUs they offered
+    (`auction.reputation.audit.audit_sample`, seeded by ``(seed, the simulation's seed)`` and
+    the epoch, so the draw is reproducible and verifiable). An audit checks delivery: a
+    provider fails it when one of its leases failed in the epoch (its GPUs went down, see
+    `simulate`'s ``reliability``), and passes otherwise. A failure slashes the share of
+    `stake` that `penalty` (an `auction.settlement.penalties.PenaltyPolicy`) sets for
+    `Outcome.AUDIT_FAILED`, to its ``slash_to`` (the treasury by default; reported as
+    `SimulationResult.slashed`, apart from fees), and leaves the provider's offers out of the
+    next `exclude_epochs` epochs. With a
+    reputation model, every audit is an event (``audit_passed`` or ``audit_failed``).
+
+    Attributes:
+        sample_rate: share of providers audited per epoch, in [0, 1] (0: no audits).
+        checks: what the system checks, in words (for the preset's table).
+        penalty: refund and slash shares per outcome (`PenaltyPolicy`, Aethir's by default).
+        stake: the stake base each provider posts when first seen (smallest units of the
+            design's currency), which slashes take from; 0: nothing to slash.
+        exclude_epochs: epochs a provider that failed an audit may not offer (0: none).
+        seed: the audit's seed text (the auditor's, not the market's).
+    """
+
+    sample_rate: Fraction = attrs.field(default=Fraction(0), converter=_sample_rate)
+    checks: str = "delivery: a provider whose lease failed in the epoch fails"
+    penalty: PenaltyPolicy = attrs.field(factory=PenaltyPolicy, converter=_penalty)
+    stake: int = attrs.field(default=0, validator=_nonneg("stake"))
+    exclude_epochs: int = attrs.field(default=0, validator=_nonneg("exclude_epochs"))
+    seed: str = "audit"
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.checks, str) or not isinstance(self.seed, str) or not self.seed:
+            bad = ("checks", self.checks) if not isinstance(self.checks, str) else (
+                "seed", self.seed)
+            raise InvalidSimulationError(bad[0], bad[1], "must be a (non-empty) str")
+
+    def sample_size(self, providers: int) -> int:
+        """How many of `providers` are audited in an epoch: ``ceil(sample_rate x n)``."""
+        r = self.sample_rate
+        return -(-r.numerator * providers // r.denominator)
+
+
+def _audit(value: Any) -> AuditPolicy | None:
+    if value is None or isinstance(value, AuditPolicy):
+        return value
+    raise InvalidSimulationError("audit", value, "must be an AuditPolicy or None")
 
 
 @attrs.frozen(kw_only=True)
@@ -217,6 +293,7 @@ class Design:
             None: no reputation (requests that need some are not served).
         quality_weight: what a reputation of 1 is worth per GPU-hour, in `currency` units
             (0: price-only clearing).
+        audit: the audit policy (`AuditPolicy`); None: no audits.
     """
 
     mechanism: str | Mechanism = "first-price"
@@ -237,6 +314,7 @@ class Design:
     gpu_power: tuple[tuple[str, int], ...] = attrs.field(default=None, converter=_power)
     reputation: ReputationModel | str | None = None
     quality_weight: int = attrs.field(default=0, validator=_nonneg("quality_weight"))
+    audit: AuditPolicy | None = attrs.field(default=None, converter=_audit)
 
     def __attrs_post_init__(self) -> None:
         if self.settle is Payment.RENDER and self.token_price is None:
@@ -269,13 +347,21 @@ class Design:
         return out
 
 
+#: Arrival numbers an `ExampleFlow` with patience gives each epoch (more than it can post).
+ARRIVALS_PER_EPOCH = 1_000_000
+
+
 @attrs.frozen(kw_only=True)
 class ExampleFlow:
     """The demo's market, epoch after epoch.
 
     Every epoch the example's providers offer the same capacity (`auction.demo.example_book`'s
     offers), and tenants post about ``240 x demand`` new requests drawn like the example's
-    (1 to 336 hours long), with ids ``e{epoch}-req-NNNN``. With ``exchange=True`` the orders
+    (1 to 336 hours long), with ids ``e{epoch}-req-NNNN``. With ``patience=k`` a tenant
+    whose request is not served keeps it open for up to `k` more epochs (`simulate` carries
+    it over), and requests arrive in time: request ``i`` of epoch ``e`` has ``submitted_at =
+    e x ARRIVALS_PER_EPOCH + i``, so a waiting request is ahead of later ones in every
+    arrival-order (FIFO) rule. With ``exchange=True`` the orders
     are traded as a call market, as in `auction.demo.example_exchange_book` (divisible requests
     pinned to one GPU model and region, no tags), which bulk mechanisms (`lp`, the double
     auctions, `assignment` with ``shape="shared"``) clear.
@@ -285,11 +371,15 @@ class ExampleFlow:
         demand: requests per epoch as a multiple of the example's 240: one number, or one per
             epoch (the last repeats), to model a demand ramp or a shock.
         exchange: post the orders as a call market.
+        patience: epochs an unserved request waits for GPUs before its tenant gives up
+            (0: requests not served in their epoch are dropped, and every epoch's arrivals
+            count from 0).
     """
 
     seed: int = 0
     demand: float | tuple[float, ...] = attrs.field(default=1.0, converter=_demand)
     exchange: bool = False
+    patience: int = attrs.field(default=0, validator=_nonneg("patience"))
 
     def __attrs_post_init__(self) -> None:
         values = self.demand if isinstance(self.demand, tuple) else (self.demand,)
@@ -304,8 +394,10 @@ class ExampleFlow:
         d = self.demand
         level = d[min(epoch, len(d) - 1)] if isinstance(d, tuple) else d
         n = round(_N_REQUESTS * float(level))
+        start = epoch * ARRIVALS_PER_EPOCH if self.patience else 0
         requests: list[Order] = [
-            _request(i, rng, rid=f"e{epoch}-req-{i + 1:04d}", submitted_at=i) for i in range(n)
+            _request(i, rng, rid=f"e{epoch}-req-{i + 1:04d}", submitted_at=start + i)
+            for i in range(n)
         ]
         if self.exchange:
             requests = [_as_exchange(r, rng) for r in requests]
@@ -338,7 +430,8 @@ class SimulationResult:
         design: the design simulated.
         epoch_hours: hours per epoch.
         status: the clearing status of each epoch.
-        requests, served: requests posted, and requests that got at least one GPU.
+        requests, served: requests in the epoch's book (posted, or still waiting), and
+            requests that got at least one GPU.
         leases: leases opened; failures: leases that ended early (provider failure).
         offered_gpu_hours: GPU-hours of capacity in the epoch: per offer, the GPUs posted, or
             the GPUs earlier leases still hold on it if more (a running lease keeps its GPUs
@@ -361,6 +454,11 @@ class SimulationResult:
         lease_log: every lease opened, in order, with how it ended.
         ledger: the ledger every amount moved on.
         reputation: the reputation book (None without a reputation model).
+        waiting: requests carried into the epoch's book from earlier epochs (`simulate`'s
+            ``patience``); they count in `requests` too.
+        audited, audit_failures: providers audited, and those that failed (`AuditPolicy`).
+        slashed: stake slashed for failed audits (`currency`), wherever it goes; neither in
+            `revenue` nor in `protocol_revenue` (tenants did not pay it).
     """
 
     design: Design
@@ -386,6 +484,10 @@ class SimulationResult:
     lease_log: tuple[LeaseRecord, ...]
     ledger: Ledger
     reputation: ReputationBook | None
+    audited: IntArray = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
+    audit_failures: IntArray = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
+    slashed: npt.NDArray[Any] = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
+    waiting: IntArray = attrs.field(factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def epochs(self) -> int:
@@ -428,6 +530,7 @@ class SimulationResult:
                 "epoch": e,
                 "status": self.status[e],
                 "requests": int(self.requests[e]),
+                "waiting": int(self.waiting[e]) if len(self.waiting) else 0,
                 "served": int(self.served[e]),
                 "fill_rate": fill[e],
                 "leases": int(self.leases[e]),
@@ -443,6 +546,9 @@ class SimulationResult:
                 "minted": int(self.minted[e]),
                 "supply": int(self.supply[e]),
                 "provider_rewards": int(self.rewards[e]),
+                "audited": int(self.audited[e]) if len(self.audited) else 0,
+                "audit_failures": int(self.audit_failures[e]) if len(self.audit_failures) else 0,
+                "slashed": int(self.slashed[e]) if len(self.slashed) else 0,
                 "token_price": None if price is None else price.price,
             })
         return rows
@@ -523,13 +629,16 @@ def simulate(
     seed: int = 0,
     reliability: float | Mapping[str, float] = 1.0,
     executor: Any = None,
+    patience: int | None = None,
+    on_clear: Callable[[int, Sequence[Order], Market, ClearingResult], None] | None = None,
 ) -> SimulationResult:
     """Run `design` on the orders of `flow` for `epochs` epochs.
 
     Each epoch, in this order:
 
     1. **orders**: `flow` posts offers and requests; GPUs of an offer still leased from
-       earlier epochs are taken off it.
+       earlier epochs are taken off it. Requests still waiting from earlier epochs (see
+       `patience`) join the new ones; a new request with a waiting one's id replaces it.
     2. **clearing**: the mechanism clears the epoch's market (with reputation scores, if the
        design has a model); each allocated row becomes a lease starting at the epoch's first
        hour and lasting its request's ``duration_hours``.
@@ -551,6 +660,17 @@ def simulate(
     ``Client``), each epoch's market is cleared part by part on it (`auction.clear` with
     ``executor=``; see docs/scale-out.md); epochs stay in order, since each depends on the last.
 
+    `on_clear(epoch, orders, market, result)`, if given, is called after each epoch's clearing
+    with the orders the mechanism saw (offers cut to their free GPUs, waiting requests
+    included), the `Market` built from them and the `ClearingResult`: `auction.compare`
+    measures welfare against the exact optimum of that same market with it.
+
+    `patience`: epochs a request that got no GPUs stays in the book after the epoch it was
+    posted in (None: the flow's ``patience`` attribute, 0 if it has none: unserved requests
+    are dropped). A request served in part is not carried over. ``requests`` and
+    ``fill_rate`` then count every request in the book, waiting ones included
+    (``waiting`` counts those).
+
     Raises:
         InvalidSimulationError: a bad argument or flow output.
         InsufficientFundsError: Render tenants need more tokens than the market holds
@@ -565,7 +685,15 @@ def simulate(
     if not callable(flow):
         raise InvalidSimulationError("flow", flow, "must be callable(epoch, rng)")
     _check_reliability(reliability)
-    return _Simulation(design, epoch_hours, seed, reliability, executor).run(flow, epochs)
+    wait = getattr(flow, "patience", 0) if patience is None else patience
+    if isinstance(wait, bool) or not isinstance(wait, int) or wait < 0:
+        raise InvalidSimulationError("patience", wait, "must be an int >= 0")
+    if on_clear is not None and not callable(on_clear):
+        raise InvalidSimulationError("on_clear", on_clear, "must be callable")
+    sim = _Simulation(design, epoch_hours, seed, reliability, executor)
+    sim.patience = wait
+    sim.on_clear = on_clear
+    return sim.run(flow, epochs)
 
 
 class _Simulation:
@@ -591,6 +719,13 @@ class _Simulation:
         self.issuance = design.initial_issuance
         self.rows: dict[str, list[Any]] = {}
         self._render_revenue = 0
+        self._slashed_to_platform = 0  # slashes on the fee accounts: not fees tenants paid
+        #: provider -> the last epoch it may not offer in (a failed audit's exclusion)
+        self.excluded: dict[str, int] = {}
+        self.patience = 0
+        self.on_clear: Callable[[int, Sequence[Order], Market, ClearingResult], None] | None = None
+        #: unserved requests still waiting: id -> (request, the last epoch it waits in)
+        self.waiting: dict[str, tuple[Request, int]] = {}
 
     def _add(self, **values: Any) -> None:
         for k, v in values.items():
@@ -644,14 +779,16 @@ class _Simulation:
             initial_supply=initial_supply, providers=providers,
             provider_income=matrix(income), provider_rewards=matrix(rewards),
             prices=tuple(prices), lease_log=tuple(self.log), ledger=self.ledger,
-            reputation=self.rep,
+            reputation=self.rep, audited=ints("audited"), audit_failures=ints("audit_failures"),
+            slashed=ints("slashed"), waiting=ints("waiting"),
         )
 
     # -- ledger readings ---------------------------------------------------------------------------
     def _flows(self) -> dict[str, int]:
         """Cumulative amounts the per-epoch arrays are differences of."""
         led, c, t = self.ledger, self.d.currency, self.d.token
-        protocol = led.total(AccountKind.PROTOCOL_FEES, c) + led.total(AccountKind.TREASURY, c)
+        protocol = (led.total(AccountKind.PROTOCOL_FEES, c) + led.total(AccountKind.TREASURY, c)
+                    - self._slashed_to_platform)
         return {
             "protocol": protocol,
             "revenue": led.total(AccountKind.PROVIDER, c) + protocol + self._render_revenue,
@@ -684,8 +821,12 @@ class _Simulation:
         offered_hours: dict[str, int] = {}
         model_of: dict[str, str] = {}
         free: list[Order] = []
+        gpus_offered: dict[str, int] = {}
         for o in offers:
-            self.providers.add(o.provider)
+            if self.excluded.get(o.provider, -1) >= e:
+                continue
+            self._first_seen(o.provider)
+            gpus_offered[o.provider] = gpus_offered.get(o.provider, 0) + o.gpus
             offered_hours[o.provider] = offered_hours.get(o.provider, 0) + (
                 o.gpus * h * self.power.get(o.gpu_model, 1)
             )
@@ -695,11 +836,21 @@ class _Simulation:
             capacity[key] = max(o.gpus, busy.get(key, 0))
             if left > 0:
                 free.append(o if left == o.gpus else attrs.evolve(o, gpus=left))
-        free.extend(requests)
-        self._add(requests=len(requests), offered=sum(capacity.values()) * h)
+        new_ids = {r.id for r in requests}
+        carried = [(r, until) for rid, (r, until) in sorted(self.waiting.items())
+                   if until >= e and rid not in new_ids]
+        book = [r for r, _ in carried] + requests
+        free.extend(book)
+        self._add(requests=len(book), waiting=len(carried), offered=sum(capacity.values()) * h)
 
         leases = self._clear(e, free)
-        self._add(leases=len(leases), served=len({lease.request_id for lease in leases}))
+        served_ids = {lease.request_id for lease in leases}
+        self._add(leases=len(leases), served=len(served_ids))
+        self.waiting = {}
+        if self.patience:
+            for r, until in [*carried, *((r, e + self.patience) for r in requests)]:
+                if until > e and r.id not in served_ids:
+                    self.waiting[r.id] = (r, until)
         fail = _stream(self.seed, e, 2)
         for lease in leases:
             assert lease.periods is not None
@@ -719,6 +870,7 @@ class _Simulation:
             assert price is not None
             self._settle_render(e, t0, t1, price)
         self._record_reputation(t1)
+        self._audit(e, t1, gpus_offered)
 
         served_hours = 0
         work: dict[str, int] = {}
@@ -748,6 +900,8 @@ class _Simulation:
             result = clear(market, d.mechanism, rng=_stream(self.seed, e, 1),
                            executor=self.executor)
         self._add(status=str(result.status.value))
+        if self.on_clear is not None:
+            self.on_clear(e, orders, market, result)
         if not len(result.request_id):
             return []
         return leases_from_result(result, d.currency, period=HOUR, start=e * self.h,
@@ -789,6 +943,61 @@ class _Simulation:
             txs.append(render_burn_transaction(f"burn:{e}:{t}", burn, tenant=tenant))
             self._render_revenue += v
         self.ledger.post_many(txs)
+
+    def _first_seen(self, provider: str) -> None:
+        """Note a provider; the first time, it posts the audit policy's stake."""
+        if provider in self.providers:
+            return
+        self.providers.add(provider)
+        audit = self.d.audit
+        if audit is not None and audit.stake:
+            self.ledger.post(transfer(
+                f"stake:{provider}", _ISSUANCE, Account(AccountKind.PROVIDER_STAKE, provider),
+                self.d.currency, audit.stake, memo="provider stake (audit policy)"))
+
+    def _audit(self, e: int, t1: int, gpus: dict[str, int]) -> None:
+        """Draw the epoch's audits (`AuditPolicy`); a provider whose lease failed in the
+        epoch fails: reputation event, slash, exclusion."""
+        a = self.d.audit
+        audited = caught = slashed = 0
+        k = 0 if a is None else min(a.sample_size(len(gpus)), sum(g > 0 for g in gpus.values()))
+        if a is not None and k:
+            providers = sorted(gpus)
+            sample = audit_sample(f"{a.seed}:{self.seed}", e, providers,
+                                  [gpus[p] for p in providers], k)
+            failed: dict[str, LeaseRecord] = {}
+            for run in self.running:  # this epoch's failures (as in `failures`)
+                if run.failed and run.stop <= t1:
+                    failed.setdefault(run.lease.provider, run)
+            events = []
+            share = a.penalty.share(Outcome.AUDIT_FAILED)
+            currency = self.d.currency
+            for p in sorted(sample):
+                bad = failed.get(p)
+                outcome = Outcome.AUDIT_FAILED if bad is not None else Outcome.AUDIT_PASSED
+                events.append(Event(id=f"audit:{e}:{p}", provider=p,
+                                    time=float(t1 * _SECONDS_PER_HOUR), outcome=outcome))
+                audited += 1
+                if bad is None:
+                    continue
+                caught += 1
+                if a.exclude_epochs:
+                    self.excluded[p] = e + a.exclude_epochs
+                stake = Account(AccountKind.PROVIDER_STAKE, p)
+                amount = min(fee_of(a.stake, share), self.ledger.balance(stake, currency))
+                if amount:
+                    target = a.penalty.slash_to
+                    to = (Account(AccountKind.TENANT, bad.lease.tenant) if target == "tenant"
+                          else target)
+                    assert isinstance(to, Account)
+                    self.ledger.post(transfer(f"slash:{e}:{p}", stake, to, currency, amount,
+                                              time=t1, memo=f"failed audit, epoch {e}"))
+                    slashed += amount
+                    if to.kind in (AccountKind.TREASURY, AccountKind.PROTOCOL_FEES):
+                        self._slashed_to_platform += amount
+            if self.rep is not None:
+                self.rep.record_many(events)
+        self._add(audited=audited, audit_failures=caught, slashed=slashed)
 
     def _record_reputation(self, t1: int) -> None:
         """A completed or failed event for each lease that ends in the epoch."""

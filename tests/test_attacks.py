@@ -38,6 +38,21 @@ def test_whitewashing_never_gains_score_under_beta_with_base_rate_0() -> None:
     assert all(float(r["score gain"]) <= 0 for r in table.where())
 
 
+def test_whitewashing_revenue_gain_is_allocation_not_price() -> None:
+    """Seed 1 (docs/attacks.md): under beta a fresh identity is paid more per hour, but only
+    through which requests it wins under sequential second-score clearing; on the requests
+    both identities serve, dropping the score never raises the price."""
+    table = attacks.whitewashing(seeds=(0, 1))
+    for row in table.where():
+        assert int(row["same requests/h"]) <= 0
+        assert int(row["revenue gain/h"]) == int(row["same requests/h"]) + int(
+            row["other requests/h"])
+    (seed1,) = table.where(seed=1, model="beta")
+    assert int(seed1["revenue gain/h"]) > 0
+    assert int(seed1["same requests/h"]) == 0
+    assert int(seed1["other requests/h"]) == int(seed1["revenue gain/h"])
+
+
 def test_detection_probability_rises_with_sample_rate_and_misreport() -> None:
     table = attacks.audit_detection(0, rates=(0.05, 0.2, 0.4), inflate=(1, 4), epochs=150)
     for x in (1, 4):

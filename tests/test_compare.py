@@ -101,3 +101,79 @@ def test_cli(tmp_path: object) -> None:
     with open(csv) as f:
         assert f.readline().startswith("design,seed,epoch")
     assert main_compare(["--designs", "nope", "--epochs", "1", "--quiet"], out=buf) == 2
+
+
+class _QueueFlow:
+    """One 2-GPU offer and three 1-GPU, 24-hour requests an epoch: more demand than GPUs,
+    so requests queue; `patience` epochs of waiting."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+
+    def __call__(self, epoch: int, rng: np.random.Generator) -> list[Order]:
+        return [Offer(id="o", provider="p", gpu_model="H100", gpus=2, price=100, region="eu",
+                      vram_gb=80),
+                *(Request(id=f"e{epoch}-r{k}", tenant=f"t{k}", gpus=1, max_price=200 + k,
+                          submitted_at=epoch * 10 + k, duration_hours=24)
+                  for k in range(3))]
+
+
+def test_time_to_fill_counts_epochs_waited_where_queues_form() -> None:
+    """With patience the unserved request waits; served later, its wait is counted. Without
+    patience nothing waits and time to fill is 0."""
+    waited = compare(["first-price"], _QueueFlow(2), epochs=4, optimum=None).table
+    # epoch 0: in arrival order r0 and r1 take the 2 GPUs, r2 waits; epoch 1 (the leases
+    # ended): r2 (older) and e1-r0 are served, having waited 1 and 0 epochs
+    assert waited["waiting"].tolist()[0] == 0
+    assert (waited["waiting"].iloc[1:] > 0).all()
+    assert waited["time_to_fill"].iloc[0] == 0
+    assert (waited["time_to_fill"].iloc[1:] > 0).all()
+    assert waited["time_to_fill"].iloc[1] == pytest.approx(0.5)
+    plain = compare(["first-price"], _QueueFlow(0), epochs=4, optimum=None).table
+    assert (plain["time_to_fill"] == 0).all()
+    assert (plain["waiting"] == 0).all()
+
+
+def test_example_flow_with_patience_has_time_to_fill() -> None:
+    """The default flow (ExampleFlow(patience=2)) queues requests: time to fill > 0."""
+    from auction.simulation import ExampleFlow
+
+    out = compare(["first-price"], ExampleFlow(demand=0.5, patience=2), epochs=3,
+                  optimum=None)
+    assert out.table["time_to_fill"].iloc[1:].max() > 0
+    assert out.summary["time_to_fill"].iloc[0] > 0
+
+
+def test_welfare_share_is_against_the_optimum_of_the_designs_own_book() -> None:
+    """Each row's optimum is the exact (gang) optimum of the market that design cleared in
+    that epoch, rebuilt here from `simulate`'s on_clear; with long leases and a queue the
+    books, and so the optima, differ between designs."""
+    from auction.clearing import clear
+    from auction.simulation import simulate
+
+    flow = _QueueFlow(1)
+    out = compare(["first-price", "nosana"], flow, epochs=3)
+    t = out.table
+    for name in ("first-price", "nosana"):
+        seen: list[tuple[int, int]] = []
+
+        def observe(e: int, orders: object, market: object, res: object,
+                    seen: list[tuple[int, int]] = seen) -> None:
+            seen.append((int(res.welfare),  # type: ignore[attr-defined]
+                         int(clear(market, "gang").welfare)))  # type: ignore[arg-type]
+
+        simulate(flow, resolve_design(name), epochs=3, seed=0, on_clear=observe)
+        rows = t[t["design"] == name]
+        assert list(zip(rows["welfare"], rows["optimum"], strict=True)) == seen
+        assert (rows["welfare"] <= rows["optimum"]).all()
+    assert t["welfare_share"].notna().all()
+
+
+def test_default_designs_include_a_vcg_batch() -> None:
+    from auction.compare import DEFAULT_DESIGNS, build_parser
+
+    assert "vcg" in DEFAULT_DESIGNS
+    assert build_parser().parse_args([]).designs.split(",") == list(DEFAULT_DESIGNS)
+    out = compare(["vcg"], _SmallFlow(), epochs=2)
+    assert (out.table["status"] == "success").all()
+    assert out.table["welfare_share"].dropna().between(0, 1 + 1e-12).all()

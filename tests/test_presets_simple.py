@@ -145,3 +145,43 @@ def test_ionet_fees() -> None:
 @pytest.mark.parametrize("name", ["nosana-queue", "iexec-book", "ionet-clusters"])
 def test_conformance(name: str) -> None:
     check_mechanism(name, max_examples=25)
+
+
+@pytest.mark.parametrize("name", presets.available())
+def test_every_preset_bundles_its_audit_policy(name: str) -> None:
+    """The design's `AuditPolicy` is the one its parameters say (docs/presets/*.md)."""
+    from fractions import Fraction
+
+    from auction.reputation.events import Outcome
+
+    p = presets.get(name)
+    audit = p.design.audit
+    assert audit is not None
+    assert audit.sample_rate == Fraction(p.parameter("audit_sample_rate").rstrip("%")) / 100
+    assert audit.stake == p.parameter("audit_stake")
+    assert audit.exclude_epochs == p.parameter("audit_exclude_epochs")
+    slash = p.parameter("audit_slash")
+    want = Fraction(slash.rstrip("%")) / 100 if isinstance(slash, str) else Fraction(slash)
+    assert audit.penalty.share(Outcome.AUDIT_FAILED) == want
+    moved = presets.get(name, audit_sample_rate="10%", audit_stake=7)
+    assert moved.design.audit.sample_rate == Fraction(1, 10)
+    assert moved.design.audit.stake == 7
+
+
+def test_ionet_health_checks_remove_a_failing_worker() -> None:
+    """io.net checks every worker (rate 100%) and removes one that went down for the next
+    epoch (low confidence; ../shared/MARKETS.md): with a worker whose leases all fail, it
+    sits out every other epoch; with audits off it serves every epoch."""
+    from auction.simulation import simulate
+
+    def flow(epoch: int, rng: object) -> list[object]:
+        return [_off("b", "bad", 1_000_000), _off("g", "good", 1_100_000),
+                *(_req(f"e{epoch}-r{i}", 1, 2_000_000) for i in range(2))]
+
+    def bad_epochs(design: object) -> list[int]:
+        r = simulate(flow, design, epochs=4, epoch_hours=1,  # type: ignore[arg-type]
+                     reliability={"bad": 0.0})
+        return sorted(rec.lease.start for rec in r.lease_log if rec.lease.provider == "bad")
+
+    assert bad_epochs(presets.get("ionet").design) == [0, 2]
+    assert bad_epochs(presets.get("ionet", audit_sample_rate="0%").design) == [0, 1, 2, 3]

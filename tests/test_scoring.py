@@ -44,7 +44,7 @@ def test_golden_second_score() -> None:
     book = OrderBook([offer("a", 100, "good"), offer("b", 90, "new"), request("r", 150)])
     market = Market(book, {"good": 1.0}, quality_weight=20)
     first = auction.clear(market, "first-price")
-    second = auction.clear(market, "second-price", payment="second-score")
+    second = auction.clear(market, "second-price", payment="vickrey")
     assert first.offer_id.tolist() == second.offer_id.tolist() == ["a"]
     assert first.unit_price.tolist() == [100]
     # paid so that its score equals the runner-up's: 150 - p + 20 == 150 - 90 + 0
@@ -59,7 +59,7 @@ def test_golden_second_score() -> None:
 def test_second_score_is_capped_at_the_max_price() -> None:
     book = OrderBook([offer("a", 100, "good"), offer("b", 110, "new"), request("r", 115)])
     market = Market(book, {"good": 1.0}, quality_weight=50)
-    result = auction.clear(market, "second-price", payment="second-score")
+    result = auction.clear(market, "second-price", payment="vickrey")
     assert result.unit_price.tolist() == [115]  # 110 - 0 + 50 = 160, capped
 
 
@@ -159,7 +159,7 @@ def test_raising_ones_reputation_never_hurts_single_order(
                     default_reputation=market.default_reputation, quality_weight=weight)
     after = Market(market.snapshot, {**market.reputation, provider: higher},
                    default_reputation=market.default_reputation, quality_weight=weight)
-    for payment in ("second-score", "vickrey"):
+    for payment in ("pay-as-bid", "vickrey"):
         u0 = _utility(auction.clear(before, "second-price", payment=payment), provider, asks)
         u1 = _utility(auction.clear(after, "second-price", payment=payment), provider, asks)
         assert u1 >= u0
@@ -175,10 +175,10 @@ def test_second_score_is_truthful_in_price_single_order(
                     default_reputation=market.default_reputation, quality_weight=weight)
     offers = market.snapshot.offer_list()
     asks = {o.id: o.price for o in offers}
-    honest = auction.clear(market, "second-price", payment="second-score")
+    honest = auction.clear(market, "second-price", payment="vickrey")
     liar = data.draw(st.sampled_from(offers))
     lie = data.draw(st.integers(0, 40))
     books = [attrs.evolve(o, price=lie) if o.id == liar.id else o for o in offers]
     lied = market.like(OrderBook([*books, *market.snapshot.request_list()]))
-    dishonest = auction.clear(lied, "second-price", payment="second-score")
+    dishonest = auction.clear(lied, "second-price", payment="vickrey")
     assert _utility(dishonest, liar.provider, asks) <= _utility(honest, liar.provider, asks)

@@ -26,12 +26,14 @@ from auction.settlement import (
     FeeSchedule,
     FixedEmission,
     InsufficientFundsError,
+    InvalidSettlementError,
     Ledger,
     OraclePrice,
     render_burn,
     split_rewards,
 )
 from auction.simulation import (
+    AuditPolicy,
     Design,
     ExampleFlow,
     InvalidSimulationError,
@@ -255,6 +257,19 @@ def test_pool_carries_over_epochs_without_work() -> None:
     assert int(r.provider_rewards[2, col["p1"]]) == 200
 
 
+def test_design_evolves_with_gpu_power() -> None:
+    """attrs.evolve copies every field, gpu_power's stored pairs included."""
+    design = Design(emission=FixedEmission(100), gpu_power={"H100": 3, "A100": 1})
+    moved = attrs.evolve(design, quality_weight=0, currency="USDT")
+    assert moved.gpu_power == design.gpu_power == (("A100", 1), ("H100", 3))
+    assert moved.currency == "USDT"
+    assert moved.emission == design.emission
+    assert attrs.evolve(design) == design
+    for bad in ((("H100", 1), ("H100", 2)), ("H100",), 5):
+        with pytest.raises(InvalidSimulationError, match="gpu_power"):
+            attrs.evolve(design, gpu_power=bad)  # type: ignore[arg-type]
+
+
 def test_availability_rewards_pay_idle_capacity() -> None:
     flow = ScriptFlow([[offer("o1", "p1", gpus=3), offer("o2", "p2", gpus=1)]])
     r = simulate(flow, Design(emission=FixedEmission(10), rewards=Rewards.AVAILABILITY), epochs=1)
@@ -355,6 +370,116 @@ def test_reputation_feeds_the_next_epochs_scoring_auction() -> None:
     assert r.lease_log[-1].lease.provider == "bad"
 
 
+# -- waiting requests ---------------------------------------------------------------------------
+def test_patience_carries_unserved_requests_over() -> None:
+    """One 1-GPU offer, three 1-hour requests in epoch 0 and none after: with patience 1 the
+    two left wait one epoch (one is served in epoch 1, the other gives up); re-posting an id
+    replaces the waiting request; with patience 0 they are dropped."""
+    script = [[offer("o", "p", gpus=1), *(request(f"r{i}", 1, 1, submitted_at=i)
+                                          for i in range(3))],
+              [offer("o", "p", gpus=1)], [offer("o", "p", gpus=1)]]
+    r = simulate(ScriptFlow(script), Design(), epochs=3, epoch_hours=1, patience=1)
+    check_books(r)
+    assert r.requests.tolist() == [3, 2, 0]
+    assert r.waiting.tolist() == [0, 2, 0]
+    assert [(rec.lease.start, rec.lease.request_id) for rec in r.lease_log] == [
+        (0, "r0"), (1, "r1")]
+    assert r.to_records()[1]["waiting"] == 2
+    plain = simulate(ScriptFlow(script), Design(), epochs=3, epoch_hours=1)
+    assert plain.requests.tolist() == [3, 0, 0]
+    # a re-posted id replaces the waiting one (here with a lower max price: not served)
+    again = [script[0], [offer("o", "p", gpus=1), request("r1", 1, 1, max_price=1)],
+             script[2]]
+    r2 = simulate(ScriptFlow(again), Design(), epochs=3, epoch_hours=1, patience=1)
+    assert r2.requests.tolist() == [3, 2, 1]
+    assert [rec.lease.request_id for rec in r2.lease_log] == ["r0", "r2"]
+    with pytest.raises(InvalidSimulationError, match="patience"):
+        simulate(ScriptFlow(script), Design(), epochs=1, patience=-1)
+    with pytest.raises(InvalidSimulationError, match="patience"):
+        ExampleFlow(patience=-1)
+
+
+def test_example_flow_patience_orders_arrivals_across_epochs() -> None:
+    flow = ExampleFlow(demand=0.05, patience=2)
+    first = [o for o in flow(0, np.random.default_rng(0)) if isinstance(o, Request)]
+    second = [o for o in flow(1, np.random.default_rng(1)) if isinstance(o, Request)]
+    assert max(r.submitted_at for r in first) < min(r.submitted_at for r in second)
+    plain = ExampleFlow(demand=0.05)(1, np.random.default_rng(1))
+    assert next(r.submitted_at for r in plain if isinstance(r, Request)) == 0
+
+
+# -- audits -------------------------------------------------------------------------------------
+def _audit_flow(epochs: int) -> ScriptFlow:
+    """Three providers, one failing ("bad"): 1-hour requests each epoch for all of them."""
+    return ScriptFlow([
+        [offer("b", "bad", gpus=1, price=999_998), offer("g", "good", gpus=1, price=999_999),
+         offer("h", "ok", gpus=2, price=1_000_000),
+         *(request(f"e{e}-r{i}", 1, 1, max_price=2_000_000) for i in range(4))]
+        for e in range(epochs)
+    ])
+
+
+def test_audits_sample_catch_slash_and_exclude() -> None:
+    """Every provider audited (rate 1): "bad" fails its leases, so it fails each audit, loses
+    a third of its stake to the treasury (reported as slashed, not as fees or tenant revenue),
+    and sits out the next epoch."""
+    from auction.reputation.events import Outcome
+    from auction.settlement.penalties import PenaltyPolicy
+
+    policy = AuditPolicy(sample_rate="100%", stake=900,
+                         penalty=PenaltyPolicy(slash={Outcome.AUDIT_FAILED: Fraction(1, 3)}),
+                         exclude_epochs=1)
+    design = Design(reputation="beta", audit=policy)
+    r = simulate(_audit_flow(4), design, epochs=4, epoch_hours=1, reliability={"bad": 0.0})
+    check_books(r)
+    # epoch 0: 3 audited, bad caught; epoch 1: bad excluded (2 audited, none caught); epoch 2
+    # as epoch 0, after which 900 - 300 - 300 = 300 remains; epoch 3 excluded again
+    assert r.audited.tolist() == [3, 2, 3, 2]
+    assert r.audit_failures.tolist() == [1, 0, 1, 0]
+    assert r.slashed.tolist() == [300, 0, 300, 0]
+    assert {rec.lease.start for rec in r.lease_log if rec.lease.provider == "bad"} == {0, 2}
+    stake = Account(AccountKind.PROVIDER_STAKE, "bad")
+    assert r.ledger.balance(stake, "USDC") == 300
+    assert r.ledger.balance(Account(AccountKind.TREASURY), "USDC") == 600
+    assert int(r.protocol_revenue.sum()) == 0  # no fees
+    assert int(r.revenue.sum()) == int(r.income.sum())
+    assert r.to_records()[0]["audit_failures"] == 1
+    assert r.reputation is not None
+    assert r.reputation.score("bad") < r.reputation.score("good")
+    # the same run without audits: bad serves every epoch and nothing is slashed
+    plain = simulate(_audit_flow(4), Design(reputation="beta"), epochs=4, epoch_hours=1,
+                     reliability={"bad": 0.0})
+    assert plain.audited.tolist() == [0, 0, 0, 0]
+    assert {rec.lease.start for rec in plain.lease_log if rec.lease.provider == "bad"} == {
+        0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("rate", ["10%", "34%", "50%", "100%"])
+def test_audit_sample_is_audit_sample(rate: str) -> None:
+    """The simulation audits `audit_sample`'s draw, ceil(rate x n) providers weighted by the
+    GPUs offered: "bad" (whose leases all fail) is caught exactly in the epochs it is drawn."""
+    from auction.reputation.audit import audit_sample
+
+    policy = AuditPolicy(sample_rate=rate, seed="s")
+    r = simulate(_audit_flow(12), Design(audit=policy), epochs=12, epoch_hours=1, seed=7,
+                 reliability={"bad": 0.0})
+    k = policy.sample_size(3)
+    assert k == -(-int(rate[:-1]) * 3 // 100)
+    assert r.audited.tolist() == [k] * 12
+    drawn = [audit_sample("s:7", e, ["bad", "good", "ok"], [1, 1, 2], k) for e in range(12)]
+    assert r.audit_failures.tolist() == [int("bad" in d) for d in drawn]
+
+
+def test_audit_policy_rejects_bad_values() -> None:
+    for field, kw in (("sample_rate", {"sample_rate": "150%"}), ("stake", {"stake": -1}),
+                      ("exclude_epochs", {"exclude_epochs": 1.5}), ("seed", {"seed": ""}),
+                      ("penalty", {"penalty": 3})):
+        with pytest.raises(InvalidSettlementError, match=field):  # the simulation's base
+            AuditPolicy(**kw)
+    with pytest.raises(InvalidSimulationError, match="audit"):
+        Design(audit="10%")
+
+
 def test_compare_and_records() -> None:
     runs = {
         "akash": simulate(ExampleFlow(), Design(fees=FeeSchedule.akash()), epochs=2),
@@ -421,7 +546,7 @@ def test_bad_designs_and_flows() -> None:
     with pytest.raises(InvalidSimulationError, match="emission"):
         Design(emission=100)
     with pytest.raises(InvalidSimulationError, match="gpu_power"):
-        Design(gpu_power={"H100": 1.5})  # type: ignore[dict-item]
+        Design(gpu_power={"H100": 1.5})  # type: ignore[arg-type]
     with pytest.raises(InvalidSimulationError, match="demand"):
         ExampleFlow(demand=-1)
     with pytest.raises(ValueError, match="barter"):

@@ -2,7 +2,9 @@
 
 A `Preset` bundles one market's rules: the mechanism that allocates and prices (a registered
 mechanism, ``preset.mechanism``), and the `auction.simulation.Design` that settles it (fees,
-payment mode, emissions), with every number a `Parameter` whose default cites its source::
+payment mode, emissions, reputation model, and the audit policy: who is sampled, what is
+checked, the stake and slash, ``audit_*`` parameters), with every number a `Parameter` whose
+default cites its source, or says the system publishes none::
 
     from auction import presets
 
@@ -48,7 +50,8 @@ class Preset:
         name: the preset's name (``"akash"``).
         title: one line saying what the market does.
         mechanism: the mechanism instance that clears one epoch's book.
-        design: the `auction.simulation.Design` (mechanism, fees, payment mode, emissions).
+        design: the `auction.simulation.Design` (mechanism, fees, payment mode, emissions,
+            reputation, audit policy).
         parameters: every number, with its meaning and its source.
     """
 

@@ -3,17 +3,18 @@ read-only mapping option, and the one-line source record every preset parameter 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
 import numpy as np
 
 from auction.errors import InvalidOptionError
+from auction.limits import Deadline
 from auction.market import Market
 from auction.result import ClearingResult, FrozenDict, Status
 
-__all__ = ["Fill", "Parameter", "eligible_offers", "frozen_mapping", "nonneg_int"]
+__all__ = ["Fill", "Parameter", "audit", "eligible_offers", "frozen_mapping", "nonneg_int"]
 
 
 def frozen_mapping(value_check: Any = None, *, what: str = "values") -> Any:
@@ -59,6 +60,18 @@ class Fill:
         self.tenant: list[int] = []
         #: Set by a mechanism that stopped early at its deadline.
         self.stopped = False
+
+    def each(
+        self, deadline: Deadline, order: Iterable[int] | None = None, every: int = 256,
+    ) -> Iterator[int]:
+        """Request rows in `order` (default the market's arrival order), checking `deadline`
+        every `every` rows; on expiry sets `stopped` and ends."""
+        rows = self.market.request_order.tolist() if order is None else order
+        for i, r in enumerate(rows):
+            if i % every == 0 and deadline.expired():
+                self.stopped = True
+                return
+            yield r
 
     def add(self, r: int, o: int, g: int, unit: int, tenant: int | None = None) -> None:
         """Give request row `r` `g` GPUs of offer row `o` at `unit` per GPU-hour (the tenant
@@ -115,3 +128,35 @@ class Parameter:
     value: Any
     meaning: str
     source: str
+
+
+def audit(
+    *, sample_rate: str, stake: int, slash: Any, exclude_epochs: int, checks: str,
+    sources: Mapping[str, str],
+) -> tuple[Any, tuple[Parameter, ...]]:
+    """A preset's `auction.simulation.AuditPolicy` and its four parameter rows.
+
+    `sources` names the source of each of ``sample_rate``, ``stake``, ``slash`` and
+    ``exclude_epochs`` (what the system publishes, or that it publishes none); `checks` says
+    what the system's audit checks, in words. The slash is the share of `stake` a failed
+    audit costs (`Outcome.AUDIT_FAILED` in the policy's `PenaltyPolicy`)."""
+    from auction.reputation.events import Outcome
+    from auction.settlement.penalties import PenaltyPolicy
+    from auction.settlement.rates import as_rate
+    from auction.simulation import AuditPolicy
+
+    share = as_rate(slash, "audit_slash")
+    penalty = PenaltyPolicy(slash={Outcome.AUDIT_FAILED: share} if share else {})
+    policy = AuditPolicy(sample_rate=sample_rate, checks=checks, penalty=penalty, stake=stake,
+                         exclude_epochs=exclude_epochs)
+    return policy, (
+        Parameter("audit_sample_rate", sample_rate,
+                  f"share of providers audited per epoch; checks {checks}",
+                  sources["sample_rate"]),
+        Parameter("audit_stake", stake, "stake each provider posts, slashed on a failed "
+                  "audit (smallest units)", sources["stake"]),
+        Parameter("audit_slash", slash, "share of the stake a failed audit slashes",
+                  sources["slash"]),
+        Parameter("audit_exclude_epochs", exclude_epochs, "epochs a provider that failed an "
+                  "audit may not offer", sources["exclude_epochs"]),
+    )

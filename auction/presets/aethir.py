@@ -28,7 +28,7 @@ from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags
 from auction.presets import _core
-from auction.presets._core import Fill, nonneg_int
+from auction.presets._core import Fill, eligible_offers, nonneg_int
 from auction.result import ClearingResult
 
 __all__ = ["RANKINGS", "AethirIndexer", "preset", "slash", "stake_required"]
@@ -93,7 +93,6 @@ class AethirIndexer(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         gen = rng if rng is not None else np.random.default_rng()
         models = [snap.models[m] for m in off.gpu_model.tolist()]
         regions = [snap.regions[g] for g in off.region.tolist()]
@@ -108,17 +107,13 @@ class AethirIndexer(MechanismBase):
                 r for r in order if int(req.duration_hours[r]) < h]
         fill = Fill(market)
         drawn: dict[str, int] = {}
-        for i, r in enumerate(order):
-            if i % 256 == 0 and deadline.expired():
-                fill.stopped = True
-                break
+        for r in fill.each(deadline, order):
             need, cap = int(req.gpus[r]), int(req.max_price[r])
             ranking = self.indexers[int(gen.integers(len(self.indexers)))] if len(
                 self.indexers) > 1 else self.indexers[0]
             drawn[ranking] = drawn.get(ranking, 0) + 1
-            feasible = [o for o in pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])]
-                        .tolist() if fill.left[o] >= need and int(off.price[o]) <= price[o]
-                        <= cap]
+            feasible = [o for o in eligible_offers(market, r)
+                        if fill.left[o] >= need and int(off.price[o]) <= price[o] <= cap]
             if not feasible:
                 continue
             if ranking == "lowest-fee":
@@ -155,7 +150,9 @@ def slash(k: int, coefficient: Fraction | int = 1, *, reason: str = "downtime") 
 
 def preset(*, k_prices: Any = None, indexers: tuple[str, ...] = RANKINGS,
            reserve_hours: int | None = 720, fee: str = "20%", currency: str = "USDC",
-           reputation: str | None = "beta") -> Any:
+           reputation: str | None = "beta",
+           audit_sample_rate: str = "0%", audit_stake: int = 0,
+           audit_slash: str | Fraction = Fraction(1, 3), audit_exclude_epochs: int = 0) -> Any:
     """The Aethir preset (see the module docstring and ``docs/presets/aethir.md``)."""
     from auction.presets import Parameter, Preset
     from auction.settlement.fees import FeeSchedule
@@ -163,11 +160,22 @@ def preset(*, k_prices: Any = None, indexers: tuple[str, ...] = RANKINGS,
 
     mech = AethirIndexer(k_prices=k_prices or {}, indexers=indexers, reserve_hours=reserve_hours)
     docs = "docs.aethir.com"
+    policy, audit_rows = _core.audit(
+        sample_rate=audit_sample_rate, stake=audit_stake, slash=audit_slash,
+        exclude_epochs=audit_exclude_epochs,
+        checks="proof of capacity every 15 min on a random selection of nodes (downtime)",
+        sources=dict(
+            sample_rate="docs.aethir.com Checker: a random selection, no rate published; default "
+                        "off",
+            stake="docs.aethir.com Staking: K x coefficient, not published per node; default 0",
+            slash="docs.aethir.com Staking: downtime slashes 1/3 of K x coefficient",
+            exclude_epochs="Aethir publishes none; default 0",
+        ))
     return Preset(
         name="aethir", title="indexers filter and rank containers; uniform K-value prices",
         mechanism=mech,
         design=Design(mechanism=mech, currency=currency, fees=FeeSchedule({currency: fee}),
-                      reputation=reputation),
+                      reputation=reputation, audit=policy),
         parameters=(
             Parameter("k_prices", dict(k_prices or {}), "uniform price per spec and region",
                       docs + " Pricing (K-value)"),
@@ -179,5 +187,6 @@ def preset(*, k_prices: Any = None, indexers: tuple[str, ...] = RANKINGS,
             Parameter("currency", currency, "what users pay (priced in fiat)", docs),
             Parameter("reputation", reputation, "reputation model behind best experience "
                       "and evaluation (checkers' results)", docs + " Checker"),
+            *audit_rows,
         ),
     )

@@ -32,7 +32,7 @@ from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
 from auction.presets import _core
-from auction.presets._core import Fill, nonneg_int
+from auction.presets._core import Fill, eligible_offers, nonneg_int
 from auction.result import ClearingResult, FrozenDict
 
 __all__ = [
@@ -233,19 +233,15 @@ class AkashAuction(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         select = _SELECTIONS.get(self.selection) if isinstance(self.selection, str) \
             else self.selection
         assert select is not None
         providers = [snap.parties[p] for p in off.provider.tolist()]
         fill = Fill(market)
         placed = refused = 0
-        for i, r in enumerate(market.request_order.tolist()):
-            if i % 64 == 0 and deadline.expired():
-                fill.stopped = True
-                break
+        for r in fill.each(deadline, every=64):
             need, cap, t0 = int(req.gpus[r]), int(req.max_price[r]), int(req.submitted_at[r])
-            cand = pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])].tolist()
+            cand = eligible_offers(market, r)
             arrivals = sorted(
                 (max(int(off.submitted_at[o]), t0), int(market.offer_rank[o]), o)
                  for o in cand if fill.left[o] >= need)
@@ -322,7 +318,9 @@ def preset(*, max_bids: int = AKASH_MAX_BIDS, prior_bids: Mapping[str, int] | No
            bid_window: int | None = None, bid_deposit: int = AKASH_BID_DEPOSIT,
            pricing: Any = None, selection: Any = "cheapest", native_rate: str = "2%",
            stable_rate: str = "20%", currency: str = "USDC",
-           reclamation_notice_hours: int = 24) -> Any:
+           reclamation_notice_hours: int = 24,
+           audit_sample_rate: str = "0%", audit_stake: int = 0,
+           audit_slash: str = "0%", audit_exclude_epochs: int = 0) -> Any:
     """The Akash preset (see the module docstring and ``docs/presets/akash.md``)."""
     from auction.presets import Parameter, Preset
     from auction.settlement.fees import FeeSchedule
@@ -337,9 +335,20 @@ def preset(*, max_bids: int = AKASH_MAX_BIDS, prior_bids: Mapping[str, int] | No
     fees = FeeSchedule.akash("AKT", currency, native_rate=native_rate, stable_rate=stable_rate)
     node = "akash-network/node x/market/handler/server.go"
     params = "akash-network/chain-sdk market/v1beta5/params.go"
+    policy, audit_rows = _core.audit(
+        sample_rate=audit_sample_rate, stake=audit_stake, slash=audit_slash,
+        exclude_epochs=audit_exclude_epochs,
+        checks="auditor-signed provider attributes, required by orders at bid time (not sampled)",
+        sources=dict(
+            sample_rate="Akash publishes no sampled audit (auditors sign attributes: placement "
+                        "signedBy); default off",
+            stake="Akash publishes no provider stake; default 0",
+            slash="Akash publishes no slash; default 0",
+            exclude_epochs="Akash publishes none; default 0",
+        ))
     return Preset(
         name="akash", title="per-order reverse auction; the tenant picks a bid; pay-as-bid",
-        mechanism=mech, design=Design(mechanism=mech, currency=currency, fees=fees),
+        mechanism=mech, design=Design(mechanism=mech, currency=currency, fees=fees, audit=policy),
         parameters=(
             Parameter("max_bids", max_bids, "OrderMaxBids: bids per order, closed ones "
                       "counted", params),
@@ -360,5 +369,6 @@ def preset(*, max_bids: int = AKASH_MAX_BIDS, prior_bids: Mapping[str, int] | No
             Parameter("reclamation_notice_hours", h, "provider's notice before reclaiming "
                       "a lease, 1 to 720 h", "Akash provider reclamation (../shared/"
                       "MARKETS.md)"),
+            *audit_rows,
         ),
     )

@@ -32,7 +32,7 @@ from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
 from auction.presets import _core
-from auction.presets._core import Fill
+from auction.presets._core import Fill, eligible_offers
 from auction.result import ClearingResult
 
 __all__ = ["GolemMatch", "golem_score", "preset"]
@@ -141,20 +141,16 @@ class GolemMatch(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         gen = rng if rng is not None else np.random.default_rng()
         bad = self._two_sided(market) or set()
         providers = [snap.parties[p] for p in off.provider.tolist()]
         ids = {str(i): o for o, i in enumerate(off.id.tolist())}
         fill = Fill(market)
         reused = 0
-        for i, r in enumerate(market.request_order.tolist()):
-            if i % 256 == 0 and deadline.expired():
-                fill.stopped = True
-                break
+        for r in fill.each(deadline):
             need = int(req.gpus[r])
-            cand = [o for o in pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])]
-                    .tolist() if fill.left[o] >= need and (r, o) not in bad]
+            cand = [o for o in eligible_offers(market, r)
+                    if fill.left[o] >= need and (r, o) not in bad]
             if not cand:
                 continue
             tenant = snap.parties[int(req.tenant[r])]
@@ -178,7 +174,9 @@ class GolemMatch(MechanismBase):
 
 def preset(*, expected_seconds: int = 60, unit: int = 10**6,
            rejected: frozenset[str] = frozenset(), agreements: Mapping[str, str] | None = None,
-           currency: str = "USDC") -> Any:
+           currency: str = "USDC",
+           audit_sample_rate: str = "0%", audit_stake: int = 0,
+           audit_slash: str = "0%", audit_exclude_epochs: int = 0) -> Any:
     """The Golem preset (see the module docstring and ``docs/presets/golem.md``)."""
     from auction.presets import Parameter, Preset
     from auction.settlement.fees import FeeSchedule
@@ -187,9 +185,21 @@ def preset(*, expected_seconds: int = 60, unit: int = 10**6,
     mech = GolemMatch(expected_seconds=expected_seconds, unit=unit, rejected=rejected,
                       agreements=agreements or {})
     y = "golemfactory/yapapi"
+    policy, audit_rows = _core.audit(
+        sample_rate=audit_sample_rate, stake=audit_stake, slash=audit_slash,
+        exclude_epochs=audit_exclude_epochs,
+        checks="nothing by the protocol (requestors verify results their own way)",
+        sources=dict(
+            sample_rate="Golem publishes no audit; default off",
+            stake="Golem has no provider stake; default 0",
+            slash="Golem publishes no slash; default 0",
+            exclude_epochs="Golem publishes none (a requestor halves a rejecting provider's "
+                           "score); default 0",
+        ))
     return Preset(
         name="golem", title="two-sided constraint matching; the requestor's 100/(cost+1.01)",
-        mechanism=mech, design=Design(mechanism=mech, currency=currency, fees=FeeSchedule()),
+        mechanism=mech, design=Design(mechanism=mech, currency=currency, fees=FeeSchedule(),
+                                      audit=policy),
         parameters=(
             Parameter("expected_seconds", expected_seconds, "usage an offer is priced over",
                       y + " strategy/least_expensive.py"),
@@ -201,5 +211,6 @@ def preset(*, expected_seconds: int = 60, unit: int = 10**6,
                       y + " engine.py"),
             Parameter("currency", currency, "what agreements are paid in (GLM on chain)",
                       "simulation choice"),
+            *audit_rows,
         ),
     )

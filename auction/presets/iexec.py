@@ -25,7 +25,8 @@ from auction.errors import InvalidValueError
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags
-from auction.presets._core import Fill
+from auction.presets import _core
+from auction.presets._core import Fill, eligible_offers
 from auction.result import ClearingResult
 
 __all__ = [
@@ -63,19 +64,14 @@ class IexecBook(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         # the book's ask order: price, then publication time, then id (the rank breaks ties)
         book_rank = np.empty(len(off), dtype=np.int64)
         book_rank[np.lexsort((market.offer_rank, off.submitted_at, off.price))] = np.arange(
             len(off))
         fill = Fill(market)
         matches = 0
-        for i, r in enumerate(market.request_order.tolist()):
-            if i % 256 == 0 and deadline.expired():
-                fill.stopped = True
-                break
-            cand = pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])]
-            cand = cand[np.argsort(book_rank[cand], kind="stable")].tolist()
+        for r in fill.each(deadline):
+            cand = sorted(eligible_offers(market, r), key=book_rank.__getitem__)
             need = int(req.gpus[r])
             if bool(req.divisible[r]):
                 for o in cand:
@@ -87,9 +83,9 @@ class IexecBook(MechanismBase):
                     if not need:
                         break
             else:
-                o = next((o for o in cand if fill.left[o] >= need), None)
-                if o is not None:
-                    fill.add(r, o, need, int(off.price[o]))
+                ask = next((o for o in cand if fill.left[o] >= need), None)
+                if ask is not None:
+                    fill.add(r, ask, need, int(off.price[ask]))
                     matches += 1
         return fill.result(self.name, self.payment, self.get_options(),
                            diagnostics={"matches": matches})
@@ -120,7 +116,9 @@ def pool_stake(deal_price: int, share: Fraction = IEXEC_POOL_STAKE) -> int:
 
 
 def preset(*, currency: str = "USDC", pool_stake_share: str = "30%",
-           reputation: str | None = "iexec") -> Any:
+           reputation: str | None = "iexec",
+           audit_sample_rate: str = "0%", audit_stake: int = 0,
+           audit_slash: str = "100%", audit_exclude_epochs: int = 0) -> Any:
     """The iExec preset (see the module docstring and ``docs/presets/iexec.md``)."""
     from auction.presets import Parameter, Preset
     from auction.settlement.fees import FeeSchedule, as_rate
@@ -128,11 +126,23 @@ def preset(*, currency: str = "USDC", pool_stake_share: str = "30%",
 
     as_rate(pool_stake_share, "pool_stake_share")
     mech = IexecBook()
+    policy, audit_rows = _core.audit(
+        sample_rate=audit_sample_rate, stake=audit_stake, slash=audit_slash,
+        exclude_epochs=audit_exclude_epochs,
+        checks="replicated results reach consensus; a wrong result costs score x2/3 and the stake",
+        sources=dict(
+            sample_rate="docs.iex.ec Proof of Contribution: replication follows the requester's "
+                        "trust level, no fixed sample rate; default off",
+            stake="docs.iex.ec Proof of Contribution: a worker stakes per task, amount set per "
+                  "pool; default 0",
+            slash="docs.iex.ec Proof of Contribution: the stake is lost on a wrong result",
+            exclude_epochs="iExec publishes none; default 0",
+        ))
     return Preset(
         name="iexec", title="price-time order book with volumes; the deal pays the asks",
         mechanism=mech,
         design=Design(mechanism=mech, currency=currency, fees=FeeSchedule(),
-                      reputation=reputation),
+                      reputation=reputation, audit=policy),
         parameters=(
             Parameter("pool_stake_share", pool_stake_share,
                       "share of a deal the workerpool stakes", "docs.iex.ec Proof of "
@@ -141,5 +151,6 @@ def preset(*, currency: str = "USDC", pool_stake_share: str = "30%",
                       "simulation choice"),
             Parameter("reputation", reputation, "worker score model (+1, x2/3): trust "
                       "checks read it", "IexecPoco2Facet.sol; auction.reputation.IExecModel"),
+            *audit_rows,
         ),
     )

@@ -21,7 +21,8 @@ import numpy as np
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags
-from auction.presets._core import Fill
+from auction.presets import _core
+from auction.presets._core import Fill, eligible_offers
 from auction.result import ClearingResult
 
 __all__ = ["IonetClusters"]
@@ -53,18 +54,13 @@ class IonetClusters(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         price = off.price.tolist()
         rank = market.offer_rank.tolist()
         site_of = list(zip(off.provider.tolist(), off.region.tolist(), strict=True))
         fill = Fill(market)
         clusters = 0
-        for i, r in enumerate(market.request_order.tolist()):
-            if i % 256 == 0 and deadline.expired():
-                fill.stopped = True
-                break
-            cand = sorted(pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])].tolist(),
-                          key=lambda o: (price[o], rank[o]))
+        for r in fill.each(deadline):
+            cand = sorted(eligible_offers(market, r), key=lambda o: (price[o], rank[o]))
             need = int(req.gpus[r])
             whole = next((o for o in cand if fill.left[o] >= need), None)
             if not bool(req.cluster[r]):
@@ -99,7 +95,9 @@ class IonetClusters(MechanismBase):
 
 
 def preset(*, currency: str = "USDC", native: str = "IO", reservation_fee: str = "0.25%",
-           stable_payment_fee: str = "2%") -> Any:
+           stable_payment_fee: str = "2%",
+           audit_sample_rate: str = "100%", audit_stake: int = 0,
+           audit_slash: str = "0%", audit_exclude_epochs: int = 1) -> Any:
     """The io.net preset (see the module docstring and ``docs/presets/ionet.md``)."""
     from auction.presets import Parameter, Preset
     from auction.settlement.fees import FeeSchedule
@@ -109,10 +107,22 @@ def preset(*, currency: str = "USDC", native: str = "IO", reservation_fee: str =
     fees = FeeSchedule.io_net(native, currency, reservation=reservation_fee,
                               stable_payment=stable_payment_fee)
     src = "docs.io.net, Fees; ../shared/MARKETS.md"
+    policy, audit_rows = _core.audit(
+        sample_rate=audit_sample_rate, stake=audit_stake, slash=audit_slash,
+        exclude_epochs=audit_exclude_epochs,
+        checks="health: every worker every 60 s, removed below an 80% score",
+        sources=dict(
+            sample_rate="io.net health checks every 60 s cover every worker (low confidence; "
+                        "../shared/MARKETS.md)",
+            stake="io.net publishes no slashing stake for this; default 0",
+            slash="io.net publishes no slash; default 0",
+            exclude_epochs="io.net removes a worker below an 80% health score (low confidence): "
+                           "out for the next epoch",
+        ))
     return Preset(
         name="ionet", title="clusters bought at posted per-card prices, fees on both sides",
         mechanism=mech,
-        design=Design(mechanism=mech, currency=currency, fees=fees),
+        design=Design(mechanism=mech, currency=currency, fees=fees, audit=policy),
         parameters=(
             Parameter("reservation_fee", reservation_fee, "fee on each side of a reservation",
                       src),
@@ -120,5 +130,6 @@ def preset(*, currency: str = "USDC", native: str = "IO", reservation_fee: str =
                       "payment fee on stablecoin payments (0 in the native token)", src),
             Parameter("currency", currency, "what tenants pay in", "simulation choice"),
             Parameter("native", native, "the native token (no payment fee)", src),
+            *audit_rows,
         ),
     )

@@ -33,7 +33,7 @@ from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
 from auction.presets import _core
-from auction.presets._core import Fill, nonneg_int
+from auction.presets._core import Fill, eligible_offers, nonneg_int
 from auction.result import ClearingResult
 from auction.settlement.ledger import Account, AccountKind, Transaction, transfer
 
@@ -81,10 +81,9 @@ class NosanaQueue(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         eligible: set[tuple[int, int]] = set()
         for r in range(market.n_requests):
-            for o in pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])].tolist():
+            for o in eligible_offers(market, r):
                 eligible.add((r, o))
         providers = [snap.parties[p] for p in off.provider.tolist()]
         staked = [self.stakes.get(p, 0) >= self.min_stake for p in providers]
@@ -279,7 +278,9 @@ class NosanaMarket:
 
 
 def preset(*, queue_cap: int = NOSANA_QUEUE_CAP, min_stake: int = 0,
-           stakes: Any = None, fee: str = "0%", currency: str = "USDC") -> Any:
+           stakes: Any = None, fee: str = "0%", currency: str = "USDC",
+           audit_sample_rate: str = "0%", audit_stake: int = 0,
+           audit_slash: str = "0%", audit_exclude_epochs: int = 0) -> Any:
     """The Nosana preset (see the module docstring and ``docs/presets/nosana.md``)."""
     from auction.presets import Parameter, Preset
     from auction.settlement.fees import FeeSchedule
@@ -287,10 +288,21 @@ def preset(*, queue_cap: int = NOSANA_QUEUE_CAP, min_stake: int = 0,
 
     mech = NosanaQueue(queue_cap=queue_cap, min_stake=min_stake, stakes=stakes or {})
     src = "nosana-ci/nosana-programs programs/nosana-jobs/src/state.rs"
+    policy, audit_rows = _core.audit(
+        sample_rate=audit_sample_rate, stake=audit_stake, slash=audit_slash,
+        exclude_epochs=audit_exclude_epochs,
+        checks="nothing sampled (uptime and quality reputation is only proposed)",
+        sources=dict(
+            sample_rate="Nosana publishes no audit; default off",
+            stake="Nosana: the market's minimum stake is not slashed; default 0",
+            slash="Nosana publishes no slash; default 0",
+            exclude_epochs="Nosana publishes none; default 0",
+        ))
     return Preset(
         name="nosana", title="fixed-price markets, one FIFO queue of jobs or nodes",
         mechanism=mech,
-        design=Design(mechanism=mech, currency=currency, fees=FeeSchedule({currency: fee})),
+        design=Design(mechanism=mech, currency=currency, fees=FeeSchedule({currency: fee}),
+                      audit=policy),
         parameters=(
             Parameter("queue_cap", queue_cap, "most queued jobs or nodes", src),
             Parameter("min_stake", min_stake, "least node stake to queue",
@@ -299,5 +311,6 @@ def preset(*, queue_cap: int = NOSANA_QUEUE_CAP, min_stake: int = 0,
             Parameter("fee", fee, "network fee on job payments (was 10%, now 0)",
                       "Nosana docs, Fees; ../shared/MARKETS.md"),
             Parameter("currency", currency, "what jobs are paid in", "simulation choice"),
+            *audit_rows,
         ),
     )

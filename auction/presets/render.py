@@ -36,7 +36,7 @@ from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import MechanismBase, MechanismTags, options
 from auction.presets import _core
-from auction.presets._core import Fill, nonneg_int
+from auction.presets._core import Fill, eligible_offers, nonneg_int
 from auction.result import ClearingResult
 
 __all__ = ["RenderTiers", "preset"]
@@ -85,7 +85,6 @@ class RenderTiers(MechanismBase):
     ) -> ClearingResult:
         snap = market.snapshot
         off, req = snap.offers, snap.requests
-        pairs = market.pairs()
         providers = [snap.parties[p] for p in off.provider.tolist()]
         rank = market.offer_rank.tolist()
         rep = market.offer_reputation.tolist()
@@ -117,7 +116,7 @@ class RenderTiers(MechanismBase):
                 need = int(req.gpus[r])
                 divisible = bool(req.divisible[r])
                 size = 1 if divisible else need
-                cand = pairs.offers[int(pairs.indptr[r]):int(pairs.indptr[r + 1])].tolist()
+                cand = eligible_offers(market, r)
                 room = [o for o in cand if fill.left[o] >= size]
                 if not room:
                     continue  # starved: no qualified node is free
@@ -143,7 +142,9 @@ def preset(*, tier_prefix: str = "tier:", default_tier: int = 3,
            node_order: str = "reputation", fee: str = "5%", currency: str = "USD",
            token: str = "RENDER", token_price_micro: int = 5_000_000,
            year1_emission: int = 9_126_804, epochs_per_year: int = 365,
-           reputation: str | None = "beta") -> Any:
+           reputation: str | None = "beta",
+           audit_sample_rate: str = "0%", audit_stake: int = 0,
+           audit_slash: str = "0%", audit_exclude_epochs: int = 0) -> Any:
     """The Render preset (see the module docstring and ``docs/presets/render.md``).
 
     Token amounts are in whole tokens x 10^6 (6 decimals); `token_price_micro` is the
@@ -158,11 +159,22 @@ def preset(*, tier_prefix: str = "tier:", default_tier: int = 3,
                        node_order=node_order)
     price = OraclePrice(token, currency, Fraction(token_price_micro, 10**6), base_decimals=6,
                         quote_decimals=6)
+    policy, audit_rows = _core.audit(
+        sample_rate=audit_sample_rate, stake=audit_stake, slash=audit_slash,
+        exclude_epochs=audit_exclude_epochs,
+        checks="proof of render: rejected frames are re-rendered elsewhere, and reputation drops",
+        sources=dict(
+            sample_rate="Render knowledge base (proof of render) publishes no sample rate; default"
+                        " off",
+            stake="Render publishes no node stake; default 0",
+            slash="Render publishes no slash (reputation falls instead); default 0",
+            exclude_epochs="Render publishes none; default 0",
+        ))
     design = Design(
         mechanism=mech, currency=currency, settle=Payment.RENDER, render_fee=fee, token=token,
         token_price=price, genesis_supply=10**9 * 10**6,
         emission=YearlyEmission((year1_emission * 10**6,), epochs_per_year),
-        rewards=Rewards.WORK, reputation=reputation,
+        rewards=Rewards.WORK, reputation=reputation, audit=policy,
     )
     kb = "Render knowledge base, Job assignment (know.rendernetwork.com)"
     return Preset(
@@ -185,5 +197,6 @@ def preset(*, tier_prefix: str = "tier:", default_tier: int = 3,
                       "simulation choice"),
             Parameter("reputation", reputation, "reputation model ordering nodes (from "
                       "completed and failed jobs)", kb + " (Node reputation)"),
+            *audit_rows,
         ),
     )
