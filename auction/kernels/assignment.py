@@ -789,8 +789,9 @@ def vcg_groups(
     start: the rest of the matching and the duals stay optimal for the smaller market). Total
     work bound: the `max_duals` pass, ``O((E + m) log(E + m))``, plus one O(E log E) search
     per matched object, ``min(n, m) * O(E log E)`` (`auction.kernels.budget.vcg_work_bound`).
-    Stops between groups once `max_work` units are spent (status `WORK_LIMIT`) or ``stop[0]``
-    is set (`DEADLINE`); `next` is then the first group not done, to resume from.
+    Stops between groups once `max_work` units are spent (status `WORK_LIMIT`; every call
+    does at least one group, so resuming always ends) or ``stop[0]`` is set (`DEADLINE`);
+    `next` is then the first group not done, to resume from.
     """
     erow = _edge_rows(n, indptr)
     oown = np.full(m, -1, dtype=np.int64)
@@ -805,7 +806,7 @@ def vcg_groups(
     marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
     n_groups = len(group_indptr) - 1
     for g in range(g_start, n_groups):
-        if work > max_work:
+        if work > max_work and g > g_start:  # each call does a group at least: resuming ends
             return WORK_LIMIT, g, work
         if stop[0] != 0:
             return DEADLINE, g, work
@@ -998,20 +999,26 @@ def solve_bounded(
     return out[0], out[1], out[2], int(out[3]), int(out[4]), int(out[5]), int(out[6])
 
 
+def vcg_hybrid_work_bound(n: int, m: int, edges: int, groups: int) -> int:
+    """`vcg_hybrid`'s work bound: its local auctions' budgets, ``LOCAL_BIDS (min(n, m) +
+    16 groups)``, plus the shortest-path re-solves' (`vcg_work_bound`)."""
+    return LOCAL_BIDS * (min(n, m) + 16 * groups) + vcg_work_bound(n, m, edges)
+
+
 def vcg_bonuses_bounded(
     n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray, w: IntArray,
     pedge: IntArray, price: IntArray, group_indptr: IntArray, group_objects: IntArray, *,
     max_work: int | None = None, deadline: float | None = None, backend: str = "numba",
     profit: IntArray | None = None,
 ) -> tuple[IntArray, int, int]:
-    """`vcg_bonuses` with a work bound (default `vcg_work_bound`) and a deadline.
+    """`vcg_bonuses` with a work bound (default `vcg_hybrid_work_bound`) and a deadline.
 
     Returns (bonuses, status, groups done): groups from ``groups done`` on are not computed
     (0) when the status is `WORK_LIMIT` or `DEADLINE`. With the auction's `profit` the local
     auction is tried first per group (`vcg_hybrid`), else shortest paths only.
     """
     if max_work is None:
-        max_work = vcg_work_bound(n, m, len(cols))
+        max_work = vcg_hybrid_work_bound(n, m, len(cols), len(group_indptr) - 1)
     duals = exact_duals if backend == "numba" else exact_duals.py_func
     solve = exact_matching if backend == "numba" else exact_matching.py_func
     groups = vcg_groups if backend == "numba" else vcg_groups.py_func

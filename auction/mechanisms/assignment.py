@@ -53,7 +53,6 @@ from auction._arrays import group_starts
 from auction.errors import AuctionOverflowError, SolverError
 from auction.kernels.assignment import (
     DONE,
-    LOCAL_BIDS,
     check_eps_cs,
     solve_bounded,
     vcg_bonuses_bounded,
@@ -268,14 +267,10 @@ class Assignment(MechanismBase):
         }
 
         def vcg(deadline: Deadline) -> tuple[IntArray | None, str, int]:
-            # the hybrid's bound: its local auctions' budgets plus the shortest-path
-            # re-solves' (`vcg_bonuses_bounded`'s default counts the latter only)
             gptr, groups = _provider_groups(market, problem.object_offer)
-            budget = LOCAL_BIDS * (min(problem.n, problem.m) + 16 * (len(gptr) - 1)) + (
-                vcg_work_bound(problem.n, problem.m, len(problem.cols)))
-            bonus, code, done = vcg_bonuses_bounded(
+            bonus, code, done = vcg_bonuses_bounded(  # work bound: vcg_hybrid_work_bound
                 problem.n, problem.m, problem.indptr, problem.cols, a, problem.weight, pedge,
-                price, gptr, groups, max_work=budget, deadline=monotonic_deadline(deadline),
+                price, gptr, groups, deadline=monotonic_deadline(deadline),
                 backend=self.backend, profit=profit,
             )
             return (bonus if code == DONE else None), STATUS_NAMES[code], done
