@@ -111,6 +111,20 @@ def _fold_reputation() -> None:
     ReputationBook("beta", history).eigentrust().scores()
 
 
+def _eligibility_join() -> None:
+    """The compiled eligibility join, which only markets of 2**16 profiles x classes or more
+    run: 256 offer classes (distinct VRAM) against 256 request profiles (distinct floors)."""
+    from auction import Market, Offer, OrderBook, Request
+
+    orders: list[Offer | Request] = [
+        Offer(id=f"o{i}", provider="p", gpu_model="m", gpus=1, price=1, region="x",
+              vram_gb=i + 1) for i in range(256)
+    ]
+    orders += [Request(id=f"r{i}", tenant="t", gpus=1, max_price=2, min_vram_gb=i)
+               for i in range(256)]
+    Market(OrderBook(orders)).pair_count()
+
+
 def _dense_assignment() -> None:
     """The dense JV kernel, until a mechanism calls it: a square and a rectangular graph."""
     import numpy as np
@@ -179,6 +193,8 @@ def warmup(*, size: int = 40, progress: Callable[[str], None] | None = None) -> 
                 skipped.append(f"{label}: {reasons[0] if reasons else 'no book'}")
         note("reputation folds")
         _fold_reputation()
+        note("eligibility join kernel")
+        _eligibility_join()
         note("dense assignment kernel")
         _dense_assignment()
     own = _compile_times(recorder.buffer)

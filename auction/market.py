@@ -50,8 +50,11 @@ BoolArray = npt.NDArray[np.bool_]
 _BLOCK_PAIRS = 1 << 22
 #: Candidate (profile, class) pairs examined per block of the sparse join.
 _BLOCK_CANDIDATES = 1 << 22
-#: Join with the compiled kernel (False: the numpy reference join, for the tests).
-_USE_KERNEL = True
+#: Join with the compiled kernel (True), the numpy reference join (False) or, None, the
+#: kernel once profiles x classes reach `_KERNEL_MIN_CELLS`: below that the numpy join is as
+#: fast, and small markets neither import numba nor wait for a compile.
+_USE_KERNEL: bool | None = None
+_KERNEL_MIN_CELLS = 1 << 16
 #: Node resources: (offer field, request floor).
 _RESOURCES = (("cpu_per_gpu", "min_cpu_per_gpu"), ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
               ("disk_gb_per_gpu", "min_disk_gb_per_gpu"))
@@ -448,7 +451,10 @@ class Market:
         est = cost[np.arange(n_prof), source]
 
         blocks = _profile_blocks(est)
-        if _USE_KERNEL:
+        use_kernel = _USE_KERNEL
+        if use_kernel is None:
+            use_kernel = n_prof * self.n_classes >= _KERNEL_MIN_CELLS
+        if use_kernel:
             out_p, out_c = self._join_kernel(blocks, source, best_tag, p_models, p_regions,
                                              p_tags, p_prov, by_model, by_region, by_tag,
                                              by_prov, est)
