@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import random
 import types
 from collections import Counter, defaultdict
@@ -713,3 +714,18 @@ def test_shared_assignment_refusal_names_gang() -> None:
         auction.clear(book, "assignment", shape="shared")
     assert info.value.alternatives[0] == "gang"
     assert auction.clear(book, info.value.alternatives[0]).welfare == 8
+
+
+def test_highs_stray_debug_line_is_dropped_and_other_output_kept(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """HiGHS (as bundled with scipy) prints a debug line to fd 1 whatever its log options;
+    the MILP solve drops that line and writes back everything else, in order."""
+    from auction.solvers import milp as milp_mod
+
+    with milp_mod._without_highs_stray_line():
+        os.write(1, b"before\n" + milp_mod._HIGHS_STRAY + b"\nafter\n")
+        with milp_mod._without_highs_stray_line():  # nested solves share the redirect
+            os.write(1, milp_mod._HIGHS_STRAY + b"\nnested\n")
+    out = capfd.readouterr().out
+    assert out == "before\nafter\nnested\n"

@@ -4,9 +4,16 @@ the library's one solver outcome type (`auction.solvers.outcome.SolverOutcome`, 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
 import math
+import os
+import sys
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,6 +31,55 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Largest distance of a solver value from an integer that rounding accepts.
 _INT_TOL = 1e-4
+
+#: A debug line the HiGHS bundled with scipy prints to the process's stdout whatever its
+#: log options say (ERGO-Code/HiGHS#2783, fixed upstream after HiGHS 1.12).
+_HIGHS_STRAY = b"HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();"
+_redirect_lock = threading.Lock()
+_redirect_state: dict[str, Any] = {"depth": 0, "saved": -1, "tmp": None}
+
+
+def _flush_c_stdio() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # no POSIX libc: nothing to flush
+        ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def _without_highs_stray_line() -> Iterator[None]:
+    """Run a HiGHS MIP solve with file descriptor 1 sent to a temporary file, then write back
+    everything but HiGHS' stray debug line. Nested and concurrent solves share one redirect
+    (the last to finish restores the descriptor and writes the output back, in order)."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sys.stdout.flush()
+    with _redirect_lock:
+        st = _redirect_state
+        if st["depth"] == 0:
+            try:
+                tmp = tempfile.TemporaryFile()  # noqa: SIM115 (closed on the last exit)
+                st["saved"] = os.dup(1)
+                os.dup2(tmp.fileno(), 1)
+                st["tmp"] = tmp
+            except OSError:  # no stdout descriptor to redirect: solve as is
+                st["tmp"] = None
+        st["depth"] += 1
+    try:
+        yield
+    finally:
+        with _redirect_lock:
+            st["depth"] -= 1
+            tmp = st["tmp"]
+            if st["depth"] == 0 and tmp is not None:
+                _flush_c_stdio()
+                os.dup2(st["saved"], 1)
+                os.close(st["saved"])
+                tmp.seek(0)
+                kept = [line for line in tmp.read().splitlines(keepends=True)
+                        if _HIGHS_STRAY not in line]
+                tmp.close()
+                st["tmp"] = None
+                out = memoryview(b"".join(kept))
+                while out:
+                    out = out[os.write(1, out):]
 
 
 def milp_outcome(
@@ -57,15 +113,16 @@ def _milp(
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     n = problem.n_vars
-    return milp(
-        -problem.weight.astype(np.float64),
-        integrality=np.full(n, 1 if integral else 0),
-        bounds=Bounds(np.zeros(n), problem.upper.astype(np.float64)),
-        constraints=LinearConstraint(problem.matrix, problem.row_lower, problem.row_upper)
-        if problem.n_rows else None,
-        options={"time_limit": float(time_limit), "mip_rel_gap": float(mip_gap),
-                 "disp": False},
-    )
+    with _without_highs_stray_line():
+        return milp(
+            -problem.weight.astype(np.float64),
+            integrality=np.full(n, 1 if integral else 0),
+            bounds=Bounds(np.zeros(n), problem.upper.astype(np.float64)),
+            constraints=LinearConstraint(problem.matrix, problem.row_lower, problem.row_upper)
+            if problem.n_rows else None,
+            options={"time_limit": float(time_limit), "mip_rel_gap": float(mip_gap),
+                     "disp": False},
+        )
 
 
 def solve_highs(problem: GangProblem, *, time_limit: float, mip_gap: float) -> SolverOutcome:
