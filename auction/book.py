@@ -22,7 +22,12 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction.errors import DuplicateOrderError, InvalidOrderError, UnknownOrderError
+from auction.errors import (
+    DuplicateOrderError,
+    InvalidOrderError,
+    MissingDependencyError,
+    UnknownOrderError,
+)
 from auction.money import MAX_MONEY
 from auction.orders import MAX_COUNT, Attributes, Offer, Order, Request, _as_name
 
@@ -893,7 +898,8 @@ class OrderBook:
         try:
             import pandas as pd
         except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("OrderBook.from_dataframe needs pandas: pip install pandas") from e
+            raise MissingDependencyError("OrderBook.from_dataframe", "pandas",
+                                         "pip install 'auction[columns]'") from e
 
         def records(df: Any) -> list[dict[str, Any]]:
             if df is None:

@@ -57,6 +57,25 @@ def _restore(cls: type[AuctionError], args: tuple[Any, ...], state: dict[str, An
     return err
 
 
+# Longest text of a value an error message shows; longer values are cut in the middle.
+_MAX_SHOWN = 300
+
+
+def _shown(value: Any) -> str:
+    """`repr(value)` for an error message: cut in the middle past `_MAX_SHOWN` characters, and
+    never failing (an int too long for `str` shows its size; the value itself stays on the
+    error's attributes)."""
+    try:
+        text = repr(value)
+    except Exception:  # e.g. int -> str past sys.get_int_max_str_digits()
+        size = f" of {value.bit_length()} bits" if isinstance(value, int) else ""
+        return f"<{type(value).__name__}{size}>"
+    if len(text) <= _MAX_SHOWN:
+        return text
+    half = (_MAX_SHOWN - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
+
+
 class InvalidValueError(AuctionError, ValueError):
     """A value failed validation: ``invalid {field}={value!r} in {holder} {id!r}: {reason}``.
 
@@ -76,7 +95,7 @@ class InvalidValueError(AuctionError, ValueError):
         self.value = value
         self.reason = reason
         where = f" in {self.holder} {within!r}" if within is not None else ""
-        super().__init__(f"invalid {field}={value!r}{where}: {reason}")
+        super().__init__(f"invalid {field}={_shown(value)}{where}: {reason}")
 
 
 class InvalidOrderError(InvalidValueError):
