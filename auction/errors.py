@@ -31,6 +31,7 @@ __all__ = [
     "PartitionError",
     "SolverError",
     "TimeLimitError",
+    "UnknownBookSchemaError",
     "UnknownLeaseError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
@@ -377,15 +378,30 @@ class UnknownSchemaError(InvalidValueError):
 
     Attributes:
         supported: the formats and versions this library reads, as ``"NAME/N"``.
+        newer: the version is above every one this library reads (upgrade the library).
     """
 
     holder = "document"
 
     def __init__(self, value: Any, supported: Sequence[str], *, document: str | None = None,
-                 field: str = "schema"):
+                 field: str = "schema", newer: bool = False):
         self.supported = tuple(supported)
-        super().__init__(field, value, f"this library reads {', '.join(self.supported)}",
-                         within=document)
+        self.newer = newer
+        reason = f"this library reads {', '.join(self.supported)}"
+        if newer:
+            reason += "; the document is newer than this library: upgrade auction"
+        # by name, not super(): subclasses mix in errors of other holders (`UnknownBookSchemaError`)
+        InvalidValueError.__init__(self, field, value, reason, within=document)
+
+
+class UnknownBookSchemaError(UnknownSchemaError, InvalidOrderError):
+    """A JSON order book names a format or version this library cannot read: an
+    `UnknownSchemaError`, and an `InvalidOrderError` as every other fault of a book file.
+
+    `order_id` is None: the fault is the document's, not an order's.
+    """
+
+    order_id = None
 
 
 class PartitionError(AuctionError, ValueError):
