@@ -33,6 +33,7 @@ __all__ = [
     "TimeLimitError",
     "UnknownBookSchemaError",
     "UnknownLeaseError",
+    "UnknownLogSchemaError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
     "UnknownSchemaError",
@@ -448,6 +449,12 @@ class UnknownLeaseError(AuctionError, KeyError):
 class EventLogError(AuctionError, RuntimeError):
     """A live-market event log or snapshot is unreadable, of another version, or disagrees
     with what replaying it produces."""
+
+
+class UnknownLogSchemaError(UnknownSchemaError, EventLogError):
+    """A live-market event log or snapshot names a format or version this library cannot
+    read: an `UnknownSchemaError`, and an `EventLogError` as every other fault of a log.
+    `field` is ``"format"`` or ``"version"`` (``"v"`` in a log of the older form)."""
 
 
 
