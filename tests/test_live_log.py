@@ -57,6 +57,22 @@ def run_all(m: LiveMarket, records: list[dict[str, Any]]) -> None:
 CONFIG = {"mode": "periodic", "mechanism": "first-price", "epoch": 700}
 
 
+def written(tmp_path: Path, records: list[dict[str, Any]], snap_after: int | None = None,
+            **config: Any) -> tuple[Path, Path, LiveMarket]:
+    """(log, snapshot, market): `records` run on a logged market (config: `CONFIG`, then
+    `config`), snapshotted after the first `snap_after` of them; the log is closed."""
+    log, snap = tmp_path / "m.log", tmp_path / "m.snap"
+    m = open_market(log, snapshot=snap, **{**CONFIG, **config})
+    cut = len(records) if snap_after is None else snap_after
+    run_all(m, records[:cut])
+    if snap_after is not None:
+        save_snapshot(m, snap)
+    run_all(m, records[cut:])
+    assert m.log is not None
+    m.log.close()
+    return log, snap, m
+
+
 def test_replay_reproduces_every_output(tmp_path: Path) -> None:
     log = tmp_path / "market.log"
     m = open_market(log, **CONFIG)
@@ -91,13 +107,8 @@ def test_replay_detects_a_tampered_log(tmp_path: Path) -> None:
 
 
 def test_snapshot_plus_tail_recovers(tmp_path: Path) -> None:
-    log, snap = tmp_path / "m.log", tmp_path / "m.snap"
     records = flow(300, seed=3)
-    m = open_market(log, snapshot=snap, **CONFIG)
-    run_all(m, records[:150])
-    save_snapshot(m, snap)
-    run_all(m, records[150:250])
-    m.log.close()
+    log, snap, m = written(tmp_path, records[:250], snap_after=150)
     r = open_market(log, snapshot=snap)
     assert r.to_state() == m.to_state()
     run_all(r, records[250:])
@@ -137,13 +148,8 @@ def _to_old_form(path: Path) -> None:
 
 
 def test_the_older_v_form_still_reads_replays_and_appends(tmp_path: Path) -> None:
-    log, snap = tmp_path / "m.log", tmp_path / "m.snap"
     records = flow(200, seed=7)
-    m = open_market(log, snapshot=snap, **CONFIG)
-    run_all(m, records[:80])
-    save_snapshot(m, snap)
-    run_all(m, records[80:150])
-    m.log.close()
+    log, snap, m = written(tmp_path, records[:150], snap_after=80)
     _to_old_form(log)
     state = json.loads(snap.read_text())
     assert (state.pop("format"), state.pop("version")) == ("auction.live.snapshot", 1)
@@ -187,10 +193,7 @@ def test_a_log_written_by_the_older_writer_reads() -> None:
 )
 def test_an_unknown_header_is_refused(tmp_path: Path, first: dict[str, Any], field: str,
                                       value: Any) -> None:
-    log = tmp_path / "m.log"
-    m = open_market(log, **CONFIG)
-    run_all(m, flow(10))
-    m.log.close()
+    log, _, _ = written(tmp_path, flow(10))
     lines = log.read_text().splitlines()
     head = {k: v for k, v in json.loads(lines[0]).items() if k not in ("format", "version")}
     log.write_text("\n".join([json.dumps({**first, **head}), *lines[1:]]) + "\n")
@@ -205,11 +208,7 @@ def test_an_unknown_header_is_refused(tmp_path: Path, first: dict[str, Any], fie
 
 
 def test_an_unknown_snapshot_header_is_refused(tmp_path: Path) -> None:
-    log, snap = tmp_path / "m.log", tmp_path / "m.snap"
-    m = open_market(log, snapshot=snap, **CONFIG)
-    run_all(m, flow(10))
-    save_snapshot(m, snap)
-    m.log.close()
+    log, snap, _ = written(tmp_path, flow(10), snap_after=10)
     state = json.loads(snap.read_text())["state"]
     for doc, field in (({"format": "auction.live.snapshot", "version": 9}, "version"),
                        ({"format": "auction.live.log", "version": 1}, "format"),
@@ -225,10 +224,7 @@ def test_an_unknown_snapshot_header_is_refused(tmp_path: Path) -> None:
 
 
 def test_header_keys_after_the_header_line_are_refused(tmp_path: Path) -> None:
-    log = tmp_path / "m.log"
-    m = open_market(log, **CONFIG)
-    run_all(m, flow(10))
-    m.log.close()
+    log, _, _ = written(tmp_path, flow(10))
     lines = log.read_text().splitlines()
     for bad in ([lines[1], lines[0], *lines[2:]],  # the header is not first
                 [lines[0], json.dumps({"v": 1, **json.loads(lines[1])}), *lines[2:]]):
