@@ -1,7 +1,13 @@
 """Typed errors raised by the library.
 
-Every error that comes from bad input names the offending field and value, so a caller can
-report it without parsing the message.
+Every error the library raises on purpose is an `AuctionError`, defined here (settlement,
+reputation and the conformance suite subclass these); each is also the builtin exception a
+caller would expect (`InvalidValueError` a `ValueError`, `MissingDependencyError` an
+`ImportError`...), so both ``except AuctionError`` and ``except ValueError`` work.
+`tests/test_errors_family.py` holds the library to it. Every error that comes from bad input
+names the offending field and value, so a caller can report it without parsing the message.
+
+A leaf module: it imports nothing from the package, so kernels may raise these.
 """
 
 from __future__ import annotations

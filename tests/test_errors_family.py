@@ -367,3 +367,13 @@ def test_a_runner_that_loses_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
     assert clear_partitioned(book, "first-price", task_size=1).n_allocations == 3
     with pytest.raises(PartitionError, match="came back missing"):
         clear_partitioned(book, "first-price", executor=Lossy(), task_size=1)
+
+
+def test_errors_py_is_a_leaf() -> None:
+    """errors.py imports nothing of the package (kernels raise its errors without a cycle),
+    and `_formats.py` only errors.py."""
+    for name, allowed in (("errors.py", set()), ("_formats.py", {"auction.errors"})):
+        tree = ast.parse((ROOT / name).read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert {m for m in imported if m and m.startswith("auction")} == allowed, name
