@@ -18,7 +18,12 @@ import numpy as np
 import pytest
 
 from auction import Offer, Request
-from auction.errors import EventLogError, UnknownLogSchemaError, UnknownSchemaError
+from auction.errors import (
+    EventLogError,
+    InvalidValueError,
+    UnknownLogSchemaError,
+    UnknownSchemaError,
+)
 from auction.live import LiveMarket, open_market, read_log, replay, save_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,6 +236,13 @@ def test_header_keys_after_the_header_line_are_refused(tmp_path: Path) -> None:
         log.write_text("\n".join(bad) + "\n")
         with pytest.raises(EventLogError):
             read_log(log)
+
+
+def test_a_bad_fsync_policy_is_refused_before_any_file_is_made(tmp_path: Path) -> None:
+    with pytest.raises(InvalidValueError) as info:
+        open_market(tmp_path / "m.log", fsync="sometimes", **CONFIG)
+    assert (info.value.field, info.value.value) == ("fsync", "sometimes")
+    assert not (tmp_path / "m.log").exists()
 
 
 def test_a_torn_last_line_is_cut(tmp_path: Path) -> None:

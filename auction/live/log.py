@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from auction._formats import header, read_version
-from auction.errors import EventLogError, UnknownLogSchemaError
+from auction.errors import EventLogError, InvalidValueError, UnknownLogSchemaError
 from auction.live.engine import LiveMarket
 from auction.live.events import Event
 
@@ -109,7 +109,7 @@ class EventLog:
     def __init__(self, path: str | os.PathLike[str], config: Mapping[str, Any] | None = None,
                  *, fsync: str = "always") -> None:
         if fsync not in _FSYNC:
-            raise EventLogError(f"fsync must be one of {_FSYNC}, got {fsync!r}")
+            raise InvalidValueError("fsync", fsync, f"must be one of {', '.join(_FSYNC)}")
         self.path = Path(path)
         self.fsync = fsync
         fresh = not self.path.exists() or self.path.stat().st_size == 0
