@@ -514,3 +514,6 @@ class MissingDependencyError(AuctionError, ImportError):
         self.install = install
         super().__init__(f"{feature} needs {package}: {install}", name=package)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # ImportError keeps `name` outside __dict__
+        return (type(self), (self.feature, self.package, self.install))
+

@@ -295,6 +295,16 @@ def test_fixed_sites_raise_typed_errors(call: Callable[[], None], error: type[Au
     if field is not None:
         assert getattr(info.value, "field", None) == field
     assert len(str(info.value)) < 1000  # a huge value is shown by its size, never in full
+    _assert_pickles(info.value)
+
+
+def _assert_pickles(err: BaseException) -> None:
+    """`err` comes back from pickle (a process pool) as the same type, text and fields."""
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is type(err)
+    assert str(again) == str(err)
+    for key in ("field", "order_id", "package", "name", "supported", "newer", "mechanism"):
+        assert getattr(again, key, None) == getattr(err, key, None), key
 
 
 def test_unknown_pool_order_names_the_order() -> None:
@@ -321,6 +331,15 @@ def test_missing_pandas(no_module: Callable[[str], None]) -> None:
         auction.OrderBook.from_dataframe()
     assert isinstance(info.value, ImportError)
     assert (info.value.package, info.value.name) == ("pandas", "pandas")
+    _assert_pickles(info.value)
+
+
+def test_schema_errors_pickle() -> None:
+    for err in (errors.UnknownBookSchemaError(3, ["auction.book/1"], document="book",
+                                              field="version", newer=True),
+                errors.UnknownLogSchemaError(2, ["auction.live.log/1"], document="m.log",
+                                             field="v")):
+        _assert_pickles(err)
 
 
 def test_missing_pyarrow(no_module: Callable[[str], None], tmp_path: Path) -> None:
