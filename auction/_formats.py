@@ -30,12 +30,14 @@ def read_version(
     document: str,
     error: type[UnknownSchemaError] = UnknownSchemaError,
     default: int | None = None,
+    legacy: Sequence[int] | None = None,
 ) -> tuple[int, frozenset[str]]:
     """The version of `doc` (a JSON object of format `name`) and the header keys it used.
 
     Reads ``{"format": name, "version": N}`` and the older single key, ``"schema": "name/N"``
     (or ``"format": "name/N"``); a document with neither is version `default` when one is
-    given. N must be one of `versions`.
+    given. N must be one of `versions`, and for the single key one of `legacy` (default: all
+    of `versions`; the versions written before the two-key header).
 
     Raises:
         UnknownSchemaError: (or `error`, a subclass) another format, an unknown or
@@ -45,7 +47,8 @@ def read_version(
     supported = tuple(f"{name}/{v}" for v in versions)
 
     def refuse(field: str, value: Any) -> UnknownSchemaError:
-        return error(value, supported, document=document, field=field)
+        newer = field == "version" and type(value) is int and value > max(versions)
+        return error(value, supported, document=document, field=field, newer=newer)
 
     if "version" in doc:
         if "schema" in doc:  # two headers: which one is meant is unknowable
@@ -62,7 +65,7 @@ def read_version(
             raise refuse("format", None)
         return default, frozenset()
     text = doc[key]
-    for v in versions:
+    for v in versions if legacy is None else legacy:
         if text == f"{name}/{v}":
             return v, frozenset({key})
     if key == "format" and text == name:  # the current form without its version

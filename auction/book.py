@@ -22,7 +22,14 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from auction.errors import DuplicateOrderError, InvalidOrderError, UnknownOrderError
+from auction._formats import read_version
+from auction.errors import (
+    DuplicateOrderError,
+    InvalidOrderError,
+    MissingDependencyError,
+    UnknownBookSchemaError,
+    UnknownOrderError,
+)
 from auction.money import MAX_MONEY
 from auction.orders import MAX_COUNT, Attributes, Offer, Order, Request, _as_name
 
@@ -848,30 +855,18 @@ class OrderBook:
     @classmethod
     def from_json(cls, text: str | bytes) -> OrderBook:
         """Read a book written by `to_json`, by this version or any earlier one (format 1:
-        ``{"schema": "auction.book/1"}``); errors name the offending order and field, and a
-        version newer than this library reads raises `InvalidOrderError` on ``version``."""
+        ``{"schema": "auction.book/1"}``); errors name the offending order and field. A header
+        of another format or version (one newer than this library reads, say) raises
+        `UnknownBookSchemaError` (an `UnknownSchemaError` and an `InvalidOrderError`) naming
+        the key."""
         try:
             data = json.loads(text)
         except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, nesting
             raise InvalidOrderError("json", str(e), "is not valid JSON") from None
         if not isinstance(data, dict):
             raise InvalidOrderError("json", type(data).__name__, "top level must be an object")
-        if "format" in data or "version" in data:
-            if data.get("format") != FORMAT:
-                raise InvalidOrderError("format", data.get("format"), f"must be {FORMAT!r}")
-            version = data.get("version")
-            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-                raise InvalidOrderError("version", version, "must be an int >= 1")
-            if version > VERSION:
-                raise InvalidOrderError(
-                    "version", version,
-                    f"is newer than this library reads (versions 1 to {VERSION}): upgrade auction",
-                )
-            header = {"format", "version"}
-        elif data.get("schema") != SCHEMA:
-            raise InvalidOrderError("schema", data.get("schema"), f"must be {SCHEMA!r}")
-        else:
-            header = {"schema"}
+        _, header = read_version(data, FORMAT, range(1, VERSION + 1), legacy=(1,),
+                                 document="book", error=UnknownBookSchemaError)
         extra = sorted(set(data) - header - {"offers", "requests"})
         if extra:
             raise InvalidOrderError(extra[0], data[extra[0]], "is not a key of a book")
@@ -893,7 +888,8 @@ class OrderBook:
         try:
             import pandas as pd
         except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("OrderBook.from_dataframe needs pandas: pip install pandas") from e
+            raise MissingDependencyError("OrderBook.from_dataframe", "pandas",
+                                         "pip install 'auction[columns]'") from e
 
         def records(df: Any) -> list[dict[str, Any]]:
             if df is None:

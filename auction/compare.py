@@ -50,7 +50,7 @@ import attrs
 import numpy as np
 
 from auction.clearing import clear
-from auction.errors import InvalidValueError
+from auction.errors import AuctionError, InvalidValueError
 from auction.fairness import jain_index
 from auction.market import Market
 from auction.orders import Order, Request
@@ -391,22 +391,24 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def run_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the ``compare`` command from parsed arguments (`build_parser`'s); returns the exit
-    status (2 on a bad design name)."""
+    status.
+
+    Raises:
+        AuctionError: bad input (`InvalidValueError` for a bad design name); the command
+            line (``auction compare``, `main_compare`) reports it as one ``error:`` line on
+            stderr, exit status 2, as every command does.
+    """
     import pandas as pd
 
     from auction.simulation import ExampleFlow
 
     stream = sys.stdout if out is None else out
     names = [n.strip() for n in args.designs.split(",") if n.strip()]
-    try:
-        flow = ExampleFlow(demand=args.demand, patience=args.patience)
-        result = compare(names, flow, epochs=args.epochs, seeds=args.seeds,
-                         epoch_hours=args.epoch_hours,
-                         optimum=None if args.no_optimum else "gang",
-                         progress=False if args.quiet else sys.stderr)
-    except InvalidValueError as e:
-        print(f"auction compare: {e}", file=sys.stderr)
-        return 2
+    flow = ExampleFlow(demand=args.demand, patience=args.patience)
+    result = compare(names, flow, epochs=args.epochs, seeds=args.seeds,
+                     epoch_hours=args.epoch_hours,
+                     optimum=None if args.no_optimum else "gang",
+                     progress=False if args.quiet else sys.stderr)
     with pd.option_context("display.width", 200, "display.max_columns", 30,
                            "display.max_rows", 10_000, "display.float_format", "{:.4g}".format):
         if args.rows:
@@ -420,8 +422,18 @@ def run_compare(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def main_compare(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Parse `argv` and run the ``compare`` command; returns the exit status."""
-    return run_compare(build_parser().parse_args(argv), out)
+    """Parse `argv` and run the ``compare`` command; returns the exit status (2 on bad input,
+    reported on stderr as one line, ``auction compare: error: ...``, as `auction.cli.main`
+    reports it)."""
+    from auction.cli import EXIT_USAGE, _describe_auction_error, _one_line
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run_compare(args, out)
+    except AuctionError as e:
+        print(_one_line(f"{parser.prog}: error: {_describe_auction_error(e)}"), file=sys.stderr)
+        return EXIT_USAGE
 
 
 class _CallableModule(types.ModuleType):

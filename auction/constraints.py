@@ -126,7 +126,7 @@ def _fraction_to_text(value: Fraction) -> str:
         den //= 5
         fives += 1
     if den != 1:  # pragma: no cover - literals and attributes are decimals by construction
-        raise ValueError(f"{value} has no finite decimal expansion")
+        raise InvalidValueError("value", value, "has no finite decimal expansion")
     scale += max(twos, fives)
     if scale == 0:
         return str(value.numerator)
@@ -139,22 +139,22 @@ def _fraction_to_text(value: Fraction) -> str:
 def _number_of(value: Any) -> tuple[int, int] | None:
     """``(mantissa, scale)`` of an int, a finite Decimal or a decimal string, else None.
 
-    Raises ValueError (with the reason) for a number that is too long or not finite.
+    Raises `InvalidValueError` (its `reason` says why) for a number too long or not finite.
     """
     if isinstance(value, bool | np.bool_):
         return None
     if isinstance(value, numbers.Integral):
         v = int(value)
-        if len(str(abs(v))) > MAX_DIGITS:
-            raise ValueError(f"has more than {MAX_DIGITS} digits")
+        if abs(v) >= 10**MAX_DIGITS:  # more than MAX_DIGITS digits (str() may refuse such)
+            raise InvalidValueError("value", value, f"has more than {MAX_DIGITS} digits")
         return v, 0
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
-            raise ValueError("must be a finite decimal")
+            raise InvalidValueError("value", value, "must be a finite decimal")
         sign, digits, exp = value.as_tuple()
         assert isinstance(exp, int)
         if len(digits) + max(exp, 0) > MAX_DIGITS or -exp > MAX_DIGITS:
-            raise ValueError(f"has more than {MAX_DIGITS} digits")
+            raise InvalidValueError("value", value, f"has more than {MAX_DIGITS} digits")
         mantissa = int("".join(map(str, digits)) or "0")
         if exp >= 0:
             mantissa *= 10**exp
@@ -166,7 +166,7 @@ def _number_of(value: Any) -> tuple[int, int] | None:
         return (-mantissa if sign else mantissa), scale
     if isinstance(value, str) and is_decimal_string(value):
         if len(value) - 2 > MAX_DIGITS:
-            raise ValueError(f"has more than {MAX_DIGITS} digits")
+            raise InvalidValueError("value", value, f"has more than {MAX_DIGITS} digits")
         return _scaled_from_text(value)
     return None
 
@@ -760,8 +760,8 @@ class Column:
                 continue
             try:
                 num = _number_of(v)
-            except ValueError as e:
-                raise InvalidValueError(f"values[{i}]", v, str(e)) from None
+            except InvalidValueError as e:
+                raise InvalidValueError(f"values[{i}]", v, e.reason) from None
             if num is None:
                 raise InvalidValueError(f"values[{i}]", v, "must be an int, a Decimal or a "
                                         "decimal string")
@@ -863,12 +863,13 @@ class Column:
 
 
 def _classify(value: Any) -> tuple[str, Any]:
-    """``("str", s)``, ``("num", (mantissa, scale))`` or ``("bool", b)``; raises ValueError."""
+    """``("str", s)``, ``("num", (mantissa, scale))`` or ``("bool", b)``; raises
+    `InvalidValueError` (its `reason` says why)."""
     if isinstance(value, bool | np.bool_):
         return "bool", bool(value)
     if isinstance(value, str):
         if "\0" in value:
-            raise ValueError("must not contain NUL characters")
+            raise InvalidValueError("value", value, "must not contain NUL characters")
         if "." in value:
             num = _number_of(value)
             if num is not None:
@@ -877,9 +878,9 @@ def _classify(value: Any) -> tuple[str, Any]:
     num = _number_of(value)
     if num is None:
         kind = type(value).__name__
-        raise ValueError(
-            f"must be a str, an int, a bool or a decimal (a Decimal or a string like "
-            f"'2.50'), not {kind}"
+        raise InvalidValueError(
+            "value", value, f"must be a str, an int, a bool or a decimal (a Decimal or a "
+            f"string like '2.50'), not {kind}"
         )
     return "num", num
 
@@ -990,9 +991,9 @@ class AttributeTable:
                     col = per[name] = {}
                 try:
                     kind, v = _classify(value)
-                except ValueError as e:
+                except InvalidValueError as e:
                     raise InvalidValueError(f"attributes[{name}]", value,
-                                            f"{e} (row {row})") from None
+                                            f"{e.reason} (row {row})") from None
                 part = col.get(kind)
                 if part is None:
                     part = col[kind] = ([], [])
@@ -1373,8 +1374,9 @@ def validate_attributes(
             raise InvalidOrderError(field, name, reason, order_id=order_id)
         try:
             kind, v = _classify(value)
-        except ValueError as e:
-            raise InvalidOrderError(f"{field}[{name}]", value, str(e), order_id=order_id) from None
+        except InvalidValueError as e:
+            raise InvalidOrderError(f"{field}[{name}]", value, e.reason,
+                                    order_id=order_id) from None
         key = str(name)
         if kind == "bool":
             out[key] = bool(v)

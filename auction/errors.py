@@ -1,7 +1,13 @@
 """Typed errors raised by the library.
 
-Every error that comes from bad input names the offending field and value, so a caller can
-report it without parsing the message.
+Every error the library raises on purpose is an `AuctionError`, defined here (settlement,
+reputation and the conformance suite subclass these); each is also the builtin exception a
+caller would expect (`InvalidValueError` a `ValueError`, `MissingDependencyError` an
+`ImportError`...), so both ``except AuctionError`` and ``except ValueError`` work.
+`tests/test_errors_family.py` holds the library to it. Every error that comes from bad input
+names the offending field and value, so a caller can report it without parsing the message.
+
+A leaf module: it imports nothing from the package, so kernels may raise these.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ __all__ = [
     "PartitionError",
     "SolverError",
     "TimeLimitError",
+    "UnknownBookSchemaError",
     "UnknownLeaseError",
+    "UnknownLogSchemaError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
     "UnknownSchemaError",
@@ -57,6 +65,25 @@ def _restore(cls: type[AuctionError], args: tuple[Any, ...], state: dict[str, An
     return err
 
 
+# Longest text of a value an error message shows; longer values are cut in the middle.
+_MAX_SHOWN = 300
+
+
+def _shown(value: Any) -> str:
+    """`repr(value)` for an error message: cut in the middle past `_MAX_SHOWN` characters, and
+    never failing (an int too long for `str` shows its size; the value itself stays on the
+    error's attributes)."""
+    try:
+        text = repr(value)
+    except Exception:  # e.g. int -> str past sys.get_int_max_str_digits()
+        size = f" of {value.bit_length()} bits" if isinstance(value, int) else ""
+        return f"<{type(value).__name__}{size}>"
+    if len(text) <= _MAX_SHOWN:
+        return text
+    half = (_MAX_SHOWN - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
+
+
 class InvalidValueError(AuctionError, ValueError):
     """A value failed validation: ``invalid {field}={value!r} in {holder} {id!r}: {reason}``.
 
@@ -76,7 +103,7 @@ class InvalidValueError(AuctionError, ValueError):
         self.value = value
         self.reason = reason
         where = f" in {self.holder} {within!r}" if within is not None else ""
-        super().__init__(f"invalid {field}={value!r}{where}: {reason}")
+        super().__init__(f"invalid {field}={_shown(value)}{where}: {reason}")
 
 
 class InvalidOrderError(InvalidValueError):
@@ -358,15 +385,30 @@ class UnknownSchemaError(InvalidValueError):
 
     Attributes:
         supported: the formats and versions this library reads, as ``"NAME/N"``.
+        newer: the version is above every one this library reads (upgrade the library).
     """
 
     holder = "document"
 
     def __init__(self, value: Any, supported: Sequence[str], *, document: str | None = None,
-                 field: str = "schema"):
+                 field: str = "schema", newer: bool = False):
         self.supported = tuple(supported)
-        super().__init__(field, value, f"this library reads {', '.join(self.supported)}",
-                         within=document)
+        self.newer = newer
+        reason = f"this library reads {', '.join(self.supported)}"
+        if newer:
+            reason += "; the document is newer than this library: upgrade auction"
+        # by name, not super(): subclasses mix in errors of other holders (`UnknownBookSchemaError`)
+        InvalidValueError.__init__(self, field, value, reason, within=document)
+
+
+class UnknownBookSchemaError(UnknownSchemaError, InvalidOrderError):
+    """A JSON order book names a format or version this library cannot read: an
+    `UnknownSchemaError`, and an `InvalidOrderError` as every other fault of a book file.
+
+    `order_id` is None: the fault is the document's, not an order's.
+    """
+
+    order_id = None
 
 
 class PartitionError(AuctionError, ValueError):
@@ -413,6 +455,12 @@ class UnknownLeaseError(AuctionError, KeyError):
 class EventLogError(AuctionError, RuntimeError):
     """A live-market event log or snapshot is unreadable, of another version, or disagrees
     with what replaying it produces."""
+
+
+class UnknownLogSchemaError(UnknownSchemaError, EventLogError):
+    """A live-market event log or snapshot names a format or version this library cannot
+    read: an `UnknownSchemaError`, and an `EventLogError` as every other fault of a log.
+    `field` is ``"format"`` or ``"version"`` (``"v"`` in a log of the older form)."""
 
 
 
@@ -465,4 +513,7 @@ class MissingDependencyError(AuctionError, ImportError):
         self.package = package
         self.install = install
         super().__init__(f"{feature} needs {package}: {install}", name=package)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # ImportError keeps `name` outside __dict__
+        return (type(self), (self.feature, self.package, self.install))
 

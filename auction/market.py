@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from auction.book import BookSnapshot, CodeLists, OrderBook
 from auction.constraints import AttributeTable, Column, Expression, parse
-from auction.errors import InvalidOrderError
+from auction.errors import InvalidOrderError, InvalidTypeError
 from auction.money import MAX_MONEY
 from auction.orders import OFFER_BUILTINS, REQUEST_BUILTINS, Attributes
 
@@ -262,7 +262,7 @@ class Market:
     ) -> None:
         snap = book.snapshot() if isinstance(book, OrderBook) else book
         if not isinstance(snap, BookSnapshot):
-            raise TypeError(f"Market needs an OrderBook or BookSnapshot, not {type(book).__name__}")
+            raise InvalidTypeError("book", book, "an OrderBook or a BookSnapshot")
         self.snapshot = snap
         self.reputation = _check_reputation(reputation, default_reputation)
         self.default_reputation = float(default_reputation)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
-from auction.errors import InvalidOrderError
+from auction.errors import InvalidOrderError, InvalidValueError
 
 __all__ = ["MAX_MONEY", "format_units", "split_largest_remainder", "to_units"]
 
@@ -88,13 +88,20 @@ def split_largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
     Shares sum exactly to `total`; each is within one unit of its exact quota; a zero weight
     gets zero. The leftover units go to the largest fractional remainders, ties to the
     earlier weight. A positive total cannot be split over weights that are all zero.
+
+    Raises:
+        InvalidValueError: a negative total or weight, or a positive total over zero weights.
     """
-    if total < 0 or any(w < 0 for w in weights):
-        raise ValueError("total and weights must be non-negative")
+    if total < 0:
+        raise InvalidValueError("total", total, "must be non-negative")
+    for i, w in enumerate(weights):
+        if w < 0:
+            raise InvalidValueError(f"weights[{i}]", w, "must be non-negative")
     s = sum(weights)
     if s == 0:
         if total:
-            raise ValueError("cannot split a positive total over zero weights")
+            raise InvalidValueError("sum(weights)", s,
+                                    f"cannot split a positive total ({total}) over zero weights")
         return [0] * len(weights)
     shares = [total * w // s for w in weights]
     rems = [total * w % s for w in weights]

@@ -25,7 +25,13 @@ from hypothesis.stateful import (
 )
 
 from auction.book import FORMAT, SCHEMA, VERSION, BookSnapshot, CodeLists, OrderBook
-from auction.errors import DuplicateOrderError, InvalidOrderError, UnknownOrderError
+from auction.errors import (
+    DuplicateOrderError,
+    InvalidOrderError,
+    UnknownBookSchemaError,
+    UnknownOrderError,
+    UnknownSchemaError,
+)
 from auction.money import MAX_MONEY
 from auction.orders import Offer, Order, Request
 
@@ -584,6 +590,7 @@ def test_json_schema_example() -> None:
     minimal = '{"schema": "auction.book/1"}'
     assert len(OrderBook.from_json(minimal)) == 0
     assert len(OrderBook.from_json('{"format": "auction.book", "version": 2}')) == 0
+    assert len(OrderBook.from_json('{"format": "auction.book", "version": 1}')) == 0
 
 
 GOOD_OFFER = offer("o1").to_record()
@@ -598,7 +605,7 @@ def book_json(**data: Any) -> str:
     ("text", "field", "value"),
     [
         ('{"schema": "auction.book/2", "offers": []}', "schema", "auction.book/2"),
-        ('{"offers": []}', "schema", None),
+        ('{"offers": []}', "format", None),  # no header: the key it lacks
         ("{not json", "json", None),
         ("", "json", None),
         (b"\xff\xfe\xfa", "json", None),
@@ -626,6 +633,13 @@ def test_json_errors(text: str | bytes, field: str, value: Any) -> None:
     assert info.value.field == field
     if value is not None:
         assert info.value.value == value
+    # a fault of the header is the one schema error every JSON format raises
+    header = field in ("schema", "format", "version")
+    assert isinstance(info.value, UnknownSchemaError) == header
+    if header:
+        assert isinstance(info.value, UnknownBookSchemaError)
+        assert info.value.supported == ("auction.book/1", "auction.book/2")
+        assert info.value.newer == (field == "version" and value in (3, 99))
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,23 @@ def test_cli(tmp_path: object) -> None:
     assert main_compare(["--designs", "nope", "--epochs", "1", "--quiet"], out=buf) == 2
 
 
+@pytest.mark.parametrize("designs", ["nope", "first-price:no\nsuch"])
+def test_cli_errors_are_one_error_line(designs: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad design is one ``PROG: error: ...`` line on stderr, exit 2, as from every other
+    command, whether run as ``auction compare`` or through `main_compare`."""
+    from auction.cli import main
+
+    argv = ["--designs", designs, "--epochs", "1", "--quiet", "--no-optimum"]
+    for run, prog in ((lambda: main(["compare", *argv], prog="auction"), "auction"),
+                      (lambda: main_compare(argv, out=io.StringIO()), "auction compare")):
+        assert run() == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert len(err.splitlines()) == 1, err
+        assert err.startswith(f"{prog}: error: "), err
+        assert designs.split(":")[0] in err
+
+
 class _QueueFlow:
     """One 2-GPU offer and three 1-GPU, 24-hour requests an epoch: more demand than GPUs,
     so requests queue; `patience` epochs of waiting."""

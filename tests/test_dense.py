@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
+from auction.errors import InvalidValueError
 from auction.kernels.budget import DEADLINE, DONE, WORK_LIMIT, no_stop
 from auction.kernels.dense import (
     FORBIDDEN,
@@ -217,11 +218,15 @@ def test_past_deadline_stops(backend: str) -> None:
 
 def test_bad_input_is_refused() -> None:
     g = draw(np.random.default_rng(5), 3, 3, "dense")
-    with pytest.raises(ValueError, match="backend"):
+    with pytest.raises(ValueError, match="backend") as info:
         dense_assignment(*g, backend="fortran")
+    assert isinstance(info.value, InvalidValueError)
+    assert (info.value.field, info.value.value) == ("backend", "fortran")
     big = (g[0], g[1], g[2], g[3], np.full_like(g[4], MAX_WEIGHT))
-    with pytest.raises(ValueError, match="2\\^57"):
+    with pytest.raises(ValueError, match="2\\^57") as info:
         dense_assignment(*big)
+    assert isinstance(info.value, InvalidValueError)
+    assert (info.value.field, info.value.value) == ("w", MAX_WEIGHT)
 
 
 def test_when_to_use_dense() -> None:

@@ -26,7 +26,7 @@ from scipy.optimize import linprog
 from scipy.sparse import csr_matrix, vstack
 
 import auction
-from auction.errors import AuctionOverflowError
+from auction.errors import AuctionOverflowError, InvalidTypeError, InvalidValueError
 from auction.kernels import flow
 from auction.kernels.flow import (
     COST_LIMIT,
@@ -392,29 +392,33 @@ def test_total_units_beyond_the_limit_are_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "error", "match"),
+    ("change", "error", "match", "field"),
     [
-        ({"demand": [1]}, ValueError, "demand has length 1"),
-        ({"capacity": [[1, 1]]}, ValueError, "one-dimensional"),
-        ({"indptr": [1, 1, 2]}, ValueError, "start at 0"),
-        ({"indptr": [0, 2, 1]}, ValueError, "non-decreasing"),
-        ({"cols": [0, 5]}, ValueError, "cols must lie"),
-        ({"cols": [0]}, ValueError, "cols has length 1"),
-        ({"weight": [1.5, 2.0]}, TypeError, "integers"),
-        ({"weight": [1, -1]}, ValueError, ">= 0"),
-        ({"demand": [1, -2]}, ValueError, ">= 0"),
-        ({"n": -1}, ValueError, "n and m"),
-        ({"backend": "fortran"}, ValueError, "backend"),
-        ({"alpha": 1}, ValueError, "alpha"),
+        ({"demand": [1]}, ValueError, "must be \\(2,\\)", "demand.shape"),
+        ({"capacity": [[1, 1]]}, ValueError, "one-dimensional", "capacity.shape"),
+        ({"indptr": [1, 1, 2]}, ValueError, "must be 0", "indptr[0]"),
+        ({"indptr": [0, 2, 1]}, ValueError, "non-decreasing", "indptr[2]"),
+        ({"cols": [0, 5]}, ValueError, "must lie in", "cols[1]"),
+        ({"cols": [0]}, ValueError, "must be \\(2,\\)", "cols.shape"),
+        ({"weight": [1.5, 2.0]}, TypeError, "integers", "weight"),
+        ({"weight": [1, -1]}, ValueError, ">= 0", "weight[1]"),
+        ({"demand": [1, -2]}, ValueError, ">= 0", "demand[1]"),
+        ({"n": -1}, ValueError, ">= 0", "n"),
+        ({"m": -1}, ValueError, ">= 0", "m"),
+        ({"backend": "fortran"}, ValueError, "backend", "backend"),
+        ({"alpha": 1}, ValueError, "alpha", "alpha"),
     ],
 )
 def test_malformed_input_is_rejected(change: dict[str, Any], error: type[Exception],
-                                     match: str) -> None:
+                                     match: str, field: str) -> None:
+    """Each is a typed `AuctionError` (and still the builtin type) naming the entry."""
     args: dict[str, Any] = {"n": 2, "m": 2, "demand": [1, 2], "capacity": [2, 2],
                             "indptr": [0, 1, 2], "cols": [0, 1], "weight": [3, 4]}
     args.update(change)
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as info:
         transport_max_weight(**args)
+    assert isinstance(info.value, InvalidValueError | InvalidTypeError)
+    assert info.value.field == field
 
 
 def test_importing_the_kernel_compiles_nothing() -> None:

@@ -18,7 +18,12 @@ import numpy as np
 import pytest
 
 from auction import Offer, Request
-from auction.errors import EventLogError
+from auction.errors import (
+    EventLogError,
+    InvalidValueError,
+    UnknownLogSchemaError,
+    UnknownSchemaError,
+)
 from auction.live import LiveMarket, open_market, read_log, replay, save_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +62,22 @@ def run_all(m: LiveMarket, records: list[dict[str, Any]]) -> None:
 CONFIG = {"mode": "periodic", "mechanism": "first-price", "epoch": 700}
 
 
+def written(tmp_path: Path, records: list[dict[str, Any]], snap_after: int | None = None,
+            **config: Any) -> tuple[Path, Path, LiveMarket]:
+    """(log, snapshot, market): `records` run on a logged market (config: `CONFIG`, then
+    `config`), snapshotted after the first `snap_after` of them; the log is closed."""
+    log, snap = tmp_path / "m.log", tmp_path / "m.snap"
+    m = open_market(log, snapshot=snap, **{**CONFIG, **config})
+    cut = len(records) if snap_after is None else snap_after
+    run_all(m, records[:cut])
+    if snap_after is not None:
+        save_snapshot(m, snap)
+    run_all(m, records[cut:])
+    assert m.log is not None
+    m.log.close()
+    return log, snap, m
+
+
 def test_replay_reproduces_every_output(tmp_path: Path) -> None:
     log = tmp_path / "market.log"
     m = open_market(log, **CONFIG)
@@ -71,8 +92,11 @@ def test_replay_reproduces_every_output(tmp_path: Path) -> None:
     cleared = [e for _, outs in pairs for e in outs or [] if e["kind"] == "cleared"]
     assert len(cleared) >= 5
     assert any(e["data"]["allocations"] for e in cleared)
-    lines = log.read_text().splitlines()
-    assert all(json.loads(x)["v"] == 1 for x in lines)
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    # the library's one JSON header, on the first line only
+    assert {k: lines[0][k] for k in ("format", "version", "type")} == {
+        "format": "auction.live.log", "version": 1, "type": "header"}
+    assert all({"v", "format", "version"}.isdisjoint(x) for x in lines[1:])
 
 
 def test_replay_detects_a_tampered_log(tmp_path: Path) -> None:
@@ -88,13 +112,8 @@ def test_replay_detects_a_tampered_log(tmp_path: Path) -> None:
 
 
 def test_snapshot_plus_tail_recovers(tmp_path: Path) -> None:
-    log, snap = tmp_path / "m.log", tmp_path / "m.snap"
     records = flow(300, seed=3)
-    m = open_market(log, snapshot=snap, **CONFIG)
-    run_all(m, records[:150])
-    save_snapshot(m, snap)
-    run_all(m, records[150:250])
-    m.log.close()
+    log, snap, m = written(tmp_path, records[:250], snap_after=150)
     r = open_market(log, snapshot=snap)
     assert r.to_state() == m.to_state()
     run_all(r, records[250:])
@@ -125,13 +144,114 @@ def test_old_ids_stay_refused_after_snapshot_and_tail_recovery(tmp_path: Path) -
     assert after["seq"] == state["seq"]
 
 
+def _to_old_form(path: Path) -> None:
+    """Rewrite a log in the form written before the two-key header: ``"v": 1`` on every line."""
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    old = [{"v": 1, **{k: v for k, v in x.items() if k not in ("format", "version")}}
+           for x in lines]
+    path.write_text("".join(json.dumps(x, separators=(",", ":")) + "\n" for x in old))
+
+
+def test_the_older_v_form_still_reads_replays_and_appends(tmp_path: Path) -> None:
+    records = flow(200, seed=7)
+    log, snap, m = written(tmp_path, records[:150], snap_after=80)
+    _to_old_form(log)
+    state = json.loads(snap.read_text())
+    assert (state.pop("format"), state.pop("version")) == ("auction.live.snapshot", 1)
+    snap.write_text(json.dumps({"v": 1, **state}))
+
+    assert replay(log).to_state() == m.to_state()  # bit for bit, as before
+    r = open_market(log, snapshot=snap)
+    assert r.to_state() == m.to_state()
+    run_all(r, records[150:])  # appended in the log's own (older) form
+    r.log.close()
+    assert all(json.loads(x)["v"] == 1 for x in log.read_text().splitlines())
+    m.log = None
+    run_all(m, records[150:])
+    assert replay(log).to_state() == m.to_state()
+
+
+def test_a_log_written_by_the_older_writer_reads() -> None:
+    """tests/fixtures/live_log_v1.log: 20 inputs of `flow(20)`, written by the code before the
+    two-key header (every line ``"v": 1``)."""
+    path = Path(__file__).parent / "fixtures" / "live_log_v1.log"
+    assert all(json.loads(x)["v"] == 1 for x in path.read_text().splitlines())
+    config, pairs = read_log(path)
+    assert {k: config[k] for k in CONFIG} == CONFIG
+    ids = [ev.id for ev, _ in pairs]  # each input, and the clock advances it logged
+    assert [i for i in ids if not i.endswith("~advance")] == [rec["id"] for rec in flow(20)]
+    seqs = [ev.seq for ev, _ in pairs]
+    assert seqs == sorted(set(seqs))
+    assert all(outs is not None for _, outs in pairs)
+
+
+@pytest.mark.parametrize(
+    ("first", "field", "value"),
+    [
+        ({"format": "auction.live.log", "version": 2}, "version", 2),
+        ({"format": "auction.book", "version": 1}, "format", "auction.book"),
+        ({"format": "auction.live.log"}, "version", None),
+        ({"v": 2}, "v", 2),
+        ({"v": "1"}, "v", "1"),
+        ({}, "format", None),
+    ],
+)
+def test_an_unknown_header_is_refused(tmp_path: Path, first: dict[str, Any], field: str,
+                                      value: Any) -> None:
+    log, _, _ = written(tmp_path, flow(10))
+    lines = log.read_text().splitlines()
+    head = {k: v for k, v in json.loads(lines[0]).items() if k not in ("format", "version")}
+    log.write_text("\n".join([json.dumps({**first, **head}), *lines[1:]]) + "\n")
+    for read in (read_log, replay, open_market):
+        with pytest.raises(UnknownLogSchemaError) as info:
+            read(log)
+        assert isinstance(info.value, EventLogError)
+        assert isinstance(info.value, UnknownSchemaError)
+        assert (info.value.field, info.value.value) == (field, value)
+        assert info.value.supported == ("auction.live.log/1",)
+        assert info.value.newer == (value == 2 and field == "version")
+
+
+def test_an_unknown_snapshot_header_is_refused(tmp_path: Path) -> None:
+    log, snap, _ = written(tmp_path, flow(10), snap_after=10)
+    state = json.loads(snap.read_text())["state"]
+    for doc, field in (({"format": "auction.live.snapshot", "version": 9}, "version"),
+                       ({"format": "auction.live.log", "version": 1}, "format"),
+                       ({"v": 2}, "v")):
+        snap.write_text(json.dumps({**doc, "state": state}))
+        with pytest.raises(UnknownLogSchemaError) as info:
+            open_market(log, snapshot=snap)
+        assert info.value.field == field
+    for text in ("{", "[]", '{"format": "auction.live.snapshot", "version": 1}'):
+        snap.write_text(text)
+        with pytest.raises(EventLogError):
+            open_market(log, snapshot=snap)
+
+
+def test_header_keys_after_the_header_line_are_refused(tmp_path: Path) -> None:
+    log, _, _ = written(tmp_path, flow(10))
+    lines = log.read_text().splitlines()
+    for bad in ([lines[1], lines[0], *lines[2:]],  # the header is not first
+                [lines[0], json.dumps({"v": 1, **json.loads(lines[1])}), *lines[2:]]):
+        log.write_text("\n".join(bad) + "\n")
+        with pytest.raises(EventLogError):
+            read_log(log)
+
+
+def test_a_bad_fsync_policy_is_refused_before_any_file_is_made(tmp_path: Path) -> None:
+    with pytest.raises(InvalidValueError) as info:
+        open_market(tmp_path / "m.log", fsync="sometimes", **CONFIG)
+    assert (info.value.field, info.value.value) == ("fsync", "sometimes")
+    assert not (tmp_path / "m.log").exists()
+
+
 def test_a_torn_last_line_is_cut(tmp_path: Path) -> None:
     log = tmp_path / "m.log"
     m = open_market(log, **CONFIG)
     run_all(m, flow(40))
     m.log.close()
     with open(log, "ab") as f:
-        f.write(b'{"v":1,"type":"in","event":{"kind":"sub')
+        f.write(b'{"type":"in","event":{"kind":"sub')
     r = open_market(log)
     assert r.to_state() == m.to_state()
 

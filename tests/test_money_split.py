@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from auction.errors import InvalidValueError
 from auction.money import split_largest_remainder
 
 
@@ -76,14 +77,16 @@ def test_hand_examples(total: int, weights: list[int], want: list[int]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("total", "weights", "message"),
+    ("total", "weights", "message", "field"),
     [
-        (-1, [1], "non-negative"),
-        (1, [-1, 2], "non-negative"),
-        (1, [0, 0], "zero weights"),
-        (1, [], "zero weights"),
+        (-1, [1], "non-negative", "total"),
+        (1, [-1, 2], "non-negative", "weights[0]"),
+        (1, [0, 0], "zero weights", "sum(weights)"),
+        (1, [], "zero weights", "sum(weights)"),
     ],
 )
-def test_refuses_bad_input(total: int, weights: list[int], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_refuses_bad_input(total: int, weights: list[int], message: str, field: str) -> None:
+    with pytest.raises(InvalidValueError, match=message) as info:  # a ValueError too
         split_largest_remainder(total, weights)
+    assert isinstance(info.value, ValueError)
+    assert info.value.field == field

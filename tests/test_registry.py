@@ -325,7 +325,7 @@ def test_refresh_forgets_plugins(
         ({"broken-name": "fakeplug_broken:Thing"}, "broken-name", "broken on purpose"),
         ({"missing-module": "fakeplug_nowhere:Thing"}, "missing-module", "fakeplug_nowhere"),
         ({"missing-attr": "fakeplug_mod:Nothing"}, "missing-attr", "Nothing"),
-        ({"constant": "fakeplug_mod:NOT_CALLABLE"}, "constant", "not callable"),
+        ({"constant": "fakeplug_mod:NOT_CALLABLE"}, "constant", "must be callable"),
         ({"first-price": "fakeplug_mod:FakeMechanism"}, "first-price", "name is taken"),
         ({"second-price": "fakeplug_broken:Thing"}, "second-price", "name is taken"),
     ],

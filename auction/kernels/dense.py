@@ -45,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from auction.errors import InvalidValueError
 from auction.kernels.budget import DEADLINE, DONE, NO_LIMIT, WORK_LIMIT, stop_at
 from auction.kernels.jit import KernelGroup
 
@@ -513,16 +514,17 @@ def dense_assignment(
     (default `dense_work_bound`, never reached) bounds the matrix entries read and `deadline`
     is a ``time.monotonic()`` value; past either the status is `WORK_LIMIT` or `DEADLINE` and
     pedge a feasible matching, not an optimal one (u and p are then zero). `backend`:
-    ``"numba"`` or ``"python"`` (the pure-Python reference, slow).
+    ``"numba"`` or ``"python"`` (the pure-Python reference, slow). A bad `backend` or a
+    weight of `MAX_WEIGHT` or more raises `InvalidValueError` (a ValueError) naming it.
     """
     if backend not in ("numba", "python"):
-        raise ValueError(f"backend must be 'numba' or 'python', not {backend!r}")
+        raise InvalidValueError("backend", backend, "must be 'numba' or 'python'")
     indptr, cols, w = (np.ascontiguousarray(a, dtype=np.int64) for a in (indptr, cols, w))
     py = backend == "python"
     inspect = _inspect.py_func if py else _inspect
     lo_w, hi_w, grid = inspect(n, m, indptr, cols, w)
     if hi_w >= MAX_WEIGHT:
-        raise ValueError(f"weights must be below 2^57, got {hi_w}")
+        raise InvalidValueError("w", hi_w, "weights must be below 2^57 (MAX_WEIGHT)")
     if max_work is None:
         max_work = dense_work_bound(n, m)
     build = dense_matrix.py_func if py else dense_matrix

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from auction.errors import AuctionOverflowError, SolverError
+from auction.errors import AuctionOverflowError, InvalidTypeError, InvalidValueError, SolverError
 from auction.kernels.budget import (
     CHECK_EVERY,
     DEADLINE,
@@ -424,15 +424,24 @@ def transport_bounded(
     return x, price, status, scale, phases, pushes, relabels
 
 
-def _int_array(name: str, values: Any, length: int | None) -> IntArray:
+def _int_array(name: str, values: Any, length: int) -> IntArray:
     arr = np.asarray(values)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+        raise InvalidValueError(f"{name}.shape", arr.shape, "must be one-dimensional")
     if len(arr) and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
-    if length is not None and len(arr) != length:
-        raise ValueError(f"{name} has length {len(arr)}, expected {length}")
+        raise InvalidTypeError(name, arr.dtype, "an array of integers")
+    if len(arr) != length:
+        raise InvalidValueError(f"{name}.shape", arr.shape, f"must be ({length},)")
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _first_negative(**arrays: IntArray) -> None:
+    """Refuse the first negative entry of any of `arrays`, naming it."""
+    for name, arr in arrays.items():
+        bad = np.flatnonzero(arr < 0)
+        if len(bad):
+            i = int(bad[0])
+            raise InvalidValueError(f"{name}[{i}]", int(arr[i]), "must be >= 0")
 
 
 def transport_max_weight(
@@ -465,26 +474,34 @@ def transport_max_weight(
     Raises:
         AuctionOverflowError: scaled weights or prices would leave exact int64 range.
         SolverError: the kernel reported an internal error (never expected).
-        ValueError, TypeError: malformed arrays.
+        InvalidValueError, InvalidTypeError: malformed arrays or arguments, naming the first
+            offending entry (a ValueError or TypeError too).
     """
-    if n < 0 or m < 0:
-        raise ValueError(f"n and m must be >= 0, got {n} and {m}")
+    for name, size in (("n", n), ("m", m)):
+        if size < 0:
+            raise InvalidValueError(name, size, "must be >= 0")
     if alpha < 2:
-        raise ValueError(f"alpha must be >= 2, got {alpha}")
+        raise InvalidValueError("alpha", alpha, "must be >= 2")
     if backend not in ("numba", "python"):
-        raise ValueError(f"backend must be 'numba' or 'python', got {backend!r}")
+        raise InvalidValueError("backend", backend, "must be 'numba' or 'python'")
     d = _int_array("demand", demand, n)
     c = _int_array("capacity", capacity, m)
     ip = _int_array("indptr", indptr, n + 1)
-    if ip[0] != 0 or (np.diff(ip) < 0).any():
-        raise ValueError("indptr must start at 0 and be non-decreasing")
+    if ip[0] != 0:
+        raise InvalidValueError("indptr[0]", int(ip[0]), "must be 0")
+    drops = np.flatnonzero(np.diff(ip) < 0)
+    if len(drops):
+        i = int(drops[0]) + 1
+        raise InvalidValueError(f"indptr[{i}]", int(ip[i]),
+                                f"must be non-decreasing (indptr[{i - 1}] = {int(ip[i - 1])})")
     n_edges = int(ip[-1])
     cl = _int_array("cols", cols, n_edges)
     w = _int_array("weight", weight, n_edges)
-    if n_edges and (int(cl.min()) < 0 or int(cl.max()) >= m):
-        raise ValueError(f"cols must lie in [0, {m})")
-    if (d < 0).any() or (c < 0).any() or (w < 0).any():
-        raise ValueError("demand, capacity and weight must be >= 0")
+    out = np.flatnonzero((cl < 0) | (cl >= m))
+    if len(out):
+        e = int(out[0])
+        raise InvalidValueError(f"cols[{e}]", int(cl[e]), f"must lie in [0, {m})")
+    _first_negative(demand=d, capacity=c, weight=w)
     scale = flow_scale(n, m)
     top = int(w.max(initial=0))
     if top * scale > COST_LIMIT:

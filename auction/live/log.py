@@ -1,9 +1,14 @@
 """Durability: an append-only JSON-lines event log, snapshots, replay and crash recovery.
 
-Log format (``auction.live.log``, version `LOG_VERSION`): one JSON object per line, each with
-the key ``"v"``. The first line is the header (``"type": "header"`` and the market's
-``config``); then, per input, an ``"in"`` line (the input event) written and flushed
-*before* the input is applied, and an ``"out"`` line (its output events) after.
+Log format (`LOG_FORMAT`, version `LOG_VERSION`): one JSON object per line. The first line
+is the header, ``{"format": "auction.live.log", "version": 1, "type": "header", "config":
+{...}}`` (the library's one JSON header, then the market's ``config``); then, per input, an
+``"in"`` line (the input event) written and flushed *before* the input is applied, and an
+``"out"`` line (its output events) after. Logs of the older form, where every line carries
+``"v": 1`` instead of the header keys, still read, and a log is appended to in its own form.
+A header naming another format or version raises `UnknownLogSchemaError` (an
+`EventLogError`). Snapshots open with ``{"format": "auction.live.snapshot", "version": 1}``
+(older ones with ``"v": 1``).
 
 fsync policy (``fsync=``):
 
@@ -28,18 +33,68 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from auction.errors import EventLogError
+from auction._formats import header, read_version
+from auction.errors import EventLogError, InvalidValueError, UnknownLogSchemaError
 from auction.live.engine import LiveMarket
 from auction.live.events import Event
 
-__all__ = ["LOG_VERSION", "EventLog", "open_market", "read_log", "replay", "save_snapshot"]
+__all__ = [
+    "LOG_FORMAT",
+    "LOG_VERSION",
+    "SNAPSHOT_FORMAT",
+    "EventLog",
+    "open_market",
+    "read_log",
+    "replay",
+    "save_snapshot",
+]
 
+#: The ``"format"`` of an event log's header line.
+LOG_FORMAT = "auction.live.log"
+#: The version of the log (and snapshot) format written; the older ``"v": 1`` form still reads.
 LOG_VERSION = 1
+#: The ``"format"`` of a snapshot written by `save_snapshot`.
+SNAPSHOT_FORMAT = "auction.live.snapshot"
 _FSYNC = ("always", "never")
+_OLD_KEY = "v"  # the version key of every line (and snapshot) of the older form
 
 
-def _line(obj: Mapping[str, Any]) -> bytes:
-    return (json.dumps({"v": LOG_VERSION, **obj}, separators=(",", ":")) + "\n").encode()
+def _line(obj: Mapping[str, Any], old: bool) -> bytes:
+    """One log line; in a log of the older form every line carries ``"v"``."""
+    rec = {_OLD_KEY: LOG_VERSION, **obj} if old else dict(obj)
+    return (json.dumps(rec, separators=(",", ":")) + "\n").encode()
+
+
+def _is_old(rec: Mapping[str, Any]) -> bool:
+    """Whether `rec` (a log's first line, or a snapshot) has the older ``"v"`` header."""
+    return _OLD_KEY in rec and "format" not in rec and "version" not in rec
+
+
+def _check_header(rec: Mapping[str, Any], name: str, document: str) -> bool:
+    """Check the header of `rec` (format `name`); whether it is of the older form.
+
+    Raises:
+        UnknownLogSchemaError: another format or version, naming the key.
+    """
+    if not _is_old(rec):
+        read_version(rec, name, (LOG_VERSION,), legacy=(), document=document,
+                     error=UnknownLogSchemaError)
+        return False
+    if type(rec[_OLD_KEY]) is not int or rec[_OLD_KEY] != LOG_VERSION:
+        raise UnknownLogSchemaError(rec[_OLD_KEY], [f"{name}/{LOG_VERSION}"],
+                                    document=document, field=_OLD_KEY)
+    return True
+
+
+def _first_line(path: Path) -> dict[str, Any] | None:
+    """The first line of a log, parsed, or None when it is not a JSON object."""
+    with open(path, "rb") as f:
+        raw = f.readline()
+    try:
+        rec = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 class EventLog:
@@ -54,17 +109,21 @@ class EventLog:
     def __init__(self, path: str | os.PathLike[str], config: Mapping[str, Any] | None = None,
                  *, fsync: str = "always") -> None:
         if fsync not in _FSYNC:
-            raise EventLogError(f"fsync must be one of {_FSYNC}, got {fsync!r}")
+            raise InvalidValueError("fsync", fsync, f"must be one of {', '.join(_FSYNC)}")
         self.path = Path(path)
         self.fsync = fsync
         fresh = not self.path.exists() or self.path.stat().st_size == 0
+        self._old = False  # append in the log's own form
         if not fresh:
             _cut_torn_tail(self.path)
+            first = _first_line(self.path)
+            self._old = first is not None and _is_old(first)
         self._f: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - closed by close()
         if fresh:
             if config is None:
                 raise EventLogError(f"{self.path}: a new log needs the market's config")
-            self._write(_line({"type": "header", "config": dict(config)}), sync=True)
+            line = {**header(LOG_FORMAT, LOG_VERSION), "type": "header", "config": dict(config)}
+            self._write(_line(line, False), sync=True)
 
     def _write(self, data: bytes, *, sync: bool) -> None:
         self._f.write(data)
@@ -74,12 +133,12 @@ class EventLog:
 
     def write_input(self, ev: Event) -> None:
         """Append an input event (before it is applied)."""
-        self._write(_line({"type": "in", "event": ev.to_record()}), sync=True)
+        self._write(_line({"type": "in", "event": ev.to_record()}, self._old), sync=True)
 
     def write_outputs(self, seq: int, outs: list[Event]) -> None:
         """Append the output events of the input with sequence number `seq`."""
         self._write(_line({"type": "out", "cause": seq,
-                           "events": [e.to_record() for e in outs]}), sync=False)
+                           "events": [e.to_record() for e in outs]}, self._old), sync=False)
 
     def close(self) -> None:
         self._f.close()
@@ -102,11 +161,17 @@ def _cut_torn_tail(path: Path) -> None:
 def read_log(
     path: str | os.PathLike[str],
 ) -> tuple[dict[str, Any], list[tuple[Event, list[dict[str, Any]] | None]]]:
-    """The header config and the (input, logged outputs or None) pairs of a log."""
+    """The header config and the (input, logged outputs or None) pairs of a log.
+
+    Raises:
+        UnknownLogSchemaError: the header names another format or version.
+        EventLogError: any other fault of the file.
+    """
     config: dict[str, Any] | None = None
     pairs: list[tuple[Event, list[dict[str, Any]] | None]] = []
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
+    old: bool | None = None  # the form, known from the first line
     for k, raw in enumerate(lines):
         if not raw.strip():
             continue
@@ -116,8 +181,16 @@ def read_log(
             if k == len(lines) - 1:
                 break  # a torn last line
             raise EventLogError(f"{path}: line {k + 1} is not JSON") from None
-        if not isinstance(rec, dict) or rec.get("v") != LOG_VERSION:
-            raise EventLogError(f"{path}: line {k + 1} is not version {LOG_VERSION}")
+        if not isinstance(rec, dict):
+            raise EventLogError(f"{path}: line {k + 1} is not a JSON object")
+        if old is None:
+            old = _check_header(rec, LOG_FORMAT, f"{path}, line {k + 1}")
+            if not old and rec.get("type") != "header":
+                raise EventLogError(f"{path}: line {k + 1}: the header line comes first")
+        elif old:  # the older form: every line carries its version
+            _check_header(rec, LOG_FORMAT, f"{path}, line {k + 1}")
+        elif not {_OLD_KEY, "format", "version"}.isdisjoint(rec):
+            raise EventLogError(f"{path}: line {k + 1}: a header key after the header line")
         kind = rec.get("type")
         missing = {"header": "config", "in": "event", "out": "events"}.get(
             kind if isinstance(kind, str) else "")
@@ -165,7 +238,8 @@ def save_snapshot(market: LiveMarket, path: str | os.PathLike[str]) -> None:
     """Write the market's state atomically (temp file, fsync, rename)."""
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
-    data = json.dumps({"v": LOG_VERSION, "state": market.to_state()}).encode()
+    data = json.dumps({**header(SNAPSHOT_FORMAT, LOG_VERSION),
+                       "state": market.to_state()}).encode()
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -191,9 +265,13 @@ def open_market(
     header, pairs = read_log(p)
     after = 0
     if snapshot is not None and Path(snapshot).exists():
-        snap = json.loads(Path(snapshot).read_bytes())
-        if not isinstance(snap, dict) or snap.get("v") != LOG_VERSION:
-            raise EventLogError(f"{snapshot}: not a version {LOG_VERSION} snapshot")
+        try:
+            snap = json.loads(Path(snapshot).read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise EventLogError(f"{snapshot}: not JSON") from None
+        if not isinstance(snap, dict) or "state" not in snap:
+            raise EventLogError(f"{snapshot}: not a snapshot (a JSON object with a state)")
+        _check_header(snap, SNAPSHOT_FORMAT, str(snapshot))
         market = LiveMarket.from_state(snap["state"])
         after = market.seq
     else:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from auction.errors import InvalidValueError
 from auction.live.pools import Pools, SortKey, offer_class, request_profile
 from auction.orders import Offer, Request
 
@@ -71,7 +72,7 @@ def sort_keys(
         return _by_time, _by_time
     if rule == "posted-price":
         return by_price, _by_time
-    raise ValueError(f"unknown rule {rule!r}")
+    raise InvalidValueError("rule", rule, f"must be one of {', '.join(RULES)}")
 
 
 def best_offer(

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from auction.errors import UnknownOrderError
 from auction.orders import Offer, Request
 
 __all__ = ["ClassKey", "Pools", "ProfileKey", "accepts", "offer_class", "request_profile"]
@@ -69,7 +70,7 @@ class _Group:
     def remove(self, key: SortKey) -> None:
         i = bisect.bisect_left(self.keys, key)
         if i == len(self.keys) or self.keys[i] != key:
-            raise KeyError(key)
+            raise UnknownOrderError(str(key[-1]))
         del self.keys[i]
 
     def ids(self) -> Iterator[str]:

@@ -131,7 +131,7 @@ def _plugins() -> Mapping[str, Factory]:
         try:
             obj = ep.load()
             if not callable(obj):
-                raise TypeError(f"{ep.value} is not callable")
+                raise InvalidTypeError(ep.value, obj, "callable (a Mechanism class or factory)")
         except Exception as exc:  # any plugin failure must not break us
             warnings.warn(
                 f"mechanism plugin {ep.name!r} ({ep.value}) failed to load: {exc!r}",

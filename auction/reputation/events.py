@@ -23,6 +23,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from auction import errors
 from auction.errors import DuplicateIdError, InvalidValueError
 
 __all__ = [
@@ -50,14 +51,9 @@ class InvalidReputationError(InvalidValueError):
     """A reputation parameter (or an event) failed validation (`field`, `value`, `reason`)."""
 
 
-class InvalidEventError(InvalidReputationError):
-    """An event failed validation; `event_id` names it when it is known."""
-
-    holder = "event"
-
-    def __init__(self, field: str, value: Any, reason: str, *, event_id: str | None = None):
-        self.event_id = event_id
-        super().__init__(field, value, reason, within=event_id)
+class InvalidEventError(InvalidReputationError, errors.InvalidEventError):
+    """An event failed validation; `event_id` names it when it is known (an
+    `auction.InvalidEventError`, as the live market's)."""
 
 
 class ConflictingEventError(DuplicateIdError):

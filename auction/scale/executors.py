@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from auction.errors import InvalidValueError
+from auction.errors import InvalidValueError, MissingDependencyError
 
 __all__ = [
     "MAX_TASK_WORK",
@@ -301,12 +301,12 @@ def batch_by_work(
 
 
 def _import(module: str, extra: str) -> Any:
+    """`module`, or `MissingDependencyError` naming it and the extra that installs it."""
     try:
         return __import__(module)
     except ImportError as e:
-        raise ImportError(
-            f"this executor needs {module}: pip install 'auction[{extra}]'"
-        ) from e
+        raise MissingDependencyError(f"the {extra} executor", module,
+                                     f"pip install 'auction[{extra}]'") from e
 
 
 def runner(executor: Any = None) -> TaskRunner:
@@ -314,6 +314,7 @@ def runner(executor: Any = None) -> TaskRunner:
 
     Raises:
         InvalidValueError: `executor` is none of the accepted kinds, or Ray is not initialised.
+        MissingDependencyError: ``"ray"`` without Ray installed (an ImportError too).
     """
     if executor is None:
         return InProcessRunner()

@@ -582,7 +582,8 @@ def clear_partitioned(
         of per-provider integers (``vcg_bonus``) are summed.
 
     Raises:
-        PartitionError: the mechanism couples parts (see `DECOMPOSITION`).
+        PartitionError: the mechanism couples parts (see `DECOMPOSITION`), or the runner
+            lost a task.
         UnsupportedMarketError: the mechanism cannot clear the whole market (checked first,
             as the single clear would).
     """
@@ -617,7 +618,8 @@ def clear_partitioned(
     t2 = time.perf_counter()
     done = [o for o in outcomes if o is not None]
     if len(done) != len(parts):  # pragma: no cover - a runner that lost tasks
-        raise RuntimeError(f"{len(parts) - len(done)} parts came back missing")
+        raise PartitionError(str(mech.name), f"{len(parts) - len(done)} of {len(parts)} parts "
+                             f"came back missing from {run!r}")
     summary = {
         "by": parts.by, "parts": len(parts), "tasks": len(plan),
         "workers": run.workers, "runner": repr(run),

@@ -32,7 +32,12 @@ from typing import Any
 import attrs
 import numpy as np
 
-from auction.errors import AuctionError, InvalidValueError, MechanismNotFoundError
+from auction.errors import (
+    AuctionError,
+    InvalidValueError,
+    MechanismNotFoundError,
+    MissingDependencyError,
+)
 from auction.mechanisms.registry import available
 from auction.scale.executors import batch_by_work, runner
 from auction.simulation import Design, ExampleFlow, OrderFlow, simulate
@@ -345,7 +350,8 @@ def to_parquet(frame: Any, path: str | os.PathLike[str]) -> None:
     try:
         import pyarrow  # noqa: F401
     except ImportError as e:
-        raise ImportError("Parquet output needs pyarrow: pip install 'auction[sweep]'") from e
+        raise MissingDependencyError("Parquet output", "pyarrow",
+                                     "pip install 'auction[sweep]'") from e
     frame.to_parquet(path, index=False)
 
 

@@ -52,6 +52,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from auction import errors
 from auction.errors import DuplicateIdError
 from auction.orders import Request
 from auction.result import ClearingResult
@@ -105,12 +106,9 @@ _SAFE = float(2**62)
 
 
 # -- errors -------------------------------------------------------------------------------------
-class UnknownLeaseError(SettlementError, KeyError):
-    """No lease with this id is in the book."""
-
-    def __init__(self, lease_id: str) -> None:
-        self.lease_id = lease_id
-        super().__init__(lease_id)
+class UnknownLeaseError(SettlementError, errors.UnknownLeaseError):
+    """No lease with this id is in the book (an `auction.UnknownLeaseError`, as the live
+    market's, and a `KeyError`)."""
 
     def __str__(self) -> str:
         return f"no lease with id {self.lease_id!r} in the book"

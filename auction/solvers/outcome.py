@@ -26,6 +26,8 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from auction.errors import InvalidValueError
+
 __all__ = [
     "ERROR",
     "FEASIBLE",
@@ -67,7 +69,7 @@ def solver_stats(
 
 def _status(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value not in STATUSES:
-        raise ValueError(f"status must be one of {STATUSES}, got {value!r}")
+        raise InvalidValueError("status", value, f"must be one of {', '.join(STATUSES)}")
 
 
 @attrs.frozen

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, given, note, reject, settings
 from auction.book import OrderBook
 from auction.errors import (
     Alternative,
+    AuctionError,
     AuctionOverflowError,
     InvalidTypeError,
     InvalidValueError,
@@ -99,7 +100,7 @@ class Check(Protocol):
     def __call__(self, mechanism: MechanismLike, *, max_examples: int | None = None) -> None: ...
 
 
-class ConformanceError(AssertionError):
+class ConformanceError(AuctionError, AssertionError):
     """A mechanism failed one or more conformance checks.
 
     Attributes:
