@@ -1221,13 +1221,17 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 
 def _hash_str(arr: npt.NDArray[np.str_]) -> npt.NDArray[np.uint64]:
     """A 64-bit FNV-1a hash of each string of a 1-D numpy unicode array, vectorised over its
-    code points (`_factorize_str` checks the result for collisions)."""
+    code points; NULs are skipped, so the hash does not depend on the array's width (callers
+    compare the strings of equal hashes)."""
     width = arr.dtype.itemsize // 4
     points = np.ascontiguousarray(arr).view(np.uint32).reshape(len(arr), width)
     h = np.full(len(arr), _FNV_OFFSET, dtype=np.uint64)
+    step = np.empty(len(arr), dtype=np.uint64)
     for j in range(width):
-        h ^= points[:, j]
-        h *= _FNV_PRIME
+        p = points[:, j]
+        h ^= p
+        np.multiply(h, _FNV_PRIME, out=step)
+        np.copyto(h, step, where=p != 0)  # the padding of shorter strings leaves h as it is
     return h
 
 
