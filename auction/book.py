@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import json
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, overload
 
 import attrs
 import numpy as np
@@ -233,7 +233,7 @@ class _Table:
         self.list_vocab = dict(lists)
         self.n = 0
         self.cap = 16
-        self.ids: list[str] = []
+        self._ids: list[str] | None = []
         self.objects: list[Order | None] = []
         self.cols: dict[str, np.ndarray] = {
             k: np.zeros(self.cap, dtype=t) for k, t in scalars.items()
@@ -243,6 +243,23 @@ class _Table:
         self.extras: dict[str, list[Any]] = {k: [] for k in _EXTRAS}
         self.shared = False
         self.ids_array: np.ndarray | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        """The row ids (listed from `ids_array` on first use after a bulk load)."""
+        if self._ids is None:
+            assert self.ids_array is not None
+            self._ids = self.ids_array.tolist()
+        return self._ids
+
+    @ids.setter
+    def ids(self, ids: list[str]) -> None:
+        self._ids = ids
+
+    def _forget_ids_array(self) -> None:
+        """Before a write: the ids list becomes the only copy."""
+        self._ids = self.ids
+        self.ids_array = None
 
     def own(self) -> None:
         """Copy everything a snapshot may share before the first write after it."""
@@ -274,7 +291,7 @@ class _Table:
             self.cap = cap
 
     def write(self, i: int, row: Mapping[str, Any], order: Order) -> None:
-        self.ids_array = None
+        self._forget_ids_array()
         for k, v in row.items():
             if k in self.rows:
                 rows = self._row_lists(k)
@@ -299,7 +316,7 @@ class _Table:
 
     def swap_remove(self, i: int) -> str | None:
         """Remove row `i` by moving the last row into it; return the moved row's id."""
-        self.ids_array = None
+        self._forget_ids_array()
         last = self.n - 1
         moved = None
         lists = [self._row_lists(k) for k in self.rows]
@@ -319,15 +336,16 @@ class _Table:
         return moved
 
     def load(self, cols: Mapping[str, np.ndarray], lists: Mapping[str, CodeLists],
-             extras: Mapping[str, list[Any]], ids: list[str],
+             extras: Mapping[str, list[Any]], ids: Sequence[str],
              ids_array: np.ndarray | None = None) -> None:
         """Replace an empty table by bulk columns (`OrderBook.from_columns`); `ids_array`,
-        when given, is the ids as a numpy str array the table may keep."""
+        when given, is the ids as a read-only numpy str array the table keeps (and lists
+        only when needed)."""
         n = len(ids)
         self.cols = {k: np.ascontiguousarray(cols[k], dtype=t) for k, t in self.scalars.items()}
         self.cap = n
         self.n = n
-        self.ids = ids
+        self._ids = None if ids_array is not None else list(ids)
         self.objects = [None] * n
         self.rows = {k: None for k in self.list_vocab}
         self.csr = dict(lists)
@@ -1042,7 +1060,7 @@ class OrderBook:
         }
 
 
-def _raise_duplicate(ids: list[str], seen: Container[str]) -> None:
+def _raise_duplicate(ids: Iterable[str], seen: Container[str]) -> None:
     """Raise `DuplicateOrderError` for the first id already seen (earlier or on the other
     side)."""
     now: set[str] = set()
@@ -1057,7 +1075,9 @@ def _distinct(parts: Sequence[_Loaded]) -> bool:
     came as a numpy str array (equal hashes are then compared as strings), else by a set."""
     arrays = [p.ids_array for p in parts]
     if all(a is not None for a in arrays):
-        h = np.sort(np.concatenate([_hash_str(cast(np.ndarray, a)) for a in arrays]))
+        width = max(cast(np.ndarray, a).dtype.itemsize for a in arrays) // 4
+        h = np.sort(np.concatenate([_hash_str(cast(np.ndarray, a).astype(f"<U{width}"))
+                                    for a in arrays]))
         if not bool((h[1:] == h[:-1]).any()):
             return True
     ids = [p.ids for p in parts]
@@ -1082,7 +1102,7 @@ _INT_DEFAULTS = {"duration_hours": 1}
 
 @attrs.frozen
 class _Loaded:
-    ids: list[str]
+    ids: Sequence[str]
     cols: dict[str, np.ndarray]
     lists: dict[str, CodeLists]
     extras: dict[str, list[Any]]
@@ -1220,18 +1240,18 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 
 
 def _hash_str(arr: npt.NDArray[np.str_]) -> npt.NDArray[np.uint64]:
-    """A 64-bit FNV-1a hash of each string of a 1-D numpy unicode array, vectorised over its
-    code points; NULs are skipped, so the hash does not depend on the array's width (callers
-    compare the strings of equal hashes)."""
+    """A 64-bit FNV-style hash of each string of a 1-D numpy unicode array, vectorised over
+    its code points two at a time. Equal strings in arrays of one width hash alike (callers
+    compare the strings of equal hashes, and cast arrays to one width before comparing)."""
     width = arr.dtype.itemsize // 4
-    points = np.ascontiguousarray(arr).view(np.uint32).reshape(len(arr), width)
+    if width % 2:  # whole 64-bit words: pad with one NUL code point
+        arr = arr.astype(f"<U{width + 1}")
+        width += 1
+    words = np.ascontiguousarray(arr).view(np.uint64).reshape(len(arr), width // 2)
     h = np.full(len(arr), _FNV_OFFSET, dtype=np.uint64)
-    step = np.empty(len(arr), dtype=np.uint64)
-    for j in range(width):
-        p = points[:, j]
-        h ^= p
-        np.multiply(h, _FNV_PRIME, out=step)
-        np.copyto(h, step, where=p != 0)  # the padding of shorter strings leaves h as it is
+    for j in range(width // 2):
+        h ^= words[:, j]
+        h *= _FNV_PRIME
     return h
 
 
@@ -1338,20 +1358,43 @@ def _name_codes(vals: Any, field: str, ids: Sequence[str], vocab: Vocabulary) ->
     return vocab.code_many(uniques)[codes]
 
 
-def _id_column(vals: Any, n: int) -> tuple[list[str], np.ndarray | None]:
-    """The ids as a list of strs (and as a read-only numpy str array when given as one)."""
+class _Ids(Sequence[str]):
+    """Row ids kept as a numpy str array, read as plain strs (error messages name them)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: npt.NDArray[np.str_]) -> None:
+        self.array = array
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        return self.array[i].tolist() if isinstance(i, slice) else str(self.array[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.array.tolist())
+
+
+def _id_column(vals: Any, n: int) -> tuple[Sequence[str], np.ndarray | None]:
+    """The ids, checked: as a list of strs, or when given as a numpy str array as a read-only
+    copy of it (and a view of that as strs), listed only if the book needs it."""
     if _is_arrow(vals):
         vals = _arrow_array(vals)
         vals = vals.to_pylist() if vals.null_count else vals.to_numpy(zero_copy_only=False)
-    ids = vals.tolist() if isinstance(vals, np.ndarray) else list(vals)
-    if isinstance(vals, np.ndarray) and vals.dtype.kind == "U":
+    if isinstance(vals, np.ndarray) and vals.dtype.kind == "U" and vals.ndim == 1:
         arr = vals
         bad = (np.strings.str_len(arr) == 0) | (np.strings.strip(arr) != arr)
         bad |= np.strings.find(arr, "\0") >= 0
         if bad.any():
-            i = _first_bad(bad)
-            _as_name(ids[i], "id", None)  # raises, naming the position
-        return ids, _frozen(np.array(arr, dtype=str))
+            _as_name(str(arr[_first_bad(bad)]), "id", None)  # raises, naming the position
+        arr = _frozen(np.array(arr, dtype=str))
+        return _Ids(arr), arr
+    ids = vals.tolist() if isinstance(vals, np.ndarray) else list(vals)
     for i in [i for i, v in enumerate(ids)
               if type(v) is not str or not v or "\0" in v or v != v.strip()]:
         v = ids[i]
