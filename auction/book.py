@@ -1112,15 +1112,27 @@ class _Loaded:
 def _column_dict(data: Any, kind: str) -> dict[str, Any]:
     """Field name -> column, from a mapping, a pandas DataFrame or a pyarrow Table."""
     if isinstance(data, Mapping):
-        return {str(k): v for k, v in data.items()}
+        return {str(k): _unwrap(v) for k, v in data.items()}
     mod = type(data).__module__
     if mod.startswith("pandas") and hasattr(data, "columns"):
-        return {str(c): data[c] for c in data.columns}
+        return {str(c): _unwrap(data[c]) for c in data.columns}
     if mod.startswith("pyarrow") and hasattr(data, "column_names"):
         return {str(c): data.column(c) for c in data.column_names}
     raise InvalidOrderError(
         f"{kind}s", type(data).__name__, "must be a mapping of columns, a DataFrame or a Table"
     )
+
+
+def _unwrap(col: Any) -> Any:
+    """A pandas column stored by pyarrow (pandas' default string dtype) as its Arrow array,
+    which the Arrow paths read without a Python object per row; anything else as it is."""
+    if (type(col).__module__.startswith("pandas")
+            and getattr(getattr(col, "dtype", None), "storage", None) == "pyarrow"
+            and hasattr(getattr(col, "array", None), "__arrow_array__")):
+        import pyarrow as pa
+
+        return pa.array(col.array)
+    return col
 
 
 def _is_missing(v: Any) -> bool:
@@ -1383,9 +1395,7 @@ class _Ids(Sequence[str]):
 def _id_column(vals: Any, n: int) -> tuple[Sequence[str], np.ndarray | None]:
     """The ids, checked: as a list of strs, or when given as a numpy str array as a read-only
     copy of it (and a view of that as strs), listed only if the book needs it."""
-    if _is_arrow(vals):
-        vals = _arrow_array(vals)
-        vals = vals.to_pylist() if vals.null_count else vals.to_numpy(zero_copy_only=False)
+    vals = _plain(vals)
     if isinstance(vals, np.ndarray) and vals.dtype.kind == "U" and vals.ndim == 1:
         arr = vals
         bad = (np.strings.str_len(arr) == 0) | (np.strings.strip(arr) != arr)

@@ -272,7 +272,7 @@ def _records(cols: dict[str, list[Any]], side: str) -> list[dict[str, Any]]:
 
 def _form(cols: dict[str, list[Any]], side: str, form: str) -> Any:
     """The columns in one input form: Python lists (name columns as numpy str arrays when
-    they fit one), `ListColumn`s, or a pyarrow Table."""
+    they fit one), `ListColumn`s, a pyarrow Table or a pandas DataFrame."""
     if form == "lists":
         out: dict[str, Any] = dict(cols)
         for k in ("id", *NAME_FIELDS[side]):
@@ -288,6 +288,8 @@ def _form(cols: dict[str, list[Any]], side: str, form: str) -> Any:
             out[k] = ListColumn(offsets, np.array(flat, dtype=str) if flat
                                 else np.zeros(0, dtype="<U1"))
         return out
+    if form == "pandas":
+        return pd.DataFrame(cols)
     return pa.table({k: pa.array(v, pa.list_(pa.string())) if k in SET_FIELDS[side]
                      else pa.array(v) for k, v in cols.items()})
 
@@ -301,7 +303,7 @@ def _outcome(load: Any) -> Any:
     return book.to_records()  # outside the try: a bad value let in would fail here
 
 
-FORMS = ("lists", "ListColumn", "arrow")
+FORMS = ("lists", "ListColumn", "arrow", "pandas")
 
 
 @given(sides=_sides(), form=st.sampled_from(FORMS))
