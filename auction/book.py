@@ -1316,7 +1316,8 @@ def _factorize(values: Any) -> tuple[IntArray, list[Any]]:
         return _factorize_str(values)
     if _is_arrow(values):
         return _factorize_arrow(values)
-    items = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    items = values if isinstance(values, list) else (
+        values.tolist() if isinstance(values, np.ndarray) else list(values))
     try:
         first: dict[Any, None] = dict.fromkeys(items)
     except TypeError:  # an unhashable value: number values one by one
