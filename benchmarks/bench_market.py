@@ -16,7 +16,9 @@ timings are not slowed by tracing):
   depends on the prefix alone, so it is checked against the library's) and its time is
   extrapolated per request.
 * ``ingest``: ``OrderBook.from_columns`` against ``OrderBook.from_records`` on the same
-  orders (the records path on a sample, per order).
+  orders (the records path on a sample, per order), with the set-valued columns in three
+  forms, each its own row: Python lists (as `random_columns` builds them: the headline),
+  `ListColumn`, and a pyarrow Table per side; each loads the same book (checked).
 * ``constraints``: requests with constraint expressions over offers with attributes: pairs
   per second of the market's eligibility (Market + pair count), against evaluating each
   pair's two expressions in Python (`auction.testing.oracles.constraints_hold`) on a sample.
