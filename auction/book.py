@@ -1076,7 +1076,9 @@ def _distinct(parts: Sequence[_Loaded]) -> bool:
     arrays = [p.ids_array for p in parts]
     if all(a is not None for a in arrays):
         width = max(cast(np.ndarray, a).dtype.itemsize for a in arrays) // 4
-        h = np.sort(np.concatenate([_hash_str(cast(np.ndarray, a).astype(f"<U{width}"))
+        width += width % 2  # one even width for all: no copy in `_hash_str`
+        h = np.sort(np.concatenate([_hash_str(cast(np.ndarray, a).astype(f"<U{width}",
+                                                                         copy=False))
                                     for a in arrays]))
         if not bool((h[1:] == h[:-1]).any()):
             return True
@@ -1509,11 +1511,12 @@ def _csr(offsets: IntArray, codes: IntArray) -> CodeLists:
             owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
             width = int(codes.max()) + 1
             key = np.sort(owner * width + codes, kind="stable")  # nearly sorted: timsort
-            keep = np.ones(len(key), dtype=bool)
-            keep[1:] = key[1:] != key[:-1]
-            owner, codes = np.divmod(key[keep], width)
-            offsets = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(np.bincount(owner, minlength=n), out=offsets[1:])
+            repeated = key[1:] == key[:-1]
+            if repeated.any():  # drop repeats; rows get shorter
+                key = key[np.concatenate(([True], ~repeated))]
+                offsets = np.zeros(n + 1, dtype=np.int64)
+                np.cumsum(np.bincount(key // width, minlength=n), out=offsets[1:])
+            codes = key % width
     return CodeLists(_frozen(np.array(offsets, dtype=np.int64)),
                      _frozen(np.asarray(codes, dtype=np.int64)))
 
