@@ -13,10 +13,11 @@ sharing the book's arrays and copying them on the book's next write (copy on wri
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, overload
 
 import attrs
 import numpy as np
@@ -119,6 +120,15 @@ class Vocabulary:
             self._codes[name] = c
             self._names.append(name)
         return c
+
+    def code_many(self, names: Sequence[str]) -> IntArray:
+        """The codes of `names` (adding new ones in order), in bulk: for column ingest."""
+        codes = self._codes
+        new = [n for n in dict.fromkeys(names) if n not in codes]
+        codes.update(zip(new, range(len(self._names), len(self._names) + len(new)),
+                         strict=True))
+        self._names.extend(new)
+        return np.fromiter(map(codes.__getitem__, names), dtype=np.int64, count=len(names))
 
     def lookup(self, name: str) -> int:
         """Return the code of `name`, or -1 if it was never seen."""
@@ -230,7 +240,7 @@ class _Table:
         self.list_vocab = dict(lists)
         self.n = 0
         self.cap = 16
-        self.ids: list[str] = []
+        self._ids: list[str] | None = []
         self.objects: list[Order | None] = []
         self.cols: dict[str, np.ndarray] = {
             k: np.zeros(self.cap, dtype=t) for k, t in scalars.items()
@@ -240,6 +250,23 @@ class _Table:
         self.extras: dict[str, list[Any]] = {k: [] for k in _EXTRAS}
         self.shared = False
         self.ids_array: np.ndarray | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        """The row ids (listed from `ids_array` on first use after a bulk load)."""
+        if self._ids is None:
+            assert self.ids_array is not None
+            self._ids = self.ids_array.tolist()
+        return self._ids
+
+    @ids.setter
+    def ids(self, ids: list[str]) -> None:
+        self._ids = ids
+
+    def _forget_ids_array(self) -> None:
+        """Before a write: the ids list becomes the only copy."""
+        self._ids = self.ids
+        self.ids_array = None
 
     def own(self) -> None:
         """Copy everything a snapshot may share before the first write after it."""
@@ -271,7 +298,7 @@ class _Table:
             self.cap = cap
 
     def write(self, i: int, row: Mapping[str, Any], order: Order) -> None:
-        self.ids_array = None
+        self._forget_ids_array()
         for k, v in row.items():
             if k in self.rows:
                 rows = self._row_lists(k)
@@ -296,7 +323,7 @@ class _Table:
 
     def swap_remove(self, i: int) -> str | None:
         """Remove row `i` by moving the last row into it; return the moved row's id."""
-        self.ids_array = None
+        self._forget_ids_array()
         last = self.n - 1
         moved = None
         lists = [self._row_lists(k) for k in self.rows]
@@ -316,18 +343,21 @@ class _Table:
         return moved
 
     def load(self, cols: Mapping[str, np.ndarray], lists: Mapping[str, CodeLists],
-             extras: Mapping[str, list[Any]], ids: list[str]) -> None:
-        """Replace an empty table by bulk columns (`OrderBook.from_columns`)."""
+             extras: Mapping[str, list[Any]], ids: Sequence[str],
+             ids_array: np.ndarray | None = None) -> None:
+        """Replace an empty table by bulk columns (`OrderBook.from_columns`); `ids_array`,
+        when given, is the ids as a read-only numpy str array the table keeps (and lists
+        only when needed)."""
         n = len(ids)
         self.cols = {k: np.ascontiguousarray(cols[k], dtype=t) for k, t in self.scalars.items()}
         self.cap = n
         self.n = n
-        self.ids = ids
+        self._ids = None if ids_array is not None else list(ids)
         self.objects = [None] * n
         self.rows = {k: None for k in self.list_vocab}
         self.csr = dict(lists)
         self.extras = {k: list(extras[k]) for k in _EXTRAS}
-        self.ids_array = None
+        self.ids_array = ids_array
 
     def view(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -689,14 +719,32 @@ class OrderBook:
     def __init__(self, orders: Iterable[Order] = ()) -> None:
         self._offers = _Table(_OFFER_SCALARS, _OFFER_LISTS)
         self._requests = _Table(_REQUEST_SCALARS, _REQUEST_LISTS)
-        self._where: dict[str, tuple[Literal["offer", "request"], int]] = {}
+        self._where_map: dict[str, tuple[Literal["offer", "request"], int]] | None = {}
         self._vocab = {k: Vocabulary() for k in ("parties", "models", "regions", "tags")}
         self._shared = False
         self.add_many(orders)
 
+    @property
+    def _where(self) -> dict[str, tuple[Literal["offer", "request"], int]]:
+        """Order id -> (side, row); built on first use after `from_columns`, which only
+        checks the ids are distinct (a market never looks orders up by id)."""
+        where = self._where_map
+        if where is None:
+            o, r = self._offers, self._requests
+            sides: tuple[Literal["offer", "request"], Literal["offer", "request"]] = (
+                "offer", "request")
+            where = dict(zip(o.ids, zip(itertools.repeat(sides[0]), range(o.n)), strict=True))
+            where.update(zip(r.ids, zip(itertools.repeat(sides[1]), range(r.n)), strict=True))
+            self._where_map = where
+        return where
+
+    @_where.setter
+    def _where(self, where: dict[str, tuple[Literal["offer", "request"], int]]) -> None:
+        self._where_map = where
+
     # -- reading ------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._where)
+        return self._offers.n + self._requests.n
 
     def __contains__(self, order_id: object) -> bool:
         return order_id in self._where
@@ -744,10 +792,11 @@ class OrderBook:
         """Add several orders at once: all of them, or (on any error) none."""
         batch = list(orders)
         seen: set[str] = set()
+        where = self._where
         for o in batch:
             if not isinstance(o, Offer | Request):
                 raise InvalidOrderError("order", o, "must be an Offer or a Request")
-            if o.id in self._where or o.id in seen:
+            if o.id in where or o.id in seen:
                 raise DuplicateOrderError(o.id)
             seen.add(o.id)
         if not batch:
@@ -759,11 +808,12 @@ class OrderBook:
         rows_r = [self._request_row(r) for r in requests]
         self._offers.reserve(len(offers))
         self._requests.reserve(len(requests))
+        where = self._where  # after _own, which may have copied it
         for o, row in zip(offers, rows_o, strict=True):
-            self._where[o.id] = ("offer", self._offers.n)
+            where[o.id] = ("offer", self._offers.n)
             self._offers.write(self._offers.n, row, o)
         for r, row in zip(requests, rows_r, strict=True):
-            self._where[r.id] = ("request", self._requests.n)
+            where[r.id] = ("request", self._requests.n)
             self._requests.write(self._requests.n, row, r)
 
     def cancel(self, order_id: str) -> Order:
@@ -924,7 +974,6 @@ class OrderBook:
         row raises `InvalidOrderError` naming its order id, the field and the value.
         """
         book = cls()
-        seen: dict[str, tuple[Literal["offer", "request"], int]] = {}
         loaded: list[tuple[_Table, _Loaded]] = []
         sides: tuple[tuple[Literal["offer", "request"], Any], ...] = (
             ("offer", offers), ("request", requests)
@@ -934,16 +983,12 @@ class OrderBook:
                 continue
             table = book._offers if side == "offer" else book._requests
             part = _load_side(side, data, book._vocab)
-            ids = part.ids
-            n_before = len(seen)
-            seen.update(zip(ids, zip(itertools.repeat(side), range(len(ids)), strict=False),
-                            strict=True))
-            if len(seen) != n_before + len(ids):  # name the first duplicate
-                _raise_duplicate(ids, {i for _, p in loaded for i in p.ids})
+            if not _distinct([*(p for _, p in loaded), part]):  # name the first duplicate
+                _raise_duplicate(part.ids, {i for _, p in loaded for i in p.ids})
             loaded.append((table, part))
         for table, part in loaded:
-            table.load(part.cols, part.lists, part.extras, part.ids)
-        book._where = seen
+            table.load(part.cols, part.lists, part.extras, part.ids, part.ids_array)
+        book._where_map = None  # built on first use (`_where`)
         return book
 
     # -- internals ----------------------------------------------------------------------
@@ -1011,7 +1056,7 @@ class OrderBook:
         }
 
 
-def _raise_duplicate(ids: list[str], seen: Container[str]) -> None:
+def _raise_duplicate(ids: Iterable[str], seen: Container[str]) -> None:
     """Raise `DuplicateOrderError` for the first id already seen (earlier or on the other
     side)."""
     now: set[str] = set()
@@ -1019,6 +1064,22 @@ def _raise_duplicate(ids: list[str], seen: Container[str]) -> None:
         if i in now or i in seen:
             raise DuplicateOrderError(i)
         now.add(i)
+
+
+def _distinct(parts: Sequence[_Loaded]) -> bool:
+    """Whether the ids of `parts` are all distinct: by sorting their hashes when every part
+    came as a numpy str array (equal hashes are then compared as strings), else by a set."""
+    arrays = [p.ids_array for p in parts]
+    if all(a is not None for a in arrays):
+        width = max(cast(np.ndarray, a).dtype.itemsize for a in arrays) // 4
+        width += width % 2  # one even width for all: no copy in `_hash_str`
+        h = np.sort(np.concatenate([_hash_str(cast(np.ndarray, a).astype(f"<U{width}",
+                                                                         copy=False))
+                                    for a in arrays]))
+        if not bool((h[1:] == h[:-1]).any()):
+            return True
+    ids = [p.ids for p in parts]
+    return len(set(itertools.chain.from_iterable(ids))) == sum(map(len, ids))
 
 
 # -- columnar ingest ------------------------------------------------------------------------
@@ -1039,24 +1100,37 @@ _INT_DEFAULTS = {"duration_hours": 1}
 
 @attrs.frozen
 class _Loaded:
-    ids: list[str]
+    ids: Sequence[str]
     cols: dict[str, np.ndarray]
     lists: dict[str, CodeLists]
     extras: dict[str, list[Any]]
+    ids_array: np.ndarray | None = None
 
 
 def _column_dict(data: Any, kind: str) -> dict[str, Any]:
     """Field name -> column, from a mapping, a pandas DataFrame or a pyarrow Table."""
     if isinstance(data, Mapping):
-        return {str(k): v for k, v in data.items()}
+        return {str(k): _unwrap(v) for k, v in data.items()}
     mod = type(data).__module__
     if mod.startswith("pandas") and hasattr(data, "columns"):
-        return {str(c): data[c] for c in data.columns}
+        return {str(c): _unwrap(data[c]) for c in data.columns}
     if mod.startswith("pyarrow") and hasattr(data, "column_names"):
         return {str(c): data.column(c) for c in data.column_names}
     raise InvalidOrderError(
         f"{kind}s", type(data).__name__, "must be a mapping of columns, a DataFrame or a Table"
     )
+
+
+def _unwrap(col: Any) -> Any:
+    """A pandas column stored by pyarrow (pandas' default string dtype) as its Arrow array,
+    which the Arrow paths read without a Python object per row; anything else as it is."""
+    if (type(col).__module__.startswith("pandas")
+            and getattr(getattr(col, "dtype", None), "storage", None) == "pyarrow"
+            and hasattr(getattr(col, "array", None), "__arrow_array__")):
+        import pyarrow as pa
+
+        return pa.array(col.array)
+    return col
 
 
 def _is_missing(v: Any) -> bool:
@@ -1068,19 +1142,26 @@ def _is_missing(v: Any) -> bool:
         return True
 
 
+def _is_arrow(col: Any) -> bool:
+    return type(col).__module__.startswith("pyarrow") and hasattr(col, "type")
+
+
+def _arrow_array(col: Any) -> Any:
+    """One contiguous pyarrow Array of an Array or ChunkedArray."""
+    return col.combine_chunks() if hasattr(col, "combine_chunks") else col
+
+
 def _plain(col: Any) -> Any:
     """A column as a numpy array (numeric/bool/str dtypes kept) or a list of Python values."""
-    mod = type(col).__module__
-    if mod.startswith("pyarrow"):
-        if hasattr(col, "combine_chunks"):
-            col = col.combine_chunks()
+    if _is_arrow(col):
+        col = _arrow_array(col)
         if col.null_count:
             return col.to_pylist()
         try:
             return col.to_numpy(zero_copy_only=False)
         except Exception:  # nested types: Python values
             return col.to_pylist()
-    if mod.startswith("pandas"):
+    if type(col).__module__.startswith("pandas"):
         if col.hasnans if hasattr(col, "hasnans") else False:
             return col.to_numpy(dtype=object)
         return col.to_numpy()
@@ -1093,8 +1174,15 @@ def _first_bad(mask: Any) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _types(items: Sequence[Any]) -> set[type]:
+    return set(map(type, items))
+
+
 def _int_column(vals: Any, field: str, ids: Sequence[str], n: int) -> IntArray:
     lo, hi = _INT_BOUNDS[field]
+    if isinstance(vals, list) and _types(vals) == {int}:  # plain ints: convert in one go
+        with contextlib.suppress(OverflowError):  # out of int64: the loop names the row
+            vals = np.array(vals, dtype=np.int64)
     arr = np.asarray(vals) if not isinstance(vals, list) else None
     if arr is not None and arr.dtype.kind in "iu":
         if arr.dtype.kind == "u":
@@ -1131,9 +1219,10 @@ def _bool_column(vals: Any, field: str, ids: Sequence[str], n: int) -> npt.NDArr
     if arr is not None and arr.dtype == np.bool_:
         return arr
     items = vals if isinstance(vals, list) else list(np.asarray(vals, dtype=object))
-    for i, v in enumerate(items):
-        if not isinstance(v, bool | np.bool_):
-            raise InvalidOrderError(field, v, "must be a bool", order_id=ids[i])
+    if not _types(items) <= {bool, np.bool_}:
+        for i, v in enumerate(items):
+            if not isinstance(v, bool | np.bool_):
+                raise InvalidOrderError(field, v, "must be a bool", order_id=ids[i])
     return np.array(items, dtype=bool).reshape(n)
 
 
@@ -1155,125 +1244,277 @@ def _rep_column(vals: Any, ids: Sequence[str], n: int) -> npt.NDArray[np.float64
     return out
 
 
+# -- factorizing string columns: code per row, distinct values in first-seen order ----------
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+def _hash_str(arr: npt.NDArray[np.str_]) -> npt.NDArray[np.uint64]:
+    """A 64-bit FNV-style hash of each string of a 1-D numpy unicode array, vectorised over
+    its code points two at a time. Equal strings in arrays of one width hash alike (callers
+    compare the strings of equal hashes, and cast arrays to one width before comparing)."""
+    width = arr.dtype.itemsize // 4
+    if width % 2:  # whole 64-bit words: pad with one NUL code point
+        arr = arr.astype(f"<U{width + 1}")
+        width += 1
+    words = np.ascontiguousarray(arr).view(np.uint64).reshape(len(arr), width // 2)
+    h = np.full(len(arr), _FNV_OFFSET, dtype=np.uint64)
+    for j in range(width // 2):
+        h ^= words[:, j]
+        h *= _FNV_PRIME
+    return h
+
+
+def _first_seen(first: IntArray, inverse: IntArray) -> tuple[IntArray, IntArray]:
+    """Renumber `np.unique`'s output in order of first appearance: (codes, first rows)."""
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    return rank[inverse.reshape(-1)], first[order]
+
+
+def _factorize_str(arr: npt.NDArray[np.str_]) -> tuple[IntArray, list[Any]]:
+    """`_factorize` of a numpy unicode array: distinct 64-bit hashes, checked against the
+    strings (a collision, never seen in practice, falls back to sorting the strings)."""
+    _, first, inverse = np.unique(_hash_str(arr), return_index=True, return_inverse=True)
+    codes, rows = _first_seen(first, inverse)
+    uniques = arr[rows]
+    block = 1 << 16  # compare in blocks: no n-row string temporaries
+    if not all(bool((uniques[codes[i:i + block]] == arr[i:i + block]).all())
+               for i in range(0, len(arr), block)):
+        _, first, inverse = np.unique(arr, return_index=True, return_inverse=True)
+        codes, rows = _first_seen(first, inverse)
+        uniques = arr[rows]
+    return codes, uniques.tolist()
+
+
+def _factorize_arrow(col: Any) -> tuple[IntArray, list[Any]]:
+    """`_factorize` of a pyarrow string column by Arrow's hash table (`dictionary_encode`,
+    which numbers values in order of appearance); other types and nulls as Python values."""
+    import pyarrow as pa
+
+    arr = _arrow_array(col)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    t = arr.type
+    if arr.null_count or not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return _factorize(arr.to_pylist())
+    enc = arr.dictionary_encode()
+    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return codes, enc.dictionary.to_pylist()
+
+
 def _factorize(values: Any) -> tuple[IntArray, list[Any]]:
-    """(code per value, distinct values), hash-based with pandas when it is installed."""
+    """(code per value, distinct values in order of first appearance) of a 1-D column.
+
+    Numpy unicode arrays go through a vectorised hash, pyarrow string arrays through Arrow's,
+    anything else through one C-level dict pass; unhashable values (always invalid names)
+    each count as distinct, so the caller names the first bad row."""
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind == "U":
+        return _factorize_str(values)
+    if _is_arrow(values):
+        return _factorize_arrow(values)
+    items = values if isinstance(values, list) else (
+        values.tolist() if isinstance(values, np.ndarray) else list(values))
     try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - depends on the environment
-        arr = np.asarray(values, dtype=object)
-        seen: dict[Any, int] = {}
-        codes = np.fromiter((seen.setdefault(v, len(seen)) for v in arr), dtype=np.int64,
-                            count=len(arr))
-        return codes, list(seen)
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
-    return codes.astype(np.int64), list(uniques)
+        first: dict[Any, None] = dict.fromkeys(items)
+    except TypeError:  # an unhashable value: number values one by one
+        index: dict[Any, int] = {}
+        codes = np.empty(len(items), dtype=np.int64)
+        for i, v in enumerate(items):
+            try:
+                codes[i] = index.setdefault(v, len(index))
+            except TypeError:
+                codes[i] = index.setdefault(_Unhashable(v), len(index))
+        return codes, [v.value if isinstance(v, _Unhashable) else v for v in index]
+    uniques = list(first)
+    index = dict(zip(uniques, range(len(uniques)), strict=True))
+    return np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items)), uniques
+
+
+@attrs.frozen(eq=False)
+class _Unhashable:
+    """A key standing for one unhashable value (compared by identity)."""
+
+    value: Any
+
+
+def _first_bad_name(uniques: list[Any]) -> int:
+    """Make the distinct names plain strs in place; return the index of the first one that is
+    not a valid name (a non-empty str without surrounding spaces or NUL), or -1."""
+    for j in [j for j, u in enumerate(uniques)
+              if type(u) is not str or not u or u != u.strip() or "\0" in u]:
+        u = uniques[j]
+        if not isinstance(u, str) or not u or u != u.strip() or "\0" in u:
+            return j
+        uniques[j] = str(u)  # numpy.str_
+    return -1
+
+
+def _name_error(value: Any, field: str, order_id: str) -> InvalidOrderError:
+    """The error `_as_name` raises for a bad name."""
+    try:
+        _as_name(value, field, order_id)
+    except InvalidOrderError as e:
+        return e
+    raise AssertionError(f"{value!r} is a valid name")  # pragma: no cover
 
 
 def _name_codes(vals: Any, field: str, ids: Sequence[str], vocab: Vocabulary) -> IntArray:
     """Vocabulary codes of a column of names, each distinct name validated once."""
     codes, uniques = _factorize(vals)
-    mapped = np.empty(len(uniques), dtype=np.int64)
-    for u, name in enumerate(uniques):
-        if isinstance(name, np.str_):
-            name = str(name)
-        try:
-            checked = _as_name(name, field, None)
-        except InvalidOrderError as e:
-            i = _first_bad(codes == u)
-            raise InvalidOrderError(field, name, e.reason, order_id=ids[i]) from None
-        mapped[u] = vocab.code(checked)
-    return mapped[codes] if len(codes) else np.zeros(0, dtype=np.int64)
+    j = _first_bad_name(uniques)
+    if j >= 0:
+        raise _name_error(uniques[j], field, ids[_first_bad(codes == j)])
+    return vocab.code_many(uniques)[codes]
 
 
-def _id_column(vals: Any, n: int) -> list[str]:
-    ids = vals.tolist() if isinstance(vals, np.ndarray) else list(vals)
-    if isinstance(vals, np.ndarray) and vals.dtype.kind == "U":
+class _Ids(Sequence[str]):
+    """Row ids kept as a numpy str array, read as plain strs (error messages name them)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: npt.NDArray[np.str_]) -> None:
+        self.array = array
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        return self.array[i].tolist() if isinstance(i, slice) else str(self.array[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.array.tolist())
+
+
+def _id_column(vals: Any, n: int) -> tuple[Sequence[str], np.ndarray | None]:
+    """The ids, checked: as a list of strs, or when given as a numpy str array as a read-only
+    copy of it (and a view of that as strs), listed only if the book needs it."""
+    vals = _plain(vals)
+    if isinstance(vals, np.ndarray) and vals.dtype.kind == "U" and vals.ndim == 1:
         arr = vals
         bad = (np.strings.str_len(arr) == 0) | (np.strings.strip(arr) != arr)
         bad |= np.strings.find(arr, "\0") >= 0
         if bad.any():
-            i = _first_bad(bad)
-            _as_name(ids[i], "id", None)  # raises, naming the position
-        return ids
-    for i, v in enumerate(ids):
-        if type(v) is not str or not v or "\0" in v or v != v.strip():
-            try:
-                ids[i] = _as_name(v.item() if isinstance(v, np.generic) else v, "id", None)
-            except InvalidOrderError as e:
-                raise InvalidOrderError("id", v, e.reason, order_id=f"row {i}") from None
-    return ids
+            _as_name(str(arr[_first_bad(bad)]), "id", None)  # raises, naming the position
+        arr = _frozen(np.array(arr, dtype=str))
+        return _Ids(arr), arr
+    ids = vals.tolist() if isinstance(vals, np.ndarray) else list(vals)
+    for i in [i for i, v in enumerate(ids)
+              if type(v) is not str or not v or "\0" in v or v != v.strip()]:
+        v = ids[i]
+        try:
+            ids[i] = _as_name(v.item() if isinstance(v, np.generic) else v, "id", None)
+        except InvalidOrderError as e:
+            raise InvalidOrderError("id", v, e.reason, order_id=f"row {i}") from None
+    return ids, None
+
+
+_LIST_ROWS = frozenset({list, tuple, set, frozenset})
 
 
 def _list_column(vals: Any, field: str, ids: Sequence[str], vocab: Vocabulary) -> CodeLists:
-    """A set-valued column as sorted, distinct vocabulary codes per row."""
+    """A set-valued column as sorted, distinct vocabulary codes per row.
+
+    Fast forms: a `ListColumn`, a pyarrow list array, a 2-D numpy str array (same length
+    per row) and a list of lists/tuples/sets; None means the empty set."""
     n = len(ids)
     flat: Any
     if isinstance(vals, ListColumn):
-        offsets, flat = np.asarray(vals.offsets, dtype=np.int64), vals.values
-    elif type(vals).__module__.startswith("pyarrow") and hasattr(vals, "type"):
-        arr = vals.combine_chunks() if hasattr(vals, "combine_chunks") else vals
-        if arr.null_count:  # nulls: empty sets
-            import pyarrow as pa
-            import pyarrow.compute as pc
-
-            arr = pc.if_else(arr.is_null(), pa.scalar([], arr.type), arr)
-        offsets = np.asarray(arr.offsets, dtype=np.int64)
-        offsets = offsets - offsets[0]
-        flat = arr.flatten().to_numpy(zero_copy_only=False)
+        offsets, flat = _list_column_parts(vals, field)
+    elif _is_arrow(vals) and _arrow_lists(vals) is not None:
+        offsets, flat = cast(tuple[IntArray, Any], _arrow_lists(vals))
+    elif isinstance(vals, np.ndarray) and vals.ndim == 2 and vals.dtype.kind == "U":
+        offsets = np.arange(len(vals) + 1, dtype=np.int64) * vals.shape[1]
+        flat = vals.reshape(-1)
     else:
+        if _is_arrow(vals):
+            vals = _arrow_array(vals).to_pylist()
         items = vals.tolist() if isinstance(vals, np.ndarray) else list(vals)
-        if set(map(type, items)) <= {list, tuple}:  # the common case, fast
-            lengths = np.fromiter(map(len, items), dtype=np.int64, count=n)
-            offsets = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(lengths, out=offsets[1:])
+        lengths = np.zeros(len(items), dtype=np.int64)
+        if _types(items) <= _LIST_ROWS:  # the common case, fast
+            lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
             flat = list(itertools.chain.from_iterable(items))
-            return _codes_of(offsets, flat, field, ids, vocab)
-        lengths = np.zeros(n, dtype=np.int64)
-        chunks: list[Any] = []
-        for i, v in enumerate(items):
-            if v is None or (isinstance(v, float) and v != v):
-                continue
-            if isinstance(v, str | bytes) or not isinstance(v, Iterable):
-                raise InvalidOrderError(
-                    field, v, "must be a set of strings (a bare string is not)",
-                    order_id=ids[i],
-                )
-            v = list(v)
-            lengths[i] = len(v)
-            chunks.extend(v)
-        offsets = np.zeros(n + 1, dtype=np.int64)
+        else:
+            chunks: list[Any] = []
+            for i, v in enumerate(items):
+                if v is None or (isinstance(v, float) and v != v):
+                    continue
+                if isinstance(v, str | bytes) or not isinstance(v, Iterable):
+                    raise InvalidOrderError(
+                        field, v, "must be a set of strings (a bare string is not)",
+                        order_id=ids[i],
+                    )
+                v = list(v)
+                lengths[i] = len(v)
+                chunks.extend(v)
+            flat = chunks
+        offsets = np.zeros(len(items) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        flat = chunks
-    return _codes_of(offsets, flat, field, ids, vocab)
-
-
-def _codes_of(offsets: IntArray, flat: Any, field: str, ids: Sequence[str],
-              vocab: Vocabulary) -> CodeLists:
-    """Sorted, distinct vocabulary codes per row of a flattened list column."""
-    n = len(ids)
     if len(offsets) != n + 1:
         raise InvalidOrderError(field, len(offsets) - 1, f"must have {n} rows")
-    owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
-    codes, uniques = _factorize(flat) if len(owner) else (np.zeros(0, np.int64), [])
-    mapped = np.empty(len(uniques), dtype=np.int64)
-    for u, name in enumerate(uniques):
-        if isinstance(name, np.str_):
-            name = str(name)
-        if not isinstance(name, str) or not name or name != name.strip() or "\0" in name:
-            i = int(owner[_first_bad(codes == u)])
-            raise InvalidOrderError(field, name, "members must be non-empty strings",
-                                    order_id=ids[i])
-        mapped[u] = vocab.code(name)
-    c = mapped[codes] if len(codes) else np.zeros(0, dtype=np.int64)
-    width = np.int64(len(uniques) and int(mapped.max()) + 1)
-    key = np.sort(owner * width + c)  # sorted by row, then code; drop repeats within a row
-    owner, c = key // max(width, 1), key % max(width, 1)
-    keep = np.ones(len(c), dtype=bool)
-    keep[1:] = (owner[1:] != owner[:-1]) | (c[1:] != c[:-1])
-    owner, c = owner[keep], c[keep]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owner, minlength=n), out=indptr[1:])
-    return CodeLists(_frozen(indptr), _frozen(c.astype(np.int64)))
+    codes, uniques = _factorize(flat) if len(flat) else (np.zeros(0, np.int64), [])
+    j = _first_bad_name(uniques)
+    if j >= 0:
+        row = int(np.searchsorted(offsets, _first_bad(codes == j), side="right")) - 1
+        raise InvalidOrderError(field, uniques[j], "members must be non-empty strings",
+                                order_id=ids[row])
+    return _csr(offsets, vocab.code_many(uniques)[codes])
+
+
+def _list_column_parts(col: ListColumn, field: str) -> tuple[IntArray, Any]:
+    """(offsets from 0, flat values) of a `ListColumn`, its offsets checked."""
+    offsets = np.asarray(col.offsets)
+    values = col.values if isinstance(col.values, np.ndarray) else list(col.values)
+    if (offsets.ndim != 1 or offsets.dtype.kind not in "iu" or not len(offsets)
+            or offsets[0] < 0 or bool((np.diff(offsets) < 0).any())
+            or offsets[-1] > len(values)):
+        raise InvalidOrderError(
+            field, "<ListColumn>",
+            "offsets must be non-decreasing ints within the values, one more than the rows",
+        )
+    start, stop = int(offsets[0]), int(offsets[-1])
+    return offsets.astype(np.int64) - start, values[start:stop]
+
+
+def _arrow_lists(col: Any) -> tuple[IntArray, Any] | None:
+    """(offsets from 0, flat values) of a pyarrow list column (null rows: empty sets), or
+    None for another type."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = _arrow_array(col)
+    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
+        return None
+    if arr.null_count:  # nulls: empty sets
+        arr = pc.if_else(arr.is_null(), pa.scalar([], arr.type), arr)
+    offsets = np.asarray(arr.offsets, dtype=np.int64)
+    return offsets - offsets[0], arr.flatten()
+
+
+def _csr(offsets: IntArray, codes: IntArray) -> CodeLists:
+    """CSR of per-row codes, each row sorted and made distinct (skipped when it already is)."""
+    n = len(offsets) - 1
+    if len(codes) > 1:
+        down = codes[1:] <= codes[:-1]  # out of order or repeated, within a row...
+        starts = offsets[1:-1]
+        down[starts[(starts > 0) & (starts < len(codes))] - 1] = False  # ...not across rows
+        if down.any():
+            owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+            width = int(codes.max()) + 1
+            key = np.sort(owner * width + codes, kind="stable")  # nearly sorted: timsort
+            repeated = key[1:] == key[:-1]
+            if repeated.any():  # drop repeats; rows get shorter
+                key = key[np.concatenate(([True], ~repeated))]
+                offsets = np.zeros(n + 1, dtype=np.int64)
+                np.cumsum(np.bincount(key // width, minlength=n), out=offsets[1:])
+            codes = key % width
+    return CodeLists(_frozen(np.array(offsets, dtype=np.int64)),
+                     _frozen(np.asarray(codes, dtype=np.int64)))
 
 
 def _extras(cols: Mapping[str, Any], ids: Sequence[str], n: int,
@@ -1328,7 +1569,7 @@ def _load_side(side: Literal["offer", "request"], data: Any,
     for k in cols:
         if k not in names:
             raise InvalidOrderError(k, "<column>", f"is not a field of {kind.__name__}")
-    ids = _id_column(_plain(cols["id"]), n) if "id" in cols else []
+    ids, ids_array = _id_column(cols["id"], n) if "id" in cols else ([], None)
     for k in _REQUIRED[side]:
         if k not in cols and n:
             raise InvalidOrderError(k, None, "is required", order_id=ids[0] if ids else None)
@@ -1346,10 +1587,12 @@ def _load_side(side: Literal["offer", "request"], data: Any,
             else:
                 out[k] = np.full(n, _INT_DEFAULTS.get(k, 0), dtype=np.int64)
             continue
-        vals = _plain(cols[k])
         if k in _NAME_FIELDS:
+            vals = cols[k] if _is_arrow(cols[k]) else _plain(cols[k])
             out[k] = _name_codes(vals, k, ids, vocab[_NAME_FIELDS[k]]).astype(np.int32)
-        elif dtype == np.bool_:
+            continue
+        vals = _plain(cols[k])
+        if dtype == np.bool_:
             out[k] = _bool_column(vals, k, ids, n)
         elif k == "min_reputation":
             out[k] = _rep_column(vals, ids, n)
@@ -1371,4 +1614,4 @@ def _load_side(side: Literal["offer", "request"], data: Any,
         out["any_model"] = code_lists["gpu_models"].lengths == 0
         out["any_region"] = code_lists["regions"].lengths == 0
     extras = _extras(cols, ids, n, kind)
-    return _Loaded(ids=ids, cols=out, lists=code_lists, extras=extras)
+    return _Loaded(ids=ids, cols=out, lists=code_lists, extras=extras, ids_array=ids_array)

@@ -16,7 +16,9 @@ timings are not slowed by tracing):
   depends on the prefix alone, so it is checked against the library's) and its time is
   extrapolated per request.
 * ``ingest``: ``OrderBook.from_columns`` against ``OrderBook.from_records`` on the same
-  orders (the records path on a sample, per order).
+  orders (the records path on a sample, per order), with the set-valued columns in three
+  forms, each its own row: Python lists (as `random_columns` builds them: the headline),
+  `ListColumn`, and a pyarrow Table per side; each loads the same book (checked).
 * ``constraints``: requests with constraint expressions over offers with attributes: pairs
   per second of the market's eligibility (Market + pair count), against evaluating each
   pair's two expressions in Python (`auction.testing.oracles.constraints_hold`) on a sample.
@@ -28,7 +30,9 @@ sizes, under a minute).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import itertools
 import resource
 import time
 import tracemalloc
@@ -266,24 +270,95 @@ def bench_random(n_off: int, n_req: int, python_requests: int | None) -> None:
 
 
 # -- ingest ---------------------------------------------------------------------------------
-def bench_ingest(n: int, record_sample: int) -> None:
+def list_column_form(cols: dict[str, Any]) -> dict[str, Any]:
+    """The same columns with each set-valued one as a `ListColumn` (offsets + numpy values)."""
+    from auction.book import ListColumn
+
+    out = dict(cols)
+    for k, v in cols.items():
+        if isinstance(v, list):
+            lengths = np.fromiter(map(len, v), dtype=np.int64, count=len(v))
+            offsets = np.zeros(len(v) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            flat = list(itertools.chain.from_iterable(v))
+            out[k] = ListColumn(offsets, np.array(flat, dtype=str) if flat
+                                else np.zeros(0, dtype="<U1"))
+    return out
+
+
+def arrow_form(cols: dict[str, Any]) -> Any:
+    """The same columns as a pyarrow Table (set-valued ones as list<string>)."""
+    import pyarrow as pa
+
+    return pa.table({k: pa.array(v, pa.list_(pa.string())) if isinstance(v, list)
+                     else pa.array(v) for k, v in cols.items()})
+
+
+def bench_ingest(n: int, record_sample: int, repeat: int = 3) -> None:
+    """`from_columns` on n orders in three input forms (set-valued columns as Python lists, as
+    it is built by `random_columns`, the headline; as `ListColumn`; a pyarrow Table), each the
+    median of `repeat` runs, against the records path (`from_records` of the same orders as
+    dicts) on `record_sample` orders per side, per order."""
     offers_c, requests_c = random_columns(n // 2, n - n // 2, seed=5)
-    t_cols, book = timed(lambda: OrderBook.from_columns(offers_c, requests_c))
     m = min(record_sample, n // 2)
-    o_recs = [{k: (v[i].item() if isinstance(v[i], np.generic) else v[i])
-               for k, v in offers_c.items()} for i in range(m)]
-    r_recs = [{k: (v[i].item() if isinstance(v[i], np.generic) else v[i])
-               for k, v in requests_c.items()} for i in range(m)]
-    t_recs, small = timed(lambda: OrderBook.from_records(o_recs, r_recs))
-    assert small.to_records() == OrderBook.from_columns(
-        {k: v[:m] for k, v in offers_c.items()}, {k: v[:m] for k, v in requests_c.items()}
-    ).to_records()
-    per_col, per_rec = t_cols / n, t_recs / (2 * m)
-    mem = peak_mb(lambda: OrderBook.from_columns(offers_c, requests_c))
-    print(f"ingest {n:>9,} orders: from_columns {t_cols:6.2f}s ({1e6 * per_col:.2f} us/order), "
-          f"records path {1e6 * per_rec:.1f} us/order (on {2 * m:,}) -> {per_rec / per_col:5.1f}x, "
-          f"peak {mem:,.0f} MB", flush=True)
-    del book
+
+    def records(cols: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{k: (v[i].item() if isinstance(v[i], np.generic) else v[i])
+                 for k, v in cols.items()} for i in range(m)]
+
+    forms: dict[str, tuple[Any, Any]] = {"Python lists": (offers_c, requests_c)}
+    forms["ListColumn"] = (list_column_form(offers_c), list_column_form(requests_c))
+    with contextlib.suppress(ImportError):  # pyarrow is optional
+        forms["Arrow table"] = (arrow_form(offers_c), arrow_form(requests_c))
+    head = {k: v[:m] for k, v in offers_c.items()}, {k: v[:m] for k, v in requests_c.items()}
+    o_recs, r_recs = records(offers_c), records(requests_c)
+    per_rec = 0.0
+    reference = OrderBook()
+    for name, (offers, requests) in forms.items():
+        times = []
+
+        def load(o: Any = offers, r: Any = requests) -> OrderBook:
+            return OrderBook.from_columns(o, r)
+
+        for _ in range(repeat):
+            t, book = timed(load)
+            times.append(t)
+        if name == "Python lists":  # the anchor, once, after the first (cold) from_columns
+            reference = book
+            t_recs, small = timed(lambda: OrderBook.from_records(o_recs, r_recs))
+            assert small.to_records() == OrderBook.from_columns(*head).to_records()
+            per_rec = t_recs / (2 * m)
+            print(f"ingest {n:>9,} orders: records path {t_recs:6.2f}s on {2 * m:,} orders "
+                  f"= {1e6 * per_rec:.1f} us/order", flush=True)
+        else:  # every form loads the same book
+            assert same_book(book, reference), name
+        del book
+        t_cols = sorted(times)[len(times) // 2]
+        mem = peak_mb(load)
+        per_col = t_cols / n
+        print(f"  from_columns, {name:<12}: {t_cols:6.2f}s ({1e6 * per_col:.2f} us/order, "
+              f"median of {', '.join(f'{x:.2f}' for x in times)}s) -> "
+              f"{per_rec / per_col:5.1f}x the records path, peak {mem:,.0f} MB", flush=True)
+
+
+def same_book(a: OrderBook, b: OrderBook) -> bool:
+    """Whether two books hold the same orders in the same rows (`BookSnapshot.to_columns`)."""
+    from auction.book import ListColumn
+
+    ca, cb = a.snapshot().to_columns(), b.snapshot().to_columns()
+    for side in ("offers", "requests"):
+        for k, x in ca[side].items():
+            y = cb[side][k]
+            if isinstance(x, ListColumn):
+                if not (np.array_equal(x.offsets, y.offsets)
+                        and np.array_equal(x.values, y.values)):
+                    return False
+            elif x.dtype == object:
+                if x.tolist() != y.tolist():
+                    return False
+            elif not np.array_equal(x, y):
+                return False
+    return True
 
 
 # -- constraint expressions ---------------------------------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auction.book import ListColumn, OrderBook
 from auction.errors import DuplicateOrderError, InvalidOrderError
@@ -201,3 +202,203 @@ def test_list_column_round_trip() -> None:
 
 def orders_equal(a: list[Order], b: list[Order]) -> bool:
     return sorted(a, key=lambda o: o.id) == sorted(b, key=lambda o: o.id)
+
+
+# -- from_columns against from_records, in every input form ---------------------------------
+#: Names: ASCII and not (accents, CJK, emoji), never valid-looking only by luck.
+NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Zs", "Cc")),
+                min_size=1, max_size=6).filter(lambda s: s == s.strip())
+SET_FIELDS = {"offers": ("tags", "tenants", "exclude_tenants"),
+              "requests": ("gpu_models", "regions", "required_tags", "providers",
+                           "exclude_providers")}
+NAME_FIELDS = {"offers": ("provider", "gpu_model", "region"), "requests": ("tenant",)}
+#: (side, field) -> bad values: each must make both paths raise, naming the field and order.
+BAD: dict[tuple[str, str], list[Any]] = {
+    ("offers", "provider"): ["", " p", "p ", "a\0b", 5, None],
+    ("offers", "gpu_model"): ["", "x\t"],
+    ("offers", "region"): [" ", 3.5],
+    ("offers", "gpus"): [0, -1, 1.5, True, 2**31],
+    ("offers", "price"): [-1, 2.0],
+    ("offers", "vram_gb"): [-2],
+    ("offers", "cpu_per_gpu"): [-1],
+    ("offers", "tags"): [[""], ["ok", " x"], ["a\0b"]],
+    ("offers", "tenants"): [["t", ""]],
+    ("requests", "tenant"): ["", "\u3000t", None],
+    ("requests", "gpus"): [0, 2.5],
+    ("requests", "max_price"): [-5],
+    ("requests", "gpu_models"): [[" H100"]],
+    ("requests", "regions"): [["", "us"]],
+    ("requests", "required_tags"): [["x "]],
+    ("requests", "providers"): [["p", "a\0b"]],
+    ("requests", "min_reputation"): [1.5, -0.1],
+    ("requests", "duration_hours"): [0],
+    ("requests", "divisible"): [1],
+}
+
+
+@st.composite
+def _sides(draw: st.DrawFn) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """Valid columns as Python lists (set-valued ones may hold None or empty lists)."""
+    names = st.one_of(st.sampled_from(["p", "H100", "us-east", "soc2", "é", "區域", "🚀x"]),
+                      NAMES)
+    sets = st.one_of(st.none(), st.lists(names, max_size=3))
+    n, m = draw(st.integers(0, 6)), draw(st.integers(0, 6))
+
+    def col(strategy: st.SearchStrategy[Any], k: int) -> list[Any]:
+        return draw(st.lists(strategy, min_size=k, max_size=k))
+
+    ids = draw(st.lists(NAMES, min_size=n + m, max_size=n + m, unique=True))
+    offers = {"id": ids[:n], "provider": col(names, n), "gpu_model": col(names, n),
+              "gpus": col(st.integers(1, 16), n), "price": col(st.integers(0, 10**12), n),
+              "region": col(names, n), "vram_gb": col(st.integers(0, 141), n),
+              **{k: col(sets, n) for k in SET_FIELDS["offers"]},
+              "cpu_per_gpu": col(st.integers(0, 64), n)}
+    divisible = col(st.booleans(), m)
+    requests = {"id": ids[n:], "tenant": col(names, m), "gpus": col(st.integers(1, 16), m),
+                "max_price": col(st.integers(0, 10**12), m),
+                **{k: col(sets, m) for k in SET_FIELDS["requests"]},
+                "min_reputation": col(st.sampled_from([0.0, 0.5, 1.0]), m),
+                "duration_hours": col(st.integers(1, 100), m),
+                "divisible": divisible,
+                "cluster": [not d and draw(st.booleans()) for d in divisible]}
+    return offers, requests
+
+
+def _records(cols: dict[str, list[Any]], side: str) -> list[dict[str, Any]]:
+    n = len(cols["id"])
+    return [{k: ([] if v[i] is None and k in SET_FIELDS[side] else v[i])
+             for k, v in cols.items()} for i in range(n)]
+
+
+def _form(cols: dict[str, list[Any]], side: str, form: str) -> Any:
+    """The columns in one input form: Python lists (name columns as numpy str arrays when
+    they fit one), `ListColumn`s, a pyarrow Table or a pandas DataFrame."""
+    if form == "lists":
+        out: dict[str, Any] = dict(cols)
+        for k in ("id", *NAME_FIELDS[side]):
+            if cols[k] and all(type(v) is str and "\0" not in v for v in cols[k]):
+                out[k] = np.array(cols[k])
+        return out
+    if form == "ListColumn":
+        out = dict(cols)
+        for k in SET_FIELDS[side]:
+            rows = [v or [] for v in cols[k]]
+            offsets = np.cumsum([0, *map(len, rows)])
+            flat = [x for r in rows for x in r]
+            out[k] = ListColumn(offsets, np.array(flat, dtype=str) if flat
+                                else np.zeros(0, dtype="<U1"))
+        return out
+    if form == "pandas":
+        return pd.DataFrame(cols)
+    return pa.table({k: pa.array(v, pa.list_(pa.string())) if k in SET_FIELDS[side]
+                     else pa.array(v) for k, v in cols.items()})
+
+
+def _outcome(load: Any) -> Any:
+    """The book's records, or the error building it raised (type, field, order id)."""
+    try:
+        book = load()
+    except (InvalidOrderError, DuplicateOrderError) as e:
+        return type(e).__name__, e.field if isinstance(e, InvalidOrderError) else None, e.order_id
+    return book.to_records()  # outside the try: a bad value let in would fail here
+
+
+FORMS = ("lists", "ListColumn", "arrow", "pandas")
+
+
+@given(sides=_sides(), form=st.sampled_from(FORMS))
+@settings(max_examples=150, deadline=None)
+def test_from_columns_equals_from_records_in_every_form(
+    sides: tuple[dict[str, list[Any]], dict[str, list[Any]]], form: str
+) -> None:
+    offers, requests = sides
+    want = OrderBook.from_records(_records(offers, "offers"), _records(requests, "requests"))
+    got = OrderBook.from_columns(_form(offers, "offers", form),
+                                 _form(requests, "requests", form))
+    assert got.to_records() == want.to_records()
+    assert len(got) == len(want)
+    snap = got.snapshot()
+    for side, table in (("offers", snap.offers), ("requests", snap.requests)):
+        for k in SET_FIELDS[side]:  # each row's codes sorted and distinct, as the market reads
+            cl = getattr(table, k)
+            assert all(bool((np.diff(cl.row(i)) > 0).all()) for i in range(len(cl)))
+    for i in [*offers["id"], *requests["id"]]:  # the id index, built on first use
+        assert got.get(i) == want.get(i)
+
+
+@given(sides=_sides(), form=st.sampled_from(FORMS), data=st.data())
+@settings(max_examples=200, deadline=None)
+def test_a_bad_value_or_duplicate_id_fails_both_paths_alike(
+    sides: tuple[dict[str, list[Any]], dict[str, list[Any]]], form: str, data: st.DataObject
+) -> None:
+    cols = {"offers": sides[0], "requests": sides[1]}
+    side = data.draw(st.sampled_from([s for s in cols if cols[s]["id"]]), label="side") \
+        if cols["offers"]["id"] or cols["requests"]["id"] else None
+    if side is None:
+        return
+    row = data.draw(st.integers(0, len(cols[side]["id"]) - 1), label="row")
+    keys = [k for k in BAD if k[0] == side]
+    if form != "lists":  # only string values fit a numpy str array or an Arrow string column
+        keys = [k for k in keys if k[1] in SET_FIELDS[side] or k[1] in NAME_FIELDS[side]]
+    field = data.draw(st.sampled_from([*(k[1] for k in keys), "id"]), label="field")
+    if field == "id":  # a duplicate: an id of either side again
+        everyone = [*cols["offers"]["id"], *cols["requests"]["id"]]
+        value: Any = data.draw(st.sampled_from([i for i in everyone
+                                                if i != cols[side]["id"][row]] or everyone))
+    else:
+        choices = BAD[side, field]
+        if form != "lists":
+            choices = [v for v in choices if isinstance(v, str | list) and "\0" not in str(v)]
+            if not choices:
+                return
+        value = data.draw(st.sampled_from(choices), label="value")
+    cols[side][field] = [*cols[side][field][:row], value, *cols[side][field][row + 1:]]
+    if len(set(cols["offers"]["id"]) | set(cols["requests"]["id"])) == len(
+            cols["offers"]["id"]) + len(cols["requests"]["id"]) and field == "id":
+        return  # the only id: nothing to duplicate
+    want = _outcome(lambda: OrderBook.from_records(_records(cols["offers"], "offers"),
+                                                   _records(cols["requests"], "requests")))
+    got = _outcome(lambda: OrderBook.from_columns(_form(cols["offers"], "offers", form),
+                                                  _form(cols["requests"], "requests", form)))
+    assert isinstance(want, tuple), "the bad value was accepted by the records path"
+    assert got == want
+
+
+def test_string_columns_are_exact_even_when_hashes_collide(monkeypatch: Any) -> None:
+    """Every string hashed alike: the factorization falls back to comparing strings."""
+    import auction.book as book_module
+
+    monkeypatch.setattr(book_module, "_hash_str", lambda a: np.zeros(len(a), dtype=np.uint64))
+    offers = {**GOOD_OFFERS, "id": np.array(["o1", "o2"]), "provider": np.array(["p", "q"]),
+              "tags": ListColumn(np.array([0, 2, 3]), np.array(["b", "a", "b"]))}
+    book = OrderBook.from_columns(offers)
+    assert [(o.provider, sorted(o.tags)) for o in book.offers()] == [("p", ["a", "b"]),
+                                                                    ("q", ["b"])]
+    with pytest.raises(DuplicateOrderError):
+        OrderBook.from_columns({**offers, "id": np.array(["o1", "o1"])})
+
+
+def test_ids_of_different_widths_are_compared_by_value() -> None:
+    with pytest.raises(DuplicateOrderError) as dup:
+        OrderBook.from_columns({**GOOD_OFFERS, "id": np.array(["o1", "o2"])},
+                               {**GOOD_REQUESTS, "id": np.array(["r100", "o2"])})
+    assert dup.value.order_id == "o2"
+
+
+def test_list_column_forms_and_bad_offsets() -> None:
+    two_d = OrderBook.from_columns(
+        GOOD_OFFERS, {**GOOD_REQUESTS, "regions": np.array([["us", "eu"], ["eu", "eu"]])})
+    assert [sorted(r.regions) for r in two_d.requests()] == [["eu", "us"], ["eu"]]
+    sliced = ListColumn(np.array([1, 2, 4]), np.array(["x", "a", "b", "c", "y"]))
+    book = OrderBook.from_columns({**GOOD_OFFERS, "tags": sliced})
+    assert [sorted(o.tags) for o in book.offers()] == [["a"], ["b", "c"]]
+    for offsets in ([0, 2, 1], [0, 1, 9], [-1, 0, 1]):
+        with pytest.raises(InvalidOrderError) as info:
+            OrderBook.from_columns({**GOOD_OFFERS, "tags": ListColumn(
+                np.array(offsets), np.array(["a", "b", "c"]))})
+        assert info.value.field == "tags"
+    arrow = pa.table({**{k: pa.array(v) for k, v in GOOD_OFFERS.items()},
+                      "tags": pa.array([["a", None], []], pa.list_(pa.string()))})
+    with pytest.raises(InvalidOrderError) as info:
+        OrderBook.from_columns(arrow)
+    assert (info.value.field, info.value.order_id, info.value.value) == ("tags", "o1", None)
