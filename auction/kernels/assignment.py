@@ -67,6 +67,10 @@ LOCAL_BIDS = 64
 #: Work units (edges scanned, heap pops) per local-auction bid that a group's shortest-path
 #: re-solve may spend before the local auction is tried instead.
 SEARCH_FIRST = 1
+#: After k groups in a row where both the capped search and the local auction gave up, the
+#: next 2**k groups (k at most this) go straight to uncapped searches: on markets where every
+#: removal needs long searches (sparse d = 30, dense) the cheap tries are only overhead.
+SKIP_DOUBLINGS = 10
 
 
 @_group.add
@@ -364,41 +368,101 @@ def _undo(
 INF = 1 << 62
 
 
-@_group.add
-def _hpush(hk: IntArray, hv: IntArray, size: int, key: int, val: int) -> int:
-    """Push (key, val) on the binary min-heap (ties: smaller val first); the new size."""
-    k = size
-    hk[k] = key
-    hv[k] = val
-    while k > 0:
-        q = (k - 1) >> 1
-        if hk[q] < hk[k] or (hk[q] == hk[k] and hv[q] <= hv[k]):
-            break
-        hk[q], hk[k] = hk[k], hk[q]
-        hv[q], hv[k] = hv[k], hv[q]
-        k = q
-    return size + 1
+#: Buckets of the radix heap: keys are below 2**62, so ``key ^ last`` has at most 62 bits.
+NB = 64
 
 
 @_group.add
-def _hpop(hk: IntArray, hv: IntArray, size: int) -> int:
-    """Drop the heap's top (read it from hk[0], hv[0] first); the new size."""
-    size -= 1
-    hk[0] = hk[size]
-    hv[0] = hv[size]
-    k = 0
-    while True:
-        c = 2 * k + 1
-        if c >= size:
-            break
-        if c + 1 < size and (hk[c + 1] < hk[c] or (hk[c + 1] == hk[c] and hv[c + 1] < hv[c])):
-            c += 1
-        if hk[k] < hk[c] or (hk[k] == hk[c] and hv[k] <= hv[c]):
-            break
-        hk[c], hk[k] = hk[k], hk[c]
-        hv[c], hv[k] = hv[k], hv[c]
-        k = c
-    return size
+def _bits(x: int) -> int:
+    """The bit length of ``x >= 0`` (0 for 0), by halving: six comparisons."""
+    b = 0
+    step = 32
+    while step > 0:
+        if x >= 1 << step:
+            x >>= step
+            b += step
+        step >>= 1
+    return b + x
+
+
+@_group.add
+def _rreset(hk: IntArray, hx: IntArray) -> None:
+    """Empty the radix heap: no bucket heads, last popped key 0, node pool from 0."""
+    top = len(hk)
+    for b in range(NB):
+        hx[top + b] = -1
+    hx[top + NB] = 0
+    hx[top + NB + 1] = 0
+
+
+@_group.add
+def _rpush(hk: IntArray, hv: IntArray, hx: IntArray, key: int, val: int) -> None:
+    """Push (key, val), ``key >=`` the last popped key (Dijkstra's keys only grow).
+
+    A radix heap (Ahuja, Mehlhorn, Orlin and Tarjan 1990): a node in a pool (hk: key, hv:
+    value, hx: next in its bucket; the bucket heads, the last key and the pool's top follow
+    the pool in hx) goes to bucket ``bit_length(key ^ last)``: bucket 0 holds keys equal to the
+    last popped one, bucket b keys whose highest bit differing from it is b - 1. O(1).
+    """
+    top = len(hk)
+    node = hx[top + NB + 1]
+    hx[top + NB + 1] = node + 1
+    hk[node] = key
+    hv[node] = val
+    x = key ^ hx[top + NB]
+    b = _bits(x) if x >= 0 else NB - 1  # infeasible duals only: stays inside the array
+    hx[node] = hx[top + b]
+    hx[top + b] = node
+
+
+@_group.add
+def _rmin(hk: IntArray, hv: IntArray, hx: IntArray) -> tuple[int, int, int]:
+    """(node, key, value) of a smallest key (`_rpop` drops the node); node -1 when empty.
+
+    When bucket 0 is empty, the first non-empty bucket's smallest key becomes the last key and
+    its nodes move to lower buckets (each node moves down at most 62 times in all): amortized
+    O(log C) per pop, C the largest key, with no comparisons between heap entries.
+    """
+    top = len(hk)
+    if hx[top] < 0:
+        _rsplit(hk, hx)
+    node = hx[top]
+    if node < 0:
+        return -1, 0, 0
+    return int(node), int(hk[node]), int(hv[node])
+
+
+@_group.add
+def _rsplit(hk: IntArray, hx: IntArray) -> None:
+    """Bucket 0 being empty: the first non-empty bucket's smallest key becomes the last key and
+    its nodes move to lower buckets (bucket 0 gets those with that key); nothing when empty."""
+    top = len(hk)
+    b = 1
+    while b < NB and hx[top + b] < 0:
+        b += 1
+    if b == NB:
+        return
+    node = hx[top + b]
+    low = hk[node]
+    while node >= 0:
+        if hk[node] < low:
+            low = hk[node]
+        node = hx[node]
+    hx[top + NB] = low
+    node = hx[top + b]
+    hx[top + b] = -1
+    while node >= 0:
+        after = hx[node]
+        nb = _bits(hk[node] ^ low)
+        hx[node] = hx[top + nb]
+        hx[top + nb] = node
+        node = after
+
+
+@_group.add
+def _rpop(hk: IntArray, hx: IntArray, node: int) -> None:
+    """Drop `node`, the one `_rmin` returned (the head of bucket 0)."""
+    hx[len(hk)] = hx[node]
 
 
 @_group.add
@@ -406,8 +470,8 @@ def _augment(
     i: int, indptr: IntArray, cols: IntArray, w: IntArray, erow: IntArray, pedge: IntArray,
     oown: IntArray, u: IntArray, p: IntArray, removed: npt.NDArray[np.bool_], dist: IntArray,
     pred: IntArray, done: npt.NDArray[np.bool_], seen: IntArray, settled: IntArray,
-    hk: IntArray, hv: IntArray, log: IntArray, marks: npt.NDArray[np.bool_], log_top: int,
-    logging: bool, cap: int,
+    hk: IntArray, hv: IntArray, hx: IntArray, log: IntArray, marks: npt.NDArray[np.bool_],
+    log_top: int, logging: bool, cap: int,
 ) -> tuple[int, int]:
     """Match free person i by one shortest augmenting path (Dijkstra); (work, log top).
 
@@ -425,10 +489,11 @@ def _augment(
     end of cost 0 instead of exploring the plateau. The duals of settled nodes move by
     ``delta - d`` (the Hungarian update; the end, if unsettled, has ``d = delta``), which keeps
     feasibility and makes the path tight, then the path is flipped. Work: O(E log E) for the
-    edges the search scans (at most every edge once).
+    edges the search scans (at most every edge once; the radix heap's pops cost amortized
+    O(log C), C the largest reduced cost).
     """
     work = 0
-    size = 0
+    _rreset(hk, hx)
     nseen = 0
     nsettled = 0
     best = u[i]
@@ -445,14 +510,15 @@ def _augment(
                 nseen += 1
             dist[j] = d
             pred[j] = e
-            size = _hpush(hk, hv, size, d, j)
+            _rpush(hk, hv, hx, d, j)
             cost = d if oown[j] < 0 else d + u[oown[j]]
             if cost < best:
                 best = cost
                 end = j
-    while size > 0:
-        d = hk[0]
-        j = hv[0]
+    while True:
+        node, d, j = _rmin(hk, hv, hx)
+        if node < 0:
+            break
         if d >= best:
             break
         if work > cap:
@@ -460,7 +526,7 @@ def _augment(
                 dist[seen[s]] = INF
                 done[seen[s]] = False
             return work, log_top
-        size = _hpop(hk, hv, size)
+        _rpop(hk, hx, node)
         work += 1
         if done[j] or d > dist[j]:
             continue
@@ -483,7 +549,7 @@ def _augment(
                     nseen += 1
                 dist[jj] = nd
                 pred[jj] = e
-                size = _hpush(hk, hv, size, nd, jj)
+                _rpush(hk, hv, hx, nd, jj)
                 cost = nd if oown[jj] < 0 else nd + u[oown[jj]]
                 if cost < best:
                     best = cost
@@ -544,13 +610,15 @@ def _edge_rows(n: int, indptr: IntArray) -> IntArray:
 @_group.add
 def _search_arrays(m: int, edges: int) -> tuple[
     npt.NDArray[np.bool_], IntArray, IntArray, npt.NDArray[np.bool_], IntArray, IntArray,
-    IntArray, IntArray,
+    IntArray, IntArray, IntArray,
 ]:
-    """Scratch arrays of `_augment`: removed, dist, pred, done, seen, settled, heap keys, values."""
+    """Scratch arrays of `_augment`: removed, dist, pred, done, seen, settled, and the radix
+    heap's keys, values, links (a pool of one node per edge)."""
     return (np.zeros(m, dtype=np.bool_), np.full(m, INF, dtype=np.int64),
             np.full(m, -1, dtype=np.int64), np.zeros(m, dtype=np.bool_),
             np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64),
-            np.empty(edges + 1, dtype=np.int64), np.empty(edges + 1, dtype=np.int64))
+            np.empty(edges + 1, dtype=np.int64), np.empty(edges + 1, dtype=np.int64),
+            np.empty(edges + 1 + NB + 2, dtype=np.int64))
 
 
 @_group.add
@@ -571,7 +639,7 @@ def exact_matching(
     oown = np.full(m, -1, dtype=np.int64)
     u = np.zeros(n, dtype=np.int64)
     p = np.zeros(m, dtype=np.int64)
-    removed, dist, pred, done, seen, settled, hk, hv = _search_arrays(m, len(cols))
+    removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
     log = np.empty(0, dtype=np.int64)
     marks = np.zeros((4, 0), dtype=np.bool_)
     work = 0
@@ -589,7 +657,7 @@ def exact_matching(
         work += indptr[i + 1] - indptr[i]
         if best > 0:
             wk, _ = _augment(i, indptr, cols, w, erow, pedge, oown, u, p, removed, dist, pred,
-                             done, seen, settled, hk, hv, log, marks, 0, False, NO_LIMIT)
+                             done, seen, settled, hk, hv, hx, log, marks, 0, False, NO_LIMIT)
             work += wk
     return pedge, u, p, DONE, work
 
@@ -657,7 +725,7 @@ def max_duals(
     W* - W*(without j) (Leonard 1983; Demange and Gale 1985: the seller-optimal core point), so
     a single object's removal needs no search, and the searches of a group's removal start at
     distance 0 of their best end. Work: every edge scanned once plus at most E + m heap pops,
-    ``O((E + m) log(E + m))``; the work is returned.
+    ``O(E + m log C)`` with the radix heap (C the largest key); the work is returned.
     """
     oown = np.full(m, -1, dtype=np.int64)
     for i in range(n):
@@ -668,15 +736,17 @@ def max_duals(
     done = np.zeros(m, dtype=np.bool_)
     hk = np.empty(len(cols) + m + 1, dtype=np.int64)
     hv = np.empty(len(cols) + m + 1, dtype=np.int64)
-    size = 0
+    hx = np.empty(len(cols) + m + 1 + NB + 2, dtype=np.int64)
+    _rreset(hk, hx)
     for j in range(m):
         dist[j] = u[oown[j]] if oown[j] >= 0 else 0
-        size = _hpush(hk, hv, size, dist[j], j)
+        _rpush(hk, hv, hx, dist[j], j)
     work = 0
-    while size > 0:
-        d = hk[0]
-        j = hv[0]
-        size = _hpop(hk, hv, size)
+    while True:
+        node, d, j = _rmin(hk, hv, hx)
+        if node < 0:
+            break
+        _rpop(hk, hx, node)
         work += 1
         if done[j] or d > dist[j]:
             continue
@@ -691,7 +761,7 @@ def max_duals(
             nd = d + u[k] + p[j] - w[tedge[t]]
             if nd < dist[jk] and not done[jk]:
                 dist[jk] = nd
-                size = _hpush(hk, hv, size, nd, jk)
+                _rpush(hk, hv, hx, nd, jk)
     u2 = u.copy()
     p2 = p.copy()
     for j in range(m):
@@ -734,7 +804,7 @@ def _vcg_group(
     oown: IntArray, u: IntArray, p: IntArray, group_indptr: IntArray, group_objects: IntArray,
     removed: npt.NDArray[np.bool_], dist: IntArray, pred: IntArray,
     done: npt.NDArray[np.bool_], seen: IntArray, settled: IntArray, hk: IntArray, hv: IntArray,
-    stack: IntArray, log: IntArray, marks: npt.NDArray[np.bool_], cap: int,
+    hx: IntArray, stack: IntArray, log: IntArray, marks: npt.NDArray[np.bool_], cap: int,
 ) -> tuple[bool, int, int]:
     """Group g's loss W* - W*(without g) by shortest augmenting paths, all undone;
     (finished, loss, work).
@@ -761,8 +831,8 @@ def _vcg_group(
     finished = True
     for s in range(top):
         wk, log_top = _augment(stack[s], indptr, cols, w, erow, pedge, oown, u, p, removed,
-                               dist, pred, done, seen, settled, hk, hv, log, marks, log_top,
-                               True, cap - work)
+                               dist, pred, done, seen, settled, hk, hv, hx, log, marks,
+                               log_top, True, cap - work)
         work += wk
         if work > cap:
             finished = False
@@ -800,7 +870,7 @@ def vcg_groups(
             oown[cols[pedge[i]]] = i
     pe = pedge.copy()
     u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
-    removed, dist, pred, done, seen, settled, hk, hv = _search_arrays(m, len(cols))
+    removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
     stack = np.empty(max(n, 1), dtype=np.int64)
     log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
     marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
@@ -815,7 +885,7 @@ def vcg_groups(
         if not proved:
             _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                      group_objects, removed, dist, pred, done, seen, settled,
-                                     hk, hv, stack, log, marks, NO_LIMIT)
+                                     hk, hv, hx, stack, log, marks, NO_LIMIT)
             work += wk
         out[g] = loss
     return DONE, n_groups, work
@@ -889,7 +959,10 @@ def vcg_hybrid(
     ``64 (displaced + 16)``, and on a price war (budget spent) `_vcg_group` re-solves it
     exactly by shortest paths. After a price war the next group first tries a search capped
     at as many work units as its bid budget (tie-heavy markets war on every group while their
-    searches end at once), and goes back to auctions first when that cap is hit.
+    searches end at once), and goes back to auctions first when that cap is hit. When both
+    give up on k groups in a row, the next ``2**k`` groups (k <= `SKIP_DOUBLINGS`) go straight
+    to an uncapped search: where every removal needs long searches (every offer matched, few
+    requests at zero profit) the cheap tries only cost.
 
     (pedge, price, profit) the optimal eps = 1 auction solution and (u, p) exact duals of the
     same matching; all left unchanged. Work bound: the `max_duals` pass, plus twice the
@@ -911,9 +984,11 @@ def vcg_hybrid(
     prof = profit.copy()
     pr = price.copy()
     u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
-    removed, dist, pred, done, seen, settled, hk, hv = _search_arrays(m, len(cols))
+    removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
     n_groups = len(group_indptr) - 1
     search_first = False  # after a price war, try a capped search before the next auction
+    streak = 0  # groups in a row where both the capped search and the auction gave up
+    skip = 0  # groups left that go straight to an uncapped search (after such a streak)
     for g in range(n_groups):
         if work > max_work:
             return WORK_LIMIT, g, work
@@ -925,14 +1000,24 @@ def vcg_hybrid(
         if proved:
             out[g] = loss
             continue
+        if skip > 0:
+            skip -= 1
+            _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
+                                     group_objects, removed, dist, pred, done, seen, settled,
+                                     hk, hv, hx, stack, log, marks, NO_LIMIT)
+            work += wk
+            out[g] = loss
+            continue
         budget = LOCAL_BIDS * (displaced + 16)
+        capped = search_first
         if search_first:
             ok, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                       group_objects, removed, dist, pred, done, seen, settled,
-                                      hk, hv, stack, log, marks, SEARCH_FIRST * budget)
+                                      hk, hv, hx, stack, log, marks, SEARCH_FIRST * budget)
             work += wk
             if ok:
                 out[g] = loss
+                streak = 0
                 continue
             search_first = False
         ok, change, bids = _local_auction(g, indptr, cols, a, w, tptr, trow, tedge, ta, pr,
@@ -941,11 +1026,15 @@ def vcg_hybrid(
         work += bids
         if ok:
             out[g] = -change
+            streak = 0
             continue
         search_first = True
+        if capped:  # both cheap tries gave up: the next 2**streak groups skip them
+            streak = min(streak + 1, SKIP_DOUBLINGS)
+            skip = 1 << streak
         _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                  group_objects, removed, dist, pred, done, seen, settled, hk,
-                                 hv, stack, log, marks, NO_LIMIT)
+                                 hv, hx, stack, log, marks, NO_LIMIT)
         work += wk
         out[g] = loss
     return DONE, n_groups, work
@@ -1000,9 +1089,10 @@ def solve_bounded(
 
 
 def vcg_hybrid_work_bound(n: int, m: int, edges: int, groups: int) -> int:
-    """`vcg_hybrid`'s work bound: its local auctions' budgets, ``LOCAL_BIDS (min(n, m) +
-    16 groups)``, plus the shortest-path re-solves' (`vcg_work_bound`)."""
-    return LOCAL_BIDS * (min(n, m) + 16 * groups) + vcg_work_bound(n, m, edges)
+    """`vcg_hybrid`'s work bound: its local auctions' budgets and as many capped search units,
+    ``2 LOCAL_BIDS (min(n, m) + 16 groups)``, plus the shortest-path re-solves'
+    (`vcg_work_bound`)."""
+    return 2 * LOCAL_BIDS * (min(n, m) + 16 * groups) + vcg_work_bound(n, m, edges)
 
 
 def vcg_bonuses_bounded(
