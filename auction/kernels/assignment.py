@@ -470,8 +470,8 @@ def _augment(
     i: int, indptr: IntArray, cols: IntArray, w: IntArray, erow: IntArray, pedge: IntArray,
     oown: IntArray, u: IntArray, p: IntArray, removed: npt.NDArray[np.bool_], dist: IntArray,
     pred: IntArray, done: npt.NDArray[np.bool_], seen: IntArray, settled: IntArray,
-    hk: IntArray, hv: IntArray, hx: IntArray, log: IntArray, marks: npt.NDArray[np.bool_],
-    log_top: int, logging: bool, cap: int,
+    hk: IntArray, hv: IntArray, hx: IntArray, slack: IntArray, u0: IntArray, log: IntArray,
+    marks: npt.NDArray[np.bool_], log_top: int, logging: bool, cap: int,
 ) -> tuple[int, int]:
     """Match free person i by one shortest augmenting path (Dijkstra); (work, log top).
 
@@ -491,7 +491,14 @@ def _augment(
     feasibility and makes the path tight, then the path is flipped. Work: O(E log E) for the
     edges the search scans (at most every edge once; the radix heap's pops cost amortized
     O(log C), C the largest reduced cost).
+
+    With `slack` (non-empty: `_by_slack`) every person's edges are in increasing order of their
+    reduced cost ``slack[e]`` under reference duals (u0, p0) with ``p >= p0``: the reduced cost
+    now is at least ``slack[e] - (u0[k] - u[k])``, so the scan of person k's edges stops at the
+    first one that cannot beat the best end (``best - d``): on a long search most edges are
+    never read. Duals only move that way (p rises, u drops) inside a group's re-solve.
     """
+    ranked = len(slack) > 0
     work = 0
     _rreset(hk, hx)
     nseen = 0
@@ -500,6 +507,8 @@ def _augment(
     end = -1  # the path's last object; -1: i stays out
     for e in range(indptr[i], indptr[i + 1]):
         work += 1
+        if ranked and slack[e] - (u0[i] - u[i]) >= best:
+            break
         j = cols[e]
         if removed[j]:
             continue
@@ -539,6 +548,8 @@ def _augment(
         ek = pedge[k]
         for e in range(indptr[k], indptr[k + 1]):
             work += 1
+            if ranked and d + slack[e] - (u0[k] - u[k]) >= best:
+                break
             jj = cols[e]
             if e == ek or removed[jj] or done[jj]:
                 continue
@@ -657,7 +668,8 @@ def exact_matching(
         work += indptr[i + 1] - indptr[i]
         if best > 0:
             wk, _ = _augment(i, indptr, cols, w, erow, pedge, oown, u, p, removed, dist, pred,
-                             done, seen, settled, hk, hv, hx, log, marks, 0, False, NO_LIMIT)
+                             done, seen, settled, hk, hv, hx, log, u, log, marks, 0, False,
+                             NO_LIMIT)
             work += wk
     return pedge, u, p, DONE, work
 
@@ -772,6 +784,37 @@ def max_duals(
 
 
 @_group.add
+def _by_slack(
+    n: int, indptr: IntArray, cols: IntArray, w: IntArray, pedge: IntArray, u: IntArray,
+    p: IntArray,
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Every person's edges in increasing reduced cost ``u + p - w`` under exact duals (ties in
+    CSR order): (order, that order's reduced costs, pedge as positions in it). The graph
+    permuted by `order` is the same market; `_augment` stops scanning a person's edges at
+    the first one too dear. Work: O(E log d), d the largest degree."""
+    order = np.empty(len(cols), dtype=np.int64)
+    slack = np.empty(len(cols), dtype=np.int64)
+    for i in range(n):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        s = np.empty(hi - lo, dtype=np.int64)
+        for e in range(lo, hi):
+            s[e - lo] = u[i] + p[cols[e]] - w[e]
+        rank = np.argsort(s, kind="mergesort")
+        for t in range(hi - lo):
+            order[lo + t] = lo + rank[t]
+            slack[lo + t] = s[rank[t]]
+    where = np.empty(len(cols), dtype=np.int64)
+    for t in range(len(cols)):
+        where[order[t]] = t
+    pe = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        if pedge[i] >= 0:
+            pe[i] = where[pedge[i]]
+    return order, slack, pe
+
+
+@_group.add
 def _certified_loss(
     g: int, group_indptr: IntArray, group_objects: IntArray, oown: IntArray, u: IntArray,
     p: IntArray, singles: bool,
@@ -804,7 +847,8 @@ def _vcg_group(
     oown: IntArray, u: IntArray, p: IntArray, group_indptr: IntArray, group_objects: IntArray,
     removed: npt.NDArray[np.bool_], dist: IntArray, pred: IntArray,
     done: npt.NDArray[np.bool_], seen: IntArray, settled: IntArray, hk: IntArray, hv: IntArray,
-    hx: IntArray, stack: IntArray, log: IntArray, marks: npt.NDArray[np.bool_], cap: int,
+    hx: IntArray, slack: IntArray, u0: IntArray, stack: IntArray, log: IntArray,
+    marks: npt.NDArray[np.bool_], cap: int,
 ) -> tuple[bool, int, int]:
     """Group g's loss W* - W*(without g) by shortest augmenting paths, all undone;
     (finished, loss, work).
@@ -831,8 +875,8 @@ def _vcg_group(
     finished = True
     for s in range(top):
         wk, log_top = _augment(stack[s], indptr, cols, w, erow, pedge, oown, u, p, removed,
-                               dist, pred, done, seen, settled, hk, hv, hx, log, marks,
-                               log_top, True, cap - work)
+                               dist, pred, done, seen, settled, hk, hv, hx, slack, u0, log,
+                               marks, log_top, True, cap - work)
         work += wk
         if work > cap:
             finished = False
@@ -868,8 +912,12 @@ def vcg_groups(
     for i in range(n):
         if pedge[i] >= 0:
             oown[cols[pedge[i]]] = i
-    pe = pedge.copy()
     u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
+    order, slack, pe = _by_slack(n, indptr, cols, w, pedge, u, p)
+    cols = cols[order]
+    w = w[order]
+    u0 = u.copy()
+    work += len(cols)
     removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
     stack = np.empty(max(n, 1), dtype=np.int64)
     log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
@@ -885,7 +933,7 @@ def vcg_groups(
         if not proved:
             _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                      group_objects, removed, dist, pred, done, seen, settled,
-                                     hk, hv, hx, stack, log, marks, NO_LIMIT)
+                                     hk, hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
             work += wk
         out[g] = loss
     return DONE, n_groups, work
@@ -970,20 +1018,25 @@ def vcg_hybrid(
     all, bids and capped searches), plus `vcg_groups`' bound. Returns (status, next group,
     work) as `vcg_groups`.
     """
+    u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
+    order, slack, pe = _by_slack(n, indptr, cols, w, pedge, u, p)
+    cols = cols[order]
+    w = w[order]
+    a = a[order]
+    u0 = u.copy()
+    work += len(cols)
     tptr, trow, tedge, ta = transpose(n, m, indptr, cols, a)
     oown = np.full(m, -1, dtype=np.int64)
     for i in range(n):
-        if pedge[i] >= 0:
-            oown[cols[pedge[i]]] = i
+        if pe[i] >= 0:
+            oown[cols[pe[i]]] = i
     stack = np.empty(max(n, m) + 1, dtype=np.int64)
     log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
     marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
     queued_obj = np.zeros(m, dtype=np.bool_)
     erow = _edge_rows(n, indptr)
-    pe = pedge.copy()
     prof = profit.copy()
     pr = price.copy()
-    u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
     removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
     n_groups = len(group_indptr) - 1
     search_first = False  # after a price war, try a capped search before the next auction
@@ -1004,7 +1057,7 @@ def vcg_hybrid(
             skip -= 1
             _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                      group_objects, removed, dist, pred, done, seen, settled,
-                                     hk, hv, hx, stack, log, marks, NO_LIMIT)
+                                     hk, hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
             work += wk
             out[g] = loss
             continue
@@ -1013,7 +1066,8 @@ def vcg_hybrid(
         if search_first:
             ok, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                       group_objects, removed, dist, pred, done, seen, settled,
-                                      hk, hv, hx, stack, log, marks, SEARCH_FIRST * budget)
+                                      hk, hv, hx, slack, u0, stack, log, marks,
+                                      SEARCH_FIRST * budget)
             work += wk
             if ok:
                 out[g] = loss
@@ -1034,7 +1088,7 @@ def vcg_hybrid(
             skip = 1 << streak
         _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                  group_objects, removed, dist, pred, done, seen, settled, hk,
-                                 hv, hx, stack, log, marks, NO_LIMIT)
+                                 hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
         work += wk
         out[g] = loss
     return DONE, n_groups, work
