@@ -67,10 +67,12 @@ LOCAL_BIDS = 64
 #: Work units (edges scanned, heap pops) per local-auction bid that a group's shortest-path
 #: re-solve may spend before the local auction is tried instead.
 SEARCH_FIRST = 1
-#: After k groups in a row where both the capped search and the local auction gave up, the
-#: next 2**k groups (k at most this) go straight to uncapped searches: on markets where every
-#: removal needs long searches (sparse d = 30, dense) the cheap tries are only overhead.
-SKIP_DOUBLINGS = 10
+#: Once the cheap tries (capped search, local auction) have finished on fewer than one group
+#: in this many (after at least this many tries), a group where both gave up sends the next
+#: `tries` groups straight to uncapped searches, then probes again: on markets where every
+#: removal needs long searches (sparse d = 30, dense) the cheap tries are only overhead, and
+#: the probes cost O(sqrt(groups)) tries.
+SKIP_AFTER = 16
 
 
 @_group.add
@@ -797,13 +799,27 @@ def _by_slack(
     for i in range(n):
         lo = indptr[i]
         hi = indptr[i + 1]
-        s = np.empty(hi - lo, dtype=np.int64)
         for e in range(lo, hi):
-            s[e - lo] = u[i] + p[cols[e]] - w[e]
-        rank = np.argsort(s, kind="mergesort")
-        for t in range(hi - lo):
-            order[lo + t] = lo + rank[t]
-            slack[lo + t] = s[rank[t]]
+            slack[e] = u[i] + p[cols[e]] - w[e]
+            order[e] = e
+        if hi - lo > 32:
+            rank = np.argsort(slack[lo:hi], kind="mergesort")
+            for t in range(hi - lo):
+                order[lo + t] = lo + rank[t]
+            for t in range(lo, hi):
+                rank[t - lo] = u[i] + p[cols[order[t]]] - w[order[t]]
+            slack[lo:hi] = rank
+            continue
+        for t in range(lo + 1, hi):  # a short row: insertion sort, stable
+            key = slack[t]
+            e = order[t]
+            q = t
+            while q > lo and slack[q - 1] > key:
+                slack[q] = slack[q - 1]
+                order[q] = order[q - 1]
+                q -= 1
+            slack[q] = key
+            order[q] = e
     where = np.empty(len(cols), dtype=np.int64)
     for t in range(len(cols)):
         where[order[t]] = t
@@ -1007,10 +1023,10 @@ def vcg_hybrid(
     ``64 (displaced + 16)``, and on a price war (budget spent) `_vcg_group` re-solves it
     exactly by shortest paths. After a price war the next group first tries a search capped
     at as many work units as its bid budget (tie-heavy markets war on every group while their
-    searches end at once), and goes back to auctions first when that cap is hit. When both
-    give up on k groups in a row, the next ``2**k`` groups (k <= `SKIP_DOUBLINGS`) go straight
-    to an uncapped search: where every removal needs long searches (every offer matched, few
-    requests at zero profit) the cheap tries only cost.
+    searches end at once), and goes back to auctions first when that cap is hit. When the
+    cheap tries finish on fewer than 1 in `SKIP_AFTER` groups, a group where both gave up sends
+    as many groups as were tried straight to uncapped searches: where every removal needs long
+    searches (every offer matched, few requests at zero profit) the cheap tries only cost.
 
     (pedge, price, profit) the optimal eps = 1 auction solution and (u, p) exact duals of the
     same matching; all left unchanged. Work bound: the `max_duals` pass, plus twice the
@@ -1040,8 +1056,9 @@ def vcg_hybrid(
     removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
     n_groups = len(group_indptr) - 1
     search_first = False  # after a price war, try a capped search before the next auction
-    streak = 0  # groups in a row where both the capped search and the auction gave up
-    skip = 0  # groups left that go straight to an uncapped search (after such a streak)
+    tries = 0  # groups where the cheap tries (capped search, local auction) were made
+    wins = 0  # ... and one of them finished
+    skip = 0  # groups left that go straight to an uncapped search
     for g in range(n_groups):
         if work > max_work:
             return WORK_LIMIT, g, work
@@ -1071,21 +1088,22 @@ def vcg_hybrid(
             work += wk
             if ok:
                 out[g] = loss
-                streak = 0
+                tries += 1
+                wins += 1
                 continue
             search_first = False
         ok, change, bids = _local_auction(g, indptr, cols, a, w, tptr, trow, tedge, ta, pr,
                                           prof, pe, oown, group_indptr, group_objects, stack,
                                           log, marks, queued_obj, budget, stop)
         work += bids
+        tries += 1
         if ok:
             out[g] = -change
-            streak = 0
+            wins += 1
             continue
         search_first = True
-        if capped:  # both cheap tries gave up: the next 2**streak groups skip them
-            streak = min(streak + 1, SKIP_DOUBLINGS)
-            skip = 1 << streak
+        if capped and tries >= SKIP_AFTER and wins * SKIP_AFTER < tries:
+            skip = tries  # the cheap tries rarely finish: skip them for as many groups
         _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                  group_objects, removed, dist, pred, done, seen, settled, hk,
                                  hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
