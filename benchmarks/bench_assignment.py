@@ -20,8 +20,11 @@ the partial matching (``ortools-mcf``, exact for this problem), and ``SimpleLine
 directly on the arcs (``ortools-lsa``) when a perfect matching exists; LSA then maximizes over
 perfect matchings only, so its welfare is reported but not asserted (it is the optimum when the
 optimal matching is perfect). scipy gets a private zero-surplus dummy per request (it needs a
-full matching). VCG: the time of the VCG payments (`vcg_bonuses`, providers owning four offers
-each) as a multiple of the pay-as-bid solve; the example book is cleared end to end.
+full matching). Each instance is solved on the path `assignment` takes: the dense
+Jonker-Volgenant kernel (rows labelled ``jv``) on dense markets of at least 250,000 cells, the
+auction otherwise. VCG: the time of the VCG payments (providers owning four offers each;
+`vcg_bonuses_bounded` after the auction, `vcg_groups` from the JV duals) as a multiple of the
+pay-as-bid solve on the same path; the example book is cleared end to end.
 """
 
 from __future__ import annotations
@@ -221,22 +224,45 @@ def rectangular(g: tuple[int, int, np.ndarray, np.ndarray, np.ndarray]) -> Insta
     return n, indptr, cols, w
 
 
-def auction_and_vcg(inst: Instance, repeat: int, limit: float) -> tuple[float, float, int]:
-    """(pay-as-bid solve seconds, VCG payment seconds or inf past `limit`, welfare)."""
-    from auction.kernels.assignment import DONE, auction_matching, vcg_bonuses_bounded
+def auction_and_vcg(inst: Instance, repeat: int, limit: float) -> tuple[float, float, int, str]:
+    """(pay-as-bid solve seconds, VCG payment seconds or inf past `limit`, welfare, method).
+
+    The path `assignment` takes on this instance: the dense Jonker-Volgenant kernel with VCG
+    from its duals (`vcg_groups`) on dense markets (method ``"jv"``), else the auction with
+    `vcg_bonuses_bounded` (``"auction"``); providers own four offers each.
+    """
+    from auction.kernels.assignment import DONE, auction_matching, vcg_bonuses_bounded, vcg_groups
+    from auction.kernels.budget import stop_at, vcg_work_bound
+    from auction.kernels.dense import dense_assignment, use_dense
+    from auction.mechanisms.assignment import DENSE_MIN_CELLS
 
     n, indptr, cols, w = inst
     m = n
-    a = w * (2 * n + 1) + 1
-    solve_s, out = best_of(lambda: auction_matching(n, m, indptr, cols, a, 10), repeat)
-    pedge, price, profit = out[0], out[1], out[2]
     gptr = np.arange(0, m + 4, 4, dtype=np.int64)
     gptr[-1] = m
     gobj = np.arange(m, dtype=np.int64)
+    if n * m >= DENSE_MIN_CELLS and use_dense(n, m, len(cols)):
+        solve_s, (pedge, u, p, _) = best_of(
+            lambda: dense_assignment(n, m, indptr, cols, w), repeat)
+
+        def jv_vcg() -> int:
+            out = np.zeros(len(gptr) - 1, dtype=np.int64)
+            with stop_at(time.monotonic() + limit) as stop:
+                code, _, _ = vcg_groups(n, m, indptr, cols, w, pedge, u, p, gptr, gobj, 0,
+                                        out, vcg_work_bound(n, m, len(cols)), stop)
+            return int(code)
+
+        vcg_s, status = best_of(jv_vcg, repeat)
+        welfare = int(w[pedge[pedge >= 0]].sum())
+        return solve_s, vcg_s if status == DONE else float("inf"), welfare, "jv"
+    a = w * (2 * n + 1) + 1
+    solve_s, out = best_of(lambda: auction_matching(n, m, indptr, cols, a, 10), repeat)
+    pedge, price, profit = out[0], out[1], out[2]
     vcg_s, (_, status, _) = best_of(lambda: vcg_bonuses_bounded(
         n, m, indptr, cols, a, w, pedge, price, gptr, gobj, profit=profit,
         deadline=time.monotonic() + limit), repeat)
-    return solve_s, vcg_s if status == DONE else float("inf"), int(w[pedge[pedge >= 0]].sum())
+    welfare = int(w[pedge[pedge >= 0]].sum())
+    return solve_s, vcg_s if status == DONE else float("inf"), welfare, "auction"
 
 
 def example_book_vcg(repeat: int) -> tuple[float, float]:
@@ -275,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"numba compile of the auction kernels: {compile_s:.2f} s")
     print(f"import auction -> first assignment result (demo market, with compile): {first_s:.2f} s")
     auction_and_vcg(sparse_instance(64, 4), 1, 600.0)  # compile the VCG kernels untimed
+    auction_and_vcg(dense_instance(500), 1, 600.0)  # and the dense (JV) path's
     pab, vcg = example_book_vcg(3)
     print(f"example book, auction.clear: pay-as-bid {pab * 1e3:.2f} ms, vcg {vcg * 1e3:.2f} ms "
           f"(VCG / pay-as-bid {vcg / pab:.2f}x)", flush=True)
@@ -304,16 +331,16 @@ def main(argv: list[str] | None = None) -> None:
     print("-" * 80, flush=True)
     rows = []
     for label, inst, names in cases:
-        solve_s, vcg_s, welfare = auction_and_vcg(inst, repeat, vcg_limit)
+        solve_s, vcg_s, welfare, method = auction_and_vcg(inst, repeat, vcg_limit)
         results: dict[str, tuple[str, float | None, int | None]] = {
             "auction": ("ok", solve_s, welfare)}
-        print(f"{label:<28} {'auction':<13} {solve_s:9.3f} {'':>10} {welfare:>16}", flush=True)
+        print(f"{label:<28} {method:<13} {solve_s:9.3f} {'':>10} {welfare:>16}", flush=True)
         if vcg_s == float("inf"):
-            print(f"{label:<28} {'auction vcg':<13} {'>' + str(int(vcg_limit)):>9} "
+            print(f"{label:<28} {method + ' vcg':<13} {'>' + str(int(vcg_limit)):>9} "
                   f"{'>' + format(vcg_limit / solve_s, '.0f'):>9}x (VCG deadline hit)",
                   flush=True)
         else:
-            print(f"{label:<28} {'auction vcg':<13} {vcg_s:9.3f} {vcg_s / solve_s:9.2f}x "
+            print(f"{label:<28} {method + ' vcg':<13} {vcg_s:9.3f} {vcg_s / solve_s:9.2f}x "
                   f"{'(VCG / pay-as-bid)':>16}", flush=True)
         for name in [] if args.vcg_only else names:
             status, secs, wel = timed(name, inst, limit)

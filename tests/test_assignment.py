@@ -1143,3 +1143,139 @@ def test_vcg_groups_stops_at_its_work_bound_and_resumes(
         assert status == WORK_LIMIT
     np.testing.assert_array_equal(sliced, whole)
     assert calls >= 1
+
+
+# -- VCG on congested markets (every offer matched, providers of several offers) --------------
+
+
+def _congested(n: int, d: int, seed: int, top: int = 10**6) -> tuple[Any, ...]:
+    """n requests x n offers, d random offers per request, weights in [1, top] (a repeated pair
+    keeps one edge): nearly every offer is matched, few requests have zero profit."""
+    rng = np.random.default_rng(seed)
+    mat = csr_matrix((rng.integers(1, top + 1, n * d), (np.repeat(np.arange(n), d),
+                                                         rng.integers(0, n, n * d))),
+                     shape=(n, n))
+    mat.sum_duplicates()
+    mat.sort_indices()
+    return (n, n, mat.indptr.astype(np.int64), mat.indices.astype(np.int64),
+            mat.data.astype(np.int64))
+
+
+def _remove_and_resolve(g: tuple[Any, ...], gptr: IntArray, gobj: IntArray) -> list[int]:
+    """W* - W*(without each group's objects), every optimum from scipy on the dense matrix."""
+    n, m, indptr, cols, w = g
+    dense = graph_dense(n, m, indptr, cols, w)
+    total = dense_welfare(dense)
+    out = []
+    for k in range(len(gptr) - 1):
+        without = dense.copy()
+        without[:, gobj[gptr[k]:gptr[k + 1]]] = 0
+        out.append(total - dense_welfare(without))
+    return out
+
+
+@pytest.mark.parametrize(("n", "d", "seed"), [(300, 12, 312), (300, 20, 1)])
+def test_vcg_on_congested_markets_matches_remove_and_resolve(n: int, d: int, seed: int) -> None:
+    """Providers of four offers on markets where the local auction and the capped search both
+    give up on consecutive providers, so `vcg_hybrid` sends the next ones straight to uncapped
+    searches (both instances take that path, checked when the test was written); the bonuses,
+    and `vcg_groups` from `exact_matching`'s duals, equal remove-and-resolve."""
+    g = _congested(n, d, seed)
+    _, m, indptr, cols, w = g
+    a = scaled(n, w)
+    pedge, price, profit = auction_matching(n, m, indptr, cols, a, 10)[:3]
+    gptr = np.minimum(np.arange(0, m + 4, 4, dtype=np.int64), m)
+    gobj = np.arange(m, dtype=np.int64)
+    want = _remove_and_resolve(g, gptr, gobj)
+    got = vcg_bonuses(n, m, indptr, cols, a, w, pedge, price, profit, gptr, gobj, 10)
+    assert got.tolist() == want
+    pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, 1 << 62, no_stop())
+    out = np.zeros(len(gptr) - 1, dtype=np.int64)
+    assert vcg_groups(n, m, indptr, cols, w, pe, u, p, gptr, gobj, 0, out, 1 << 62,
+                      no_stop())[0] == DONE
+    assert out.tolist() == want
+
+
+@st.composite
+def congested_graphs(draw: st.DrawFn) -> tuple[Any, ...]:
+    """Square markets of 10-40 requests with 1-6 offers each, weights either in 0..3 (ties and
+    zero-profit pairs) or up to 10**6, optionally with a chain (request i on offers i and
+    i + 1, equal weights: long augmenting paths)."""
+    n = draw(st.integers(10, 40))
+    top = draw(st.sampled_from([3, 10**6]))
+    chain = draw(st.booleans())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    rows, cols, ws = [], [], []
+    for i in range(n):
+        picks = set(rng.integers(0, n, int(rng.integers(1, 7))).tolist())
+        if chain:
+            picks |= {i, (i + 1) % n}
+        for j in sorted(picks):
+            rows.append(i)
+            cols.append(j)
+            ws.append(top if chain and j in (i, (i + 1) % n) else int(rng.integers(0, top + 1)))
+    mat = csr_matrix((np.array(ws, dtype=np.int64), (rows, cols)), shape=(n, n))
+    mat.sort_indices()
+    assert mat.nnz == len(ws)
+    return (n, n, mat.indptr.astype(np.int64), mat.indices.astype(np.int64),
+            mat.data.astype(np.int64))
+
+
+@settings(deadline=None, max_examples=examples(60), suppress_health_check=SLOW)
+@given(g=congested_graphs(), size=st.integers(1, 5), data=st.data())
+def test_vcg_multi_offer_providers_match_remove_and_resolve(
+    g: tuple[Any, ...], size: int, data: st.DataObject
+) -> None:
+    """Providers of up to five offers (consecutive, or drawn at random) on congested, tie-heavy
+    or chained markets: `vcg_bonuses` (local auctions, searches, skips), its pure-Python
+    reference and `vcg_groups` all equal remove-and-resolve."""
+    n, m, indptr, cols, w = g
+    if data.draw(st.booleans()):
+        gptr = np.minimum(np.arange(0, m + size, size, dtype=np.int64), m)
+        gobj = np.arange(m, dtype=np.int64)
+    else:
+        gptr, gobj, _ = _groups(data, m)
+    a = scaled(n, w)
+    pedge, price, profit = auction_matching(n, m, indptr, cols, a, 10)[:3]
+    want = _remove_and_resolve(g, gptr, gobj)
+    got = vcg_bonuses(n, m, indptr, cols, a, w, pedge, price, profit, gptr, gobj, 10)
+    assert got.tolist() == want
+    ref = vcg_bonuses.py_func(n, m, indptr, cols, a, w, pedge, price, profit, gptr, gobj, 10)
+    assert ref.tolist() == want
+    pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, 1 << 62, no_stop())
+    out = np.zeros(len(gptr) - 1, dtype=np.int64)
+    vcg_groups(n, m, indptr, cols, w, pe, u, p, gptr, gobj, 0, out, 1 << 62, no_stop())
+    assert out.tolist() == want
+
+
+@settings(deadline=None, max_examples=examples(100))
+@given(steps=st.lists(st.tuples(st.booleans(), st.integers(0, 3), st.integers(0, 2**61)),
+                      max_size=60), backend=st.sampled_from(["numba", "python"]))
+def test_radix_heap_pops_in_key_order(steps: list[tuple[bool, int, int]], backend: str) -> None:
+    """The VCG searches' radix heap against a plain list: pushes of keys at or above the last
+    popped one (small gaps: ties; huge ones: every bucket) pop in key order, each entry once."""
+    from auction.kernels.assignment import NB, _group
+
+    get = _group.compiled if backend == "numba" else _group.python
+    push, top, pop, reset = get("_rpush"), get("_rmin"), get("_rpop"), get("_rreset")
+    hk = np.empty(len(steps) + 1, dtype=np.int64)
+    hv = np.empty(len(steps) + 1, dtype=np.int64)
+    hx = np.empty(len(steps) + 1 + NB + 2, dtype=np.int64)
+    reset(hk, hx)
+    ref: list[tuple[int, int]] = []
+    last = 0
+    for value, (is_pop, gap, big) in enumerate([*steps, *[(True, 0, 0)] * len(steps)]):
+        if not is_pop:
+            key = last + (gap if gap < 3 else big)
+            push(hk, hv, hx, key, value)
+            ref.append((key, value))
+            continue
+        node, key, val = top(hk, hv, hx)
+        if not ref:
+            assert node == -1
+            continue
+        assert key == min(ref)[0]
+        ref.remove((key, val))
+        pop(hk, hx, node)
+        last = key
+    assert not ref

@@ -67,6 +67,12 @@ LOCAL_BIDS = 64
 #: Work units (edges scanned, heap pops) per local-auction bid that a group's shortest-path
 #: re-solve may spend before the local auction is tried instead.
 SEARCH_FIRST = 1
+#: Once the cheap tries (capped search, local auction) have finished on fewer than one group
+#: in this many (after at least this many tries), a group where both gave up sends the next
+#: `tries` groups straight to uncapped searches, then probes again: on markets where every
+#: removal needs long searches (sparse d = 30, dense) the cheap tries are only overhead, and
+#: the probes cost O(sqrt(groups)) tries.
+SKIP_AFTER = 16
 
 
 @_group.add
@@ -364,41 +370,101 @@ def _undo(
 INF = 1 << 62
 
 
-@_group.add
-def _hpush(hk: IntArray, hv: IntArray, size: int, key: int, val: int) -> int:
-    """Push (key, val) on the binary min-heap (ties: smaller val first); the new size."""
-    k = size
-    hk[k] = key
-    hv[k] = val
-    while k > 0:
-        q = (k - 1) >> 1
-        if hk[q] < hk[k] or (hk[q] == hk[k] and hv[q] <= hv[k]):
-            break
-        hk[q], hk[k] = hk[k], hk[q]
-        hv[q], hv[k] = hv[k], hv[q]
-        k = q
-    return size + 1
+#: Buckets of the radix heap: keys are below 2**62, so ``key ^ last`` has at most 62 bits.
+NB = 64
 
 
 @_group.add
-def _hpop(hk: IntArray, hv: IntArray, size: int) -> int:
-    """Drop the heap's top (read it from hk[0], hv[0] first); the new size."""
-    size -= 1
-    hk[0] = hk[size]
-    hv[0] = hv[size]
-    k = 0
-    while True:
-        c = 2 * k + 1
-        if c >= size:
-            break
-        if c + 1 < size and (hk[c + 1] < hk[c] or (hk[c + 1] == hk[c] and hv[c + 1] < hv[c])):
-            c += 1
-        if hk[k] < hk[c] or (hk[k] == hk[c] and hv[k] <= hv[c]):
-            break
-        hk[c], hk[k] = hk[k], hk[c]
-        hv[c], hv[k] = hv[k], hv[c]
-        k = c
-    return size
+def _bits(x: int) -> int:
+    """The bit length of ``x >= 0`` (0 for 0), by halving: six comparisons."""
+    b = 0
+    step = 32
+    while step > 0:
+        if x >= 1 << step:
+            x >>= step
+            b += step
+        step >>= 1
+    return b + x
+
+
+@_group.add
+def _rreset(hk: IntArray, hx: IntArray) -> None:
+    """Empty the radix heap: no bucket heads, last popped key 0, node pool from 0."""
+    top = len(hk)
+    for b in range(NB):
+        hx[top + b] = -1
+    hx[top + NB] = 0
+    hx[top + NB + 1] = 0
+
+
+@_group.add
+def _rpush(hk: IntArray, hv: IntArray, hx: IntArray, key: int, val: int) -> None:
+    """Push (key, val), ``key >=`` the last popped key (Dijkstra's keys only grow).
+
+    A radix heap (Ahuja, Mehlhorn, Orlin and Tarjan 1990): a node in a pool (hk: key, hv:
+    value, hx: next in its bucket; the bucket heads, the last key and the pool's top follow
+    the pool in hx) goes to bucket ``bit_length(key ^ last)``: bucket 0 holds keys equal to the
+    last popped one, bucket b keys whose highest bit differing from it is b - 1. O(1).
+    """
+    top = len(hk)
+    node = hx[top + NB + 1]
+    hx[top + NB + 1] = node + 1
+    hk[node] = key
+    hv[node] = val
+    x = key ^ hx[top + NB]
+    b = _bits(x) if x >= 0 else NB - 1  # infeasible duals only: stays inside the array
+    hx[node] = hx[top + b]
+    hx[top + b] = node
+
+
+@_group.add
+def _rmin(hk: IntArray, hv: IntArray, hx: IntArray) -> tuple[int, int, int]:
+    """(node, key, value) of a smallest key (`_rpop` drops the node); node -1 when empty.
+
+    When bucket 0 is empty, the first non-empty bucket's smallest key becomes the last key and
+    its nodes move to lower buckets (each node moves down at most 62 times in all): amortized
+    O(log C) per pop, C the largest key, with no comparisons between heap entries.
+    """
+    top = len(hk)
+    if hx[top] < 0:
+        _rsplit(hk, hx)
+    node = hx[top]
+    if node < 0:
+        return -1, 0, 0
+    return int(node), int(hk[node]), int(hv[node])
+
+
+@_group.add
+def _rsplit(hk: IntArray, hx: IntArray) -> None:
+    """Bucket 0 being empty: the first non-empty bucket's smallest key becomes the last key and
+    its nodes move to lower buckets (bucket 0 gets those with that key); nothing when empty."""
+    top = len(hk)
+    b = 1
+    while b < NB and hx[top + b] < 0:
+        b += 1
+    if b == NB:
+        return
+    node = hx[top + b]
+    low = hk[node]
+    while node >= 0:
+        if hk[node] < low:
+            low = hk[node]
+        node = hx[node]
+    hx[top + NB] = low
+    node = hx[top + b]
+    hx[top + b] = -1
+    while node >= 0:
+        after = hx[node]
+        nb = _bits(hk[node] ^ low)
+        hx[node] = hx[top + nb]
+        hx[top + nb] = node
+        node = after
+
+
+@_group.add
+def _rpop(hk: IntArray, hx: IntArray, node: int) -> None:
+    """Drop `node`, the one `_rmin` returned (the head of bucket 0)."""
+    hx[len(hk)] = hx[node]
 
 
 @_group.add
@@ -406,8 +472,8 @@ def _augment(
     i: int, indptr: IntArray, cols: IntArray, w: IntArray, erow: IntArray, pedge: IntArray,
     oown: IntArray, u: IntArray, p: IntArray, removed: npt.NDArray[np.bool_], dist: IntArray,
     pred: IntArray, done: npt.NDArray[np.bool_], seen: IntArray, settled: IntArray,
-    hk: IntArray, hv: IntArray, log: IntArray, marks: npt.NDArray[np.bool_], log_top: int,
-    logging: bool, cap: int,
+    hk: IntArray, hv: IntArray, hx: IntArray, slack: IntArray, u0: IntArray, log: IntArray,
+    marks: npt.NDArray[np.bool_], log_top: int, logging: bool, cap: int,
 ) -> tuple[int, int]:
     """Match free person i by one shortest augmenting path (Dijkstra); (work, log top).
 
@@ -425,16 +491,26 @@ def _augment(
     end of cost 0 instead of exploring the plateau. The duals of settled nodes move by
     ``delta - d`` (the Hungarian update; the end, if unsettled, has ``d = delta``), which keeps
     feasibility and makes the path tight, then the path is flipped. Work: O(E log E) for the
-    edges the search scans (at most every edge once).
+    edges the search scans (at most every edge once; the radix heap's pops cost amortized
+    O(log C), C the largest reduced cost).
+
+    With `slack` (non-empty: `_by_slack`) every person's edges are in increasing order of their
+    reduced cost ``slack[e]`` under reference duals (u0, p0) with ``p >= p0``: the reduced cost
+    now is at least ``slack[e] - (u0[k] - u[k])``, so the scan of person k's edges stops at the
+    first one that cannot beat the best end (``best - d``): on a long search most edges are
+    never read. Duals only move that way (p rises, u drops) inside a group's re-solve.
     """
+    ranked = len(slack) > 0
     work = 0
-    size = 0
+    _rreset(hk, hx)
     nseen = 0
     nsettled = 0
     best = u[i]
     end = -1  # the path's last object; -1: i stays out
     for e in range(indptr[i], indptr[i + 1]):
         work += 1
+        if ranked and slack[e] - (u0[i] - u[i]) >= best:
+            break
         j = cols[e]
         if removed[j]:
             continue
@@ -445,14 +521,15 @@ def _augment(
                 nseen += 1
             dist[j] = d
             pred[j] = e
-            size = _hpush(hk, hv, size, d, j)
+            _rpush(hk, hv, hx, d, j)
             cost = d if oown[j] < 0 else d + u[oown[j]]
             if cost < best:
                 best = cost
                 end = j
-    while size > 0:
-        d = hk[0]
-        j = hv[0]
+    while True:
+        node, d, j = _rmin(hk, hv, hx)
+        if node < 0:
+            break
         if d >= best:
             break
         if work > cap:
@@ -460,7 +537,7 @@ def _augment(
                 dist[seen[s]] = INF
                 done[seen[s]] = False
             return work, log_top
-        size = _hpop(hk, hv, size)
+        _rpop(hk, hx, node)
         work += 1
         if done[j] or d > dist[j]:
             continue
@@ -473,6 +550,8 @@ def _augment(
         ek = pedge[k]
         for e in range(indptr[k], indptr[k + 1]):
             work += 1
+            if ranked and d + slack[e] - (u0[k] - u[k]) >= best:
+                break
             jj = cols[e]
             if e == ek or removed[jj] or done[jj]:
                 continue
@@ -483,7 +562,7 @@ def _augment(
                     nseen += 1
                 dist[jj] = nd
                 pred[jj] = e
-                size = _hpush(hk, hv, size, nd, jj)
+                _rpush(hk, hv, hx, nd, jj)
                 cost = nd if oown[jj] < 0 else nd + u[oown[jj]]
                 if cost < best:
                     best = cost
@@ -544,13 +623,15 @@ def _edge_rows(n: int, indptr: IntArray) -> IntArray:
 @_group.add
 def _search_arrays(m: int, edges: int) -> tuple[
     npt.NDArray[np.bool_], IntArray, IntArray, npt.NDArray[np.bool_], IntArray, IntArray,
-    IntArray, IntArray,
+    IntArray, IntArray, IntArray,
 ]:
-    """Scratch arrays of `_augment`: removed, dist, pred, done, seen, settled, heap keys, values."""
+    """Scratch arrays of `_augment`: removed, dist, pred, done, seen, settled, and the radix
+    heap's keys, values, links (a pool of one node per edge)."""
     return (np.zeros(m, dtype=np.bool_), np.full(m, INF, dtype=np.int64),
             np.full(m, -1, dtype=np.int64), np.zeros(m, dtype=np.bool_),
             np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64),
-            np.empty(edges + 1, dtype=np.int64), np.empty(edges + 1, dtype=np.int64))
+            np.empty(edges + 1, dtype=np.int64), np.empty(edges + 1, dtype=np.int64),
+            np.empty(edges + 1 + NB + 2, dtype=np.int64))
 
 
 @_group.add
@@ -571,7 +652,7 @@ def exact_matching(
     oown = np.full(m, -1, dtype=np.int64)
     u = np.zeros(n, dtype=np.int64)
     p = np.zeros(m, dtype=np.int64)
-    removed, dist, pred, done, seen, settled, hk, hv = _search_arrays(m, len(cols))
+    removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
     log = np.empty(0, dtype=np.int64)
     marks = np.zeros((4, 0), dtype=np.bool_)
     work = 0
@@ -589,7 +670,8 @@ def exact_matching(
         work += indptr[i + 1] - indptr[i]
         if best > 0:
             wk, _ = _augment(i, indptr, cols, w, erow, pedge, oown, u, p, removed, dist, pred,
-                             done, seen, settled, hk, hv, log, marks, 0, False, NO_LIMIT)
+                             done, seen, settled, hk, hv, hx, log, u, log, marks, 0, False,
+                             NO_LIMIT)
             work += wk
     return pedge, u, p, DONE, work
 
@@ -657,7 +739,7 @@ def max_duals(
     W* - W*(without j) (Leonard 1983; Demange and Gale 1985: the seller-optimal core point), so
     a single object's removal needs no search, and the searches of a group's removal start at
     distance 0 of their best end. Work: every edge scanned once plus at most E + m heap pops,
-    ``O((E + m) log(E + m))``; the work is returned.
+    ``O(E + m log C)`` with the radix heap (C the largest key); the work is returned.
     """
     oown = np.full(m, -1, dtype=np.int64)
     for i in range(n):
@@ -668,15 +750,17 @@ def max_duals(
     done = np.zeros(m, dtype=np.bool_)
     hk = np.empty(len(cols) + m + 1, dtype=np.int64)
     hv = np.empty(len(cols) + m + 1, dtype=np.int64)
-    size = 0
+    hx = np.empty(len(cols) + m + 1 + NB + 2, dtype=np.int64)
+    _rreset(hk, hx)
     for j in range(m):
         dist[j] = u[oown[j]] if oown[j] >= 0 else 0
-        size = _hpush(hk, hv, size, dist[j], j)
+        _rpush(hk, hv, hx, dist[j], j)
     work = 0
-    while size > 0:
-        d = hk[0]
-        j = hv[0]
-        size = _hpop(hk, hv, size)
+    while True:
+        node, d, j = _rmin(hk, hv, hx)
+        if node < 0:
+            break
+        _rpop(hk, hx, node)
         work += 1
         if done[j] or d > dist[j]:
             continue
@@ -691,7 +775,7 @@ def max_duals(
             nd = d + u[k] + p[j] - w[tedge[t]]
             if nd < dist[jk] and not done[jk]:
                 dist[jk] = nd
-                size = _hpush(hk, hv, size, nd, jk)
+                _rpush(hk, hv, hx, nd, jk)
     u2 = u.copy()
     p2 = p.copy()
     for j in range(m):
@@ -699,6 +783,51 @@ def max_duals(
             p2[j] += dist[j]
             u2[oown[j]] -= dist[j]
     return u2, p2, work
+
+
+@_group.add
+def _by_slack(
+    n: int, indptr: IntArray, cols: IntArray, w: IntArray, pedge: IntArray, u: IntArray,
+    p: IntArray,
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Every person's edges in increasing reduced cost ``u + p - w`` under exact duals (ties in
+    CSR order): (order, that order's reduced costs, pedge as positions in it). The graph
+    permuted by `order` is the same market; `_augment` stops scanning a person's edges at
+    the first one too dear. Work: O(E log d), d the largest degree."""
+    order = np.empty(len(cols), dtype=np.int64)
+    slack = np.empty(len(cols), dtype=np.int64)
+    for i in range(n):
+        lo = indptr[i]
+        hi = indptr[i + 1]
+        for e in range(lo, hi):
+            slack[e] = u[i] + p[cols[e]] - w[e]
+            order[e] = e
+        if hi - lo > 32:
+            rank = np.argsort(slack[lo:hi], kind="mergesort")
+            for t in range(hi - lo):
+                order[lo + t] = lo + rank[t]
+            for t in range(lo, hi):
+                rank[t - lo] = u[i] + p[cols[order[t]]] - w[order[t]]
+            slack[lo:hi] = rank
+            continue
+        for t in range(lo + 1, hi):  # a short row: insertion sort, stable
+            key = slack[t]
+            e = order[t]
+            q = t
+            while q > lo and slack[q - 1] > key:
+                slack[q] = slack[q - 1]
+                order[q] = order[q - 1]
+                q -= 1
+            slack[q] = key
+            order[q] = e
+    where = np.empty(len(cols), dtype=np.int64)
+    for t in range(len(cols)):
+        where[order[t]] = t
+    pe = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        if pedge[i] >= 0:
+            pe[i] = where[pedge[i]]
+    return order, slack, pe
 
 
 @_group.add
@@ -734,7 +863,8 @@ def _vcg_group(
     oown: IntArray, u: IntArray, p: IntArray, group_indptr: IntArray, group_objects: IntArray,
     removed: npt.NDArray[np.bool_], dist: IntArray, pred: IntArray,
     done: npt.NDArray[np.bool_], seen: IntArray, settled: IntArray, hk: IntArray, hv: IntArray,
-    stack: IntArray, log: IntArray, marks: npt.NDArray[np.bool_], cap: int,
+    hx: IntArray, slack: IntArray, u0: IntArray, stack: IntArray, log: IntArray,
+    marks: npt.NDArray[np.bool_], cap: int,
 ) -> tuple[bool, int, int]:
     """Group g's loss W* - W*(without g) by shortest augmenting paths, all undone;
     (finished, loss, work).
@@ -761,8 +891,8 @@ def _vcg_group(
     finished = True
     for s in range(top):
         wk, log_top = _augment(stack[s], indptr, cols, w, erow, pedge, oown, u, p, removed,
-                               dist, pred, done, seen, settled, hk, hv, log, marks, log_top,
-                               True, cap - work)
+                               dist, pred, done, seen, settled, hk, hv, hx, slack, u0, log,
+                               marks, log_top, True, cap - work)
         work += wk
         if work > cap:
             finished = False
@@ -798,9 +928,13 @@ def vcg_groups(
     for i in range(n):
         if pedge[i] >= 0:
             oown[cols[pedge[i]]] = i
-    pe = pedge.copy()
     u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
-    removed, dist, pred, done, seen, settled, hk, hv = _search_arrays(m, len(cols))
+    order, slack, pe = _by_slack(n, indptr, cols, w, pedge, u, p)
+    cols = cols[order]
+    w = w[order]
+    u0 = u.copy()
+    work += len(cols)
+    removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
     stack = np.empty(max(n, 1), dtype=np.int64)
     log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
     marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
@@ -815,7 +949,7 @@ def vcg_groups(
         if not proved:
             _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                      group_objects, removed, dist, pred, done, seen, settled,
-                                     hk, hv, stack, log, marks, NO_LIMIT)
+                                     hk, hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
             work += wk
         out[g] = loss
     return DONE, n_groups, work
@@ -889,7 +1023,10 @@ def vcg_hybrid(
     ``64 (displaced + 16)``, and on a price war (budget spent) `_vcg_group` re-solves it
     exactly by shortest paths. After a price war the next group first tries a search capped
     at as many work units as its bid budget (tie-heavy markets war on every group while their
-    searches end at once), and goes back to auctions first when that cap is hit.
+    searches end at once), and goes back to auctions first when that cap is hit. When the
+    cheap tries finish on fewer than 1 in `SKIP_AFTER` groups, a group where both gave up sends
+    as many groups as were tried straight to uncapped searches: where every removal needs long
+    searches (every offer matched, few requests at zero profit) the cheap tries only cost.
 
     (pedge, price, profit) the optimal eps = 1 auction solution and (u, p) exact duals of the
     same matching; all left unchanged. Work bound: the `max_duals` pass, plus twice the
@@ -897,23 +1034,31 @@ def vcg_hybrid(
     all, bids and capped searches), plus `vcg_groups`' bound. Returns (status, next group,
     work) as `vcg_groups`.
     """
+    u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
+    order, slack, pe = _by_slack(n, indptr, cols, w, pedge, u, p)
+    cols = cols[order]
+    w = w[order]
+    a = a[order]
+    u0 = u.copy()
+    work += len(cols)
     tptr, trow, tedge, ta = transpose(n, m, indptr, cols, a)
     oown = np.full(m, -1, dtype=np.int64)
     for i in range(n):
-        if pedge[i] >= 0:
-            oown[cols[pedge[i]]] = i
+        if pe[i] >= 0:
+            oown[cols[pe[i]]] = i
     stack = np.empty(max(n, m) + 1, dtype=np.int64)
     log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
     marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
     queued_obj = np.zeros(m, dtype=np.bool_)
     erow = _edge_rows(n, indptr)
-    pe = pedge.copy()
     prof = profit.copy()
     pr = price.copy()
-    u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
-    removed, dist, pred, done, seen, settled, hk, hv = _search_arrays(m, len(cols))
+    removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
     n_groups = len(group_indptr) - 1
     search_first = False  # after a price war, try a capped search before the next auction
+    tries = 0  # groups where the cheap tries (capped search, local auction) were made
+    wins = 0  # ... and one of them finished
+    skip = 0  # groups left that go straight to an uncapped search
     for g in range(n_groups):
         if work > max_work:
             return WORK_LIMIT, g, work
@@ -925,27 +1070,43 @@ def vcg_hybrid(
         if proved:
             out[g] = loss
             continue
+        if skip > 0:
+            skip -= 1
+            _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
+                                     group_objects, removed, dist, pred, done, seen, settled,
+                                     hk, hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
+            work += wk
+            out[g] = loss
+            continue
         budget = LOCAL_BIDS * (displaced + 16)
+        capped = search_first
         if search_first:
             ok, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                       group_objects, removed, dist, pred, done, seen, settled,
-                                      hk, hv, stack, log, marks, SEARCH_FIRST * budget)
+                                      hk, hv, hx, slack, u0, stack, log, marks,
+                                      SEARCH_FIRST * budget)
             work += wk
             if ok:
                 out[g] = loss
+                tries += 1
+                wins += 1
                 continue
             search_first = False
         ok, change, bids = _local_auction(g, indptr, cols, a, w, tptr, trow, tedge, ta, pr,
                                           prof, pe, oown, group_indptr, group_objects, stack,
                                           log, marks, queued_obj, budget, stop)
         work += bids
+        tries += 1
         if ok:
             out[g] = -change
+            wins += 1
             continue
         search_first = True
+        if capped and tries >= SKIP_AFTER and wins * SKIP_AFTER < tries:
+            skip = tries  # the cheap tries rarely finish: skip them for as many groups
         _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                  group_objects, removed, dist, pred, done, seen, settled, hk,
-                                 hv, stack, log, marks, NO_LIMIT)
+                                 hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
         work += wk
         out[g] = loss
     return DONE, n_groups, work
@@ -1000,9 +1161,10 @@ def solve_bounded(
 
 
 def vcg_hybrid_work_bound(n: int, m: int, edges: int, groups: int) -> int:
-    """`vcg_hybrid`'s work bound: its local auctions' budgets, ``LOCAL_BIDS (min(n, m) +
-    16 groups)``, plus the shortest-path re-solves' (`vcg_work_bound`)."""
-    return LOCAL_BIDS * (min(n, m) + 16 * groups) + vcg_work_bound(n, m, edges)
+    """`vcg_hybrid`'s work bound: its local auctions' budgets and as many capped search units,
+    ``2 LOCAL_BIDS (min(n, m) + 16 groups)``, plus the shortest-path re-solves'
+    (`vcg_work_bound`)."""
+    return 2 * LOCAL_BIDS * (min(n, m) + 16 * groups) + vcg_work_bound(n, m, edges)
 
 
 def vcg_bonuses_bounded(
