@@ -19,10 +19,15 @@ Three measurements, each against its anchor in the same run:
    large component) and ``zoned`` (every order pinned to one GPU model and one of `--zones`
    zones, as a request naming its data centre: many small components). Median over epochs
    after the first.
-3. **Threads**: `--markets` independent markets, each built and cleared from scratch with
-   ``first-price``, one after another vs in a `ThreadPoolExecutor` of 2 threads; the ratio is
-   the speed-up (1.0 means the threads serialize on the GIL). The kernel alone is timed the
-   same way, which shows whether the numba kernels release the GIL.
+3. **Threads**: `--markets` independent markets (`--size` orders each, 10^5; `--assign-size`
+   for ``assignment``, 10^4) cleared one after another vs in a `ThreadPoolExecutor` of 2
+   threads: built and cleared with ``first-price``; prebuilt and cleared with
+   ``first-price``, ``second-price`` and ``assignment``; the sealed-bid kernel alone. One
+   line per case: both times, the cores busy (process CPU / wall: a speed-up needs 2) and the
+   speed-up (1.0 means the threads serialize on the GIL, or the scheduler grants one core);
+   results are compared after the timing. Then a GIL probe per mechanism
+   (`auction.kernels.jit.gil_probe`): a pure-Python thread's longest stall while the kernels
+   run vs the longest kernel call, which does not depend on the load.
 
 Run:
 
