@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import auction
@@ -393,6 +393,7 @@ def long_flows(draw: st.DrawFn) -> list[dict[str, Any]]:
     return out
 
 
+@settings(max_examples=20)  # each example runs a stream of up to 150 inputs three times
 @given(long_flows(), st.sampled_from([1, 2, 4, 10**6]), st.integers(0, 149))
 def test_order_id_memory_stays_bounded_and_replays_identically(
     records: list[dict[str, Any]], window: int, cut: int
@@ -416,13 +417,11 @@ def test_order_id_memory_stays_bounded_and_replays_identically(
             if window > len(records):
                 assert bool(dup) == (oid in ever)
             ever |= {e["data"]["order_id"] for e in got if e["kind"] == "accepted"}
-        state = m.to_state()
-        assert len(state["retired"]) <= window
-        live = {le["request_id"] for le in state["leases"]} | {
-            le["offer_id"] for le in state["leases"]}
+        assert len(m._retired) <= window
+        leases = m._leases.values()
+        live = {le.request_id for le in leases} | {le.offer_id for le in leases}
         assert set(m._held) == live
-        open_ids = {o.id for o in m._orders.values()} | set(m._parked)
-        assert not {k for k, _ in state["retired"]} & (open_ids | live)
+        assert not set(m._retired) & (set(m._orders) | set(m._parked) | live)
     again = LiveMarket(id_window=window)
     assert [e.to_record() for rec in records for e in again.handle(rec)] == outs
     assert again.to_state() == m.to_state()

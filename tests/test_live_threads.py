@@ -113,6 +113,7 @@ def _long_probe(run: Any, size: int, at_least: float = 0.2) -> Any:
     return p
 
 
+@pytest.mark.slow  # two compiles without the disk cache: over 3 s on a loaded machine
 def test_the_probe_tells_a_kernel_holding_the_gil_from_one_releasing_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -143,7 +144,6 @@ def _big_book(n: int, seed: int, divisible: bool = False) -> OrderBook:
     return OrderBook(orders)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("mechanism", "options", "size", "kind"), [
     ("assignment", {}, 700, "plain"),  # the auction kernel
     ("assignment", {"shape": "shared"}, 500, "divisible"),  # the flow kernel
