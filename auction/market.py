@@ -782,7 +782,7 @@ def _expression_ids(texts: npt.NDArray[np.object_]) -> tuple[IntArray, list[Expr
     ids = np.full(len(texts), -1, dtype=np.int64)
     exprs: list[Expression] = []
     seen: dict[str, int] = {}
-    rows = [i for i, t in enumerate(texts.tolist()) if t is not None]
+    rows = np.flatnonzero(texts != None).tolist()  # noqa: E711 (elementwise, a C loop)
     for i in rows:
         t = texts[i]
         k = seen.get(t)

@@ -19,10 +19,15 @@ Three measurements, each against its anchor in the same run:
    large component) and ``zoned`` (every order pinned to one GPU model and one of `--zones`
    zones, as a request naming its data centre: many small components). Median over epochs
    after the first.
-3. **Threads**: `--markets` independent markets, each built and cleared from scratch with
-   ``first-price``, one after another vs in a `ThreadPoolExecutor` of 2 threads; the ratio is
-   the speed-up (1.0 means the threads serialize on the GIL). The kernel alone is timed the
-   same way, which shows whether the numba kernels release the GIL.
+3. **Threads**: `--markets` independent markets (`--size` orders each, 10^5; `--assign-size`
+   for ``assignment``, 10^4) cleared one after another vs in a `ThreadPoolExecutor` of 2
+   threads: built and cleared with ``first-price``; prebuilt and cleared with
+   ``first-price``, ``second-price`` and ``assignment``; the sealed-bid kernel alone. One
+   line per case: both times, the cores busy (process CPU / wall: a speed-up needs 2) and the
+   speed-up (1.0 means the threads serialize on the GIL, or the scheduler grants one core);
+   results are compared after the timing. Then a GIL probe per mechanism
+   (`auction.kernels.jit.gil_probe`): a pure-Python thread's longest stall while the kernels
+   run vs the longest kernel call, which does not depend on the load.
 
 Run:
 
@@ -40,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -234,88 +240,84 @@ def _timed(fn: Any, items: list[Any], threads: int) -> tuple[list[Any], float, f
     return out, wall, (time.process_time() - c) / wall
 
 
-def gil_probe(fn: Any, item: Any) -> tuple[float, float]:
-    """(longest stall of a pure-Python thread while `fn(item)` runs, the call's seconds).
-
-    A kernel that held the GIL would stall the probe for its whole run; a stall of a few
-    switch intervals (and preemption, on a loaded machine) shows it released the GIL. This
-    does not depend on how many cores the scheduler grants, unlike a speed-up."""
-    import threading
-
-    stop = threading.Event()
-    worst = [0.0]
-
-    def probe() -> None:
-        last = time.perf_counter()
-        while not stop.is_set():
-            now = time.perf_counter()
-            worst[0] = max(worst[0], now - last)
-            last = now
-
-    th = threading.Thread(target=probe)
-    th.start()
-    time.sleep(0.05)
-    s = time.perf_counter()
-    fn(item)
-    call = time.perf_counter() - s
-    stop.set()
-    th.join()
-    return worst[0], call
-
-
-def bench_threads(markets: int, size: int, seed: int) -> None:
-    """Independent markets cleared one after another vs in 2 threads, three ways: built and
-    cleared (`Market` build is numpy and Python), prebuilt and cleared with ``first-price``
-    (sealed-bid kernel, ``nogil``, plus the result) and with ``assignment`` (the auction
-    kernel, ``nogil``, dominates). Each row prints the speed-up and the cores busy (CPU/wall);
-    results must be identical."""
+def bench_threads(markets: int, size: int, assign_size: int, seed: int) -> None:
+    """Independent markets cleared one after another vs in a `ThreadPoolExecutor` of 2
+    threads: built and cleared with ``first-price`` (`Market` build is numpy and Python),
+    prebuilt and cleared with ``first-price`` and ``second-price`` (the sealed-bid kernel,
+    ``nogil``, plus the result) and with ``assignment`` (the auction kernel, ``nogil``,
+    dominates), and the sealed-bid kernel alone. One line per case: times, the cores busy
+    (process CPU / wall; a speed-up needs 2) and the speed-up; results must be identical.
+    Then the GIL probe per mechanism, which does not depend on the load."""
     import os
 
+    from auction.kernels.jit import gil_probe
     from auction.kernels.sealed_bid import sealed_bid
     from auction.mechanisms.sealed_bid import sealed_bid_arrays
 
-    books = []
-    for k in range(markets):
-        offers, requests = make_orders(size * 3 // 10, size - size * 3 // 10, seed=seed + k)
-        books.append(OrderBook([*offers, *requests]))
+    def books_of(n: int) -> list[OrderBook]:
+        out = []
+        for k in range(markets):
+            offers, requests = make_orders(n * 3 // 10, n - n * 3 // 10, seed=seed + k)
+            out.append(OrderBook([*offers, *requests]))
+        return out
+
+    books, small_books = books_of(size), books_of(assign_size)
     mk = [Market(b.snapshot()) for b in books]
-    small = [Market(b.snapshot()) for b in books[:2]]
+    small = [Market(b.snapshot()) for b in small_books]
     args = [(*sealed_bid_arrays(x), False) for x in mk]
-    auction.clear(small[0], "first-price")  # compile (or load) the kernels
-    auction.clear(small[0], "assignment")
+    divisible = Market(OrderBook([  # shared capacity (the flow kernel) needs divisible requests
+        attrs.evolve(o, divisible=True) if isinstance(o, Request) else o
+        for o in small_books[0]]).snapshot())
+    for name in ("first-price", "second-price", "assignment"):
+        auction.clear(small[0], name)  # compile (or load) the kernels
 
+    # the timed calls return results as they are; they are compared after the timing (a
+    # result's to_dict is Python work holding the GIL, longer than a first-price clear)
     def whole(b: OrderBook) -> Any:
-        return auction.clear(Market(b.snapshot()), "first-price").to_dict()
+        return auction.clear(Market(b.snapshot()), "first-price")
 
-    def first(m: Market) -> Any:
-        return auction.clear(m, "first-price").to_dict()
-
-    def assign(m: Market) -> Any:
-        return auction.clear(m, "assignment").to_dict()
+    def clearing(name: str, **options: Any) -> Any:
+        return lambda m: auction.clear(m, name, **options)
 
     def kernel(a: tuple[Any, ...]) -> Any:
         for _ in range(5):
             out = sealed_bid(*a)
-        return [x.tolist() for x in out[:3]]
+        return out
 
+    def plain(results: list[Any]) -> list[Any]:
+        return [r.to_dict() if hasattr(r, "to_dict") else [x.tolist() for x in r]
+                for r in results]
+
+    cases: list[tuple[str, Any, list[Any], int]] = [
+        ("build + first-price", whole, books, size),
+        ("prebuilt first-price", clearing("first-price"), mk, size),
+        ("prebuilt second-price", clearing("second-price"), mk, size),
+        ("prebuilt assignment", clearing("assignment"), small, assign_size),
+        ("sealed-bid kernel x5", kernel, args, size)]
     print(f"threads: load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    for name, fn, items in (("build + first-price", whole, books),
-                            ("prebuilt first-price", first, mk),
-                            ("prebuilt assignment", assign, mk),
-                            ("sealed-bid kernel x5", kernel, args)):
+    for name, fn, items, n in cases:
         _timed(fn, items, 1)  # untimed pass: a market caches what its first clear builds
         seq, t_seq, c_seq = _timed(fn, items, 1)
         par, t_par, c_par = _timed(fn, items, 2)
-        if seq != par:
+        if plain(seq) != plain(par):
             raise SystemExit(f"threads {name}: results differ from the sequential ones")
-        print(f"threads {name:21s} {markets} markets x {size:,} orders: sequential "
-              f"{t_seq:.2f} s ({c_seq:.2f} cores busy), 2 threads {t_par:.2f} s "
-              f"({c_par:.2f} cores busy), speed-up {t_seq / t_par:.2f}x")
-    for name, fn, item in (("prebuilt assignment", assign, mk[0]),
-                           ("build + first-price", whole, books[0])):
-        stall, call = gil_probe(fn, item)
-        print(f"GIL probe {name:21s}: a Python thread's longest stall {stall * 1e3:.1f} ms "
-              f"during a {call * 1e3:.1f} ms clear")
+        print(f"threads {name:22s} {markets} x {n:>7,} orders: 1 thread {t_seq:6.2f} s "
+              f"({c_seq:.2f} cores busy), 2 threads {t_par:6.2f} s ({c_par:.2f} cores busy): "
+              f"speed-up {t_seq / t_par:.2f}x")
+    probes: tuple[tuple[str, Any, Any], ...] = (("build + first-price", whole, books[0]),
+                           ("first-price", clearing("first-price"), mk[0]),
+                           ("second-price", clearing("second-price"), mk[0]),
+                           ("assignment", clearing("assignment"), small[0]),
+                           ("assignment shared", clearing("assignment", shape="shared"),
+                            divisible),
+                           ("lp", clearing("lp"), divisible))
+    for name, fn, item in probes:
+        fn(item)
+        p = gil_probe(lambda: fn(item))  # noqa: B023 (called at once)
+        print(f"GIL probe {name:20s}: {p.call * 1e3:7.1f} ms call, {p.kernels / p.call:4.0%} "
+              f"in kernels (longest call {p.longest * 1e3:7.1f} ms); a Python thread's longest "
+              f"stall inside kernels {p.stall_in * 1e3:5.1f} ms, outside "
+              f"{p.stall_out * 1e3:5.1f} ms")
     print(f"threads: load average {os.getloadavg()[0]:.2f} after")
 
 
@@ -331,6 +333,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", choices=("continuous", "reclear", "threads"), action="append",
                     help="run only these measurements (repeatable)")
     ap.add_argument("--size", type=int, default=None, help="orders per market (threads)")
+    ap.add_argument("--assign-size", type=int, default=None,
+                    help="orders per market (threads, assignment)")
     a = ap.parse_args(argv)
     parts = set(a.only or ("continuous", "reclear", "threads"))
     sizes = [10_000] if a.quick else [10_000, a.n]
@@ -344,7 +348,8 @@ def main(argv: list[str] | None = None) -> None:
             bench_reclear(n, epochs, workload, a.zones if n >= 10**5 else a.zones // 10,
                           a.seed)
     if "threads" in parts:
-        bench_threads(a.markets, a.size or (10_000 if a.quick else 25_000), a.seed)
+        bench_threads(a.markets, a.size or (20_000 if a.quick else 100_000),
+                      a.assign_size or (2_000 if a.quick else 10_000), a.seed)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import auction
@@ -339,6 +339,113 @@ def test_retries_never_apply_twice_whatever_the_window(
     after = m.to_state()
     assert after == before
     assert len(after["applied"]) <= max(window, 2)
+
+
+def test_order_ids_are_refused_while_open_or_leased_then_for_a_window() -> None:
+    m = LiveMarket(id_window=2)
+    m.submit(offer(1, 5, gpus=1), at=0)
+    m.submit(request(1, 9), at=1)  # fills o1 whole: o1 parked, r1 leased until 3601
+    m.cancel("o1", at=2)  # o1 leaves, but its lease still names it
+    for oid in ("o1", "r1"):
+        with pytest.raises(DuplicateOrderError):
+            m.submit(offer(1, 5) if oid == "o1" else request(1, 9), at=3)
+    assert sorted(m._held) == ["o1", "r1"]
+    m.advance(3601)  # the lease ends: o1 and r1 retire into the window
+    assert [k for k, _ in m.to_state()["retired"]] == ["r1", "o1"]
+    with pytest.raises(DuplicateOrderError):
+        m.submit(offer(1, 5), at=3601)
+    for k in (2, 3):  # two more retire: r1 and o1 fall out of the window of 2
+        m.submit(offer(k, 5), at=3602)
+        m.cancel(f"o{k}", at=3602)
+    assert [k for k, _ in m.to_state()["retired"]] == ["o2", "o3"]
+    # a forgotten id is a new order (documented); no old lease gives it capacity
+    m.submit(offer(1, 6, gpus=2), at=3603)
+    assert m.orders() == [offer(1, 6, gpus=2)]
+    assert m.leases() == []
+    assert not m._held
+    with pytest.raises(DuplicateOrderError):
+        m.submit(offer(2, 5), at=3603)
+
+
+@st.composite
+def long_flows(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Submits of ids drawn from a small pool (so ids come back), cancels, reclaims and
+    advances, each with an id and a time."""
+    steps = draw(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 11), st.integers(1, 9),
+                                    st.integers(0, 1200)), min_size=50, max_size=150))
+    out: list[dict[str, Any]] = []
+    t = 0
+    for k, (kind, i, price, dt) in enumerate(steps):
+        t += dt
+        rec: dict[str, Any]
+        if kind <= 1:
+            rec = {"kind": "submit", "order": {"side": "offer", **offer(
+                i, price, gpus=1 + i % 3, t=t).to_record()}}
+        elif kind <= 3:
+            rec = {"kind": "submit", "order": {"side": "request", **request(
+                i, price, gpus=1 + i % 2, divisible=i % 4 == 0, t=t).to_record()},
+                "expires_at": t + 1800}
+        elif kind == 4:
+            rec = {"kind": "cancel", "order_id": f"{'or'[i % 2]}{i}"}
+        else:
+            rec = {"kind": "reclaim", "lease_id": f"L{i * 7}", "notice": price * 100}
+        out.append({**rec, "id": f"in{k}", "at": t})
+    return out
+
+
+@settings(max_examples=20)  # each example runs a stream of up to 150 inputs three times
+@given(long_flows(), st.sampled_from([1, 2, 4, 10**6]), st.integers(0, 149))
+def test_order_id_memory_stays_bounded_and_replays_identically(
+    records: list[dict[str, Any]], window: int, cut: int
+) -> None:
+    """However long the stream, the remembered order ids are the open orders, those named by
+    live leases and at most `window` retired ones; only an id submitted before is refused,
+    and with a window longer than the stream every one is (as if all were kept); a second
+    run, and a run restarted from a snapshot taken mid-stream, give the same outputs and the
+    same state, bit for bit."""
+    m = LiveMarket(id_window=window)
+    outs = []
+    ever: set[str] = set()
+    for rec in records:
+        got = [e.to_record() for e in m.handle(rec)]
+        outs += got
+        if rec["kind"] == "submit":
+            oid = rec["order"]["id"]
+            dup = [e for e in got if e["kind"] == "rejected"
+                   and e["data"]["error"] == "DuplicateOrderError"]
+            assert not dup or oid in ever
+            if window > len(records):
+                assert bool(dup) == (oid in ever)
+            ever |= {e["data"]["order_id"] for e in got if e["kind"] == "accepted"}
+        assert len(m._retired) <= window
+        leases = m._leases.values()
+        live = {le.request_id for le in leases} | {le.offer_id for le in leases}
+        assert set(m._held) == live
+        assert not set(m._retired) & (set(m._orders) | set(m._parked) | live)
+    again = LiveMarket(id_window=window)
+    assert [e.to_record() for rec in records for e in again.handle(rec)] == outs
+    assert again.to_state() == m.to_state()
+    cut = min(cut, len(records))
+    first = LiveMarket(id_window=window)
+    head = [e.to_record() for rec in records[:cut] for e in first.handle(rec)]
+    restored = LiveMarket.from_state(first.to_state())
+    tail = [e.to_record() for rec in records[cut:] for e in restored.handle(rec)]
+    assert head + tail == outs
+    assert restored.to_state() == m.to_state()
+
+
+def test_an_old_snapshot_with_every_seen_id_loads_into_the_window() -> None:
+    m = LiveMarket(id_window=2)
+    for k in range(4):
+        m.submit(offer(k, 5), at=k)
+    m.cancel("o3", at=5)
+    state = m.to_state()
+    old = {k: v for k, v in state.items() if k != "retired"}
+    old["seen"] = ["o0", "o1", "o2", "o3", "r9"]  # the format before the window
+    r = LiveMarket.from_state(old)
+    assert [k for k, _ in r.to_state()["retired"]] == ["o3", "r9"]  # open ones stay open
+    with pytest.raises(DuplicateOrderError):
+        r.submit(request(9, 9), at=6)
 
 
 def test_amend_rematches_and_cancel_withdraws() -> None:

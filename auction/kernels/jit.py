@@ -21,6 +21,13 @@ never loads a stale kernel.
 
 Every kernel made here is registered, so `compiled_kernels` can report them all (the warm-up,
 `auction.warmup`, uses it).
+
+Threads: every kernel of the library is compiled with ``nogil=True`` (`nogil_kernels` checks),
+so a kernel runs outside the GIL and independent markets clear in parallel threads; the
+Python and numpy work around a kernel still takes the GIL. `gil_probe` measures that: a
+pure-Python thread spins while a call runs and notes its longest stall inside kernel calls
+(about a switch interval, 5 ms, when the kernel releases the GIL; the whole call when it
+holds it) and outside them (`kernel_spans` records when kernels run).
 """
 
 from __future__ import annotations
@@ -31,21 +38,27 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar
 
 __all__ = [
     "CACHE_ENV",
+    "GilProbe",
     "GroupKernel",
     "KernelGroup",
     "LazyKernel",
     "cache_dir",
     "cache_enabled",
     "compiled_kernels",
+    "gil_probe",
+    "kernel_spans",
     "kernels",
     "lazy_njit",
+    "nogil_kernels",
 ]
 
 CACHE_ENV = "AUCTION_NUMBA_CACHE"
@@ -60,6 +73,8 @@ R = TypeVar("R")
 _REGISTRY: list[LazyKernel[Any, Any] | KernelGroup] = []
 _warned: set[str] = set()
 _warn_lock = threading.Lock()
+#: Open `kernel_spans` recorders; kernel calls are timed only while there is one.
+_recorders: list[list[tuple[float, float]]] = []
 
 
 # -- where the cache lives ------------------------------------------------------------------
@@ -250,6 +265,8 @@ class LazyKernel(Generic[P, R]):
         return self._compiled is not None
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if _recorders:
+            return _recorded(self.compile(), args, kwargs)  # type: ignore[no-any-return]
         return self.compile()(*args, **kwargs)
 
 
@@ -336,6 +353,8 @@ class GroupKernel(Generic[P, R]):
         return self.group.python(self.__name__)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if _recorders:
+            return _recorded(self.group.compiled(self.__name__), args, kwargs)  # type: ignore[no-any-return]
         return self.group.compiled(self.__name__)(*args, **kwargs)  # type: ignore[no-any-return]
 
 
@@ -368,3 +387,104 @@ def compiled_kernels() -> Iterator[tuple[str, Any]]:
         elif k._compiled is not None:
             for name, f in k._funcs.items():
                 yield f"{f.__module__}.{f.__qualname__}", k._compiled[name]
+
+
+# -- threads: is the GIL released? ---------------------------------------------------------
+
+
+def nogil_kernels() -> dict[str, bool]:
+    """Qualified name -> whether it is compiled with ``nogil=True``, for every kernel made."""
+    out = {}
+    for k in _REGISTRY:
+        funcs = [k.py_func] if isinstance(k, LazyKernel) else list(k._funcs.values())
+        for f in funcs:
+            out[f"{f.__module__}.{f.__qualname__}"] = bool(k._options.get("nogil"))
+    return out
+
+
+def _recorded(dispatcher: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    start = time.perf_counter()
+    try:
+        return dispatcher(*args, **kwargs)
+    finally:
+        span = (start, time.perf_counter())
+        for spans in list(_recorders):
+            spans.append(span)
+
+
+@contextmanager
+def kernel_spans() -> Iterator[list[tuple[float, float]]]:
+    """Inside, the (start, end) ``time.perf_counter()`` of every kernel call from Python (in
+    any thread) is appended to the yielded list; calls between kernels inside numba are not
+    separate. Outside any recorder a kernel call costs one list test more."""
+    spans: list[tuple[float, float]] = []
+    _recorders.append(spans)
+    try:
+        yield spans
+    finally:
+        _recorders.remove(spans)
+
+
+class GilProbe:
+    """What a spinning pure-Python thread saw while one call ran (seconds).
+
+    Attributes:
+        call: the call's wall time.
+        kernels: time inside kernel calls; longest: the longest single kernel call.
+        stall_in: the probe's longest stall overlapping kernel calls: far below `longest`
+            when the kernels release the GIL.
+        stall_out: its longest stall outside them (Python and numpy work holding the GIL,
+            and the OS preempting the probe on a loaded machine).
+    """
+
+    def __init__(self, call: float, kernels: float, longest: float, stall_in: float,
+                 stall_out: float) -> None:
+        self.call, self.kernels, self.longest = call, kernels, longest
+        self.stall_in, self.stall_out = stall_in, stall_out
+
+    def __repr__(self) -> str:
+        return (f"GilProbe(call={self.call:.4f}, kernels={self.kernels:.4f}, "
+                f"longest={self.longest:.4f}, stall_in={self.stall_in:.4f}, "
+                f"stall_out={self.stall_out:.4f})")
+
+
+def gil_probe(fn: Callable[[], Any], gap: float = 2e-4) -> GilProbe:
+    """Run ``fn()`` while a pure-Python thread spins, noting every stall (a gap over `gap`
+    seconds between two of its loop turns) and when kernels ran (`kernel_spans`).
+
+    A kernel holding the GIL stalls the probe for its whole run; one releasing it stalls the
+    probe for about a switch interval at its entry at most (plus OS preemption on a loaded
+    machine). Unlike a thread speed-up, this does not depend on how many cores the
+    scheduler grants.
+    """
+    stop = threading.Event()
+    gaps: list[tuple[float, float]] = []
+
+    def probe() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            now = time.perf_counter()
+            if now - last > gap:
+                gaps.append((last, now))
+            last = now
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    time.sleep(0.02)
+    try:
+        with kernel_spans() as spans:
+            start = time.perf_counter()
+            fn()
+            end = time.perf_counter()
+    finally:
+        stop.set()
+        thread.join()
+
+    def overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+        return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+    inside = [max((overlap(g, k) for k in spans), default=0.0) for g in gaps]
+    outside = [overlap(g, (start, end)) - sum(overlap(g, k) for k in spans) for g in gaps]
+    return GilProbe(end - start, sum(b - a for a, b in spans),
+                    max((b - a for a, b in spans), default=0.0),
+                    max(inside, default=0.0), max(outside, default=0.0))

@@ -27,6 +27,13 @@ its original ``at`` is refused, since that time is before the clock. So an input
 an id and an ``at`` is applied at most once, however late it is retried, and memory stays
 bounded.
 
+Order ids: a submitted order's id is refused (`DuplicateOrderError`) while the order is open,
+while a lease names it (as request or offer), and for the last ``id_window`` orders retired
+after that (closed with no lease left). An id older than that may be submitted again, as a new
+order: the window is part of the state, so replay and snapshot plus tail recovery forget the
+same ids at the same input, and memory stays bounded by open orders, live leases and the
+window.
+
 Locking: one re-entrant lock per market guards all state; every public method (inputs and
 reads) holds it for its whole run, so a market may be shared by many threads and each input
 is applied atomically, in one total order (the ``seq``). Different markets share nothing and
@@ -40,7 +47,7 @@ import heapq
 import json
 import math
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any, cast
@@ -108,7 +115,8 @@ class LiveMarket:
             its outputs to; see `auction.live.log.open_market` to create or recover one.
         id_window: how many caller-chosen input ids to remember (more are kept while they
             share the clock's current time); older ids are forgotten, and a retry of one
-            with its original ``at`` is refused as before the clock.
+            with its original ``at`` is refused as before the clock. The same bound holds for
+            retired order ids (see the module docstring).
     """
 
     def __init__(
@@ -157,7 +165,8 @@ class LiveMarket:
         self._pools = Pools(ok, rk)
         self._orders: dict[str, Offer | Request] = {}
         self._parked: dict[str, Offer] = {}
-        self._seen: set[str] = set()
+        self._retired: OrderedDict[str, int] = OrderedDict()  # id -> at, oldest first
+        self._held: dict[str, int] = {}  # order id -> live leases naming it (derived)
         self._expires: dict[str, int] = {}
         self._starts: dict[str, int] = {}
         self._leases: dict[str, Lease] = {}
@@ -387,7 +396,7 @@ class LiveMarket:
         order = order_from_record(rec) if isinstance(rec, Mapping) else rec
         if not isinstance(order, Offer | Request):
             raise InvalidOrderError("order", rec, "must be an Offer or Request record")
-        if order.id in self._seen:
+        if self._known(order.id):
             raise DuplicateOrderError(order.id)
         exp = data.get("expires_at")
         if exp is not None:
@@ -452,7 +461,6 @@ class LiveMarket:
     # -- effects -------------------------------------------------------------------------
     def _do_submit(self, prepared: Any, at: int) -> None:
         order, exp, start = prepared
-        self._seen.add(order.id)
         if exp is not None:
             self._expires[order.id] = exp
             heapq.heappush(self._timers, (exp, _EXPIRE, order.id))
@@ -525,11 +533,39 @@ class LiveMarket:
             self._close(self._orders[oid])
         self._expires.pop(oid, None)
         self._starts.pop(oid, None)
+        self._retire(oid, self._now)
 
     def _resize(self, order: Offer | Request, gpus: int) -> None:
         new = self.book.amend(order.id, gpus=gpus)
         self._orders[order.id] = new
         self._pools.touch(new)
+
+    # -- order ids: open, held by leases, or recently retired ------------------------------
+    def _known(self, oid: str) -> bool:
+        """Whether a new order may not take the id `oid` (see the module docstring)."""
+        return (oid in self._orders or oid in self._parked or oid in self._held
+                or oid in self._retired)
+
+    def _hold(self, lease: Lease) -> None:
+        for oid in (lease.request_id, lease.offer_id):
+            self._held[oid] = self._held.get(oid, 0) + 1
+
+    def _release(self, lease: Lease, at: int) -> None:
+        for oid in (lease.request_id, lease.offer_id):
+            n = self._held[oid] - 1
+            if n:
+                self._held[oid] = n
+            else:
+                del self._held[oid]
+                self._retire(oid, at)
+
+    def _retire(self, oid: str, at: int) -> None:
+        """Remember `oid` in the bounded window once no open order nor lease has it."""
+        if oid in self._orders or oid in self._parked or oid in self._held:
+            return
+        self._retired[oid] = at
+        if len(self._retired) > self.id_window:
+            self._retired.popitem(last=False)
 
     def _expire(self, oid: str, t: int) -> None:
         if self._expires.get(oid) != t:
@@ -542,6 +578,7 @@ class LiveMarket:
         if lease is None or lease.end != t:
             return  # already ended (a reclaim moved it earlier)
         del self._leases[lid]
+        self._release(lease, t)
         oid = lease.offer_id
         reason = "reclaimed" if lid in self._reclaimed else "end"
         self._reclaimed.discard(lid)
@@ -568,6 +605,7 @@ class LiveMarket:
         self._emit("fill", at, {"request_id": rid, "offer_id": oid, "gpus": gpus,
                                 "unit_price": unit, "tenant_price": tenant, "lease_id": lid})
         self._leases[lid] = lease
+        self._hold(lease)
         heapq.heappush(self._timers, (lease.end, _LEASE_END, lid))
         self._emit("lease-started", at, lease.to_record())
         if off.gpus == gpus:
@@ -650,7 +688,7 @@ class LiveMarket:
                 "config": self.config(),
                 "now": self._now, "seq": self._seq, "next_clear": self._next_clear,
                 "applied": [[k, t] for k, t in self._applied.items()],
-                "seen": sorted(self._seen),
+                "retired": [[k, t] for k, t in self._retired.items()],
                 "book": [order_record(o) for o in self.book],
                 "parked": [order_record(o) for o in self._parked.values()],
                 "expires": self._expires, "starts": self._starts,
@@ -666,7 +704,6 @@ class LiveMarket:
         m._now, m._seq, m._next_clear = state["now"], state["seq"], state["next_clear"]
         m._applied = {str(k): int(t) for k, t in (
             (a, m._now) if isinstance(a, str) else a for a in state["applied"])}
-        m._seen = set(state["seen"])
         for rec in state["book"]:
             m._open(order_from_record(rec))
         for rec in state["parked"]:
@@ -677,6 +714,13 @@ class LiveMarket:
             le = Lease.from_record(rec)
             m._leases[le.id] = le
         m._reclaimed = set(state["reclaimed"])
+        for le in m._leases.values():
+            m._hold(le)
+        if "retired" in state:
+            m._retired = OrderedDict((str(k), int(t)) for k, t in state["retired"])
+        else:  # an older snapshot kept every id ever seen: keep the window's worth
+            for oid in state.get("seen", ()):
+                m._retire(str(oid), m._now)
         m._timers = [(int(a), int(b), str(c)) for a, b, c in state["timers"]]
         heapq.heapify(m._timers)
         return m
