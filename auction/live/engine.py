@@ -175,7 +175,9 @@ class LiveMarket:
         self._now = self.start
         self._next_clear = self.start + self.epoch
         self._seq = 0
-        self._applied: dict[str, int] = {}  # id -> at, oldest first (bounded: _remember)
+        # id -> at, oldest first (bounded: _remember); an OrderedDict because a plain dict's
+        # next(iter(d)) rescans the slots its deletions left, quadratic over a churning window
+        self._applied: OrderedDict[str, int] = OrderedDict()
         self._clearer = IncrementalClearer(self.mechanism, self.reputation)
         if not self.incremental:
             self._clearer.incremental = False
@@ -370,10 +372,10 @@ class LiveMarket:
         applied = self._applied
         applied[eid] = at
         while len(applied) > self.id_window:
-            oldest = next(iter(applied))
-            if applied[oldest] >= at:
+            oldest, t = next(iter(applied.items()))
+            if t >= at:
                 break
-            del applied[oldest]
+            applied.popitem(last=False)
 
     def _emit(self, kind: str, at: int, data: Mapping[str, Any]) -> None:
         self._seq += 1
@@ -702,8 +704,8 @@ class LiveMarket:
         """The market `to_state` described."""
         m = cls(**state["config"], log=log)
         m._now, m._seq, m._next_clear = state["now"], state["seq"], state["next_clear"]
-        m._applied = {str(k): int(t) for k, t in (
-            (a, m._now) if isinstance(a, str) else a for a in state["applied"])}
+        m._applied = OrderedDict((str(k), int(t)) for k, t in (
+            (a, m._now) if isinstance(a, str) else a for a in state["applied"]))
         for rec in state["book"]:
             m._open(order_from_record(rec))
         for rec in state["parked"]:
