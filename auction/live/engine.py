@@ -103,7 +103,8 @@ class LiveMarket:
             None: the reputation is the quality); continuous ``price-time`` and
             ``posted-price`` rank offers by ``ask - bonus``, and periodic clears build their
             `Market` with them (from scratch: the incremental path is price-only).
-        incremental: periodic mode: reuse unchanged components' clears where exact.
+        incremental: periodic mode: re-clear only the changed orders and those they can
+            trade with, where that is exact (`auction.live.incremental`).
         log: an `auction.live.log.EventLog` to write every input (ahead of applying it) and
             its outputs to; see `auction.live.log.open_market` to create or recover one.
         id_window: how many caller-chosen input ids to remember (more are kept while they
@@ -152,7 +153,8 @@ class LiveMarket:
         self._bonuses: dict[str, int] = {}
         self.incremental = bool(incremental)
         self.book = OrderBook()
-        ok, rk = sort_keys(rule if mode == "continuous" else "fifo",
+        # periodic pools rank offers by price (the sealed-bid rank, which the re-clear walks)
+        ok, rk = sort_keys(rule if mode == "continuous" else "posted-price",
                            self.bonus if self.quality_weight else None)
         self._pools = Pools(ok, rk)
         self._orders: dict[str, Offer | Request] = {}
@@ -168,8 +170,8 @@ class LiveMarket:
         self._seq = 0
         self._applied: dict[str, int] = {}  # id -> at, oldest first (bounded: _remember)
         self._clearer = IncrementalClearer(self.mechanism, self.reputation)
-        if not self.incremental:
-            self._clearer.incremental = False
+        if not self.incremental or self.quality_weight or mode != "periodic":
+            self._clearer.incremental = False  # then it keeps no per-order state
         self._lock = threading.RLock()
         self._listeners: list[Callable[[Event], None]] = []
         self._cause = ""
@@ -512,11 +514,13 @@ class LiveMarket:
         self.book.add(order)
         self._pools.add(order)
         self._orders[order.id] = order
+        self._clearer.opened(order)
 
     def _close(self, order: Offer | Request) -> None:
         self.book.cancel(order.id)
         self._pools.remove(order)
         del self._orders[order.id]
+        self._clearer.closed(order)
 
     def _withdraw(self, oid: str) -> None:
         if oid in self._parked:
@@ -530,6 +534,7 @@ class LiveMarket:
         new = self.book.amend(order.id, gpus=gpus)
         self._orders[order.id] = new
         self._pools.touch(new)
+        self._clearer.resized(order, new)
 
     def _expire(self, oid: str, t: int) -> None:
         if self._expires.get(oid) != t:
@@ -620,22 +625,22 @@ class LiveMarket:
         return b
 
     def _clear_now(self, at: int) -> None:
-        stats: Mapping[str, Any]
         if self.quality_weight:
             market = Market(self.book.snapshot(), self.reputation, quality=self.quality,
                             quality_weight=self.quality_weight)
-            result, stats = clear_from_scratch(market, self.mechanism), {}
+            result = clear_from_scratch(market, self.mechanism)
         else:
-            result = self._clearer.clear(self.book, self._pools)
-            stats = self._clearer.last_stats
+            result = self._clearer.clear(self.book, self._pools, self._orders)
         self.last_result = result
         digest = _digest(result)
+        # "incremental" says whether this market re-clears incrementally where exact, not
+        # which path this clear took (that depends on the clearer's memory, which a market
+        # recovered from a snapshot starts without; the result is the same either way)
         self._emit("cleared", at, {
             "mechanism": result.mechanism, "status": str(result.status),
             "allocations": result.n_allocations, "welfare": result.welfare,
             "total_payment": result.total_payment, "digest": digest,
-            "incremental": bool(stats.get("incremental")),
-            "recleared": stats.get("recleared"), "components": stats.get("components"),
+            "incremental": self._clearer.incremental,
         })
         rows = zip(result.request_id.tolist(), result.offer_id.tolist(), result.gpus.tolist(),
                    result.unit_price.tolist(), result.tenant_price.tolist(), strict=True)

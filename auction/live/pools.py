@@ -6,11 +6,12 @@ An offer's *class* is (gpu_model, region, vram_gb, tags); a request's *profile* 
 and region are acceptable (an empty set accepts any), the VRAM is enough and the class carries
 every required tag: the same rule as `auction.Market`, before price, reputation and size.
 The bipartite graph of profiles and classes is therefore a supergraph of the market's
-eligibility graph, and its connected components are unions of the eligibility graph's
-components: the incremental re-clear (`auction.live.incremental`) clears them apart.
+eligibility graph.
 
-Continuous matching (`auction.live.matching`) reads the same index: each group keeps its
-orders sorted by the rule's priority key.
+Continuous matching (`auction.live.matching`) and the incremental re-clear
+(`auction.live.incremental`) read this index: each group keeps its orders sorted by the
+rule's priority key (periodic markets: offers by rank, requests by priority), so the best
+counterparts of an order are a merge of the heads of the groups it accepts.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import bisect
 import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
-
-import numpy as np
 
 from auction.orders import Offer, Request
 
@@ -100,10 +99,6 @@ class Pools:
         self.profile_classes: dict[ProfileKey, list[ClassKey]] = {}
         self._stamps = itertools.count(1)
         self._dense = itertools.count()
-        # every (profile, class) edge ever seen, as dense group indices (append-only)
-        self._edge_p: list[int] = []
-        self._edge_c: list[int] = []
-        self._edges = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         # where to look for a new group's counterparts: classes by (model, region), profiles
         # under every (model, region) they name, and profiles accepting any model or region
         self._classes_at: dict[tuple[str, str], list[ClassKey]] = {}
@@ -119,12 +114,9 @@ class Pools:
             self._classes_at.setdefault((key[0], key[1]), []).append(key)
             near = self._profiles_at.get((key[0], key[1]), [])
             for p in (*self._any_profiles, *near):  # only profiles that may accept it
-                pg = self.profiles[p]
                 if accepts(p, key):
                     mine.append(p)
                     self.profile_classes[p].append(key)
-                    self._edge_p.append(pg.index)
-                    self._edge_c.append(g.index)
         return g
 
     def _profile(self, key: ProfileKey) -> _Group:
@@ -143,12 +135,9 @@ class Pools:
                 self._any_profiles.append(key)
                 near = list(self.classes)
             for c in near:
-                cg = self.classes[c]
                 if accepts(key, c):
                     mine.append(c)
                     self.class_profiles[c].append(key)
-                    self._edge_p.append(g.index)
-                    self._edge_c.append(cg.index)
         return g
 
     def group_of(self, order: Offer | Request) -> _Group:
@@ -174,37 +163,3 @@ class Pools:
     def touch(self, order: Offer | Request) -> None:
         """Mark the order's group changed (a field outside the sort key changed)."""
         self.group_of(order).stamp = next(self._stamps)
-
-    # -- components ---------------------------------------------------------------------
-    def components(self) -> list[tuple[list[ClassKey], list[ProfileKey]]]:
-        """Connected components of non-empty classes and profiles that share an edge.
-
-        Components without both an offer and a request are left out: nothing clears there.
-        Each component lists its classes and profiles in order of first sight.
-        """
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
-        live_c = [(k, g.index) for k, g in self.classes.items() if g.keys]
-        live_p = [(k, g.index) for k, g in self.profiles.items() if g.keys]
-        n = len(self.classes) + len(self.profiles)
-        live = np.zeros(n, dtype=bool)
-        live[[i for _, i in live_c]] = True
-        live[[i for _, i in live_p]] = True
-        if len(self._edges[0]) < len(self._edge_p):  # convert only the new edges
-            k = len(self._edges[0])
-            self._edges = (
-                np.concatenate([self._edges[0], np.array(self._edge_p[k:], dtype=np.int64)]),
-                np.concatenate([self._edges[1], np.array(self._edge_c[k:], dtype=np.int64)]),
-            )
-        ep, ec = self._edges
-        keep = live[ep] & live[ec]
-        ep, ec = ep[keep], ec[keep]
-        graph = coo_matrix((np.ones(len(ep), dtype=np.int8), (ep, ec)), shape=(n, n))
-        _, labels = connected_components(graph, directed=False)
-        comps: dict[int, tuple[list[ClassKey], list[ProfileKey]]] = {}
-        for c, i in live_c:
-            comps.setdefault(int(labels[i]), ([], []))[0].append(c)
-        for p, i in live_p:
-            comps.setdefault(int(labels[i]), ([], []))[1].append(p)
-        return [v for _, v in sorted(comps.items()) if v[0] and v[1]]
