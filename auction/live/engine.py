@@ -156,7 +156,7 @@ class LiveMarket:
         # periodic pools rank offers by price (the sealed-bid rank, which the re-clear walks)
         ok, rk = sort_keys(rule if mode == "continuous" else "posted-price",
                            self.bonus if self.quality_weight else None)
-        self._pools = Pools(ok, rk)
+        self._pools = Pools(ok, rk, price_index=mode == "periodic")
         self._orders: dict[str, Offer | Request] = {}
         self._parked: dict[str, Offer] = {}
         self._seen: set[str] = set()

@@ -40,6 +40,7 @@ hypothesis.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import time
@@ -307,13 +308,13 @@ class IncrementalClearer:
             else:
                 requests.append(_Prefix(o, _first((o.gpus if o.divisible else 1) + 1
                                                   + self.vickrey)))
+        refill = [*offers, *requests]
         for rounds in range(1, _MAX_ROUNDS + 1):
-            for p in offers:
-                assert isinstance(p.order, Offer)
-                p.fill(self._requests_for(p.order, pools, orders))
-            for p in requests:
-                assert isinstance(p.order, Request)
-                p.fill(self._offers_for(p.order, pools, orders))
+            for p in refill:
+                if isinstance(p.order, Offer):
+                    p.fill(self._requests_for(p.order, pools, orders))
+                else:
+                    p.fill(self._offers_for(p.order, pools, orders))
             sub_offers = {p.order.id: p.order for p in offers if p.taken}
             sub_requests = {p.order.id: p.order for p in requests if p.taken}
             for p in offers:
@@ -324,38 +325,54 @@ class IncrementalClearer:
                 p.skip(sub_requests)
             for p in requests:
                 p.skip(sub_offers)
-            sub = OrderBook([*sub_offers.values(), *sub_requests.values()])
-            result = self.mechanism.clear(Market(sub.snapshot(), self.reputation), rng=None)
+            sub = book.take(list(sub_offers), list(sub_requests))
+            result = self.mechanism.clear(Market(sub, self.reputation), rng=None)
             if result.status is not Status.SUCCESS or result.diagnostics:
                 raise _Fallback
             short = self._short(result, offers, requests, sub_requests, sub_offers)
             if not short:
                 self.last_stats = {"incremental": True, "changed": len(self._changed),
-                                   "recleared": len(sub), "rounds": rounds}
+                                   "recleared": len(sub_offers) + len(sub_requests),
+                                   "rounds": rounds}
                 return self._stitch(book, result, sub_requests)
             for p in short:
                 p.want *= 4
+            refill = short
         raise _Fallback
 
     def _requests_for(self, o: Offer, pools: Pools, orders: Mapping[str, Order]
                       ) -> Iterator[tuple[SortKey, Order]]:
-        """The requests that may take the changed offer `o`, in priority order."""
+        """The requests that may take the changed offer `o`, in priority order.
+
+        Two ways, whichever reads fewer requests: walk the accepting profiles in priority
+        order, skipping requests that cannot pay the ask (about want x N / S reads, N
+        requests in the profiles, S of them paying enough), or read the S requests that pay
+        enough from the profiles' price indexes and sort them."""
         rep = self.reputation.get(o.provider, 0.0)
-        groups = (pools.profiles[q].keys for q in pools.class_profiles.get(offer_class(o), ()))
-        for key in _merged(groups):
+        price, gpus = o.price, o.gpus
+        groups = [g for g in pools.classes[offer_class(o)].peers if g.keys]
+        starts = [bisect.bisect_left(g.by_price, (price,)) for g in groups]
+        paying = sum(len(g.by_price) - i for g, i in zip(groups, starts, strict=True))
+        total = sum(len(g.keys) for g in groups)
+        keys: Iterable[SortKey]
+        if paying * paying <= 4 * (_first(2 * gpus) + 1) * total:
+            keys = sorted(k for g, i in zip(groups, starts, strict=True)
+                          for _, k in g.by_price[i:])
+        else:
+            keys = _merged(g.keys for g in groups)
+        for key in keys:
             r = orders[key[-1]]
             assert isinstance(r, Request)
-            if r.max_price >= o.price and _least(r) <= o.gpus and r.min_reputation <= rep:
+            if r.max_price >= price and _least(r) <= gpus and r.min_reputation <= rep:
                 yield key, r
 
     def _offers_for(self, r: Request, pools: Pools, orders: Mapping[str, Order]
                     ) -> Iterator[tuple[SortKey, Order]]:
         """The offers that may serve the changed request `r`, in rank order."""
-        least, rep = _least(r), self.reputation
-        groups = (pools.classes[c].keys for c in pools.profile_classes.get(
-            request_profile(r), ()))
-        for key in _merged(groups):
-            if key[0] > r.max_price:  # ranks sort by price first
+        least, rep, maxp = _least(r), self.reputation, r.max_price
+        groups = pools.profiles[request_profile(r)].peers
+        for key in _merged(g.keys for g in groups if g.keys and g.keys[0][0] <= maxp):
+            if key[0] > maxp:  # ranks sort by price first
                 return
             o = orders[key[-1]]
             assert isinstance(o, Offer)

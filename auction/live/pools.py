@@ -55,12 +55,14 @@ def accepts(profile: ProfileKey, cls: ClassKey) -> bool:
 class _Group:
     """The open orders of one class or profile, sorted by a priority key."""
 
-    __slots__ = ("index", "keys", "stamp")
+    __slots__ = ("by_price", "index", "keys", "peers", "stamp")
 
     def __init__(self, index: int) -> None:
         self.index = index  # dense id of the group, in order of first sight
         self.keys: list[SortKey] = []  # (priority..., order id), sorted
         self.stamp = 0  # changes whenever the group's orders change
+        self.peers: list[_Group] = []  # the groups on the other side it shares an edge with
+        self.by_price: list[tuple[int, SortKey]] = []  # profiles, `price_index`: sorted
 
     def add(self, key: SortKey) -> None:
         bisect.insort(self.keys, key)
@@ -81,6 +83,9 @@ class Pools:
     Args:
         offer_key: sort key of an offer inside its class; its last item must be the id.
         request_key: sort key of a request inside its profile; its last item must be the id.
+        price_index: also keep each profile's requests sorted by (max price, sort key), in
+            `_Group.by_price` (the incremental re-clear finds the requests that can pay an
+            ask there).
 
     Each change to a group takes a fresh stamp from one counter, so two equal
     (group, stamp) pairs always hold the same orders.
@@ -90,9 +95,12 @@ class Pools:
         self,
         offer_key: Callable[[Offer], SortKey],
         request_key: Callable[[Request], SortKey],
+        *,
+        price_index: bool = False,
     ) -> None:
         self.offer_key = offer_key
         self.request_key = request_key
+        self.price_index = price_index
         self.classes: dict[ClassKey, _Group] = {}
         self.profiles: dict[ProfileKey, _Group] = {}
         self.class_profiles: dict[ClassKey, list[ProfileKey]] = {}
@@ -117,6 +125,7 @@ class Pools:
                 if accepts(p, key):
                     mine.append(p)
                     self.profile_classes[p].append(key)
+                    _link(g, self.profiles[p])
         return g
 
     def _profile(self, key: ProfileKey) -> _Group:
@@ -138,6 +147,7 @@ class Pools:
                 if accepts(key, c):
                     mine.append(c)
                     self.class_profiles[c].append(key)
+                    _link(g, self.classes[c])
         return g
 
     def group_of(self, order: Offer | Request) -> _Group:
@@ -152,14 +162,25 @@ class Pools:
     # -- changes ------------------------------------------------------------------------
     def add(self, order: Offer | Request) -> None:
         g = self.group_of(order)
-        g.add(self.sort_key(order))
+        key = self.sort_key(order)
+        g.add(key)
         g.stamp = next(self._stamps)
+        if self.price_index and isinstance(order, Request):
+            bisect.insort(g.by_price, (order.max_price, key))
 
     def remove(self, order: Offer | Request) -> None:
         g = self.group_of(order)
-        g.remove(self.sort_key(order))
+        key = self.sort_key(order)
+        g.remove(key)
         g.stamp = next(self._stamps)
+        if self.price_index and isinstance(order, Request):
+            del g.by_price[bisect.bisect_left(g.by_price, (order.max_price, key))]
 
     def touch(self, order: Offer | Request) -> None:
         """Mark the order's group changed (a field outside the sort key changed)."""
         self.group_of(order).stamp = next(self._stamps)
+
+
+def _link(a: _Group, b: _Group) -> None:
+    a.peers.append(b)
+    b.peers.append(a)
