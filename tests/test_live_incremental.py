@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -242,3 +243,36 @@ def test_non_decomposable_mechanisms_clear_from_scratch() -> None:
     m.clear(at=1)
     m.clear(at=2)
     assert m._clearer.last_stats["incremental"] is False
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_book_take_equals_a_snapshot_take(data: st.DataObject) -> None:
+    """`OrderBook.take` (the live columns, no full view) equals `BookSnapshot.take`, also
+    after writes since the last snapshot and on bulk-loaded books."""
+    orders: list[Any] = [_offer(data.draw, k) for k in range(data.draw(st.integers(0, 6)))]
+    orders += [_request(data.draw, k) for k in range(data.draw(st.integers(0, 6)))]
+    book = auction.OrderBook(orders)
+    if data.draw(st.booleans()):
+        book = auction.OrderBook.from_json(book.to_json())
+    if data.draw(st.booleans()):
+        book.snapshot()
+    for o in orders[: data.draw(st.integers(0, 2))]:
+        book.amend(o.id, gpus=9)
+    offers = [o.id for o in book.offers()]
+    requests = [r.id for r in book.requests()]
+    pick_o = data.draw(st.permutations(offers))[: data.draw(st.integers(0, len(offers)))]
+    pick_r = data.draw(st.permutations(requests))[: data.draw(st.integers(0, len(requests)))]
+    got = book.take(pick_o, pick_r)
+    snap = book.snapshot()
+    want = snap.take([offers.index(i) for i in pick_o], [requests.index(i) for i in pick_r])
+    assert got.to_records() == want.to_records()
+    assert got.parties == want.parties
+    for side in ("offers", "requests"):
+        a, b = getattr(got, side), getattr(want, side)
+        for name in [f.name for f in attrs.fields(type(a))]:
+            x, y = getattr(a, name), getattr(b, name)
+            assert x == y if not isinstance(x, np.ndarray) else np.array_equal(x, y), name
+    if requests:
+        with pytest.raises(auction.errors.InvalidOrderError):
+            book.take(requests[:1], [])

@@ -46,7 +46,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import numpy as np
@@ -109,6 +109,14 @@ class _Priority:
         self._add: dict[str, int] = {}
         self._drop: dict[str, int] = {}
         self.lengths: Counter[int] = Counter()  # id lengths of the open requests
+
+    def rebuild(self, sub: IntArray, ids: npt.NDArray[np.str_]) -> None:
+        """Index exactly these requests (a snapshot's columns), dropping queued changes."""
+        order = np.lexsort((ids, sub))
+        self.sub, self.ids = np.asarray(sub)[order], np.asarray(ids)[order]
+        lengths, counts = np.unique(np.strings.str_len(self.ids), return_counts=True)
+        self.lengths = Counter(dict(zip(lengths.tolist(), counts.tolist(), strict=True)))
+        self._add, self._drop = {}, {}
 
     def added(self, rid: str, sub: int) -> None:
         self.lengths[len(rid)] += 1
@@ -289,8 +297,10 @@ class IncrementalClearer:
                 result = None
         if result is None:
             self.last_stats = {"incremental": False, "changed": len(self._changed)}
-            result = clear_from_scratch(Market(book.snapshot(), self.reputation),
-                                        self.mechanism)
+            snap = book.snapshot()
+            result = clear_from_scratch(Market(snap, self.reputation), self.mechanism)
+            if self.incremental:  # start the next epoch's indexes from this book
+                self._priority.rebuild(snap.requests.submitted_at, snap.requests.id)
         # the engine applies every fill of the result: what stays open is settled
         self._changed = {}
         self._settled = self.incremental
@@ -350,6 +360,7 @@ class IncrementalClearer:
         enough from the profiles' price indexes and sort them."""
         rep = self.reputation.get(o.provider, 0.0)
         price, gpus = o.price, o.gpus
+        get = orders.__getitem__
         groups = [g for g in pools.classes[offer_class(o)].peers if g.keys]
         starts = [bisect.bisect_left(g.by_price, (price,)) for g in groups]
         paying = sum(len(g.by_price) - i for g, i in zip(groups, starts, strict=True))
@@ -361,9 +372,9 @@ class IncrementalClearer:
         else:
             keys = _merged(g.keys for g in groups)
         for key in keys:
-            r = orders[key[-1]]
-            assert isinstance(r, Request)
-            if r.max_price >= price and _least(r) <= gpus and r.min_reputation <= rep:
+            r = cast(Request, get(key[-1]))
+            if (r.max_price >= price and r.min_reputation <= rep
+                    and (r.gpus <= gpus or r.divisible or r.cluster)):  # _least(r) <= gpus
                 yield key, r
 
     def _offers_for(self, r: Request, pools: Pools, orders: Mapping[str, Order]
@@ -371,11 +382,11 @@ class IncrementalClearer:
         """The offers that may serve the changed request `r`, in rank order."""
         least, rep, maxp = _least(r), self.reputation, r.max_price
         groups = pools.profiles[request_profile(r)].peers
+        get = orders.__getitem__
         for key in _merged(g.keys for g in groups if g.keys and g.keys[0][0] <= maxp):
             if key[0] > maxp:  # ranks sort by price first
                 return
-            o = orders[key[-1]]
-            assert isinstance(o, Offer)
+            o = cast(Offer, get(key[-1]))
             if o.gpus >= least and rep.get(o.provider, 0.0) >= r.min_reputation:
                 yield key, o
 
