@@ -156,7 +156,7 @@ class LiveMarket:
         # periodic pools rank offers by price (the sealed-bid rank, which the re-clear walks)
         ok, rk = sort_keys(rule if mode == "continuous" else "posted-price",
                            self.bonus if self.quality_weight else None)
-        self._pools = Pools(ok, rk, price_index=mode == "periodic")
+        self._pools = Pools(ok, rk, price_index=mode == "periodic", by_size=mode == "periodic")
         self._orders: dict[str, Offer | Request] = {}
         self._parked: dict[str, Offer] = {}
         self._seen: set[str] = set()
@@ -533,7 +533,11 @@ class LiveMarket:
     def _resize(self, order: Offer | Request, gpus: int) -> None:
         new = self.book.amend(order.id, gpus=gpus)
         self._orders[order.id] = new
-        self._pools.touch(new)
+        if self._pools.by_size:  # the size bucket may change with the GPUs
+            self._pools.remove(order)
+            self._pools.add(new)
+        else:
+            self._pools.touch(new)
         self._clearer.resized(order, new)
 
     def _expire(self, oid: str, t: int) -> None:

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import itertools
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -54,7 +53,7 @@ import numpy.typing as npt
 
 from auction.book import OrderBook
 from auction.clearing import clear as clear_from_scratch
-from auction.live.pools import Pools, offer_class, request_profile
+from auction.live.pools import Pools
 from auction.market import Market
 from auction.mechanisms.base import Mechanism
 from auction.mechanisms.sealed_bid import SealedBidAuction
@@ -187,25 +186,37 @@ class _Priority:
 
 @attrs.define
 class _Prefix:
-    """The first `want` matches of a changed order, in its counterparts' order, and the key
-    of the first match left out of the sub-market (None when none was)."""
+    """The first matches of a changed order in its counterparts' order (`taken`), the key of
+    the first match left out of the sub-market (`cut`, None when none was), and the walk,
+    kept to take more."""
 
     order: Offer | Request
     want: int
     taken: list[Order] = attrs.Factory(list)
     cut: SortKey | None = None
+    nxt: tuple[SortKey, Order] | None = None
     rest: Iterator[tuple[SortKey, Order]] = attrs.Factory(lambda: iter(()))
 
-    def fill(self, matches: Iterator[tuple[SortKey, Order]]) -> None:
-        self.taken = [o for _, o in itertools.islice(matches, self.want)]
-        nxt = next(matches, None)
-        self.cut, self.rest = (None if nxt is None else nxt[0]), matches
+    def start(self, matches: Iterator[tuple[SortKey, Order]]) -> None:
+        self.rest, self.taken = matches, []
+        self.nxt = next(matches, None)
+        self.grow(self.want)
+
+    def grow(self, n: int) -> None:
+        """Take `n` more matches."""
+        rest, nxt, taken = self.rest, self.nxt, self.taken
+        while n > 0 and nxt is not None:
+            taken.append(nxt[1])
+            nxt = next(rest, None)
+            n -= 1
+        self.nxt = nxt
+        self.cut = None if nxt is None else nxt[0]
 
     def skip(self, present: Mapping[str, Order]) -> None:
         """Move the cut past matches the sub-market holds anyway (from other prefixes)."""
-        while self.cut is not None and self.cut[-1] in present:
-            nxt = next(self.rest, None)
-            self.cut = None if nxt is None else nxt[0]
+        while self.nxt is not None and self.nxt[0][-1] in present:
+            self.nxt = next(self.rest, None)
+        self.cut = None if self.nxt is None else self.nxt[0]
 
 
 class _Fallback(Exception):
@@ -318,13 +329,11 @@ class IncrementalClearer:
             else:
                 requests.append(_Prefix(o, _first((o.gpus if o.divisible else 1) + 1
                                                   + self.vickrey)))
-        refill = [*offers, *requests]
+        for p in offers:
+            p.start(self._requests_for(cast(Offer, p.order), pools, orders))
+        for p in requests:
+            p.start(self._offers_for(cast(Request, p.order), pools, orders))
         for rounds in range(1, _MAX_ROUNDS + 1):
-            for p in refill:
-                if isinstance(p.order, Offer):
-                    p.fill(self._requests_for(p.order, pools, orders))
-                else:
-                    p.fill(self._offers_for(p.order, pools, orders))
             sub_offers = {p.order.id: p.order for p in offers if p.taken}
             sub_requests = {p.order.id: p.order for p in requests if p.taken}
             for p in offers:
@@ -346,8 +355,8 @@ class IncrementalClearer:
                                    "rounds": rounds}
                 return self._stitch(book, result, sub_requests)
             for p in short:
+                p.grow(3 * p.want)
                 p.want *= 4
-            refill = short
         raise _Fallback
 
     def _requests_for(self, o: Offer, pools: Pools, orders: Mapping[str, Order]
@@ -361,7 +370,7 @@ class IncrementalClearer:
         rep = self.reputation.get(o.provider, 0.0)
         price, gpus = o.price, o.gpus
         get = orders.__getitem__
-        groups = [g for g in pools.classes[offer_class(o)].peers if g.keys]
+        groups = [g for g in pools.group_of(o).peers if g.keys]
         starts = [bisect.bisect_left(g.by_price, (price,)) for g in groups]
         paying = sum(len(g.by_price) - i for g, i in zip(groups, starts, strict=True))
         total = sum(len(g.keys) for g in groups)
@@ -381,7 +390,7 @@ class IncrementalClearer:
                     ) -> Iterator[tuple[SortKey, Order]]:
         """The offers that may serve the changed request `r`, in rank order."""
         least, rep, maxp = _least(r), self.reputation, r.max_price
-        groups = pools.profiles[request_profile(r)].peers
+        groups = pools.group_of(r).peers
         get = orders.__getitem__
         for key in _merged(g.keys for g in groups if g.keys and g.keys[0][0] <= maxp):
             if key[0] > maxp:  # ranks sort by price first

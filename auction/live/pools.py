@@ -25,8 +25,10 @@ from auction.orders import Offer, Request
 
 __all__ = ["ClassKey", "Pools", "ProfileKey", "accepts", "offer_class", "request_profile"]
 
-ClassKey = tuple[str, str, int, frozenset[str]]
-ProfileKey = tuple[frozenset[str], frozenset[str], int, frozenset[str]]
+#: (gpu_model, region, vram_gb, tags), plus the size bucket in `Pools` with ``by_size``
+ClassKey = tuple[Any, ...]
+#: (gpu_models, regions, min_vram_gb, required_tags), plus the size bucket with ``by_size``
+ProfileKey = tuple[Any, ...]
 SortKey = tuple[Any, ...]
 
 
@@ -42,14 +44,24 @@ def request_profile(request: Request) -> ProfileKey:
 
 def accepts(profile: ProfileKey, cls: ClassKey) -> bool:
     """True when requests of `profile` may be served by offers of class `cls` (as `Market`)."""
-    models, regions, min_vram, required = profile
-    model, region, vram, tags = cls
+    models, regions, min_vram, required = profile[:4]
+    model, region, vram, tags = cls[:4]
     return (
         (not models or model in models)
         and (not regions or region in regions)
         and vram >= min_vram
         and required <= tags
+        and (len(cls) < 5 or len(profile) < 5 or cls[4] >= profile[4])
     )
+
+
+def size_bucket(order: Offer | Request) -> int:
+    """The bit length of an offer's GPUs, or of the GPUs a request needs from one offer (1
+    for divisible and cluster requests): an offer can serve a request only when its bucket
+    is at least the request's."""
+    if isinstance(order, Offer):
+        return order.gpus.bit_length()
+    return (1 if order.divisible or order.cluster else order.gpus).bit_length()
 
 
 class _Group:
@@ -86,6 +98,9 @@ class Pools:
         price_index: also keep each profile's requests sorted by (max price, sort key), in
             `_Group.by_price` (the incremental re-clear finds the requests that can pay an
             ask there).
+        by_size: split classes and profiles by `size_bucket` too, so a walk skips offers too
+            small for a request, and requests too large for an offer, a group at a time
+            (an offer whose GPUs change must then be removed and added again, not touched).
 
     Each change to a group takes a fresh stamp from one counter, so two equal
     (group, stamp) pairs always hold the same orders.
@@ -97,10 +112,12 @@ class Pools:
         request_key: Callable[[Request], SortKey],
         *,
         price_index: bool = False,
+        by_size: bool = False,
     ) -> None:
         self.offer_key = offer_key
         self.request_key = request_key
         self.price_index = price_index
+        self.by_size = by_size
         self.classes: dict[ClassKey, _Group] = {}
         self.profiles: dict[ProfileKey, _Group] = {}
         self.class_profiles: dict[ClassKey, list[ProfileKey]] = {}
@@ -153,8 +170,14 @@ class Pools:
     def group_of(self, order: Offer | Request) -> _Group:
         """The group an order belongs in (created on first sight)."""
         if isinstance(order, Offer):
-            return self._class(offer_class(order))
-        return self._profile(request_profile(order))
+            key: tuple[Any, ...] = offer_class(order)
+            if self.by_size:
+                key = (*key, size_bucket(order))
+            return self._class(key)
+        key = request_profile(order)
+        if self.by_size:
+            key = (*key, size_bucket(order))
+        return self._profile(key)
 
     def sort_key(self, order: Offer | Request) -> SortKey:
         return self.offer_key(order) if isinstance(order, Offer) else self.request_key(order)
