@@ -11,14 +11,16 @@ Three measurements, each against its anchor in the same run:
    ``first-price`` per arrival
    (timed on a few arrivals; the ratio is anchor time / live p50).
 2. **Periodic re-clear vs from scratch** per epoch at 10^4 and 10^5 open orders, 1% churn per
-   epoch (half new orders, half cancels), ``first-price``. The live time is the whole
-   ``LiveMarket.clear`` (re-clear of changed components, stitching, applying the fills as
-   leases); the anchor is ``auction.clear(book.snapshot(), "first-price")`` on the same
-   open book, whose result must be identical (checked every epoch). Two workloads:
-   ``mixed`` (`benchmarks/instances.make_orders`: 2% of requests accept anything, so one
-   large component) and ``zoned`` (every order pinned to one GPU model and one of `--zones`
-   zones, as a request naming its data centre: many small components). Median over epochs
-   after the first.
+   epoch (half new orders, half cancels), ``first-price``. Printed: the re-clear alone
+   (`IncrementalClearer.clear`: the changed orders' prefixes, the sub-market clear, the
+   result stitched over the whole book) and the whole ``LiveMarket.clear`` (that plus
+   applying the fills as leases); the anchor is ``auction.clear(book.snapshot(),
+   "first-price")`` on the same open book, whose result must be identical (``to_dict``,
+   checked every epoch). Two workloads: ``mixed`` (`benchmarks/instances.make_orders`: 2%
+   of requests accept anything, so the class/profile graph is one component) and ``zoned``
+   (every order pinned to one GPU model and one of `--zones` zones, as a request naming its
+   data centre). The book is topped up until it holds about `--n` open orders, then two
+   epochs of churn run untimed. Median over the timed epochs.
 3. **Threads**: `--markets` independent markets, each built and cleared from scratch with
    ``first-price``, one after another vs in a `ThreadPoolExecutor` of 2 threads; the ratio is
    the speed-up (1.0 means the threads serialize on the GIL). The kernel alone is timed the

@@ -73,6 +73,9 @@ _WHOLE_SHARE = 0.25
 _MAX_ROUNDS = 6
 #: Scale of the first prefixes (tests shrink it to 0 to force prefixes to grow).
 _FIRST = 1.0
+#: A changed offer walks about this many requests per GPU in priority order before it reads
+#: the ones that pay its ask from the price indexes instead.
+_WALK = 16
 SortKey = tuple[Any, ...]
 
 
@@ -363,27 +366,39 @@ class IncrementalClearer:
                       ) -> Iterator[tuple[SortKey, Order]]:
         """The requests that may take the changed offer `o`, in priority order.
 
-        Two ways, whichever reads fewer requests: walk the accepting profiles in priority
-        order, skipping requests that cannot pay the ask (about want x N / S reads, N
-        requests in the profiles, S of them paying enough), or read the S requests that pay
-        enough from the profiles' price indexes and sort them."""
+        First a short walk of the accepting profiles in priority order; if it finds too few
+        (the oldest requests are often those that pay least), the requests that pay the ask
+        are read from the profiles' price indexes and sorted, so a walk never reads more
+        than a bounded number of requests that cannot pay."""
         rep = self.reputation.get(o.provider, 0.0)
         price, gpus = o.price, o.gpus
         get = orders.__getitem__
         groups = [g for g in pools.group_of(o).peers if g.keys]
-        starts = [bisect.bisect_left(g.by_price, (price,)) for g in groups]
-        paying = sum(len(g.by_price) - i for g, i in zip(groups, starts, strict=True))
-        total = sum(len(g.keys) for g in groups)
-        keys: Iterable[SortKey]
-        if paying * paying <= 4 * (_first(2 * gpus) + 1) * total:
-            keys = sorted(k for g, i in zip(groups, starts, strict=True)
-                          for _, k in g.by_price[i:])
-        else:
-            keys = _merged(g.keys for g in groups)
-        for key in keys:
+
+        def match(key: SortKey) -> Request | None:
             r = cast(Request, get(key[-1]))
             if (r.max_price >= price and r.min_reputation <= rep
                     and (r.gpus <= gpus or r.divisible or r.cluster)):  # _least(r) <= gpus
+                return r
+            return None
+
+        budget = _WALK * (gpus + 2)
+        last: SortKey | None = None
+        for key in _merged(g.keys for g in groups):
+            budget -= 1
+            if budget < 0:
+                break
+            r = match(key)
+            if r is not None:
+                yield key, r
+            last = key
+        else:
+            return
+        paying = sorted(k for g in groups
+                        for _, k in g.by_price[bisect.bisect_left(g.by_price, (price,)):])
+        for key in paying[bisect.bisect_right(paying, last) if last is not None else 0:]:
+            r = match(key)
+            if r is not None:
                 yield key, r
 
     def _offers_for(self, r: Request, pools: Pools, orders: Mapping[str, Order]
