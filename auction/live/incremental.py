@@ -40,7 +40,6 @@ hypothesis.
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import time
 from collections import Counter
@@ -73,9 +72,6 @@ _WHOLE_SHARE = 0.25
 _MAX_ROUNDS = 6
 #: Scale of the first prefixes (tests shrink it to 0 to force prefixes to grow).
 _FIRST = 1.0
-#: A changed offer walks about this many requests per GPU in priority order before it reads
-#: the ones that pay its ask from the price indexes instead.
-_WALK = 16
 SortKey = tuple[Any, ...]
 
 
@@ -226,6 +222,10 @@ class _Fallback(Exception):
     """The re-clear cannot vouch for its result: the caller clears from scratch."""
 
 
+def _picked(keys: list[SortKey], positions: list[int]) -> Iterator[SortKey]:
+    return (keys[i] for i in positions)
+
+
 def _merged(groups: Iterable[list[SortKey]]) -> Iterator[SortKey]:
     lists = [g for g in groups if g]
     if len(lists) == 1:
@@ -259,6 +259,7 @@ class IncrementalClearer:
         self._priority = _Priority()
         self._offer_lengths: Counter[int] = Counter()
         self._party_width = 1
+        self._price_cache: dict[int, tuple[int, IntArray]] = {}  # profile -> (stamp, prices)
         self.last_stats: dict[str, Any] = {}
 
     # -- changes ----------------------------------------------------------------------------
@@ -364,42 +365,32 @@ class IncrementalClearer:
 
     def _requests_for(self, o: Offer, pools: Pools, orders: Mapping[str, Order]
                       ) -> Iterator[tuple[SortKey, Order]]:
-        """The requests that may take the changed offer `o`, in priority order.
-
-        First a short walk of the accepting profiles in priority order; if it finds too few
-        (the oldest requests are often those that pay least), the requests that pay the ask
-        are read from the profiles' price indexes and sorted, so a walk never reads more
-        than a bounded number of requests that cannot pay."""
+        """The requests that may take the changed offer `o`, in priority order: in each
+        accepting profile the requests that pay the ask (numpy over the profile's max prices,
+        which are cached until the profile changes: the oldest requests are often those that
+        pay least, so a plain walk would read them all), merged."""
         rep = self.reputation.get(o.provider, 0.0)
         price, gpus = o.price, o.gpus
         get = orders.__getitem__
-        groups = [g for g in pools.group_of(o).peers if g.keys]
-
-        def match(key: SortKey) -> Request | None:
+        streams = []
+        for g in pools.group_of(o).peers:
+            if g.keys:
+                pos = np.flatnonzero(self._prices(g) >= price)
+                if len(pos):
+                    streams.append(_picked(g.keys, pos.tolist()))
+        it = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+        for key in it:
             r = cast(Request, get(key[-1]))
-            if (r.max_price >= price and r.min_reputation <= rep
-                    and (r.gpus <= gpus or r.divisible or r.cluster)):  # _least(r) <= gpus
-                return r
-            return None
+            if r.min_reputation <= rep and (r.gpus <= gpus or r.divisible or r.cluster):
+                yield key, r  # pays the ask; _least(r) <= gpus
 
-        budget = _WALK * (gpus + 2)
-        last: SortKey | None = None
-        for key in _merged(g.keys for g in groups):
-            budget -= 1
-            if budget < 0:
-                break
-            r = match(key)
-            if r is not None:
-                yield key, r
-            last = key
-        else:
-            return
-        paying = sorted(k for g in groups
-                        for _, k in g.by_price[bisect.bisect_left(g.by_price, (price,)):])
-        for key in paying[bisect.bisect_right(paying, last) if last is not None else 0:]:
-            r = match(key)
-            if r is not None:
-                yield key, r
+    def _prices(self, g: Any) -> IntArray:
+        hit = self._price_cache.get(g.index)
+        if hit is not None and hit[0] == g.stamp:
+            return hit[1]
+        arr = np.array(g.prices, dtype=np.int64)
+        self._price_cache[g.index] = (g.stamp, arr)
+        return arr
 
     def _offers_for(self, r: Request, pools: Pools, orders: Mapping[str, Order]
                     ) -> Iterator[tuple[SortKey, Order]]:

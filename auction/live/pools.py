@@ -67,14 +67,14 @@ def size_bucket(order: Offer | Request) -> int:
 class _Group:
     """The open orders of one class or profile, sorted by a priority key."""
 
-    __slots__ = ("by_price", "index", "keys", "peers", "stamp")
+    __slots__ = ("index", "keys", "peers", "prices", "stamp")
 
     def __init__(self, index: int) -> None:
         self.index = index  # dense id of the group, in order of first sight
         self.keys: list[SortKey] = []  # (priority..., order id), sorted
         self.stamp = 0  # changes whenever the group's orders change
         self.peers: list[_Group] = []  # the groups on the other side it shares an edge with
-        self.by_price: list[tuple[int, SortKey]] = []  # profiles, `price_index`: sorted
+        self.prices: list[int] = []  # profiles, `price_index`: max price of each of `keys`
 
     def add(self, key: SortKey) -> None:
         bisect.insort(self.keys, key)
@@ -95,9 +95,9 @@ class Pools:
     Args:
         offer_key: sort key of an offer inside its class; its last item must be the id.
         request_key: sort key of a request inside its profile; its last item must be the id.
-        price_index: also keep each profile's requests sorted by (max price, sort key), in
-            `_Group.by_price` (the incremental re-clear finds the requests that can pay an
-            ask there).
+        price_index: also keep each profile's max prices, in the order of its keys
+            (`_Group.prices`: the incremental re-clear finds the requests that can pay an ask
+            there, with numpy).
         by_size: split classes and profiles by `size_bucket` too, so a walk skips offers too
             small for a request, and requests too large for an offer, a group at a time
             (an offer whose GPUs change must then be removed and added again, not touched).
@@ -189,7 +189,7 @@ class Pools:
         g.add(key)
         g.stamp = next(self._stamps)
         if self.price_index and isinstance(order, Request):
-            bisect.insort(g.by_price, (order.max_price, key))
+            g.prices.insert(bisect.bisect_left(g.keys, key), order.max_price)
 
     def remove(self, order: Offer | Request) -> None:
         g = self.group_of(order)
@@ -197,7 +197,7 @@ class Pools:
         g.remove(key)
         g.stamp = next(self._stamps)
         if self.price_index and isinstance(order, Request):
-            del g.by_price[bisect.bisect_left(g.by_price, (order.max_price, key))]
+            del g.prices[bisect.bisect_left(g.keys, key)]
 
     def touch(self, order: Offer | Request) -> None:
         """Mark the order's group changed (a field outside the sort key changed)."""
