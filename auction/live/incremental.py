@@ -65,6 +65,7 @@ __all__ = ["DECOMPOSABLE", "IncrementalClearer", "decomposable"]
 DECOMPOSABLE = frozenset({"first-price", "second-price"})
 
 IntArray = npt.NDArray[np.int64]
+_PeerPrices = tuple[list[Any], IntArray, IntArray]
 #: When more than this share of the open orders changed since the last clear, clear from
 #: scratch (the sub-market would be most of the book).
 _WHOLE_SHARE = 0.25
@@ -222,7 +223,8 @@ class _Fallback(Exception):
     """The re-clear cannot vouch for its result: the caller clears from scratch."""
 
 
-def _picked(keys: list[SortKey], positions: list[int]) -> Iterator[SortKey]:
+def _picked(keys: list[SortKey], positions: IntArray) -> Iterator[SortKey]:
+    """The keys at `positions`, lazily (a walk usually needs only the first few)."""
     return (keys[i] for i in positions)
 
 
@@ -260,6 +262,7 @@ class IncrementalClearer:
         self._offer_lengths: Counter[int] = Counter()
         self._party_width = 1
         self._price_cache: dict[int, tuple[int, IntArray]] = {}  # profile -> (stamp, prices)
+        self._peer_cache: dict[int, tuple[list[int], _PeerPrices]] = {}  # class -> its peers
         self.last_stats: dict[str, Any] = {}
 
     # -- changes ----------------------------------------------------------------------------
@@ -372,17 +375,37 @@ class IncrementalClearer:
         rep = self.reputation.get(o.provider, 0.0)
         price, gpus = o.price, o.gpus
         get = orders.__getitem__
-        streams = []
-        for g in pools.group_of(o).peers:
-            if g.keys:
-                pos = np.flatnonzero(self._prices(g) >= price)
-                if len(pos):
-                    streams.append(_picked(g.keys, pos.tolist()))
+        peers, big, starts = self._peer_prices(pools.group_of(o))
+        pos = np.flatnonzero(big >= price)
+        gi = np.searchsorted(starts, pos, side="right") - 1
+        local = pos - starts[gi]
+        cuts = (np.flatnonzero(np.diff(gi)) + 1).tolist()
+        streams = [_picked(peers[int(gi[a])].keys, local[a:b])
+                   for a, b in zip([0, *cuts], [*cuts, len(pos)], strict=True) if b > a]
+        if not streams:
+            return
         it = streams[0] if len(streams) == 1 else heapq.merge(*streams)
         for key in it:
             r = cast(Request, get(key[-1]))
             if r.min_reputation <= rep and (r.gpus <= gpus or r.divisible or r.cluster):
                 yield key, r  # pays the ask; _least(r) <= gpus
+
+    def _peer_prices(self, cls: Any) -> _PeerPrices:
+        """The non-empty profiles that accept the offer class `cls`, their max prices end
+        to end and where each starts (cached until one of them changes)."""
+        peers = [g for g in cls.peers if g.keys]
+        sig = [g.stamp for g in peers]
+        hit = self._peer_cache.get(cls.index)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        arrays = [self._prices(g) for g in peers]
+        starts = np.zeros(len(arrays), dtype=np.int64)
+        if arrays:
+            np.cumsum([len(a) for a in arrays[:-1]], out=starts[1:])
+        big = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+        out: _PeerPrices = (peers, big, starts)
+        self._peer_cache[cls.index] = (sig, out)
+        return out
 
     def _prices(self, g: Any) -> IntArray:
         hit = self._price_cache.get(g.index)
