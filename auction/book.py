@@ -866,6 +866,46 @@ class OrderBook:
             request_objects=cast(list[Request | None], self._requests.objects),
         )
 
+    def take(self, offer_ids: Sequence[str], request_ids: Sequence[str]) -> BookSnapshot:
+        """Some orders as a snapshot of their own, in the given order: `BookSnapshot.take`
+        of `snapshot`, but read from the live columns in O(orders taken), without the
+        full view a snapshot builds after a write (the live re-clear reads a few orders of a
+        large book every epoch)."""
+
+        def side(table: _Table, ids: Sequence[str], kind: str
+                 ) -> tuple[dict[str, Any], list[Any]]:
+            located = [self._locate(i) for i in ids]  # UnknownOrderError
+            for i, (s, _) in zip(ids, located, strict=True):
+                if s != kind:
+                    raise InvalidOrderError("order_id", i, f"is not an open {kind}")
+            picked = [row for _, row in located]
+            rows = np.array(picked, dtype=np.int64)
+            out: dict[str, Any] = {k: v[rows] for k, v in table.cols.items()}
+            for k, lists in table.rows.items():
+                csr = table.csr[k]
+                if csr is None:  # written since the last view: the per-row tuples are current
+                    assert lists is not None
+                    csr = CodeLists.from_rows([lists[r] for r in picked])
+                    out[k] = csr
+                else:
+                    out[k] = csr.take(rows)
+            for k, values in table.extras.items():
+                col = np.empty(len(picked), dtype=object)
+                col[:] = [values[r] for r in picked]
+                out[k] = col
+            out["id"] = np.array(ids, dtype=str) if len(ids) else np.empty(0, dtype="<U1")
+            return out, [table.objects[r] for r in picked]
+
+        o, o_objects = side(self._offers, offer_ids, "offer")
+        r, r_objects = side(self._requests, request_ids, "request")
+        v = self._vocab
+        part = BookSnapshot(
+            offers=OfferColumns(**o), requests=RequestColumns(**r),
+            parties=v["parties"].names(), models=v["models"].names(),
+            regions=v["regions"].names(), tags=v["tags"].names(),
+            offer_objects=o_objects, request_objects=r_objects)
+        return part.take(np.arange(len(offer_ids)), np.arange(len(request_ids)))
+
     # -- records and JSON ---------------------------------------------------------------
     @classmethod
     def from_records(

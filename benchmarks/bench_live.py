@@ -11,14 +11,16 @@ Three measurements, each against its anchor in the same run:
    ``first-price`` per arrival
    (timed on a few arrivals; the ratio is anchor time / live p50).
 2. **Periodic re-clear vs from scratch** per epoch at 10^4 and 10^5 open orders, 1% churn per
-   epoch (half new orders, half cancels), ``first-price``. The live time is the whole
-   ``LiveMarket.clear`` (re-clear of changed components, stitching, applying the fills as
-   leases); the anchor is ``auction.clear(book.snapshot(), "first-price")`` on the same
-   open book, whose result must be identical (checked every epoch). Two workloads:
-   ``mixed`` (`benchmarks/instances.make_orders`: 2% of requests accept anything, so one
-   large component) and ``zoned`` (every order pinned to one GPU model and one of `--zones`
-   zones, as a request naming its data centre: many small components). Median over epochs
-   after the first.
+   epoch (half new orders, half cancels), ``first-price``. Printed: the re-clear alone
+   (`IncrementalClearer.clear`: the changed orders' prefixes, the sub-market clear, the
+   result stitched over the whole book) and the whole ``LiveMarket.clear`` (that plus
+   applying the fills as leases); the anchor is ``auction.clear(book.snapshot(),
+   "first-price")`` on the same open book, whose result must be identical (``to_dict``,
+   checked every epoch). Two workloads: ``mixed`` (`benchmarks/instances.make_orders`: 2%
+   of requests accept anything, so the class/profile graph is one component) and ``zoned``
+   (every order pinned to one GPU model and one of `--zones` zones, as a request naming its
+   data centre). The book is topped up until it holds about `--n` open orders, then two
+   epochs of churn run untimed. Median over the timed epochs.
 3. **Threads**: `--markets` independent markets (`--size` orders each, 10^5; `--assign-size`
    for ``assignment``, 10^4) cleared one after another vs in a `ThreadPoolExecutor` of 2
    threads: built and cleared with ``first-price``; prebuilt and cleared with
@@ -178,6 +180,8 @@ def bench_continuous(n: int, events: int, anchor_events: int, seed: int) -> None
 
 # -- 2. periodic re-clear ------------------------------------------------------------------
 def bench_reclear(n: int, epochs: int, workload: str, zones: int, seed: int) -> None:
+    import os
+
     rng = np.random.default_rng(seed)
     gen = ((lambda k, s: zoned_orders(k, zones, rng, s)) if workload == "zoned"
            else (lambda k, s: mixed_orders(k, rng, s)))
@@ -185,12 +189,14 @@ def bench_reclear(n: int, epochs: int, workload: str, zones: int, seed: int) -> 
     now, nxt = 0, 10**7
     for o in gen(n, 0):
         m.submit(o)
-    for _ in range(4):  # clear what crosses, top the book up to n, until it holds ~n
+    for _ in range(6):  # clear what crosses, top the book up, until it holds ~n
         now += 1
         m.clear(at=now)
         if len(m.book) >= 0.97 * n:
             break
-        for o in gen(n - len(m.book), nxt):
+        # a top-up's offers fill its requests and older ones: about a fifth of what is
+        # submitted stays open (mixed), so submit a few times the shortfall
+        for o in gen(min(5 * (n - len(m.book)), 2 * n), nxt):
             m.submit(o)
         nxt += 10**7
     live_t: list[float] = []
@@ -218,13 +224,15 @@ def bench_reclear(n: int, epochs: int, workload: str, zones: int, seed: int) -> 
             raise SystemExit("the re-clear differs from the from-scratch clear")
         st = m._clearer.last_stats
         clear_t.append(st["seconds"])
-        recleared.append(f"{st.get('recleared')}/{st.get('components')}")
+        recleared.append(f"{st.get('recleared')}/{st.get('changed')}/{st.get('rounds')}"
+                         if st["incremental"] else "full")
     lv, sc = statistics.median(live_t[warm:]), statistics.median(scratch_t[warm:])
     cl = statistics.median(clear_t[warm:])
     print(f"re-clear {workload:5s} {len(m.book):>7,} open orders, 1% churn, {epochs} epochs "
           f"(median): from scratch {sc * 1e3:7.1f} ms; re-clear {cl * 1e3:7.1f} ms = "
           f"{cl / sc:.3f}x; with fills applied as leases {lv * 1e3:7.1f} ms = {lv / sc:.3f}x")
-    print(f"  components re-cleared/all per epoch: {', '.join(recleared[warm:])}")
+    print(f"  per epoch, sub-market orders/changed orders/rounds: "
+          f"{', '.join(recleared[warm:])}; load average {os.getloadavg()[0]:.2f}")
 
 
 # -- 3. threads ------------------------------------------------------------------------------

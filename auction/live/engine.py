@@ -110,7 +110,8 @@ class LiveMarket:
             None: the reputation is the quality); continuous ``price-time`` and
             ``posted-price`` rank offers by ``ask - bonus``, and periodic clears build their
             `Market` with them (from scratch: the incremental path is price-only).
-        incremental: periodic mode: reuse unchanged components' clears where exact.
+        incremental: periodic mode: re-clear only the changed orders and those they can
+            trade with, where that is exact (`auction.live.incremental`).
         log: an `auction.live.log.EventLog` to write every input (ahead of applying it) and
             its outputs to; see `auction.live.log.open_market` to create or recover one.
         id_window: how many caller-chosen input ids to remember (more are kept while they
@@ -160,9 +161,10 @@ class LiveMarket:
         self._bonuses: dict[str, int] = {}
         self.incremental = bool(incremental)
         self.book = OrderBook()
-        ok, rk = sort_keys(rule if mode == "continuous" else "fifo",
+        # periodic pools rank offers by price (the sealed-bid rank, which the re-clear walks)
+        ok, rk = sort_keys(rule if mode == "continuous" else "posted-price",
                            self.bonus if self.quality_weight else None)
-        self._pools = Pools(ok, rk)
+        self._pools = Pools(ok, rk, price_index=mode == "periodic", by_size=mode == "periodic")
         self._orders: dict[str, Offer | Request] = {}
         self._parked: dict[str, Offer] = {}
         self._retired: OrderedDict[str, int] = OrderedDict()  # id -> at, oldest first
@@ -179,8 +181,8 @@ class LiveMarket:
         # next(iter(d)) rescans the slots its deletions left, quadratic over a churning window
         self._applied: OrderedDict[str, int] = OrderedDict()
         self._clearer = IncrementalClearer(self.mechanism, self.reputation)
-        if not self.incremental:
-            self._clearer.incremental = False
+        if not self.incremental or self.quality_weight or mode != "periodic":
+            self._clearer.incremental = False  # then it keeps no per-order state
         self._lock = threading.RLock()
         self._listeners: list[Callable[[Event], None]] = []
         self._cause = ""
@@ -372,7 +374,7 @@ class LiveMarket:
         applied = self._applied
         applied[eid] = at
         while len(applied) > self.id_window:
-            oldest, t = next(iter(applied.items()))
+            t = next(iter(applied.values()))
             if t >= at:
                 break
             applied.popitem(last=False)
@@ -522,11 +524,13 @@ class LiveMarket:
         self.book.add(order)
         self._pools.add(order)
         self._orders[order.id] = order
+        self._clearer.opened(order)
 
     def _close(self, order: Offer | Request) -> None:
         self.book.cancel(order.id)
         self._pools.remove(order)
         del self._orders[order.id]
+        self._clearer.closed(order)
 
     def _withdraw(self, oid: str) -> None:
         if oid in self._parked:
@@ -540,7 +544,12 @@ class LiveMarket:
     def _resize(self, order: Offer | Request, gpus: int) -> None:
         new = self.book.amend(order.id, gpus=gpus)
         self._orders[order.id] = new
-        self._pools.touch(new)
+        if self._pools.by_size:  # the size bucket may change with the GPUs
+            self._pools.remove(order)
+            self._pools.add(new)
+        else:
+            self._pools.touch(new)
+        self._clearer.resized(order, new)
 
     # -- order ids: open, held by leases, or recently retired ------------------------------
     def _known(self, oid: str) -> bool:
@@ -660,22 +669,22 @@ class LiveMarket:
         return b
 
     def _clear_now(self, at: int) -> None:
-        stats: Mapping[str, Any]
         if self.quality_weight:
             market = Market(self.book.snapshot(), self.reputation, quality=self.quality,
                             quality_weight=self.quality_weight)
-            result, stats = clear_from_scratch(market, self.mechanism), {}
+            result = clear_from_scratch(market, self.mechanism)
         else:
-            result = self._clearer.clear(self.book, self._pools)
-            stats = self._clearer.last_stats
+            result = self._clearer.clear(self.book, self._pools, self._orders)
         self.last_result = result
         digest = _digest(result)
+        # "incremental" says whether this market re-clears incrementally where exact, not
+        # which path this clear took (that depends on the clearer's memory, which a market
+        # recovered from a snapshot starts without; the result is the same either way)
         self._emit("cleared", at, {
             "mechanism": result.mechanism, "status": str(result.status),
             "allocations": result.n_allocations, "welfare": result.welfare,
             "total_payment": result.total_payment, "digest": digest,
-            "incremental": bool(stats.get("incremental")),
-            "recleared": stats.get("recleared"), "components": stats.get("components"),
+            "incremental": self._clearer.incremental,
         })
         rows = zip(result.request_id.tolist(), result.offer_id.tolist(), result.gpus.tolist(),
                    result.unit_price.tolist(), result.tenant_price.tolist(), strict=True)
