@@ -7,6 +7,7 @@ from typing import Any
 
 from auction.book import BookSnapshot, OrderBook
 from auction.errors import InvalidValueError
+from auction.limits import Deadline, watch
 from auction.market import Market
 from auction.mechanisms.base import resolve_rng
 from auction.mechanisms.protocol import Mechanism, RngLike
@@ -41,7 +42,9 @@ def clear(
             `auction.clear_partitioned` and docs/scale-out.md.
         partition: clear part by part in this process: True (the default cut), or how to
             cut (``"pairs"``, ``"classes"`` or declared keys such as ``("region",)``).
-        **options: further options for the mechanism's constructor.
+        **options: further options for the mechanism's constructor. Its ``time_limit``
+            covers the whole call, the `Market` build from a book included: a build that
+            outlasts it raises `TimeLimitError`.
 
     Examples:
         >>> import auction
@@ -57,8 +60,15 @@ def clear(
         return clear_partitioned(book_or_market, mechanism, payment, executor=executor,
                                  rng=resolve_rng(rng),
                                  reputation=reputation, by=by, **options)
-    market, mech = resolve(book_or_market, mechanism, payment, reputation, options)
-    return mech.clear(market, rng=resolve_rng(rng))
+    _check_reputation(book_or_market, reputation)
+    mech = _mechanism(mechanism, payment, options)
+    # the time limit covers the market build: start it now, watch it while the market is
+    # built (the join checks it), and hand it to the mechanism's clear (`deadline_for`)
+    limit = getattr(mech, "time_limit", None)
+    deadline = Deadline.after(limit if isinstance(limit, int | float) else None)
+    with watch(deadline, str(getattr(mech, "name", mech)), owner=mech):
+        market = _market(book_or_market, reputation)
+        return mech.clear(market, rng=resolve_rng(rng))
 
 
 def resolve(
@@ -69,21 +79,38 @@ def resolve(
     options: dict[str, Any],
 ) -> tuple[Market, Mechanism]:
     """The market and the mechanism instance `clear` (and `clear_partitioned`) works with."""
+    _check_reputation(book_or_market, reputation)
+    market = _market(book_or_market, reputation)
+    return market, _mechanism(mechanism, payment, options)
+
+
+def _check_reputation(
+    book_or_market: OrderBook | BookSnapshot | Market, reputation: Mapping[str, float] | None
+) -> None:
+    if isinstance(book_or_market, Market) and reputation is not None:
+        raise InvalidValueError(
+            "reputation", "...", "pass reputation when building the Market, not with a Market"
+        )
+
+
+def _market(
+    book_or_market: OrderBook | BookSnapshot | Market, reputation: Mapping[str, float] | None
+) -> Market:
     if isinstance(book_or_market, Market):
-        if reputation is not None:
-            raise InvalidValueError(
-                "reputation", "...", "pass reputation when building the Market, not with a Market"
-            )
-        market = book_or_market
-    else:
-        market = Market(book_or_market, reputation)
+        return book_or_market
+    return Market(book_or_market, reputation)
+
+
+def _mechanism(
+    mechanism: str | Mechanism, payment: str | None, options: dict[str, Any]
+) -> Mechanism:
     if isinstance(mechanism, str):
         if payment is not None:
             options["payment"] = payment
-        return market, get(mechanism, **options)
+        return get(mechanism, **options)
     if payment is not None or options:
         raise InvalidValueError(
             "options", {**options, "payment": payment},
             "options and payment go to the mechanism's constructor, not here",
         )
-    return market, mechanism
+    return mechanism

@@ -37,6 +37,8 @@ import numpy.typing as npt
 from auction.book import BookSnapshot, CodeLists, OrderBook
 from auction.constraints import AttributeTable, Column, Expression, parse
 from auction.errors import InvalidOrderError, InvalidTypeError
+from auction.kernels.budget import stop_at
+from auction.limits import check_watched, watched_monotonic
 from auction.money import MAX_MONEY
 from auction.orders import OFFER_BUILTINS, REQUEST_BUILTINS, Attributes
 
@@ -56,8 +58,39 @@ _BLOCK_CANDIDATES = 1 << 22
 _USE_KERNEL: bool | None = None
 _KERNEL_MIN_CELLS = 1 << 16
 #: Node resources: (offer field, request floor).
+#: Work (orders, candidates, pairs) a build does before it reads the clock (see `_Clock`).
+_GRACE_WORK = 1 << 20
 _RESOURCES = (("cpu_per_gpu", "min_cpu_per_gpu"), ("ram_gb_per_gpu", "min_ram_gb_per_gpu"),
               ("disk_gb_per_gpu", "min_disk_gb_per_gpu"))
+
+
+class _Clock:
+    """The deadline of the clear building this market (watched by `auction.clear` and the
+    mechanisms, `auction.limits.watch`) for one build: read once `_GRACE_WORK` units of work
+    (orders, candidates, pairs) are done, then after every chunk, so a small market is always
+    built (each mechanism's own time-limit convention then applies) and a large one stops
+    within a chunk of the limit with `TimeLimitError`. Nothing outside a clear."""
+
+    def __init__(self) -> None:
+        self.end = watched_monotonic()
+        self.work = 0
+
+    def tick(self, work: int, stage: str, *, stopped: bool = False) -> None:
+        """Count `work` done; past the grace (or when a kernel's stop flag fired), raise
+        `TimeLimitError` if the time is up."""
+        self.work += int(work)
+        if self.end is not None and (stopped or self.work >= _GRACE_WORK):
+            check_watched(f"the market build ({stage})", stopped=stopped)
+
+    def flag(self) -> Any:
+        """A stop flag (context manager) set at the deadline, for a kernel call."""
+        return stop_at(self.end)
+
+    @property
+    def after(self) -> int:
+        """Work the next kernel call does before it reads the flag (what is left of the
+        grace)."""
+        return max(0, _GRACE_WORK - self.work)
 
 
 def _readonly(a: np.ndarray) -> Any:
@@ -310,10 +343,14 @@ class Market:
         self.request_order: IntArray = _readonly(rorder)
         self.request_rank: IntArray = _readonly(rrank)
 
+        clock = _Clock()
+        clock.tick(len(off) + len(req), "ranking the orders")
         self._constraints = _Constraints(snap)
         self._build_classes()
+        clock.tick(len(off), "offer classes")
         self._build_profiles()
-        self.profile_indptr, self.profile_classes = self._join()
+        clock.tick(len(req), "request profiles")
+        self.profile_indptr, self.profile_classes = self._join(clock)
 
     # -- construction helpers -----------------------------------------------------------
     def _build_classes(self) -> None:
@@ -403,7 +440,7 @@ class Market:
         #: a request of each profile
         self.profile_first: IntArray = _readonly(first)
 
-    def _join(self) -> tuple[IntArray, IntArray]:
+    def _join(self, clock: _Clock | None = None) -> tuple[IntArray, IntArray]:
         """CSR of eligible classes per profile: a sparse join from inverted indexes."""
         req = self.snapshot.requests
         n_prof, n_class = len(self.profile_first), self.n_classes
@@ -451,17 +488,18 @@ class Market:
         est = cost[np.arange(n_prof), source]
 
         blocks = _profile_blocks(est)
+        clock = _Clock() if clock is None else clock
         use_kernel = _USE_KERNEL
         if use_kernel is None:
             use_kernel = n_prof * self.n_classes >= _KERNEL_MIN_CELLS
         if use_kernel:
             out_p, out_c = self._join_kernel(blocks, source, best_tag, p_models, p_regions,
                                              p_tags, p_prov, by_model, by_region, by_tag,
-                                             by_prov, est)
+                                             by_prov, est, clock)
         else:
             out_p, out_c = self._join_numpy(blocks, source, best_tag, p_models, p_regions,
                                             p_tags, p_prov, by_model, by_region, by_tag,
-                                            by_prov)
+                                            by_prov, est, clock)
         p_all = np.concatenate(out_p) if out_p else np.zeros(0, dtype=np.int64)
         c_all = np.concatenate(out_c) if out_c else np.zeros(0, dtype=np.int64)
         indptr = np.zeros(n_prof + 1, dtype=np.int64)
@@ -473,12 +511,13 @@ class Market:
         p_models: CodeLists, p_regions: CodeLists, p_tags: CodeLists, p_prov: CodeLists,
         by_model: tuple[IntArray, IntArray], by_region: tuple[IntArray, IntArray],
         by_tag: tuple[IntArray, IntArray], by_prov: tuple[IntArray, IntArray], est: IntArray,
+        clock: _Clock,
     ) -> tuple[list[IntArray], list[IntArray]]:
         """The join with the compiled kernel (`auction.kernels.eligibility`); constraint
         expressions then filter its survivors on columns."""
         from auction.kernels import eligibility
 
-        join_block: Callable[..., tuple[IntArray, IntArray]] = eligibility.join_block
+        join_block: Callable[..., tuple[IntArray, IntArray, bool]] = eligibility.join_block
         off, req = self.snapshot.offers, self.snapshot.requests
         floors = [(o, r) for o, r in _RESOURCES if bool(getattr(req, r).any())]
         req_floor = np.zeros((len(floors), len(req)), dtype=np.int64)
@@ -503,8 +542,12 @@ class Market:
         out_c: list[IntArray] = []
         for lo, hi in blocks:
             cap = int(est[lo:hi].sum())
-            cp, cc = join_block(lo, hi, self.n_classes, *fixed, req_floor_ro, off_res_ro,
-                                self._provider_in_key, *prov, self._tenant_lists, *ten, cap)
+            with clock.flag() as stop:
+                cp, cc, stopped = join_block(
+                    lo, hi, self.n_classes, *fixed, req_floor_ro, off_res_ro,
+                    self._provider_in_key, *prov, self._tenant_lists, *ten, cap, stop,
+                    clock.after)
+            clock.tick(cap, "eligibility join", stopped=stopped)
             if self._constraints.active and len(cp):
                 keep = self._constraints.holds(self.profile_first[cp], self.class_first[cc])
                 cp, cc = cp[keep], cc[keep]
@@ -516,7 +559,8 @@ class Market:
         self, blocks: list[tuple[int, int]], source: IntArray, best_tag: IntArray,
         p_models: CodeLists, p_regions: CodeLists, p_tags: CodeLists, p_prov: CodeLists,
         by_model: tuple[IntArray, IntArray], by_region: tuple[IntArray, IntArray],
-        by_tag: tuple[IntArray, IntArray], by_prov: tuple[IntArray, IntArray],
+        by_tag: tuple[IntArray, IntArray], by_prov: tuple[IntArray, IntArray], est: IntArray,
+        clock: _Clock,
     ) -> tuple[list[IntArray], list[IntArray]]:
         """The join in numpy, candidates gathered then filtered per check: the reference the
         tests compare the kernel with."""
@@ -558,6 +602,7 @@ class Market:
                 o = np.argsort(cp * n_class + cc, kind="stable")
                 out_p.append(cp[o])
                 out_c.append(cc[o])
+            clock.tick(int(est[lo:hi].sum()), "eligibility join")
         return out_p, out_c
 
     @staticmethod
@@ -737,11 +782,16 @@ class Market:
             return 0
         req, off = self.snapshot.requests, self.snapshot.offers
         members = self._price_members()[0]
-        return int(count_pairs(
-            self.request_profile, self.profile_indptr, self.profile_classes, self.class_indptr,
-            _ro(members), _ro(off.price), _ro(off.gpus), self.offer_reputation,
-            _ro(req.max_price), _ro(req.gpus), np.asarray(req.divisible | req.cluster),
-            np.asarray(req.min_reputation, dtype=np.float64)))
+        clock = _Clock()
+        with clock.flag() as stop:
+            n = int(count_pairs(
+                self.request_profile, self.profile_indptr, self.profile_classes,
+                self.class_indptr, _ro(members), _ro(off.price), _ro(off.gpus),
+                self.offer_reputation, _ro(req.max_price), _ro(req.gpus),
+                np.asarray(req.divisible | req.cluster),
+                np.asarray(req.min_reputation, dtype=np.float64), stop, clock.after))
+        clock.tick(0, "counting the eligible pairs", stopped=n < 0)
+        return n
 
     def pairs(self) -> Pairs:
         """Materialize every eligible pair as CSR over requests (cached after the first call).
@@ -753,9 +803,24 @@ class Market:
         if cached is not None:
             return cached
         width = np.int64(max(1, self.n_offers))
-        keys_l = [r * width + self.offer_rank[c] for r, c in self._blocks()]
-        key = np.sort(np.concatenate(keys_l)) if keys_l else np.zeros(0, dtype=np.int64)
+        keys_l = []
+        clock = _Clock()
+        for r, c in self._blocks():
+            keys_l.append(r * width + self.offer_rank[c])
+            clock.tick(len(r) + 1, "eligible pairs")
+        key = np.concatenate(keys_l) if keys_l else np.zeros(0, dtype=np.int64)
+        del keys_l
         rows = key // width
+        # rows come in order: sort each request's offers into rank order, in chunks of whole
+        # requests (the same as one sort, and the clock is checked between chunks)
+        lo, n = 0, len(key)
+        while lo < n:
+            hi = min(n, lo + _BLOCK_PAIRS)
+            if hi < n:
+                hi = int(np.searchsorted(rows, rows[hi - 1], side="right"))
+            key[lo:hi].sort()
+            clock.tick(hi - lo, "eligible pairs")
+            lo = hi
         cols = self.offer_order[key % width]
         indptr = np.zeros(self.n_requests + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=self.n_requests), out=indptr[1:])

@@ -314,11 +314,15 @@ def _books(market: Market) -> dict[Any, tuple[list[Request], list[Offer]]]:
     return out
 
 
-def _oracle(market: Market, name: str, k: Fraction = Fraction(1, 2), seed: int = 0
-            ) -> dict[Any, dict[str, Any]]:
-    """Per class: units bought per request, sold per offer, and the prices, from the rule."""
+Books = dict[Any, tuple[list[Request], list[Offer]]]
+
+
+def _oracle(market: Market, name: str, k: Fraction = Fraction(1, 2), seed: int = 0,
+            books: Books | None = None) -> dict[Any, dict[str, Any]]:
+    """Per book (by default per class, `_books`): units bought per request, sold per offer,
+    and the prices, from the rule."""
     out = {}
-    for key, (reqs, offs) in _books(market).items():
+    for key, (reqs, offs) in (_books(market) if books is None else books).items():
         bids = sorted((-r.max_price, r.submitted_at, r.id) for r in reqs for _ in range(r.gpus))
         asks = sorted((o.price, o.submitted_at, o.id) for o in offs for _ in range(o.gpus))
         b = [-x[0] for x in bids]
@@ -351,7 +355,8 @@ def _oracle(market: Market, name: str, k: Fraction = Fraction(1, 2), seed: int =
                 ids = sorted(set(sellers), key=lambda i: hashlib.sha256(
                     f"{seed}:{i}".encode()).digest())
                 units = [i for i in ids for _ in range(sellers.count(i))]
-                u = int.from_bytes(hashlib.sha256(f"{seed}:{_label(key)}".encode()).digest(),
+                label = _label(key[0] if len(key) == 2 else key)
+                u = int.from_bytes(hashlib.sha256(f"{seed}:{label}".encode()).digest(),
                                    "big") % q
                 sellers = units[:u] + units[u + 1:]
             up = tp
@@ -360,8 +365,9 @@ def _oracle(market: Market, name: str, k: Fraction = Fraction(1, 2), seed: int =
     return out
 
 
-def _observed(market: Market, result: ClearingResult) -> dict[Any, dict[str, Any]]:
-    books = _books(market)
+def _observed(market: Market, result: ClearingResult, books: Books | None = None
+              ) -> dict[Any, dict[str, Any]]:
+    books = _books(market) if books is None else books
     of_class = {o.id: key for key, (_, offs) in books.items() for o in offs}
     out: dict[Any, dict[str, Any]] = {
         key: {"bought": Counter(), "sold": Counter(), "prices": set()} for key in books
@@ -607,3 +613,140 @@ def test_a_provider_list_does_not_split_books_it_cannot_trade_in(name: str) -> N
                         gpu_models=frozenset({"H100"}))
         with pytest.raises(UnsupportedMarketError):
             auction.clear(OrderBook([*offers, *requests, whole]), name)
+
+
+# -- books split by lists and constraints only where a request trading there is affected ----
+def _list_books(market: Market) -> Books | None:
+    """The books by brute force over the order objects, or None when the market is not a call
+    market: each request's eligible offers (ignoring price and reputation) are its book; books
+    are one resource class each, pairwise equal or disjoint; a reputation floor admits every
+    provider of the book or none (then the request trades nothing)."""
+    snap = market.snapshot
+    offers = snap.offer_list()
+    out: Books = {}
+    for r in snap.request_list():
+        anyprice = attrs.evolve(r, max_price=MAX_MONEY)
+        mine = frozenset(o.id for o in offers if is_eligible(o, anyprice, 1.0))
+        if not mine:
+            continue
+        keys = {_class_key(o) for o in offers if o.id in mine}
+        if len(keys) > 1:
+            return None
+        if any(mine & ids and mine != ids for _, ids in out):
+            return None
+        key = (keys.pop(), mine)
+        out.setdefault(key, ([], [o for o in offers if o.id in mine]))
+        admitted = {reputation_of(market, o.provider) >= r.min_reputation for o in offers
+                    if o.id in mine}
+        if len(admitted) > 1:
+            return None
+        if admitted == {True}:
+            out[key][0].append(r)
+    return out
+
+
+TENANTS = ("t0", "t1", "t2")
+
+
+@st.composite
+def _listed_markets(draw: st.DrawFn) -> Market:
+    """Small books whose offers carry tenant lists, exclusions, attributes and constraints
+    over requests, and whose requests carry provider lists and constraints over offer
+    attributes: most are call markets only because no affected request trades there."""
+    tenants = st.frozensets(st.sampled_from(TENANTS), max_size=2)
+    orders: list[Offer | Request] = []
+    for i in range(draw(st.integers(1, 6))):
+        orders.append(Offer(
+            id=f"o{i}", provider=draw(st.sampled_from(("p0", "p1", "p2"))),
+            gpu_model=draw(st.sampled_from(("H100", "H100", "A100"))), gpus=draw(
+                st.integers(1, 3)), price=draw(st.integers(1, 9)), region="eu", vram_gb=80,
+            submitted_at=i,
+            tenants=draw(st.one_of(st.just(frozenset()), tenants)),
+            exclude_tenants=draw(st.one_of(st.just(frozenset()), tenants)),
+            attributes=draw(st.sampled_from(({}, {"zone": "a"}, {"zone": "b"},
+                                             {"zone": "a", "rack": 1}))),
+            constraints=draw(st.sampled_from((None, None, "tenant != 't2'", "gpus <= 2",
+                                              "tenant in ('t0', 't1')"))),
+        ))
+    for j in range(draw(st.integers(1, 6))):
+        divisible = draw(st.booleans())
+        orders.append(Request(
+            id=f"r{j}", tenant=draw(st.sampled_from(TENANTS)),
+            gpus=draw(st.integers(1, 3)) if divisible else 1, divisible=divisible,
+            max_price=draw(st.integers(1, 12)), submitted_at=draw(st.integers(0, 3)),
+            gpu_models=draw(st.sampled_from((frozenset({"H100"}), frozenset({"A100"}),
+                                             frozenset({"H100"}), frozenset()))),
+            providers=draw(st.sampled_from((frozenset(), frozenset(),
+                                            frozenset({"p0", "p1"})))),
+            exclude_providers=draw(st.sampled_from((frozenset(), frozenset(),
+                                                    frozenset({"p2"})))),
+            constraints=draw(st.sampled_from((None, None, "zone == 'a'", "has zone",
+                                              "not (zone == 'b')"))),
+            min_reputation=draw(st.sampled_from((0.0, 0.0, 0.0, 0.5))),
+        ))
+    scores = draw(st.sampled_from(({}, {"p0": 0.9}, {"p0": 0.9, "p1": 0.6, "p2": 0.7})))
+    return Market(OrderBook(orders), scores)
+
+
+@pytest.mark.parametrize("name", MECHANISMS)
+@settings(max_examples=300)
+@given(market=_listed_markets(), seed=st.integers(0, 2**32))
+def test_lists_and_constraints_split_books_only_where_a_request_is_affected(
+    name: str, market: Market, seed: int
+) -> None:
+    """Against the brute-force books: cleared, book by book as the oracle's rule says, when
+    they form a call market; refused with `UnsupportedMarketError` when they do not."""
+    books = _list_books(market)
+    if books is None:
+        with pytest.raises(UnsupportedMarketError):
+            auction.clear(market, name, rng=seed)
+        return
+    result = auction.clear(market, name, rng=seed)
+    lottery = result.diagnostics.get("seed", 0)
+    want, got = _oracle(market, name, seed=lottery, books=books), _observed(market, result,
+                                                                              books)
+    for key in want:
+        w, g = want[key], got[key]
+        assert g["bought"] == w["bought"], key
+        assert g["sold"] == w["sold"], key
+        assert g["prices"] <= {(w["tenant_price"], w["unit_price"])}, key
+
+
+def _screened(exclude: frozenset[str], **kw: Any) -> list[Offer]:
+    return [Offer(id=f"o{i}", provider=f"p{i}", gpu_model="H100", gpus=1, price=3 + i,
+                  region="eu", vram_gb=80, exclude_tenants=exclude if i == 0 else frozenset(),
+                  **kw) for i in range(3)]
+
+
+@pytest.mark.parametrize("name", MECHANISMS)
+def test_a_tenant_list_splits_a_book_only_when_its_tenant_trades_there(name: str) -> None:
+    offers = _screened(frozenset({"spammer"}))
+    buyers = [Request(id=f"r{j}", tenant="lab", gpus=1, max_price=10 - j) for j in range(3)]
+    result = auction.clear(OrderBook([*offers, *buyers]), name, rng=1)
+    assert result.success
+    assert [b["class"] for b in result.diagnostics["books"]] == ["H100/eu/80GB"]
+    plain = [attrs.evolve(o, exclude_tenants=frozenset()) for o in offers]
+    assert trades(result) == trades(auction.clear(OrderBook([*plain, *buyers]), name, rng=1))
+    spam = Request(id="spam", tenant="spammer", gpus=1, max_price=10, submitted_at=1)
+    with pytest.raises(UnsupportedMarketError) as info:
+        auction.clear(OrderBook([*offers, *buyers, spam]), name)
+    assert "requests 'r0' and 'spam' trade in resource class H100/eu/80GB" in (
+        info.value.reason)
+    assert "lp" in info.value.alternatives
+
+
+@pytest.mark.parametrize("name", MECHANISMS)
+def test_attributes_and_offer_constraints_nobody_reads_apart_stay_one_book(name: str) -> None:
+    """Offers with different attributes and constraint texts are different offer classes,
+    but a request that reads only `cuda` (and passes every offer's constraint) accepts them
+    alike: one book."""
+    offers = [Offer(id=f"o{i}", provider="p", gpu_model="H100", gpus=1, price=2 + i,
+                    region="eu", vram_gb=80, attributes={"cuda": "12.4", "zone": f"z{i}"},
+                    constraints=("tenant != 'x'", "gpus <= 4", None)[i]) for i in range(3)]
+    buyers = [Request(id=f"r{j}", tenant="lab", gpus=1, max_price=9 - j,
+                      constraints="cuda >= 12") for j in range(3)]
+    market = Market(OrderBook([*offers, *buyers]))
+    assert market.n_classes == 3
+    result = auction.clear(market, name, rng=2)
+    assert len(result.diagnostics["books"]) == 1
+    assert result.diagnostics["books"][0]["q"] == 3

@@ -234,3 +234,177 @@ def test_gang_skips_the_milp_when_its_overhead_exceeds_the_time_left(
     assert len(result) > 0
     assert_feasible(result, market)
     assert np.isfinite(result.diagnostics["gap"])
+
+
+# -- the market build counts against the limit (issue 12 item 2) ---------------------------
+from bench_market import random_columns  # noqa: E402
+
+import auction.kernels.eligibility as eligibility  # noqa: E402
+import auction.market as market_module  # noqa: E402
+from auction.book import OrderBook  # noqa: E402
+from auction.limits import Deadline, watch  # noqa: E402
+
+
+def _random_book(n_offers: int = 2000) -> OrderBook:
+    return OrderBook.from_columns(*random_columns(n_offers, 4 * n_offers))
+
+
+@pytest.fixture
+def no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Builds read the clock from the start (by default a build does about a million units
+    of work first, more than these test markets hold)."""
+    monkeypatch.setattr(market_module, "_GRACE_WORK", 0)
+
+
+def _assert_stopped_in_time(run: Any, limit: float, stage: str) -> TimeLimitError:
+    t0 = time.perf_counter()
+    with pytest.raises(TimeLimitError) as info:
+        run()
+    elapsed = time.perf_counter() - t0
+    assert elapsed <= 1.1 * limit + 1.0, elapsed
+    assert stage in info.value.stage, info.value.stage
+    return info.value
+
+
+@pytest.mark.usefixtures("no_grace")
+@pytest.mark.parametrize("name", ["first-price", "assignment"])
+def test_a_slow_join_stops_at_the_time_limit_through_the_kernels_stop_flag(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The join in one block of the plain-Python kernel (seconds on this book, many times the
+    limit): the stop flag set at the deadline ends it inside the block."""
+    book = _random_book()
+    monkeypatch.setattr(market_module, "_USE_KERNEL", True)
+    monkeypatch.setattr(eligibility, "join_block", eligibility.join_block_reference)
+    err = _assert_stopped_in_time(lambda: auction.clear(book, name, time_limit=0.2), 0.2,
+                                  "the market build (eligibility join)")
+    assert err.mechanism == name
+    assert err.time_limit == 0.2
+
+
+@pytest.mark.usefixtures("no_grace")
+@pytest.mark.parametrize("name", ["first-price", "assignment"])
+def test_a_slow_join_stops_at_the_time_limit_between_blocks(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The numpy join in tiny blocks, each slowed down (over 10 s in all): the clock is read
+    between blocks."""
+    book = _random_book()
+    real = Market._eligible
+
+    def slow(self: Market, *args: Any) -> Any:
+        time.sleep(0.01)
+        return real(self, *args)
+
+    monkeypatch.setattr(market_module, "_USE_KERNEL", False)
+    monkeypatch.setattr(market_module, "_BLOCK_CANDIDATES", 64)
+    monkeypatch.setattr(Market, "_eligible", slow)
+    _assert_stopped_in_time(lambda: auction.clear(book, name, time_limit=0.3), 0.3,
+                            "the market build (eligibility join)")
+
+
+@pytest.mark.usefixtures("no_grace")
+def test_a_slow_pair_build_inside_the_mechanism_stops_at_its_time_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A market built beforehand, cleared by the mechanism itself (no `auction.clear`): its
+    lazy pair build (slowed down, over 10 s in all) watches the mechanism's deadline."""
+    market = Market(_random_book())
+    real = Market._expand_pairs
+
+    def slow(self: Market, *args: Any) -> Any:
+        time.sleep(0.01)
+        yield from real(self, *args)
+
+    monkeypatch.setattr(market_module, "_BLOCK_PAIRS", 256)
+    monkeypatch.setattr(Market, "_expand_pairs", slow)
+    mech = auction.mechanisms.get("assignment", time_limit=0.3)
+    _assert_stopped_in_time(lambda: mech.clear(market), 0.3, "the market build (eligible pairs)")
+    assert "_pairs" not in vars(market)  # nothing half-built is kept
+
+
+def test_the_mechanism_takes_over_the_deadline_started_before_the_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`auction.clear` starts the limit before the market build; a build that ends past it
+    (here slowed after its last check, pairs built) leaves the mechanism no time: it stops at
+    its first check instead of starting a fresh limit."""
+    book = adversarial_book("chains", 60)
+    real = Market.__init__
+
+    def slow(self: Market, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        self.pairs()  # built (and cached) in time
+        time.sleep(0.6)
+
+    monkeypatch.setattr(Market, "__init__", slow)
+    with pytest.raises(TimeLimitError) as info:
+        auction.clear(book, "assignment", time_limit=0.5)
+    assert info.value.stage == "building the matching problem"
+    assert auction.clear(book, "assignment", time_limit=5).status is Status.SUCCESS
+
+
+@pytest.mark.usefixtures("no_grace")
+def test_counting_pairs_past_the_watched_deadline_is_a_typed_error() -> None:
+    market = Market(_random_book())
+    n = market.pair_count()
+    assert n > 100_000
+    with watch(Deadline(1e-9, start=time.perf_counter() - 1.0), "lp"), \
+            pytest.raises(TimeLimitError) as info:
+        market.pair_count()
+    assert info.value.mechanism == "lp"
+    assert info.value.stage == "the market build (counting the eligible pairs)"
+    with watch(Deadline(None), "lp"):  # no limit: nothing checked
+        assert market.pair_count() == n
+
+
+@pytest.mark.parametrize("python", [False, True])
+def test_join_and_count_kernels_read_the_stop_flag(python: bool) -> None:
+    """With the flag set, the join returns part of a block and says it stopped, the count
+    returns -1; with it clear both are complete."""
+    captured: dict[str, Any] = {}
+    real = eligibility.join_block
+
+    def spy(*args: Any) -> Any:
+        captured["args"] = args
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(market_module, "_USE_KERNEL", True)
+        mp.setattr(eligibility, "join_block", spy)
+        market = Market(_random_book(400))
+    join = eligibility.join_block_reference if python else eligibility.join_block
+    args = list(captured["args"])
+    args[-2:] = [np.ones(1, dtype=np.uint8), 0]
+    p, c, stopped = join(*args)
+    assert stopped
+    assert len(p) < len(market.profile_classes)
+    for flag, after in ((0, 0), (1, 1 << 40)):  # flag clear, or set within the grace
+        args[-2:] = [np.full(1, flag, dtype=np.uint8), after]
+        p, c, stopped = join(*args)
+        assert not stopped
+    lo, hi = args[0], args[1]
+    assert c.tolist() == market.profile_classes[
+        market.profile_indptr[lo]:market.profile_indptr[hi]].tolist()
+    count = eligibility._group.python("count_pairs") if python else eligibility.count_pairs
+    req, off = market.snapshot.requests, market.snapshot.offers
+    members = market._price_members()[0]
+    base = (market.request_profile, market.profile_indptr, market.profile_classes,
+            market.class_indptr, members.astype(np.int64), off.price, off.gpus.astype(np.int64),
+            market.offer_reputation, req.max_price, req.gpus.astype(np.int64),
+            np.asarray(req.divisible | req.cluster),
+            np.asarray(req.min_reputation, dtype=np.float64))
+    assert count(*base, np.ones(1, dtype=np.uint8), 0) == -1
+    assert count(*base, np.zeros(1, dtype=np.uint8), 0) == market.pair_count()
+    assert count(*base, np.ones(1, dtype=np.uint8), 1 << 40) == market.pair_count()
+
+
+@pytest.mark.parametrize("name", ["first-price", "gang"])
+def test_a_small_market_is_built_whatever_the_limit(name: str) -> None:
+    """A build reads the clock only after its grace (about a million orders, candidates or
+    pairs), so a small market is always built and the mechanism's own convention answers:
+    first-price clears, gang returns its greedy allocation with status time_limit."""
+    book = adversarial_book("one-offer", 60)
+    result = auction.clear(book, name, time_limit=1e-9)
+    assert result.valid
+    assert len(result) > 0

@@ -12,6 +12,10 @@ price, capacity and reputation (per offer, by the mechanisms).
 Within a profile the kept classes are sorted ascending. The output of a block fits in
 ``cap`` pairs, the caller's bound on the block's candidate count.
 
+Both `join_block` and `count_pairs` take a one-byte stop flag (`auction.kernels.budget`), set
+by a timer at the clearing's deadline, and read it every `CHECK_EVERY` units of work once
+`after` units are done (the grace in which a small market is always built).
+
 `join_block` is compiled on first use; ``_group.python("join_block")`` is the same code in
 plain Python, the reference the tests compare it with (and `Market`'s numpy join checks both).
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from auction.kernels.budget import CHECK_EVERY
 from auction.kernels.jit import KernelGroup
 
 __all__ = ["count_pairs", "join_block", "join_block_reference", "reachable_requests"]
@@ -73,9 +78,12 @@ def join_block(
     min_vram: IntArray, vram: IntArray, req_floor: IntArray, off_res: IntArray,
     check_providers: bool, off_provider: IntArray, ex_ptr: IntArray, ex_codes: IntArray,
     check_tenants: bool, req_tenant: IntArray, ot_ptr: IntArray, ot_codes: IntArray,
-    oxt_ptr: IntArray, oxt_codes: IntArray, cap: int,
-) -> tuple[IntArray, IntArray]:
-    """Eligible (profile, class) pairs of profiles lo..hi-1, by profile then class."""
+    oxt_ptr: IntArray, oxt_codes: IntArray, cap: int, stop: npt.NDArray[np.uint8],
+    after: int,
+) -> tuple[IntArray, IntArray, bool]:
+    """Eligible (profile, class) pairs of profiles lo..hi-1, by profile then class, and
+    whether `stop` was set first (read between index lists, every `CHECK_EVERY` candidates
+    or so once `after` candidates are done; the pairs are then a part of the block's)."""
     out_p = np.empty(cap, dtype=np.int64)
     out_c = np.empty(cap, dtype=np.int64)
     every = np.arange(n_class, dtype=np.int64)
@@ -83,6 +91,8 @@ def join_block(
     zero = np.zeros(1, dtype=np.int64)
     n_floor = req_floor.shape[0]
     n = 0
+    seen = 0
+    done = 0
     for p in range(lo, hi):
         r = profile_first[p]
         start = n
@@ -107,6 +117,12 @@ def join_block(
         tenant = req_tenant[r]
         for k in range(k_lo, k_hi):
             code = codes[k]
+            if seen >= CHECK_EVERY:  # read between index lists, about every CHECK_EVERY
+                done += seen
+                seen = 0
+                if done >= after and stop[0]:
+                    return out_p[:n], out_c[:n], True
+            seen += ptr[code + 1] - ptr[code] + 1
             for j in range(ptr[code], ptr[code + 1]):
                 c = mem[j]
                 o = class_first[c]
@@ -144,13 +160,13 @@ def join_block(
                 n += 1
         if k_hi - k_lo > 1:  # several index lists: merge them into class order
             out_c[start:n] = np.sort(out_c[start:n])
-    return out_p[:n], out_c[:n]
+    return out_p[:n], out_c[:n], False
 
 
-def join_block_reference(*args: object) -> tuple[IntArray, IntArray]:
+def join_block_reference(*args: object) -> tuple[IntArray, IntArray, bool]:
     """`join_block` in plain Python (the same code, uncompiled): the tests' oracle."""
     fn = _group.python("join_block")
-    out: tuple[IntArray, IntArray] = fn(*args)
+    out: tuple[IntArray, IntArray, bool] = fn(*args)
     return out
 
 
@@ -160,23 +176,35 @@ def count_pairs(
     class_indptr: IntArray, members: IntArray, offer_price: IntArray, offer_gpus: IntArray,
     offer_rep: npt.NDArray[np.float64], req_max_price: IntArray, req_gpus: IntArray,
     req_any_size: npt.NDArray[np.bool_], req_min_rep: npt.NDArray[np.float64],
+    stop: npt.NDArray[np.uint8], after: int,
 ) -> int:
     """Number of eligible (request, offer) pairs: per request, the members of its profile's
     classes (`members`: each class's offers in price order) priced at or below its max price,
     with the reputation it asks and, unless `req_any_size` (divisible or cluster), all its
-    GPUs. Work: O(pairs + requests x eligible classes)."""
+    GPUs; -1 when `stop` was set first (read between classes, every `CHECK_EVERY` offers
+    scanned or so, once `after` are done). Work:
+    O(pairs + requests x eligible classes)."""
     total = 0
+    seen = 0
+    done = 0
     for r in range(len(request_profile)):
         p = request_profile[r]
         maxp = req_max_price[r]
         need = 1 if req_any_size[r] else req_gpus[r]
         floor = req_min_rep[r]
         for ci in range(profile_indptr[p], profile_indptr[p + 1]):
+            if seen >= CHECK_EVERY:
+                done += seen
+                seen = 0
+                if done >= after and stop[0]:
+                    return -1
             c = profile_classes[ci]
+            seen += 1
             for j in range(class_indptr[c], class_indptr[c + 1]):
                 o = members[j]
                 if offer_price[o] > maxp:
                     break
+                seen += 1
                 if offer_gpus[o] >= need and offer_rep[o] >= floor:
                     total += 1
     return total

@@ -43,7 +43,14 @@ from auction.errors import (
     UnknownPaymentRuleError,
     UnsupportedMarketError,
 )
-from auction.limits import DEFAULT_TIME_LIMIT, Deadline, check_memory, default_max_memory
+from auction.limits import (
+    DEFAULT_TIME_LIMIT,
+    Deadline,
+    check_memory,
+    deadline_for,
+    default_max_memory,
+    watch,
+)
 from auction.market import Market
 from auction.mechanisms import options, registry
 from auction.mechanisms.protocol import Mechanism, MechanismTags, RngLike
@@ -270,16 +277,17 @@ class MechanismBase(abc.ABC):
     # -- clearing ---------------------------------------------------------------------------
     def clear(self, market: Market, *, rng: RngLike = None) -> ClearingResult:
         """Clear `market` within ``time_limit`` and ``max_memory``; never mutates it."""
-        deadline = Deadline.after(self.time_limit)
+        deadline = deadline_for(self, self.time_limit)  # auction.clear's, started earlier
         generator = resolve_rng(rng)
-        self.check_market(market)
-        estimate = self.memory_estimate(market)
-        if estimate is not None:
-            check_memory(self.name, estimate[0], estimate[1], self.max_memory,
-                         self.memory_advice)
-        if self._takes_deadline:
-            return self._clear(market, generator, deadline)
-        return self._clear(market, generator)  # type: ignore[call-arg]
+        with watch(deadline, self.name, self):  # the market's lazy pair build checks it
+            self.check_market(market)
+            estimate = self.memory_estimate(market)
+            if estimate is not None:
+                check_memory(self.name, estimate[0], estimate[1], self.max_memory,
+                             self.memory_advice)
+            if self._takes_deadline:
+                return self._clear(market, generator, deadline)
+            return self._clear(market, generator)  # type: ignore[call-arg]
 
     @abc.abstractmethod
     def _clear(

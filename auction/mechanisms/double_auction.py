@@ -1,11 +1,12 @@
 """Double auctions per resource class: a call market on GPU units.
 
-Each offer class (same GPU model, region, VRAM and tags) is one book. A request's GPUs are unit
-bids at its ``max_price``; an offer's GPUs are unit asks at its ``price``. Per class, buyer units
-are sorted by bid, highest first (ties: request priority, earlier first) and seller units by
-ask, lowest first (ties: offer rank), and ``q`` is the largest number with ``b_q >= s_q``: the
-first ``q`` units of each side make the welfare-optimal trade. The three mechanisms differ in
-how many of those units trade and at what price:
+Each resource class (same GPU model, region, VRAM and tags) is one book (or several, below).
+A request's GPUs are unit bids at its ``max_price``; an offer's GPUs are unit asks at its
+``price``. Per book, buyer units are sorted by bid, highest first (ties: request priority,
+earlier first) and seller units by ask, lowest first (ties: offer rank), and ``q`` is the
+largest number with ``b_q >= s_q``: the first ``q`` units of each side make the
+welfare-optimal trade. The three mechanisms differ in how many of those units trade and at
+what price:
 
 * ``uniform-price``: the k-double auction. All ``q`` units trade at
   ``lo + floor(k * (hi - lo))`` in the crossing interval ``[lo, hi] =
@@ -22,9 +23,14 @@ how many of those units trade and at what price:
   lottery, trade at ``b_q`` with buyer units ``1..q-1``.
 
 A call market needs each request to trade in one book: every request's eligible offers,
-ignoring price, must be exactly one whole offer class (or none: such a request trades nothing).
-Markets where a request accepts several classes, or whose reputation floor excludes some
-providers of its class, are refused with `UnsupportedMarketError`. Non-divisible requests for
+ignoring price, must be one whole book (or none: such a request trades nothing). A book is one
+resource class, or the part of it that the requests trading there accept alike: lists and
+constraints (offers' tenant lists and constraints, requests' provider lists, attribute
+constraints, node-resource floors) split a resource class into several books only where a
+request trading in it is affected (`auction.problems.call_market`). Markets where a request
+accepts several resource classes, where two requests accept different parts of one, or whose
+reputation floor excludes some providers of a book, are refused with
+`UnsupportedMarketError`. Non-divisible requests for
 several GPUs cannot be cut into units and are refused too (``splittable_only``).
 
 Traded units become allocation rows by pairing the sorted buyer units with the sorted seller
@@ -50,7 +56,8 @@ from auction.errors import InvalidOptionError
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms.base import MechanismBase, MechanismTags
-from auction.problems.call_market import class_label, request_classes
+from auction.problems import call_market
+from auction.problems.call_market import Books, class_label, request_classes
 from auction.result import ClearingResult
 
 __all__ = [
@@ -67,23 +74,24 @@ __all__ = [
 IntArray = npt.NDArray[np.int64]
 
 # -- the call market ------------------------------------------------------------------------
-def _books(market: Market, req_class: IntArray) -> Iterator[tuple[int, IntArray, IntArray]]:
-    """(class, buyer request rows, seller offer rows) for each class with requests, both
+def _books(market: Market, books: Books) -> Iterator[tuple[int, IntArray, IntArray]]:
+    """(first class, buyer request rows, seller offer rows) for each book with requests, both
     sides best first: bids descending (ties by request priority), asks ascending (ties by
     submitted_at, then id). Prices alone: quality bonuses of scoring markets play no part."""
     rq, of = market.snapshot.requests, market.snapshot.offers
-    rows = np.flatnonzero(req_class >= 0)
+    req_book = books.request_book
+    rows = np.flatnonzero(req_book >= 0)
     if len(rows) == 0:
         return
-    order = np.lexsort((market.request_rank[rows], -rq.max_price[rows], req_class[rows]))
+    order = np.lexsort((market.request_rank[rows], -rq.max_price[rows], req_book[rows]))
     rows = rows[order]
     ask_rank = np.empty(market.n_offers, dtype=np.int64)
     ask_rank[np.lexsort((of.id, of.submitted_at, of.price))] = np.arange(market.n_offers)
-    classes, starts = np.unique(req_class[rows], return_index=True)
+    ids, starts = np.unique(req_book[rows], return_index=True)
     ends = [*starts[1:].tolist(), len(rows)]
-    for c, lo, hi in zip(classes.tolist(), starts.tolist(), ends, strict=True):
-        sellers = market.class_offers[market.class_indptr[c] : market.class_indptr[c + 1]]
-        yield c, rows[lo:hi], sellers[np.argsort(ask_rank[sellers])]
+    for b, lo, hi in zip(ids.tolist(), starts.tolist(), ends, strict=True):
+        sellers = books.offers(market, b)
+        yield books.first_class(b), rows[lo:hi], sellers[np.argsort(ask_rank[sellers])]
 
 
 @attrs.frozen
@@ -166,7 +174,7 @@ class DoubleAuction(MechanismBase):
     """A call market per resource class (see the module docstring); subclasses set the rule.
 
     The base class enforces the tags: only divisible or 1-GPU requests (``splittable_only``),
-    each in one class's book (``call_market``).
+    each in one book (``call_market``).
     """
 
     tags = MechanismTags(divisible=True, splittable_only=True, call_market=True)
@@ -200,7 +208,7 @@ class DoubleAuction(MechanismBase):
         up_l: list[IntArray] = []
         tp_l: list[IntArray] = []
         books: list[dict[str, Any]] = []
-        for c, buyers, sellers in _books(market, request_classes(market, self.name)):
+        for c, buyers, sellers in _books(market, call_market.books(market, self.name)):
             x = crossing(rq.max_price[buyers], rq.gpus[buyers], of.price[sellers], of.gpus[sellers])
             book: dict[str, Any] = {"class": class_label(market, c), "q": x.q, "units": 0}
             books.append(book)
