@@ -492,12 +492,6 @@ class BookSnapshot:
             self._request_objects[row] = r
         return r
 
-    def built_objects(self) -> tuple[Sequence[Offer | None], Sequence[Request | None]]:
-        """The order objects behind the rows so far (offers, requests), None where a
-        bulk-loaded row has none built yet: an order kept as the same object between two
-        snapshots of a book is unchanged (the live re-clear reads this)."""
-        return self._offer_objects, self._request_objects
-
     def offer_list(self) -> list[Offer]:
         """All offers in row order."""
         return [self.offer(i) for i in range(self.n_offers)]

@@ -28,7 +28,7 @@ import numpy.typing as npt
 from auction.kernels.budget import CHECK_EVERY
 from auction.kernels.jit import KernelGroup
 
-__all__ = ["count_pairs", "join_block", "join_block_reference", "reachable_requests"]
+__all__ = ["count_pairs", "join_block", "join_block_reference"]
 
 IntArray = npt.NDArray[np.int64]
 _group = KernelGroup(nogil=True)
@@ -208,32 +208,3 @@ def count_pairs(
                 if offer_gpus[o] >= need and offer_rep[o] >= floor:
                     total += 1
     return total
-
-
-@_group.add
-def reachable_requests(
-    req_max_price: IntArray, gm_ptr: IntArray, gm_codes: IntArray, rg_ptr: IntArray,
-    rg_codes: IntArray, req_min_vram: IntArray, offers: IntArray, offer_price: IntArray,
-    offer_model: IntArray, offer_region: IntArray, offer_vram: IntArray,
-) -> npt.NDArray[np.bool_]:
-    """Per request, whether one of `offers` (rows in ascending price) may serve it by price,
-    model, region and VRAM: a superset of the requests eligible for one of them. Work:
-    O(requests + pairs scanned), a request stops at the first offer above its max price."""
-    n = len(req_max_price)
-    out = np.zeros(n, dtype=np.bool_)
-    for r in range(n):
-        maxp = req_max_price[r]
-        for o in offers:
-            if offer_price[o] > maxp:
-                break
-            if offer_vram[o] < req_min_vram[r]:
-                continue
-            lo, hi = gm_ptr[r], gm_ptr[r + 1]
-            if hi > lo and not _has(gm_codes, lo, hi, offer_model[o]):
-                continue
-            lo, hi = rg_ptr[r], rg_ptr[r + 1]
-            if hi > lo and not _has(rg_codes, lo, hi, offer_region[o]):
-                continue
-            out[r] = True
-            break
-    return out
