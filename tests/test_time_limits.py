@@ -10,6 +10,7 @@ a work bound of a few units; the wall-time check runs the adversarial instances 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -186,9 +187,12 @@ CASES = [
 def test_tiny_time_limits_hold_end_to_end_on_adversarial_books(kind: str) -> None:
     """The whole `clear`, market build included, within the limit plus 10% and a second."""
     book = adversarial_book(kind, 800)
-    for name, opts in CASES:
-        auction.clear(adversarial_book(kind, 8), name, **opts)  # compile outside the clock
     limit = 0.3
+    for name, opts in CASES:  # compile outside the clock: numba compiles on a kernel's first
+        # call, and the full size reaches kernels (the dense JV path) a small book does not
+        auction.clear(adversarial_book(kind, 8), name, **opts)
+        with contextlib.suppress(TimeLimitError):
+            auction.clear(Market(book), name, time_limit=limit, **opts)
     for name, opts in CASES:
         market = Market(book)
         t0 = time.perf_counter()
