@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -194,6 +194,25 @@ def unique_rows(cols: list[IntArray], n: int) -> tuple[IntArray, IntArray]:
     out_first = np.empty(len(first), dtype=np.int64)
     out_first[lex] = first
     return out_first, lex[ids]
+
+
+class _JoinPlan(NamedTuple):
+    """What both join implementations read: profile blocks, each profile's most selective
+    constraint (`source`, its estimated candidates `est`, its rarest tag), the profiles'
+    set-valued constraints and the inverted indexes of the offer classes."""
+
+    blocks: list[tuple[int, int]]
+    source: IntArray
+    best_tag: IntArray
+    p_models: CodeLists
+    p_regions: CodeLists
+    p_tags: CodeLists
+    p_prov: CodeLists
+    by_model: tuple[IntArray, IntArray]
+    by_region: tuple[IntArray, IntArray]
+    by_tag: tuple[IntArray, IntArray]
+    by_prov: tuple[IntArray, IntArray]
+    est: IntArray
 
 
 class _MemberIndex:
@@ -492,14 +511,10 @@ class Market:
         use_kernel = _USE_KERNEL
         if use_kernel is None:
             use_kernel = n_prof * self.n_classes >= _KERNEL_MIN_CELLS
-        if use_kernel:
-            out_p, out_c = self._join_kernel(blocks, source, best_tag, p_models, p_regions,
-                                             p_tags, p_prov, by_model, by_region, by_tag,
-                                             by_prov, est, clock)
-        else:
-            out_p, out_c = self._join_numpy(blocks, source, best_tag, p_models, p_regions,
-                                            p_tags, p_prov, by_model, by_region, by_tag,
-                                            by_prov, est, clock)
+        plan = _JoinPlan(blocks, source, best_tag, p_models, p_regions, p_tags, p_prov,
+                         by_model, by_region, by_tag, by_prov, est)
+        join = self._join_kernel if use_kernel else self._join_numpy
+        out_p, out_c = join(plan, clock)
         p_all = np.concatenate(out_p) if out_p else np.zeros(0, dtype=np.int64)
         c_all = np.concatenate(out_c) if out_c else np.zeros(0, dtype=np.int64)
         indptr = np.zeros(n_prof + 1, dtype=np.int64)
@@ -507,14 +522,12 @@ class Market:
         return _readonly(indptr), _readonly(c_all)
 
     def _join_kernel(
-        self, blocks: list[tuple[int, int]], source: IntArray, best_tag: IntArray,
-        p_models: CodeLists, p_regions: CodeLists, p_tags: CodeLists, p_prov: CodeLists,
-        by_model: tuple[IntArray, IntArray], by_region: tuple[IntArray, IntArray],
-        by_tag: tuple[IntArray, IntArray], by_prov: tuple[IntArray, IntArray], est: IntArray,
-        clock: _Clock,
+        self, plan: _JoinPlan, clock: _Clock
     ) -> tuple[list[IntArray], list[IntArray]]:
         """The join with the compiled kernel (`auction.kernels.eligibility`); constraint
         expressions then filter its survivors on columns."""
+        (blocks, source, best_tag, p_models, p_regions, p_tags, p_prov,
+         by_model, by_region, by_tag, by_prov, est) = plan
         from auction.kernels import eligibility
 
         join_block: Callable[..., tuple[IntArray, IntArray, bool]] = eligibility.join_block
@@ -556,14 +569,12 @@ class Market:
         return out_p, out_c
 
     def _join_numpy(
-        self, blocks: list[tuple[int, int]], source: IntArray, best_tag: IntArray,
-        p_models: CodeLists, p_regions: CodeLists, p_tags: CodeLists, p_prov: CodeLists,
-        by_model: tuple[IntArray, IntArray], by_region: tuple[IntArray, IntArray],
-        by_tag: tuple[IntArray, IntArray], by_prov: tuple[IntArray, IntArray], est: IntArray,
-        clock: _Clock,
+        self, plan: _JoinPlan, clock: _Clock
     ) -> tuple[list[IntArray], list[IntArray]]:
         """The join in numpy, candidates gathered then filtered per check: the reference the
         tests compare the kernel with."""
+        (blocks, source, best_tag, p_models, p_regions, p_tags, p_prov,
+         by_model, by_region, by_tag, by_prov, est) = plan
         n_class = self.n_classes
         off, req = self.snapshot.offers, self.snapshot.requests
         ix = {"models": _MemberIndex(p_models), "regions": _MemberIndex(p_regions),
