@@ -4,8 +4,8 @@ A kernel compiles on its first call, so without a warm-up the first clearing of 
 pays for it (seconds; see docs/service.md). `warmup` clears small example markets with every
 registered mechanism, each payment rule and the other kernel backends, and folds a reputation
 history, so that every kernel the library has is compiled for the argument types clearing
-uses. With the disk cache (on by default, `auction.kernels.jit`) a warm-up after the first one
-on a machine only loads the kernels.
+uses. With the disk cache (opt-in, ``AUCTION_NUMBA_CACHE``; see `auction.kernels.jit`) a
+warm-up after the first one on a machine only loads the kernels.
 """
 
 from __future__ import annotations

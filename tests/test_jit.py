@@ -1,4 +1,4 @@
-"""Lazy numba kernels and a default, per-user disk cache that never fails on a read-only install.
+"""Lazy numba kernels and an opt-in disk cache that never fails on a read-only install.
 
 The cache tests run in subprocesses: numba reads its cache settings when it is imported.
 They run as root in CI containers, where a read-only mode bit does not stop writes, so the
@@ -68,24 +68,34 @@ print(json.dumps({
 # -- in process -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("value", "enabled"),
-    [("1", True), ("true", True), ("YES", True), (" on ", True), ("", True), ("/tmp/x", True),
+    [("1", True), ("true", True), ("YES", True), (" on ", True), ("/tmp/x", True),
+     ("~/x", True), ("", False), ("relative/dir", False),
      ("0", False), ("no", False), ("off", False), (" FALSE ", False)],
 )
 def test_cache_setting(monkeypatch: pytest.MonkeyPatch, value: str, enabled: bool) -> None:
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv(CACHE_ENV, value)
     assert cache_enabled() is enabled
     monkeypatch.delenv(CACHE_ENV)
-    assert cache_enabled() is True  # on by default
+    assert cache_enabled() is False  # off by default
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/tmp/numba")
+    assert cache_enabled() is True  # numba's own setting opts in
+    monkeypatch.setenv(CACHE_ENV, value)
+    assert cache_enabled() is (value.strip().lower() not in ("0", "no", "off", "false"))
 
 
 def test_cache_directory_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for k in (CACHE_ENV, "NUMBA_CACHE_DIR"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert jit.cache_dir() is None  # nothing set: no disk cache
+    monkeypatch.setenv(CACHE_ENV, "1")
     if sys.platform not in ("win32", "darwin"):
         assert jit.cache_dir() == tmp_path / "xdg" / "auction" / "numba"
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
     assert jit.cache_dir() == tmp_path / "numba"
+    monkeypatch.delenv(CACHE_ENV)
+    assert jit.cache_dir() == tmp_path / "numba"  # NUMBA_CACHE_DIR alone opts in
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "mine"))
     assert jit.cache_dir() == tmp_path / "mine"
     assert (tmp_path / "mine").is_dir()
@@ -305,21 +315,47 @@ def test_no_cache_files_when_turned_off(tmp_path: Path) -> None:
     assert cache_files(tmp_path) == []
 
 
-def test_cached_by_default_in_the_user_cache(tmp_path: Path) -> None:
-    """No setting at all: kernels go to $XDG_CACHE_HOME/auction/numba, a second process loads."""
-    if sys.platform in ("win32", "darwin"):
+def test_not_cached_by_default(tmp_path: Path) -> None:
+    """No setting at all: every process compiles, and nothing is written anywhere."""
+    src = tmp_path / "site"
+    src.mkdir()
+    (src / "kmod.py").write_text(KERNEL_MODULE)
+    env = base_env(XDG_CACHE_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path / "home"),
+                   TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    results = []
+    for _ in range(2):
+        out = run(RUN_KERNEL, str(src), env=env)
+        assert out.returncode == 0, out.stderr
+        results.append(json.loads(out.stdout))
+    assert [(r["value"], r["cache_path"], r["warnings"]) for r in results] == [(45, None, [])] * 2
+    assert cache_files(tmp_path) == []
+    assert not (tmp_path / "xdg").exists()
+    assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("setting", ["1", "numba"])
+def test_opt_in_caches_and_a_second_process_loads(tmp_path: Path, setting: str) -> None:
+    """``AUCTION_NUMBA_CACHE=1``: $XDG_CACHE_HOME/auction/numba; ``NUMBA_CACHE_DIR`` alone:
+    that directory. Either way a second process loads the kernel instead of compiling it."""
+    if setting == "1" and sys.platform in ("win32", "darwin"):
         pytest.skip("XDG locations are for Linux and the BSDs")
     src = tmp_path / "site"
     src.mkdir()
     (src / "kmod.py").write_text(KERNEL_MODULE)
-    env = base_env(XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    if setting == "1":
+        env = base_env(**{CACHE_ENV: "1", "XDG_CACHE_HOME": str(tmp_path / "xdg")})
+        where = tmp_path / "xdg" / "auction" / "numba"
+    else:
+        env = base_env(NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+        where = tmp_path / "numba"
     results = []
     for _ in range(2):
         out = run(RUN_KERNEL, str(src), env=env)
         assert out.returncode == 0, out.stderr
         results.append(json.loads(out.stdout))
     assert [(r["hits"], r["misses"]) for r in results] == [(0, 1), (1, 0)]
-    assert Path(results[0]["cache_path"]).is_relative_to(tmp_path / "xdg" / "auction" / "numba")
+    assert Path(results[0]["cache_path"]).is_relative_to(where)
     assert results[0]["warnings"] == []
     assert not (src / "__pycache__").exists()
 
@@ -349,8 +385,8 @@ def test_unwritable_home_falls_back_to_a_private_temp_dir(tmp_path: Path) -> Non
     blocker.write_text("directories cannot be created under a file\n")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    env = base_env(XDG_CACHE_HOME=str(blocker / "xdg"), HOME=str(blocker / "home"),
-                   TMPDIR=str(tmp))
+    env = base_env(**{CACHE_ENV: "1", "XDG_CACHE_HOME": str(blocker / "xdg"),
+                      "HOME": str(blocker / "home"), "TMPDIR": str(tmp)})
     out = run(RUN_KERNEL, str(src), env=env)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -435,9 +471,11 @@ def test_warmup_compiles_every_kernel() -> None:
         if not all(f.__module__.startswith("auction.") for f in funcs):
             continue
         if isinstance(kernel, LazyKernel):
-            assert kernel.compile().signatures, kernel.__name__
+            dispatcher: Any = kernel.compile()  # a numba dispatcher (untyped)
+            assert dispatcher.signatures, kernel.__name__
         else:  # members called only by other members compile inside them
-            assert any(kernel.compiled(m).signatures for m in kernel.members), kernel.members
+            members: list[Any] = [kernel.compiled(m) for m in kernel.members]
+            assert any(d.signatures for d in members), kernel.members
     ready = {k.name for k in report.kernels if k.signatures and k.name in ours}
     assert ready == {name for name, d in compiled.items() if d.signatures}
     assert report.skipped == ()

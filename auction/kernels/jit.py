@@ -1,16 +1,20 @@
-"""Lazy numba compilation, cached on disk per user by default, and never failing for it.
+"""Lazy numba compilation, cached on disk only on opt-in, and never failing for it.
 
-`import auction` never imports numba: a kernel compiles on its first call. Compiled kernels are
-cached on disk, so a new process loads them instead of compiling again (a few seconds per
-process otherwise). Where, by the first match:
+`import auction` never imports numba: a kernel compiles on its first call in each process (a
+few seconds per process, tens for every kernel). A disk cache lets a new process load compiled
+kernels instead, but writes to the user's disk, so it is opt-in (the developers' guide). Where,
+by the first match:
 
-* ``AUCTION_NUMBA_CACHE=0`` (or ``false``, ``no``, ``off``): no disk cache at all.
+* ``AUCTION_NUMBA_CACHE=0`` (or ``false``, ``no``, ``off``): no disk cache, whatever else is set.
 * ``AUCTION_NUMBA_CACHE=/some/dir`` (an absolute path, ``~`` expanded): that directory.
-* ``NUMBA_CACHE_DIR`` set: that directory, as numba itself would use it.
-* otherwise (unset, empty, ``1``, ``true``, ``yes``, ``on``): the per-user cache directory,
-  ``$XDG_CACHE_HOME/auction/numba`` or ``~/.cache/auction/numba`` (``~/Library/Caches`` on
-  macOS, ``%LOCALAPPDATA%`` on Windows); if it cannot be written (a read-only home, as in
-  some containers), a private directory of this user under the system's temporary directory.
+* ``AUCTION_NUMBA_CACHE=1`` (or ``true``, ``yes``, ``on``): ``NUMBA_CACHE_DIR`` if set, else the
+  per-user cache directory, ``$XDG_CACHE_HOME/auction/numba`` or ``~/.cache/auction/numba``
+  (``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows); if that cannot be written (a
+  read-only home, as in some containers), a private directory of this user under the system's
+  temporary directory.
+* ``NUMBA_CACHE_DIR`` set (and ``AUCTION_NUMBA_CACHE`` unset): that directory. Setting it is how
+  numba's own users ask for cached kernels in a place of their choosing, so it opts in too.
+* otherwise (nothing set, or an empty value): no disk cache; every process compiles.
 
 Nothing is written next to the installed sources, and nothing happens at import time. If the
 chosen directory cannot be written (or the module cannot be cached, e.g. imported from a zip
@@ -64,7 +68,7 @@ __all__ = [
 CACHE_ENV = "AUCTION_NUMBA_CACHE"
 
 _OFF = frozenset({"0", "false", "no", "off"})
-_ON = frozenset({"", "1", "true", "yes", "on"})
+_ON = frozenset({"1", "true", "yes", "on"})
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,8 +85,17 @@ _recorders: list[list[tuple[float, float]]] = []
 
 
 def cache_enabled() -> bool:
-    """False only when ``AUCTION_NUMBA_CACHE`` turns the disk cache off (``0``, ``off``...)."""
-    return os.environ.get(CACHE_ENV, "").strip().lower() not in _OFF
+    """Whether the environment opts in to the disk cache (see the module docstring).
+
+    True for ``AUCTION_NUMBA_CACHE`` on or an absolute directory, or for ``NUMBA_CACHE_DIR``
+    set while ``AUCTION_NUMBA_CACHE`` is unset; `cache_dir` says where, if anywhere writable.
+    """
+    raw = os.environ.get(CACHE_ENV, "").strip()
+    if raw.lower() in _OFF:
+        return False
+    if raw.lower() in _ON or os.path.isabs(os.path.expanduser(raw)):
+        return True
+    return bool(os.environ.get("NUMBA_CACHE_DIR", "").strip())
 
 
 def _user_cache_home() -> Path:
@@ -97,24 +110,26 @@ def _user_cache_home() -> Path:
 
 
 def _setting() -> tuple[Path | None, bool]:
-    """(directory, explicit) from the environment; (None, True) when caching is off."""
+    """(directory, explicit) from the environment; (None, True) when not caching."""
     raw = os.environ.get(CACHE_ENV, "").strip()
     if raw.lower() in _OFF:
         return None, True
-    if raw.lower() not in _ON:
-        path = Path(raw).expanduser()
+    numba_dir = os.environ.get("NUMBA_CACHE_DIR", "").strip()
+    if raw.lower() in _ON:
+        if numba_dir:
+            return Path(numba_dir).expanduser(), True
+        try:
+            return _user_cache_home() / "auction" / "numba", False
+        except RuntimeError:  # no home directory to expand
+            return None, False
+    if raw:
+        path = Path(os.path.expanduser(raw))
         if path.is_absolute():
             return path, True
-        _warn_once(
-            f"{CACHE_ENV}={raw!r}: expected 0/1 or an absolute directory; using the default"
-        )
-    numba_dir = os.environ.get("NUMBA_CACHE_DIR", "").strip()
+        _warn_once(f"{CACHE_ENV}={raw!r}: expected 0/1 or an absolute directory; ignored")
     if numba_dir:
         return Path(numba_dir).expanduser(), True
-    try:
-        return _user_cache_home() / "auction" / "numba", False
-    except RuntimeError:  # no home directory to expand
-        return None, False
+    return None, True
 
 
 def _usable(directory: Path) -> bool:
@@ -191,7 +206,7 @@ def _njit(func: Callable[P, R], options: dict[str, Any]) -> Callable[P, R]:
     import numba
 
     dispatcher = numba.njit(cache=False, **options)(func)
-    directory = cache_dir() if cache_enabled() else None
+    directory = cache_dir()
     if directory is not None:
         try:
             dispatcher._cache = _function_cache(str(directory))(func)
