@@ -3,7 +3,7 @@ oracle on order objects, and hand-worked examples of every rule."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import auction
 from auction import Market, Offer, OrderBook, Request
-from auction.kernels.sealed_bid import sealed_bid, sealed_bid_reference
+from auction.kernels.sealed_bid import STOPPED, sealed_bid, sealed_bid_reference
 from auction.mechanisms.sealed_bid import sealed_bid_arrays
 from auction.orders import Order
 from auction.result import ClearingResult
@@ -63,6 +63,38 @@ def test_both_backends_match_brute_force(mechanism: str, market: Market) -> None
     for backend in ("numba", "python"):
         result = auction.clear(market, mechanism, backend=backend)
         assert result.to_records() == want, backend
+
+
+@given(market=markets(max_offers=24, max_requests=30, huge_prices=False, quality=True),
+       vickrey=st.booleans(), after=st.integers(0, 300))
+def test_a_set_stop_flag_stops_both_at_the_same_request(
+    market: Market, vickrey: bool, after: int
+) -> None:
+    """The flag is read between requests once `after` units of work are done: kernel and
+    reference count work alike, so they stop before the same request, mark the flag and
+    return the same prefix of the full allocation; a clear flag changes nothing."""
+    args = (*sealed_bid_arrays(market), vickrey)
+    full = sealed_bid_reference(*args)
+    stopped = []
+    engines: tuple[Callable[..., Any], ...] = (sealed_bid, sealed_bid_reference)
+    for kernel in engines:
+        clear = np.zeros(1, dtype=np.uint8)
+        for g, w in zip(kernel(*args, clear, after), full, strict=True):
+            np.testing.assert_array_equal(g, w)
+        assert clear[0] == 0
+        flag = np.ones(1, dtype=np.uint8)
+        out = kernel(*args, flag, after)
+        k = len(out[0])
+        for g, w in zip(out, full, strict=True):
+            np.testing.assert_array_equal(g, w[:k])  # a prefix, in processing order
+        stopped.append((flag[0], [a.tolist() for a in out]))
+        if after == 0 and len(market.request_order):
+            assert flag[0] == STOPPED  # read before the first request
+            assert k == 0
+        assert flag[0] in (1, STOPPED)  # STOPPED only when it stopped early
+        if flag[0] == 1:
+            assert k == len(full[0])
+    assert stopped[0] == stopped[1]
 
 
 @pytest.mark.parametrize("mechanism", sorted(MECHANISMS))

@@ -1,11 +1,12 @@
-"""Time limits end to end (issue 12 item 2): `assignment`, `lp` (flow and HiGHS) and `gang`
-stop at their ``time_limit`` with status ``time_limit`` and a feasible allocation (or a typed
-`TimeLimitError` before they have one), never a hang; VCG payments that cannot finish are an
-explicit downgrade to pay-as-bid.
+"""Time limits end to end (issue 12 item 2): `assignment`, `lp` (flow and HiGHS), `gang` and
+the sealed-bid auctions stop at their ``time_limit`` with status ``time_limit`` and a feasible
+allocation (or a typed `TimeLimitError` before they have one), never a hang; VCG payments that
+cannot finish are an explicit downgrade to pay-as-bid.
 
-Stops are forced deterministically by handing the bounded kernels a deadline already past or
-a work bound of a few units; the wall-time check runs the adversarial instances of
-`benchmarks/instances.py` with a tiny limit.
+Stops are forced deterministically by handing the bounded kernels a deadline already past, a
+stop flag already set, or a work bound of a few units; the wall-time checks run the
+adversarial instances of `benchmarks/instances.py` with a tiny limit, and slow plain-Python
+kernels on multi-second markets.
 """
 
 from __future__ import annotations
@@ -412,3 +413,61 @@ def test_a_small_market_is_built_whatever_the_limit(name: str) -> None:
     result = auction.clear(book, name, time_limit=1e-9)
     assert result.valid
     assert len(result) > 0
+
+
+# -- the sealed-bid kernels read the stop flag (issue 12 item 2) ----------------------------
+import auction.mechanisms.sealed_bid as sealed_bid_module  # noqa: E402
+
+
+def _unreachable_floor_book(n_offers: int, n_requests: int) -> OrderBook:
+    """Random orders where nine requests in ten ask a reputation no provider has: each scans
+    every offer of its classes in vain (seconds for the plain-Python kernel at 5,000 x
+    40,000), while the others trade."""
+    offers, requests = random_columns(n_offers, n_requests)
+    rng = np.random.default_rng(1)
+    requests["min_reputation"] = np.where(rng.random(n_requests) < 0.9, 0.5, 0.0)
+    return OrderBook.from_columns(offers, requests)
+
+
+@pytest.mark.parametrize("name", ["first-price", "second-price"])
+def test_sealed_bid_stops_at_the_time_limit_with_the_prefix_cleared(name: str) -> None:
+    """The plain-Python kernel on a multi-second market: the stop flag set at the deadline
+    ends it between requests; the result is the allocation of the requests cleared before,
+    in priority order, a prefix of the full result."""
+    market = Market(_unreachable_floor_book(5000, 40_000))
+    full = auction.clear(market, name, time_limit=None)
+    assert full.status is Status.SUCCESS
+    limit = 0.3
+    t0 = time.perf_counter()
+    result = auction.clear(market, name, backend="python", time_limit=limit)
+    elapsed = time.perf_counter() - t0
+    assert elapsed <= 1.1 * limit + 1.0, elapsed
+    assert result.status is Status.TIME_LIMIT
+    assert not result.success
+    assert "reached in the sealed-bid kernel" in result.message
+    assert result.diagnostics["kernel_status"] == "deadline"
+    assert_feasible(result, market)
+    records = result.to_records()
+    assert records == full.to_records()[:len(records)]
+    assert len(records) < len(full)
+
+
+@pytest.mark.parametrize("name", ["first-price", "second-price"])
+def test_sealed_bid_kernel_stopped_by_its_flag_returns_a_time_limit_result(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The numba kernel handed a flag already set, read after a grace of 20,000 units of
+    work: it stops partway, and the mechanism says so; without a limit nothing changes."""
+    market = Market(_random_book(1000))
+    full = auction.clear(market, name, time_limit=None)
+    assert full.to_records() == auction.clear(market, name).to_records()
+    monkeypatch.setattr(sealed_bid_module, "_GRACE_WORK", 20_000)
+    monkeypatch.setattr(sealed_bid_module, "stop_at", lambda end: contextlib.nullcontext(
+        np.ones(1, dtype=np.uint8)))
+    result = auction.clear(market, name, time_limit=60)
+    assert result.status is Status.TIME_LIMIT
+    assert "time limit of 60 s reached in the sealed-bid kernel" in result.message
+    assert_feasible(result, market)
+    records = result.to_records()
+    assert 0 < len(records) < len(full)
+    assert records == full.to_records()[:len(records)]

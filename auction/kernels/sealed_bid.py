@@ -23,6 +23,13 @@ Head ranks only grow, so the least head rank a profile's classes had at its last
 lower bound: a request whose rank limit is at or below it is refused without a scan (this makes
 requests that arrive after their market sold out cost O(1)).
 
+Deadline: given a one-byte `stop` flag (`auction.kernels.budget.stop_at`, set by a timer at the
+clearing's deadline), the kernel reads it between requests once `after` units of work are done
+(a unit: a request, a class, or an offer it may look at) and then every `CHECK_EVERY` units
+or so, never a clock in the loop. Set, it stops before the next request and marks the flag
+`STOPPED`: the allocation returned is that of the requests cleared so far, a prefix of the
+sequential auction, so it is feasible. Without a flag (None, the default) it always finishes.
+
 `sealed_bid` is the numba kernel; `sealed_bid_reference` is the same algorithm in plain Python,
 the oracle the tests compare the kernel with.
 """
@@ -32,9 +39,13 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from auction.kernels.budget import CHECK_EVERY
 from auction.kernels.jit import lazy_njit
 
-__all__ = ["sealed_bid", "sealed_bid_reference"]
+__all__ = ["STOPPED", "sealed_bid", "sealed_bid_reference"]
+
+#: What the kernels write into the stop flag when they stopped early because it was set.
+STOPPED = 2
 
 IntArray = npt.NDArray[np.int64]
 Outputs = tuple[IntArray, IntArray, IntArray, IntArray]
@@ -60,8 +71,11 @@ def sealed_bid(
     offer_rank: IntArray,
     offer_bonus: IntArray,
     vickrey: bool,
+    stop: npt.NDArray[np.uint8] | None = None,
+    after: int = 0,
 ) -> Outputs:
-    """Clear requests in order; return (request, offer, gpus, unit_price) per allocation."""
+    """Clear requests in order; return (request, offer, gpus, unit_price) per allocation
+    (those of the requests before the stop, with ``stop[0] == STOPPED``, if `stop` fired)."""
     n_offers = len(offer_rank)
     n_class = len(class_indptr) - 1
     n_out = len(request_order) + n_offers
@@ -77,7 +91,15 @@ def sealed_bid(
             head_rank[c] = offer_rank[class_offers[head[c]]]
     profile_floor = np.zeros(len(profile_indptr) - 1, dtype=np.int64)
     n = 0
+    work = 0
+    check_at = after
     for r in request_order:
+        if stop is not None and work >= check_at:
+            if stop[0]:
+                stop[0] = STOPPED
+                break
+            check_at = work + CHECK_EVERY
+        work += 1
         p = req_profile[r]
         limit = req_rank_limit[r]
         if profile_floor[p] >= limit:
@@ -94,6 +116,7 @@ def sealed_bid(
             best = -1
             best_rank = limit
             floor = n_offers
+            work += c_hi - c_lo
             for ci in range(c_lo, c_hi):
                 c = profile_classes[ci]
                 hr = head_rank[c]
@@ -103,6 +126,7 @@ def sealed_bid(
                     continue
                 end = class_indptr[c + 1]
                 h = head[c]
+                work += end - h  # at most this many offers looked at
                 if remaining[class_offers[h]] == 0:
                     h += 1
                     while h < end and remaining[class_offers[h]] == 0:
@@ -131,10 +155,12 @@ def sealed_bid(
                 skip = offer_provider[best]
                 other = -1
                 other_rank = limit
+                work += c_hi - c_lo
                 for ci in range(c_lo, c_hi):
                     c = profile_classes[ci]
                     if head_rank[c] >= other_rank:
                         continue
+                    work += class_indptr[c + 1] - head[c]
                     for j in range(head[c], class_indptr[c + 1]):
                         o = class_offers[j]
                         rk = offer_rank[o]
@@ -181,8 +207,11 @@ def sealed_bid_reference(
     offer_rank: IntArray,
     offer_bonus: IntArray,
     vickrey: bool,
+    stop: npt.NDArray[np.uint8] | None = None,
+    after: int = 0,
 ) -> Outputs:
-    """The kernel's algorithm in plain Python over lists: the oracle for `sealed_bid`."""
+    """The kernel's algorithm in plain Python over lists: the oracle for `sealed_bid` (its
+    work count and stop checks included)."""
     n_offers = len(offer_rank)
     price_of = offer_price.tolist()
     rep_of = offer_rep.tolist()
@@ -206,10 +235,10 @@ def sealed_bid_reference(
 
     def best_offer(
         classes: list[int], least: int, min_rep: float, limit: int, skip: int, maxp: int
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, int]:
         """Best-ranked offer below `limit` with `least` GPUs free, not from provider `skip`,
-        and the least head rank seen."""
-        best, best_rank, floor = -1, limit, n_offers
+        the least head rank seen, and the work (classes, and offers at most looked at)."""
+        best, best_rank, floor, work = -1, limit, n_offers, len(classes)
         for c in classes:
             hr = head_rank[c]
             if hr < floor:
@@ -218,7 +247,8 @@ def sealed_bid_reference(
                 continue
             offers = members[c]
             h = heads[c]
-            if remaining[offers[h]] == 0:
+            work += len(offers) - h
+            if skip < 0 and remaining[offers[h]] == 0:  # heads move in the first search only
                 while h < len(offers) and remaining[offers[h]] == 0:
                     h += 1
                 heads[c] = h
@@ -233,9 +263,17 @@ def sealed_bid_reference(
                         and price_of[o] <= maxp):
                     best, best_rank = o, rank_of[o]
                     break
-        return best, floor
+        return best, floor, work
 
+    work = 0
+    check_at = after
     for r in request_order.tolist():
+        if stop is not None and work >= check_at:
+            if stop[0]:
+                stop[0] = STOPPED
+                break
+            check_at = work + CHECK_EVERY
+        work += 1
         p = prof_of[r]
         if profile_floor[p] >= limit_of[r]:
             continue
@@ -244,15 +282,17 @@ def sealed_bid_reference(
         while need > 0:
             least = 1 if div_of[r] else need
             maxp = maxp_of[r]
-            best, profile_floor[p] = best_offer(classes, least, minrep_of[r], limit_of[r], -1,
-                                                maxp)
+            best, profile_floor[p], scanned = best_offer(classes, least, minrep_of[r],
+                                                         limit_of[r], -1, maxp)
+            work += scanned
             if best < 0:
                 break
             take = min(need, remaining[best])
             price = price_of[best]
             if vickrey:
-                other, _ = best_offer(classes, least, minrep_of[r], limit_of[r], prov_of[best],
-                                      maxp)
+                other, _, scanned = best_offer(classes, least, minrep_of[r], limit_of[r],
+                                               prov_of[best], maxp)
+                work += scanned
                 price = maxp if other < 0 else min(
                     maxp, price_of[other] - bonus_of[other] + bonus_of[best]
                 )

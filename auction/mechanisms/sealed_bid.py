@@ -28,19 +28,37 @@ the ``"vickrey"`` mechanism with a `DeprecationWarning` (`auction.mechanisms.bas
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 
-from auction.kernels.sealed_bid import sealed_bid, sealed_bid_reference
+from auction.kernels.budget import no_stop, stop_at
+from auction.kernels.sealed_bid import STOPPED, Outputs, sealed_bid, sealed_bid_reference
 from auction.limits import Deadline
 from auction.market import Market
 from auction.mechanisms import options
 from auction.mechanisms.base import MechanismBase, MechanismTags
-from auction.result import ClearingResult
+from auction.result import ClearingResult, Status
 
 __all__ = ["FirstPrice", "SealedBidAuction", "SecondPrice", "sealed_bid_arrays"]
+
+#: Work (requests and classes looked at, about a millisecond of kernel time) the kernel does
+#: before it reads the stop flag, so a small market always clears whatever the limit (as its
+#: build does, `auction.market`).
+_GRACE_WORK = 1 << 20
+
+
+def _work_bound(market: Market) -> int:
+    """An upper bound on the kernel's work units for `market`: a unit per request, and at
+    most 2 R + O searches (each ends a request, by filling it or finding nothing, or empties
+    an offer), each looking at most twice (the runner-up search) at every class and offer.
+    At or below `_GRACE_WORK` the kernel never reads its stop flag, so no timer is started
+    (about 0.1 ms, as much as clearing a market of a few hundred orders)."""
+    n_req, n_off = market.n_requests, market.n_offers
+    return n_req + (2 * n_req + n_off) * 2 * (market.n_classes + n_off)
 
 
 def sealed_bid_arrays(market: Market) -> tuple[Any, ...]:
@@ -78,7 +96,10 @@ class SealedBidAuction(MechanismBase):
     """Per-order sealed-bid reverse auction (see the module docstring).
 
     The kernels stream over offer classes, so memory stays flat whatever the pair count (no
-    memory estimate), and their work is bounded by requests x eligible offers.
+    memory estimate), and their work is bounded by requests x eligible offers. They read a
+    stop flag set at the deadline between requests (after a grace of `_GRACE_WORK`): past
+    ``time_limit`` the result has status ``time_limit`` and the allocation of the requests
+    cleared so far, a prefix of the sequential auction, so feasible.
 
     Args:
         payment: ``"pay-as-bid"`` or ``"vickrey"`` (``"second-score"`` is its deprecated
@@ -97,9 +118,21 @@ class SealedBidAuction(MechanismBase):
     def _clear(
         self, market: Market, rng: np.random.Generator | None, deadline: Deadline
     ) -> ClearingResult:
-        kernel = sealed_bid if self.backend == "numba" else sealed_bid_reference
+        kernel: Callable[..., Outputs] = (
+            sealed_bid if self.backend == "numba" else sealed_bid_reference)
         args = (*sealed_bid_arrays(market), self.payment == "vickrey")
-        req, off, gpus, price = kernel(*args)
+        stop = no_stop()
+        timer: Any = contextlib.nullcontext(stop)
+        if deadline.limit is not None and _work_bound(market) > _GRACE_WORK:
+            timer = stop_at(deadline.monotonic())
+        with timer as stop:
+            req, off, gpus, price = kernel(*args, stop, _GRACE_WORK)
+        status, message, diagnostics = Status.SUCCESS, "", None
+        if stop[0] == STOPPED:
+            status = Status.TIME_LIMIT
+            message = (f"time limit of {deadline.limit:g} s reached in the sealed-bid kernel: "
+                       f"the allocation of the requests cleared before it, in priority order")
+            diagnostics = {"kernel_status": "deadline"}
         return ClearingResult.from_allocation(
             market,
             req,
@@ -108,7 +141,10 @@ class SealedBidAuction(MechanismBase):
             price,
             mechanism=self.name,
             payment=self.payment,
+            status=status,
+            message=message,
             options=self.get_options(),
+            diagnostics=diagnostics,
         )
 
 
