@@ -110,6 +110,8 @@ EXPORTED_ERRORS = (
     "DuplicateOrderError",
     "InvalidOrderError",
     "MechanismNotFoundError",
+    "UnknownBookSchemaError",
+    "UnknownLogSchemaError",
     "UnknownOrderError",
     "UnknownPaymentRuleError",
     "UnsupportedMarketError",
