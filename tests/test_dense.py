@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -268,7 +269,9 @@ def test_duals_warm_start_vcg(n: int, m: int) -> None:
 
 def test_any_integer_arrays_are_accepted() -> None:
     g = draw(np.random.default_rng(9), 12, 12, "dense")
-    small = (g[0], g[1], g[2].astype(np.int32), g[3].astype(np.int32), g[4].astype(np.int32))
+    # int32 on purpose: the kernel takes any integer arrays, whatever its int64 annotations
+    small: tuple[Any, ...] = (g[0], g[1], g[2].astype(np.int32), g[3].astype(np.int32),
+                              g[4].astype(np.int32))
     a, ua, pa, _ = dense_assignment(*g)
     b, ub, pb, _ = dense_assignment(*small)
     for x, y in ((a, b), (ua, ub), (pa, pb)):

@@ -59,7 +59,7 @@ def run_all(m: LiveMarket, records: list[dict[str, Any]]) -> None:
         m.handle(rec)
 
 
-CONFIG = {"mode": "periodic", "mechanism": "first-price", "epoch": 700}
+CONFIG: dict[str, Any] = {"mode": "periodic", "mechanism": "first-price", "epoch": 700}
 
 
 def written(tmp_path: Path, records: list[dict[str, Any]], snap_after: int | None = None,
