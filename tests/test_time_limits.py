@@ -429,12 +429,19 @@ def _unreachable_floor_book(n_offers: int, n_requests: int) -> OrderBook:
     return OrderBook.from_columns(offers, requests)
 
 
+@pytest.fixture(scope="module")
+def floor_market() -> Market:
+    return Market(_unreachable_floor_book(5000, 40_000))
+
+
 @pytest.mark.parametrize("name", ["first-price", "second-price"])
-def test_sealed_bid_stops_at_the_time_limit_with_the_prefix_cleared(name: str) -> None:
+def test_sealed_bid_stops_at_the_time_limit_with_the_prefix_cleared(
+    name: str, floor_market: Market
+) -> None:
     """The plain-Python kernel on a multi-second market: the stop flag set at the deadline
     ends it between requests; the result is the allocation of the requests cleared before,
     in priority order, a prefix of the full result."""
-    market = Market(_unreachable_floor_book(5000, 40_000))
+    market = floor_market
     full = auction.clear(market, name, time_limit=None)
     assert full.status is Status.SUCCESS
     limit = 0.3
