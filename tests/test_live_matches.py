@@ -15,6 +15,7 @@ from auction import Offer, Request
 from auction.kernels.matches import contention, first_matches, group_lists
 from auction.live import LiveMarket
 from auction.live.incremental import _Index
+from auction.live.pools import Pools, accepts
 from auction.mechanisms import get
 
 
@@ -115,26 +116,28 @@ def test_contention_counts_the_weight_of_earlier_seekers_per_group(
                               st.integers(1, 9)), max_size=40))
 def test_index_keeps_the_open_orders_sorted_with_their_payload(
         ops: list[tuple[str, int, int, int, int]]) -> None:
-    """Adds, removes and re-adds (resizes) queued between flushes, with ties on the keys:
-    after each flush the columns are the open orders sorted by (price, time, id)."""
-    index = _Index(2)
-    live: dict[str, Offer] = {}
-
+    """Adds, removes, in-place updates and re-adds queued between flushes, with ties on the
+    keys: after each flush the columns are the open orders sorted by (price, time, id)."""
     def key(o: Any) -> tuple[int, ...]:
         return (o.price, o.submitted_at)
 
-    def row(o: Any) -> Any:
-        return key(o), (0, -o.price, -o.gpus, 0.0)
+    def payload(o: Any, group: int) -> tuple[int, int, int, float, int]:
+        return (group, -o.price, -o.gpus, 0.5, o.gpus)
+
+    index = _Index(key)
+    live: dict[str, Offer] = {}
 
     def check() -> None:
-        index.flush(row)
+        index.flush(lambda o: len(o.id), payload)
         want = sorted(live.values(), key=lambda o: (o.price, o.submitted_at, o.id))
         assert index.ids.tolist() == [o.id for o in want]
         assert index.keys[0].tolist() == [o.price for o in want]
         assert index.keys[1].tolist() == [o.submitted_at for o in want]
         assert index.cols["size"].tolist() == [-o.gpus for o in want]
+        assert index.cols["amount"].tolist() == [o.gpus for o in want]
+        assert index.cols["group"].tolist() == [len(o.id) for o in want]
         if want:
-            assert index.locate(want, key).tolist() == list(range(len(want)))
+            assert index.locate(want).tolist() == list(range(len(want)))
         assert index.width() == f"<U{max((len(o.id) for o in want), default=1)}"
 
     for op, n, price, at, gpus in ops:
@@ -144,14 +147,17 @@ def test_index_keeps_the_open_orders_sorted_with_their_payload(
                               region="x", vram_gb=1, submitted_at=at)
             index.added(live[oid])
         elif op == "remove" and oid in live:
-            index.removed(live[oid], key(live[oid]))
-            del live[oid]
-        elif op == "resize" and oid in live:
-            index.removed(live[oid], key(live[oid]))
+            index.removed(live.pop(oid))
+        elif op == "resize" and oid in live:  # the GPUs change in place, or as a new order
+            old = live[oid]
             live[oid] = Offer(id=oid, provider="p", gpu_model="m", gpus=gpus,
-                              price=live[oid].price, region="x", vram_gb=1,
-                              submitted_at=live[oid].submitted_at)
-            index.added(live[oid])
+                              price=old.price if at else price + 1, region="x", vram_gb=1,
+                              submitted_at=old.submitted_at)
+            if key(live[oid]) == key(old):
+                index.updated(live[oid])
+            else:
+                index.removed(old)
+                index.added(live[oid])
         elif op == "flush":
             check()
     check()
@@ -177,3 +183,33 @@ def test_python_backend_reclears_without_the_compiled_kernels() -> None:
         assert m.last_result is not None
         assert m.last_result.to_dict() == scratch.to_dict()
         assert m.last_result.request_id.tolist() == ["r2", "r3"]  # 3 + 1 GPUs at 6
+
+
+@settings(max_examples=150, deadline=None)
+@given(orders=st.lists(st.tuples(
+    st.booleans(), st.sets(st.sampled_from(["A", "B", "C"]), max_size=2),
+    st.sets(st.sampled_from(["x", "y"]), max_size=2), st.sampled_from([16, 40, 80]),
+    st.sets(st.sampled_from(["s", "t"]))), max_size=25))
+def test_pools_link_every_profile_to_the_classes_it_accepts(
+        orders: list[tuple[bool, set[str], set[str], int, set[str]]]) -> None:
+    """Groups created in any order end up linked exactly as `accepts` says."""
+    pools = Pools(lambda o: (o.price, o.id), lambda r: (r.submitted_at, r.id))
+    for k, (is_offer, models, regions, vram, tags) in enumerate(orders):
+        if is_offer:
+            pools.group_of(Offer(id=f"o{k}", provider="p", gpu_model=min(models, default="A"),
+                                 gpus=1, price=1, region=min(regions, default="x"),
+                                 vram_gb=vram, tags=frozenset(tags)))
+        else:
+            pools.group_of(Request(id=f"r{k}", tenant="t", gpus=1, max_price=1,
+                                   gpu_models=frozenset(models), regions=frozenset(regions),
+                                   min_vram_gb=vram, required_tags=frozenset(tags)))
+    for ckey, c in pools.classes.items():
+        want = {id(pools.profiles[p]) for p in pools.profiles if accepts(p, ckey)}
+        assert {id(g) for g in c.peers} == want
+        assert len(c.peers) == len(want)
+        assert sorted(c.peer_indexes().tolist()) == sorted(g.index for g in c.peers)
+    for pkey, p in pools.profiles.items():
+        want = {id(pools.classes[c]) for c in pools.classes if accepts(pkey, c)}
+        assert {id(g) for g in p.peers} == want
+        assert len(p.peers) == len(want)
+    assert [g.index for g in pools.groups] == list(range(pools.n_groups))

@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from auction.kernels.jit import lazy_njit
 
-__all__ = ["contention", "first_matches", "group_lists"]
+__all__ = ["contention", "first_matches", "group_lists", "leftovers"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -134,3 +134,32 @@ def first_matches(
         if left == 0:
             break
     return out, count
+
+
+@lazy_njit(nogil=True)
+def leftovers(out: IntArray, count: IntArray, want: IntArray, order: IntArray, cap: IntArray,
+              amount: IntArray, size: IntArray) -> IntArray:
+    """A rough play of the seekers' prefixes (`first_matches` output, `want` slots each):
+    seekers in `order` (offers by rank) take their matches in turn, each match (a request of
+    ``amount[j]`` GPUs, divisible when ``size[j] < amount[j]``) giving what it still needs;
+    returns the capacity each seeker has left. A seeker with capacity left likely needs a
+    longer prefix: the re-clear sizes prefixes with it, never trusts it."""
+    rest = amount.copy()
+    left = cap.copy()
+    optr = np.zeros(len(want) + 1, dtype=np.int64)
+    for i in range(len(want)):
+        optr[i + 1] = optr[i] + want[i]
+    for i in order:
+        c = left[i]
+        for t in range(optr[i], optr[i] + count[i]):
+            if c == 0:
+                break
+            j = out[t]
+            g = rest[j]
+            if g == 0 or (size[j] >= amount[j] and g > c):
+                continue
+            x = min(g, c)
+            rest[j] -= x
+            c -= x
+        left[i] = c
+    return left

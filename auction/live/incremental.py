@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -57,7 +57,7 @@ import numpy.typing as npt
 
 from auction.book import OrderBook
 from auction.clearing import clear as clear_from_scratch
-from auction.kernels.matches import contention, first_matches, group_lists
+from auction.kernels.matches import contention, first_matches, group_lists, leftovers
 from auction.live.pools import Pools
 from auction.market import Market
 from auction.mechanisms.base import Mechanism
@@ -74,7 +74,7 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 StrArray = npt.NDArray[np.str_]
 #: An order's row in an `_Index`: its key integers and payload (group, value, size, floor).
-Row = tuple[tuple[int, ...], tuple[int, int, int, float]]
+Payload = tuple[int, int, int, float, int]
 #: When more than this share of the open orders changed since the last clear, clear from
 #: scratch (the sub-market would be most of the book).
 _WHOLE_SHARE = 0.25
@@ -83,9 +83,11 @@ _MAX_ROUNDS = 6
 #: Scale of the first prefixes (tests shrink it to 0 to force prefixes to grow).
 _FIRST = 1.0
 #: A changed offer's first prefix: this many requests per GPU.
-_OFFER_PREFIX = 4
+_OFFER_PREFIX = 2
+#: Size the first prefixes by a rough play of them (tests turn it off to force growth).
+_ESTIMATE = True
 _PAYLOAD = (("group", np.int64), ("value", np.int64), ("size", np.int64),
-            ("floor", np.float64))
+            ("floor", np.float64), ("amount", np.int64))
 
 
 def decomposable(mechanism: Mechanism) -> bool:
@@ -107,20 +109,24 @@ class _Fallback(Exception):
 
 
 class _Index:
-    """The open orders of one side sorted by (key integers..., id), as numpy columns: the
+    """The open orders of one side sorted by (`key` integers..., id), as numpy columns: the
     keys, the ids and a payload per row (`_PAYLOAD`: the order's group in the pools, and the
-    value, size and floor `first_matches` compares).
+    value, size, floor and amount the prefix kernels compare).
 
-    Changes are queued (`added`, `removed`) and applied in one batch (`flush`): O(changes x
-    log n) searches plus one O(n) gather per column, no Python work per open order.
+    Changes are queued (`added`, `removed`, `updated`) and applied in one batch (`flush`):
+    O(changes x log n) searches plus one O(n) gather per column, no Python work per open
+    order.
     """
 
-    def __init__(self, n_keys: int) -> None:
-        self.keys: list[IntArray] = [np.zeros(0, dtype=np.int64) for _ in range(n_keys)]
+    def __init__(self, key: Callable[[Order], tuple[int, ...]]) -> None:
+        self.key = key
+        self.keys: list[IntArray] = [np.zeros(0, dtype=np.int64)
+                                     for _ in range(len(key(_PROBE)))]
         self.ids: StrArray = np.zeros(0, dtype="<U1")
         self.cols: dict[str, Any] = {k: np.zeros(0, dtype=t) for k, t in _PAYLOAD}
         self._add: dict[str, Order] = {}  # id -> order, its row made at `flush`
         self._drop: dict[str, tuple[int, ...]] = {}  # id -> key integers of its indexed row
+        self._set: dict[str, Order] = {}  # id -> order whose payload (not key) changed
         self.lengths: Counter[int] = Counter()  # id lengths of the open orders
 
     def __len__(self) -> int:
@@ -130,13 +136,21 @@ class _Index:
         self.lengths[len(order.id)] += 1
         self._add[order.id] = order
 
-    def removed(self, order: Order, key: tuple[int, ...]) -> None:
+    def removed(self, order: Order) -> None:
         n = len(order.id)
         self.lengths[n] -= 1
         if not self.lengths[n]:
             del self.lengths[n]
+        self._set.pop(order.id, None)
         if self._add.pop(order.id, None) is None:
-            self._drop[order.id] = key
+            self._drop[order.id] = self.key(order)
+
+    def updated(self, order: Order) -> None:
+        """`order` replaces the order of its id, with the same key (its GPUs changed)."""
+        if order.id in self._add:
+            self._add[order.id] = order
+        else:
+            self._set[order.id] = order
 
     def width(self) -> str:
         """The dtype of the book's id column of this side (as wide as its longest id)."""
@@ -162,38 +176,51 @@ class _Index:
             raise _Fallback  # the index lost track of the book: clear from scratch
         return pos
 
-    def locate(self, orders: Sequence[Order], key: Callable[[Order], tuple[int, ...]]
-               ) -> IntArray:
-        """The positions of these (indexed) orders."""
-        keys = [np.fromiter((key(o)[k] for o in orders), np.int64, len(orders))
-                for k in range(len(self.keys))]
-        ids = np.array([o.id for o in orders], dtype=str) if orders else self.ids[:0]
-        return self.positions(keys, ids)
+    def _keys_of(self, keys: Iterable[tuple[int, ...]], n: int) -> list[IntArray]:
+        rows = list(keys)
+        return [np.fromiter((k[c] for k in rows), np.int64, n) for c in range(len(self.keys))]
 
-    def flush(self, row: Callable[[Order], Row]) -> None:
-        """Apply the queued changes; `row` gives an added order's keys and payload."""
+    def locate(self, orders: Sequence[Order]) -> IntArray:
+        """The positions of these (indexed) orders."""
+        ids = np.array([o.id for o in orders], dtype=str) if orders else self.ids[:0]
+        return self.positions(self._keys_of(map(self.key, orders), len(orders)), ids)
+
+    def flush(self, group: Callable[[Order], int],
+              payload: Callable[[Order, int], Payload]) -> None:
+        """Apply the queued changes; `group` and `payload` give an order's columns."""
         n = len(self.ids)
         keep: npt.NDArray[np.bool_] | None = None
         if self._drop:
             drop_ids = np.array(list(self._drop), dtype=str)
-            drop_keys = [np.fromiter((k[c] for k in self._drop.values()), np.int64,
-                                     len(self._drop)) for c in range(len(self.keys))]
             keep = np.ones(n, dtype=bool)
-            keep[self.positions(drop_keys, drop_ids)] = False
+            keep[self.positions(self._keys_of(self._drop.values(), len(drop_ids)),
+                                drop_ids)] = False
             self._drop = {}
-        if not self._add:
-            if keep is not None:
-                self.keys = [c[keep] for c in self.keys]
-                self.ids = self.ids[keep]
-                self.cols = {k: c[keep] for k, c in self.cols.items()}
-            return
-        rows = [row(o) for o in self._add.values()]
-        add_ids = np.array(list(self._add), dtype=str)
+        if self._add:
+            self._insert(keep, group, payload)
+        elif keep is not None:
+            self.keys = [c[keep] for c in self.keys]
+            self.ids = self.ids[keep]
+            self.cols = {k: c[keep] for k, c in self.cols.items()}
+        if self._set:  # new payloads in place (the group stays)
+            orders = list(self._set.values())
+            self._set = {}
+            pos = self.locate(orders)
+            rows = [payload(o, 0) for o in orders]
+            for c, name in enumerate(self.cols):
+                if name != "group":
+                    self.cols[name][pos] = [r[c] for r in rows]
+
+    def _insert(self, keep: npt.NDArray[np.bool_] | None, group: Callable[[Order], int],
+                payload: Callable[[Order, int], Payload]) -> None:
+        n = len(self.ids)
+        added = list(self._add.values())
         self._add = {}
-        k = len(rows)
-        add_keys = [np.fromiter((r[0][c] for r in rows), np.int64, k)
-                    for c in range(len(self.keys))]
-        add_cols = {name: np.fromiter((r[1][c] for r in rows), t, k)
+        k = len(added)
+        add_ids = np.array([o.id for o in added], dtype=str)
+        add_keys = self._keys_of(map(self.key, added), k)
+        rows = [payload(o, group(o)) for o in added]
+        add_cols = {name: np.fromiter((r[c] for r in rows), t, k)
                     for c, (name, t) in enumerate(_PAYLOAD)}
         order = np.lexsort((add_ids, *add_keys[::-1]))
         pos = self.positions([c[order] for c in add_keys], add_ids[order], insert=True)
@@ -233,6 +260,10 @@ def _offer_key(o: Order) -> tuple[int, ...]:
     return (o.price, o.submitted_at)
 
 
+_PROBE = Offer(id="probe", provider="p", gpu_model="m", gpus=1, price=1, region="r",
+               vram_gb=1)
+
+
 class _Kernels:
     """The prefix kernels, compiled or (a mechanism with ``backend="python"``) their
     pure-Python references."""
@@ -241,6 +272,7 @@ class _Kernels:
         self.first_matches: Any = first_matches.py_func if python else first_matches
         self.group_lists: Any = group_lists.py_func if python else group_lists
         self.contention: Any = contention.py_func if python else contention
+        self.leftovers: Any = leftovers.py_func if python else leftovers
 
 
 class _Seekers:
@@ -253,7 +285,7 @@ class _Seekers:
     (-1 when none is).
     """
 
-    def __init__(self, orders: list[Order], positions: IntArray, counter: _Index,
+    def __init__(self, orders: Sequence[Order], positions: IntArray, counter: _Index,
                  need: IntArray, cap: IntArray, cap_floor: FloatArray,
                  groups: list[IntArray], n_groups: int, descending: bool,
                  kernels: _Kernels) -> None:
@@ -293,8 +325,10 @@ class _Seekers:
         ends = np.cumsum(want) - 1  # where each seeker's slots end in `out`
         return out, count, ends
 
-    def take(self, more: IntArray, start: IntArray, present: npt.NDArray[np.bool_]) -> None:
-        """Take up to `more` further matches per seeker, from `start` on."""
+    def take(self, more: IntArray, start: IntArray, present: npt.NDArray[np.bool_]
+             ) -> tuple[IntArray, IntArray]:
+        """Take up to `more` further matches per seeker, from `start` on; the kernel's
+        (out, count)."""
         out, count, ends = self._find(more, start, present)
         got = out[out >= 0]
         self.taken.append(got)
@@ -302,6 +336,18 @@ class _Seekers:
         self.last[some] = out[ends[some] - more[some] + count[some]]
         self.some |= some
         self.done |= count < more
+        return out, count
+
+    def estimate(self, out: IntArray, count: IntArray, present: npt.NDArray[np.bool_]) -> None:
+        """Offers: lengthen the prefixes that a rough play of the first ones (cheaper offers
+        take the requests first, `leftovers`) leaves with capacity, before the first clear."""
+        c = self.counter.cols
+        left = self.kernels.leftovers(out, count, self.want, np.argsort(self.positions),
+                                      self.cap, c["amount"], c["size"])
+        more = np.where((left > 0) & ~self.done, 2 * self.want, 0)
+        if more.any():
+            self.take(more, self.last + 1, present)
+            self.want += more
 
     def sub_counterparts(self) -> IntArray:
         return np.concatenate(self.taken) if self.taken else np.zeros(0, dtype=np.int64)
@@ -321,6 +367,12 @@ class _Seekers:
         more[short] = 3 * self.want[short]
         self.take(more, np.maximum(self.cut, 0), present)
         self.want[short] *= 4
+
+
+def _peers(pools: Pools, index: _Index, positions: IntArray) -> list[IntArray]:
+    """The groups on the other side that the groups of the orders at `positions` accept."""
+    groups = pools.groups
+    return [groups[g].peer_indexes() for g in index.cols["group"][positions].tolist()]
 
 
 def _frozen(a: np.ndarray) -> Any:
@@ -352,8 +404,8 @@ class IncrementalClearer:
         self._kernels = _Kernels(getattr(mechanism, "backend", "numba") == "python")
         self._settled = False  # the book holds a settled remainder plus the changes below
         self._changed: dict[str, Order] = {}
-        self._requests = _Index(1)  # by priority: (submitted_at, id)
-        self._offers = _Index(2)  # by rank: (price, submitted_at, id)
+        self._requests = _Index(_request_key)  # by priority: (submitted_at, id)
+        self._offers = _Index(_offer_key)  # by rank: (price, submitted_at, id)
         self._party_width = 1
         self.last_stats: dict[str, Any] = {}
 
@@ -376,21 +428,13 @@ class IncrementalClearer:
         if not self.incremental:
             return
         self._changed.pop(order.id, None)
-        if isinstance(order, Request):
-            self._requests.removed(order, _request_key(order))
-        else:
-            self._offers.removed(order, _offer_key(order))
+        (self._requests if isinstance(order, Request) else self._offers).removed(order)
 
     def resized(self, old: Order, new: Order) -> None:
         """`old` became `new` in place, its GPUs changed (a fill, or a lease's end)."""
         if not self.incremental:
             return
-        if isinstance(new, Request):
-            self._requests.removed(old, _request_key(old))
-            self._requests.added(new)
-        else:
-            self._offers.removed(old, _offer_key(old))
-            self._offers.added(new)
+        (self._requests if isinstance(new, Request) else self._offers).updated(new)
         if old.id in self._changed or new.gpus > old.gpus or (
                 isinstance(new, Request) and not new.divisible):
             self._changed[new.id] = new  # more capacity, or a request that needs less
@@ -425,21 +469,22 @@ class IncrementalClearer:
     def _flush(self, pools: Pools) -> None:
         rep = self.reputation
 
-        def request_row(r: Order) -> Row:
+        def group(o: Order) -> int:
+            return pools.group_of(o).index
+
+        def request_payload(r: Order, group: int) -> Payload:
             assert isinstance(r, Request)
-            return ((r.submitted_at,),
-                    (pools.group_of(r).index, r.max_price, _least(r), r.min_reputation))
+            return (group, r.max_price, _least(r), r.min_reputation, r.gpus)
 
-        def offer_row(o: Order) -> Row:
+        def offer_payload(o: Order, group: int) -> Payload:
             assert isinstance(o, Offer)
-            return ((o.price, o.submitted_at),
-                    (pools.group_of(o).index, -o.price, -o.gpus, -rep.get(o.provider, 0.0)))
+            return (group, -o.price, -o.gpus, -rep.get(o.provider, 0.0), o.gpus)
 
-        self._requests.flush(request_row)
-        self._offers.flush(offer_row)
+        self._requests.flush(group, request_payload)
+        self._offers.flush(group, offer_payload)
 
     def _reindex(self, book: OrderBook, pools: Pools) -> None:
-        self._requests, self._offers = _Index(1), _Index(2)
+        self._requests, self._offers = _Index(_request_key), _Index(_offer_key)
         for o in book:
             (self._requests if isinstance(o, Request) else self._offers).added(o)
         self._flush(pools)
@@ -449,28 +494,23 @@ class IncrementalClearer:
         the first length of their prefixes."""
         offers = [o for o in self._changed.values() if isinstance(o, Offer)]
         requests = [r for r in self._changed.values() if isinstance(r, Request)]
-        rep = self.reputation
         n_groups = pools.n_groups
-        by_offers = _Seekers(
-            list(offers), self._offers.locate(offers, _offer_key), self._requests,
-            np.array([o.price for o in offers], dtype=np.int64),
-            np.array([o.gpus for o in offers], dtype=np.int64),
-            np.array([rep.get(o.provider, 0.0) for o in offers], dtype=np.float64),
-            [pools.group_of(o).peer_indexes() for o in offers], n_groups, descending=False,
-            kernels=self._kernels)
-        by_requests = _Seekers(
-            list(requests), self._requests.locate(requests, _request_key), self._offers,
-            np.array([-r.max_price for r in requests], dtype=np.int64),
-            np.array([-_least(r) for r in requests], dtype=np.int64),
-            np.array([-r.min_reputation for r in requests], dtype=np.float64),
-            [pools.group_of(r).peer_indexes() for r in requests], n_groups, descending=True,
-            kernels=self._kernels)
+        at_o, at_r = self._offers.locate(offers), self._requests.locate(requests)
+        co, cr = self._offers.cols, self._requests.cols
+        by_offers = _Seekers(  # ask <= max price, GPUs needed <= GPUs, floor <= reputation
+            offers, at_o, self._requests, -co["value"][at_o], co["amount"][at_o],
+            -co["floor"][at_o], _peers(pools, self._offers, at_o), n_groups,
+            descending=False, kernels=self._kernels)
+        by_requests = _Seekers(  # the same, negated: offers come by ask ascending
+            requests, at_r, self._offers, -cr["value"][at_r], -cr["size"][at_r],
+            -cr["floor"][at_r], _peers(pools, self._requests, at_r), n_groups,
+            descending=True, kernels=self._kernels)
         by_offers.want[:] = [_first(_OFFER_PREFIX * o.gpus) for o in offers]
         # a changed request reads past the offers the changed requests before it may take
         base = np.array([(r.gpus if r.divisible else 1) + 1 + self.vickrey for r in requests],
                         dtype=np.int64)
         more = by_requests.contention(np.ones(len(requests), dtype=np.int64))
-        by_requests.want[:] = [_first(w) for w in (base + 3 * more).tolist()]
+        by_requests.want[:] = [_first(w) for w in (base + 2 * more).tolist()]
         return by_offers, by_requests
 
     def _reclear(self, book: OrderBook, pools: Pools) -> ClearingResult:
@@ -478,7 +518,10 @@ class IncrementalClearer:
         req_idx, off_idx = self._requests, self._offers
         none_r = np.zeros(len(req_idx), dtype=bool)
         none_o = np.zeros(len(off_idx), dtype=bool)
-        by_offers.take(by_offers.want, np.zeros(len(by_offers.want), np.int64), none_r)
+        out, count = by_offers.take(by_offers.want, np.zeros(len(by_offers.want), np.int64),
+                                    none_r)
+        if _ESTIMATE:
+            by_offers.estimate(out, count, none_r)
         by_requests.take(by_requests.want, np.zeros(len(by_requests.want), np.int64), none_o)
         for rounds in range(1, _MAX_ROUNDS + 1):
             # the sub-market: the changed orders with a counterpart, and their prefixes

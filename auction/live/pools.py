@@ -17,7 +17,6 @@ only the groups' dense indexes and their counterparts (`peer_indexes`).
 from __future__ import annotations
 
 import bisect
-import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -99,8 +98,8 @@ class Pools:
         offer_key: sort key of an offer inside its class; its last item must be the id.
         request_key: sort key of a request inside its profile; its last item must be the id.
 
-    Groups get dense indexes (`_Group.index`, classes and profiles from one counter, in
-    order of first sight; `n_groups` so far); a group is never dropped, so an index stays
+    Groups get dense indexes (`_Group.index`, classes and profiles counted together, in
+    order of first sight; ``groups[index]``); a group is never dropped, so an index stays
     valid while the pools live.
     """
 
@@ -113,55 +112,49 @@ class Pools:
         self.request_key = request_key
         self.classes: dict[ClassKey, _Group] = {}
         self.profiles: dict[ProfileKey, _Group] = {}
-        self.class_profiles: dict[ClassKey, list[ProfileKey]] = {}
-        self.profile_classes: dict[ProfileKey, list[ClassKey]] = {}
-        self._dense = itertools.count()
-        self.n_groups = 0
-        # where to look for a new group's counterparts, so that it reads only groups on the
-        # other side that may accept it: a class is filed under (model, region), (model,
-        # None), (None, region) and (None, None); a profile under the one of those forms it
-        # limits (each (model, region) pair it names; each model, when it names no region;
-        # ...), and looks for classes there
-        self._classes_at: dict[Spot, list[ClassKey]] = {}
-        self._profiles_at: dict[Spot, list[ProfileKey]] = {}
+        self.groups: list[_Group] = []  # by dense index
+        # where a new group finds its counterparts, reading only groups that may accept it:
+        # a class is filed under (model, region), (model, None), (None, region) and (None,
+        # None); a profile under the one of those forms it names (each (model, region) pair,
+        # each model when it names no region, ...). Under each spot, groups are bucketed by
+        # (VRAM, tags): a bucket is accepted or not as a whole.
+        self._classes_at: dict[Spot, dict[tuple[int, frozenset[str]], list[_Group]]] = {}
+        self._profiles_at: dict[Spot, dict[tuple[int, frozenset[str]], list[_Group]]] = {}
 
     # -- groups -------------------------------------------------------------------------
+    @property
+    def n_groups(self) -> int:
+        return len(self.groups)
+
     def _new_group(self) -> _Group:
-        g = _Group(next(self._dense))
-        self.n_groups = g.index + 1
+        g = _Group(len(self.groups))
+        self.groups.append(g)
         return g
 
     def _class(self, key: ClassKey) -> _Group:
         g = self.classes.get(key)
         if g is None:
             g = self.classes[key] = self._new_group()
-            mine = self.class_profiles[key] = []
-            model, region = key[0], key[1]
-            spots: tuple[Spot, ...] = ((model, region), (model, None), (None, region),
-                                       (None, None))
-            for at in spots:
-                self._classes_at.setdefault(at, []).append(key)
-            for p in itertools.chain.from_iterable(self._profiles_at.get(at, ()) for at in spots):
-                if accepts(p, key):
-                    mine.append(p)
-                    self.profile_classes[p].append(key)
-                    _link(g, self.profiles[p])
+            model, region, vram, tags = key
+            for at in ((model, region), (model, None), (None, region), (None, None)):
+                self._classes_at.setdefault(at, {}).setdefault((vram, tags), []).append(g)
+                for (min_vram, required), profiles in self._profiles_at.get(at, {}).items():
+                    if vram >= min_vram and required <= tags:
+                        _link(g, profiles)
         return g
 
     def _profile(self, key: ProfileKey) -> _Group:
         g = self.profiles.get(key)
         if g is None:
             g = self.profiles[key] = self._new_group()
-            mine = self.profile_classes[key] = []
-            models, regions = sorted(key[0]), sorted(key[1])
-            spots: list[Spot] = [(m, r) for m in models or [None] for r in regions or [None]]
-            for at in spots:
-                self._profiles_at.setdefault(at, []).append(key)
-                for c in self._classes_at.get(at, ()):
-                    if accepts(key, c):
-                        mine.append(c)
-                        self.class_profiles[c].append(key)
-                        _link(g, self.classes[c])
+            models, regions, min_vram, required = key
+            for at in [(m, r) for m in sorted(models) or [None]
+                       for r in sorted(regions) or [None]]:
+                self._profiles_at.setdefault(at, {}).setdefault(
+                    (min_vram, required), []).append(g)
+                for (vram, tags), classes in self._classes_at.get(at, {}).items():
+                    if vram >= min_vram and required <= tags:
+                        _link(g, classes)
         return g
 
     def group_of(self, order: Offer | Request) -> _Group:
@@ -181,7 +174,10 @@ class Pools:
         self.group_of(order).remove(self.sort_key(order))
 
 
-def _link(a: _Group, b: _Group) -> None:
-    a.peers.append(b)
-    b.peers.append(a)
-    a._peer_array = b._peer_array = None
+def _link(g: _Group, others: list[_Group]) -> None:
+    """`g` and each of `others` (on the other side) accept each other."""
+    g.peers.extend(others)
+    g._peer_array = None
+    for o in others:
+        o.peers.append(g)
+        o._peer_array = None
