@@ -868,10 +868,14 @@ class OrderBook:
 
         def side(table: _Table, ids: Sequence[str], kind: str
                  ) -> tuple[dict[str, Any], list[Any]]:
-            located = [self._locate(i) for i in ids]  # UnknownOrderError
-            for i, (s, _) in zip(ids, located, strict=True):
-                if s != kind:
-                    raise InvalidOrderError("order_id", i, f"is not an open {kind}")
+            where = self._where
+            try:
+                located = [where[i] for i in ids]
+            except (KeyError, TypeError):
+                located = [self._locate(i) for i in ids]  # UnknownOrderError
+            if any(s != kind for s, _ in located):
+                i = next(i for i, (s, _) in zip(ids, located, strict=True) if s != kind)
+                raise InvalidOrderError("order_id", i, f"is not an open {kind}")
             picked = [row for _, row in located]
             rows = np.array(picked, dtype=np.int64)
             out: dict[str, Any] = {k: v[rows] for k, v in table.cols.items()}

@@ -188,20 +188,29 @@ class _Index:
     def flush(self, group: Callable[[Order], int],
               payload: Callable[[Order, int], Payload]) -> None:
         """Apply the queued changes; `group` and `payload` give an order's columns."""
-        n = len(self.ids)
-        keep: npt.NDArray[np.bool_] | None = None
         if self._drop:
             drop_ids = np.array(list(self._drop), dtype=str)
-            keep = np.ones(n, dtype=bool)
-            keep[self.positions(self._keys_of(self._drop.values(), len(drop_ids)),
-                                drop_ids)] = False
+            gone = np.sort(self.positions(self._keys_of(self._drop.values(), len(drop_ids)),
+                                          drop_ids))
             self._drop = {}
+            self._apply(lambda c: np.delete(c, gone))
         if self._add:
-            self._insert(keep, group, payload)
-        elif keep is not None:
-            self.keys = [c[keep] for c in self.keys]
-            self.ids = self.ids[keep]
-            self.cols = {k: c[keep] for k, c in self.cols.items()}
+            added = list(self._add.values())
+            self._add = {}
+            k = len(added)
+            ids = np.array([o.id for o in added], dtype=str)
+            keys = self._keys_of(map(self.key, added), k)
+            order = np.lexsort((ids, *keys[::-1]))
+            ids, keys = ids[order], [c[order] for c in keys]
+            rows = [payload(added[i], group(added[i])) for i in order.tolist()]
+            cols = {name: np.fromiter((r[c] for r in rows), t, k)
+                    for c, (name, t) in enumerate(_PAYLOAD)}
+            at = self.positions(keys, ids, insert=True)
+            self.keys = [np.insert(c, at, a) for c, a in zip(self.keys, keys, strict=True)]
+            if ids.dtype.itemsize > self.ids.dtype.itemsize:  # a longer id than any so far
+                self.ids = self.ids.astype(ids.dtype)
+            self.ids = np.insert(self.ids, at, ids)
+            self.cols = {name: np.insert(c, at, cols[name]) for name, c in self.cols.items()}
         if self._set:  # new payloads in place (the group stays)
             orders = list(self._set.values())
             self._set = {}
@@ -211,37 +220,10 @@ class _Index:
                 if name != "group":
                     self.cols[name][pos] = [r[c] for r in rows]
 
-    def _insert(self, keep: npt.NDArray[np.bool_] | None, group: Callable[[Order], int],
-                payload: Callable[[Order, int], Payload]) -> None:
-        n = len(self.ids)
-        added = list(self._add.values())
-        self._add = {}
-        k = len(added)
-        add_ids = np.array([o.id for o in added], dtype=str)
-        add_keys = self._keys_of(map(self.key, added), k)
-        rows = [payload(o, group(o)) for o in added]
-        add_cols = {name: np.fromiter((r[c] for r in rows), t, k)
-                    for c, (name, t) in enumerate(_PAYLOAD)}
-        order = np.lexsort((add_ids, *add_keys[::-1]))
-        pos = self.positions([c[order] for c in add_keys], add_ids[order], insert=True)
-        if keep is None:
-            survivors = np.arange(n, dtype=np.int64)
-        else:  # positions among the rows that stay (a dropped row's own key goes where it was)
-            pos -= np.concatenate(([0], np.cumsum(~keep)))[pos]
-            survivors = np.flatnonzero(keep)
-        at = pos + np.arange(k)
-        new = np.zeros(len(survivors) + k, dtype=bool)
-        new[at] = True
-        src = np.empty(len(new), dtype=np.int64)
-        src[~new] = survivors
-        src[at] = n + order  # the added rows in key order, after the old ones
-
-        def merged(old: np.ndarray, more: np.ndarray) -> Any:
-            return np.concatenate((old, more))[src]
-
-        self.keys = [merged(c, a) for c, a in zip(self.keys, add_keys, strict=True)]
-        self.ids = merged(self.ids, add_ids)
-        self.cols = {name: merged(c, add_cols[name]) for name, c in self.cols.items()}
+    def _apply(self, f: Callable[[np.ndarray], Any]) -> None:
+        self.keys = [f(c) for c in self.keys]
+        self.ids = f(self.ids)
+        self.cols = {k: f(c) for k, c in self.cols.items()}
 
     def unmatched(self, served: IntArray) -> StrArray:
         """The ids but those at positions `served`, in index order, at the book's width."""
@@ -304,6 +286,7 @@ class _Seekers:
         self.want = np.zeros(k, dtype=np.int64)
         self.taken: list[IntArray] = []
         self.last = np.full(k, -1, dtype=np.int64)
+        self.next = np.full(k, -1, dtype=np.int64)
         self.some = np.zeros(k, dtype=bool)  # took at least one
         self.done = np.zeros(k, dtype=bool)
         self.cut = np.full(k, -1, dtype=np.int64)
@@ -326,40 +309,54 @@ class _Seekers:
         return out, count, ends
 
     def take(self, more: IntArray, start: IntArray, present: npt.NDArray[np.bool_]
-             ) -> tuple[IntArray, IntArray]:
-        """Take up to `more` further matches per seeker, from `start` on; the kernel's
-        (out, count)."""
-        out, count, ends = self._find(more, start, present)
-        got = out[out >= 0]
-        self.taken.append(got)
-        some = count > 0
-        self.last[some] = out[ends[some] - more[some] + count[some]]
+             ) -> tuple[IntArray, IntArray, IntArray]:
+        """Take up to `more` further matches per seeker, from `start` on, and note the match
+        after them (`next`, -1 when there is none: the seeker is `done`). Returns the
+        kernel's (out, count) and the slots it had per seeker."""
+        asked = more > 0
+        slots = np.where(asked, more + 1, 0)
+        out, count, ends = self._find(slots, start, present)
+        first = ends - slots + 1  # each seeker's first slot in `out`
+        got = np.minimum(count, more)
+        rel = np.arange(len(out)) - np.repeat(first, slots)
+        self.taken.append(out[rel < np.repeat(got, slots)])
+        some = got > 0
+        self.last[some] = out[first[some] + got[some] - 1]
         self.some |= some
-        self.done |= count < more
-        return out, count
+        more_left = asked & (count > more)
+        self.next[asked] = -1
+        self.next[more_left] = out[first[more_left] + more[more_left]]
+        self.done |= asked & ~more_left
+        return out, got, slots
 
-    def estimate(self, out: IntArray, count: IntArray, present: npt.NDArray[np.bool_]) -> None:
+    def estimate(self, out: IntArray, got: IntArray, slots: IntArray,
+                 present: npt.NDArray[np.bool_]) -> None:
         """Offers: lengthen the prefixes that a rough play of the first ones (cheaper offers
         take the requests first, `leftovers`) leaves with capacity, before the first clear."""
         c = self.counter.cols
-        left = self.kernels.leftovers(out, count, self.want, np.argsort(self.positions),
-                                      self.cap, c["amount"], c["size"])
+        left = self.kernels.leftovers(out, got, slots, np.argsort(self.positions), self.cap,
+                                      c["amount"], c["size"])
         more = np.where((left > 0) & ~self.done, 2 * self.want, 0)
         if more.any():
-            self.take(more, self.last + 1, present)
+            self.take(more, np.maximum(self.next, 0), present)
             self.want += more
 
     def sub_counterparts(self) -> IntArray:
         return np.concatenate(self.taken) if self.taken else np.zeros(0, dtype=np.int64)
 
     def find_cuts(self, present: npt.NDArray[np.bool_]) -> None:
-        """The first match after the prefix that the sub-market lacks, per seeker."""
-        want = (~self.done).astype(np.int64)
-        if not want.any():
-            self.cut = np.full(len(want), -1, dtype=np.int64)
-            return
-        out, count, ends = self._find(want, self.last + 1, present)
-        self.cut = np.where(count > 0, out[np.maximum(ends, 0)], -1)
+        """The first match after the prefix that the sub-market lacks, per seeker: the
+        noted next match, or (when the sub-market holds it) the first one after it that it
+        lacks."""
+        nxt = self.next
+        cut = np.where(self.done, -1, nxt)
+        hidden = ~self.done & (nxt >= 0)
+        hidden[hidden] = present[nxt[hidden]]
+        if hidden.any():
+            want = hidden.astype(np.int64)
+            out, count, ends = self._find(want, nxt + 1, present)
+            cut[hidden] = np.where(count[hidden] > 0, out[ends[hidden]], -1)
+        self.cut = cut
 
     def grow(self, short: list[int], present: npt.NDArray[np.bool_]) -> None:
         """Take three times its prefix more for each seeker in `short`, from its cut."""
@@ -518,10 +515,10 @@ class IncrementalClearer:
         req_idx, off_idx = self._requests, self._offers
         none_r = np.zeros(len(req_idx), dtype=bool)
         none_o = np.zeros(len(off_idx), dtype=bool)
-        out, count = by_offers.take(by_offers.want, np.zeros(len(by_offers.want), np.int64),
-                                    none_r)
+        taken = by_offers.take(by_offers.want, np.zeros(len(by_offers.want), np.int64),
+                               none_r)
         if _ESTIMATE:
-            by_offers.estimate(out, count, none_r)
+            by_offers.estimate(*taken, none_r)
         by_requests.take(by_requests.want, np.zeros(len(by_requests.want), np.int64), none_o)
         for rounds in range(1, _MAX_ROUNDS + 1):
             # the sub-market: the changed orders with a counterpart, and their prefixes
