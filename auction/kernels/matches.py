@@ -18,7 +18,8 @@ needed, floor), and ``descending`` (the values never grow along the counterparts
 asks in rank order), which ends the scan at the first value below every need.
 
 `first_matches` scans the counterparts once for all seekers, each group's seekers only up to
-the first whose need its value misses, and stops when every seeker has ``want[i]`` matches.
+the first whose need its value misses (a seeker that has all its matches leaves the lists it
+is met in), and stops when every seeker has ``want[i]`` matches.
 `group_lists` builds the per-group seeker lists. Both are plain loops over arrays; their
 ``py_func`` is the pure-Python reference the tests compare with.
 """
@@ -112,6 +113,10 @@ def first_matches(
             least = min(least, need[i])
     if left == 0:
         return out, count
+    # each group's list as a linked list, so that a seeker with all its matches is unlinked
+    # the first time a scan meets it there (and costs nothing after)
+    head = gptr[:-1].copy()
+    link = np.arange(1, len(gseek) + 1, dtype=np.int64)
     for j in range(max(lo, 0), len(value)):
         v = value[j]
         if descending and v < least:
@@ -119,18 +124,28 @@ def first_matches(
         if present[j]:
             continue
         g = group[j]
-        for t in range(gptr[g], gptr[g + 1]):
+        end = gptr[g + 1]
+        prev = -1
+        t = head[g]
+        while t < end:
             i = gseek[t]
             if need[i] > v:
                 break
             c = count[i]
-            if c >= want[i] or j < start[i]:
+            if c >= want[i]:  # full (or never asked): unlink it
+                t = link[t]
+                if prev < 0:
+                    head[g] = t
+                else:
+                    link[prev] = t
                 continue
-            if size[j] <= cap[i] and floor[j] <= cap_floor[i]:
+            if j >= start[i] and size[j] <= cap[i] and floor[j] <= cap_floor[i]:
                 out[optr[i] + c] = j
                 count[i] = c + 1
                 if c + 1 == want[i]:
                     left -= 1
+            prev = t
+            t = link[t]
         if left == 0:
             break
     return out, count
