@@ -82,8 +82,8 @@ _WHOLE_SHARE = 0.25
 _MAX_ROUNDS = 6
 #: Scale of the first prefixes (tests shrink it to 0 to force prefixes to grow).
 _FIRST = 1.0
-#: A changed offer's first prefix: this many requests per GPU.
-_OFFER_PREFIX = 2
+#: A changed offer's first prefix: this many requests per GPU, plus one.
+_OFFER_PREFIX = 1
 #: Size the first prefixes by a rough play of them (tests turn it off to force growth).
 _ESTIMATE = True
 _PAYLOAD = (("group", np.int64), ("value", np.int64), ("size", np.int64),
@@ -332,11 +332,12 @@ class _Seekers:
     def estimate(self, out: IntArray, got: IntArray, slots: IntArray,
                  present: npt.NDArray[np.bool_]) -> None:
         """Offers: lengthen the prefixes that a rough play of the first ones (cheaper offers
-        take the requests first, `leftovers`) leaves with capacity, before the first clear."""
+        take the requests first, `leftovers`) leaves with capacity, before the first clear:
+        by their length plus three requests per GPU left."""
         c = self.counter.cols
         left = self.kernels.leftovers(out, got, slots, np.argsort(self.positions), self.cap,
                                       c["amount"], c["size"])
-        more = np.where((left > 0) & ~self.done, 2 * self.want, 0)
+        more = np.where((left > 0) & ~self.done, self.want + 3 * left, 0)
         if more.any():
             self.take(more, np.maximum(self.next, 0), present)
             self.want += more
@@ -502,7 +503,7 @@ class IncrementalClearer:
             requests, at_r, self._offers, -cr["value"][at_r], -cr["size"][at_r],
             -cr["floor"][at_r], _peers(pools, self._requests, at_r), n_groups,
             descending=True, kernels=self._kernels)
-        by_offers.want[:] = [_first(_OFFER_PREFIX * o.gpus) for o in offers]
+        by_offers.want[:] = [_first(_OFFER_PREFIX * o.gpus + 1) for o in offers]
         # a changed request reads past the offers the changed requests before it may take
         base = np.array([(r.gpus if r.divisible else 1) + 1 + self.vickrey for r in requests],
                         dtype=np.int64)
