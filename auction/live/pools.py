@@ -68,7 +68,7 @@ class _Group:
         self.index = index  # dense id of the group, in order of first sight
         self.keys: list[SortKey] = []  # (priority..., order id), sorted
         self.peers: list[_Group] = []  # the groups on the other side it shares an edge with
-        self._peer_array: npt.NDArray[np.int64] | None = None
+        self._peer_array: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 
     def add(self, key: SortKey) -> None:
         bisect.insort(self.keys, key)
@@ -83,11 +83,12 @@ class _Group:
         return (k[-1] for k in self.keys)
 
     def peer_indexes(self) -> npt.NDArray[np.int64]:
-        """The dense indexes of `peers`, as an array (cached until a peer is linked)."""
-        arr = self._peer_array
-        if arr is None:
-            arr = self._peer_array = np.fromiter((g.index for g in self.peers), np.int64,
-                                                 len(self.peers))
+        """The dense indexes of `peers`, as an array (extended when peers are linked)."""
+        arr, peers = self._peer_array, self.peers
+        if len(arr) < len(peers):
+            tail = peers[len(arr):]
+            arr = self._peer_array = np.concatenate(
+                (arr, np.fromiter((g.index for g in tail), np.int64, len(tail))))
         return arr
 
 
@@ -177,7 +178,5 @@ class Pools:
 def _link(g: _Group, others: list[_Group]) -> None:
     """`g` and each of `others` (on the other side) accept each other."""
     g.peers.extend(others)
-    g._peer_array = None
     for o in others:
         o.peers.append(g)
-        o._peer_array = None
