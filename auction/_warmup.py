@@ -136,6 +136,22 @@ def _dense_assignment() -> None:
     dense_assignment(2, 3, np.array([0, 2, 4]), np.array([0, 2, 1, 2]), w)
 
 
+def _live_reclear() -> None:
+    """The live re-clear's prefix kernels (`auction.kernels.matches`): a periodic market
+    cleared, changed and cleared again."""
+    from auction import Offer, Request
+    from auction.live import LiveMarket
+
+    m = LiveMarket(mode="periodic", mechanism="first-price", epoch=10)
+    for i in range(8):
+        m.submit(Request(id=f"r{i}", tenant="t", gpus=1, max_price=2), at=0)
+    m.clear(at=1)
+    m.submit(Offer(id="o", provider="p", gpu_model="m", gpus=1, price=1, region="x",
+                   vram_gb=1), at=2)
+    m.submit(Request(id="r", tenant="t", gpus=1, max_price=2), at=2)
+    m.clear(at=3)  # incremental: two changed orders of ten
+
+
 def _compile_times(buffer: list[tuple[float, Any]]) -> dict[int, float]:
     """Seconds each dispatcher spent compiling itself (nested compiles of callees excluded)."""
     own: dict[int, float] = {}
@@ -197,6 +213,8 @@ def warmup(*, size: int = 40, progress: Callable[[str], None] | None = None) -> 
         _eligibility_join()
         note("dense assignment kernel")
         _dense_assignment()
+        note("live re-clear kernels")
+        _live_reclear()
     own = _compile_times(recorder.buffer)
     kernels = []
     for name, dispatcher in compiled_kernels():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import operator
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, cast, overload
 
@@ -191,7 +192,7 @@ class CodeLists:
     @staticmethod
     def from_rows(rows: Sequence[tuple[int, ...]]) -> CodeLists:
         """CSR of a sequence of sorted code tuples."""
-        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
         codes = np.fromiter(
@@ -868,24 +869,28 @@ class OrderBook:
 
         def side(table: _Table, ids: Sequence[str], kind: str
                  ) -> tuple[dict[str, Any], list[Any]]:
-            located = [self._locate(i) for i in ids]  # UnknownOrderError
-            for i, (s, _) in zip(ids, located, strict=True):
-                if s != kind:
-                    raise InvalidOrderError("order_id", i, f"is not an open {kind}")
-            picked = [row for _, row in located]
+            where = self._where
+            try:
+                located = [where[i] for i in ids]
+            except (KeyError, TypeError):
+                located = [self._locate(i) for i in ids]  # UnknownOrderError
+            if not set(map(operator.itemgetter(0), located)) <= {kind}:
+                i = next(i for i, (s, _) in zip(ids, located, strict=True) if s != kind)
+                raise InvalidOrderError("order_id", i, f"is not an open {kind}")
+            picked = list(map(operator.itemgetter(1), located))
             rows = np.array(picked, dtype=np.int64)
             out: dict[str, Any] = {k: v[rows] for k, v in table.cols.items()}
             for k, lists in table.rows.items():
                 csr = table.csr[k]
                 if csr is None:  # written since the last view: the per-row tuples are current
                     assert lists is not None
-                    csr = CodeLists.from_rows([lists[r] for r in picked])
+                    csr = CodeLists.from_rows(list(map(lists.__getitem__, picked)))
                     out[k] = csr
                 else:
                     out[k] = csr.take(rows)
             for k, values in table.extras.items():
                 col = np.empty(len(picked), dtype=object)
-                col[:] = [values[r] for r in picked]
+                col[:] = list(map(values.__getitem__, picked))
                 out[k] = col
             out["id"] = np.array(ids, dtype=str) if len(ids) else np.empty(0, dtype="<U1")
             return out, [table.objects[r] for r in picked]

@@ -144,7 +144,7 @@ def test_incremental_reclear_equals_from_scratch(
     # first 0.0: every prefix starts at one order and must grow; the share never forces a
     # full clear, and prefixes may grow until they hold everything: every clear after the
     # first is incremental, so a re-clear that cannot vouch for itself fails here
-    with _knobs(_FIRST=first, _WHOLE_SHARE=2.0, _MAX_ROUNDS=40):
+    with _knobs(_FIRST=first, _ESTIMATE=bool(first), _WHOLE_SHARE=2.0, _MAX_ROUNDS=40):
         stats = _run(epochs, name, rep)
     assert stats[0]["incremental"] is False
     assert all(s["incremental"] for s in stats[1:])
@@ -210,7 +210,7 @@ def test_prefixes_grow_until_the_sub_clear_is_exact() -> None:
                    vram_gb=80), at=0)
     m.clear(at=1)
     m.amend("o", {"price": 5, "gpus": 3}, at=2)  # only r6 and r7 fit; both take one GPU
-    with _knobs(_FIRST=0.0):
+    with _knobs(_FIRST=0.0, _ESTIMATE=False):
         m.clear(at=3)
     assert m._clearer.last_stats["rounds"] >= 2
     assert m.last_result is not None
@@ -225,7 +225,7 @@ def test_fallbacks_to_a_full_clear() -> None:
         m.submit(Request(id=f"x{k}", tenant="t", gpus=1, max_price=9), at=2)
     m.clear(at=3)
     assert m._clearer.last_stats["incremental"] is False
-    with _knobs(_MAX_ROUNDS=1, _FIRST=0.0):  # prefixes that never suffice
+    with _knobs(_MAX_ROUNDS=1, _FIRST=0.0, _ESTIMATE=False):  # prefixes that never suffice
         m.submit(Offer(id="big", provider="p", gpu_model="H100", gpus=8, price=1,
                        region="us", vram_gb=80), at=4)
         scratch = auction.clear(m.book.snapshot(), "first-price")

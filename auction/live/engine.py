@@ -161,10 +161,11 @@ class LiveMarket:
         self._bonuses: dict[str, int] = {}
         self.incremental = bool(incremental)
         self.book = OrderBook()
-        # periodic pools rank offers by price (the sealed-bid rank, which the re-clear walks)
-        ok, rk = sort_keys(rule if mode == "continuous" else "posted-price",
-                           self.bonus if self.quality_weight else None)
-        self._pools = Pools(ok, rk, price_index=mode == "periodic", by_size=mode == "periodic")
+        # continuous matching walks the pools' sorted groups; a periodic market only groups
+        # orders there (the re-clear keeps columns of its own)
+        ok, rk = sort_keys(rule, self.bonus if self.quality_weight else None)
+        self._pools = Pools(ok, rk)
+        self._keyed = mode == "continuous"
         self._orders: dict[str, Offer | Request] = {}
         self._parked: dict[str, Offer] = {}
         self._retired: OrderedDict[str, int] = OrderedDict()  # id -> at, oldest first
@@ -522,13 +523,15 @@ class LiveMarket:
     # -- state changes ---------------------------------------------------------------------
     def _open(self, order: Offer | Request) -> None:
         self.book.add(order)
-        self._pools.add(order)
+        if self._keyed:
+            self._pools.add(order)
         self._orders[order.id] = order
         self._clearer.opened(order)
 
     def _close(self, order: Offer | Request) -> None:
         self.book.cancel(order.id)
-        self._pools.remove(order)
+        if self._keyed:
+            self._pools.remove(order)
         del self._orders[order.id]
         self._clearer.closed(order)
 
@@ -543,12 +546,7 @@ class LiveMarket:
 
     def _resize(self, order: Offer | Request, gpus: int) -> None:
         new = self.book.amend(order.id, gpus=gpus)
-        self._orders[order.id] = new
-        if self._pools.by_size:  # the size bucket may change with the GPUs
-            self._pools.remove(order)
-            self._pools.add(new)
-        else:
-            self._pools.touch(new)
+        self._orders[order.id] = new  # the pools' sort keys do not hold the GPUs
         self._clearer.resized(order, new)
 
     # -- order ids: open, held by leases, or recently retired ------------------------------
@@ -674,7 +672,7 @@ class LiveMarket:
                             quality_weight=self.quality_weight)
             result = clear_from_scratch(market, self.mechanism)
         else:
-            result = self._clearer.clear(self.book, self._pools, self._orders)
+            result = self._clearer.clear(self.book, self._pools)
         self.last_result = result
         digest = _digest(result)
         # "incremental" says whether this market re-clears incrementally where exact, not

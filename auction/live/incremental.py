@@ -18,18 +18,24 @@ the new book therefore trades exactly like a clear of the sub-market of
   priority order (a prefix),
 
 provided no request or offer needed more than its prefix. That is checked on the sub-clear's
-result (`_Prefix`): a changed offer must have no GPU left when the first request cut from its
+result (`_Seekers.short`): a changed offer must have no GPU left when the first request cut from its
 prefix comes (capacity only shrinks, so that request and every later one find nothing there),
 and a changed request must be filled whole by offers ranked before the first offer cut from
 its prefix (and, for ``second-price``, be paid less than that offer's ask, so its runner-up
 ranks before it too). A prefix that fails grows fourfold and the sub-market is cleared again;
 after `_MAX_ROUNDS` the clear is from scratch.
 
+The open orders are kept as numpy columns in the two orders the prefixes read (`_Index`):
+requests by priority (submitted_at, id), offers by rank (ask, submitted_at, id), each with its
+group in the pools, price, size and reputation. Changes are queued and applied once per
+clear. The prefixes of all changed orders of one side are then found in one compiled pass
+over the other side's columns (`auction.kernels.matches.first_matches`).
+
 The result is then stitched over the whole book without a snapshot of it: the sub-clear's
 allocation (already in canonical order), rows looked up in the book's index, and the unmatched
-requests read from a persistent priority-ordered index of the open requests (`_Priority`). The
-work per epoch is proportional to the changed orders and the prefixes they read, plus one
-O(open requests) numpy pass for the unmatched list.
+requests read from the request columns. The work per epoch is the changed orders and the
+prefixes they read, plus a few O(open orders) numpy and compiled passes (applying the
+queued changes, the prefix scans, the unmatched list).
 
 The clear is from scratch for other mechanisms (batch mechanisms with global prices, solvers
 whose tie-breaks read the whole instance, plugins), for markets with quality bonuses, for the
@@ -40,11 +46,10 @@ hypothesis.
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -52,6 +57,7 @@ import numpy.typing as npt
 
 from auction.book import OrderBook
 from auction.clearing import clear as clear_from_scratch
+from auction.kernels.matches import contention, first_matches, group_lists, leftovers
 from auction.live.pools import Pools
 from auction.market import Market
 from auction.mechanisms.base import Mechanism
@@ -65,7 +71,10 @@ __all__ = ["DECOMPOSABLE", "IncrementalClearer", "decomposable"]
 DECOMPOSABLE = frozenset({"first-price", "second-price"})
 
 IntArray = npt.NDArray[np.int64]
-_PeerPrices = tuple[list[Any], IntArray, IntArray]
+FloatArray = npt.NDArray[np.float64]
+StrArray = npt.NDArray[np.str_]
+#: An order's row in an `_Index`: its key integers and payload (group, value, size, floor).
+Payload = tuple[int, int, int, float, int]
 #: When more than this share of the open orders changed since the last clear, clear from
 #: scratch (the sub-market would be most of the book).
 _WHOLE_SHARE = 0.25
@@ -73,7 +82,12 @@ _WHOLE_SHARE = 0.25
 _MAX_ROUNDS = 6
 #: Scale of the first prefixes (tests shrink it to 0 to force prefixes to grow).
 _FIRST = 1.0
-SortKey = tuple[Any, ...]
+#: A changed offer's first prefix: this many requests per GPU, plus one.
+_OFFER_PREFIX = 1
+#: Size the first prefixes by a rough play of them (tests turn it off to force growth).
+_ESTIMATE = True
+_PAYLOAD = (("group", np.int64), ("value", np.int64), ("size", np.int64),
+            ("floor", np.float64), ("amount", np.int64))
 
 
 def decomposable(mechanism: Mechanism) -> bool:
@@ -85,154 +99,283 @@ def _first(want: int) -> int:
     return max(1, round(_FIRST * want))
 
 
-def _rank(o: Order) -> SortKey:
-    assert isinstance(o, Offer)
-    return (o.price, o.submitted_at, o.id)
-
-
 def _least(r: Request) -> int:
     """GPUs an offer must have free to serve `r` at all (a superset of the market's rule)."""
     return 1 if r.divisible or r.cluster else r.gpus
-
-
-class _Priority:
-    """The open requests' ids in priority order (submitted_at, id), as numpy columns.
-
-    Changes are queued (`added`, `removed`) and applied in one batch (`flush`): O(changes x
-    log n) searches plus one O(n) numpy copy, no Python work per open request.
-    """
-
-    def __init__(self) -> None:
-        self.sub = np.zeros(0, dtype=np.int64)
-        self.ids: npt.NDArray[np.str_] = np.zeros(0, dtype="<U1")
-        self._add: dict[str, int] = {}
-        self._drop: dict[str, int] = {}
-        self.lengths: Counter[int] = Counter()  # id lengths of the open requests
-
-    def rebuild(self, sub: IntArray, ids: npt.NDArray[np.str_]) -> None:
-        """Index exactly these requests (a snapshot's columns), dropping queued changes."""
-        order = np.lexsort((ids, sub))
-        self.sub, self.ids = np.asarray(sub)[order], np.asarray(ids)[order]
-        lengths, counts = np.unique(np.strings.str_len(self.ids), return_counts=True)
-        self.lengths = Counter(dict(zip(lengths.tolist(), counts.tolist(), strict=True)))
-        self._add, self._drop = {}, {}
-
-    def added(self, rid: str, sub: int) -> None:
-        self.lengths[len(rid)] += 1
-        if self._drop.get(rid) == sub:
-            del self._drop[rid]  # left and came back with the same key: still in place
-        else:
-            self._add[rid] = sub
-
-    def removed(self, rid: str, sub: int) -> None:
-        n = len(rid)
-        self.lengths[n] -= 1
-        if not self.lengths[n]:
-            del self.lengths[n]
-        if self._add.get(rid) == sub:
-            del self._add[rid]
-        else:
-            self._drop[rid] = sub
-
-    def width(self) -> str:
-        """The dtype of the book's request id column (as wide as its longest id)."""
-        return f"<U{max(self.lengths, default=1) or 1}"
-
-    def positions(self, subs: IntArray, ids: list[str], *, insert: bool = False) -> IntArray:
-        """Where the keys (subs[i], ids[i]) are (or, `insert`, go) in the index."""
-        lo = np.searchsorted(self.sub, subs, side="left")
-        hi = np.searchsorted(self.sub, subs, side="right")
-        pos = lo.astype(np.int64)
-        span = hi - lo
-        for i in np.flatnonzero(span != (0 if insert else 1)).tolist():
-            a, b = int(lo[i]), int(hi[i])
-            pos[i] = a + int(np.searchsorted(self.ids[a:b], ids[i]))
-        if not insert and len(pos) and not bool((self.ids[pos] == np.asarray(ids)).all()):
-            raise _Fallback  # the index lost track of the book: clear from scratch
-        return pos
-
-    def flush(self) -> None:
-        if self._drop:
-            ids = list(self._drop)
-            pos = self.positions(np.fromiter(self._drop.values(), np.int64, len(ids)), ids)
-            keep = np.ones(len(self.sub), dtype=bool)
-            keep[pos] = False
-            self.sub, self.ids = self.sub[keep], self.ids[keep]
-            self._drop = {}
-        if self._add:
-            items = sorted((s, i) for i, s in self._add.items())
-            subs = np.array([s for s, _ in items], dtype=np.int64)
-            new = [i for _, i in items]
-            arr = np.array(new, dtype=str)
-            if arr.dtype.itemsize > self.ids.dtype.itemsize:
-                self.ids = self.ids.astype(arr.dtype)
-            pos = self.positions(subs, new, insert=True)
-            self.sub = np.insert(self.sub, pos, subs)
-            self.ids = np.insert(self.ids, pos, arr)
-            self._add = {}
-
-    def unmatched(self, served: Iterable[tuple[int, str]]) -> npt.NDArray[np.str_]:
-        """The open requests but `served` ((submitted_at, id) pairs), in priority order."""
-        served = list(served)
-        keep = np.ones(len(self.sub), dtype=bool)
-        if served:
-            pos = self.positions(np.array([s for s, _ in served], dtype=np.int64),
-                                 [i for _, i in served])
-            keep[pos] = False
-        out = self.ids[keep].astype(self.width())
-        out.flags.writeable = False
-        return out
-
-
-@attrs.define
-class _Prefix:
-    """The first matches of a changed order in its counterparts' order (`taken`), the key of
-    the first match left out of the sub-market (`cut`, None when none was), and the walk,
-    kept to take more."""
-
-    order: Offer | Request
-    want: int
-    taken: list[Order] = attrs.Factory(list)
-    cut: SortKey | None = None
-    nxt: tuple[SortKey, Order] | None = None
-    rest: Iterator[tuple[SortKey, Order]] = attrs.Factory(lambda: iter(()))
-
-    def start(self, matches: Iterator[tuple[SortKey, Order]]) -> None:
-        self.rest, self.taken = matches, []
-        self.nxt = next(matches, None)
-        self.grow(self.want)
-
-    def grow(self, n: int) -> None:
-        """Take `n` more matches."""
-        rest, nxt, taken = self.rest, self.nxt, self.taken
-        while n > 0 and nxt is not None:
-            taken.append(nxt[1])
-            nxt = next(rest, None)
-            n -= 1
-        self.nxt = nxt
-        self.cut = None if nxt is None else nxt[0]
-
-    def skip(self, present: Mapping[str, Order]) -> None:
-        """Move the cut past matches the sub-market holds anyway (from other prefixes)."""
-        while self.nxt is not None and self.nxt[0][-1] in present:
-            self.nxt = next(self.rest, None)
-        self.cut = None if self.nxt is None else self.nxt[0]
 
 
 class _Fallback(Exception):
     """The re-clear cannot vouch for its result: the caller clears from scratch."""
 
 
-def _picked(keys: list[SortKey], positions: IntArray) -> Iterator[SortKey]:
-    """The keys at `positions`, lazily (a walk usually needs only the first few)."""
-    return (keys[i] for i in positions)
+class _Index:
+    """The open orders of one side sorted by (`key` integers..., id), as numpy columns: the
+    keys, the ids and a payload per row (`_PAYLOAD`: the order's group in the pools, and the
+    value, size, floor and amount the prefix kernels compare).
+
+    Changes are queued (`added`, `removed`, `updated`) and applied in one batch (`flush`):
+    O(changes x log n) searches plus one O(n) gather per column, no Python work per open
+    order.
+    """
+
+    def __init__(self, key: Callable[[Order], tuple[int, ...]]) -> None:
+        self.key = key
+        self.keys: list[IntArray] = [np.zeros(0, dtype=np.int64)
+                                     for _ in range(len(key(_PROBE)))]
+        self.ids: StrArray = np.zeros(0, dtype="<U1")
+        self.cols: dict[str, Any] = {k: np.zeros(0, dtype=t) for k, t in _PAYLOAD}
+        self._add: dict[str, Order] = {}  # id -> order, its row made at `flush`
+        self._drop: dict[str, tuple[int, ...]] = {}  # id -> key integers of its indexed row
+        self._set: dict[str, Order] = {}  # id -> order whose payload (not key) changed
+        self.lengths: Counter[int] = Counter()  # id lengths of the open orders
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def added(self, order: Order) -> None:
+        self.lengths[len(order.id)] += 1
+        self._add[order.id] = order
+
+    def removed(self, order: Order) -> None:
+        n = len(order.id)
+        self.lengths[n] -= 1
+        if not self.lengths[n]:
+            del self.lengths[n]
+        self._set.pop(order.id, None)
+        if self._add.pop(order.id, None) is None:
+            self._drop[order.id] = self.key(order)
+
+    def updated(self, order: Order) -> None:
+        """`order` replaces the order of its id, with the same key (its GPUs changed)."""
+        if order.id in self._add:
+            self._add[order.id] = order
+        else:
+            self._set[order.id] = order
+
+    def width(self) -> str:
+        """The dtype of the book's id column of this side (as wide as its longest id)."""
+        return f"<U{max(self.lengths, default=1) or 1}"
+
+    def positions(self, keys: Sequence[IntArray], ids: StrArray, *, insert: bool = False
+                  ) -> IntArray:
+        """Where the rows (keys..., ids) are (or, `insert`, go) in the index."""
+        mine = self.keys
+        lo = np.searchsorted(mine[0], keys[0], side="left")
+        hi = np.searchsorted(mine[0], keys[0], side="right")
+        pos = lo.astype(np.int64)
+        for i in np.flatnonzero((hi - lo) != (0 if insert else 1)).tolist():
+            a, b = int(lo[i]), int(hi[i])
+            for col, want in zip(mine[1:], keys[1:], strict=True):
+                part = col[a:b]
+                a, b = (a + int(np.searchsorted(part, want[i], side="left")),
+                        a + int(np.searchsorted(part, want[i], side="right")))
+            pos[i] = a + int(np.searchsorted(self.ids[a:b], ids[i]))
+        if not insert and len(pos) and (
+                int(pos.max()) >= len(self.ids) or not bool((self.ids[pos] == ids).all())
+                or not all(bool((c[pos] == k).all()) for c, k in zip(mine, keys, strict=True))):
+            raise _Fallback  # the index lost track of the book: clear from scratch
+        return pos
+
+    def _keys_of(self, keys: Iterable[tuple[int, ...]], n: int) -> list[IntArray]:
+        rows = list(keys)
+        return [np.fromiter((k[c] for k in rows), np.int64, n) for c in range(len(self.keys))]
+
+    def locate(self, orders: Sequence[Order]) -> IntArray:
+        """The positions of these (indexed) orders."""
+        ids = np.array([o.id for o in orders], dtype=str) if orders else self.ids[:0]
+        return self.positions(self._keys_of(map(self.key, orders), len(orders)), ids)
+
+    def flush(self, group: Callable[[Order], int],
+              payload: Callable[[Order, int], Payload]) -> None:
+        """Apply the queued changes; `group` and `payload` give an order's columns."""
+        if self._drop:
+            drop_ids = np.array(list(self._drop), dtype=str)
+            gone = np.sort(self.positions(self._keys_of(self._drop.values(), len(drop_ids)),
+                                          drop_ids))
+            self._drop = {}
+            self._apply(lambda c: np.delete(c, gone))
+        if self._add:
+            added = list(self._add.values())
+            self._add = {}
+            k = len(added)
+            ids = np.array([o.id for o in added], dtype=str)
+            keys = self._keys_of(map(self.key, added), k)
+            order = np.lexsort((ids, *keys[::-1]))
+            ids, keys = ids[order], [c[order] for c in keys]
+            rows = [payload(added[i], group(added[i])) for i in order.tolist()]
+            cols = {name: np.fromiter((r[c] for r in rows), t, k)
+                    for c, (name, t) in enumerate(_PAYLOAD)}
+            at = self.positions(keys, ids, insert=True)
+            self.keys = [np.insert(c, at, a) for c, a in zip(self.keys, keys, strict=True)]
+            if ids.dtype.itemsize > self.ids.dtype.itemsize:  # a longer id than any so far
+                self.ids = self.ids.astype(ids.dtype)
+            self.ids = np.insert(self.ids, at, ids)
+            self.cols = {name: np.insert(c, at, cols[name]) for name, c in self.cols.items()}
+        if self._set:  # new payloads in place (the group stays)
+            orders = list(self._set.values())
+            self._set = {}
+            pos = self.locate(orders)
+            rows = [payload(o, 0) for o in orders]
+            for c, name in enumerate(self.cols):
+                if name != "group":
+                    self.cols[name][pos] = [r[c] for r in rows]
+
+    def _apply(self, f: Callable[[np.ndarray], Any]) -> None:
+        self.keys = [f(c) for c in self.keys]
+        self.ids = f(self.ids)
+        self.cols = {k: f(c) for k, c in self.cols.items()}
+
+    def unmatched(self, served: IntArray) -> StrArray:
+        """The ids but those at positions `served`, in index order, at the book's width."""
+        keep = np.ones(len(self.ids), dtype=bool)
+        keep[served] = False
+        out: StrArray = _frozen(self.ids[keep].astype(self.width()))
+        return out
 
 
-def _merged(groups: Iterable[list[SortKey]]) -> Iterator[SortKey]:
-    lists = [g for g in groups if g]
-    if len(lists) == 1:
-        return iter(lists[0])
-    return heapq.merge(*lists)
+def _request_key(r: Order) -> tuple[int, ...]:
+    return (r.submitted_at,)
+
+
+def _offer_key(o: Order) -> tuple[int, ...]:
+    assert isinstance(o, Offer)
+    return (o.price, o.submitted_at)
+
+
+_PROBE = Offer(id="probe", provider="p", gpu_model="m", gpus=1, price=1, region="r",
+               vram_gb=1)
+
+
+class _Kernels:
+    """The prefix kernels, compiled or (a mechanism with ``backend="python"``) their
+    pure-Python references."""
+
+    def __init__(self, python: bool) -> None:
+        self.first_matches: Any = first_matches.py_func if python else first_matches
+        self.group_lists: Any = group_lists.py_func if python else group_lists
+        self.contention: Any = contention.py_func if python else contention
+        self.leftovers: Any = leftovers.py_func if python else leftovers
+
+
+class _Seekers:
+    """The changed orders of one side and their prefixes: the first counterparts each may
+    trade with, in the order of the other side's `_Index` (`counter`), found for all of them
+    in one `first_matches` pass.
+
+    Per seeker: ``want`` (the prefix's target length), the positions taken so far, whether
+    its matches ran out (``done``), and ``cut``, the first match left out of the sub-market
+    (-1 when none is).
+    """
+
+    def __init__(self, orders: Sequence[Order], positions: IntArray, counter: _Index,
+                 need: IntArray, cap: IntArray, cap_floor: FloatArray,
+                 groups: list[IntArray], n_groups: int, descending: bool,
+                 kernels: _Kernels) -> None:
+        self.orders, self.positions, self.counter = orders, positions, counter
+        self.kernels = kernels
+        self.need, self.cap, self.cap_floor = need, cap, cap_floor
+        self.descending = descending
+        k = len(orders)
+        self.n_groups = n_groups
+        self.sptr = np.zeros(k + 1, dtype=np.int64)
+        np.cumsum([len(g) for g in groups], out=self.sptr[1:])
+        self.sgroups = np.concatenate(groups) if k else np.zeros(0, dtype=np.int64)
+        # each group's seekers by need ascending (a scan stops at the first it misses)
+        self.gptr, self.gseek = kernels.group_lists(n_groups, self.sptr, self.sgroups,
+                                            np.argsort(need, kind="stable"))
+        self.want = np.zeros(k, dtype=np.int64)
+        self.taken: list[IntArray] = []
+        self.last = np.full(k, -1, dtype=np.int64)
+        self.next = np.full(k, -1, dtype=np.int64)
+        self.some = np.zeros(k, dtype=bool)  # took at least one
+        self.done = np.zeros(k, dtype=bool)
+        self.cut = np.full(k, -1, dtype=np.int64)
+
+    def contention(self, weight: IntArray) -> IntArray:
+        """Per seeker, the most `weight` the seekers before it (in counterpart order) put on
+        one of its groups."""
+        out: IntArray = self.kernels.contention(self.n_groups, self.sptr, self.sgroups,
+                                                np.argsort(self.positions, kind="stable"),
+                                                weight)
+        return out
+
+    def _find(self, want: IntArray, start: IntArray, present: npt.NDArray[np.bool_]
+              ) -> tuple[IntArray, IntArray, IntArray]:
+        c = self.counter.cols
+        out, count = self.kernels.first_matches(
+            c["value"], c["size"], c["floor"], c["group"], present, self.gptr, self.gseek,
+            self.need, self.cap, self.cap_floor, want, start, self.descending)
+        ends = np.cumsum(want) - 1  # where each seeker's slots end in `out`
+        return out, count, ends
+
+    def take(self, more: IntArray, start: IntArray, present: npt.NDArray[np.bool_]
+             ) -> tuple[IntArray, IntArray, IntArray]:
+        """Take up to `more` further matches per seeker, from `start` on, and note the match
+        after them (`next`, -1 when there is none: the seeker is `done`). Returns the
+        kernel's (out, count) and the slots it had per seeker."""
+        asked = more > 0
+        slots = np.where(asked, more + 1, 0)
+        out, count, ends = self._find(slots, start, present)
+        first = ends - slots + 1  # each seeker's first slot in `out`
+        got = np.minimum(count, more)
+        rel = np.arange(len(out)) - np.repeat(first, slots)
+        self.taken.append(out[rel < np.repeat(got, slots)])
+        some = got > 0
+        self.last[some] = out[first[some] + got[some] - 1]
+        self.some |= some
+        more_left = asked & (count > more)
+        self.next[asked] = -1
+        self.next[more_left] = out[first[more_left] + more[more_left]]
+        self.done |= asked & ~more_left
+        return out, got, slots
+
+    def estimate(self, out: IntArray, got: IntArray, slots: IntArray,
+                 present: npt.NDArray[np.bool_]) -> None:
+        """Offers: lengthen the prefixes that a rough play of the first ones (cheaper offers
+        take the requests first, `leftovers`) leaves with capacity, before the first clear:
+        by their length plus three requests per GPU left."""
+        c = self.counter.cols
+        left = self.kernels.leftovers(out, got, slots, np.argsort(self.positions), self.cap,
+                                      c["amount"], c["size"])
+        more = np.where((left > 0) & ~self.done, self.want + 3 * left, 0)
+        if more.any():
+            self.take(more, np.maximum(self.next, 0), present)
+            self.want += more
+
+    def sub_counterparts(self) -> IntArray:
+        return np.concatenate(self.taken) if self.taken else np.zeros(0, dtype=np.int64)
+
+    def find_cuts(self, present: npt.NDArray[np.bool_]) -> None:
+        """The first match after the prefix that the sub-market lacks, per seeker: the
+        noted next match, or (when the sub-market holds it) the first one after it that it
+        lacks."""
+        nxt = self.next
+        cut = np.where(self.done, -1, nxt)
+        hidden = ~self.done & (nxt >= 0)
+        hidden[hidden] = present[nxt[hidden]]
+        if hidden.any():
+            want = hidden.astype(np.int64)
+            out, count, ends = self._find(want, nxt + 1, present)
+            cut[hidden] = np.where(count[hidden] > 0, out[ends[hidden]], -1)
+        self.cut = cut
+
+    def grow(self, short: list[int], present: npt.NDArray[np.bool_]) -> None:
+        """Take three times its prefix more for each seeker in `short`, from its cut."""
+        more = np.zeros(len(self.orders), dtype=np.int64)
+        more[short] = 3 * self.want[short]
+        self.take(more, np.maximum(self.cut, 0), present)
+        self.want[short] *= 4
+
+
+def _peers(pools: Pools, index: _Index, positions: IntArray) -> list[IntArray]:
+    """The groups on the other side that the groups of the orders at `positions` accept."""
+    groups = pools.groups
+    return [groups[g].peer_indexes() for g in index.cols["group"][positions].tolist()]
+
+
+def _frozen(a: np.ndarray) -> Any:
+    a.flags.writeable = False
+    return a
 
 
 class IncrementalClearer:
@@ -256,13 +399,12 @@ class IncrementalClearer:
         self.reputation = dict(reputation or {})
         self.incremental = decomposable(mechanism)
         self.vickrey = getattr(mechanism, "payment", "") == "vickrey"
+        self._kernels = _Kernels(getattr(mechanism, "backend", "numba") == "python")
         self._settled = False  # the book holds a settled remainder plus the changes below
         self._changed: dict[str, Order] = {}
-        self._priority = _Priority()
-        self._offer_lengths: Counter[int] = Counter()
+        self._requests = _Index(_request_key)  # by priority: (submitted_at, id)
+        self._offers = _Index(_offer_key)  # by rank: (price, submitted_at, id)
         self._party_width = 1
-        self._price_cache: dict[int, tuple[int, IntArray]] = {}  # profile -> (stamp, prices)
-        self._peer_cache: dict[int, tuple[list[int], _PeerPrices]] = {}  # class -> its peers
         self.last_stats: dict[str, Any] = {}
 
     # -- changes ----------------------------------------------------------------------------
@@ -272,10 +414,10 @@ class IncrementalClearer:
             return
         self._changed[order.id] = order
         if isinstance(order, Request):
-            self._priority.added(order.id, order.submitted_at)
+            self._requests.added(order)
             names: tuple[str, ...] = (order.tenant, *order.providers, *order.exclude_providers)
         else:
-            self._offer_lengths[len(order.id)] += 1
+            self._offers.added(order)
             names = (order.provider, *order.tenants, *order.exclude_tenants)
         self._party_width = max(self._party_width, *map(len, names))
 
@@ -284,191 +426,171 @@ class IncrementalClearer:
         if not self.incremental:
             return
         self._changed.pop(order.id, None)
-        if isinstance(order, Request):
-            self._priority.removed(order.id, order.submitted_at)
-        else:
-            n = len(order.id)
-            self._offer_lengths[n] -= 1
-            if not self._offer_lengths[n]:
-                del self._offer_lengths[n]
+        (self._requests if isinstance(order, Request) else self._offers).removed(order)
 
     def resized(self, old: Order, new: Order) -> None:
         """`old` became `new` in place, its GPUs changed (a fill, or a lease's end)."""
         if not self.incremental:
             return
+        (self._requests if isinstance(new, Request) else self._offers).updated(new)
         if old.id in self._changed or new.gpus > old.gpus or (
                 isinstance(new, Request) and not new.divisible):
             self._changed[new.id] = new  # more capacity, or a request that needs less
 
     # -- clearing -------------------------------------------------------------------------
-    def clear(self, book: OrderBook, pools: Pools,
-              orders: Mapping[str, Order] | None = None) -> ClearingResult:
-        """Clear `book` (whose orders `pools` indexes and `orders` maps by id);
-        identical to a from-scratch clear."""
+    def clear(self, book: OrderBook, pools: Pools) -> ClearingResult:
+        """Clear `book` (whose orders `pools` groups); identical to a from-scratch clear."""
         start = time.perf_counter()
         result = None
+        if self.incremental:
+            try:
+                self._flush(pools)
+            except _Fallback:  # the columns lost track of the book: index it again
+                self._reindex(book, pools)
+                self._settled = False
         if (self.incremental and self._settled
                 and len(self._changed) <= _WHOLE_SHARE * max(len(book), 1)):
             try:
-                result = self._reclear(book, pools, orders or _BookOrders(book))
+                result = self._reclear(book, pools)
             except _Fallback:
                 result = None
         if result is None:
             self.last_stats = {"incremental": False, "changed": len(self._changed)}
-            snap = book.snapshot()
-            result = clear_from_scratch(Market(snap, self.reputation), self.mechanism)
-            if self.incremental:  # start the next epoch's indexes from this book
-                self._priority.rebuild(snap.requests.submitted_at, snap.requests.id)
+            result = clear_from_scratch(Market(book.snapshot(), self.reputation),
+                                        self.mechanism)
         # the engine applies every fill of the result: what stays open is settled
         self._changed = {}
         self._settled = self.incremental
         self.last_stats["seconds"] = time.perf_counter() - start
         return result
 
-    def _reclear(self, book: OrderBook, pools: Pools, orders: Mapping[str, Order]
-                 ) -> ClearingResult:
-        self._priority.flush()
-        offers: list[_Prefix] = []
-        requests: list[_Prefix] = []
-        for o in self._changed.values():
-            if isinstance(o, Offer):
-                offers.append(_Prefix(o, _first(2 * o.gpus)))
-            else:
-                requests.append(_Prefix(o, _first((o.gpus if o.divisible else 1) + 1
-                                                  + self.vickrey)))
-        for p in offers:
-            p.start(self._requests_for(cast(Offer, p.order), pools, orders))
-        for p in requests:
-            p.start(self._offers_for(cast(Request, p.order), pools, orders))
+    def _flush(self, pools: Pools) -> None:
+        rep = self.reputation
+
+        def group(o: Order) -> int:
+            return pools.group_of(o).index
+
+        def request_payload(r: Order, group: int) -> Payload:
+            assert isinstance(r, Request)
+            return (group, r.max_price, _least(r), r.min_reputation, r.gpus)
+
+        def offer_payload(o: Order, group: int) -> Payload:
+            assert isinstance(o, Offer)
+            return (group, -o.price, -o.gpus, -rep.get(o.provider, 0.0), o.gpus)
+
+        self._requests.flush(group, request_payload)
+        self._offers.flush(group, offer_payload)
+
+    def _reindex(self, book: OrderBook, pools: Pools) -> None:
+        self._requests, self._offers = _Index(_request_key), _Index(_offer_key)
+        for o in book:
+            (self._requests if isinstance(o, Request) else self._offers).added(o)
+        self._flush(pools)
+
+    def _seekers(self, pools: Pools) -> tuple[_Seekers, _Seekers]:
+        """The changed offers seeking requests, and the changed requests seeking offers, with
+        the first length of their prefixes."""
+        offers = [o for o in self._changed.values() if isinstance(o, Offer)]
+        requests = [r for r in self._changed.values() if isinstance(r, Request)]
+        n_groups = pools.n_groups
+        at_o, at_r = self._offers.locate(offers), self._requests.locate(requests)
+        co, cr = self._offers.cols, self._requests.cols
+        by_offers = _Seekers(  # ask <= max price, GPUs needed <= GPUs, floor <= reputation
+            offers, at_o, self._requests, -co["value"][at_o], co["amount"][at_o],
+            -co["floor"][at_o], _peers(pools, self._offers, at_o), n_groups,
+            descending=False, kernels=self._kernels)
+        by_requests = _Seekers(  # the same, negated: offers come by ask ascending
+            requests, at_r, self._offers, -cr["value"][at_r], -cr["size"][at_r],
+            -cr["floor"][at_r], _peers(pools, self._requests, at_r), n_groups,
+            descending=True, kernels=self._kernels)
+        by_offers.want[:] = [_first(_OFFER_PREFIX * o.gpus + 1) for o in offers]
+        # a changed request reads past the offers the changed requests before it may take
+        base = np.array([(r.gpus if r.divisible else 1) + 1 + self.vickrey for r in requests],
+                        dtype=np.int64)
+        more = by_requests.contention(np.ones(len(requests), dtype=np.int64))
+        by_requests.want[:] = [_first(w) for w in (base + 2 * more).tolist()]
+        return by_offers, by_requests
+
+    def _reclear(self, book: OrderBook, pools: Pools) -> ClearingResult:
+        by_offers, by_requests = self._seekers(pools)
+        req_idx, off_idx = self._requests, self._offers
+        none_r = np.zeros(len(req_idx), dtype=bool)
+        none_o = np.zeros(len(off_idx), dtype=bool)
+        taken = by_offers.take(by_offers.want, np.zeros(len(by_offers.want), np.int64),
+                               none_r)
+        if _ESTIMATE:
+            by_offers.estimate(*taken, none_r)
+        by_requests.take(by_requests.want, np.zeros(len(by_requests.want), np.int64), none_o)
         for rounds in range(1, _MAX_ROUNDS + 1):
-            sub_offers = {p.order.id: p.order for p in offers if p.taken}
-            sub_requests = {p.order.id: p.order for p in requests if p.taken}
-            for p in offers:
-                sub_requests.update((r.id, r) for r in p.taken)
-            for p in requests:
-                sub_offers.update((o.id, o) for o in p.taken)
-            for p in offers:  # the first match cut off that the sub-market lacks
-                p.skip(sub_requests)
-            for p in requests:
-                p.skip(sub_offers)
-            sub = book.take(list(sub_offers), list(sub_requests))
+            # the sub-market: the changed orders with a counterpart, and their prefixes
+            rpos = np.unique(np.concatenate((by_requests.positions[by_requests.some],
+                                             by_offers.sub_counterparts())))
+            opos = np.unique(np.concatenate((by_offers.positions[by_offers.some],
+                                             by_requests.sub_counterparts())))
+            in_r, in_o = none_r.copy(), none_o.copy()
+            in_r[rpos] = True
+            in_o[opos] = True
+            by_offers.find_cuts(in_r)
+            by_requests.find_cuts(in_o)
+            rids, oids = req_idx.ids[rpos].tolist(), off_idx.ids[opos].tolist()
+            sub = book.take(oids, rids)
             result = self.mechanism.clear(Market(sub, self.reputation), rng=None)
             if result.status is not Status.SUCCESS or result.diagnostics:
                 raise _Fallback
-            short = self._short(result, offers, requests, sub_requests, sub_offers)
-            if not short:
+            where_r = dict(zip(rids, rpos.tolist(), strict=True))
+            where_o = dict(zip(oids, opos.tolist(), strict=True))
+            short_o, short_r = self._short(result, by_offers, by_requests, where_r, where_o)
+            if not short_o and not short_r:
                 self.last_stats = {"incremental": True, "changed": len(self._changed),
-                                   "recleared": len(sub_offers) + len(sub_requests),
-                                   "rounds": rounds}
-                return self._stitch(book, result, sub_requests)
-            for p in short:
-                p.grow(3 * p.want)
-                p.want *= 4
+                                   "recleared": len(oids) + len(rids), "rounds": rounds}
+                served = np.array([where_r[i] for i in result.request_id.tolist()],
+                                  dtype=np.int64)
+                return self._stitch(book, result, served)
+            if short_o:
+                by_offers.grow(short_o, in_r)
+            if short_r:
+                by_requests.grow(short_r, in_o)
         raise _Fallback
 
-    def _requests_for(self, o: Offer, pools: Pools, orders: Mapping[str, Order]
-                      ) -> Iterator[tuple[SortKey, Order]]:
-        """The requests that may take the changed offer `o`, in priority order: in each
-        accepting profile the requests that pay the ask (numpy over the profile's max prices,
-        which are cached until the profile changes: the oldest requests are often those that
-        pay least, so a plain walk would read them all), merged."""
-        rep = self.reputation.get(o.provider, 0.0)
-        price, gpus = o.price, o.gpus
-        get = orders.__getitem__
-        peers, big, starts = self._peer_prices(pools.group_of(o))
-        pos = np.flatnonzero(big >= price)
-        gi = np.searchsorted(starts, pos, side="right") - 1
-        local = pos - starts[gi]
-        cuts = (np.flatnonzero(np.diff(gi)) + 1).tolist()
-        streams = [_picked(peers[int(gi[a])].keys, local[a:b])
-                   for a, b in zip([0, *cuts], [*cuts, len(pos)], strict=True) if b > a]
-        if not streams:
-            return
-        it = streams[0] if len(streams) == 1 else heapq.merge(*streams)
-        for key in it:
-            r = cast(Request, get(key[-1]))
-            if r.min_reputation <= rep and (r.gpus <= gpus or r.divisible or r.cluster):
-                yield key, r  # pays the ask; _least(r) <= gpus
-
-    def _peer_prices(self, cls: Any) -> _PeerPrices:
-        """The non-empty profiles that accept the offer class `cls`, their max prices end
-        to end and where each starts (cached until one of them changes)."""
-        peers = [g for g in cls.peers if g.keys]
-        sig = [g.stamp for g in peers]
-        hit = self._peer_cache.get(cls.index)
-        if hit is not None and hit[0] == sig:
-            return hit[1]
-        arrays = [self._prices(g) for g in peers]
-        starts = np.zeros(len(arrays), dtype=np.int64)
-        if arrays:
-            np.cumsum([len(a) for a in arrays[:-1]], out=starts[1:])
-        big = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
-        out: _PeerPrices = (peers, big, starts)
-        self._peer_cache[cls.index] = (sig, out)
-        return out
-
-    def _prices(self, g: Any) -> IntArray:
-        hit = self._price_cache.get(g.index)
-        if hit is not None and hit[0] == g.stamp:
-            return hit[1]
-        arr = np.array(g.prices, dtype=np.int64)
-        self._price_cache[g.index] = (g.stamp, arr)
-        return arr
-
-    def _offers_for(self, r: Request, pools: Pools, orders: Mapping[str, Order]
-                    ) -> Iterator[tuple[SortKey, Order]]:
-        """The offers that may serve the changed request `r`, in rank order."""
-        least, rep, maxp = _least(r), self.reputation, r.max_price
-        groups = pools.group_of(r).peers
-        get = orders.__getitem__
-        for key in _merged(g.keys for g in groups if g.keys and g.keys[0][0] <= maxp):
-            if key[0] > maxp:  # ranks sort by price first
-                return
-            o = cast(Offer, get(key[-1]))
-            if o.gpus >= least and rep.get(o.provider, 0.0) >= r.min_reputation:
-                yield key, o
-
-    def _short(self, result: ClearingResult, offers: list[_Prefix], requests: list[_Prefix],
-               sub_requests: Mapping[str, Order], sub_offers: Mapping[str, Order]
-               ) -> list[_Prefix]:
-        """The prefixes the sub-clear may have needed more of (see the module docstring)."""
+    def _short(self, result: ClearingResult, by_offers: _Seekers, by_requests: _Seekers,
+               where_r: Mapping[str, int], where_o: Mapping[str, int]
+               ) -> tuple[list[int], list[int]]:
+        """The seekers whose prefixes the sub-clear may have needed more of (see the module
+        docstring): (changed offers, changed requests), by their index in the seekers."""
         rows: dict[str, list[tuple[str, int, int]]] = {}
         cols = (result.request_id.tolist(), result.offer_id.tolist(), result.gpus.tolist(),
                 result.unit_price.tolist())
         for rid, oid, g, price in zip(*cols, strict=True):
             rows.setdefault(rid, []).append((oid, g, price))
             rows.setdefault(oid, []).append((rid, g, price))
-        short = []
-        for p in offers:
-            if p.cut is None:
-                continue
-            cut = p.cut
-            used = sum(g for rid, g, _ in rows.get(p.order.id, ())
-                       if (sub_requests[rid].submitted_at, rid) < cut)
-            if p.order.gpus - used >= 1:  # GPUs left when the first request cut off came
-                short.append(p)
-        for p in requests:
-            if p.cut is None:
-                continue
-            cut = p.cut
-            got = rows.get(p.order.id, [])
-            ok = sum(g for _, g, _ in got) == p.order.gpus and all(
-                _rank(sub_offers[oid]) < cut and (not self.vickrey or price < cut[0])
+        short_o = []
+        for i in np.flatnonzero(by_offers.cut >= 0).tolist():
+            o, cut = by_offers.orders[i], int(by_offers.cut[i])
+            used = sum(g for rid, g, _ in rows.get(o.id, ()) if where_r[rid] < cut)
+            if o.gpus - used >= 1:  # GPUs left when the first request cut off came
+                short_o.append(i)
+        short_r = []
+        cut_prices = -self._offers.cols["value"]
+        for i in np.flatnonzero(by_requests.cut >= 0).tolist():
+            r, cut = by_requests.orders[i], int(by_requests.cut[i])
+            got = rows.get(r.id, [])
+            ask = int(cut_prices[cut])
+            ok = sum(g for _, g, _ in got) == r.gpus and all(
+                where_o[oid] < cut and (not self.vickrey or price < ask)
                 for oid, _, price in got)
             if not ok:
-                short.append(p)
-        return short
+                short_r.append(i)
+        return short_o, short_r
 
-    def _stitch(self, book: OrderBook, sub: ClearingResult, requests: Mapping[str, Order]
+    def _stitch(self, book: OrderBook, sub: ClearingResult, served: IntArray
                 ) -> ClearingResult:
         """The sub-clear's result as the whole book's: rows in the book, every unmatched
         request, and the book's column widths."""
         where = book._where
         rids, oids = sub.request_id.tolist(), sub.offer_id.tolist()
-        rw = self._priority.width()
-        ow = f"<U{max(self._offer_lengths, default=1) or 1}"
+        rw = self._requests.width()
+        ow = self._offers.width()
         pw = f"<U{self._party_width}"
-        served = {(requests[i].submitted_at, i) for i in rids}
         n = len(rids)
         return attrs.evolve(
             sub,
@@ -478,27 +600,6 @@ class IncrementalClearer:
             offer_id=_frozen(sub.offer_id.astype(ow)),
             tenant=_frozen(sub.tenant.astype(pw)) if n else sub.tenant,
             provider=_frozen(sub.provider.astype(pw)) if n else sub.provider,
-            unmatched_request_ids=self._priority.unmatched(served),
+            unmatched_request_ids=self._requests.unmatched(served),
             partial_request_ids=_frozen(sub.partial_request_ids.astype(rw)),
         )
-
-
-def _frozen(a: np.ndarray) -> Any:
-    a.flags.writeable = False
-    return a
-
-
-class _BookOrders(Mapping[str, Order]):
-    """The book's orders by id, for callers without an id map of their own."""
-
-    def __init__(self, book: OrderBook) -> None:
-        self.book = book
-
-    def __getitem__(self, key: str) -> Order:
-        return self.book.get(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return (o.id for o in self.book)
-
-    def __len__(self) -> int:
-        return len(self.book)

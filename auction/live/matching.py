@@ -90,8 +90,7 @@ def best_offer(
     best: SortKey | None = None
     found: Offer | None = None
     whole = not request.divisible
-    for cls in pools.profile_classes[request_profile(request)]:
-        group = pools.classes[cls]
+    for group in pools.profiles[request_profile(request)].peers:
         for key in group.keys:
             if best is not None and key >= best:
                 break
@@ -123,8 +122,7 @@ def best_request(
     by_price = rule == "price-time"
     best: SortKey | None = None
     found: Request | None = None
-    for prof in pools.class_profiles[offer_class(offer)]:
-        group = pools.profiles[prof]
+    for group in pools.classes[offer_class(offer)].peers:
         for key in group.keys:
             if best is not None and key >= best:
                 break

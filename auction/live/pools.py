@@ -1,5 +1,5 @@
 """Pools: open orders grouped by what they are (offer class) and what they want (request
-profile), with the eligibility between groups memoized and a change stamp per group.
+profile), with the eligibility between groups memoized.
 
 An offer's *class* is (gpu_model, region, vram_gb, tags); a request's *profile* is
 (gpu_models, regions, min_vram_gb, required_tags). A profile accepts a class when the model
@@ -8,29 +8,33 @@ every required tag: the same rule as `auction.Market`, before price, reputation 
 The bipartite graph of profiles and classes is therefore a supergraph of the market's
 eligibility graph.
 
-Continuous matching (`auction.live.matching`) and the incremental re-clear
-(`auction.live.incremental`) read this index: each group keeps its orders sorted by the
-rule's priority key (periodic markets: offers by rank, requests by priority), so the best
-counterparts of an order are a merge of the heads of the groups it accepts.
+Continuous matching (`auction.live.matching`) reads this index: each group keeps its orders
+sorted by the rule's priority key, so the best counterparts of an order are a merge of the
+heads of the groups it accepts. The incremental re-clear (`auction.live.incremental`) reads
+only the groups' dense indexes and their counterparts (`peer_indexes`).
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from auction.errors import UnknownOrderError
 from auction.orders import Offer, Request
 
 __all__ = ["ClassKey", "Pools", "ProfileKey", "accepts", "offer_class", "request_profile"]
 
-#: (gpu_model, region, vram_gb, tags), plus the size bucket in `Pools` with ``by_size``
+#: (gpu_model, region, vram_gb, tags)
 ClassKey = tuple[Any, ...]
-#: (gpu_models, regions, min_vram_gb, required_tags), plus the size bucket with ``by_size``
+#: (gpu_models, regions, min_vram_gb, required_tags)
 ProfileKey = tuple[Any, ...]
 SortKey = tuple[Any, ...]
+#: where groups are filed: (model, region), either None for "any"
+Spot = tuple[str | None, str | None]
 
 
 def offer_class(offer: Offer) -> ClassKey:
@@ -45,37 +49,26 @@ def request_profile(request: Request) -> ProfileKey:
 
 def accepts(profile: ProfileKey, cls: ClassKey) -> bool:
     """True when requests of `profile` may be served by offers of class `cls` (as `Market`)."""
-    models, regions, min_vram, required = profile[:4]
-    model, region, vram, tags = cls[:4]
+    models, regions, min_vram, required = profile
+    model, region, vram, tags = cls
     return (
         (not models or model in models)
         and (not regions or region in regions)
         and vram >= min_vram
         and required <= tags
-        and (len(cls) < 5 or len(profile) < 5 or cls[4] >= profile[4])
     )
-
-
-def size_bucket(order: Offer | Request) -> int:
-    """The bit length of an offer's GPUs, or of the GPUs a request needs from one offer (1
-    for divisible and cluster requests): an offer can serve a request only when its bucket
-    is at least the request's."""
-    if isinstance(order, Offer):
-        return order.gpus.bit_length()
-    return (1 if order.divisible or order.cluster else order.gpus).bit_length()
 
 
 class _Group:
     """The open orders of one class or profile, sorted by a priority key."""
 
-    __slots__ = ("index", "keys", "peers", "prices", "stamp")
+    __slots__ = ("_peer_array", "index", "keys", "peers")
 
     def __init__(self, index: int) -> None:
         self.index = index  # dense id of the group, in order of first sight
         self.keys: list[SortKey] = []  # (priority..., order id), sorted
-        self.stamp = 0  # changes whenever the group's orders change
         self.peers: list[_Group] = []  # the groups on the other side it shares an edge with
-        self.prices: list[int] = []  # profiles, `price_index`: max price of each of `keys`
+        self._peer_array: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 
     def add(self, key: SortKey) -> None:
         bisect.insort(self.keys, key)
@@ -89,6 +82,15 @@ class _Group:
     def ids(self) -> Iterator[str]:
         return (k[-1] for k in self.keys)
 
+    def peer_indexes(self) -> npt.NDArray[np.int64]:
+        """The dense indexes of `peers`, as an array (extended when peers are linked)."""
+        arr, peers = self._peer_array, self.peers
+        if len(arr) < len(peers):
+            tail = peers[len(arr):]
+            arr = self._peer_array = np.concatenate(
+                (arr, np.fromiter((g.index for g in tail), np.int64, len(tail))))
+        return arr
+
 
 class Pools:
     """Open orders indexed by class and profile, with eligibility memoized both ways.
@@ -96,115 +98,85 @@ class Pools:
     Args:
         offer_key: sort key of an offer inside its class; its last item must be the id.
         request_key: sort key of a request inside its profile; its last item must be the id.
-        price_index: also keep each profile's max prices, in the order of its keys
-            (`_Group.prices`: the incremental re-clear finds the requests that can pay an ask
-            there, with numpy).
-        by_size: split classes and profiles by `size_bucket` too, so a walk skips offers too
-            small for a request, and requests too large for an offer, a group at a time
-            (an offer whose GPUs change must then be removed and added again, not touched).
 
-    Each change to a group takes a fresh stamp from one counter, so two equal
-    (group, stamp) pairs always hold the same orders.
+    Groups get dense indexes (`_Group.index`, classes and profiles counted together, in
+    order of first sight; ``groups[index]``); a group is never dropped, so an index stays
+    valid while the pools live.
     """
 
     def __init__(
         self,
         offer_key: Callable[[Offer], SortKey],
         request_key: Callable[[Request], SortKey],
-        *,
-        price_index: bool = False,
-        by_size: bool = False,
     ) -> None:
         self.offer_key = offer_key
         self.request_key = request_key
-        self.price_index = price_index
-        self.by_size = by_size
         self.classes: dict[ClassKey, _Group] = {}
         self.profiles: dict[ProfileKey, _Group] = {}
-        self.class_profiles: dict[ClassKey, list[ProfileKey]] = {}
-        self.profile_classes: dict[ProfileKey, list[ClassKey]] = {}
-        self._stamps = itertools.count(1)
-        self._dense = itertools.count()
-        # where to look for a new group's counterparts: classes by (model, region), profiles
-        # under every (model, region) they name, and profiles accepting any model or region
-        self._classes_at: dict[tuple[str, str], list[ClassKey]] = {}
-        self._profiles_at: dict[tuple[str, str], list[ProfileKey]] = {}
-        self._any_profiles: list[ProfileKey] = []
+        self.groups: list[_Group] = []  # by dense index
+        # where a new group finds its counterparts, reading only groups that may accept it:
+        # a class is filed under (model, region), (model, None), (None, region) and (None,
+        # None); a profile under the one of those forms it names (each (model, region) pair,
+        # each model when it names no region, ...). Under each spot, groups are bucketed by
+        # (VRAM, tags): a bucket is accepted or not as a whole.
+        self._classes_at: dict[Spot, dict[tuple[int, frozenset[str]], list[_Group]]] = {}
+        self._profiles_at: dict[Spot, dict[tuple[int, frozenset[str]], list[_Group]]] = {}
 
     # -- groups -------------------------------------------------------------------------
+    @property
+    def n_groups(self) -> int:
+        return len(self.groups)
+
+    def _new_group(self) -> _Group:
+        g = _Group(len(self.groups))
+        self.groups.append(g)
+        return g
+
     def _class(self, key: ClassKey) -> _Group:
         g = self.classes.get(key)
         if g is None:
-            g = self.classes[key] = _Group(next(self._dense))
-            mine = self.class_profiles[key] = []
-            self._classes_at.setdefault((key[0], key[1]), []).append(key)
-            near = self._profiles_at.get((key[0], key[1]), [])
-            for p in (*self._any_profiles, *near):  # only profiles that may accept it
-                if accepts(p, key):
-                    mine.append(p)
-                    self.profile_classes[p].append(key)
-                    _link(g, self.profiles[p])
+            g = self.classes[key] = self._new_group()
+            model, region, vram, tags = key
+            for at in ((model, region), (model, None), (None, region), (None, None)):
+                self._classes_at.setdefault(at, {}).setdefault((vram, tags), []).append(g)
+                for (min_vram, required), profiles in self._profiles_at.get(at, {}).items():
+                    if vram >= min_vram and required <= tags:
+                        _link(g, profiles)
         return g
 
     def _profile(self, key: ProfileKey) -> _Group:
         g = self.profiles.get(key)
         if g is None:
-            g = self.profiles[key] = _Group(next(self._dense))
-            mine = self.profile_classes[key] = []
-            models, regions = key[0], key[1]
-            if models and regions:  # look only where its model and region could be
-                for m in sorted(models):
-                    for r in sorted(regions):
-                        self._profiles_at.setdefault((m, r), []).append(key)
-                near = [c for m in sorted(models) for r in sorted(regions)
-                        for c in self._classes_at.get((m, r), [])]
-            else:
-                self._any_profiles.append(key)
-                near = list(self.classes)
-            for c in near:
-                if accepts(key, c):
-                    mine.append(c)
-                    self.class_profiles[c].append(key)
-                    _link(g, self.classes[c])
+            g = self.profiles[key] = self._new_group()
+            models, regions, min_vram, required = key
+            for at in [(m, r) for m in sorted(models) or [None]
+                       for r in sorted(regions) or [None]]:
+                self._profiles_at.setdefault(at, {}).setdefault(
+                    (min_vram, required), []).append(g)
+                for (vram, tags), classes in self._classes_at.get(at, {}).items():
+                    if vram >= min_vram and required <= tags:
+                        _link(g, classes)
         return g
 
     def group_of(self, order: Offer | Request) -> _Group:
         """The group an order belongs in (created on first sight)."""
         if isinstance(order, Offer):
-            key: tuple[Any, ...] = offer_class(order)
-            if self.by_size:
-                key = (*key, size_bucket(order))
-            return self._class(key)
-        key = request_profile(order)
-        if self.by_size:
-            key = (*key, size_bucket(order))
-        return self._profile(key)
+            return self._class(offer_class(order))
+        return self._profile(request_profile(order))
 
     def sort_key(self, order: Offer | Request) -> SortKey:
         return self.offer_key(order) if isinstance(order, Offer) else self.request_key(order)
 
     # -- changes ------------------------------------------------------------------------
     def add(self, order: Offer | Request) -> None:
-        g = self.group_of(order)
-        key = self.sort_key(order)
-        g.add(key)
-        g.stamp = next(self._stamps)
-        if self.price_index and isinstance(order, Request):
-            g.prices.insert(bisect.bisect_left(g.keys, key), order.max_price)
+        self.group_of(order).add(self.sort_key(order))
 
     def remove(self, order: Offer | Request) -> None:
-        g = self.group_of(order)
-        key = self.sort_key(order)
-        g.remove(key)
-        g.stamp = next(self._stamps)
-        if self.price_index and isinstance(order, Request):
-            del g.prices[bisect.bisect_left(g.keys, key)]
-
-    def touch(self, order: Offer | Request) -> None:
-        """Mark the order's group changed (a field outside the sort key changed)."""
-        self.group_of(order).stamp = next(self._stamps)
+        self.group_of(order).remove(self.sort_key(order))
 
 
-def _link(a: _Group, b: _Group) -> None:
-    a.peers.append(b)
-    b.peers.append(a)
+def _link(g: _Group, others: list[_Group]) -> None:
+    """`g` and each of `others` (on the other side) accept each other."""
+    g.peers.extend(others)
+    for o in others:
+        o.peers.append(g)
