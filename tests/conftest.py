@@ -12,7 +12,8 @@ README's command, ``python -m pytest``, still runs every test.
 The numba disk cache is opt-in (`auction.kernels.jit`); the suite opts in, at import so that
 the ``python -m auction ...`` subprocesses it starts inherit it: every kernel compiled by a
 test is cached in ``.pytest_cache/numba`` (git-ignored) and loaded by later processes and
-sessions instead of compiled again (a cold compile of every kernel takes about 26 s). An
+sessions instead of compiled again (a cold compile of every kernel takes about 26 s);
+tests/test_docs.py points the pages' commands at it too. An
 ``AUCTION_NUMBA_CACHE`` or ``NUMBA_CACHE_DIR`` already set is kept (``AUCTION_NUMBA_CACHE=0``
 runs the suite without a cache).
 """

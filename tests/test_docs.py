@@ -167,7 +167,9 @@ def _run_console(where: str, body: str, workdir: Path, env: dict[str, str]) -> l
 
 @pytest.fixture(scope="module")
 def numba_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("numba-cache")
+    """The suite's kernel cache (tests/conftest.py), else a fresh one for this module."""
+    suite = os.environ.get("AUCTION_NUMBA_CACHE", "")
+    return Path(suite) if os.path.isabs(suite) else tmp_path_factory.mktemp("numba-cache")
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
