@@ -229,7 +229,7 @@ class _Index:
         """The ids but those at positions `served`, in index order, at the book's width."""
         keep = np.ones(len(self.ids), dtype=bool)
         keep[served] = False
-        out: StrArray = _frozen(self.ids[keep].astype(self.width()))
+        out: StrArray = _frozen(self.ids[keep].astype(self.width(), copy=False))
         return out
 
 
