@@ -18,8 +18,9 @@ the new book therefore trades exactly like a clear of the sub-market of
   priority order (a prefix),
 
 provided no request or offer needed more than its prefix. That is checked on the sub-clear's
-result (`_Seekers.short`): a changed offer must have no GPU left when the first request cut from its
-prefix comes (capacity only shrinks, so that request and every later one find nothing there),
+result (`IncrementalClearer._short`): a changed offer must have no GPU left when the first
+request cut from its prefix comes (capacity only shrinks, so that request and every later one
+find nothing there),
 and a changed request must be filled whole by offers ranked before the first offer cut from
 its prefix (and, for ``second-price``, be paid less than that offer's ask, so its runner-up
 ranks before it too). A prefix that fails grows fourfold and the sub-market is cleared again;
