@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import auction
 from auction import Offer, Request
-from auction.kernels.matches import contention, first_matches, group_lists
+from auction.kernels.matches import contention, first_matches, group_lists, take_rows
 from auction.live import LiveMarket
 from auction.live.incremental import _Index
 from auction.live.pools import Pools, accepts
@@ -138,10 +138,15 @@ def test_index_keeps_the_open_orders_sorted_with_their_payload(
         assert index.cols["group"].tolist() == [len(o.id) for o in want]
         if want:
             assert index.locate(want).tolist() == list(range(len(want)))
+        served = np.arange(0, len(want), 2)
+        for take in (take_rows, take_rows.py_func):
+            rest = index.unmatched(served, take)
+            assert rest.tolist() == [o.id for o in want[1::2]]
+            assert rest.dtype == np.dtype(index.width())
         assert index.width() == f"<U{max((len(o.id) for o in want), default=1)}"
 
     for op, n, price, at, gpus in ops:
-        oid = "o" * (1 + n % 3) + str(n)
+        oid = "o" * (1 + n % 3) + str(n) * (1 + n % 2)  # ids of several widths
         if op == "add" and oid not in live:
             live[oid] = Offer(id=oid, provider="p", gpu_model="m", gpus=gpus, price=price + 1,
                               region="x", vram_gb=1, submitted_at=at)

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from auction.kernels.jit import lazy_njit
 
-__all__ = ["contention", "first_matches", "group_lists", "leftovers"]
+__all__ = ["contention", "first_matches", "group_lists", "leftovers", "take_rows"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -178,3 +178,16 @@ def leftovers(out: IntArray, count: IntArray, want: IntArray, order: IntArray, c
             c -= x
         left[i] = c
     return left
+
+
+@lazy_njit(nogil=True)
+def take_rows(table: npt.NDArray[np.uint32], rows: IntArray) -> npt.NDArray[np.uint32]:
+    """``table[rows]`` for a 2-D array (the characters of a string column viewed as
+    ``uint32``), a row at a time: numpy copies string items one call each."""
+    width = table.shape[1]
+    out = np.empty((len(rows), width), dtype=table.dtype)
+    for i in range(len(rows)):
+        r = rows[i]
+        for c in range(width):
+            out[i, c] = table[r, c]
+    return out

@@ -18,8 +18,9 @@ the new book therefore trades exactly like a clear of the sub-market of
   priority order (a prefix),
 
 provided no request or offer needed more than its prefix. That is checked on the sub-clear's
-result (`_Seekers.short`): a changed offer must have no GPU left when the first request cut from its
-prefix comes (capacity only shrinks, so that request and every later one find nothing there),
+result (`IncrementalClearer._short`): a changed offer must have no GPU left when the first
+request cut from its prefix comes (capacity only shrinks, so that request and every later one
+find nothing there),
 and a changed request must be filled whole by offers ranked before the first offer cut from
 its prefix (and, for ``second-price``, be paid less than that offer's ask, so its runner-up
 ranks before it too). A prefix that fails grows fourfold and the sub-market is cleared again;
@@ -57,7 +58,13 @@ import numpy.typing as npt
 
 from auction.book import OrderBook
 from auction.clearing import clear as clear_from_scratch
-from auction.kernels.matches import contention, first_matches, group_lists, leftovers
+from auction.kernels.matches import (
+    contention,
+    first_matches,
+    group_lists,
+    leftovers,
+    take_rows,
+)
 from auction.live.pools import Pools
 from auction.market import Market
 from auction.mechanisms.base import Mechanism
@@ -122,7 +129,11 @@ class _Index:
         self.key = key
         self.keys: list[IntArray] = [np.zeros(0, dtype=np.int64)
                                      for _ in range(len(key(_PROBE)))]
-        self.ids: StrArray = np.zeros(0, dtype="<U1")
+        # ids do not move with the sorted rows: each row holds the slot of its id in `table`
+        self.slot: IntArray = np.zeros(0, dtype=np.int64)
+        self.table: StrArray = np.zeros(16, dtype="<U1")
+        self._free: list[int] = []  # slots of ids dropped
+        self._used = 0  # slots ever handed out
         self.cols: dict[str, Any] = {k: np.zeros(0, dtype=t) for k, t in _PAYLOAD}
         self._add: dict[str, Order] = {}  # id -> order, its row made at `flush`
         self._drop: dict[str, tuple[int, ...]] = {}  # id -> key integers of its indexed row
@@ -130,7 +141,17 @@ class _Index:
         self.lengths: Counter[int] = Counter()  # id lengths of the open orders
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.slot)
+
+    @property
+    def ids(self) -> StrArray:
+        """The ids in index order."""
+        return self.id_at(np.arange(len(self.slot)))
+
+    def id_at(self, positions: IntArray) -> StrArray:
+        """The ids of the rows at `positions`."""
+        out: StrArray = self.table[self.slot[positions]]
+        return out
 
     def added(self, order: Order) -> None:
         self.lengths[len(order.id)] += 1
@@ -169,9 +190,9 @@ class _Index:
                 part = col[a:b]
                 a, b = (a + int(np.searchsorted(part, want[i], side="left")),
                         a + int(np.searchsorted(part, want[i], side="right")))
-            pos[i] = a + int(np.searchsorted(self.ids[a:b], ids[i]))
+            pos[i] = a + int(np.searchsorted(self.id_at(np.arange(a, b)), ids[i]))
         if not insert and len(pos) and (
-                int(pos.max()) >= len(self.ids) or not bool((self.ids[pos] == ids).all())
+                int(pos.max()) >= len(self.slot) or not bool((self.id_at(pos) == ids).all())
                 or not all(bool((c[pos] == k).all()) for c, k in zip(mine, keys, strict=True))):
             raise _Fallback  # the index lost track of the book: clear from scratch
         return pos
@@ -182,7 +203,7 @@ class _Index:
 
     def locate(self, orders: Sequence[Order]) -> IntArray:
         """The positions of these (indexed) orders."""
-        ids = np.array([o.id for o in orders], dtype=str) if orders else self.ids[:0]
+        ids = np.array([o.id for o in orders], dtype=str) if orders else self.table[:0]
         return self.positions(self._keys_of(map(self.key, orders), len(orders)), ids)
 
     def flush(self, group: Callable[[Order], int],
@@ -193,6 +214,7 @@ class _Index:
             gone = np.sort(self.positions(self._keys_of(self._drop.values(), len(drop_ids)),
                                           drop_ids))
             self._drop = {}
+            self._free += self.slot[gone].tolist()
             self._apply(lambda c: np.delete(c, gone))
         if self._add:
             added = list(self._add.values())
@@ -207,9 +229,7 @@ class _Index:
                     for c, (name, t) in enumerate(_PAYLOAD)}
             at = self.positions(keys, ids, insert=True)
             self.keys = [np.insert(c, at, a) for c, a in zip(self.keys, keys, strict=True)]
-            if ids.dtype.itemsize > self.ids.dtype.itemsize:  # a longer id than any so far
-                self.ids = self.ids.astype(ids.dtype)
-            self.ids = np.insert(self.ids, at, ids)
+            self.slot = np.insert(self.slot, at, self._store(ids))
             self.cols = {name: np.insert(c, at, cols[name]) for name, c in self.cols.items()}
         if self._set:  # new payloads in place (the group stays)
             orders = list(self._set.values())
@@ -222,14 +242,37 @@ class _Index:
 
     def _apply(self, f: Callable[[np.ndarray], Any]) -> None:
         self.keys = [f(c) for c in self.keys]
-        self.ids = f(self.ids)
+        self.slot = f(self.slot)
         self.cols = {k: f(c) for k, c in self.cols.items()}
 
-    def unmatched(self, served: IntArray) -> StrArray:
-        """The ids but those at positions `served`, in index order, at the book's width."""
-        keep = np.ones(len(self.ids), dtype=bool)
+    def _store(self, ids: StrArray) -> IntArray:
+        """Put new ids in free slots of `table` (grown as needed); their slots."""
+        k = len(ids)
+        reuse = self._free[-k:] if k else []
+        del self._free[len(self._free) - len(reuse):]
+        slots = np.array(reuse + list(range(self._used, self._used + k - len(reuse))),
+                         dtype=np.int64)
+        self._used += k - len(reuse)
+        table = self.table
+        if ids.dtype.itemsize > table.dtype.itemsize:  # a longer id than any so far
+            table = table.astype(ids.dtype)
+        if self._used > len(table):
+            table = np.concatenate((table, np.zeros(max(self._used, 2 * len(table))
+                                                    - len(table), dtype=table.dtype)))
+        table[slots] = ids
+        self.table = table
+        return slots
+
+    def unmatched(self, served: IntArray, take: Callable[..., Any] = take_rows) -> StrArray:
+        """The ids but those at positions `served`, in index order, at the book's width
+        (`take`: the `take_rows` kernel or its reference)."""
+        keep = np.ones(len(self.slot), dtype=bool)
         keep[served] = False
-        out: StrArray = _frozen(self.ids[keep].astype(self.width()))
+        slots = self.slot[keep]
+        w = self.table.dtype.itemsize // 4
+        rows = take(self.table.view(np.uint32).reshape(len(self.table), w), slots)
+        out: StrArray = _frozen(rows.reshape(-1).view(self.table.dtype).astype(
+            self.width(), copy=False))
         return out
 
 
@@ -255,6 +298,7 @@ class _Kernels:
         self.group_lists: Any = group_lists.py_func if python else group_lists
         self.contention: Any = contention.py_func if python else contention
         self.leftovers: Any = leftovers.py_func if python else leftovers
+        self.take_rows: Any = take_rows.py_func if python else take_rows
 
 
 class _Seekers:
@@ -532,7 +576,7 @@ class IncrementalClearer:
             in_o[opos] = True
             by_offers.find_cuts(in_r)
             by_requests.find_cuts(in_o)
-            rids, oids = req_idx.ids[rpos].tolist(), off_idx.ids[opos].tolist()
+            rids, oids = req_idx.id_at(rpos).tolist(), off_idx.id_at(opos).tolist()
             sub = book.take(oids, rids)
             result = self.mechanism.clear(Market(sub, self.reputation), rng=None)
             if result.status is not Status.SUCCESS or result.diagnostics:
@@ -600,6 +644,6 @@ class IncrementalClearer:
             offer_id=_frozen(sub.offer_id.astype(ow)),
             tenant=_frozen(sub.tenant.astype(pw)) if n else sub.tenant,
             provider=_frozen(sub.provider.astype(pw)) if n else sub.provider,
-            unmatched_request_ids=self._requests.unmatched(served),
+            unmatched_request_ids=self._requests.unmatched(served, self._kernels.take_rows),
             partial_request_ids=_frozen(sub.partial_request_ids.astype(rw)),
         )
