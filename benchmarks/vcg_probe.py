@@ -2,20 +2,20 @@
 by all providers (docs/assignment.md, "Where VCG is still slow"). Plain Python: a measurement
 of search sizes, not of speed.
 
-    python benchmarks/vcg_probe.py [n] [d] [providers] [labels] [--check]
+    python benchmarks/vcg_probe.py [n] [d] [providers] [labels] [--check] [--asks-equal]
 
-On `instances.sparse_graph(n, d)` (providers own 4 consecutive objects) it solves the matching
-exactly, makes the duals object-optimal (`max_duals`) and, once, finds every object's
-`labels` nearest DISTINCT exits (a request that drops, at its profit, or a free offer) by a
-multi-label Dijkstra over the reversed edges. Then, per provider, it re-matches the displaced
-requests by successive shortest paths twice: plain Dijkstra (as `_vcg_group`) and A* whose
-heuristic for a request k is the distance of the nearest exit of k's list not yet consumed by
-this provider, minus the drop of k's dual, capped by the smallest such value over the requests
-on the paths already augmented (the reversed arcs). A* runs in the frame it makes feasible: after
-a search every object's price rises by its heuristic (settled ones by ``delta - d``), which is
-O(m) here; a kernel would apply that shift lazily. It asserts both losses equal the kernel's
-(`vcg_groups`), and with ``--check`` that the duals stay feasible and the matching tight after
-every search.
+On `instances.sparse_graph(n, d)` (or `adversarial_graph("asks-equal", n, d)`; providers own 4
+consecutive objects) it solves the matching exactly, makes the duals object-optimal
+(`max_duals`) and, once, finds every object's `labels` nearest DISTINCT exits (a request that
+drops, at its profit, or a free offer) by a multi-label Dijkstra over the reversed edges. Then,
+per provider, it re-matches the displaced requests by successive shortest paths twice: plain
+Dijkstra (as `_vcg_group`) and A* whose heuristic for a request k is the distance of the nearest
+exit of k's list not yet consumed by this provider, minus the drop of k's dual, capped by the
+smallest such value over the requests on the paths already augmented (the reversed arcs). A*
+runs in the frame it makes feasible: after a search every object's price rises by its heuristic
+(settled ones by ``delta - d``), which is O(m) here; a kernel would apply that shift lazily. It
+asserts both losses equal the kernel's (`vcg_groups`), and with ``--check`` that the duals stay
+feasible and the matching tight after every search.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from auction.kernels.assignment import exact_matching, max_duals, vcg_groups
-from benchmarks.instances import sparse_graph
+from benchmarks.instances import adversarial_graph, sparse_graph
 
 INF = 1 << 62
 
@@ -38,8 +38,11 @@ INF = 1 << 62
 class Market:
     """An exactly solved market with object-optimal duals, as Python lists."""
 
-    def __init__(self, n_: int, d: int) -> None:
-        n, m, indptr, cols, w = sparse_graph(n_, d)
+    def __init__(self, n_: int, d: int, kind: str = "sparse") -> None:
+        if kind == "sparse":
+            n, m, indptr, cols, w = sparse_graph(n_, d)
+        else:
+            n, m, indptr, cols, w = adversarial_graph(kind, n_, d)
         stop = np.zeros(1, dtype=np.uint8)
         pedge, u, p, _, _ = exact_matching(n, m, indptr, cols, w, INF, stop)
         gptr = np.minimum(np.arange(0, m + 4, 4, dtype=np.int64), m)
@@ -187,7 +190,7 @@ def main() -> None:
     n, d, providers, count = (int(a) for a in (args + ["10000", "30", "30", "5"][len(args):]))
     check = "--check" in sys.argv
     t = time.perf_counter()
-    mk = Market(n, d)
+    mk = Market(n, d, "asks-equal" if "--asks-equal" in sys.argv else "sparse")
     print(f"n = {n}, d = {d}: {sum(e >= 0 for e in mk.pedge)} matched, "
           f"{sum(1 for k in range(n) if mk.pedge[k] >= 0 and mk.u[k] == 0)} at profit 0, "
           f"{mk.oown.count(-1)} free offers ({time.perf_counter() - t:.1f} s)")
