@@ -1374,3 +1374,17 @@ def test_select_is_the_kth_smallest(values: list[int], data: st.DataObject, back
     k = data.draw(st.integers(0, len(values) - 1))
     select = (_group.compiled if backend == "numba" else _group.python)("_select")
     assert select(np.array(values, dtype=np.int64), k) == sorted(values)[k]
+
+
+@settings(deadline=None, max_examples=examples(100))
+@given(values=st.lists(st.integers(-5, 5), min_size=1, max_size=80), data=st.data(),
+       rounds=st.integers(0, 3))
+def test_select_falls_back_to_sorting(values: list[int], data: st.DataObject, rounds: int) -> None:
+    """After `SELECT_ROUNDS` rounds `_select` sorts the part left (its worst-case bound); the
+    pure-Python reference with the cap lowered takes that path and still gives the k-th."""
+    from auction.kernels import assignment as kernels
+
+    k = data.draw(st.integers(0, len(values) - 1))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "SELECT_ROUNDS", rounds)
+        assert kernels._select.py_func(np.array(values, dtype=np.int64), k) == sorted(values)[k]

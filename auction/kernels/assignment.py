@@ -75,6 +75,8 @@ SEARCH_FIRST = 1
 SKIP_AFTER = 16
 #: `_by_slack` sorts at most this many cheapest edges per person (the rest follow, dearer).
 SORTED = 32
+#: Quickselect rounds before `_select` sorts what is left (a worst-case bound).
+SELECT_ROUNDS = 64
 
 
 @_group.add
@@ -879,10 +881,15 @@ def _by_slack(
 @_group.add
 def _select(a: IntArray, k: int) -> int:
     """The k-th smallest of `a` (0-based), reordering `a`: quickselect with the middle
-    element as pivot, O(len(a)) expected."""
+    element as pivot, O(len(a)) expected; after `SELECT_ROUNDS` rounds (bad pivots) the part
+    left is sorted instead, so the worst case is O(64 len(a) + len(a) log len(a))."""
     lo = 0
     hi = len(a) - 1
+    rounds = 0
     while lo < hi:
+        rounds += 1
+        if rounds > SELECT_ROUNDS:
+            return int(np.sort(a[lo:hi + 1])[k - lo])
         pivot = a[(lo + hi) // 2]
         i = lo
         j = hi
