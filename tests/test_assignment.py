@@ -31,6 +31,7 @@ from auction import Market, Offer, OrderBook, Request
 from auction.errors import AuctionOverflowError, UnsupportedMarketError
 from auction.kernels.assignment import (
     DONE,
+    SORTED,
     WORK_LIMIT,
     auction_matching,
     check_eps_cs,
@@ -1279,3 +1280,111 @@ def test_radix_heap_pops_in_key_order(steps: list[tuple[bool, int, int]], backen
         pop(hk, hx, node)
         last = key
     assert not ref
+
+
+# -- long rows: `_by_slack` sorts only each request's SORTED cheapest edges --------------------
+
+
+@st.composite
+def long_row_graphs(draw: st.DrawFn) -> tuple[Any, ...]:
+    """Square markets of 34-70 requests where some or all requests have more than `SORTED`
+    edges (dense rows, or 33+ random offers), weights random in 0..top or a market's
+    ``max(0, value[i] - ask[j])`` (searches then read past the sorted prefix: a kernel that
+    stopped there was caught by these), top from 3 (ties, zero profits) to 10**6."""
+    n = draw(st.integers(SORTED + 2, 70))
+    top = draw(st.sampled_from([3, 20, 1000, 10**6]))
+    dense = draw(st.booleans())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    value, ask = rng.integers(0, top + 1, n), rng.integers(0, top // 2 + 1, n)
+    market = draw(st.booleans())
+    rows, cols, ws = [], [], []
+    for i in range(n):
+        if dense:
+            picks = list(range(n))
+        else:
+            size = int(rng.integers(SORTED + 1, n + 1)) if rng.random() < 0.6 else 3
+            picks = sorted(set(rng.choice(n, size, replace=False).tolist()))
+        for j in picks:
+            rows.append(i)
+            cols.append(j)
+            ws.append(max(0, int(value[i] - ask[j])) if market else int(rng.integers(0, top + 1)))
+    mat = csr_matrix((np.array(ws, dtype=np.int64), (rows, cols)), shape=(n, n))
+    mat.sort_indices()
+    return (n, n, mat.indptr.astype(np.int64), mat.indices.astype(np.int64),
+            mat.data.astype(np.int64))
+
+
+@settings(deadline=None, max_examples=examples(60), suppress_health_check=SLOW)
+@given(g=long_row_graphs(), size=st.integers(1, 5))
+def test_vcg_on_long_rows_matches_remove_and_resolve(g: tuple[Any, ...], size: int) -> None:
+    """Rows longer than `SORTED` (a sorted prefix, the rest unsorted): `vcg_groups` from
+    `exact_matching`'s duals, its pure-Python reference and `vcg_bonuses` all equal
+    remove-and-resolve (scipy)."""
+    n, m, indptr, cols, w = g
+    gptr = np.minimum(np.arange(0, m + size, size, dtype=np.int64), m)
+    gobj = np.arange(m, dtype=np.int64)
+    want = _remove_and_resolve(g, gptr, gobj)
+    pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, 1 << 62, no_stop())
+    for kernel in (vcg_groups, vcg_groups.py_func):
+        out = np.zeros(len(gptr) - 1, dtype=np.int64)
+        kernel(n, m, indptr, cols, w, pe, u, p, gptr, gobj, 0, out, 1 << 62, no_stop())
+        assert out.tolist() == want
+    a = scaled(n, w)
+    pedge, price, profit = auction_matching(n, m, indptr, cols, a, 10)[:3]
+    got = vcg_bonuses(n, m, indptr, cols, a, w, pedge, price, profit, gptr, gobj, 10)
+    assert got.tolist() == want
+
+
+@settings(deadline=None, max_examples=examples(40), suppress_health_check=SLOW)
+@given(g=long_row_graphs(), backend=st.sampled_from(["numba", "python"]))
+def test_by_slack_sorts_a_prefix_and_keeps_the_rest_dearer(
+    g: tuple[Any, ...], backend: str
+) -> None:
+    """`_by_slack` under exact duals: each row's entries are a permutation of the row, the
+    slacks are the reduced costs of the permuted edges, the first min(d, SORTED) are sorted
+    (ties in CSR order), no later one is cheaper, and pe points at the matched edge."""
+    from auction.kernels.assignment import _group
+
+    n, m, indptr, cols, w = g
+    pedge, u, p, _, _ = exact_matching(n, m, indptr, cols, w, 1 << 62, no_stop())
+    by_slack = (_group.compiled if backend == "numba" else _group.python)("_by_slack")
+    order, slack, pe = by_slack(n, indptr, cols, w, pedge, u, p)
+    for i in range(n):
+        lo, hi = int(indptr[i]), int(indptr[i + 1])
+        row = order[lo:hi]
+        assert sorted(row.tolist()) == list(range(lo, hi))
+        assert (slack[lo:hi] == u[i] + p[cols[row]] - w[row]).all()
+        top = min(hi - lo, SORTED)
+        prefix = list(zip(slack[lo:lo + top].tolist(), row[:top].tolist(), strict=True))
+        assert prefix == sorted(prefix)
+        if hi - lo > top:
+            assert slack[lo + top:hi].min() >= slack[lo + top - 1]
+        assert (pe[i] < 0) == (pedge[i] < 0)
+        if pedge[i] >= 0:
+            assert order[pe[i]] == pedge[i]
+
+
+@settings(deadline=None, max_examples=examples(200))
+@given(values=st.lists(st.integers(-5, 5) | st.integers(-(2**62), 2**62), min_size=1,
+                       max_size=80), data=st.data(), backend=st.sampled_from(["numba", "python"]))
+def test_select_is_the_kth_smallest(values: list[int], data: st.DataObject, backend: str) -> None:
+    """`_by_slack`'s quickselect against sorting."""
+    from auction.kernels.assignment import _group
+
+    k = data.draw(st.integers(0, len(values) - 1))
+    select = (_group.compiled if backend == "numba" else _group.python)("_select")
+    assert select(np.array(values, dtype=np.int64), k) == sorted(values)[k]
+
+
+@settings(deadline=None, max_examples=examples(100))
+@given(values=st.lists(st.integers(-5, 5), min_size=1, max_size=80), data=st.data(),
+       rounds=st.integers(0, 3))
+def test_select_falls_back_to_sorting(values: list[int], data: st.DataObject, rounds: int) -> None:
+    """After `SELECT_ROUNDS` rounds `_select` sorts the part left (its worst-case bound); the
+    pure-Python reference with the cap lowered takes that path and still gives the k-th."""
+    from auction.kernels import assignment as kernels
+
+    k = data.draw(st.integers(0, len(values) - 1))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "SELECT_ROUNDS", rounds)
+        assert kernels._select.py_func(np.array(values, dtype=np.int64), k) == sorted(values)[k]

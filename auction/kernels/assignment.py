@@ -73,6 +73,10 @@ SEARCH_FIRST = 1
 #: removal needs long searches (sparse d = 30, dense) the cheap tries are only overhead, and
 #: the probes cost O(sqrt(groups)) tries.
 SKIP_AFTER = 16
+#: `_by_slack` sorts at most this many cheapest edges per person (the rest follow, dearer).
+SORTED = 32
+#: Quickselect rounds before `_select` sorts what is left (a worst-case bound).
+SELECT_ROUNDS = 64
 
 
 @_group.add
@@ -80,6 +84,15 @@ def transpose(
     n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray
 ) -> tuple[IntArray, IntArray, IntArray, IntArray]:
     """Object-major copy of the graph: tptr, and per entry its person, forward edge, benefit."""
+    return _transposed(n, m, indptr, cols, a, True)
+
+
+@_group.add
+def _transposed(
+    n: int, m: int, indptr: IntArray, cols: IntArray, a: IntArray, edges: bool
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """`transpose`; without `edges` the forward edges are left out (an empty array): one
+    scattered array less to write, the costliest part on dense markets."""
     tptr = np.zeros(m + 1, dtype=np.int64)
     for e in range(len(cols)):
         tptr[cols[e] + 1] += 1
@@ -87,13 +100,14 @@ def transpose(
         tptr[j + 1] += tptr[j]
     pos = tptr[:-1].copy()
     trow = np.empty(len(cols), dtype=np.int64)
-    tedge = np.empty(len(cols), dtype=np.int64)
+    tedge = np.empty(len(cols) if edges else 0, dtype=np.int64)
     ta = np.empty(len(cols), dtype=np.int64)
     for i in range(n):
         for e in range(indptr[i], indptr[i + 1]):
             j = cols[e]
             trow[pos[j]] = i
-            tedge[pos[j]] = e
+            if edges:
+                tedge[pos[j]] = e
             ta[pos[j]] = a[e]
             pos[j] += 1
     return tptr, trow, tedge, ta
@@ -494,11 +508,12 @@ def _augment(
     edges the search scans (at most every edge once; the radix heap's pops cost amortized
     O(log C), C the largest reduced cost).
 
-    With `slack` (non-empty: `_by_slack`) every person's edges are in increasing order of their
-    reduced cost ``slack[e]`` under reference duals (u0, p0) with ``p >= p0``: the reduced cost
-    now is at least ``slack[e] - (u0[k] - u[k])``, so the scan of person k's edges stops at the
-    first one that cannot beat the best end (``best - d``): on a long search most edges are
-    never read. Duals only move that way (p rises, u drops) inside a group's re-solve.
+    With `slack` (non-empty: `_by_slack`) every person's first `SORTED` edges are in increasing
+    order of their reduced cost ``slack[e]`` under reference duals (u0, p0) with ``p >= p0``,
+    and the rest no cheaper: the reduced cost now is at least ``slack[e] - (u0[k] - u[k])``, so
+    the scan of person k's edges stops at the first one of the sorted prefix that cannot beat
+    the best end (``best - d``), and past the prefix skips such edges: on a long search most
+    edges are never read. Duals only move that way (p rises, u drops) inside a group's re-solve.
     """
     ranked = len(slack) > 0
     work = 0
@@ -510,7 +525,9 @@ def _augment(
     for e in range(indptr[i], indptr[i + 1]):
         work += 1
         if ranked and slack[e] - (u0[i] - u[i]) >= best:
-            break
+            if e - indptr[i] < SORTED:
+                break
+            continue
         j = cols[e]
         if removed[j]:
             continue
@@ -551,7 +568,9 @@ def _augment(
         for e in range(indptr[k], indptr[k + 1]):
             work += 1
             if ranked and d + slack[e] - (u0[k] - u[k]) >= best:
-                break
+                if e - indptr[k] < SORTED:
+                    break
+                continue
             jj = cols[e]
             if e == ek or removed[jj] or done[jj]:
                 continue
@@ -745,7 +764,7 @@ def max_duals(
     for i in range(n):
         if pedge[i] >= 0:
             oown[cols[pedge[i]]] = i
-    tptr, trow, tedge, _ = transpose(n, m, indptr, cols, w)
+    tptr, trow, _, tw = _transposed(n, m, indptr, cols, w, False)
     dist = np.empty(m, dtype=np.int64)
     done = np.zeros(m, dtype=np.bool_)
     hk = np.empty(len(cols) + m + 1, dtype=np.int64)
@@ -769,10 +788,12 @@ def max_duals(
             work += 1
             k = trow[t]
             ek = pedge[k]
-            if ek < 0 or ek == tedge[t]:
+            if ek < 0:
                 continue
             jk = cols[ek]
-            nd = d + u[k] + p[j] - w[tedge[t]]
+            if jk == j:  # k's own matched edge (any other edge of k to j relaxes j itself)
+                continue
+            nd = d + u[k] + p[j] - tw[t]
             if nd < dist[jk] and not done[jk]:
                 dist[jk] = nd
                 _rpush(hk, hv, hx, nd, jk)
@@ -790,27 +811,54 @@ def _by_slack(
     n: int, indptr: IntArray, cols: IntArray, w: IntArray, pedge: IntArray, u: IntArray,
     p: IntArray,
 ) -> tuple[IntArray, IntArray, IntArray]:
-    """Every person's edges in increasing reduced cost ``u + p - w`` under exact duals (ties in
-    CSR order): (order, that order's reduced costs, pedge as positions in it). The graph
-    permuted by `order` is the same market; `_augment` stops scanning a person's edges at
-    the first one too dear. Work: O(E log d), d the largest degree."""
+    """Every person's edges by reduced cost ``u + p - w`` under exact duals: (order, that
+    order's reduced costs, pedge as positions in it). The graph permuted by `order` is the same
+    market; `_augment` stops scanning a person's edges at the first one too dear.
+
+    A row of at most `SORTED` edges is sorted (ties in CSR order); a longer row gets its
+    `SORTED` cheapest edges first, sorted, then the rest in CSR order, every one of them at
+    least as dear: `_augment` stops only inside the sorted prefix and skips dear edges one by
+    one past it. The searches read a few edges of a long (dense) row, so selecting the prefix
+    in O(d) replaces an O(d log d) sort that cost more than the searches. Work: O(E) plus
+    O(SORTED^2) per row."""
     order = np.empty(len(cols), dtype=np.int64)
     slack = np.empty(len(cols), dtype=np.int64)
+    longest = 0
+    for i in range(n):
+        longest = max(longest, indptr[i + 1] - indptr[i])
+    row = np.empty(longest, dtype=np.int64)
     for i in range(n):
         lo = indptr[i]
         hi = indptr[i + 1]
-        for e in range(lo, hi):
-            slack[e] = u[i] + p[cols[e]] - w[e]
-            order[e] = e
-        if hi - lo > 32:
-            rank = np.argsort(slack[lo:hi], kind="mergesort")
-            for t in range(hi - lo):
-                order[lo + t] = lo + rank[t]
-            for t in range(lo, hi):
-                rank[t - lo] = u[i] + p[cols[order[t]]] - w[order[t]]
-            slack[lo:hi] = rank
-            continue
-        for t in range(lo + 1, hi):  # a short row: insertion sort, stable
+        top = hi
+        if hi - lo <= SORTED:
+            for e in range(lo, hi):
+                slack[e] = u[i] + p[cols[e]] - w[e]
+                order[e] = e
+        else:  # the SORTED cheapest first (ties in CSR order), the rest after in CSR order
+            for e in range(lo, hi):
+                row[e - lo] = u[i] + p[cols[e]] - w[e]
+            kth = _select(row[:hi - lo].copy(), SORTED - 1)
+            ties = SORTED
+            for e in range(lo, hi):
+                if row[e - lo] < kth:
+                    ties -= 1
+            first = lo
+            after = lo + SORTED
+            for e in range(lo, hi):
+                v = row[e - lo]
+                if v < kth or (v == kth and ties > 0):
+                    if v == kth:
+                        ties -= 1
+                    order[first] = e
+                    slack[first] = v
+                    first += 1
+                else:
+                    order[after] = e
+                    slack[after] = v
+                    after += 1
+            top = lo + SORTED
+        for t in range(lo + 1, top):  # insertion sort of the first min(d, SORTED), stable
             key = slack[t]
             e = order[t]
             q = t
@@ -820,14 +868,47 @@ def _by_slack(
                 q -= 1
             slack[q] = key
             order[q] = e
-    where = np.empty(len(cols), dtype=np.int64)
-    for t in range(len(cols)):
-        where[order[t]] = t
     pe = np.full(n, -1, dtype=np.int64)
     for i in range(n):
         if pedge[i] >= 0:
-            pe[i] = where[pedge[i]]
+            for t in range(indptr[i], indptr[i + 1]):  # tight: near the front of the row
+                if order[t] == pedge[i]:
+                    pe[i] = t
+                    break
     return order, slack, pe
+
+
+@_group.add
+def _select(a: IntArray, k: int) -> int:
+    """The k-th smallest of `a` (0-based), reordering `a`: quickselect with the middle
+    element as pivot, O(len(a)) expected; after `SELECT_ROUNDS` rounds (bad pivots) the part
+    left is sorted instead, so the worst case is O(64 len(a) + len(a) log len(a))."""
+    lo = 0
+    hi = len(a) - 1
+    rounds = 0
+    while lo < hi:
+        rounds += 1
+        if rounds > SELECT_ROUNDS:
+            return int(np.sort(a[lo:hi + 1])[k - lo])
+        pivot = a[(lo + hi) // 2]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return int(a[k])
+    return int(a[k])
 
 
 @_group.add
