@@ -105,25 +105,17 @@ def test_version_and_typing_marker() -> None:
     assert (ROOT / "auction" / "py.typed").is_file()
 
 
-EXPORTED_ERRORS = (
-    "AuctionError",
-    "DuplicateOrderError",
-    "InvalidOrderError",
-    "MechanismNotFoundError",
-    "UnknownBookSchemaError",
-    "UnknownLogSchemaError",
-    "UnknownOrderError",
-    "UnknownPaymentRuleError",
-    "UnsupportedMarketError",
-)
+def test_every_error_is_exported_from_the_package() -> None:
+    """A caller catches any library error as `auction.<Name>`, not only from auction.errors."""
+    missing = [name for name in errors.__all__ if name not in auction.__all__]
+    assert not missing, missing
+    for name in errors.__all__:
+        assert getattr(auction, name) is getattr(errors, name)
 
 
 def test_error_hierarchy() -> None:
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), errors.AuctionError), name
-    for name in EXPORTED_ERRORS:
-        assert name in auction.__all__
-        assert getattr(auction, name) is getattr(errors, name)
     assert issubclass(errors.InvalidOrderError, ValueError)
     assert issubclass(errors.UnknownPaymentRuleError, ValueError)
     assert issubclass(errors.UnsupportedMarketError, ValueError)
