@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from auction.kernels.budget import (
+    CHAIN_STEPS,
     CHECK_EVERY,
     DEADLINE,
     DONE,
@@ -748,6 +749,16 @@ def max_duals(
     n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, pedge: IntArray,
     u: IntArray, p: IntArray,
 ) -> tuple[IntArray, IntArray, int]:
+    """The object-optimal exact duals (u, p, work): `_max_duals` without its tree."""
+    u2, p2, work, _ = _max_duals(n, m, indptr, cols, w, pedge, u, p)
+    return u2, p2, work
+
+
+@_group.add
+def _max_duals(
+    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, pedge: IntArray,
+    u: IntArray, p: IntArray,
+) -> tuple[IntArray, IntArray, int, IntArray]:
     """The object-optimal exact duals: largest ``p`` (smallest ``u``) of all optimal duals.
 
     (pedge, u, p) must be an optimal matching with exact duals. Raising object j's price by t
@@ -759,6 +770,12 @@ def max_duals(
     a single object's removal needs no search, and the searches of a group's removal start at
     distance 0 of their best end. Work: every edge scanned once plus at most E + m heap pops,
     ``O(E + m log C)`` with the radix heap (C the largest key); the work is returned.
+
+    Also returned: the search's tree, ``parent[j]`` the object whose scan set j's distance
+    (-1: a root, a free object or one whose owner ends at ``u = 0``). Under the new duals the
+    owner of j has a tight edge to ``parent[j]``, and parents are settled before their
+    children, so following parents from a matched object is a zero-cost alternating route to
+    an exit (`_certified_loss`).
     """
     oown = np.full(m, -1, dtype=np.int64)
     for i in range(n):
@@ -766,6 +783,7 @@ def max_duals(
             oown[cols[pedge[i]]] = i
     tptr, trow, _, tw = _transposed(n, m, indptr, cols, w, False)
     dist = np.empty(m, dtype=np.int64)
+    parent = np.full(m, -1, dtype=np.int64)
     done = np.zeros(m, dtype=np.bool_)
     hk = np.empty(len(cols) + m + 1, dtype=np.int64)
     hv = np.empty(len(cols) + m + 1, dtype=np.int64)
@@ -796,6 +814,7 @@ def max_duals(
             nd = d + u[k] + p[j] - tw[t]
             if nd < dist[jk] and not done[jk]:
                 dist[jk] = nd
+                parent[jk] = j
                 _rpush(hk, hv, hx, nd, jk)
     u2 = u.copy()
     p2 = p.copy()
@@ -803,7 +822,7 @@ def max_duals(
         if oown[j] >= 0:
             p2[j] += dist[j]
             u2[oown[j]] -= dist[j]
-    return u2, p2, work
+    return u2, p2, work, parent
 
 
 @_group.add
@@ -914,15 +933,23 @@ def _select(a: IntArray, k: int) -> int:
 @_group.add
 def _certified_loss(
     g: int, group_indptr: IntArray, group_objects: IntArray, oown: IntArray, u: IntArray,
-    p: IntArray, singles: bool,
-) -> tuple[bool, int, int]:
-    """Group g's loss without a search, when exact duals prove it; (proved, loss, displaced).
+    p: IntArray, singles: bool, parent: IntArray, mark: npt.NDArray[np.bool_],
+    trail: IntArray,
+) -> tuple[bool, int, int, int]:
+    """Group g's loss without a search, when exact duals prove it; (proved, loss, displaced,
+    steps).
 
     Taking the group out leaves the other duals feasible, so the loss is at least the sum of
-    its matched objects' prices; when every displaced person has ``u = 0`` the remaining duals
-    and matching satisfy complementary slackness in the smaller market, so that sum is the
-    loss. With object-optimal duals (`max_duals`, ``singles``) a group of one object loses
-    exactly its price. Work: the group's size.
+    its matched objects' prices, and it is that sum when every displaced person can be
+    re-matched at cost 0 without moving a dual (complementary slackness then holds in the
+    smaller market). That is so when every displaced person has ``u = 0`` (it stays out), or
+    with object-optimal duals (`_max_duals`, ``singles``) for a group of one object, or when
+    the displaced persons' zero-cost routes in `_max_duals`' tree (`parent`, empty: not
+    used) are vertex-disjoint and avoid the group's objects: each route's persons move one
+    object on along tight edges and its end is a free object or a person at ``u = 0`` who
+    drops out, and disjoint routes stay tight and open after the others are flipped. The walk
+    stops after `CHAIN_STEPS` objects per displaced person (not proved). `mark` (all False,
+    left so) and `trail` are scratch of size m. Work: the group's size plus the steps.
     """
     loss = 0
     displaced = 0
@@ -935,7 +962,75 @@ def _certified_loss(
             if u[oown[j]] != 0:
                 zero = False
     single = singles and group_indptr[g + 1] - group_indptr[g] == 1
-    return zero or single, loss, displaced
+    if zero or single or len(parent) == 0:
+        return zero or single, loss, displaced, 0
+    for k in range(group_indptr[g], group_indptr[g + 1]):
+        mark[group_objects[k]] = True
+    steps = 0
+    limit = CHAIN_STEPS * displaced
+    proved = True
+    for k in range(group_indptr[g], group_indptr[g + 1]):
+        j = group_objects[k]
+        if oown[j] < 0 or u[oown[j]] == 0:
+            continue
+        t = parent[j]
+        while t >= 0:
+            if mark[t] or steps >= limit:
+                proved = False
+                break
+            mark[t] = True
+            trail[steps] = t
+            steps += 1
+            t = parent[t]
+        if not proved:
+            break
+    for s in range(steps):
+        mark[trail[s]] = False
+    for k in range(group_indptr[g], group_indptr[g + 1]):
+        mark[group_objects[k]] = False
+    return proved, loss, displaced, steps
+
+
+@_group.add
+def _tight_edge(k: int, j: int, indptr: IntArray, cols: IntArray, w: IntArray, u: IntArray,
+                p: IntArray) -> int:
+    """An edge of person k to object j with reduced cost 0 (-1: none); O(k's row)."""
+    for e in range(indptr[k], indptr[k + 1]):
+        if cols[e] == j and u[k] + p[j] == w[e]:
+            return e
+    return -1
+
+
+@_group.add
+def _route(
+    j: int, indptr: IntArray, cols: IntArray, w: IntArray, oown: IntArray, u: IntArray,
+    p: IntArray, removed: npt.NDArray[np.bool_], marks: npt.NDArray[np.bool_],
+    parent: IntArray, chain: IntArray, chain_e: IntArray, holder: int,
+) -> tuple[int, int]:
+    """The zero-cost route of `holder`, displaced from object j, along `_max_duals`' tree, if
+    still open: (objects on it, -1 if none within `CHAIN_STEPS`; work). ``chain[q]`` is the
+    q-th object, ``chain_e[q]`` the tight edge that moves its taker onto it (the taker:
+    `holder`, then each object's owner in turn). Open means no object on it is removed or
+    has changed hands in this group (``marks[3]``), and every edge is tight now."""
+    t = parent[j]
+    k = holder
+    q = 0
+    work = 0
+    while t >= 0:
+        if q >= CHAIN_STEPS or removed[t] or marks[3, t]:
+            return -1, work
+        e = _tight_edge(k, t, indptr, cols, w, u, p)
+        work += indptr[k + 1] - indptr[k]
+        if e < 0:
+            return -1, work
+        chain[q] = t
+        chain_e[q] = e
+        q += 1
+        k = oown[t]
+        t = parent[t]
+    if q > 0 and oown[chain[q - 1]] >= 0 and u[oown[chain[q - 1]]] != 0:
+        return -1, work  # not an exit any more
+    return q, work
 
 
 @_group.add
@@ -945,7 +1040,8 @@ def _vcg_group(
     removed: npt.NDArray[np.bool_], dist: IntArray, pred: IntArray,
     done: npt.NDArray[np.bool_], seen: IntArray, settled: IntArray, hk: IntArray, hv: IntArray,
     hx: IntArray, slack: IntArray, u0: IntArray, stack: IntArray, log: IntArray,
-    marks: npt.NDArray[np.bool_], cap: int,
+    marks: npt.NDArray[np.bool_], parent: IntArray, chain: IntArray, chain_e: IntArray,
+    cap: int,
 ) -> tuple[bool, int, int]:
     """Group g's loss W* - W*(without g) by shortest augmenting paths, all undone;
     (finished, loss, work).
@@ -954,6 +1050,11 @@ def _vcg_group(
     exact duals (the rest of the matching and the duals stay optimal for the smaller market),
     and undoes every change. Work: one O(E log E) search per displaced person at most; past
     `cap` units it gives up (finished = False).
+
+    Before any search, a displaced person whose zero-cost route in `_max_duals`' tree
+    (`parent`, empty: none) is still open (`_route`) is re-matched along it without a search:
+    a path of reduced cost 0 is a shortest augmenting path (reduced costs and ``u`` are >= 0)
+    and moves no dual, so the next routes stay valid while they avoid the objects moved.
     """
     log_top = 0
     top = 0
@@ -967,8 +1068,35 @@ def _vcg_group(
             pedge[i] = -1
             oown[j] = -1
             stack[top] = i
+            seen[top] = j  # the object i held (seen is free until the searches)
             top += 1
     work = group_indptr[g + 1] - group_indptr[g]
+    if len(parent) > 0:
+        rest = 0
+        for s in range(top):
+            i = stack[s]
+            if u[i] == 0:
+                continue  # stays out at cost 0
+            q, wk = _route(seen[s], indptr, cols, w, oown, u, p, removed, marks, parent,
+                           chain, chain_e, i)
+            work += wk
+            if q <= 0:  # no open route (a root's owner has u = 0, handled above)
+                stack[rest] = i
+                rest += 1
+                continue
+            last = chain[q - 1]
+            k = oown[last]
+            if k >= 0:  # the exit's owner drops out (u[k] == 0)
+                log_top = _save(log, log_top, marks, 2, k, pedge[k])
+                pedge[k] = -1
+            for r in range(q - 1, -1, -1):
+                t = chain[r]
+                taker = i if r == 0 else oown[chain[r - 1]]
+                log_top = _save(log, log_top, marks, 2, taker, pedge[taker])
+                log_top = _save(log, log_top, marks, 3, t, oown[t])
+                pedge[taker] = chain_e[r]
+                oown[t] = taker
+        top = rest
     finished = True
     for s in range(top):
         wk, log_top = _augment(stack[s], indptr, cols, w, erow, pedge, oown, u, p, removed,
@@ -1009,13 +1137,16 @@ def vcg_groups(
     for i in range(n):
         if pedge[i] >= 0:
             oown[cols[pedge[i]]] = i
-    u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
+    u, p, work, parent = _max_duals(n, m, indptr, cols, w, pedge, u, p)
     order, slack, pe = _by_slack(n, indptr, cols, w, pedge, u, p)
     cols = cols[order]
     w = w[order]
     u0 = u.copy()
     work += len(cols)
     removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
+    trail = np.empty(m, dtype=np.int64)
+    chain = np.empty(CHAIN_STEPS, dtype=np.int64)
+    chain_e = np.empty(CHAIN_STEPS, dtype=np.int64)
     stack = np.empty(max(n, 1), dtype=np.int64)
     log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
     marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
@@ -1025,12 +1156,14 @@ def vcg_groups(
             return WORK_LIMIT, g, work
         if stop[0] != 0:
             return DEADLINE, g, work
-        proved, loss, _ = _certified_loss(g, group_indptr, group_objects, oown, u, p, True)
-        work += group_indptr[g + 1] - group_indptr[g]
+        proved, loss, _, steps = _certified_loss(g, group_indptr, group_objects, oown, u, p,
+                                                 True, parent, removed, trail)
+        work += group_indptr[g + 1] - group_indptr[g] + steps
         if not proved:
             _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                      group_objects, removed, dist, pred, done, seen, settled,
-                                     hk, hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
+                                     hk, hv, hx, slack, u0, stack, log, marks, parent, chain,
+                                     chain_e, NO_LIMIT)
             work += wk
         out[g] = loss
     return DONE, n_groups, work
@@ -1115,7 +1248,7 @@ def vcg_hybrid(
     all, bids and capped searches), plus `vcg_groups`' bound. Returns (status, next group,
     work) as `vcg_groups`.
     """
-    u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
+    u, p, work, parent = _max_duals(n, m, indptr, cols, w, pedge, u, p)
     order, slack, pe = _by_slack(n, indptr, cols, w, pedge, u, p)
     cols = cols[order]
     w = w[order]
@@ -1135,6 +1268,9 @@ def vcg_hybrid(
     prof = profit.copy()
     pr = price.copy()
     removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
+    trail = np.empty(m, dtype=np.int64)
+    chain = np.empty(CHAIN_STEPS, dtype=np.int64)
+    chain_e = np.empty(CHAIN_STEPS, dtype=np.int64)
     n_groups = len(group_indptr) - 1
     search_first = False  # after a price war, try a capped search before the next auction
     tries = 0  # groups where the cheap tries (capped search, local auction) were made
@@ -1145,9 +1281,9 @@ def vcg_hybrid(
             return WORK_LIMIT, g, work
         if stop[0] != 0:
             return DEADLINE, g, work
-        proved, loss, displaced = _certified_loss(g, group_indptr, group_objects, oown, u, p,
-                                                  True)
-        work += group_indptr[g + 1] - group_indptr[g]
+        proved, loss, displaced, steps = _certified_loss(g, group_indptr, group_objects, oown,
+                                                         u, p, True, parent, removed, trail)
+        work += group_indptr[g + 1] - group_indptr[g] + steps
         if proved:
             out[g] = loss
             continue
@@ -1155,7 +1291,8 @@ def vcg_hybrid(
             skip -= 1
             _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                      group_objects, removed, dist, pred, done, seen, settled,
-                                     hk, hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
+                                     hk, hv, hx, slack, u0, stack, log, marks, parent, chain,
+                                     chain_e, NO_LIMIT)
             work += wk
             out[g] = loss
             continue
@@ -1164,8 +1301,8 @@ def vcg_hybrid(
         if search_first:
             ok, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                       group_objects, removed, dist, pred, done, seen, settled,
-                                      hk, hv, hx, slack, u0, stack, log, marks,
-                                      SEARCH_FIRST * budget)
+                                      hk, hv, hx, slack, u0, stack, log, marks, parent, chain,
+                                      chain_e, SEARCH_FIRST * budget)
             work += wk
             if ok:
                 out[g] = loss
@@ -1187,7 +1324,8 @@ def vcg_hybrid(
             skip = tries  # the cheap tries rarely finish: skip them for as many groups
         _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                  group_objects, removed, dist, pred, done, seen, settled, hk,
-                                 hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
+                                 hv, hx, slack, u0, stack, log, marks, parent, chain, chain_e,
+                                 NO_LIMIT)
         work += wk
         out[g] = loss
     return DONE, n_groups, work
@@ -1243,9 +1381,10 @@ def solve_bounded(
 
 def vcg_hybrid_work_bound(n: int, m: int, edges: int, groups: int) -> int:
     """`vcg_hybrid`'s work bound: its local auctions' budgets and as many capped search units,
-    ``2 LOCAL_BIDS (min(n, m) + 16 groups)``, plus the shortest-path re-solves'
-    (`vcg_work_bound`)."""
-    return 2 * LOCAL_BIDS * (min(n, m) + 16 * groups) + vcg_work_bound(n, m, edges)
+    ``2 LOCAL_BIDS (min(n, m) + 16 groups)``, the capped searches' route walks (at most E per
+    matched object), plus the shortest-path re-solves' (`vcg_work_bound`)."""
+    return (2 * LOCAL_BIDS * (min(n, m) + 16 * groups) + min(n, m) * (edges + 1)
+            + vcg_work_bound(n, m, edges))
 
 
 def vcg_bonuses_bounded(
