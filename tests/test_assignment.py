@@ -1388,3 +1388,63 @@ def test_select_falls_back_to_sorting(values: list[int], data: st.DataObject, ro
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "SELECT_ROUNDS", rounds)
         assert kernels._select.py_func(np.array(values, dtype=np.int64), k) == sorted(values)[k]
+
+
+# -- zero-cost routes from `_max_duals`' tree (certificates and search-free re-matches) -------
+@pytest.mark.parametrize("backend", ["numba", "python"])
+@pytest.mark.parametrize(("n", "d", "top", "seed"), [(160, 6, 1000, 3), (160, 6, 1000, 4),
+                                                     (60, 40, 30, 5), (60, 40, 30, 6)])
+def test_vcg_zero_cost_routes_are_exact_and_their_disjointness_matters(
+    backend: str, n: int, d: int, top: int, seed: int
+) -> None:
+    """On sparse and dense markets (providers of four offers) `_certified_loss` proves groups
+    by their displaced requests' tree routes, and every loss it proves equals
+    remove-and-resolve; on the sparse ones the test also finds groups whose routes meet and
+    whose loss exceeds the sum of their prices (a certificate that skipped the disjointness
+    check would be wrong there), and
+    `vcg_groups` (routes re-matched without searches, then searches) equals remove-and-resolve
+    on every group."""
+    from auction.kernels.assignment import _group
+
+    get = _group.compiled if backend == "numba" else _group.python
+    rng = np.random.default_rng(seed)
+    mat = csr_matrix((rng.integers(1, top + 1, n * d), (np.repeat(np.arange(n), d),
+                                                        rng.integers(0, n, n * d))),
+                     shape=(n, n))
+    mat.sum_duplicates()
+    mat.sort_indices()
+    g = (n, n, mat.indptr.astype(np.int64), mat.indices.astype(np.int64),
+         mat.data.astype(np.int64))
+    _, m, indptr, cols, w = g
+    gptr = np.minimum(np.arange(0, m + 4, 4, dtype=np.int64), m)
+    gobj = np.arange(m, dtype=np.int64)
+    want = _remove_and_resolve(g, gptr, gobj)
+    pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, 1 << 62, no_stop())
+    u2, p2, _, parent = get("_max_duals")(n, m, indptr, cols, w, pe, u, p)
+    oown = np.full(m, -1, dtype=np.int64)
+    oown[cols[pe[pe >= 0]]] = np.flatnonzero(pe >= 0)
+    mark = np.zeros(m, dtype=np.bool_)
+    trail = np.empty(m, dtype=np.int64)
+    by_route = met = 0
+    for k in range(len(gptr) - 1):
+        proved, loss, _, steps = get("_certified_loss")(k, gptr, gobj, oown, u2, p2, True,
+                                                         parent, mark, trail)
+        assert not mark.any()
+        if proved:
+            assert loss == want[k]
+            by_route += steps > 0
+        objs = [int(j) for j in gobj[gptr[k]:gptr[k + 1]] if oown[j] >= 0 and u2[oown[j]]]
+        route: list[int] = []
+        for j in objs:
+            t = int(parent[j])
+            while t >= 0:
+                route.append(t)
+                t = int(parent[t])
+        if len(set(route)) < len(route) and want[k] > loss:
+            met += 1
+    if d < 10:  # sparse: routes are long and meet (checked when the test was written)
+        assert by_route > 0
+        assert met > 0
+    out = np.zeros(len(gptr) - 1, dtype=np.int64)
+    get("vcg_groups")(n, m, indptr, cols, w, pe, u, p, gptr, gobj, 0, out, 1 << 62, no_stop())
+    assert out.tolist() == want

@@ -1004,20 +1004,21 @@ def _tight_edge(k: int, j: int, indptr: IntArray, cols: IntArray, w: IntArray, u
 @_group.add
 def _route(
     j: int, indptr: IntArray, cols: IntArray, w: IntArray, oown: IntArray, u: IntArray,
-    p: IntArray, removed: npt.NDArray[np.bool_], marks: npt.NDArray[np.bool_],
-    parent: IntArray, chain: IntArray, chain_e: IntArray, holder: int,
+    p: IntArray, removed: npt.NDArray[np.bool_], parent: IntArray, chain: IntArray,
+    chain_e: IntArray, holder: int,
 ) -> tuple[int, int]:
-    """The zero-cost route of `holder`, displaced from object j, along `_max_duals`' tree, if
-    still open: (objects on it, -1 if none within `CHAIN_STEPS`; work). ``chain[q]`` is the
-    q-th object, ``chain_e[q]`` the tight edge that moves its taker onto it (the taker:
-    `holder`, then each object's owner in turn). Open means no object on it is removed or
-    has changed hands in this group (``marks[3]``), and every edge is tight now."""
+    """A zero-cost augmenting path for free person `holder`, displaced from object j, along
+    `_max_duals`' tree, checked against the current matching and duals: (objects on it, -1 if
+    none within `CHAIN_STEPS`; work). ``chain[q]`` is the q-th object, ``chain_e[q]`` the
+    edge that moves its taker onto it (`holder`, then each object's current owner in turn):
+    every one tight now, no object removed, and the last object free or held by a person at
+    ``u = 0`` (who drops out). Work: the rows scanned (distinct persons)."""
     t = parent[j]
     k = holder
     q = 0
     work = 0
     while t >= 0:
-        if q >= CHAIN_STEPS or removed[t] or marks[3, t]:
+        if q >= CHAIN_STEPS or removed[t]:
             return -1, work
         e = _tight_edge(k, t, indptr, cols, w, u, p)
         work += indptr[k + 1] - indptr[k]
@@ -1027,9 +1028,11 @@ def _route(
         chain_e[q] = e
         q += 1
         k = oown[t]
+        if k < 0:
+            return q, work  # a free object ends it
         t = parent[t]
-    if q > 0 and oown[chain[q - 1]] >= 0 and u[oown[chain[q - 1]]] != 0:
-        return -1, work  # not an exit any more
+    if q == 0 or u[k] != 0:
+        return -1, work  # the last owner cannot drop out at cost 0
     return q, work
 
 
@@ -1051,10 +1054,11 @@ def _vcg_group(
     and undoes every change. Work: one O(E log E) search per displaced person at most; past
     `cap` units it gives up (finished = False).
 
-    Before any search, a displaced person whose zero-cost route in `_max_duals`' tree
-    (`parent`, empty: none) is still open (`_route`) is re-matched along it without a search:
-    a path of reduced cost 0 is a shortest augmenting path (reduced costs and ``u`` are >= 0)
-    and moves no dual, so the next routes stay valid while they avoid the objects moved.
+    Before any search, a displaced person with a zero-cost route along `_max_duals`' tree
+    (`parent`, empty: none; `_route` checks it against the current state) is re-matched along
+    it without a search: a path of reduced cost 0 is a shortest augmenting path (reduced
+    costs and ``u`` are >= 0) and moves no dual, so the matching and duals stay optimal for
+    the persons matched so far.
     """
     log_top = 0
     top = 0
@@ -1077,8 +1081,8 @@ def _vcg_group(
             i = stack[s]
             if u[i] == 0:
                 continue  # stays out at cost 0
-            q, wk = _route(seen[s], indptr, cols, w, oown, u, p, removed, marks, parent,
-                           chain, chain_e, i)
+            q, wk = _route(seen[s], indptr, cols, w, oown, u, p, removed, parent, chain,
+                           chain_e, i)
             work += wk
             if q <= 0:  # no open route (a root's owner has u = 0, handled above)
                 stack[rest] = i
