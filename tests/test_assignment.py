@@ -1407,14 +1407,7 @@ def test_vcg_zero_cost_routes_are_exact_and_their_disjointness_matters(
     from auction.kernels.assignment import _group
 
     get = _group.compiled if backend == "numba" else _group.python
-    rng = np.random.default_rng(seed)
-    mat = csr_matrix((rng.integers(1, top + 1, n * d), (np.repeat(np.arange(n), d),
-                                                        rng.integers(0, n, n * d))),
-                     shape=(n, n))
-    mat.sum_duplicates()
-    mat.sort_indices()
-    g = (n, n, mat.indptr.astype(np.int64), mat.indices.astype(np.int64),
-         mat.data.astype(np.int64))
+    g = _congested(n, d, seed, top)
     _, m, indptr, cols, w = g
     gptr = np.minimum(np.arange(0, m + 4, 4, dtype=np.int64), m)
     gobj = np.arange(m, dtype=np.int64)
