@@ -74,6 +74,12 @@ SEARCH_FIRST = 1
 #: removal needs long searches (sparse d = 30, dense) the cheap tries are only overhead, and
 #: the probes cost O(sqrt(groups)) tries.
 SKIP_AFTER = 16
+#: `vcg_hybrid` sends each group one of two ways, cheap tries first (local auction, capped
+#: search) or an uncapped search at once, whichever has read fewer edges per group so far;
+#: each way is first tried on this many groups ...
+PROBES = 8
+#: ... and the other way again on every this-many-th group, so the averages stay current.
+PROBE_EVERY = 32
 #: `_by_slack` sorts at most this many cheapest edges per person (the rest follow, dearer).
 SORTED = 32
 #: Quickselect rounds before `_select` sorts what is left (a worst-case bound).
@@ -1280,7 +1286,17 @@ def vcg_hybrid(
     tries = 0  # groups where the cheap tries (capped search, local auction) were made
     wins = 0  # ... and one of them finished
     skip = 0  # groups left that go straight to an uncapped search
+    deg = max(1, len(cols) // max(n, 1))  # edges a bid reads, on average
+    reads = 0  # edges read by searches and bids so far
+    way = -1  # the previous group's way: 0 cheap tries first, 1 a search at once
+    start = 0  # reads when it began
+    cost = np.zeros(2, dtype=np.int64)  # edges read per way ...
+    count = np.zeros(2, dtype=np.int64)  # ... over this many groups
     for g in range(n_groups):
+        if way >= 0:
+            cost[way] += reads - start
+            count[way] += 1
+            way = -1
         if work > max_work:
             return WORK_LIMIT, g, work
         if stop[0] != 0:
@@ -1291,6 +1307,22 @@ def vcg_hybrid(
         if proved:
             out[g] = loss
             continue
+        if count[0] < PROBES or count[1] < PROBES:
+            way = 1 if count[1] < count[0] else 0
+        else:  # the cheaper way so far, the other one every PROBE_EVERY groups
+            way = 1 if cost[1] * count[0] <= cost[0] * count[1] else 0
+            if (count[0] + count[1]) % PROBE_EVERY == 0:
+                way = 1 - way
+        start = reads
+        if way == 1:
+            _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
+                                     group_objects, removed, dist, pred, done, seen, settled,
+                                     hk, hv, hx, slack, u0, stack, log, marks, parent, chain,
+                                     chain_e, NO_LIMIT)
+            work += wk
+            reads += wk
+            out[g] = loss
+            continue
         if skip > 0:
             skip -= 1
             _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
@@ -1298,6 +1330,7 @@ def vcg_hybrid(
                                      hk, hv, hx, slack, u0, stack, log, marks, parent, chain,
                                      chain_e, NO_LIMIT)
             work += wk
+            reads += wk
             out[g] = loss
             continue
         budget = LOCAL_BIDS * (displaced + 16)
@@ -1308,6 +1341,7 @@ def vcg_hybrid(
                                       hk, hv, hx, slack, u0, stack, log, marks, parent, chain,
                                       chain_e, SEARCH_FIRST * budget)
             work += wk
+            reads += wk
             if ok:
                 out[g] = loss
                 tries += 1
@@ -1318,6 +1352,7 @@ def vcg_hybrid(
                                           prof, pe, oown, group_indptr, group_objects, stack,
                                           log, marks, queued_obj, budget, stop)
         work += bids
+        reads += bids * deg
         tries += 1
         if ok:
             out[g] = -change
@@ -1331,6 +1366,7 @@ def vcg_hybrid(
                                  hv, hx, slack, u0, stack, log, marks, parent, chain, chain_e,
                                  NO_LIMIT)
         work += wk
+        reads += wk
         out[g] = loss
     return DONE, n_groups, work
 
