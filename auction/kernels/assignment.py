@@ -1251,6 +1251,10 @@ def vcg_hybrid(
     cheap tries finish on fewer than 1 in `SKIP_AFTER` groups, a group where both gave up sends
     as many groups as were tried straight to uncapped searches: where every removal needs long
     searches (every offer matched, few requests at zero profit) the cheap tries only cost.
+    Each group not proved goes one of two ways, those cheap tries first or an uncapped search
+    at once (its displaced persons re-matched along their tree routes where open, see
+    `_vcg_group`), whichever has read fewer edges per group so far (bids count the mean row
+    length): `PROBES` groups each way first, then the other way every `PROBE_EVERY` groups.
 
     (pedge, price, profit) the optimal eps = 1 auction solution and (u, p) exact duals of the
     same matching; all left unchanged. Work bound: the `max_duals` pass, plus twice the
@@ -1314,17 +1318,10 @@ def vcg_hybrid(
             if (count[0] + count[1]) % PROBE_EVERY == 0:
                 way = 1 - way
         start = reads
-        if way == 1:
-            _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
-                                     group_objects, removed, dist, pred, done, seen, settled,
-                                     hk, hv, hx, slack, u0, stack, log, marks, parent, chain,
-                                     chain_e, NO_LIMIT)
-            work += wk
-            reads += wk
-            out[g] = loss
-            continue
-        if skip > 0:
+        skipped = way == 0 and skip > 0  # the cheap tries rarely finish here
+        if skipped:
             skip -= 1
+        if way == 1 or skipped:
             _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                      group_objects, removed, dist, pred, done, seen, settled,
                                      hk, hv, hx, slack, u0, stack, log, marks, parent, chain,
