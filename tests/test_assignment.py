@@ -39,8 +39,10 @@ from auction.kernels.assignment import (
     exact_matching,
     vcg_bonuses,
     vcg_groups,
+    vcg_hybrid,
+    vcg_hybrid_work_bound,
 )
-from auction.kernels.budget import no_stop
+from auction.kernels.budget import no_stop, vcg_work_bound
 from auction.mechanisms import assignment as assignment_module
 from auction.mechanisms.assignment import matching_problem, solve_matching
 from auction.orders import Order
@@ -1228,8 +1230,9 @@ def test_vcg_multi_offer_providers_match_remove_and_resolve(
     g: tuple[Any, ...], size: int, data: st.DataObject
 ) -> None:
     """Providers of up to five offers (consecutive, or drawn at random) on congested, tie-heavy
-    or chained markets: `vcg_bonuses` (local auctions, searches, skips), its pure-Python
-    reference and `vcg_groups` all equal remove-and-resolve."""
+    or chained markets: `vcg_bonuses` (local auctions, searches, skips, routes), its
+    pure-Python reference and `vcg_groups` all equal remove-and-resolve, within their work
+    bounds."""
     n, m, indptr, cols, w = g
     if data.draw(st.booleans()):
         gptr = np.minimum(np.arange(0, m + size, size, dtype=np.int64), m)
@@ -1243,10 +1246,19 @@ def test_vcg_multi_offer_providers_match_remove_and_resolve(
     assert got.tolist() == want
     ref = vcg_bonuses.py_func(n, m, indptr, cols, a, w, pedge, price, profit, gptr, gobj, 10)
     assert ref.tolist() == want
+    u, p, ok = exact_duals(n, m, indptr, cols, a, w, pedge, price)
+    assert ok
+    out = np.zeros(len(gptr) - 1, dtype=np.int64)
+    _, _, work = vcg_hybrid(n, m, indptr, cols, a, w, pedge, price, profit, u, p, gptr, gobj,
+                            out, 1 << 62, no_stop())
+    assert out.tolist() == want
+    assert work <= vcg_hybrid_work_bound(n, m, len(cols), len(gptr) - 1)
     pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, 1 << 62, no_stop())
     out = np.zeros(len(gptr) - 1, dtype=np.int64)
-    vcg_groups(n, m, indptr, cols, w, pe, u, p, gptr, gobj, 0, out, 1 << 62, no_stop())
+    _, _, work = vcg_groups(n, m, indptr, cols, w, pe, u, p, gptr, gobj, 0, out, 1 << 62,
+                            no_stop())
     assert out.tolist() == want
+    assert work <= vcg_work_bound(n, m, len(cols))
 
 
 @settings(deadline=None, max_examples=examples(100))
