@@ -39,8 +39,10 @@ from auction.kernels.assignment import (
     exact_matching,
     vcg_bonuses,
     vcg_groups,
+    vcg_hybrid,
+    vcg_hybrid_work_bound,
 )
-from auction.kernels.budget import no_stop
+from auction.kernels.budget import no_stop, vcg_work_bound
 from auction.mechanisms import assignment as assignment_module
 from auction.mechanisms.assignment import matching_problem, solve_matching
 from auction.orders import Order
@@ -1228,8 +1230,9 @@ def test_vcg_multi_offer_providers_match_remove_and_resolve(
     g: tuple[Any, ...], size: int, data: st.DataObject
 ) -> None:
     """Providers of up to five offers (consecutive, or drawn at random) on congested, tie-heavy
-    or chained markets: `vcg_bonuses` (local auctions, searches, skips), its pure-Python
-    reference and `vcg_groups` all equal remove-and-resolve."""
+    or chained markets: `vcg_bonuses` (local auctions, searches, skips, routes), its
+    pure-Python reference and `vcg_groups` all equal remove-and-resolve, within their work
+    bounds."""
     n, m, indptr, cols, w = g
     if data.draw(st.booleans()):
         gptr = np.minimum(np.arange(0, m + size, size, dtype=np.int64), m)
@@ -1243,10 +1246,19 @@ def test_vcg_multi_offer_providers_match_remove_and_resolve(
     assert got.tolist() == want
     ref = vcg_bonuses.py_func(n, m, indptr, cols, a, w, pedge, price, profit, gptr, gobj, 10)
     assert ref.tolist() == want
+    u, p, ok = exact_duals(n, m, indptr, cols, a, w, pedge, price)
+    assert ok
+    out = np.zeros(len(gptr) - 1, dtype=np.int64)
+    _, _, work = vcg_hybrid(n, m, indptr, cols, a, w, pedge, price, profit, u, p, gptr, gobj,
+                            out, 1 << 62, no_stop())
+    assert out.tolist() == want
+    assert work <= vcg_hybrid_work_bound(n, m, len(cols), len(gptr) - 1)
     pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, 1 << 62, no_stop())
     out = np.zeros(len(gptr) - 1, dtype=np.int64)
-    vcg_groups(n, m, indptr, cols, w, pe, u, p, gptr, gobj, 0, out, 1 << 62, no_stop())
+    _, _, work = vcg_groups(n, m, indptr, cols, w, pe, u, p, gptr, gobj, 0, out, 1 << 62,
+                            no_stop())
     assert out.tolist() == want
+    assert work <= vcg_work_bound(n, m, len(cols))
 
 
 @settings(deadline=None, max_examples=examples(100))
@@ -1388,3 +1400,56 @@ def test_select_falls_back_to_sorting(values: list[int], data: st.DataObject, ro
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "SELECT_ROUNDS", rounds)
         assert kernels._select.py_func(np.array(values, dtype=np.int64), k) == sorted(values)[k]
+
+
+# -- zero-cost routes from `_max_duals`' tree (certificates and search-free re-matches) -------
+@pytest.mark.parametrize("backend", ["numba", "python"])
+@pytest.mark.parametrize(("n", "d", "top", "seed"), [(160, 6, 1000, 3), (160, 6, 1000, 4),
+                                                     (60, 40, 30, 5), (60, 40, 30, 6)])
+def test_vcg_zero_cost_routes_are_exact_and_their_disjointness_matters(
+    backend: str, n: int, d: int, top: int, seed: int
+) -> None:
+    """On sparse and dense markets (providers of four offers) `_certified_loss` proves groups
+    by their displaced requests' tree routes, and every loss it proves equals
+    remove-and-resolve; on the sparse ones the test also finds groups whose routes meet and
+    whose loss exceeds the sum of their prices (a certificate that skipped the disjointness
+    check would be wrong there), and
+    `vcg_groups` (routes re-matched without searches, then searches) equals remove-and-resolve
+    on every group."""
+    from auction.kernels.assignment import _group
+
+    get = _group.compiled if backend == "numba" else _group.python
+    g = _congested(n, d, seed, top)
+    _, m, indptr, cols, w = g
+    gptr = np.minimum(np.arange(0, m + 4, 4, dtype=np.int64), m)
+    gobj = np.arange(m, dtype=np.int64)
+    want = _remove_and_resolve(g, gptr, gobj)
+    pe, u, p, _, _ = exact_matching(n, m, indptr, cols, w, 1 << 62, no_stop())
+    u2, p2, _, parent = get("_max_duals")(n, m, indptr, cols, w, pe, u, p)
+    oown = np.full(m, -1, dtype=np.int64)
+    oown[cols[pe[pe >= 0]]] = np.flatnonzero(pe >= 0)
+    mark = np.zeros(m, dtype=np.bool_)
+    trail = np.empty(m, dtype=np.int64)
+    by_route = met = 0
+    for k in range(len(gptr) - 1):
+        proved, loss, _, steps = get("_certified_loss")(k, gptr, gobj, oown, u2, p2, True,
+                                                         parent, mark, trail)
+        assert not mark.any()
+        if proved:
+            assert loss == want[k]
+            by_route += steps > 0
+        objs = [int(j) for j in gobj[gptr[k]:gptr[k + 1]] if oown[j] >= 0 and u2[oown[j]]]
+        route: list[int] = []
+        for j in objs:
+            t = int(parent[j])
+            while t >= 0:
+                route.append(t)
+                t = int(parent[t])
+        if len(set(route)) < len(route) and want[k] > loss:
+            met += 1
+    if d < 10:  # sparse: routes are long and meet (checked when the test was written)
+        assert by_route > 0
+        assert met > 0
+    out = np.zeros(len(gptr) - 1, dtype=np.int64)
+    get("vcg_groups")(n, m, indptr, cols, w, pe, u, p, gptr, gobj, 0, out, 1 << 62, no_stop())
+    assert out.tolist() == want

@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from auction.kernels.budget import (
+    CHAIN_STEPS,
     CHECK_EVERY,
     DEADLINE,
     DONE,
@@ -73,6 +74,12 @@ SEARCH_FIRST = 1
 #: removal needs long searches (sparse d = 30, dense) the cheap tries are only overhead, and
 #: the probes cost O(sqrt(groups)) tries.
 SKIP_AFTER = 16
+#: `vcg_hybrid` sends each group one of two ways, cheap tries first (local auction, capped
+#: search) or an uncapped search at once, whichever has read fewer edges per group so far;
+#: each way is first tried on this many groups ...
+PROBES = 8
+#: ... and the other way again on every this-many-th group, so the averages stay current.
+PROBE_EVERY = 32
 #: `_by_slack` sorts at most this many cheapest edges per person (the rest follow, dearer).
 SORTED = 32
 #: Quickselect rounds before `_select` sorts what is left (a worst-case bound).
@@ -748,6 +755,16 @@ def max_duals(
     n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, pedge: IntArray,
     u: IntArray, p: IntArray,
 ) -> tuple[IntArray, IntArray, int]:
+    """The object-optimal exact duals (u, p, work): `_max_duals` without its tree."""
+    u2, p2, work, _ = _max_duals(n, m, indptr, cols, w, pedge, u, p)
+    return u2, p2, work
+
+
+@_group.add
+def _max_duals(
+    n: int, m: int, indptr: IntArray, cols: IntArray, w: IntArray, pedge: IntArray,
+    u: IntArray, p: IntArray,
+) -> tuple[IntArray, IntArray, int, IntArray]:
     """The object-optimal exact duals: largest ``p`` (smallest ``u``) of all optimal duals.
 
     (pedge, u, p) must be an optimal matching with exact duals. Raising object j's price by t
@@ -759,6 +776,12 @@ def max_duals(
     a single object's removal needs no search, and the searches of a group's removal start at
     distance 0 of their best end. Work: every edge scanned once plus at most E + m heap pops,
     ``O(E + m log C)`` with the radix heap (C the largest key); the work is returned.
+
+    Also returned: the search's tree, ``parent[j]`` the object whose scan set j's distance
+    (-1: a root, a free object or one whose owner ends at ``u = 0``). Under the new duals the
+    owner of j has a tight edge to ``parent[j]``, and parents are settled before their
+    children, so following parents from a matched object is a zero-cost alternating route to
+    an exit (`_certified_loss`).
     """
     oown = np.full(m, -1, dtype=np.int64)
     for i in range(n):
@@ -766,6 +789,7 @@ def max_duals(
             oown[cols[pedge[i]]] = i
     tptr, trow, _, tw = _transposed(n, m, indptr, cols, w, False)
     dist = np.empty(m, dtype=np.int64)
+    parent = np.full(m, -1, dtype=np.int64)
     done = np.zeros(m, dtype=np.bool_)
     hk = np.empty(len(cols) + m + 1, dtype=np.int64)
     hv = np.empty(len(cols) + m + 1, dtype=np.int64)
@@ -796,6 +820,7 @@ def max_duals(
             nd = d + u[k] + p[j] - tw[t]
             if nd < dist[jk] and not done[jk]:
                 dist[jk] = nd
+                parent[jk] = j
                 _rpush(hk, hv, hx, nd, jk)
     u2 = u.copy()
     p2 = p.copy()
@@ -803,7 +828,7 @@ def max_duals(
         if oown[j] >= 0:
             p2[j] += dist[j]
             u2[oown[j]] -= dist[j]
-    return u2, p2, work
+    return u2, p2, work, parent
 
 
 @_group.add
@@ -914,15 +939,23 @@ def _select(a: IntArray, k: int) -> int:
 @_group.add
 def _certified_loss(
     g: int, group_indptr: IntArray, group_objects: IntArray, oown: IntArray, u: IntArray,
-    p: IntArray, singles: bool,
-) -> tuple[bool, int, int]:
-    """Group g's loss without a search, when exact duals prove it; (proved, loss, displaced).
+    p: IntArray, singles: bool, parent: IntArray, mark: npt.NDArray[np.bool_],
+    trail: IntArray,
+) -> tuple[bool, int, int, int]:
+    """Group g's loss without a search, when exact duals prove it; (proved, loss, displaced,
+    steps).
 
     Taking the group out leaves the other duals feasible, so the loss is at least the sum of
-    its matched objects' prices; when every displaced person has ``u = 0`` the remaining duals
-    and matching satisfy complementary slackness in the smaller market, so that sum is the
-    loss. With object-optimal duals (`max_duals`, ``singles``) a group of one object loses
-    exactly its price. Work: the group's size.
+    its matched objects' prices, and it is that sum when every displaced person can be
+    re-matched at cost 0 without moving a dual (complementary slackness then holds in the
+    smaller market). That is so when every displaced person has ``u = 0`` (it stays out), or
+    with object-optimal duals (`_max_duals`, ``singles``) for a group of one object, or when
+    the displaced persons' zero-cost routes in `_max_duals`' tree (`parent`, empty: not
+    used) are vertex-disjoint and avoid the group's objects: each route's persons move one
+    object on along tight edges and its end is a free object or a person at ``u = 0`` who
+    drops out, and disjoint routes stay tight and open after the others are flipped. The walk
+    stops after `CHAIN_STEPS` objects per displaced person (not proved). `mark` (all False,
+    left so) and `trail` are scratch of size m. Work: the group's size plus the steps.
     """
     loss = 0
     displaced = 0
@@ -935,7 +968,78 @@ def _certified_loss(
             if u[oown[j]] != 0:
                 zero = False
     single = singles and group_indptr[g + 1] - group_indptr[g] == 1
-    return zero or single, loss, displaced
+    if zero or single or len(parent) == 0:
+        return zero or single, loss, displaced, 0
+    for k in range(group_indptr[g], group_indptr[g + 1]):
+        mark[group_objects[k]] = True
+    steps = 0
+    limit = CHAIN_STEPS * displaced
+    proved = True
+    for k in range(group_indptr[g], group_indptr[g + 1]):
+        j = group_objects[k]
+        if oown[j] < 0 or u[oown[j]] == 0:
+            continue
+        t = parent[j]
+        while t >= 0:
+            if mark[t] or steps >= limit:
+                proved = False
+                break
+            mark[t] = True
+            trail[steps] = t
+            steps += 1
+            t = parent[t]
+        if not proved:
+            break
+    for s in range(steps):
+        mark[trail[s]] = False
+    for k in range(group_indptr[g], group_indptr[g + 1]):
+        mark[group_objects[k]] = False
+    return proved, loss, displaced, steps
+
+
+@_group.add
+def _tight_edge(k: int, j: int, indptr: IntArray, cols: IntArray, w: IntArray, u: IntArray,
+                p: IntArray) -> int:
+    """An edge of person k to object j with reduced cost 0 (-1: none); O(k's row)."""
+    for e in range(indptr[k], indptr[k + 1]):
+        if cols[e] == j and u[k] + p[j] == w[e]:
+            return e
+    return -1
+
+
+@_group.add
+def _route(
+    j: int, indptr: IntArray, cols: IntArray, w: IntArray, oown: IntArray, u: IntArray,
+    p: IntArray, removed: npt.NDArray[np.bool_], parent: IntArray, chain: IntArray,
+    chain_e: IntArray, holder: int,
+) -> tuple[int, int]:
+    """A zero-cost augmenting path for free person `holder`, displaced from object j, along
+    `_max_duals`' tree, checked against the current matching and duals: (objects on it, -1 if
+    none within `CHAIN_STEPS`; work). ``chain[q]`` is the q-th object, ``chain_e[q]`` the
+    edge that moves its taker onto it (`holder`, then each object's current owner in turn):
+    every one tight now, no object removed, and the last object free or held by a person at
+    ``u = 0`` (who drops out). Work: the rows scanned (distinct persons)."""
+    t = parent[j]
+    k = holder
+    q = 0
+    work = 0
+    while t >= 0:
+        if q >= CHAIN_STEPS or removed[t]:
+            return -1, work
+        e = _tight_edge(k, t, indptr, cols, w, u, p)
+        work += indptr[k + 1] - indptr[k]
+        if e < 0:
+            return -1, work
+        chain[q] = t
+        chain_e[q] = e
+        q += 1
+        k = oown[t]
+        if k < 0:
+            return q, work  # a free object ends it
+        t = parent[t]
+    if q == 0 or u[k] != 0:
+        return -1, work  # the last owner cannot drop out at cost 0
+    return q, work
 
 
 @_group.add
@@ -945,7 +1049,8 @@ def _vcg_group(
     removed: npt.NDArray[np.bool_], dist: IntArray, pred: IntArray,
     done: npt.NDArray[np.bool_], seen: IntArray, settled: IntArray, hk: IntArray, hv: IntArray,
     hx: IntArray, slack: IntArray, u0: IntArray, stack: IntArray, log: IntArray,
-    marks: npt.NDArray[np.bool_], cap: int,
+    marks: npt.NDArray[np.bool_], parent: IntArray, chain: IntArray, chain_e: IntArray,
+    cap: int,
 ) -> tuple[bool, int, int]:
     """Group g's loss W* - W*(without g) by shortest augmenting paths, all undone;
     (finished, loss, work).
@@ -954,6 +1059,12 @@ def _vcg_group(
     exact duals (the rest of the matching and the duals stay optimal for the smaller market),
     and undoes every change. Work: one O(E log E) search per displaced person at most; past
     `cap` units it gives up (finished = False).
+
+    Before any search, a displaced person with a zero-cost route along `_max_duals`' tree
+    (`parent`, empty: none; `_route` checks it against the current state) is re-matched along
+    it without a search: a path of reduced cost 0 is a shortest augmenting path (reduced
+    costs and ``u`` are >= 0) and moves no dual, so the matching and duals stay optimal for
+    the persons matched so far.
     """
     log_top = 0
     top = 0
@@ -967,8 +1078,35 @@ def _vcg_group(
             pedge[i] = -1
             oown[j] = -1
             stack[top] = i
+            seen[top] = j  # the object i held (seen is free until the searches)
             top += 1
     work = group_indptr[g + 1] - group_indptr[g]
+    if len(parent) > 0:
+        rest = 0
+        for s in range(top):
+            i = stack[s]
+            if u[i] == 0:
+                continue  # stays out at cost 0
+            q, wk = _route(seen[s], indptr, cols, w, oown, u, p, removed, parent, chain,
+                           chain_e, i)
+            work += wk
+            if q <= 0:  # no open route (a root's owner has u = 0, handled above)
+                stack[rest] = i
+                rest += 1
+                continue
+            last = chain[q - 1]
+            k = oown[last]
+            if k >= 0:  # the exit's owner drops out (u[k] == 0)
+                log_top = _save(log, log_top, marks, 2, k, pedge[k])
+                pedge[k] = -1
+            for r in range(q - 1, -1, -1):
+                t = chain[r]
+                taker = i if r == 0 else oown[chain[r - 1]]
+                log_top = _save(log, log_top, marks, 2, taker, pedge[taker])
+                log_top = _save(log, log_top, marks, 3, t, oown[t])
+                pedge[taker] = chain_e[r]
+                oown[t] = taker
+        top = rest
     finished = True
     for s in range(top):
         wk, log_top = _augment(stack[s], indptr, cols, w, erow, pedge, oown, u, p, removed,
@@ -1009,13 +1147,16 @@ def vcg_groups(
     for i in range(n):
         if pedge[i] >= 0:
             oown[cols[pedge[i]]] = i
-    u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
+    u, p, work, parent = _max_duals(n, m, indptr, cols, w, pedge, u, p)
     order, slack, pe = _by_slack(n, indptr, cols, w, pedge, u, p)
     cols = cols[order]
     w = w[order]
     u0 = u.copy()
     work += len(cols)
     removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
+    trail = np.empty(m, dtype=np.int64)
+    chain = np.empty(CHAIN_STEPS, dtype=np.int64)
+    chain_e = np.empty(CHAIN_STEPS, dtype=np.int64)
     stack = np.empty(max(n, 1), dtype=np.int64)
     log = np.empty(3 * (2 * n + 2 * m) + 3, dtype=np.int64)
     marks = np.zeros((4, max(n, m) + 1), dtype=np.bool_)
@@ -1025,12 +1166,14 @@ def vcg_groups(
             return WORK_LIMIT, g, work
         if stop[0] != 0:
             return DEADLINE, g, work
-        proved, loss, _ = _certified_loss(g, group_indptr, group_objects, oown, u, p, True)
-        work += group_indptr[g + 1] - group_indptr[g]
+        proved, loss, _, steps = _certified_loss(g, group_indptr, group_objects, oown, u, p,
+                                                 True, parent, removed, trail)
+        work += group_indptr[g + 1] - group_indptr[g] + steps
         if not proved:
             _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                      group_objects, removed, dist, pred, done, seen, settled,
-                                     hk, hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
+                                     hk, hv, hx, slack, u0, stack, log, marks, parent, chain,
+                                     chain_e, NO_LIMIT)
             work += wk
         out[g] = loss
     return DONE, n_groups, work
@@ -1108,6 +1251,10 @@ def vcg_hybrid(
     cheap tries finish on fewer than 1 in `SKIP_AFTER` groups, a group where both gave up sends
     as many groups as were tried straight to uncapped searches: where every removal needs long
     searches (every offer matched, few requests at zero profit) the cheap tries only cost.
+    Each group not proved goes one of two ways, those cheap tries first or an uncapped search
+    at once (its displaced persons re-matched along their tree routes where open, see
+    `_vcg_group`), whichever has read fewer edges per group so far (bids count the mean row
+    length): `PROBES` groups each way first, then the other way every `PROBE_EVERY` groups.
 
     (pedge, price, profit) the optimal eps = 1 auction solution and (u, p) exact duals of the
     same matching; all left unchanged. Work bound: the `max_duals` pass, plus twice the
@@ -1115,7 +1262,7 @@ def vcg_hybrid(
     all, bids and capped searches), plus `vcg_groups`' bound. Returns (status, next group,
     work) as `vcg_groups`.
     """
-    u, p, work = max_duals(n, m, indptr, cols, w, pedge, u, p)
+    u, p, work, parent = _max_duals(n, m, indptr, cols, w, pedge, u, p)
     order, slack, pe = _by_slack(n, indptr, cols, w, pedge, u, p)
     cols = cols[order]
     w = w[order]
@@ -1135,28 +1282,52 @@ def vcg_hybrid(
     prof = profit.copy()
     pr = price.copy()
     removed, dist, pred, done, seen, settled, hk, hv, hx = _search_arrays(m, len(cols))
+    trail = np.empty(m, dtype=np.int64)
+    chain = np.empty(CHAIN_STEPS, dtype=np.int64)
+    chain_e = np.empty(CHAIN_STEPS, dtype=np.int64)
     n_groups = len(group_indptr) - 1
     search_first = False  # after a price war, try a capped search before the next auction
     tries = 0  # groups where the cheap tries (capped search, local auction) were made
     wins = 0  # ... and one of them finished
     skip = 0  # groups left that go straight to an uncapped search
+    deg = max(1, len(cols) // max(n, 1))  # edges a bid reads, on average
+    reads = 0  # edges read by searches and bids so far
+    way = -1  # the previous group's way: 0 cheap tries first, 1 a search at once
+    start = 0  # reads when it began
+    cost = np.zeros(2, dtype=np.int64)  # edges read per way ...
+    count = np.zeros(2, dtype=np.int64)  # ... over this many groups
     for g in range(n_groups):
+        if way >= 0:
+            cost[way] += reads - start
+            count[way] += 1
+            way = -1
         if work > max_work:
             return WORK_LIMIT, g, work
         if stop[0] != 0:
             return DEADLINE, g, work
-        proved, loss, displaced = _certified_loss(g, group_indptr, group_objects, oown, u, p,
-                                                  True)
-        work += group_indptr[g + 1] - group_indptr[g]
+        proved, loss, displaced, steps = _certified_loss(g, group_indptr, group_objects, oown,
+                                                         u, p, True, parent, removed, trail)
+        work += group_indptr[g + 1] - group_indptr[g] + steps
         if proved:
             out[g] = loss
             continue
-        if skip > 0:
+        if count[0] < PROBES or count[1] < PROBES:
+            way = 1 if count[1] < count[0] else 0
+        else:  # the cheaper way so far, the other one every PROBE_EVERY groups
+            way = 1 if cost[1] * count[0] <= cost[0] * count[1] else 0
+            if (count[0] + count[1]) % PROBE_EVERY == 0:
+                way = 1 - way
+        start = reads
+        skipped = way == 0 and skip > 0  # the cheap tries rarely finish here
+        if skipped:
             skip -= 1
+        if way == 1 or skipped:
             _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                      group_objects, removed, dist, pred, done, seen, settled,
-                                     hk, hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
+                                     hk, hv, hx, slack, u0, stack, log, marks, parent, chain,
+                                     chain_e, NO_LIMIT)
             work += wk
+            reads += wk
             out[g] = loss
             continue
         budget = LOCAL_BIDS * (displaced + 16)
@@ -1164,9 +1335,10 @@ def vcg_hybrid(
         if search_first:
             ok, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                       group_objects, removed, dist, pred, done, seen, settled,
-                                      hk, hv, hx, slack, u0, stack, log, marks,
-                                      SEARCH_FIRST * budget)
+                                      hk, hv, hx, slack, u0, stack, log, marks, parent, chain,
+                                      chain_e, SEARCH_FIRST * budget)
             work += wk
+            reads += wk
             if ok:
                 out[g] = loss
                 tries += 1
@@ -1177,6 +1349,7 @@ def vcg_hybrid(
                                           prof, pe, oown, group_indptr, group_objects, stack,
                                           log, marks, queued_obj, budget, stop)
         work += bids
+        reads += bids * deg
         tries += 1
         if ok:
             out[g] = -change
@@ -1187,8 +1360,10 @@ def vcg_hybrid(
             skip = tries  # the cheap tries rarely finish: skip them for as many groups
         _, loss, wk = _vcg_group(g, indptr, cols, w, erow, pe, oown, u, p, group_indptr,
                                  group_objects, removed, dist, pred, done, seen, settled, hk,
-                                 hv, hx, slack, u0, stack, log, marks, NO_LIMIT)
+                                 hv, hx, slack, u0, stack, log, marks, parent, chain, chain_e,
+                                 NO_LIMIT)
         work += wk
+        reads += wk
         out[g] = loss
     return DONE, n_groups, work
 
@@ -1243,9 +1418,10 @@ def solve_bounded(
 
 def vcg_hybrid_work_bound(n: int, m: int, edges: int, groups: int) -> int:
     """`vcg_hybrid`'s work bound: its local auctions' budgets and as many capped search units,
-    ``2 LOCAL_BIDS (min(n, m) + 16 groups)``, plus the shortest-path re-solves'
-    (`vcg_work_bound`)."""
-    return 2 * LOCAL_BIDS * (min(n, m) + 16 * groups) + vcg_work_bound(n, m, edges)
+    ``2 LOCAL_BIDS (min(n, m) + 16 groups)``, the capped searches' route walks (at most E per
+    matched object), plus the shortest-path re-solves' (`vcg_work_bound`)."""
+    return (2 * LOCAL_BIDS * (min(n, m) + 16 * groups) + min(n, m) * (edges + 1)
+            + vcg_work_bound(n, m, edges))
 
 
 def vcg_bonuses_bounded(

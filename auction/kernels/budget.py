@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "CHAIN_STEPS",
     "CHECK_EVERY",
     "DEADLINE",
     "DONE",
@@ -56,6 +57,9 @@ STATUS_NAMES = {DONE: "done", WORK_LIMIT: "work_limit", DEADLINE: "deadline"}
 NO_LIMIT = 1 << 62
 #: Work units between two reads of the stop flag.
 CHECK_EVERY = 1024
+#: Objects a VCG certificate walks per displaced person along zero-cost routes before it
+#: gives up (`auction.kernels.assignment._certified_loss`).
+CHAIN_STEPS = 128
 
 StopFlag = npt.NDArray[np.uint8]
 _I64 = 8
@@ -113,8 +117,11 @@ def exact_matching_work_bound(n: int, m: int, edges: int) -> int:
 
 def vcg_work_bound(n: int, m: int, edges: int) -> int:
     """Work of `vcg_groups`: the object-optimal duals (one multi-source search, at most
-    ``2 E + m`` units) and one search per matched object, ``min(n, m) (2 (E + m) + 1)``."""
-    return min(NO_LIMIT, (min(n, m) + 2) * (2 * (edges + m + 1)) + m + 1)
+    ``2 E + m`` units) and, per matched object, one search (``2 (E + m) + 1``), one walk of
+    its zero-cost route (rows of distinct persons, at most E) and one certificate walk (at
+    most `CHAIN_STEPS` objects)."""
+    return min(NO_LIMIT,
+               (min(n, m) + 2) * (2 * (edges + m + 1) + edges + CHAIN_STEPS) + m + 1)
 
 
 def transport_work_bound(n: int, m: int, edges: int, top_weight: int, alpha: int) -> int:
