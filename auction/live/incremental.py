@@ -417,7 +417,9 @@ class _Seekers:
 def _peers(pools: Pools, index: _Index, positions: IntArray) -> list[IntArray]:
     """The groups on the other side that the groups of the orders at `positions` accept."""
     groups = pools.groups
-    return [groups[g].peer_indexes() for g in index.cols["group"][positions].tolist()]
+    own, which = np.unique(index.cols["group"][positions], return_inverse=True)
+    peers = [groups[g].peer_indexes() for g in own.tolist()]  # once per group
+    return [peers[i] for i in which.reshape(-1).tolist()]
 
 
 def _frozen(a: np.ndarray) -> Any:
