@@ -532,36 +532,8 @@ class BookSnapshot:
                 out[f.name] = col.take(rows) if isinstance(col, CodeLists) else col[rows]
             return out
 
-        offers, requests = take(self.offers, offer_rows), take(self.requests, request_rows)
-        party_cols = [(side, name) for side in (offers, requests) for name in side
-                      if name in _PARTY_COLUMNS]
-
-        def codes_of(col: Any) -> IntArray:
-            return np.asarray(col.codes if isinstance(col, CodeLists) else col, dtype=np.int64)
-
-        used = np.unique(np.concatenate(
-            [codes_of(side[name]) for side, name in party_cols] + [np.zeros(0, dtype=np.int64)]))
-        for side, name in party_cols:
-            col = side[name]
-            if isinstance(col, CodeLists):
-                side[name] = CodeLists(col.indptr, _frozen(
-                    np.searchsorted(used, col.codes).astype(col.codes.dtype)))
-            else:
-                side[name] = np.searchsorted(used, col).astype(col.dtype)
-        for side in (offers, requests):
-            for col in side.values():
-                if isinstance(col, np.ndarray):
-                    col.flags.writeable = False
-        return BookSnapshot(
-            offers=OfferColumns(**offers),
-            requests=RequestColumns(**requests),
-            parties=tuple(self.parties[c] for c in used.tolist()),
-            models=self.models,
-            regions=self.regions,
-            tags=self.tags,
-            offer_objects=[None] * len(offer_rows),
-            request_objects=[None] * len(request_rows),
-        )
+        return _parted(take(self.offers, offer_rows), take(self.requests, request_rows),
+                       self.parties, self.models, self.regions, self.tags)
 
     def to_columns(self) -> dict[str, dict[str, Any]]:
         """Both sides as columns, names decoded: ``{"offers": {...}, "requests": {...}}``.
@@ -608,6 +580,42 @@ class BookSnapshot:
                     arrays[k] = pa.array(v)
             out.append(pa.table(arrays))
         return out[0], out[1]
+
+
+
+def _parted(offers: dict[str, Any], requests: dict[str, Any], parties: Sequence[str],
+            models: Any, regions: Any, tags: Any) -> BookSnapshot:
+    """Columns taken from a book as a snapshot of their own, parties renumbered to those
+    the rows use (`BookSnapshot.take`)."""
+    party_cols = [(side, name) for side in (offers, requests) for name in side
+                  if name in _PARTY_COLUMNS]
+
+    def codes_of(col: Any) -> IntArray:
+        return np.asarray(col.codes if isinstance(col, CodeLists) else col, dtype=np.int64)
+
+    used = np.unique(np.concatenate(
+        [codes_of(side[name]) for side, name in party_cols] + [np.zeros(0, dtype=np.int64)]))
+    for side, name in party_cols:
+        col = side[name]
+        if isinstance(col, CodeLists):
+            side[name] = CodeLists(col.indptr, _frozen(
+                np.searchsorted(used, col.codes).astype(col.codes.dtype)))
+        else:
+            side[name] = np.searchsorted(used, col).astype(col.dtype)
+    for side in (offers, requests):
+        for col in side.values():
+            if isinstance(col, np.ndarray):
+                col.flags.writeable = False
+    return BookSnapshot(
+        offers=OfferColumns(**offers),
+        requests=RequestColumns(**requests),
+        parties=tuple(parties[c] for c in used.tolist()),
+        models=models,
+        regions=regions,
+        tags=tags,
+        offer_objects=[None] * len(offers["id"]),
+        request_objects=[None] * len(requests["id"]),
+    )
 
 
 @attrs.frozen(eq=False)
@@ -867,8 +875,7 @@ class OrderBook:
         full view a snapshot builds after a write (the live re-clear reads a few orders of a
         large book every epoch)."""
 
-        def side(table: _Table, ids: Sequence[str], kind: str
-                 ) -> tuple[dict[str, Any], list[Any]]:
+        def side(table: _Table, ids: Sequence[str], kind: str) -> dict[str, Any]:
             where = self._where
             try:
                 located = [where[i] for i in ids]
@@ -893,17 +900,12 @@ class OrderBook:
                 col[:] = list(map(values.__getitem__, picked))
                 out[k] = col
             out["id"] = np.array(ids, dtype=str) if len(ids) else np.empty(0, dtype="<U1")
-            return out, [table.objects[r] for r in picked]
+            return out
 
-        o, o_objects = side(self._offers, offer_ids, "offer")
-        r, r_objects = side(self._requests, request_ids, "request")
         v = self._vocab
-        part = BookSnapshot(
-            offers=OfferColumns(**o), requests=RequestColumns(**r),
-            parties=v["parties"].names(), models=v["models"].names(),
-            regions=v["regions"].names(), tags=v["tags"].names(),
-            offer_objects=o_objects, request_objects=r_objects)
-        return part.take(np.arange(len(offer_ids)), np.arange(len(request_ids)))
+        return _parted(side(self._offers, offer_ids, "offer"),
+                       side(self._requests, request_ids, "request"), v["parties"]._names,
+                       v["models"].names(), v["regions"].names(), v["tags"].names())
 
     # -- records and JSON ---------------------------------------------------------------
     @classmethod

@@ -4,6 +4,7 @@ orders (`auction.live.incremental._Index`)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,13 @@ from hypothesis import strategies as st
 
 import auction
 from auction import Offer, Request
-from auction.kernels.matches import contention, first_matches, group_lists, take_rows
+from auction.kernels.matches import (
+    contention,
+    first_matches,
+    group_lists,
+    splice,
+    take_rows,
+)
 from auction.live import LiveMarket
 from auction.live.incremental import _Index
 from auction.live.pools import Pools, accepts
@@ -111,6 +118,26 @@ def test_contention_counts_the_weight_of_earlier_seekers_per_group(
 
 
 @settings(max_examples=100, deadline=None)
+@given(old=st.lists(st.integers(-5, 5), max_size=20), data=st.data())
+def test_splice_deletes_and_inserts_as_numpy(old: list[int], data: Any) -> None:
+    """`splice` (compiled and reference) equals ``np.insert(np.delete(...))``, on ints and
+    floats, with inserts at equal positions, at both ends and next to deleted rows."""
+    n = len(old)
+    gone = sorted(data.draw(st.sets(st.integers(0, max(n - 1, 0)), max_size=n)) if n else [])
+    at = sorted(data.draw(st.lists(st.integers(0, n - len(gone)), max_size=8)))
+    values = list(range(100, 100 + len(at)))
+    want = np.insert(np.delete(np.array(old, dtype=np.int64), gone), at, values)
+    g, a = np.array(gone, dtype=np.int64), np.array(at, dtype=np.int64)
+    for f in (splice, splice.py_func):
+        got = f(np.array(old, dtype=np.int64), g, a, np.array(values, dtype=np.int64))
+        assert got.dtype == np.int64
+        assert got.tolist() == want.tolist()
+        got = f(np.array(old, dtype=np.float64), g, a, np.array(values, dtype=np.float64))
+        assert got.dtype == np.float64
+        assert got.tolist() == want.astype(float).tolist()
+
+
+@settings(max_examples=100, deadline=None)
 @given(ops=st.lists(st.tuples(st.sampled_from(["add", "remove", "resize", "flush"]),
                               st.integers(0, 11), st.integers(0, 2), st.integers(0, 2),
                               st.integers(1, 9)), max_size=40))
@@ -128,7 +155,12 @@ def test_index_keeps_the_open_orders_sorted_with_their_payload(
     live: dict[str, Offer] = {}
 
     def check() -> None:
+        for kernel in (splice, splice.py_func):  # both must leave the same columns
+            twin = copy.deepcopy(index)
+            twin.flush(lambda o: len(o.id), payload, kernel)
         index.flush(lambda o: len(o.id), payload)
+        assert all((a == b).all() for a, b in zip(twin.keys, index.keys, strict=True))
+        assert all((twin.cols[k] == index.cols[k]).all() for k in index.cols)
         want = sorted(live.values(), key=lambda o: (o.price, o.submitted_at, o.id))
         assert index.ids.tolist() == [o.id for o in want]
         assert index.keys[0].tolist() == [o.price for o in want]

@@ -20,7 +20,8 @@ asks in rank order), which ends the scan at the first value below every need.
 `first_matches` scans the counterparts once for all seekers, each group's seekers only up to
 the first whose need its value misses (a seeker that has all its matches leaves the lists it
 is met in), and stops when every seeker has ``want[i]`` matches.
-`group_lists` builds the per-group seeker lists. Both are plain loops over arrays; their
+`group_lists` builds the per-group seeker lists. `splice` applies an epoch's deletes and
+inserts to one sorted column in a single pass. Both are plain loops over arrays; their
 ``py_func`` is the pure-Python reference the tests compare with.
 """
 
@@ -31,7 +32,7 @@ import numpy.typing as npt
 
 from auction.kernels.jit import lazy_njit
 
-__all__ = ["contention", "first_matches", "group_lists", "leftovers", "take_rows"]
+__all__ = ["contention", "first_matches", "group_lists", "leftovers", "splice", "take_rows"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -190,4 +191,40 @@ def take_rows(table: npt.NDArray[np.uint32], rows: IntArray) -> npt.NDArray[np.u
         r = rows[i]
         for c in range(width):
             out[i, c] = table[r, c]
+    return out
+
+
+@lazy_njit(nogil=True)
+def splice(old: npt.NDArray[np.generic], gone: IntArray, at: IntArray,
+           values: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    """``np.insert(np.delete(old, gone), at, values)`` in one pass, copying runs: `gone` are
+    distinct positions in `old`, ascending; `at` are positions in `old` without them,
+    non-decreasing (``values[k]`` goes before the ``at[k]``-th kept item, after the
+    values before it)."""
+    n, g_n, a_n = len(old), len(gone), len(at)
+    out = np.empty(n - g_n + a_n, dtype=old.dtype)
+    i = 0  # read position in old
+    o = 0  # write position in out
+    kept = 0  # items of old copied so far
+    g = 0
+    a = 0
+    while True:
+        if a < a_n and at[a] == kept:
+            out[o] = values[a]
+            o += 1
+            a += 1
+            continue
+        if g < g_n and gone[g] == i:
+            i += 1
+            g += 1
+            continue
+        if i >= n:
+            break
+        stop = gone[g] if g < g_n else n
+        if a < a_n:
+            stop = min(stop, i + at[a] - kept)
+        out[o:o + stop - i] = old[i:stop]
+        o += stop - i
+        kept += stop - i
+        i = stop
     return out

@@ -63,6 +63,7 @@ from auction.kernels.matches import (
     first_matches,
     group_lists,
     leftovers,
+    splice,
     take_rows,
 )
 from auction.live.pools import Pools
@@ -121,7 +122,8 @@ class _Index:
     value, size, floor and amount the prefix kernels compare).
 
     Changes are queued (`added`, `removed`, `updated`) and applied in one batch (`flush`):
-    O(changes x log n) searches plus one O(n) gather per column, no Python work per open
+    O(changes x log n) searches plus one compiled O(n) pass per column (`splice`: the deletes
+    and inserts together), no Python work per open
     order.
     """
 
@@ -207,30 +209,35 @@ class _Index:
         return self.positions(self._keys_of(map(self.key, orders), len(orders)), ids)
 
     def flush(self, group: Callable[[Order], int],
-              payload: Callable[[Order, int], Payload]) -> None:
-        """Apply the queued changes; `group` and `payload` give an order's columns."""
+              payload: Callable[[Order, int], Payload],
+              splice: Callable[..., Any] = splice) -> None:
+        """Apply the queued changes; `group` and `payload` give an order's columns (`splice`:
+        the kernel or its reference). Deletes and inserts go in one pass per column."""
+        gone = none = np.zeros(0, dtype=np.int64)
         if self._drop:
             drop_ids = np.array(list(self._drop), dtype=str)
             gone = np.sort(self.positions(self._keys_of(self._drop.values(), len(drop_ids)),
                                           drop_ids))
             self._drop = {}
             self._free += self.slot[gone].tolist()
-            self._apply(lambda c: np.delete(c, gone))
-        if self._add:
+        if self._add or len(gone):
             added = list(self._add.values())
             self._add = {}
             k = len(added)
-            ids = np.array([o.id for o in added], dtype=str)
+            ids = np.array([o.id for o in added], dtype=str) if k else self.table[:0]
             keys = self._keys_of(map(self.key, added), k)
             order = np.lexsort((ids, *keys[::-1]))
             ids, keys = ids[order], [c[order] for c in keys]
             rows = [payload(added[i], group(added[i])) for i in order.tolist()]
             cols = {name: np.fromiter((r[c] for r in rows), t, k)
                     for c, (name, t) in enumerate(_PAYLOAD)}
-            at = self.positions(keys, ids, insert=True)
-            self.keys = [np.insert(c, at, a) for c, a in zip(self.keys, keys, strict=True)]
-            self.slot = np.insert(self.slot, at, self._store(ids))
-            self.cols = {name: np.insert(c, at, cols[name]) for name, c in self.cols.items()}
+            # insert positions among the rows kept: found among all rows, less the gone
+            # rows before them (a gone row equal to an added one is not before it)
+            at = self.positions(keys, ids, insert=True) if k else none
+            at = at - np.searchsorted(gone, at)
+            self.keys = [splice(c, gone, at, a) for c, a in zip(self.keys, keys, strict=True)]
+            self.slot = splice(self.slot, gone, at, self._store(ids))
+            self.cols = {name: splice(c, gone, at, cols[name]) for name, c in self.cols.items()}
         if self._set:  # new payloads in place (the group stays)
             orders = list(self._set.values())
             self._set = {}
@@ -239,11 +246,6 @@ class _Index:
             for c, name in enumerate(self.cols):
                 if name != "group":
                     self.cols[name][pos] = [r[c] for r in rows]
-
-    def _apply(self, f: Callable[[np.ndarray], Any]) -> None:
-        self.keys = [f(c) for c in self.keys]
-        self.slot = f(self.slot)
-        self.cols = {k: f(c) for k, c in self.cols.items()}
 
     def _store(self, ids: StrArray) -> IntArray:
         """Put new ids in free slots of `table` (grown as needed); their slots."""
@@ -299,6 +301,7 @@ class _Kernels:
         self.contention: Any = contention.py_func if python else contention
         self.leftovers: Any = leftovers.py_func if python else leftovers
         self.take_rows: Any = take_rows.py_func if python else take_rows
+        self.splice: Any = splice.py_func if python else splice
 
 
 class _Seekers:
@@ -414,7 +417,9 @@ class _Seekers:
 def _peers(pools: Pools, index: _Index, positions: IntArray) -> list[IntArray]:
     """The groups on the other side that the groups of the orders at `positions` accept."""
     groups = pools.groups
-    return [groups[g].peer_indexes() for g in index.cols["group"][positions].tolist()]
+    own, which = np.unique(index.cols["group"][positions], return_inverse=True)
+    peers = [groups[g].peer_indexes() for g in own.tolist()]  # once per group
+    return [peers[i] for i in which.reshape(-1).tolist()]
 
 
 def _frozen(a: np.ndarray) -> Any:
@@ -522,8 +527,8 @@ class IncrementalClearer:
             assert isinstance(o, Offer)
             return (group, -o.price, -o.gpus, -rep.get(o.provider, 0.0), o.gpus)
 
-        self._requests.flush(group, request_payload)
-        self._offers.flush(group, offer_payload)
+        self._requests.flush(group, request_payload, self._kernels.splice)
+        self._offers.flush(group, offer_payload, self._kernels.splice)
 
     def _reindex(self, book: OrderBook, pools: Pools) -> None:
         self._requests, self._offers = _Index(_request_key), _Index(_offer_key)

@@ -62,12 +62,13 @@ def accepts(profile: ProfileKey, cls: ClassKey) -> bool:
 class _Group:
     """The open orders of one class or profile, sorted by a priority key."""
 
-    __slots__ = ("_peer_array", "index", "keys", "peers")
+    __slots__ = ("_peer_array", "_peer_ix", "index", "keys", "peers")
 
     def __init__(self, index: int) -> None:
         self.index = index  # dense id of the group, in order of first sight
         self.keys: list[SortKey] = []  # (priority..., order id), sorted
         self.peers: list[_Group] = []  # the groups on the other side it shares an edge with
+        self._peer_ix: list[int] = []  # the dense indexes of `peers`
         self._peer_array: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 
     def add(self, key: SortKey) -> None:
@@ -84,11 +85,10 @@ class _Group:
 
     def peer_indexes(self) -> npt.NDArray[np.int64]:
         """The dense indexes of `peers`, as an array (extended when peers are linked)."""
-        arr, peers = self._peer_array, self.peers
-        if len(arr) < len(peers):
-            tail = peers[len(arr):]
+        arr, ix = self._peer_array, self._peer_ix
+        if len(arr) < len(ix):
             arr = self._peer_array = np.concatenate(
-                (arr, np.fromiter((g.index for g in tail), np.int64, len(tail))))
+                (arr, np.array(ix[len(arr):], dtype=np.int64)))
         return arr
 
 
@@ -178,5 +178,7 @@ class Pools:
 def _link(g: _Group, others: list[_Group]) -> None:
     """`g` and each of `others` (on the other side) accept each other."""
     g.peers.extend(others)
+    g._peer_ix.extend([o.index for o in others])
     for o in others:
         o.peers.append(g)
+        o._peer_ix.append(g.index)
