@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import json
 import operator
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, cast, overload
 
 import attrs
@@ -583,6 +583,14 @@ class BookSnapshot:
 
 
 
+def _picker(rows: Sequence[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """Reads the given rows of a per-row list in one C call (`OrderBook.take` reads a few
+    rows of a large book's lists every epoch)."""
+    if len(rows) > 1:
+        return operator.itemgetter(*rows)
+    return lambda values: tuple(values[r] for r in rows)
+
+
 def _parted(offers: dict[str, Any], requests: dict[str, Any], parties: Sequence[str],
             models: Any, regions: Any, tags: Any) -> BookSnapshot:
     """Columns taken from a book as a snapshot of their own, parties renumbered to those
@@ -609,7 +617,7 @@ def _parted(offers: dict[str, Any], requests: dict[str, Any], parties: Sequence[
     return BookSnapshot(
         offers=OfferColumns(**offers),
         requests=RequestColumns(**requests),
-        parties=tuple(parties[c] for c in used.tolist()),
+        parties=tuple(map(parties.__getitem__, used.tolist())),
         models=models,
         regions=regions,
         tags=tags,
@@ -876,28 +884,27 @@ class OrderBook:
         large book every epoch)."""
 
         def side(table: _Table, ids: Sequence[str], kind: str) -> dict[str, Any]:
-            where = self._where
             try:
-                located = [where[i] for i in ids]
+                located = list(map(self._where.__getitem__, ids))
             except (KeyError, TypeError):
                 located = [self._locate(i) for i in ids]  # UnknownOrderError
-            if not set(map(operator.itemgetter(0), located)) <= {kind}:
-                i = next(i for i, (s, _) in zip(ids, located, strict=True) if s != kind)
+            sides, picked = zip(*located, strict=True) if located else ((), ())
+            if not set(sides) <= {kind}:
+                i = next(i for i, s in zip(ids, sides, strict=True) if s != kind)
                 raise InvalidOrderError("order_id", i, f"is not an open {kind}")
-            picked = list(map(operator.itemgetter(1), located))
-            rows = np.array(picked, dtype=np.int64)
+            rows = np.fromiter(picked, dtype=np.int64, count=len(picked))
+            pick = _picker(picked)
             out: dict[str, Any] = {k: v[rows] for k, v in table.cols.items()}
             for k, lists in table.rows.items():
                 csr = table.csr[k]
                 if csr is None:  # written since the last view: the per-row tuples are current
                     assert lists is not None
-                    csr = CodeLists.from_rows(list(map(lists.__getitem__, picked)))
-                    out[k] = csr
+                    out[k] = CodeLists.from_rows(pick(lists))
                 else:
                     out[k] = csr.take(rows)
             for k, values in table.extras.items():
                 col = np.empty(len(picked), dtype=object)
-                col[:] = list(map(values.__getitem__, picked))
+                col[:] = list(pick(values))
                 out[k] = col
             out["id"] = np.array(ids, dtype=str) if len(ids) else np.empty(0, dtype="<U1")
             return out
