@@ -300,6 +300,49 @@ def test_cache_files_appear_when_the_cache_is_writable(tmp_path: Path) -> None:
     assert (r2["hits"], r2["misses"]) == (1, 0)
 
 
+STAMPED_MODULE = '''
+from auction.kernels.jit import lazy_njit
+from kconst import LIMIT
+
+
+@lazy_njit(nogil=True)
+def capped(values):
+    s = 0
+    for v in values:
+        s += min(v, LIMIT)
+    return s
+'''
+
+RUN_STAMPED = '''
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import kmod2
+value = int(kmod2.capped(np.arange(10, dtype=np.int64)))
+stats = kmod2.capped.compile().stats
+print(json.dumps({"value": value, "hits": sum(stats.cache_hits.values()),
+                  "misses": sum(stats.cache_misses.values())}))
+'''
+
+
+def test_a_changed_constant_in_a_neighbouring_module_is_not_loaded_stale(tmp_path: Path) -> None:
+    """numba keys a cached kernel on its own file, but the kernel compiles in the constants it
+    imports; changing one in the module beside it must recompile, not load the old code."""
+    src = tmp_path / "site"
+    src.mkdir()
+    (src / "kmod2.py").write_text(STAMPED_MODULE)
+    env = base_env(**{CACHE_ENV: str(tmp_path / "cache")})
+    results = []
+    for limit in (3, 3, 5):
+        (src / "kconst.py").write_text(f"LIMIT = {limit}\n")
+        out = run(RUN_STAMPED, str(src), env=env)
+        assert out.returncode == 0, out.stderr
+        r = json.loads(out.stdout)
+        results.append((r["value"], r["hits"], r["misses"]))
+    # 0+1+2+3*7 = 24 with LIMIT 3; 0+1+2+3+4+5*5 = 35 with LIMIT 5 (recompiled, not loaded)
+    assert results == [(24, 0, 1), (24, 1, 0), (35, 0, 1)]
+
+
 def test_no_cache_files_when_turned_off(tmp_path: Path) -> None:
     src = tmp_path / "site"
     src.mkdir()

@@ -20,8 +20,11 @@ Nothing is written next to the installed sources, and nothing happens at import 
 chosen directory cannot be written (or the module cannot be cached, e.g. imported from a zip
 archive), kernels compile without a disk cache and one `RuntimeWarning` per process says so;
 clearing never fails for that reason. numba keys each cached kernel on a hash of its source
-file, its bytecode, the Python version and the CPU, so a changed install or another machine
-never loads a stale kernel.
+file, its bytecode, the Python version and the CPU. A kernel also freezes the constants it
+imports from other modules (the work bounds of `budget`) into its machine code, so ours adds
+the contents of every module beside the kernel's own (`source_stamp`; for the library's
+kernels, all of `auction.kernels`). So a changed install, a changed constant or another
+machine never loads a stale kernel.
 
 Every kernel made here is registered, so `compiled_kernels` can report them all (the warm-up,
 `auction.warmup`, uses it).
@@ -37,6 +40,7 @@ holds it) and outside them (`kernel_spans` records when kernels run).
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import stat
 import sys
@@ -63,6 +67,7 @@ __all__ = [
     "kernels",
     "lazy_njit",
     "nogil_kernels",
+    "source_stamp",
 ]
 
 CACHE_ENV = "AUCTION_NUMBA_CACHE"
@@ -218,6 +223,21 @@ def _njit(func: Callable[P, R], options: dict[str, Any]) -> Callable[P, R]:
     return dispatcher  # type: ignore[no-any-return]
 
 
+@functools.lru_cache(maxsize=64)
+def source_stamp(directory: str) -> str:
+    """A hash of every ``.py`` file in `directory`, read once per process and directory.
+
+    Part of each cached kernel's key: numba's own key is the kernel's file only, but a kernel
+    compiles in the module-level constants it imports from its neighbours (`budget.CHECK_EVERY`,
+    ...), so editing any module beside it must invalidate it.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).glob("*.py")):
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 @functools.lru_cache(maxsize=8)
 def _function_cache(directory: str) -> Callable[[Callable[..., Any]], Any]:
     """A numba ``FunctionCache`` class whose only locator points into `directory`.
@@ -236,6 +256,9 @@ def _function_cache(directory: str) -> Callable[[Callable[..., Any]], Any]:
             self._lineno = py_func.__code__.co_firstlineno
             subpath = self.get_suitable_cache_subpath(py_file)
             self._cache_path = os.path.join(directory, subpath)
+
+        def get_source_stamp(self) -> Any:
+            return (super().get_source_stamp(), source_stamp(os.path.dirname(self._py_file)))
 
         @classmethod
         def from_function(cls, py_func: Callable[..., Any], py_file: str) -> Locator | None:
