@@ -21,6 +21,9 @@ welfare) before any time is printed. Run:
     python benchmarks/bench_lp.py --limit 300     # seconds per solver (default 120)
     python benchmarks/bench_lp.py --only "ipm,OR-tools"   # solvers whose name contains these
     python benchmarks/bench_lp.py --shared --only "shared,default,OR-tools"  # 10^5 requests
+
+Then the same on the library's own example book (`instances.example_book_repeated`: 1, 4 and
+16 copies, 422 to 6,716 orders, 2,254 to 536,206 eligible pairs; ``--quick``: 1 and 4).
 """
 
 from __future__ import annotations
@@ -30,11 +33,16 @@ import importlib.util
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from instances import example_book_repeated, example_copies
 
 from auction import Market, Offer, OrderBook, Request
 
@@ -300,13 +308,20 @@ def main(argv: list[str] | None = None) -> None:
                                              " (no `flow` backend in this version of lp)"))
     reports = []
     cases = [SHARED_CASE] if args.shared else CASES[:1] if args.quick else CASES
+    work: list[tuple[str, Callable[[], OrderBook]]] = []
     for n_offers, n_requests, d in cases:
         label = f"{n_offers} offers, {n_requests} requests, {d} eligible per request"
         eight = 8 if args.shared else None
         if eight:
             label += ", 8-GPU offers"
+        work.append((label, lambda n_offers=n_offers, n_requests=n_requests, d=d, eight=eight:
+                     make_book(n_offers, n_requests, d, seed=n_requests + d, gpus=eight)))
+    for copies in [] if args.shared else example_copies(args.quick, largest=16):
+        work.append((f"the example book x{copies}",
+                     lambda copies=copies: example_book_repeated(copies)))
+    for label, build in work:
         t0 = time.perf_counter()
-        book = make_book(n_offers, n_requests, d, seed=n_requests + d, gpus=eight)
+        book = build()
         t1 = time.perf_counter()
         market = Market(book)
         pairs = market.pairs()
