@@ -23,7 +23,8 @@ welfare) before any time is printed. Run:
     python benchmarks/bench_lp.py --shared --only "shared,default,OR-tools"  # 10^5 requests
 
 Then the same on the library's own example book (`instances.example_book_repeated`: 1, 4 and
-16 copies, 422 to 6,716 orders, 2,254 to 536,206 eligible pairs; ``--quick``: 1 and 4).
+16 copies, 422 to 6,716 orders, 2,254 to 536,206 eligible pairs; ``--quick``: 1 and 4;
+``--example-only``: these alone).
 """
 
 from __future__ import annotations
@@ -299,6 +300,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"{SHARED_CASE[1]:,} requests, {SHARED_CASE[0]:,} offers of 8 GPUs")
     ap.add_argument("--only", help="comma-separated texts: run only solvers whose name "
                     "contains one of them")
+    ap.add_argument("--example-only", action="store_true",
+                    help="only the example book (1, 4 and 16 copies)")
     args = ap.parse_args(argv)
     table = solvers()
     if args.only:
@@ -307,7 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"solvers: {', '.join(table)}" + ("" if has_flow_backend() else
                                              " (no `flow` backend in this version of lp)"))
     reports = []
-    cases = [SHARED_CASE] if args.shared else CASES[:1] if args.quick else CASES
+    cases = [] if args.example_only else [SHARED_CASE] if args.shared else (
+        CASES[:1] if args.quick else CASES)
     work: list[tuple[str, Callable[[], OrderBook]]] = []
     for n_offers, n_requests, d in cases:
         label = f"{n_offers} offers, {n_requests} requests, {d} eligible per request"
