@@ -51,7 +51,8 @@ def test_kernel_equals_python(market: Market) -> None:
     rq, of = market.snapshot.requests, market.snapshot.offers
     args = (pairs.indptr, pairs.offers, pairs.surplus, market.request_order, market.offer_rank,
             market.offer_bonus, rq.gpus, of.gpus)
-    fast, slow = exclusive_csr(*args), exclusive_csr.py_func(*args)
+    with np.errstate(over="ignore"):  # huge prices: weights wrap, as in the kernel
+        fast, slow = exclusive_csr(*args), exclusive_csr.py_func(*args)
     for x, y in zip(fast[:3], slow[:3], strict=True):
         assert np.array_equal(x, y)
     assert (int(fast[3]), int(fast[4])) == (int(slow[3]), int(slow[4]))
