@@ -244,7 +244,7 @@ def example_book_repeated(copies: int, seed: int = 0) -> OrderBook:
 
 #: Copies of the example book the benchmarks clear (orders: 422, 1,694, 6,716, 26,690).
 #: Every request is eligible for offers of every copy, so pairs grow with copies squared
-#: (2,254, 37,753, 536,206, 8.3 M): 256 copies (about 133 M pairs) do not fit in memory.
+#: (2,254, 37,753, 536,206, 8.3 M): 256 copies (about 133 M pairs) are left out.
 EXAMPLE_COPIES = (1, 4, 16, 64)
 
 
@@ -252,11 +252,6 @@ def example_copies(quick: bool, largest: int = EXAMPLE_COPIES[-1]) -> list[int]:
     """The example-book sizes a benchmark runs: the two smallest under ``--quick``."""
     sizes = [c for c in EXAMPLE_COPIES if c <= largest]
     return sizes[:2] if quick else sizes
-
-
-def example_label(book: OrderBook, copies: int) -> str:
-    """A row label: ``example x16 (6716)`` (copies, orders)."""
-    return f"example x{copies} ({len(book)})"
 
 
 def example_pair_graph(market: Any) -> Graph:
