@@ -10,6 +10,7 @@ and each competitor runs in a subprocess with a time limit so a slow one is repo
     python benchmarks/bench_assignment.py --quick        # small sizes, under a minute
     python benchmarks/bench_assignment.py --plot out.png # also plot time against size
     python benchmarks/bench_assignment.py --vcg-only --vcg-limit 20  # VCG / pay-as-bid, all
+    python benchmarks/bench_assignment.py --example-only # the example book rows only
 
 Instances (`benchmarks/instances.py`): sparse n requests x n offers, d random offers per
 request, integer surplus in [1, 10^6]; dense n x n; the adversarial kinds of issue 12 (all asks
@@ -25,6 +26,12 @@ Jonker-Volgenant kernel (rows labelled ``jv``) on dense markets of at least 250,
 auction otherwise. VCG: the time of the VCG payments (providers owning four offers each;
 `vcg_bonuses_bounded` after the auction, `vcg_groups` from the JV duals) as a multiple of the
 pay-as-bid solve on the same path; the example book is cleared end to end.
+
+The example book at every size (`instances.example_book_repeated`, 1, 4, 16 and 64 copies:
+422 to 26,690 orders, 2,139 to 8.3 M exclusive pairs; ``--quick``: 1 and 4): ``auction.clear``
+from the book (Market included, pay-as-bid and VCG; ``clear e2e`` / ``clear vcg`` rows, the
+ratio there is to the solve, and VCG's to the pay-as-bid clear) and the solve on the market's
+pair graph (`matching_problem`, padded to square) against scipy and OR-tools.
 """
 
 from __future__ import annotations
@@ -42,7 +49,14 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from instances import ADVERSARIAL, adversarial_graph, best_of
+from instances import (
+    ADVERSARIAL,
+    adversarial_graph,
+    best_of,
+    example_book_repeated,
+    example_copies,
+    example_pair_graph,
+)
 
 Instance = tuple[int, np.ndarray, np.ndarray, np.ndarray]  # n, indptr, cols, weights
 
@@ -265,16 +279,23 @@ def auction_and_vcg(inst: Instance, repeat: int, limit: float) -> tuple[float, f
     return solve_s, vcg_s if status == DONE else float("inf"), welfare, "auction"
 
 
-def example_book_vcg(repeat: int) -> tuple[float, float]:
-    """(pay-as-bid, vcg) seconds of ``auction.clear`` on the example book, end to end."""
+def example_book_vcg(repeat: int, copies: int = 1,
+                     vcg_limit: float = 600.0) -> tuple[float, float, int, Instance]:
+    """(pay-as-bid, vcg) seconds of ``auction.clear`` on the example book (`copies` copies,
+    `example_book_repeated`), end to end from the book (Market included); the welfare, and the
+    market's pair graph for the solvers. VCG is inf when it passes `vcg_limit` seconds."""
     import auction
 
-    book = auction.demo.example_book(0)
-    market = auction.Market(book)
-    auction.clear(market, "assignment", payment="vcg")
-    pab, _ = best_of(lambda: auction.clear(market, "assignment"), repeat)
-    vcg, _ = best_of(lambda: auction.clear(market, "assignment", payment="vcg"), repeat)
-    return pab, vcg
+    book = auction.demo.example_book(0) if copies == 1 else example_book_repeated(copies)
+    pab, result = best_of(lambda: auction.clear(book, "assignment"), repeat)
+    vcg = float("inf")
+    if copies == 1 or vcg_limit > 0:
+        opts = {} if copies == 1 else {"time_limit": vcg_limit}
+        vcg, vres = best_of(lambda: auction.clear(book, "assignment", payment="vcg", **opts),
+                            1 if copies > 1 else repeat)
+        if copies > 1 and vres.status != "success":
+            vcg = float("inf")
+    return pab, vcg, int(result.welfare), rectangular(example_pair_graph(auction.Market(book)))
 
 
 def graph_instance(g: tuple[int, int, np.ndarray, np.ndarray, np.ndarray]) -> Instance:
@@ -293,6 +314,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="only the auction and its VCG / pay-as-bid ratio, every instance")
     ap.add_argument("--vcg-limit", type=float, default=None,
                     help="VCG deadline in seconds (default: --limit)")
+    ap.add_argument("--example-only", action="store_true",
+                    help="only the example book rows (`example_book_repeated` copies)")
     args = ap.parse_args(argv)
     limit = min(args.limit, 3.0) if args.quick else args.limit
     vcg_limit = limit if args.vcg_limit is None else args.vcg_limit
@@ -302,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"import auction -> first assignment result (demo market, with compile): {first_s:.2f} s")
     auction_and_vcg(sparse_instance(64, 4), 1, 600.0)  # compile the VCG kernels untimed
     auction_and_vcg(dense_instance(500), 1, 600.0)  # and the dense (JV) path's
-    pab, vcg = example_book_vcg(3)
+    pab, vcg, _, _ = example_book_vcg(3)
     print(f"example book, auction.clear: pay-as-bid {pab * 1e3:.2f} ms, vcg {vcg * 1e3:.2f} ms "
           f"(VCG / pay-as-bid {vcg / pab:.2f}x)", flush=True)
 
@@ -327,6 +350,15 @@ def main(argv: list[str] | None = None) -> None:
         cases.append((f"adv {kind} n={size}", graph_instance(adversarial_graph(kind, size)),
                       ["scipy-sparse", "ortools-mcf"]))
 
+    if args.example_only:
+        cases = []
+    e2e: dict[str, tuple[float, float, int]] = {}  # label: (pay-as-bid, vcg, welfare)
+    for copies in example_copies(args.quick):
+        pab, vcg, wel, inst = example_book_vcg(repeat, copies, min(vcg_limit, 60.0))
+        label = f"example x{copies}"
+        e2e[label] = pab, vcg, wel
+        cases.append((label, inst, ["scipy-sparse", "ortools-mcf"]))
+
     print(f"\n{'instance':<28} {'solver':<13} {'seconds':>9} {'/ auction':>10} {'welfare':>16}")
     print("-" * 80, flush=True)
     rows = []
@@ -335,6 +367,14 @@ def main(argv: list[str] | None = None) -> None:
         results: dict[str, tuple[str, float | None, int | None]] = {
             "auction": ("ok", solve_s, welfare)}
         print(f"{label:<28} {method:<13} {solve_s:9.3f} {'':>10} {welfare:>16}", flush=True)
+        if label in e2e:  # auction.clear from the book, pay-as-bid and VCG
+            pab, vcg, wel = e2e[label]
+            assert wel == welfare, f"{label}: auction.clear welfare {wel} != solve {welfare}"
+            print(f"{label:<28} {'clear e2e':<13} {pab:9.3f} {pab / solve_s:9.2f}x {wel:>16}"
+                  f"  ({inst[0]} requests, {len(inst[2])} pairs)", flush=True)
+            vtxt = f"{vcg:9.3f} {vcg / pab:9.2f}x" if vcg < float("inf") else (
+                f"{'>' + str(int(vcg_limit)):>9} {'':>10}")
+            print(f"{label:<28} {'clear vcg':<13} {vtxt} {'(/ clear e2e)':>16}", flush=True)
         if vcg_s == float("inf"):
             print(f"{label:<28} {method + ' vcg':<13} {'>' + str(int(vcg_limit)):>9} "
                   f"{'>' + format(vcg_limit / solve_s, '.0f'):>9}x (VCG deadline hit)",

@@ -15,6 +15,9 @@ Prints, per solver: model build time, solve time, status, welfare, bound and gap
     python benchmarks/bench_gang.py --pulp                # and PuLP + CBC
     python benchmarks/bench_gang.py --pulp --pulp-solver HiGHS
     python benchmarks/bench_gang.py --payment uniform     # with supporting prices
+
+Then the same on the library's own example book (`instances.example_book_repeated`: 1, 4 and
+16 copies, 422 to 6,716 orders; ``--quick``: 1 and 4), with PuLP / HiGHS as the ratio.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from instances import example_book_repeated, example_copies
 from progress import live_stdout
 
 from auction import Market, Offer, OrderBook, Request
@@ -105,7 +109,8 @@ def make_book(n_requests: int = 2000, n_offers: int = 500, seed: int = 0) -> Ord
     return OrderBook([*offers, *requests])
 
 
-def run(market: Market, label: str, **options: object) -> None:
+def run(market: Market, label: str, **options: object) -> tuple[float, int]:
+    """Clear with `Gang(**options)`, print a row; (wall seconds, welfare)."""
     mech = Gang(**options)  # type: ignore[arg-type]
     print(f"{label}: solving (time limit {options.get('time_limit')} s) ...", file=sys.stderr)
     t = time.perf_counter()
@@ -118,6 +123,7 @@ def run(market: Market, label: str, **options: object) -> None:
           f"{pricing}, total {wall:.2f} s | {result.status} ({d['source']}), welfare "
           f"{result.welfare}, bound {d['bound']}, gap {gap}")
     print(f"{'':18} {result.message}")
+    return wall, int(result.welfare)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,10 +164,19 @@ def main(argv: list[str] | None = None) -> None:
           f"cluster sites), {problem.n_rows:,} constraints, {problem.matrix.nnz:,} nonzeros; "
           f"built in {time.perf_counter() - t:.2f} s")
     common = {"payment": args.payment, "time_limit": args.time_limit, "mip_gap": args.mip_gap}
-    run(market, "highs", **common)
-    if args.pulp:
-        run(market, f"pulp {args.pulp_solver}", backend="pulp",
-            backend_options={"solver": args.pulp_solver}, **common)
+    books = [(f"{book.n_requests} requests", market)]
+    # the library's own example book (no clusters: gang's MIP on plain requests)
+    for copies in example_copies(args.quick, largest=16):
+        ex = example_book_repeated(copies)
+        books.append((f"example x{copies} ({len(ex)} orders)", Market(ex)))
+    for name, mk in books:
+        print(f"\n{name}: {mk.pair_count():,} pairs")
+        t_highs, w_highs = run(mk, "highs", **common)
+        if args.pulp:
+            t_pulp, w_pulp = run(mk, f"pulp {args.pulp_solver}", backend="pulp",
+                                 backend_options={"solver": args.pulp_solver}, **common)
+            print(f"{'':18} pulp / highs {t_pulp / t_highs:.2f}x"
+                  f"{'' if w_pulp == w_highs else f' (welfare differs: {w_pulp} vs {w_highs})'}")
 
 
 if __name__ == "__main__":

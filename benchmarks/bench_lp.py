@@ -21,6 +21,10 @@ welfare) before any time is printed. Run:
     python benchmarks/bench_lp.py --limit 300     # seconds per solver (default 120)
     python benchmarks/bench_lp.py --only "ipm,OR-tools"   # solvers whose name contains these
     python benchmarks/bench_lp.py --shared --only "shared,default,OR-tools"  # 10^5 requests
+
+Then the same on the library's own example book (`instances.example_book_repeated`: 1, 4 and
+16 copies, 422 to 6,716 orders, 2,254 to 536,206 eligible pairs; ``--quick``: 1 and 4;
+``--example-only``: these alone).
 """
 
 from __future__ import annotations
@@ -30,11 +34,16 @@ import importlib.util
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from instances import example_book_repeated, example_copies
 
 from auction import Market, Offer, OrderBook, Request
 
@@ -291,6 +300,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"{SHARED_CASE[1]:,} requests, {SHARED_CASE[0]:,} offers of 8 GPUs")
     ap.add_argument("--only", help="comma-separated texts: run only solvers whose name "
                     "contains one of them")
+    ap.add_argument("--example-only", action="store_true",
+                    help="only the example book (1, 4 and 16 copies)")
     args = ap.parse_args(argv)
     table = solvers()
     if args.only:
@@ -299,14 +310,22 @@ def main(argv: list[str] | None = None) -> None:
     print(f"solvers: {', '.join(table)}" + ("" if has_flow_backend() else
                                              " (no `flow` backend in this version of lp)"))
     reports = []
-    cases = [SHARED_CASE] if args.shared else CASES[:1] if args.quick else CASES
+    cases = [] if args.example_only else [SHARED_CASE] if args.shared else (
+        CASES[:1] if args.quick else CASES)
+    work: list[tuple[str, Callable[[], OrderBook]]] = []
     for n_offers, n_requests, d in cases:
         label = f"{n_offers} offers, {n_requests} requests, {d} eligible per request"
         eight = 8 if args.shared else None
         if eight:
             label += ", 8-GPU offers"
+        work.append((label, lambda n_offers=n_offers, n_requests=n_requests, d=d, eight=eight:
+                     make_book(n_offers, n_requests, d, seed=n_requests + d, gpus=eight)))
+    for copies in [] if args.shared else example_copies(args.quick, largest=16):
+        work.append((f"the example book x{copies}",
+                     lambda copies=copies: example_book_repeated(copies)))
+    for label, build in work:
         t0 = time.perf_counter()
-        book = make_book(n_offers, n_requests, d, seed=n_requests + d, gpus=eight)
+        book = build()
         t1 = time.perf_counter()
         market = Market(book)
         pairs = market.pairs()

@@ -7,7 +7,9 @@ requests cleared per second and the ratio. Run:
     python benchmarks/bench_sealed_bid.py            # full table (about two minutes)
     python benchmarks/bench_sealed_bid.py --quick    # 10^3 .. 10^5 (under a minute)
 
-Each row prints as soon as it is measured; stderr shows the step running.
+Then the same on the library's own example book (`instances.example_book_repeated`, 1, 4, 16
+and 64 copies: 240 to 15,360 requests; ``--quick``: 1 and 4). Each row prints as soon as it
+is measured; stderr shows the step running.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from instances import best_of, make_book
+from instances import best_of, example_book_repeated, example_copies, make_book
 from progress import Progress, live_stdout
 
 from auction import Market
@@ -50,36 +52,42 @@ def main(argv: list[str] | None = None) -> None:
 
     requests = book.requests()
     header = (
-        f"{'requests':>9} {'market s':>9} {'classes':>8} {'profiles':>9} {'pairs':>12} "
+        f"{'requests':>14} {'market s':>9} {'classes':>8} {'profiles':>9} {'pairs':>12} "
         f"{'market MB':>10} {'pairs MB*':>10} {'numba req/s':>12} {'python req/s':>13} {'ratio':>7}"
     )
     print(f"\npayment={args.payment}, offers={args.offers}")
     print(header)
     print("-" * len(header))
     for n in sizes:
-        with Progress(4, f"{n} requests") as bar:
-            bar.step("book")
-            sub = make_subbook(book, requests[:n])
-            bar.step("market")
-            t_market, market = best_of(lambda sub=sub: Market(sub), 1 if n >= 10**6 else 3)
-            arrays = sealed_bid_arrays(market)
-            bar.step("numba kernel")
-            t_nb, out_nb = best_of(lambda arrays=arrays: sealed_bid(*arrays, vickrey), 5)
-            bar.step("Python reference")
-            t_py, out_py = best_of(
-                lambda arrays=arrays: sealed_bid_reference(*arrays, vickrey),
-                1 if n >= 10**5 else 3,
-            )
-        for a, b in zip(out_nb, out_py, strict=True):
-            assert np.array_equal(a, b), "numba kernel and reference disagree"
-        pairs = market.pair_count()
-        pairs_mb = pairs * 16 / 2**20  # what a materialized CSR (int64 offer + surplus) would take
-        print(
-            f"{n:>9} {t_market:>9.3f} {market.n_classes:>8} {market.n_profiles:>9} {pairs:>12} "
-            f"{market.nbytes / 2**20:>10.1f} {pairs_mb:>10.1f} {n / t_nb:>12.3e} "
-            f"{n / t_py:>13.3e} {t_py / t_nb:>7.0f}x"
-        )
+        row(str(n), make_subbook(book, requests[:n]), vickrey, 1 if n >= 10**6 else 3,
+            1 if n >= 10**5 else 3)
+    # the library's own example book at every size (its offers, not --offers)
+    for copies in example_copies(args.quick):
+        row(f"example x{copies}", example_book_repeated(copies), vickrey, 3, 1 if copies >= 16
+            else 3)
     print("* pairs MB: what materializing every pair would take; the market keeps classes.")
+
+
+def row(label: str, book: Any, vickrey: bool, repeat_market: int, repeat_py: int) -> None:
+    """Build the market of `book` (timed), check numba against the reference, print a row."""
+    n = book.n_requests
+    with Progress(3, label) as bar:
+        bar.step("market")
+        t_market, market = best_of(lambda: Market(book), repeat_market)
+        arrays = sealed_bid_arrays(market)
+        bar.step("numba kernel")
+        t_nb, out_nb = best_of(lambda: sealed_bid(*arrays, vickrey), 5)
+        bar.step("Python reference")
+        t_py, out_py = best_of(lambda: sealed_bid_reference(*arrays, vickrey), repeat_py)
+    for a, b in zip(out_nb, out_py, strict=True):
+        assert np.array_equal(a, b), "numba kernel and reference disagree"
+    pairs = market.pair_count()
+    pairs_mb = pairs * 16 / 2**20  # what a materialized CSR (int64 offer + surplus) would take
+    print(
+        f"{label:>14} {t_market:>9.3f} {market.n_classes:>8} {market.n_profiles:>9} {pairs:>12} "
+        f"{market.nbytes / 2**20:>10.1f} {pairs_mb:>10.1f} {n / t_nb:>12.3e} "
+        f"{n / t_py:>13.3e} {t_py / t_nb:>7.0f}x"
+    )
 
 
 def make_subbook(book: Any, requests: list[Any]) -> Any:

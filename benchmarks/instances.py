@@ -240,3 +240,24 @@ def example_book_repeated(copies: int, seed: int = 0) -> OrderBook:
                 extra["provider"] = f"{o.provider}#{k}"
             orders.append(attrs.evolve(o, **extra))
     return OrderBook(orders)
+
+
+#: Copies of the example book the benchmarks clear (orders: 422, 1,694, 6,716, 26,690).
+#: Every request is eligible for offers of every copy, so pairs grow with copies squared
+#: (2,254, 37,753, 536,206, 8.3 M): 256 copies (about 133 M pairs) are left out.
+EXAMPLE_COPIES = (1, 4, 16, 64)
+
+
+def example_copies(quick: bool, largest: int = EXAMPLE_COPIES[-1]) -> list[int]:
+    """The example-book sizes a benchmark runs: the two smallest under ``--quick``."""
+    sizes = [c for c in EXAMPLE_COPIES if c <= largest]
+    return sizes[:2] if quick else sizes
+
+
+def example_pair_graph(market: Any) -> Graph:
+    """The exclusive-offer matching problem of a market (`matching_problem`: requests by
+    priority, offers by rank, weight surplus x gpus) as a `Graph`."""
+    from auction.problems.matching import matching_problem
+
+    p = matching_problem(market)
+    return p.n, p.m, p.indptr, p.cols, p.weight

@@ -16,10 +16,11 @@ import numpy.typing as npt
 
 from auction._arrays import group_starts
 from auction.errors import AuctionOverflowError
+from auction.kernels.pairs import exclusive_csr
 from auction.market import Market
 
 __all__ = ["WEIGHT_LIMIT", "MatchingProblem", "check_weights", "matching_problem",
-           "scaled_benefits"]
+           "matching_problem_reference", "scaled_benefits"]
 
 IntArray = npt.NDArray[np.int64]
 #: Benefits and prices stay below this (the kernel prices removed offers here).
@@ -62,6 +63,24 @@ def check_weights(weight: IntArray) -> None:
 def matching_problem(market: Market) -> MatchingProblem:
     """Exclusive offers: pairs whose offer can host the whole request, weighted by surplus."""
     rq, of = market.snapshot.requests, market.snapshot.offers
+    pairs = market.pairs()
+    indptr, cols, weight, best, gmax = exclusive_csr(
+        pairs.indptr, pairs.offers, pairs.surplus, market.request_order, market.offer_rank,
+        market.offer_bonus, rq.gpus, of.gpus)
+    if len(cols) and best > (_LIMIT - 1) // max(1, gmax):
+        check_weights(np.array([_LIMIT]))
+    return MatchingProblem(
+        person_request=market.request_order,
+        object_offer=market.offer_order,
+        indptr=indptr,
+        cols=cols,
+        weight=weight,
+    )
+
+
+def matching_problem_reference(market: Market) -> MatchingProblem:
+    """`matching_problem` in numpy from `Market.priority_pairs` (the tests' reference)."""
+    rq, of = market.snapshot.requests, market.snapshot.offers
     person, rows, offers, surplus = market.priority_pairs()
     surplus = surplus + market.offer_bonus[offers]  # the score (Che 1993); bonus 0 by default
     keep = of.gpus[offers] >= rq.gpus[rows]
@@ -69,11 +88,10 @@ def matching_problem(market: Market) -> MatchingProblem:
     gpus = rq.gpus[rows]
     if len(surplus) and int(surplus.max()) > (_LIMIT - 1) // max(1, int(gpus.max())):
         check_weights(np.array([_LIMIT]))
-    indptr = group_starts(person, market.n_requests)
     return MatchingProblem(
         person_request=market.request_order,
         object_offer=market.offer_order,
-        indptr=indptr,
+        indptr=group_starts(person, market.n_requests),
         cols=market.offer_rank[offers],
         weight=surplus * gpus,
     )
