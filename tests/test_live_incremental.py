@@ -50,18 +50,18 @@ def _knobs(**values: Any) -> Iterator[None]:
             setattr(incremental, k, v)
 
 
-def _offer(draw: st.DrawFn, n: int) -> Offer:
+def _offer(draw: st.DrawFn, n: int, plain: bool = False) -> Offer:
     return Offer(
         id=f"o{n}", provider=f"p{draw(st.integers(0, 3))}",
         gpu_model=draw(st.sampled_from(MODELS)), gpus=draw(st.integers(1, 4)),
         price=draw(st.integers(1, 9)), region=draw(st.sampled_from(REGIONS)), vram_gb=80,
         tags=frozenset(draw(st.sampled_from([(), ("soc2",)]))),
         submitted_at=draw(st.integers(0, 3)),
-        exclude_tenants=frozenset(draw(st.sampled_from([(), (), ("t1",)]))),
+        exclude_tenants=frozenset(() if plain else draw(st.sampled_from([(), (), ("t1",)]))),
         cpu_per_gpu=draw(st.sampled_from([4, 16])))
 
 
-def _request(draw: st.DrawFn, n: int) -> Request:
+def _request(draw: st.DrawFn, n: int, plain: bool = False) -> Request:
     return Request(
         id=f"r{n}", tenant=f"t{n % 3}", gpus=draw(st.integers(1, 4)),
         max_price=draw(st.integers(1, 9)),
@@ -71,9 +71,9 @@ def _request(draw: st.DrawFn, n: int) -> Request:
         min_reputation=draw(st.sampled_from([0.0, 0.0, 0.5])),
         duration_hours=draw(st.integers(1, 3)),
         divisible=draw(st.booleans()), submitted_at=draw(st.integers(0, 3)),
-        providers=frozenset(draw(st.sampled_from([(), (), ("p0", "p1")]))),
-        exclude_providers=frozenset(draw(st.sampled_from([(), (), ("p2",)]))),
-        constraints=draw(st.sampled_from([None, None, "cpu_per_gpu >= 8"])))
+        providers=frozenset(() if plain else draw(st.sampled_from([(), (), ("p0", "p1")]))),
+        exclude_providers=frozenset(() if plain else draw(st.sampled_from([(), (), ("p2",)]))),
+        constraints=None if plain else draw(st.sampled_from([None, None, "cpu_per_gpu >= 8"])))
 
 
 @st.composite
@@ -82,13 +82,16 @@ def events(draw: st.DrawFn) -> list[list[tuple[Any, ...]]]:
     by index, and clock moves that end leases and expire orders."""
     epochs = []
     n = 0
+    # plain books (no lists, no constraints): sub-markets go straight to the kernel
+    plain = draw(st.booleans())
     for _ in range(draw(st.integers(1, 5))):
         ops: list[tuple[Any, ...]] = []
         for _ in range(draw(st.integers(0, 12))):
             kind = draw(st.sampled_from(
                 ["offer", "request", "request", "cancel", "amend", "advance"]))
             if kind in ("offer", "request"):
-                order = _offer(draw, n) if kind == "offer" else _request(draw, n)
+                order = (_offer(draw, n, plain) if kind == "offer"
+                         else _request(draw, n, plain))
                 expires = draw(st.sampled_from([None, None, HOUR, 3 * HOUR]))
                 ops.append(("submit", order, expires))
             elif kind == "advance":
@@ -132,6 +135,12 @@ def _run(epochs: list[list[tuple[Any, ...]]], name: str, rep: dict[str, float] |
         assert m.last_result is not None
         _same(m.last_result, scratch)
         stats.append(dict(m._clearer.last_stats))
+    # books without lists or constraints re-clear straight from the columns, not a Market
+    plain = all(not (o.providers or o.exclude_providers or o.constraints is not None)
+                if isinstance(o, Request) else not (o.exclude_tenants or o.constraints)
+                for ops in epochs for op in ops if op[0] == "submit" for o in op[1:2])
+    if plain:
+        assert all(s["direct"] for s in stats if s["incremental"])
     return stats
 
 
@@ -180,6 +189,7 @@ def test_reclear_reads_only_the_changed_orders_and_their_counterparts(name: str)
     assert stats["incremental"] is True
     assert stats["changed"] == 1
     assert stats["recleared"] <= 4  # r0-5 and its best offers, not the 69 orders
+    assert stats["direct"] is True
     assert m.last_result is not None
     _same(m.last_result, scratch)
     assert m.last_result.to_records()[0]["request_id"] == "r0-5"

@@ -148,8 +148,8 @@ def test_index_keeps_the_open_orders_sorted_with_their_payload(
     def key(o: Any) -> tuple[int, ...]:
         return (o.price, o.submitted_at)
 
-    def payload(o: Any, group: int) -> tuple[int, int, int, float, int]:
-        return (group, -o.price, -o.gpus, 0.5, o.gpus)
+    def payload(o: Any, group: int) -> tuple[int, int, int, float, int, int, int, int]:
+        return (group, -o.price, -o.gpus, 0.5, o.gpus, 0, 0, 0)
 
     index = _Index(key)
     live: dict[str, Offer] = {}

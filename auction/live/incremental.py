@@ -52,7 +52,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -66,12 +65,13 @@ from auction.kernels.matches import (
     splice,
     take_rows,
 )
+from auction.kernels.sealed_bid import sealed_bid, sealed_bid_reference
 from auction.live.pools import Pools
 from auction.market import Market
 from auction.mechanisms.base import Mechanism
 from auction.mechanisms.sealed_bid import SealedBidAuction
 from auction.orders import Offer, Order, Request
-from auction.result import ClearingResult, Status
+from auction.result import ClearingResult, Status, _row_payment, exact_dot
 
 __all__ = ["DECOMPOSABLE", "IncrementalClearer", "decomposable"]
 
@@ -81,8 +81,11 @@ DECOMPOSABLE = frozenset({"first-price", "second-price"})
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 StrArray = npt.NDArray[np.str_]
-#: An order's row in an `_Index`: its key integers and payload (group, value, size, floor).
-Payload = tuple[int, int, int, float, int]
+#: An allocation over index positions: (request positions, offer positions, gpus, unit
+#: price) per row, in canonical order.
+Allocation = tuple[IntArray, IntArray, IntArray, IntArray]
+#: An order's row in an `_Index`: its payload (`_PAYLOAD`).
+Payload = tuple[int, int, int, float, int, int, int, int]
 #: When more than this share of the open orders changed since the last clear, clear from
 #: scratch (the sub-market would be most of the book).
 _WHOLE_SHARE = 0.25
@@ -94,8 +97,17 @@ _FIRST = 1.0
 _OFFER_PREFIX = 1
 #: Size the first prefixes by a rough play of them (tests turn it off to force growth).
 _ESTIMATE = True
+#: Per row: the order's group in the pools; value, size, floor and amount (what the prefix
+#: kernels compare); its party's code (tenant or provider); `_DIVISIBLE` | `_SPECIAL`; the
+#: request's duration_hours (0 for offers).
 _PAYLOAD = (("group", np.int64), ("value", np.int64), ("size", np.int64),
-            ("floor", np.float64), ("amount", np.int64))
+            ("floor", np.float64), ("amount", np.int64), ("party", np.int64),
+            ("flags", np.int64), ("hours", np.int64))
+#: flags: a divisible request
+_DIVISIBLE = 1
+#: flags: an order whose eligibility reads more than its group (provider or tenant lists,
+#: resource floors, constraints, clusters): a sub-market holding one is built as a `Market`
+_SPECIAL = 2
 
 
 def decomposable(mechanism: Mechanism) -> bool:
@@ -118,8 +130,8 @@ class _Fallback(Exception):
 
 class _Index:
     """The open orders of one side sorted by (`key` integers..., id), as numpy columns: the
-    keys, the ids and a payload per row (`_PAYLOAD`: the order's group in the pools, and the
-    value, size, floor and amount the prefix kernels compare).
+    keys, the ids and a payload per row (`_PAYLOAD`: the order's group in the pools, the
+    value, size, floor and amount the prefix kernels compare, and what a sub-clear reads).
 
     Changes are queued (`added`, `removed`, `updated`) and applied in one batch (`flush`):
     O(changes x log n) searches plus one compiled O(n) pass per column (`splice`: the deletes
@@ -296,6 +308,7 @@ class _Kernels:
     pure-Python references."""
 
     def __init__(self, python: bool) -> None:
+        self.python = python
         self.first_matches: Any = first_matches.py_func if python else first_matches
         self.group_lists: Any = group_lists.py_func if python else group_lists
         self.contention: Any = contention.py_func if python else contention
@@ -438,9 +451,11 @@ class IncrementalClearer:
         reputation: provider scores for the market.
 
     Attributes:
-        last_stats: ``{"incremental", "changed", "recleared", "rounds", "seconds"}`` of the
-            last clear: whether it was incremental, how many open orders had changed, how
-            many orders the sub-market held, and how many sub-clears it took.
+        last_stats: ``{"incremental", "changed", "recleared", "rounds", "direct",
+            "seconds"}`` of the last clear: whether it was incremental, how many open orders
+            had changed, how many orders the sub-market held, how many sub-clears it took,
+            and whether the last went straight to the kernel (`_direct`) or through a
+            `Market`.
     """
 
     def __init__(self, mechanism: Mechanism, reputation: Mapping[str, float] | None) -> None:
@@ -454,6 +469,8 @@ class IncrementalClearer:
         self._requests = _Index(_request_key)  # by priority: (submitted_at, id)
         self._offers = _Index(_offer_key)  # by rank: (price, submitted_at, id)
         self._party_width = 1
+        self._party_code: dict[str, int] = {}
+        self._party_names: list[str] = []
         self.last_stats: dict[str, Any] = {}
 
     # -- changes ----------------------------------------------------------------------------
@@ -515,20 +532,36 @@ class IncrementalClearer:
 
     def _flush(self, pools: Pools) -> None:
         rep = self.reputation
+        party = self._party
 
         def group(o: Order) -> int:
             return pools.group_of(o).index
 
         def request_payload(r: Order, group: int) -> Payload:
             assert isinstance(r, Request)
-            return (group, r.max_price, _least(r), r.min_reputation, r.gpus)
+            special = bool(r.cluster or r.providers or r.exclude_providers or r.min_cpu_per_gpu
+                           or r.min_ram_gb_per_gpu or r.min_disk_gb_per_gpu
+                           or r.constraints is not None)
+            flags = _DIVISIBLE * r.divisible | _SPECIAL * special
+            return (group, r.max_price, _least(r), r.min_reputation, r.gpus, party(r.tenant),
+                    flags, r.duration_hours)
 
         def offer_payload(o: Order, group: int) -> Payload:
             assert isinstance(o, Offer)
-            return (group, -o.price, -o.gpus, -rep.get(o.provider, 0.0), o.gpus)
+            special = bool(o.tenants or o.exclude_tenants or o.constraints is not None)
+            return (group, -o.price, -o.gpus, -rep.get(o.provider, 0.0), o.gpus,
+                    party(o.provider), _SPECIAL * special, 0)
 
         self._requests.flush(group, request_payload, self._kernels.splice)
         self._offers.flush(group, offer_payload, self._kernels.splice)
+
+    def _party(self, name: str) -> int:
+        """The code of a tenant or provider (given on first sight, never dropped)."""
+        code = self._party_code.get(name)
+        if code is None:
+            code = self._party_code[name] = len(self._party_names)
+            self._party_names.append(name)
+        return code
 
     def _reindex(self, book: OrderBook, pools: Pools) -> None:
         self._requests, self._offers = _Index(_request_key), _Index(_offer_key)
@@ -581,74 +614,149 @@ class IncrementalClearer:
             in_o[opos] = True
             by_offers.find_cuts(in_r)
             by_requests.find_cuts(in_o)
-            rids, oids = req_idx.id_at(rpos).tolist(), off_idx.id_at(opos).tolist()
-            sub = book.take(oids, rids)
-            result = self.mechanism.clear(Market(sub, self.reputation), rng=None)
-            if result.status is not Status.SUCCESS or result.diagnostics:
-                raise _Fallback
-            where_r = dict(zip(rids, rpos.tolist(), strict=True))
-            where_o = dict(zip(oids, opos.tolist(), strict=True))
-            short_o, short_r = self._short(result, by_offers, by_requests, where_r, where_o)
+            alloc = self._direct(rpos, opos, pools)
+            direct = alloc is not None
+            if alloc is None:  # the sub-market needs the full eligibility rules
+                alloc = self._via_market(book, rpos, opos)
+            short_o, short_r = self._short(alloc, by_offers, by_requests)
             if not short_o and not short_r:
                 self.last_stats = {"incremental": True, "changed": len(self._changed),
-                                   "recleared": len(oids) + len(rids), "rounds": rounds}
-                served = np.array([where_r[i] for i in result.request_id.tolist()],
-                                  dtype=np.int64)
-                return self._stitch(book, result, served)
+                                   "recleared": len(rpos) + len(opos), "rounds": rounds,
+                                   "direct": direct}
+                return self._assemble(book, *alloc)
             if short_o:
                 by_offers.grow(short_o, in_r)
             if short_r:
                 by_requests.grow(short_r, in_o)
         raise _Fallback
 
-    def _short(self, result: ClearingResult, by_offers: _Seekers, by_requests: _Seekers,
-               where_r: Mapping[str, int], where_o: Mapping[str, int]
+    def _direct(self, rpos: IntArray, opos: IntArray, pools: Pools) -> Allocation | None:
+        """Clear the sub-market of the requests at `rpos` and offers at `opos` with the
+        sealed-bid kernel, its arrays read straight from the columns, or None when an order
+        in it is `_SPECIAL`. Rows are the index positions, in canonical order (request
+        priority, then offer rank); (request, offer, gpus, unit price) per allocation.
+
+        Both index orders are the market's: requests by (submitted_at, id), offers by (ask,
+        submitted_at, id) (no quality bonuses here), so sub-market row i is the i-th position.
+        Classes and profiles are the pools' groups: with no special order the market's
+        eligibility is exactly theirs, and the kernel's choices do not depend on how classes
+        are cut (each search takes the best-ranked eligible offer with capacity).
+        """
+        rc, oc = self._requests.cols, self._offers.cols
+        rflags, oflags = rc["flags"][rpos], oc["flags"][opos]
+        if bool((rflags & _SPECIAL).any()) or bool((oflags & _SPECIAL).any()):
+            return None
+        n_r, n_o = len(rpos), len(opos)
+        price = -oc["value"][opos]
+        max_price = rc["value"][rpos]
+        # classes: the offers' groups, members in rank order; profiles: the requests' groups
+        own, oclass = np.unique(oc["group"][opos], return_inverse=True)
+        oclass = oclass.reshape(-1)
+        class_indptr = np.zeros(len(own) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(oclass, minlength=len(own)), out=class_indptr[1:])
+        class_offers = np.argsort(oclass, kind="stable").astype(np.int64)
+        prof, rprof = np.unique(rc["group"][rpos], return_inverse=True)
+        local = np.full(pools.n_groups, -1, dtype=np.int64)
+        local[own] = np.arange(len(own), dtype=np.int64)
+        lists = [np.sort(c[c >= 0]) for c in
+                 (local[pools.groups[g].peer_indexes()] for g in prof.tolist())]
+        profile_indptr = np.zeros(len(prof) + 1, dtype=np.int64)
+        np.cumsum([len(c) for c in lists], out=profile_indptr[1:])
+        profile_classes = (np.concatenate(lists).astype(np.int64) if lists
+                           else np.zeros(0, dtype=np.int64))
+        kernel: Callable[..., Any] = (
+            sealed_bid_reference if self._kernels.python else sealed_bid)
+        req, off, gpus, unit = kernel(
+            np.arange(n_r, dtype=np.int64), rc["amount"][rpos],
+            np.searchsorted(price, max_price, side="right").astype(np.int64), max_price,
+            rc["floor"][rpos], (rflags & _DIVISIBLE).astype(bool),
+            rprof.reshape(-1).astype(np.int64), profile_indptr, profile_classes,
+            class_indptr, class_offers, price, oc["amount"][opos], -oc["floor"][opos],
+            oc["party"][opos].astype(np.int32), np.arange(n_o, dtype=np.int64),
+            np.zeros(n_o, dtype=np.int64), self.vickrey)
+        o = np.lexsort((off, req))
+        return rpos[req[o]], opos[off[o]], gpus[o], unit[o]
+
+    def _via_market(self, book: OrderBook, rpos: IntArray, opos: IntArray) -> Allocation:
+        """The sub-market of `rpos` and `opos` sliced from `book` and cleared as a `Market`
+        by the mechanism; its allocation as `_direct`'s."""
+        rids, oids = self._requests.id_at(rpos).tolist(), self._offers.id_at(opos).tolist()
+        result = self.mechanism.clear(Market(book.take(oids, rids), self.reputation), rng=None)
+        if result.status is not Status.SUCCESS or result.diagnostics:
+            raise _Fallback
+        where_r = dict(zip(rids, rpos.tolist(), strict=True))
+        where_o = dict(zip(oids, opos.tolist(), strict=True))
+        at_r = np.array([where_r[i] for i in result.request_id.tolist()], dtype=np.int64)
+        at_o = np.array([where_o[i] for i in result.offer_id.tolist()], dtype=np.int64)
+        return at_r, at_o, result.gpus.copy(), result.unit_price.copy()
+
+    def _short(self, alloc: Allocation, by_offers: _Seekers, by_requests: _Seekers
                ) -> tuple[list[int], list[int]]:
         """The seekers whose prefixes the sub-clear may have needed more of (see the module
         docstring): (changed offers, changed requests), by their index in the seekers."""
-        rows: dict[str, list[tuple[str, int, int]]] = {}
-        cols = (result.request_id.tolist(), result.offer_id.tolist(), result.gpus.tolist(),
-                result.unit_price.tolist())
-        for rid, oid, g, price in zip(*cols, strict=True):
-            rows.setdefault(rid, []).append((oid, g, price))
-            rows.setdefault(oid, []).append((rid, g, price))
+        rows: dict[tuple[bool, int], list[tuple[int, int, int]]] = {}
+        for r, o, g, price in zip(*(c.tolist() for c in alloc), strict=True):
+            rows.setdefault((True, r), []).append((o, g, price))
+            rows.setdefault((False, o), []).append((r, g, price))
         short_o = []
+        at_o = by_offers.positions.tolist()
         for i in np.flatnonzero(by_offers.cut >= 0).tolist():
-            o, cut = by_offers.orders[i], int(by_offers.cut[i])
-            used = sum(g for rid, g, _ in rows.get(o.id, ()) if where_r[rid] < cut)
-            if o.gpus - used >= 1:  # GPUs left when the first request cut off came
+            cut = int(by_offers.cut[i])
+            used = sum(g for r, g, _ in rows.get((False, at_o[i]), ()) if r < cut)
+            if by_offers.orders[i].gpus - used >= 1:  # GPUs left when the first cut came
                 short_o.append(i)
         short_r = []
         cut_prices = -self._offers.cols["value"]
+        at_r = by_requests.positions.tolist()
         for i in np.flatnonzero(by_requests.cut >= 0).tolist():
-            r, cut = by_requests.orders[i], int(by_requests.cut[i])
-            got = rows.get(r.id, [])
+            cut = int(by_requests.cut[i])
+            got = rows.get((True, at_r[i]), [])
             ask = int(cut_prices[cut])
-            ok = sum(g for _, g, _ in got) == r.gpus and all(
-                where_o[oid] < cut and (not self.vickrey or price < ask)
-                for oid, _, price in got)
+            ok = sum(g for _, g, _ in got) == by_requests.orders[i].gpus and all(
+                o < cut and (not self.vickrey or price < ask) for o, _, price in got)
             if not ok:
                 short_r.append(i)
         return short_o, short_r
 
-    def _stitch(self, book: OrderBook, sub: ClearingResult, served: IntArray
-                ) -> ClearingResult:
-        """The sub-clear's result as the whole book's: rows in the book, every unmatched
-        request, and the book's column widths."""
+    def _assemble(self, book: OrderBook, at_r: IntArray, at_o: IntArray, gpus: IntArray,
+                  unit: IntArray) -> ClearingResult:
+        """The whole book's result of an allocation over index positions (canonical order):
+        what `ClearingResult.from_allocation` derives, from the columns, at the book's
+        column widths."""
+        req, off = self._requests, self._offers
+        rc, oc = req.cols, off.cols
         where = book._where
-        rids, oids = sub.request_id.tolist(), sub.offer_id.tolist()
-        rw = self._requests.width()
-        ow = self._offers.width()
-        pw = f"<U{self._party_width}"
-        n = len(rids)
-        return attrs.evolve(
-            sub,
-            request_row=_frozen(np.array([where[i][1] for i in rids], dtype=np.int64)),
-            offer_row=_frozen(np.array([where[i][1] for i in oids], dtype=np.int64)),
-            request_id=_frozen(sub.request_id.astype(rw)),
-            offer_id=_frozen(sub.offer_id.astype(ow)),
-            tenant=_frozen(sub.tenant.astype(pw)) if n else sub.tenant,
-            provider=_frozen(sub.provider.astype(pw)) if n else sub.provider,
-            unmatched_request_ids=self._requests.unmatched(served, self._kernels.take_rows),
-            partial_request_ids=_frozen(sub.partial_request_ids.astype(rw)),
+        rw, ow, pw = req.width(), off.width(), f"<U{self._party_width}"
+        rids, oids = req.id_at(at_r), off.id_at(at_o)
+        names = self._party_names
+        n = len(at_r)
+        # divisible requests filled in part: among those allocated, in priority order
+        seen, first = np.unique(at_r, return_index=True)
+        filled = np.add.reduceat(gpus, first) if n else gpus
+        want = rc["amount"][seen]
+        part = filled < want
+        payment = _row_payment(unit, gpus)
+        m = self.mechanism
+        assert isinstance(m, SealedBidAuction)  # only `decomposable` ones re-clear
+        return ClearingResult(
+            mechanism=m.name, payment=m.payment, status=Status.SUCCESS,
+            message="",
+            request_row=_frozen(np.array([where[i][1] for i in rids.tolist()],
+                                         dtype=np.int64)),
+            offer_row=_frozen(np.array([where[i][1] for i in oids.tolist()], dtype=np.int64)),
+            request_id=_frozen(rids.astype(rw)),
+            offer_id=_frozen(oids.astype(ow)),
+            tenant=_frozen(np.array([names[c] for c in rc["party"][at_r].tolist()],
+                                    dtype=pw if n else str)),
+            provider=_frozen(np.array([names[c] for c in oc["party"][at_o].tolist()],
+                                      dtype=pw if n else str)),
+            gpus=_frozen(gpus), unit_price=_frozen(unit), tenant_price=_frozen(unit.copy()),
+            provider_payment=_frozen(payment), tenant_payment=_frozen(payment.copy()),
+            unmatched_request_ids=req.unmatched(at_r, self._kernels.take_rows),
+            partial_request_ids=_frozen(req.id_at(seen[part]).astype(rw)),
+            shortfall_gpus=_frozen(want[part] - filled[part]),
+            welfare=exact_dot(rc["value"][at_r] + oc["value"][at_o], gpus),
+            total_payment=sum(payment.tolist()), provider_revenue=sum(payment.tolist()),
+            options=m.get_options(), diagnostics=None,
+            duration_hours=_frozen(rc["hours"][at_r]),
         )
