@@ -103,6 +103,9 @@ _ESTIMATE = True
 _PAYLOAD = (("group", np.int64), ("value", np.int64), ("size", np.int64),
             ("floor", np.float64), ("amount", np.int64), ("party", np.int64),
             ("flags", np.int64), ("hours", np.int64))
+#: Payload kept per id slot (`_Index.extra`), not per sorted row: only sub-markets read it, so
+#: a flush need not move it.
+_BY_SLOT = frozenset({"party", "flags", "hours"})
 #: flags: a divisible request
 _DIVISIBLE = 1
 #: flags: an order whose eligibility reads more than its group (provider or tenant lists,
@@ -148,7 +151,10 @@ class _Index:
         self.table: StrArray = np.zeros(16, dtype="<U1")
         self._free: list[int] = []  # slots of ids dropped
         self._used = 0  # slots ever handed out
-        self.cols: dict[str, Any] = {k: np.zeros(0, dtype=t) for k, t in _PAYLOAD}
+        self.cols: dict[str, Any] = {k: np.zeros(0, dtype=t) for k, t in _PAYLOAD
+                                     if k not in _BY_SLOT}
+        self.extra: dict[str, Any] = {k: np.zeros(len(self.table), dtype=t)
+                                      for k, t in _PAYLOAD if k in _BY_SLOT}
         self._add: dict[str, Order] = {}  # id -> order, its row made at `flush`
         self._drop: dict[str, tuple[int, ...]] = {}  # id -> key integers of its indexed row
         self._set: dict[str, Order] = {}  # id -> order whose payload (not key) changed
@@ -241,23 +247,35 @@ class _Index:
             order = np.lexsort((ids, *keys[::-1]))
             ids, keys = ids[order], [c[order] for c in keys]
             rows = [payload(added[i], group(added[i])) for i in order.tolist()]
-            cols = {name: np.fromiter((r[c] for r in rows), t, k)
-                    for c, (name, t) in enumerate(_PAYLOAD)}
+            per_col = zip(*rows, strict=True) if k else [()] * len(_PAYLOAD)
+            cols = {name: np.array(c, dtype=t)
+                    for (name, t), c in zip(_PAYLOAD, per_col, strict=True)}
             # insert positions among the rows kept: found among all rows, less the gone
             # rows before them (a gone row equal to an added one is not before it)
             at = self.positions(keys, ids, insert=True) if k else none
             at = at - np.searchsorted(gone, at)
             self.keys = [splice(c, gone, at, a) for c, a in zip(self.keys, keys, strict=True)]
-            self.slot = splice(self.slot, gone, at, self._store(ids))
+            slots = self._store(ids)
+            self.slot = splice(self.slot, gone, at, slots)
             self.cols = {name: splice(c, gone, at, cols[name]) for name, c in self.cols.items()}
+            for name, c in self.extra.items():
+                c[slots] = cols[name]
         if self._set:  # new payloads in place (the group stays)
             orders = list(self._set.values())
             self._set = {}
             pos = self.locate(orders)
             rows = [payload(o, 0) for o in orders]
-            for c, name in enumerate(self.cols):
-                if name != "group":
+            for c, (name, _) in enumerate(_PAYLOAD):
+                if name in self.extra:
+                    self.extra[name][self.slot[pos]] = [r[c] for r in rows]
+                elif name != "group":
                     self.cols[name][pos] = [r[c] for r in rows]
+
+    def at(self, name: str, positions: IntArray) -> Any:
+        """Payload column `name` (kept per row or per slot) at `positions`."""
+        if name in self.extra:
+            return self.extra[name][self.slot[positions]]
+        return self.cols[name][positions]
 
     def _store(self, ids: StrArray) -> IntArray:
         """Put new ids in free slots of `table` (grown as needed); their slots."""
@@ -271,8 +289,10 @@ class _Index:
         if ids.dtype.itemsize > table.dtype.itemsize:  # a longer id than any so far
             table = table.astype(ids.dtype)
         if self._used > len(table):
-            table = np.concatenate((table, np.zeros(max(self._used, 2 * len(table))
-                                                    - len(table), dtype=table.dtype)))
+            grow = max(self._used, 2 * len(table)) - len(table)
+            table = np.concatenate((table, np.zeros(grow, dtype=table.dtype)))
+            self.extra = {name: np.concatenate((c, np.zeros(grow, dtype=c.dtype)))
+                          for name, c in self.extra.items()}
         table[slots] = ids
         self.table = table
         return slots
@@ -643,7 +663,8 @@ class IncrementalClearer:
         are cut (each search takes the best-ranked eligible offer with capacity).
         """
         rc, oc = self._requests.cols, self._offers.cols
-        rflags, oflags = rc["flags"][rpos], oc["flags"][opos]
+        rflags = self._requests.at("flags", rpos)
+        oflags = self._offers.at("flags", opos)
         if bool((rflags & _SPECIAL).any()) or bool((oflags & _SPECIAL).any()):
             return None
         n_r, n_o = len(rpos), len(opos)
@@ -658,12 +679,16 @@ class IncrementalClearer:
         prof, rprof = np.unique(rc["group"][rpos], return_inverse=True)
         local = np.full(pools.n_groups, -1, dtype=np.int64)
         local[own] = np.arange(len(own), dtype=np.int64)
-        lists = [np.sort(c[c >= 0]) for c in
-                 (local[pools.groups[g].peer_indexes()] for g in prof.tolist())]
+        groups = pools.groups
+        peers = [groups[g].peer_indexes() for g in prof.tolist()]
+        owner = np.repeat(np.arange(len(prof), dtype=np.int64), [len(c) for c in peers])
+        cls = local[np.concatenate(peers)] if peers else owner
+        keep = cls >= 0
+        owner, cls = owner[keep], cls[keep]
+        o = np.lexsort((cls, owner))  # per profile, its classes present, sorted
+        profile_classes = cls[o].astype(np.int64)
         profile_indptr = np.zeros(len(prof) + 1, dtype=np.int64)
-        np.cumsum([len(c) for c in lists], out=profile_indptr[1:])
-        profile_classes = (np.concatenate(lists).astype(np.int64) if lists
-                           else np.zeros(0, dtype=np.int64))
+        np.cumsum(np.bincount(owner, minlength=len(prof)), out=profile_indptr[1:])
         kernel: Callable[..., Any] = (
             sealed_bid_reference if self._kernels.python else sealed_bid)
         req, off, gpus, unit = kernel(
@@ -672,7 +697,7 @@ class IncrementalClearer:
             rc["floor"][rpos], (rflags & _DIVISIBLE).astype(bool),
             rprof.reshape(-1).astype(np.int64), profile_indptr, profile_classes,
             class_indptr, class_offers, price, oc["amount"][opos], -oc["floor"][opos],
-            oc["party"][opos].astype(np.int32), np.arange(n_o, dtype=np.int64),
+            self._offers.at("party", opos).astype(np.int32), np.arange(n_o, dtype=np.int64),
             np.zeros(n_o, dtype=np.int64), self.vickrey)
         o = np.lexsort((off, req))
         return rpos[req[o]], opos[off[o]], gpus[o], unit[o]
@@ -746,9 +771,9 @@ class IncrementalClearer:
             offer_row=_frozen(np.array([where[i][1] for i in oids.tolist()], dtype=np.int64)),
             request_id=_frozen(rids.astype(rw)),
             offer_id=_frozen(oids.astype(ow)),
-            tenant=_frozen(np.array([names[c] for c in rc["party"][at_r].tolist()],
+            tenant=_frozen(np.array([names[c] for c in req.at("party", at_r).tolist()],
                                     dtype=pw if n else str)),
-            provider=_frozen(np.array([names[c] for c in oc["party"][at_o].tolist()],
+            provider=_frozen(np.array([names[c] for c in off.at("party", at_o).tolist()],
                                       dtype=pw if n else str)),
             gpus=_frozen(gpus), unit_price=_frozen(unit), tenant_price=_frozen(unit.copy()),
             provider_payment=_frozen(payment), tenant_payment=_frozen(payment.copy()),
@@ -758,5 +783,5 @@ class IncrementalClearer:
             welfare=exact_dot(rc["value"][at_r] + oc["value"][at_o], gpus),
             total_payment=sum(payment.tolist()), provider_revenue=sum(payment.tolist()),
             options=m.get_options(), diagnostics=None,
-            duration_hours=_frozen(rc["hours"][at_r]),
+            duration_hours=_frozen(req.at("hours", at_r)),
         )
