@@ -67,7 +67,7 @@ from auction.kernels.matches import (
 )
 from auction.kernels.sealed_bid import sealed_bid, sealed_bid_reference
 from auction.live.pools import Pools
-from auction.market import Market
+from auction.market import Market, gather_ranges
 from auction.mechanisms.base import Mechanism
 from auction.mechanisms.sealed_bid import SealedBidAuction
 from auction.orders import Offer, Order, Request
@@ -349,7 +349,7 @@ class _Seekers:
 
     def __init__(self, orders: Sequence[Order], positions: IntArray, counter: _Index,
                  need: IntArray, cap: IntArray, cap_floor: FloatArray,
-                 groups: list[IntArray], n_groups: int, descending: bool,
+                 groups: tuple[IntArray, IntArray], n_groups: int, descending: bool,
                  kernels: _Kernels) -> None:
         self.orders, self.positions, self.counter = orders, positions, counter
         self.kernels = kernels
@@ -357,9 +357,7 @@ class _Seekers:
         self.descending = descending
         k = len(orders)
         self.n_groups = n_groups
-        self.sptr = np.zeros(k + 1, dtype=np.int64)
-        np.cumsum([len(g) for g in groups], out=self.sptr[1:])
-        self.sgroups = np.concatenate(groups) if k else np.zeros(0, dtype=np.int64)
+        self.sptr, self.sgroups = groups  # seeker i's groups: sgroups[sptr[i]:sptr[i + 1]]
         # each group's seekers by need ascending (a scan stops at the first it misses)
         self.gptr, self.gseek = kernels.group_lists(n_groups, self.sptr, self.sgroups,
                                             np.argsort(need, kind="stable"))
@@ -447,12 +445,20 @@ class _Seekers:
         self.want[short] *= 4
 
 
-def _peers(pools: Pools, index: _Index, positions: IntArray) -> list[IntArray]:
-    """The groups on the other side that the groups of the orders at `positions` accept."""
+def _peers(pools: Pools, index: _Index, positions: IntArray) -> tuple[IntArray, IntArray]:
+    """The groups on the other side that the groups of the orders at `positions` accept, as
+    CSR (indptr, groups)."""
     groups = pools.groups
     own, which = np.unique(index.cols["group"][positions], return_inverse=True)
     peers = [groups[g].peer_indexes() for g in own.tolist()]  # once per group
-    return [peers[i] for i in which.reshape(-1).tolist()]
+    lens = np.array([len(p) for p in peers], dtype=np.int64)
+    starts = np.cumsum(lens) - lens
+    which = which.reshape(-1)
+    counts = lens[which]
+    indptr = np.zeros(len(positions) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    flat = np.concatenate(peers) if peers else np.zeros(0, dtype=np.int64)
+    return indptr, flat[gather_ranges(starts[which], counts)].astype(np.int64)
 
 
 def _frozen(a: np.ndarray) -> Any:
