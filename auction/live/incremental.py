@@ -32,9 +32,14 @@ group in the pools, price, size and reputation. Changes are queued and applied o
 clear. The prefixes of all changed orders of one side are then found in one compiled pass
 over the other side's columns (`auction.kernels.matches.first_matches`).
 
-The result is then stitched over the whole book without a snapshot of it: the sub-clear's
-allocation (already in canonical order), rows looked up in the book's index, and the unmatched
-requests read from the request columns. The work per epoch is the changed orders and the
+The sub-market is cleared straight from those columns by the sealed-bid kernel
+(`IncrementalClearer._direct`: rows are index positions, already in the market's orders; the
+pools' groups are its classes and profiles), unless it holds an order whose eligibility reads
+more than its group (`_SPECIAL`: provider or tenant lists, resource floors, constraints,
+clusters); then it is sliced from the book and cleared as a `Market` (`_via_market`). The
+result is assembled over the whole book without a snapshot of it (`_assemble`): the
+allocation in canonical order, rows looked up in the book's index, and the unmatched requests
+read from the request columns. The work per epoch is the changed orders and the
 prefixes they read, plus a few O(open orders) numpy and compiled passes (applying the
 queued changes, the prefix scans, the unmatched list).
 
