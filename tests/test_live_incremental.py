@@ -166,6 +166,11 @@ def test_default_knobs_equal_from_scratch(epochs: list[list[tuple[Any, ...]]], n
     _run(epochs, name, None)
 
 
+def _stat(m: LiveMarket, key: str) -> Any:
+    """The last clear's `key` in its stats (a call, so mypy does not narrow across clears)."""
+    return m._clearer.last_stats[key]
+
+
 def _grid(m: LiveMarket, t: int) -> None:
     for k, region in enumerate(REGIONS):
         for j in range(3):
@@ -198,7 +203,7 @@ def test_reclear_reads_only_the_changed_orders_and_their_counterparts(name: str)
                    vram_gb=80), at=4)
     scratch = auction.clear(m.book.snapshot(), name)
     m.clear(at=5)
-    assert m._clearer.last_stats["incremental"] is True
+    assert _stat(m, "incremental") is True
     assert m.last_result is not None
     _same(m.last_result, scratch)
     assert sorted(m.last_result.request_id.tolist()) == ["r1-0", "r1-1"]
@@ -207,6 +212,32 @@ def test_reclear_reads_only_the_changed_orders_and_their_counterparts(name: str)
     assert m.last_result is not None
     assert m.last_result.n_allocations == 0
     assert len(m.last_result.unmatched_request_ids) == 57
+
+
+@pytest.mark.parametrize("name", ["first-price", "second-price"])
+@pytest.mark.parametrize("special", [
+    {"providers": frozenset({"p1", "p2"})}, {"exclude_providers": frozenset({"p0"})},
+    {"min_cpu_per_gpu": 1}, {"constraints": "cpu_per_gpu >= 0"}, {"cluster": True}])
+def test_sub_markets_with_lists_or_floors_clear_as_a_market(name: str, special: dict[str, Any]
+                                                            ) -> None:
+    """An order whose eligibility reads more than its pool group sends its sub-market through
+    `OrderBook.take` and a `Market`; the plain ones before it went straight to the kernel."""
+    m = LiveMarket(mode="periodic", mechanism=name, epoch=10**6)
+    _grid(m, 0)
+    m.clear(at=1)
+    m.amend("r0-5", {"max_price": 6}, at=2)
+    m.clear(at=3)
+    assert _stat(m, "direct") is True
+    m.submit(Request(id="s", tenant="u", gpus=1, max_price=9, regions=frozenset({"us"}),
+                     **special), at=4)
+    scratch = auction.clear(m.book.snapshot(), name)
+    m.clear(at=5)
+    assert _stat(m, "incremental") is True
+    assert _stat(m, "direct") is False
+    assert m.last_result is not None
+    _same(m.last_result, scratch)
+    # the grid's offers have no CPU figure: only the floor of 1 CPU per GPU keeps "s" out
+    assert ("s" in m.last_result.request_id.tolist()) is ("min_cpu_per_gpu" not in special)
 
 
 def test_prefixes_grow_until_the_sub_clear_is_exact() -> None:

@@ -217,6 +217,7 @@ def test_python_backend_reclears_without_the_compiled_kernels() -> None:
         scratch = auction.clear(auction.Market(m.book.snapshot()), m.mechanism)
         m.clear(at=3)
         assert m._clearer.last_stats["incremental"] is True
+        assert m._clearer.last_stats["direct"] is True  # the sealed-bid kernel or reference
         assert m.last_result is not None
         assert m.last_result.to_dict() == scratch.to_dict()
         assert m.last_result.request_id.tolist() == ["r2", "r3"]  # 3 + 1 GPUs at 6
