@@ -17,6 +17,7 @@ from auction.kernels.matches import (
     contention,
     first_matches,
     group_lists,
+    key_ranges,
     splice,
     take_rows,
 )
@@ -135,6 +136,27 @@ def test_splice_deletes_and_inserts_as_numpy(old: list[int], data: Any) -> None:
         got = f(np.array(old, dtype=np.float64), g, a, np.array(values, dtype=np.float64))
         assert got.dtype == np.float64
         assert got.tolist() == want.astype(float).tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), max_size=30),
+       queries=st.lists(st.tuples(st.integers(-1, 4), st.integers(-1, 4)), max_size=10))
+def test_key_ranges_find_the_rows_equal_in_both_keys(rows: list[tuple[int, int]],
+                                                     queries: list[tuple[int, int]]) -> None:
+    rows.sort()
+    first = np.array([r[0] for r in rows], dtype=np.int64)
+    second = np.array([r[1] for r in rows], dtype=np.int64)
+    q0 = np.array([q[0] for q in queries], dtype=np.int64)
+    q1 = np.array([q[1] for q in queries], dtype=np.int64)
+    lo = np.searchsorted(first, q0, side="left").astype(np.int64)
+    hi = np.searchsorted(first, q0, side="right").astype(np.int64)
+    for f in (key_ranges, key_ranges.py_func):
+        a, b = f(second, q1, lo, hi)
+        for i, q in enumerate(queries):
+            equal = [j for j, r in enumerate(rows) if r == q]
+            below = sum(r < q for r in rows)  # where the query goes when nothing equals it
+            assert (int(a[i]), int(b[i])) == ((equal[0], equal[-1] + 1) if equal
+                                              else (below, below))
 
 
 @settings(max_examples=100, deadline=None)

@@ -66,6 +66,7 @@ from auction.kernels.matches import (
     contention,
     first_matches,
     group_lists,
+    key_ranges,
     leftovers,
     splice,
     take_rows,
@@ -147,7 +148,7 @@ class _Index:
     order.
     """
 
-    def __init__(self, key: Callable[[Order], tuple[int, ...]]) -> None:
+    def __init__(self, key: Callable[[Order], tuple[int, ...]], python: bool = False) -> None:
         self.key = key
         self.keys: list[IntArray] = [np.zeros(0, dtype=np.int64)
                                      for _ in range(len(key(_PROBE)))]
@@ -164,6 +165,7 @@ class _Index:
         self._drop: dict[str, tuple[int, ...]] = {}  # id -> key integers of its indexed row
         self._set: dict[str, Order] = {}  # id -> order whose payload (not key) changed
         self.lengths: Counter[int] = Counter()  # id lengths of the open orders
+        self.python = python  # search with `key_ranges`'s reference, not the kernel
 
     def __len__(self) -> int:
         return len(self.slot)
@@ -206,12 +208,15 @@ class _Index:
                   ) -> IntArray:
         """Where the rows (keys..., ids) are (or, `insert`, go) in the index."""
         mine = self.keys
-        lo = np.searchsorted(mine[0], keys[0], side="left")
-        hi = np.searchsorted(mine[0], keys[0], side="right")
-        pos = lo.astype(np.int64)
+        lo = np.searchsorted(mine[0], keys[0], side="left").astype(np.int64)
+        hi = np.searchsorted(mine[0], keys[0], side="right").astype(np.int64)
+        if len(mine) > 1:  # ties on the first key (offers' asks): the second in one call
+            ranges = key_ranges.py_func if self.python else key_ranges
+            lo, hi = ranges(mine[1], keys[1], lo, hi)
+        pos = lo.copy()
         for i in np.flatnonzero((hi - lo) != (0 if insert else 1)).tolist():
             a, b = int(lo[i]), int(hi[i])
-            for col, want in zip(mine[1:], keys[1:], strict=True):
+            for col, want in zip(mine[2:], keys[2:], strict=True):
                 part = col[a:b]
                 a, b = (a + int(np.searchsorted(part, want[i], side="left")),
                         a + int(np.searchsorted(part, want[i], side="right")))
@@ -497,12 +502,15 @@ class IncrementalClearer:
         self._kernels = _Kernels(getattr(mechanism, "backend", "numba") == "python")
         self._settled = False  # the book holds a settled remainder plus the changes below
         self._changed: dict[str, Order] = {}
-        self._requests = _Index(_request_key)  # by priority: (submitted_at, id)
-        self._offers = _Index(_offer_key)  # by rank: (price, submitted_at, id)
+        self._requests = self._index(_request_key)  # by priority: (submitted_at, id)
+        self._offers = self._index(_offer_key)  # by rank: (price, submitted_at, id)
         self._party_width = 1
         self._party_code: dict[str, int] = {}
         self._party_names: list[str] = []
         self.last_stats: dict[str, Any] = {}
+
+    def _index(self, key: Callable[[Order], tuple[int, ...]]) -> _Index:
+        return _Index(key, self._kernels.python)
 
     # -- changes ----------------------------------------------------------------------------
     def opened(self, order: Order) -> None:
@@ -595,7 +603,7 @@ class IncrementalClearer:
         return code
 
     def _reindex(self, book: OrderBook, pools: Pools) -> None:
-        self._requests, self._offers = _Index(_request_key), _Index(_offer_key)
+        self._requests, self._offers = self._index(_request_key), self._index(_offer_key)
         for o in book:
             (self._requests if isinstance(o, Request) else self._offers).added(o)
         self._flush(pools)
