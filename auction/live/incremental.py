@@ -210,11 +210,13 @@ class _Index:
         mine = self.keys
         lo = np.searchsorted(mine[0], keys[0], side="left").astype(np.int64)
         hi = np.searchsorted(mine[0], keys[0], side="right").astype(np.int64)
-        if len(mine) > 1:  # ties on the first key (offers' asks): the second in one call
-            ranges = key_ranges.py_func if self.python else key_ranges
-            lo, hi = ranges(mine[1], keys[1], lo, hi)
+        tied = np.flatnonzero((hi - lo) != (0 if insert else 1))
+        if len(mine) > 1 and len(tied):  # ties on the first key (offers' asks): narrowed by
+            ranges = key_ranges.py_func if self.python else key_ranges  # the second at once
+            lo[tied], hi[tied] = ranges(mine[1], keys[1][tied], lo[tied], hi[tied])
+            tied = tied[(hi[tied] - lo[tied]) != (0 if insert else 1)]
         pos = lo.copy()
-        for i in np.flatnonzero((hi - lo) != (0 if insert else 1)).tolist():
+        for i in tied.tolist():
             a, b = int(lo[i]), int(hi[i])
             for col, want in zip(mine[2:], keys[2:], strict=True):
                 part = col[a:b]
