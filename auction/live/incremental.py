@@ -740,28 +740,38 @@ class IncrementalClearer:
                ) -> tuple[list[int], list[int]]:
         """The seekers whose prefixes the sub-clear may have needed more of (see the module
         docstring): (changed offers, changed requests), by their index in the seekers."""
-        rows: dict[tuple[bool, int], list[tuple[int, int, int]]] = {}
-        for r, o, g, price in zip(*(c.tolist() for c in alloc), strict=True):
-            rows.setdefault((True, r), []).append((o, g, price))
-            rows.setdefault((False, o), []).append((r, g, price))
-        short_o = []
-        at_o = by_offers.positions.tolist()
-        for i in np.flatnonzero(by_offers.cut >= 0).tolist():
-            cut = int(by_offers.cut[i])
-            used = sum(g for r, g, _ in rows.get((False, at_o[i]), ()) if r < cut)
-            if by_offers.orders[i].gpus - used >= 1:  # GPUs left when the first cut came
-                short_o.append(i)
-        short_r = []
-        cut_prices = -self._offers.cols["value"]
-        at_r = by_requests.positions.tolist()
-        for i in np.flatnonzero(by_requests.cut >= 0).tolist():
-            cut = int(by_requests.cut[i])
-            got = rows.get((True, at_r[i]), [])
-            ask = int(cut_prices[cut])
-            ok = sum(g for _, g, _ in got) == by_requests.orders[i].gpus and all(
-                o < cut and (not self.vickrey or price < ask) for o, _, price in got)
-            if not ok:
-                short_r.append(i)
+        at_r, at_o, gpus, price = alloc
+
+        def rows_of(seekers: _Seekers, at: IntArray) -> tuple[IntArray, IntArray]:
+            """Per allocation row, the seeker at its position `at` (-1 for none), and each
+            seeker's cut (a match left out of the sub-market, -1 when none is)."""
+            pos = seekers.positions
+            o = np.argsort(pos)
+            k = np.minimum(np.searchsorted(pos[o], at), max(len(pos) - 1, 0))
+            who = np.where(pos[o][k] == at, o[k], -1) if len(pos) else np.full(len(at), -1)
+            return who, seekers.cut
+
+        # a changed offer: GPUs left when the first request cut from its prefix came
+        who, cut = rows_of(by_offers, at_o)
+        mine = who >= 0
+        before = mine.copy()
+        before[mine] = at_r[mine] < cut[who[mine]]
+        used = np.bincount(who[before], weights=gpus[before], minlength=len(cut))
+        has = self._offers.cols["amount"][by_offers.positions]
+        short_o = np.flatnonzero((cut >= 0) & (has - used >= 1)).tolist()
+        # a changed request: filled whole by offers ranked before its cut (and, second
+        # price, paid less than the cut offer's ask)
+        who, cut = rows_of(by_requests, at_r)
+        mine = who >= 0
+        bad = np.zeros(len(at_r), dtype=bool)
+        c = cut[who[mine]]
+        bad[mine] = at_o[mine] >= c
+        if self.vickrey:
+            bad[mine] |= price[mine] >= -self._offers.cols["value"][c]
+        filled = np.bincount(who[mine], weights=gpus[mine], minlength=len(cut))
+        wrong = np.bincount(who[mine], weights=bad[mine], minlength=len(cut))
+        want = self._requests.cols["amount"][by_requests.positions]
+        short_r = np.flatnonzero((cut >= 0) & ((filled != want) | (wrong > 0))).tolist()
         return short_o, short_r
 
     def _assemble(self, book: OrderBook, at_r: IntArray, at_o: IntArray, gpus: IntArray,
