@@ -145,11 +145,13 @@ def _live_reclear() -> None:
     m = LiveMarket(mode="periodic", mechanism="first-price", epoch=10)
     for i in range(8):
         m.submit(Request(id=f"r{i}", tenant="t", gpus=1, max_price=2), at=0)
+    m.submit(Offer(id="o0", provider="p", gpu_model="m", gpus=1, price=3, region="x",
+                   vram_gb=1), at=0)  # too dear: it stays, and "o1" ties with its ask
     m.clear(at=1)
-    m.submit(Offer(id="o", provider="p", gpu_model="m", gpus=1, price=1, region="x",
-                   vram_gb=1), at=2)
-    m.submit(Request(id="r", tenant="t", gpus=1, max_price=2), at=2)
-    m.clear(at=3)  # incremental: two changed orders of ten
+    for oid, price in (("o", 1), ("o1", 3)):
+        m.submit(Offer(id=oid, provider="p", gpu_model="m", gpus=1, price=price, region="x",
+                       vram_gb=1), at=2)
+    m.clear(at=3)  # incremental: two changed orders of eleven
 
 
 def _compile_times(buffer: list[tuple[float, Any]]) -> dict[int, float]:

@@ -231,6 +231,7 @@ def bench_reclear(n: int, epochs: int, workload: str, zones: int, seed: int) -> 
         st = m._clearer.last_stats
         clear_t.append(st["seconds"])
         recleared.append(f"{st.get('recleared')}/{st.get('changed')}/{st.get('rounds')}"
+                         + ("" if st.get("direct", True) else " (via a Market)")
                          if st["incremental"] else "full")
     lv, sc = statistics.median(live_t[warm:]), statistics.median(scratch_t[warm:])
     cl = statistics.median(clear_t[warm:])

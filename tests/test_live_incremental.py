@@ -50,18 +50,18 @@ def _knobs(**values: Any) -> Iterator[None]:
             setattr(incremental, k, v)
 
 
-def _offer(draw: st.DrawFn, n: int) -> Offer:
+def _offer(draw: st.DrawFn, n: int, plain: bool = False) -> Offer:
     return Offer(
         id=f"o{n}", provider=f"p{draw(st.integers(0, 3))}",
         gpu_model=draw(st.sampled_from(MODELS)), gpus=draw(st.integers(1, 4)),
         price=draw(st.integers(1, 9)), region=draw(st.sampled_from(REGIONS)), vram_gb=80,
         tags=frozenset(draw(st.sampled_from([(), ("soc2",)]))),
         submitted_at=draw(st.integers(0, 3)),
-        exclude_tenants=frozenset(draw(st.sampled_from([(), (), ("t1",)]))),
+        exclude_tenants=frozenset(() if plain else draw(st.sampled_from([(), (), ("t1",)]))),
         cpu_per_gpu=draw(st.sampled_from([4, 16])))
 
 
-def _request(draw: st.DrawFn, n: int) -> Request:
+def _request(draw: st.DrawFn, n: int, plain: bool = False) -> Request:
     return Request(
         id=f"r{n}", tenant=f"t{n % 3}", gpus=draw(st.integers(1, 4)),
         max_price=draw(st.integers(1, 9)),
@@ -71,9 +71,9 @@ def _request(draw: st.DrawFn, n: int) -> Request:
         min_reputation=draw(st.sampled_from([0.0, 0.0, 0.5])),
         duration_hours=draw(st.integers(1, 3)),
         divisible=draw(st.booleans()), submitted_at=draw(st.integers(0, 3)),
-        providers=frozenset(draw(st.sampled_from([(), (), ("p0", "p1")]))),
-        exclude_providers=frozenset(draw(st.sampled_from([(), (), ("p2",)]))),
-        constraints=draw(st.sampled_from([None, None, "cpu_per_gpu >= 8"])))
+        providers=frozenset(() if plain else draw(st.sampled_from([(), (), ("p0", "p1")]))),
+        exclude_providers=frozenset(() if plain else draw(st.sampled_from([(), (), ("p2",)]))),
+        constraints=None if plain else draw(st.sampled_from([None, None, "cpu_per_gpu >= 8"])))
 
 
 @st.composite
@@ -82,13 +82,16 @@ def events(draw: st.DrawFn) -> list[list[tuple[Any, ...]]]:
     by index, and clock moves that end leases and expire orders."""
     epochs = []
     n = 0
+    # plain books (no lists, no constraints): sub-markets go straight to the kernel
+    plain = draw(st.booleans())
     for _ in range(draw(st.integers(1, 5))):
         ops: list[tuple[Any, ...]] = []
         for _ in range(draw(st.integers(0, 12))):
             kind = draw(st.sampled_from(
                 ["offer", "request", "request", "cancel", "amend", "advance"]))
             if kind in ("offer", "request"):
-                order = _offer(draw, n) if kind == "offer" else _request(draw, n)
+                order = (_offer(draw, n, plain) if kind == "offer"
+                         else _request(draw, n, plain))
                 expires = draw(st.sampled_from([None, None, HOUR, 3 * HOUR]))
                 ops.append(("submit", order, expires))
             elif kind == "advance":
@@ -132,6 +135,12 @@ def _run(epochs: list[list[tuple[Any, ...]]], name: str, rep: dict[str, float] |
         assert m.last_result is not None
         _same(m.last_result, scratch)
         stats.append(dict(m._clearer.last_stats))
+    # books without lists or constraints re-clear straight from the columns, not a Market
+    plain = all(not (o.providers or o.exclude_providers or o.constraints is not None)
+                if isinstance(o, Request) else not (o.exclude_tenants or o.constraints)
+                for ops in epochs for op in ops if op[0] == "submit" for o in op[1:2])
+    if plain:
+        assert all(s["direct"] for s in stats if s["incremental"])
     return stats
 
 
@@ -157,6 +166,11 @@ def test_default_knobs_equal_from_scratch(epochs: list[list[tuple[Any, ...]]], n
     _run(epochs, name, None)
 
 
+def _stat(m: LiveMarket, key: str) -> Any:
+    """The last clear's `key` in its stats (a call, so mypy does not narrow across clears)."""
+    return m._clearer.last_stats[key]
+
+
 def _grid(m: LiveMarket, t: int) -> None:
     for k, region in enumerate(REGIONS):
         for j in range(3):
@@ -180,6 +194,7 @@ def test_reclear_reads_only_the_changed_orders_and_their_counterparts(name: str)
     assert stats["incremental"] is True
     assert stats["changed"] == 1
     assert stats["recleared"] <= 4  # r0-5 and its best offers, not the 69 orders
+    assert stats["direct"] is True
     assert m.last_result is not None
     _same(m.last_result, scratch)
     assert m.last_result.to_records()[0]["request_id"] == "r0-5"
@@ -188,7 +203,7 @@ def test_reclear_reads_only_the_changed_orders_and_their_counterparts(name: str)
                    vram_gb=80), at=4)
     scratch = auction.clear(m.book.snapshot(), name)
     m.clear(at=5)
-    assert m._clearer.last_stats["incremental"] is True
+    assert _stat(m, "incremental") is True
     assert m.last_result is not None
     _same(m.last_result, scratch)
     assert sorted(m.last_result.request_id.tolist()) == ["r1-0", "r1-1"]
@@ -197,6 +212,32 @@ def test_reclear_reads_only_the_changed_orders_and_their_counterparts(name: str)
     assert m.last_result is not None
     assert m.last_result.n_allocations == 0
     assert len(m.last_result.unmatched_request_ids) == 57
+
+
+@pytest.mark.parametrize("name", ["first-price", "second-price"])
+@pytest.mark.parametrize("special", [
+    {"providers": frozenset({"p1", "p2"})}, {"exclude_providers": frozenset({"p0"})},
+    {"min_cpu_per_gpu": 1}, {"constraints": "cpu_per_gpu >= 0"}, {"cluster": True}])
+def test_sub_markets_with_lists_or_floors_clear_as_a_market(name: str, special: dict[str, Any]
+                                                            ) -> None:
+    """An order whose eligibility reads more than its pool group sends its sub-market through
+    `OrderBook.take` and a `Market`; the plain ones before it went straight to the kernel."""
+    m = LiveMarket(mode="periodic", mechanism=name, epoch=10**6)
+    _grid(m, 0)
+    m.clear(at=1)
+    m.amend("r0-5", {"max_price": 6}, at=2)
+    m.clear(at=3)
+    assert _stat(m, "direct") is True
+    m.submit(Request(id="s", tenant="u", gpus=1, max_price=9, regions=frozenset({"us"}),
+                     **special), at=4)
+    scratch = auction.clear(m.book.snapshot(), name)
+    m.clear(at=5)
+    assert _stat(m, "incremental") is True
+    assert _stat(m, "direct") is False
+    assert m.last_result is not None
+    _same(m.last_result, scratch)
+    # the grid's offers have no CPU figure: only the floor of 1 CPU per GPU keeps "s" out
+    assert ("s" in m.last_result.request_id.tolist()) is ("min_cpu_per_gpu" not in special)
 
 
 def test_prefixes_grow_until_the_sub_clear_is_exact() -> None:

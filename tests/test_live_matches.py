@@ -17,6 +17,7 @@ from auction.kernels.matches import (
     contention,
     first_matches,
     group_lists,
+    key_ranges,
     splice,
     take_rows,
 )
@@ -138,6 +139,27 @@ def test_splice_deletes_and_inserts_as_numpy(old: list[int], data: Any) -> None:
 
 
 @settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), max_size=30),
+       queries=st.lists(st.tuples(st.integers(-1, 4), st.integers(-1, 4)), max_size=10))
+def test_key_ranges_find_the_rows_equal_in_both_keys(rows: list[tuple[int, int]],
+                                                     queries: list[tuple[int, int]]) -> None:
+    rows.sort()
+    first = np.array([r[0] for r in rows], dtype=np.int64)
+    second = np.array([r[1] for r in rows], dtype=np.int64)
+    q0 = np.array([q[0] for q in queries], dtype=np.int64)
+    q1 = np.array([q[1] for q in queries], dtype=np.int64)
+    lo = np.searchsorted(first, q0, side="left").astype(np.int64)
+    hi = np.searchsorted(first, q0, side="right").astype(np.int64)
+    for f in (key_ranges, key_ranges.py_func):
+        a, b = f(second, q1, lo, hi)
+        for i, q in enumerate(queries):
+            equal = [j for j, r in enumerate(rows) if r == q]
+            below = sum(r < q for r in rows)  # where the query goes when nothing equals it
+            assert (int(a[i]), int(b[i])) == ((equal[0], equal[-1] + 1) if equal
+                                              else (below, below))
+
+
+@settings(max_examples=100, deadline=None)
 @given(ops=st.lists(st.tuples(st.sampled_from(["add", "remove", "resize", "flush"]),
                               st.integers(0, 11), st.integers(0, 2), st.integers(0, 2),
                               st.integers(1, 9)), max_size=40))
@@ -148,8 +170,8 @@ def test_index_keeps_the_open_orders_sorted_with_their_payload(
     def key(o: Any) -> tuple[int, ...]:
         return (o.price, o.submitted_at)
 
-    def payload(o: Any, group: int) -> tuple[int, int, int, float, int]:
-        return (group, -o.price, -o.gpus, 0.5, o.gpus)
+    def payload(o: Any, group: int) -> tuple[int, int, int, float, int, int, int, int]:
+        return (group, -o.price, -o.gpus, 0.5, o.gpus, 0, 0, 0)
 
     index = _Index(key)
     live: dict[str, Offer] = {}
@@ -217,6 +239,7 @@ def test_python_backend_reclears_without_the_compiled_kernels() -> None:
         scratch = auction.clear(auction.Market(m.book.snapshot()), m.mechanism)
         m.clear(at=3)
         assert m._clearer.last_stats["incremental"] is True
+        assert m._clearer.last_stats["direct"] is True  # the sealed-bid kernel or reference
         assert m.last_result is not None
         assert m.last_result.to_dict() == scratch.to_dict()
         assert m.last_result.request_id.tolist() == ["r2", "r3"]  # 3 + 1 GPUs at 6

@@ -20,7 +20,8 @@ asks in rank order), which ends the scan at the first value below every need.
 `first_matches` scans the counterparts once for all seekers, each group's seekers only up to
 the first whose need its value misses (a seeker that has all its matches leaves the lists it
 is met in), and stops when every seeker has ``want[i]`` matches.
-`group_lists` builds the per-group seeker lists. `splice` applies an epoch's deletes and
+`group_lists` builds the per-group seeker lists. `key_ranges` narrows rows found by a first
+sort key to those equal in the second too. `splice` applies an epoch's deletes and
 inserts to one sorted column in a single pass. Both are plain loops over arrays; their
 ``py_func`` is the pure-Python reference the tests compare with.
 """
@@ -32,7 +33,8 @@ import numpy.typing as npt
 
 from auction.kernels.jit import lazy_njit
 
-__all__ = ["contention", "first_matches", "group_lists", "leftovers", "splice", "take_rows"]
+__all__ = ["contention", "first_matches", "group_lists", "key_ranges", "leftovers", "splice",
+           "take_rows"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -228,3 +230,34 @@ def splice(old: npt.NDArray[np.generic], gone: IntArray, at: IntArray,
         kept += stop - i
         i = stop
     return out
+
+
+@lazy_njit(nogil=True)
+def key_ranges(second: IntArray, want: IntArray, lo: IntArray, hi: IntArray
+               ) -> tuple[IntArray, IntArray]:
+    """Per query i, the rows of ``[lo[i], hi[i])`` (rows equal in a first sort key, so sorted
+    by `second` there) whose `second` equals ``want[i]``, as ``[out_lo[i], out_hi[i])``: two
+    binary searches, where `np.searchsorted` would need a Python call per query."""
+    n = len(want)
+    out_lo = np.empty(n, dtype=np.int64)
+    out_hi = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        w = want[i]
+        a = lo[i]
+        b = hi[i]
+        while a < b:
+            m = (a + b) >> 1
+            if second[m] < w:
+                a = m + 1
+            else:
+                b = m
+        out_lo[i] = a
+        b = hi[i]
+        while a < b:
+            m = (a + b) >> 1
+            if second[m] <= w:
+                a = m + 1
+            else:
+                b = m
+        out_hi[i] = a
+    return out_lo, out_hi

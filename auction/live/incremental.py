@@ -32,9 +32,14 @@ group in the pools, price, size and reputation. Changes are queued and applied o
 clear. The prefixes of all changed orders of one side are then found in one compiled pass
 over the other side's columns (`auction.kernels.matches.first_matches`).
 
-The result is then stitched over the whole book without a snapshot of it: the sub-clear's
-allocation (already in canonical order), rows looked up in the book's index, and the unmatched
-requests read from the request columns. The work per epoch is the changed orders and the
+The sub-market is cleared straight from those columns by the sealed-bid kernel
+(`IncrementalClearer._direct`: rows are index positions, already in the market's orders; the
+pools' groups are its classes and profiles), unless it holds an order whose eligibility reads
+more than its group (`_SPECIAL`: provider or tenant lists, resource floors, constraints,
+clusters); then it is sliced from the book and cleared as a `Market` (`_via_market`). The
+result is assembled over the whole book without a snapshot of it (`_assemble`): the
+allocation in canonical order, rows looked up in the book's index, and the unmatched requests
+read from the request columns. The work per epoch is the changed orders and the
 prefixes they read, plus a few O(open orders) numpy and compiled passes (applying the
 queued changes, the prefix scans, the unmatched list).
 
@@ -52,7 +57,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -62,16 +66,18 @@ from auction.kernels.matches import (
     contention,
     first_matches,
     group_lists,
+    key_ranges,
     leftovers,
     splice,
     take_rows,
 )
+from auction.kernels.sealed_bid import sealed_bid, sealed_bid_reference
 from auction.live.pools import Pools
-from auction.market import Market
+from auction.market import Market, gather_ranges
 from auction.mechanisms.base import Mechanism
 from auction.mechanisms.sealed_bid import SealedBidAuction
 from auction.orders import Offer, Order, Request
-from auction.result import ClearingResult, Status
+from auction.result import ClearingResult, Status, _row_payment, exact_dot
 
 __all__ = ["DECOMPOSABLE", "IncrementalClearer", "decomposable"]
 
@@ -81,8 +87,11 @@ DECOMPOSABLE = frozenset({"first-price", "second-price"})
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 StrArray = npt.NDArray[np.str_]
-#: An order's row in an `_Index`: its key integers and payload (group, value, size, floor).
-Payload = tuple[int, int, int, float, int]
+#: An allocation over index positions: (request positions, offer positions, gpus, unit
+#: price) per row, in canonical order.
+Allocation = tuple[IntArray, IntArray, IntArray, IntArray]
+#: An order's row in an `_Index`: its payload (`_PAYLOAD`).
+Payload = tuple[int, int, int, float, int, int, int, int]
 #: When more than this share of the open orders changed since the last clear, clear from
 #: scratch (the sub-market would be most of the book).
 _WHOLE_SHARE = 0.25
@@ -94,8 +103,20 @@ _FIRST = 1.0
 _OFFER_PREFIX = 1
 #: Size the first prefixes by a rough play of them (tests turn it off to force growth).
 _ESTIMATE = True
+#: Per row: the order's group in the pools; value, size, floor and amount (what the prefix
+#: kernels compare); its party's code (tenant or provider); `_DIVISIBLE` | `_SPECIAL`; the
+#: request's duration_hours (0 for offers).
 _PAYLOAD = (("group", np.int64), ("value", np.int64), ("size", np.int64),
-            ("floor", np.float64), ("amount", np.int64))
+            ("floor", np.float64), ("amount", np.int64), ("party", np.int64),
+            ("flags", np.int64), ("hours", np.int64))
+#: Payload kept per id slot (`_Index.extra`), not per sorted row: only sub-markets read it, so
+#: a flush need not move it.
+_BY_SLOT = frozenset({"party", "flags", "hours"})
+#: flags: a divisible request
+_DIVISIBLE = 1
+#: flags: an order whose eligibility reads more than its group (provider or tenant lists,
+#: resource floors, constraints, clusters): a sub-market holding one is built as a `Market`
+_SPECIAL = 2
 
 
 def decomposable(mechanism: Mechanism) -> bool:
@@ -118,8 +139,8 @@ class _Fallback(Exception):
 
 class _Index:
     """The open orders of one side sorted by (`key` integers..., id), as numpy columns: the
-    keys, the ids and a payload per row (`_PAYLOAD`: the order's group in the pools, and the
-    value, size, floor and amount the prefix kernels compare).
+    keys, the ids and a payload per row (`_PAYLOAD`: the order's group in the pools, the
+    value, size, floor and amount the prefix kernels compare, and what a sub-clear reads).
 
     Changes are queued (`added`, `removed`, `updated`) and applied in one batch (`flush`):
     O(changes x log n) searches plus one compiled O(n) pass per column (`splice`: the deletes
@@ -127,7 +148,7 @@ class _Index:
     order.
     """
 
-    def __init__(self, key: Callable[[Order], tuple[int, ...]]) -> None:
+    def __init__(self, key: Callable[[Order], tuple[int, ...]], python: bool = False) -> None:
         self.key = key
         self.keys: list[IntArray] = [np.zeros(0, dtype=np.int64)
                                      for _ in range(len(key(_PROBE)))]
@@ -136,11 +157,15 @@ class _Index:
         self.table: StrArray = np.zeros(16, dtype="<U1")
         self._free: list[int] = []  # slots of ids dropped
         self._used = 0  # slots ever handed out
-        self.cols: dict[str, Any] = {k: np.zeros(0, dtype=t) for k, t in _PAYLOAD}
+        self.cols: dict[str, Any] = {k: np.zeros(0, dtype=t) for k, t in _PAYLOAD
+                                     if k not in _BY_SLOT}
+        self.extra: dict[str, Any] = {k: np.zeros(len(self.table), dtype=t)
+                                      for k, t in _PAYLOAD if k in _BY_SLOT}
         self._add: dict[str, Order] = {}  # id -> order, its row made at `flush`
         self._drop: dict[str, tuple[int, ...]] = {}  # id -> key integers of its indexed row
         self._set: dict[str, Order] = {}  # id -> order whose payload (not key) changed
         self.lengths: Counter[int] = Counter()  # id lengths of the open orders
+        self.python = python  # search with `key_ranges`'s reference, not the kernel
 
     def __len__(self) -> int:
         return len(self.slot)
@@ -183,12 +208,17 @@ class _Index:
                   ) -> IntArray:
         """Where the rows (keys..., ids) are (or, `insert`, go) in the index."""
         mine = self.keys
-        lo = np.searchsorted(mine[0], keys[0], side="left")
-        hi = np.searchsorted(mine[0], keys[0], side="right")
-        pos = lo.astype(np.int64)
-        for i in np.flatnonzero((hi - lo) != (0 if insert else 1)).tolist():
+        lo = np.searchsorted(mine[0], keys[0], side="left").astype(np.int64)
+        hi = np.searchsorted(mine[0], keys[0], side="right").astype(np.int64)
+        tied = np.flatnonzero((hi - lo) != (0 if insert else 1))
+        if len(mine) > 1 and len(tied):  # ties on the first key (offers' asks): narrowed by
+            ranges = key_ranges.py_func if self.python else key_ranges  # the second at once
+            lo[tied], hi[tied] = ranges(mine[1], keys[1][tied], lo[tied], hi[tied])
+            tied = tied[(hi[tied] - lo[tied]) != (0 if insert else 1)]
+        pos = lo.copy()
+        for i in tied.tolist():
             a, b = int(lo[i]), int(hi[i])
-            for col, want in zip(mine[1:], keys[1:], strict=True):
+            for col, want in zip(mine[2:], keys[2:], strict=True):
                 part = col[a:b]
                 a, b = (a + int(np.searchsorted(part, want[i], side="left")),
                         a + int(np.searchsorted(part, want[i], side="right")))
@@ -229,23 +259,35 @@ class _Index:
             order = np.lexsort((ids, *keys[::-1]))
             ids, keys = ids[order], [c[order] for c in keys]
             rows = [payload(added[i], group(added[i])) for i in order.tolist()]
-            cols = {name: np.fromiter((r[c] for r in rows), t, k)
-                    for c, (name, t) in enumerate(_PAYLOAD)}
+            per_col = zip(*rows, strict=True) if k else [()] * len(_PAYLOAD)
+            cols = {name: np.array(c, dtype=t)
+                    for (name, t), c in zip(_PAYLOAD, per_col, strict=True)}
             # insert positions among the rows kept: found among all rows, less the gone
             # rows before them (a gone row equal to an added one is not before it)
             at = self.positions(keys, ids, insert=True) if k else none
             at = at - np.searchsorted(gone, at)
             self.keys = [splice(c, gone, at, a) for c, a in zip(self.keys, keys, strict=True)]
-            self.slot = splice(self.slot, gone, at, self._store(ids))
+            slots = self._store(ids)
+            self.slot = splice(self.slot, gone, at, slots)
             self.cols = {name: splice(c, gone, at, cols[name]) for name, c in self.cols.items()}
+            for name, c in self.extra.items():
+                c[slots] = cols[name]
         if self._set:  # new payloads in place (the group stays)
             orders = list(self._set.values())
             self._set = {}
             pos = self.locate(orders)
             rows = [payload(o, 0) for o in orders]
-            for c, name in enumerate(self.cols):
-                if name != "group":
+            for c, (name, _) in enumerate(_PAYLOAD):
+                if name in self.extra:
+                    self.extra[name][self.slot[pos]] = [r[c] for r in rows]
+                elif name != "group":
                     self.cols[name][pos] = [r[c] for r in rows]
+
+    def at(self, name: str, positions: IntArray) -> Any:
+        """Payload column `name` (kept per row or per slot) at `positions`."""
+        if name in self.extra:
+            return self.extra[name][self.slot[positions]]
+        return self.cols[name][positions]
 
     def _store(self, ids: StrArray) -> IntArray:
         """Put new ids in free slots of `table` (grown as needed); their slots."""
@@ -259,8 +301,10 @@ class _Index:
         if ids.dtype.itemsize > table.dtype.itemsize:  # a longer id than any so far
             table = table.astype(ids.dtype)
         if self._used > len(table):
-            table = np.concatenate((table, np.zeros(max(self._used, 2 * len(table))
-                                                    - len(table), dtype=table.dtype)))
+            grow = max(self._used, 2 * len(table)) - len(table)
+            table = np.concatenate((table, np.zeros(grow, dtype=table.dtype)))
+            self.extra = {name: np.concatenate((c, np.zeros(grow, dtype=c.dtype)))
+                          for name, c in self.extra.items()}
         table[slots] = ids
         self.table = table
         return slots
@@ -296,6 +340,7 @@ class _Kernels:
     pure-Python references."""
 
     def __init__(self, python: bool) -> None:
+        self.python = python
         self.first_matches: Any = first_matches.py_func if python else first_matches
         self.group_lists: Any = group_lists.py_func if python else group_lists
         self.contention: Any = contention.py_func if python else contention
@@ -316,7 +361,7 @@ class _Seekers:
 
     def __init__(self, orders: Sequence[Order], positions: IntArray, counter: _Index,
                  need: IntArray, cap: IntArray, cap_floor: FloatArray,
-                 groups: list[IntArray], n_groups: int, descending: bool,
+                 groups: tuple[IntArray, IntArray], n_groups: int, descending: bool,
                  kernels: _Kernels) -> None:
         self.orders, self.positions, self.counter = orders, positions, counter
         self.kernels = kernels
@@ -324,9 +369,7 @@ class _Seekers:
         self.descending = descending
         k = len(orders)
         self.n_groups = n_groups
-        self.sptr = np.zeros(k + 1, dtype=np.int64)
-        np.cumsum([len(g) for g in groups], out=self.sptr[1:])
-        self.sgroups = np.concatenate(groups) if k else np.zeros(0, dtype=np.int64)
+        self.sptr, self.sgroups = groups  # seeker i's groups: sgroups[sptr[i]:sptr[i + 1]]
         # each group's seekers by need ascending (a scan stops at the first it misses)
         self.gptr, self.gseek = kernels.group_lists(n_groups, self.sptr, self.sgroups,
                                             np.argsort(need, kind="stable"))
@@ -414,12 +457,20 @@ class _Seekers:
         self.want[short] *= 4
 
 
-def _peers(pools: Pools, index: _Index, positions: IntArray) -> list[IntArray]:
-    """The groups on the other side that the groups of the orders at `positions` accept."""
+def _peers(pools: Pools, index: _Index, positions: IntArray) -> tuple[IntArray, IntArray]:
+    """The groups on the other side that the groups of the orders at `positions` accept, as
+    CSR (indptr, groups)."""
     groups = pools.groups
     own, which = np.unique(index.cols["group"][positions], return_inverse=True)
     peers = [groups[g].peer_indexes() for g in own.tolist()]  # once per group
-    return [peers[i] for i in which.reshape(-1).tolist()]
+    lens = np.array([len(p) for p in peers], dtype=np.int64)
+    starts = np.cumsum(lens) - lens
+    which = which.reshape(-1)
+    counts = lens[which]
+    indptr = np.zeros(len(positions) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    flat = np.concatenate(peers) if peers else np.zeros(0, dtype=np.int64)
+    return indptr, flat[gather_ranges(starts[which], counts)].astype(np.int64)
 
 
 def _frozen(a: np.ndarray) -> Any:
@@ -438,9 +489,11 @@ class IncrementalClearer:
         reputation: provider scores for the market.
 
     Attributes:
-        last_stats: ``{"incremental", "changed", "recleared", "rounds", "seconds"}`` of the
-            last clear: whether it was incremental, how many open orders had changed, how
-            many orders the sub-market held, and how many sub-clears it took.
+        last_stats: ``{"incremental", "changed", "recleared", "rounds", "direct",
+            "seconds"}`` of the last clear: whether it was incremental, how many open orders
+            had changed, how many orders the sub-market held, how many sub-clears it took,
+            and whether the last went straight to the kernel (`_direct`) or through a
+            `Market`.
     """
 
     def __init__(self, mechanism: Mechanism, reputation: Mapping[str, float] | None) -> None:
@@ -451,10 +504,15 @@ class IncrementalClearer:
         self._kernels = _Kernels(getattr(mechanism, "backend", "numba") == "python")
         self._settled = False  # the book holds a settled remainder plus the changes below
         self._changed: dict[str, Order] = {}
-        self._requests = _Index(_request_key)  # by priority: (submitted_at, id)
-        self._offers = _Index(_offer_key)  # by rank: (price, submitted_at, id)
+        self._requests = self._index(_request_key)  # by priority: (submitted_at, id)
+        self._offers = self._index(_offer_key)  # by rank: (price, submitted_at, id)
         self._party_width = 1
+        self._party_code: dict[str, int] = {}
+        self._party_names: list[str] = []
         self.last_stats: dict[str, Any] = {}
+
+    def _index(self, key: Callable[[Order], tuple[int, ...]]) -> _Index:
+        return _Index(key, self._kernels.python)
 
     # -- changes ----------------------------------------------------------------------------
     def opened(self, order: Order) -> None:
@@ -515,23 +573,39 @@ class IncrementalClearer:
 
     def _flush(self, pools: Pools) -> None:
         rep = self.reputation
+        party = self._party
 
         def group(o: Order) -> int:
             return pools.group_of(o).index
 
         def request_payload(r: Order, group: int) -> Payload:
             assert isinstance(r, Request)
-            return (group, r.max_price, _least(r), r.min_reputation, r.gpus)
+            special = bool(r.cluster or r.providers or r.exclude_providers or r.min_cpu_per_gpu
+                           or r.min_ram_gb_per_gpu or r.min_disk_gb_per_gpu
+                           or r.constraints is not None)
+            flags = _DIVISIBLE * r.divisible | _SPECIAL * special
+            return (group, r.max_price, _least(r), r.min_reputation, r.gpus, party(r.tenant),
+                    flags, r.duration_hours)
 
         def offer_payload(o: Order, group: int) -> Payload:
             assert isinstance(o, Offer)
-            return (group, -o.price, -o.gpus, -rep.get(o.provider, 0.0), o.gpus)
+            special = bool(o.tenants or o.exclude_tenants or o.constraints is not None)
+            return (group, -o.price, -o.gpus, -rep.get(o.provider, 0.0), o.gpus,
+                    party(o.provider), _SPECIAL * special, 0)
 
         self._requests.flush(group, request_payload, self._kernels.splice)
         self._offers.flush(group, offer_payload, self._kernels.splice)
 
+    def _party(self, name: str) -> int:
+        """The code of a tenant or provider (given on first sight, never dropped)."""
+        code = self._party_code.get(name)
+        if code is None:
+            code = self._party_code[name] = len(self._party_names)
+            self._party_names.append(name)
+        return code
+
     def _reindex(self, book: OrderBook, pools: Pools) -> None:
-        self._requests, self._offers = _Index(_request_key), _Index(_offer_key)
+        self._requests, self._offers = self._index(_request_key), self._index(_offer_key)
         for o in book:
             (self._requests if isinstance(o, Request) else self._offers).added(o)
         self._flush(pools)
@@ -581,74 +655,164 @@ class IncrementalClearer:
             in_o[opos] = True
             by_offers.find_cuts(in_r)
             by_requests.find_cuts(in_o)
-            rids, oids = req_idx.id_at(rpos).tolist(), off_idx.id_at(opos).tolist()
-            sub = book.take(oids, rids)
-            result = self.mechanism.clear(Market(sub, self.reputation), rng=None)
-            if result.status is not Status.SUCCESS or result.diagnostics:
-                raise _Fallback
-            where_r = dict(zip(rids, rpos.tolist(), strict=True))
-            where_o = dict(zip(oids, opos.tolist(), strict=True))
-            short_o, short_r = self._short(result, by_offers, by_requests, where_r, where_o)
+            alloc = self._direct(rpos, opos, pools)
+            direct = alloc is not None
+            if alloc is None:  # the sub-market needs the full eligibility rules
+                alloc = self._via_market(book, rpos, opos)
+            short_o, short_r = self._short(alloc, by_offers, by_requests)
             if not short_o and not short_r:
                 self.last_stats = {"incremental": True, "changed": len(self._changed),
-                                   "recleared": len(oids) + len(rids), "rounds": rounds}
-                served = np.array([where_r[i] for i in result.request_id.tolist()],
-                                  dtype=np.int64)
-                return self._stitch(book, result, served)
+                                   "recleared": len(rpos) + len(opos), "rounds": rounds,
+                                   "direct": direct}
+                return self._assemble(book, *alloc)
             if short_o:
                 by_offers.grow(short_o, in_r)
             if short_r:
                 by_requests.grow(short_r, in_o)
         raise _Fallback
 
-    def _short(self, result: ClearingResult, by_offers: _Seekers, by_requests: _Seekers,
-               where_r: Mapping[str, int], where_o: Mapping[str, int]
+    def _direct(self, rpos: IntArray, opos: IntArray, pools: Pools) -> Allocation | None:
+        """Clear the sub-market of the requests at `rpos` and offers at `opos` with the
+        sealed-bid kernel, its arrays read straight from the columns, or None when an order
+        in it is `_SPECIAL`. Rows are the index positions, in canonical order (request
+        priority, then offer rank); (request, offer, gpus, unit price) per allocation.
+
+        Both index orders are the market's: requests by (submitted_at, id), offers by (ask,
+        submitted_at, id) (no quality bonuses here), so sub-market row i is the i-th position.
+        Classes and profiles are the pools' groups: with no special order the market's
+        eligibility is exactly theirs, and the kernel's choices do not depend on how classes
+        are cut (each search takes the best-ranked eligible offer with capacity).
+        """
+        rc, oc = self._requests.cols, self._offers.cols
+        rflags = self._requests.at("flags", rpos)
+        oflags = self._offers.at("flags", opos)
+        if bool((rflags & _SPECIAL).any()) or bool((oflags & _SPECIAL).any()):
+            return None
+        n_r, n_o = len(rpos), len(opos)
+        price = -oc["value"][opos]
+        max_price = rc["value"][rpos]
+        # classes: the offers' groups, members in rank order; profiles: the requests' groups
+        own, oclass = np.unique(oc["group"][opos], return_inverse=True)
+        oclass = oclass.reshape(-1)
+        class_indptr = np.zeros(len(own) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(oclass, minlength=len(own)), out=class_indptr[1:])
+        class_offers = np.argsort(oclass, kind="stable").astype(np.int64)
+        prof, rprof = np.unique(rc["group"][rpos], return_inverse=True)
+        local = np.full(pools.n_groups, -1, dtype=np.int64)
+        local[own] = np.arange(len(own), dtype=np.int64)
+        groups = pools.groups
+        peers = [groups[g].peer_indexes() for g in prof.tolist()]
+        owner = np.repeat(np.arange(len(prof), dtype=np.int64), [len(c) for c in peers])
+        cls = local[np.concatenate(peers)] if peers else owner
+        keep = cls >= 0
+        owner, cls = owner[keep], cls[keep]
+        o = np.lexsort((cls, owner))  # per profile, its classes present, sorted
+        profile_classes = cls[o].astype(np.int64)
+        profile_indptr = np.zeros(len(prof) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(owner, minlength=len(prof)), out=profile_indptr[1:])
+        kernel: Callable[..., Any] = (
+            sealed_bid_reference if self._kernels.python else sealed_bid)
+        req, off, gpus, unit = kernel(
+            np.arange(n_r, dtype=np.int64), rc["amount"][rpos],
+            np.searchsorted(price, max_price, side="right").astype(np.int64), max_price,
+            rc["floor"][rpos], (rflags & _DIVISIBLE).astype(bool),
+            rprof.reshape(-1).astype(np.int64), profile_indptr, profile_classes,
+            class_indptr, class_offers, price, oc["amount"][opos], -oc["floor"][opos],
+            self._offers.at("party", opos).astype(np.int32), np.arange(n_o, dtype=np.int64),
+            np.zeros(n_o, dtype=np.int64), self.vickrey)
+        o = np.lexsort((off, req))
+        return rpos[req[o]], opos[off[o]], gpus[o], unit[o]
+
+    def _via_market(self, book: OrderBook, rpos: IntArray, opos: IntArray) -> Allocation:
+        """The sub-market of `rpos` and `opos` sliced from `book` and cleared as a `Market`
+        by the mechanism; its allocation as `_direct`'s."""
+        rids, oids = self._requests.id_at(rpos).tolist(), self._offers.id_at(opos).tolist()
+        result = self.mechanism.clear(Market(book.take(oids, rids), self.reputation), rng=None)
+        if result.status is not Status.SUCCESS or result.diagnostics:
+            raise _Fallback
+        where_r = dict(zip(rids, rpos.tolist(), strict=True))
+        where_o = dict(zip(oids, opos.tolist(), strict=True))
+        at_r = np.array([where_r[i] for i in result.request_id.tolist()], dtype=np.int64)
+        at_o = np.array([where_o[i] for i in result.offer_id.tolist()], dtype=np.int64)
+        return at_r, at_o, result.gpus.copy(), result.unit_price.copy()
+
+    def _short(self, alloc: Allocation, by_offers: _Seekers, by_requests: _Seekers
                ) -> tuple[list[int], list[int]]:
         """The seekers whose prefixes the sub-clear may have needed more of (see the module
         docstring): (changed offers, changed requests), by their index in the seekers."""
-        rows: dict[str, list[tuple[str, int, int]]] = {}
-        cols = (result.request_id.tolist(), result.offer_id.tolist(), result.gpus.tolist(),
-                result.unit_price.tolist())
-        for rid, oid, g, price in zip(*cols, strict=True):
-            rows.setdefault(rid, []).append((oid, g, price))
-            rows.setdefault(oid, []).append((rid, g, price))
-        short_o = []
-        for i in np.flatnonzero(by_offers.cut >= 0).tolist():
-            o, cut = by_offers.orders[i], int(by_offers.cut[i])
-            used = sum(g for rid, g, _ in rows.get(o.id, ()) if where_r[rid] < cut)
-            if o.gpus - used >= 1:  # GPUs left when the first request cut off came
-                short_o.append(i)
-        short_r = []
-        cut_prices = -self._offers.cols["value"]
-        for i in np.flatnonzero(by_requests.cut >= 0).tolist():
-            r, cut = by_requests.orders[i], int(by_requests.cut[i])
-            got = rows.get(r.id, [])
-            ask = int(cut_prices[cut])
-            ok = sum(g for _, g, _ in got) == r.gpus and all(
-                where_o[oid] < cut and (not self.vickrey or price < ask)
-                for oid, _, price in got)
-            if not ok:
-                short_r.append(i)
+        at_r, at_o, gpus, price = alloc
+
+        def rows_of(seekers: _Seekers, at: IntArray) -> tuple[IntArray, IntArray]:
+            """Per allocation row, the seeker at its position `at` (-1 for none), and each
+            seeker's cut (a match left out of the sub-market, -1 when none is)."""
+            pos = seekers.positions
+            o = np.argsort(pos)
+            k = np.minimum(np.searchsorted(pos[o], at), max(len(pos) - 1, 0))
+            who = np.where(pos[o][k] == at, o[k], -1) if len(pos) else np.full(len(at), -1)
+            return who, seekers.cut
+
+        # a changed offer: GPUs left when the first request cut from its prefix came
+        who, cut = rows_of(by_offers, at_o)
+        mine = who >= 0
+        before = mine.copy()
+        before[mine] = at_r[mine] < cut[who[mine]]
+        used = np.bincount(who[before], weights=gpus[before], minlength=len(cut))
+        has = self._offers.cols["amount"][by_offers.positions]
+        short_o = np.flatnonzero((cut >= 0) & (has - used >= 1)).tolist()
+        # a changed request: filled whole by offers ranked before its cut (and, second
+        # price, paid less than the cut offer's ask)
+        who, cut = rows_of(by_requests, at_r)
+        mine = who >= 0
+        bad = np.zeros(len(at_r), dtype=bool)
+        c = cut[who[mine]]
+        bad[mine] = at_o[mine] >= c
+        if self.vickrey:
+            bad[mine] |= price[mine] >= -self._offers.cols["value"][c]
+        filled = np.bincount(who[mine], weights=gpus[mine], minlength=len(cut))
+        wrong = np.bincount(who[mine], weights=bad[mine], minlength=len(cut))
+        want = self._requests.cols["amount"][by_requests.positions]
+        short_r = np.flatnonzero((cut >= 0) & ((filled != want) | (wrong > 0))).tolist()
         return short_o, short_r
 
-    def _stitch(self, book: OrderBook, sub: ClearingResult, served: IntArray
-                ) -> ClearingResult:
-        """The sub-clear's result as the whole book's: rows in the book, every unmatched
-        request, and the book's column widths."""
+    def _assemble(self, book: OrderBook, at_r: IntArray, at_o: IntArray, gpus: IntArray,
+                  unit: IntArray) -> ClearingResult:
+        """The whole book's result of an allocation over index positions (canonical order):
+        what `ClearingResult.from_allocation` derives, from the columns, at the book's
+        column widths."""
+        req, off = self._requests, self._offers
+        rc, oc = req.cols, off.cols
         where = book._where
-        rids, oids = sub.request_id.tolist(), sub.offer_id.tolist()
-        rw = self._requests.width()
-        ow = self._offers.width()
-        pw = f"<U{self._party_width}"
-        n = len(rids)
-        return attrs.evolve(
-            sub,
-            request_row=_frozen(np.array([where[i][1] for i in rids], dtype=np.int64)),
-            offer_row=_frozen(np.array([where[i][1] for i in oids], dtype=np.int64)),
-            request_id=_frozen(sub.request_id.astype(rw)),
-            offer_id=_frozen(sub.offer_id.astype(ow)),
-            tenant=_frozen(sub.tenant.astype(pw)) if n else sub.tenant,
-            provider=_frozen(sub.provider.astype(pw)) if n else sub.provider,
-            unmatched_request_ids=self._requests.unmatched(served, self._kernels.take_rows),
-            partial_request_ids=_frozen(sub.partial_request_ids.astype(rw)),
+        rw, ow, pw = req.width(), off.width(), f"<U{self._party_width}"
+        rids, oids = req.id_at(at_r), off.id_at(at_o)
+        names = self._party_names
+        n = len(at_r)
+        # divisible requests filled in part: among those allocated, in priority order
+        seen, first = np.unique(at_r, return_index=True)
+        filled = np.add.reduceat(gpus, first) if n else gpus
+        want = rc["amount"][seen]
+        part = filled < want
+        payment = _row_payment(unit, gpus)
+        m = self.mechanism
+        assert isinstance(m, SealedBidAuction)  # only `decomposable` ones re-clear
+        return ClearingResult(
+            mechanism=m.name, payment=m.payment, status=Status.SUCCESS,
+            message="",
+            request_row=_frozen(np.array([where[i][1] for i in rids.tolist()],
+                                         dtype=np.int64)),
+            offer_row=_frozen(np.array([where[i][1] for i in oids.tolist()], dtype=np.int64)),
+            request_id=_frozen(rids.astype(rw)),
+            offer_id=_frozen(oids.astype(ow)),
+            tenant=_frozen(np.array([names[c] for c in req.at("party", at_r).tolist()],
+                                    dtype=pw if n else str)),
+            provider=_frozen(np.array([names[c] for c in off.at("party", at_o).tolist()],
+                                      dtype=pw if n else str)),
+            gpus=_frozen(gpus), unit_price=_frozen(unit), tenant_price=_frozen(unit.copy()),
+            provider_payment=_frozen(payment), tenant_payment=_frozen(payment.copy()),
+            unmatched_request_ids=req.unmatched(at_r, self._kernels.take_rows),
+            partial_request_ids=_frozen(req.id_at(seen[part]).astype(rw)),
+            shortfall_gpus=_frozen(want[part] - filled[part]),
+            welfare=exact_dot(rc["value"][at_r] + oc["value"][at_o], gpus),
+            total_payment=sum(payment.tolist()), provider_revenue=sum(payment.tolist()),
+            options=m.get_options(), diagnostics=None,
+            duration_hours=_frozen(req.at("hours", at_r)),
         )
