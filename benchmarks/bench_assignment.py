@@ -23,7 +23,8 @@ perfect matchings only, so its welfare is reported but not asserted (it is the o
 optimal matching is perfect). scipy gets a private zero-surplus dummy per request (it needs a
 full matching). Each instance is solved on the path `assignment` takes: the dense
 Jonker-Volgenant kernel (rows labelled ``jv``) on dense markets of at least 250,000 cells, the
-auction otherwise. VCG: the time of the VCG payments (providers owning four offers each;
+auction otherwise. VCG: the time of the VCG payments (providers owning four offers each,
+``--offers-per-provider`` to change it;
 `vcg_bonuses_bounded` after the auction, `vcg_groups` from the JV duals) as a multiple of the
 pay-as-bid solve on the same path; the example book is cleared end to end.
 
@@ -238,12 +239,13 @@ def rectangular(g: tuple[int, int, np.ndarray, np.ndarray, np.ndarray]) -> Insta
     return n, indptr, cols, w
 
 
-def auction_and_vcg(inst: Instance, repeat: int, limit: float) -> tuple[float, float, int, str]:
+def auction_and_vcg(inst: Instance, repeat: int, limit: float,
+                    group: int = 4) -> tuple[float, float, int, str]:
     """(pay-as-bid solve seconds, VCG payment seconds or inf past `limit`, welfare, method).
 
     The path `assignment` takes on this instance: the dense Jonker-Volgenant kernel with VCG
     from its duals (`vcg_groups`) on dense markets (method ``"jv"``), else the auction with
-    `vcg_bonuses_bounded` (``"auction"``); providers own four offers each.
+    `vcg_bonuses_bounded` (``"auction"``); providers own `group` consecutive offers each.
     """
     from auction.kernels.assignment import DONE, auction_matching, vcg_bonuses_bounded, vcg_groups
     from auction.kernels.budget import stop_at, vcg_work_bound
@@ -252,7 +254,7 @@ def auction_and_vcg(inst: Instance, repeat: int, limit: float) -> tuple[float, f
 
     n, indptr, cols, w = inst
     m = n
-    gptr = np.arange(0, m + 4, 4, dtype=np.int64)
+    gptr = np.arange(0, m + group, group, dtype=np.int64)
     gptr[-1] = m
     gobj = np.arange(m, dtype=np.int64)
     if n * m >= DENSE_MIN_CELLS and use_dense(n, m, len(cols)):
@@ -314,6 +316,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="only the auction and its VCG / pay-as-bid ratio, every instance")
     ap.add_argument("--vcg-limit", type=float, default=None,
                     help="VCG deadline in seconds (default: --limit)")
+    ap.add_argument("--offers-per-provider", type=int, default=4, metavar="K",
+                    help="offers each provider owns in the graph instances' VCG (default 4; "
+                         "with 1, VCG is the objects' largest duals, one pass)")
     ap.add_argument("--example-only", action="store_true",
                     help="only the example book rows (`example_book_repeated` copies)")
     args = ap.parse_args(argv)
@@ -363,7 +368,8 @@ def main(argv: list[str] | None = None) -> None:
     print("-" * 80, flush=True)
     rows = []
     for label, inst, names in cases:
-        solve_s, vcg_s, welfare, method = auction_and_vcg(inst, repeat, vcg_limit)
+        solve_s, vcg_s, welfare, method = auction_and_vcg(inst, repeat, vcg_limit,
+                                                          args.offers_per_provider)
         results: dict[str, tuple[str, float | None, int | None]] = {
             "auction": ("ok", solve_s, welfare)}
         print(f"{label:<28} {method:<13} {solve_s:9.3f} {'':>10} {welfare:>16}", flush=True)
