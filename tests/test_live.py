@@ -198,12 +198,12 @@ def test_a_quality_bonus_wins_at_a_higher_ask() -> None:
 
 
 def test_rules_differ_where_documented() -> None:
-    flow = [request(1, 10, t=1), request(2, 20, t=2), offer(3, 5, gpus=1)]
+    flow: list[Offer | Request] = [request(1, 10, t=1), request(2, 20, t=2), offer(3, 5, gpus=1)]
     got = {rule: run_flow(rule, flow) for rule in RULES}
     assert got == {"price-time": [("r2", "o3", 1, 20)],  # best bid, at the resting bid
                    "fifo": [("r1", "o3", 1, 5)],  # earliest, at the ask
                    "posted-price": [("r1", "o3", 1, 5)]}
-    flow2 = [offer(1, 9, t=1), offer(2, 5, t=2), request(3, 10)]
+    flow2: list[Offer | Request] = [offer(1, 9, t=1), offer(2, 5, t=2), request(3, 10)]
     got2 = {rule: run_flow(rule, flow2) for rule in RULES}
     assert got2 == {"price-time": [("r3", "o2", 1, 5)], "fifo": [("r3", "o1", 1, 9)],
                     "posted-price": [("r3", "o2", 1, 5)]}
@@ -461,8 +461,8 @@ def test_amend_rematches_and_cancel_withdraws() -> None:
 
 def test_periodic_clears_every_epoch_like_a_from_scratch_clear() -> None:
     m = LiveMarket(mode="periodic", mechanism="first-price", epoch=60)
-    flow = [offer(1, 5, gpus=2), offer(2, 3, gpus=1), request(1, 9, gpus=2),
-            request(2, 4), request(3, 9)]
+    flow: list[Offer | Request] = [offer(1, 5, gpus=2), offer(2, 3, gpus=1),
+                                   request(1, 9, gpus=2), request(2, 4), request(3, 9)]
     for k, o in enumerate(flow):
         m.submit(o, at=k)
     expected = auction.clear(OrderBook(flow), "first-price")
@@ -480,7 +480,8 @@ def test_periodic_clears_every_epoch_like_a_from_scratch_clear() -> None:
 @pytest.mark.parametrize("name", ["second-price", "uniform-price", "assignment"])
 def test_periodic_with_other_mechanisms(name: str) -> None:
     m = LiveMarket(mode="periodic", mechanism=name, epoch=10)
-    flow = [offer(1, 5, gpus=1), offer(2, 3, gpus=1), request(1, 9), request(2, 6)]
+    flow: list[Offer | Request] = [offer(1, 5, gpus=1), offer(2, 3, gpus=1), request(1, 9),
+                                   request(2, 6)]
     for o in flow:
         m.submit(o, at=0)
     m.clear(at=1)

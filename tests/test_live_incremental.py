@@ -291,8 +291,9 @@ def test_non_decomposable_mechanisms_clear_from_scratch() -> None:
 def test_book_take_equals_a_snapshot_take(data: st.DataObject) -> None:
     """`OrderBook.take` (the live columns, no full view) equals `BookSnapshot.take`, also
     after writes since the last snapshot and on bulk-loaded books."""
-    orders: list[Any] = [_offer(data.draw, k) for k in range(data.draw(st.integers(0, 6)))]
-    orders += [_request(data.draw, k) for k in range(data.draw(st.integers(0, 6)))]
+    draw: st.DrawFn = data.draw  # type: ignore[assignment]  # DataObject.draw is a DrawFn
+    orders: list[Any] = [_offer(draw, k) for k in range(draw(st.integers(0, 6)))]
+    orders += [_request(draw, k) for k in range(draw(st.integers(0, 6)))]
     book = auction.OrderBook(orders)
     if data.draw(st.booleans()):
         book = auction.OrderBook.from_json(book.to_json())
