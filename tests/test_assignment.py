@@ -1002,7 +1002,8 @@ def _transportation_optimum(market: Market) -> int:
     bounds = [r.gpus for r in reqs] + [o.gpus for o in offers]
     res = linprog(cost, A_ub=a, b_ub=bounds, bounds=(0, None), method="highs")
     assert res.status == 0, res.message
-    return round(-res.fun)
+    fun: float = res.fun
+    return round(-fun)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from auction.book import ListColumn, OrderBook
 from auction.errors import DuplicateOrderError, InvalidOrderError
-from auction.market import Market
+from auction.market import Market, Pairs
 from auction.orders import Offer, Order, Request
 from auction.testing.strategies import books
 
@@ -47,10 +47,13 @@ def test_from_columns_matches_the_record_path(book: OrderBook) -> None:
     assert again.to_records() == recs
     # the market sees the same pairs
     a, b = Market(book).pairs(), Market(again).pairs()
-    ids = lambda m, p: sorted(  # noqa: E731
-        (str(m.snapshot.requests.id[r]), str(m.snapshot.offers.id[o]))
-        for r in range(m.n_requests) for o in p.offers[p.indptr[r] : p.indptr[r + 1]].tolist()
-    )
+    def ids(m: Market, p: Pairs) -> list[tuple[str, str]]:
+        return sorted(
+            (str(m.snapshot.requests.id[r]), str(m.snapshot.offers.id[o]))
+            for r in range(m.n_requests)
+            for o in p.offers[p.indptr[r] : p.indptr[r + 1]].tolist()
+        )
+
     assert ids(Market(book), a) == ids(Market(again), b)
 
 
@@ -91,7 +94,7 @@ def test_from_columns_builds_no_objects_until_asked() -> None:
     snap = book.snapshot()
     assert snap.offers.cpu_per_gpu.tolist() == [16] * n
     assert snap.offer(3) == Offer(id="o3", provider="p3", gpu_model="A100", gpus=8, price=3,
-                                  region="eu", vram_gb=80, tags={"soc2"}, cpu_per_gpu=16)
+                                  region="eu", vram_gb=80, tags=frozenset({"soc2"}), cpu_per_gpu=16)
     assert book.get("r3").providers == frozenset({"p1", "p2"})  # type: ignore[union-attr]
     assert book.get("r4").providers == frozenset()  # type: ignore[union-attr]
     m = Market(book)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -110,8 +111,10 @@ def test_cli_errors_are_one_error_line(designs: str, capsys: pytest.CaptureFixtu
     from auction.cli import main
 
     argv = ["--designs", designs, "--epochs", "1", "--quiet", "--no-optimum"]
-    for run, prog in ((lambda: main(["compare", *argv], prog="auction"), "auction"),
-                      (lambda: main_compare(argv, out=io.StringIO()), "auction compare")):
+    runs: tuple[tuple[Callable[[], int], str], ...] = (
+        (lambda: main(["compare", *argv], prog="auction"), "auction"),
+                      (lambda: main_compare(argv, out=io.StringIO()), "auction compare"))
+    for run, prog in runs:
         assert run() == 2
         out, err = capsys.readouterr()
         assert out == ""

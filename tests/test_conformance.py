@@ -103,7 +103,11 @@ class _Toy(MechanismBase):
     priority = True
     consume = True
 
-    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
+    # the documented deadline-less form, which MechanismBase.clear calls with (market, rng);
+    # no library mechanism uses it, so these tests keep it covered
+    def _clear(  # type: ignore[override]
+        self, market: Market, rng: np.random.Generator | None
+    ) -> ClearingResult:
         rows, offs, got = _greedy(market, priority=self.priority, consume=self.consume)
         prices = market.snapshot.offers.price[np.asarray(offs, dtype=np.int64)]
         return ClearingResult.from_allocation(
@@ -152,7 +156,11 @@ class NeverProven(_Toy):
 
     name = "never-proven"
 
-    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
+    # the documented deadline-less form, which MechanismBase.clear calls with (market, rng);
+    # no library mechanism uses it, so these tests keep it covered
+    def _clear(  # type: ignore[override]
+        self, market: Market, rng: np.random.Generator | None
+    ) -> ClearingResult:
         result = super()._clear(market, rng)
         return attrs.evolve(result, status=auction.Status.FEASIBLE)
 
@@ -162,7 +170,11 @@ class RefusesSilently(_Toy):
 
     name = "refuses-silently"
 
-    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
+    # the documented deadline-less form, which MechanismBase.clear calls with (market, rng);
+    # no library mechanism uses it, so these tests keep it covered
+    def _clear(  # type: ignore[override]
+        self, market: Market, rng: np.random.Generator | None
+    ) -> ClearingResult:
         if market.n_requests > 1:
             raise auction.UnsupportedMarketError(self.name, "too many requests")
         return super()._clear(market, rng)
@@ -302,7 +314,11 @@ class RefusesWithAlternatives(Sound):
 
     name = "refuses-politely"
 
-    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
+    # the documented deadline-less form, which MechanismBase.clear calls with (market, rng);
+    # no library mechanism uses it, so these tests keep it covered
+    def _clear(  # type: ignore[override]
+        self, market: Market, rng: np.random.Generator | None
+    ) -> ClearingResult:
         if market.n_requests > 1:
             raise auction.UnsupportedMarketError(self.name, "too many requests", ["first-price"])
         return super()._clear(market, rng)
@@ -314,7 +330,11 @@ class OverflowsEarly(Sound):
     name = "overflows-early"
     limit = 10
 
-    def _clear(self, market: Market, rng: np.random.Generator | None) -> ClearingResult:
+    # the documented deadline-less form, which MechanismBase.clear calls with (market, rng);
+    # no library mechanism uses it, so these tests keep it covered
+    def _clear(  # type: ignore[override]
+        self, market: Market, rng: np.random.Generator | None
+    ) -> ClearingResult:
         amounts = [*market.snapshot.offers.price.tolist(),
                    *market.snapshot.requests.max_price.tolist()]
         if max(amounts, default=0) > self.limit:

@@ -63,9 +63,9 @@ def value_kind(v: Any) -> tuple[str, Any]:
 
 
 def compare(op: str, a: Any, b: Any) -> bool:
-    return {
+    return bool({
         "==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b,
-    }[op]
+    }[op])
 
 
 def atom(op: str, row: dict[str, Any], name: str, lit: Any) -> bool:
@@ -119,6 +119,7 @@ def render_literal(lit: Any, quote: str) -> str:
         return str(lit)
     if isinstance(lit, Decimal):
         return format(lit, "f")
+    assert isinstance(lit, str), lit
     escaped = lit.replace("\\", "\\\\").replace(quote, "\\" + quote)
     return quote + escaped + quote
 
@@ -258,8 +259,9 @@ def test_type_mismatch_is_false_not_an_error() -> None:
 
 
 def test_numbers_are_exact() -> None:
-    rows = [{"v": "0.1"}, {"v": 10**20}, {"v": 10**20 + 1}, {"v": Decimal("2.50")},
-            {"v": -(2**63)}, {"v": 2**63 - 1}, {"v": "0.30"}]
+    rows: list[dict[str, Any]] = [
+        {"v": "0.1"}, {"v": 10**20}, {"v": 10**20 + 1}, {"v": Decimal("2.50")},
+        {"v": -(2**63)}, {"v": 2**63 - 1}, {"v": "0.30"}]
     t = AttributeTable.from_records(rows)
     assert parse("v == 0.1").evaluate(t).tolist() == [True] + [False] * 6
     assert parse("v == 100000000000000000000").evaluate(t)[1:3].tolist() == [True, False]
@@ -534,11 +536,12 @@ def test_gathered_rows_match_all_rows_at_any_density(density: float) -> None:
 def test_from_records_sparse_mapping_and_errors() -> None:
     t = AttributeTable.from_records({5: {"a": "x"}, 1: {"a": 2}}, n=10)
     assert np.flatnonzero(parse("has a").evaluate(t)).tolist() == [1, 5]
-    t2 = AttributeTable.from_records({np.int64(3): {"a": 1}, 0: None}, n=4)
+    # a numpy integer key and a None row, both accepted at run time beyond the annotation
+    t2 = AttributeTable.from_records({np.int64(3): {"a": 1}, 0: None}, n=4)  # type: ignore[dict-item]
     assert parse("a == 1").evaluate(t2).tolist() == [False, False, False, True]
     for key in (4, -1, "0", True):
         with pytest.raises(InvalidValueError, match="row must be"):
-            AttributeTable.from_records({key: {"a": 1}}, n=4)
+            AttributeTable.from_records({key: {"a": 1}}, n=4)  # type: ignore[dict-item]  # bad keys on purpose
     with pytest.raises(InvalidValueError, match="required"):
         AttributeTable.from_records({0: {"a": 1}})
     with pytest.raises(InvalidValueError, match="must equal"):
@@ -679,10 +682,10 @@ def golem_resolve(node: Tree, props: dict[str, Any]) -> bool | None:
                 num = Fraction(value)
             except ValueError:
                 return False
-            return compare({"=": "=="}.get(op, op), Fraction(v), num)
+            return compare("==" if op == "=" else op, Fraction(v), num)
         if isinstance(v, frozenset):
             return op == "=" and value in v
-        return compare({"=": "=="}.get(op, op), v, value)
+        return compare("==" if op == "=" else op, v, value)
     if kind == "not":
         r = golem_resolve(node[1], props)
         return None if r is None else not r

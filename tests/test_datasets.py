@@ -69,7 +69,9 @@ def test_generators_are_public_and_seeded() -> None:
     assert len(pinned.gpu_models) == 1
     offer = example_book(0).offers()[0]
     assert isinstance(offer, Offer)
-    assert as_exchange(offer, np.random.default_rng(0)).tags == frozenset()
+    traded = as_exchange(offer, np.random.default_rng(0))
+    assert isinstance(traded, Offer)
+    assert traded.tags == frozenset()
 
 
 def test_history_covers_every_provider() -> None:

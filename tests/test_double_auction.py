@@ -27,6 +27,7 @@ from auction import Market, Offer, OrderBook, Request
 from auction.errors import UnsupportedMarketError
 from auction.mechanisms.double_auction import SBBA, McAfee, UniformPrice
 from auction.money import MAX_MONEY
+from auction.orders import Attributes
 from auction.result import ClearingResult
 from auction.testing import markets
 from auction.testing.oracles import is_eligible, reputation_of
@@ -43,7 +44,7 @@ def offer(id: str, price: int, gpus: int = 1, *, model: str = "H100", region: st
 def request(id: str, max_price: int, gpus: int = 1, *, model: str = "H100", region: str = "eu",
             divisible: bool = False, submitted_at: int = 0, **kw: Any) -> Request:
     return Request(id=id, tenant=kw.pop("tenant", f"t-{id}"), gpus=gpus, max_price=max_price,
-                   gpu_models={model}, regions={region}, divisible=divisible,
+                   gpu_models=frozenset({model}), regions=frozenset({region}), divisible=divisible,
                    submitted_at=submitted_at, **kw)
 
 
@@ -164,6 +165,7 @@ def test_sbba_has_no_seed_option() -> None:
 def test_options_rebuild_the_mechanism() -> None:
     for mech in (UniformPrice(k=0.25), McAfee(), SBBA()):
         again = auction.mechanisms.get(mech.name, **mech.get_options())
+        assert isinstance(again, type(mech))
         assert again.get_options() == mech.get_options()
         assert again == mech
         assert mech.clone() == mech
@@ -171,7 +173,9 @@ def test_options_rebuild_the_mechanism() -> None:
         "payment": "uniform", "k": "1/4", "time_limit": 30.0, "max_memory": None}
     assert repr(UniformPrice(k=0.25)) == (
         "UniformPrice(payment='uniform', time_limit=30.0, max_memory=None, k='1/4')")
-    assert UniformPrice(k=0.25).with_options(k="1/3").k == Fraction(1, 3)
+    changed = UniformPrice(k=0.25).with_options(k="1/3")
+    assert isinstance(changed, UniformPrice)
+    assert changed.k == Fraction(1, 3)
 
 
 # -- units, rows and classes ----------------------------------------------------------------
@@ -194,9 +198,10 @@ def test_multi_gpu_orders_pair_in_runs() -> None:
 
 
 def test_classes_clear_independently() -> None:
-    h100 = [offer("h0", 3, gpus=2), offer("h1", 5), request("hb0", 9, gpus=2, divisible=True),
-            request("hb1", 6), request("hb2", 4)]
-    a100 = [offer("a0", 1, model="A100"), offer("a1", 2, model="A100"),
+    h100: list[Offer | Request] = [
+        offer("h0", 3, gpus=2), offer("h1", 5), request("hb0", 9, gpus=2, divisible=True),
+        request("hb1", 6), request("hb2", 4)]
+    a100: list[Offer | Request] = [offer("a0", 1, model="A100"), offer("a1", 2, model="A100"),
             request("ab0", 7, model="A100"), request("ab1", 3, model="A100"),
             request("ab2", 2, model="A100")]
     for mech in (UniformPrice(), McAfee(), SBBA()):
@@ -277,7 +282,7 @@ def test_sbba_seed_is_recorded_and_reproducible() -> None:
 
 
 def test_sbba_lottery_ignores_row_order() -> None:
-    orders = [*(offer(f"s{i}", i, gpus=2) for i in range(5)),
+    orders: list[Offer | Request] = [*(offer(f"s{i}", i, gpus=2) for i in range(5)),
               *(request(f"b{i}", 20 - i, gpus=2, divisible=True) for i in range(4))]
     for seed in range(20):
         want = trades(auction.clear(OrderBook(orders), SBBA(), rng=seed))
@@ -563,7 +568,8 @@ def test_scoring_bonuses_play_no_part() -> None:
 
     if "quality_weight" not in inspect.signature(Market).parameters:
         pytest.skip("markets without quality bonuses")
-    orders = [offer("cheap", 3, provider="new"), offer("dear", 5, provider="old"),
+    orders: list[Offer | Request] = [offer("cheap", 3, provider="new"),
+                                     offer("dear", 5, provider="old"),
               request("b0", 9), request("b1", 4)]
     plain = Market(OrderBook(orders))
     scored = Market(OrderBook(orders), {"old": 1.0}, quality_weight=10)
@@ -594,7 +600,9 @@ def test_a_provider_list_does_not_split_books_it_cannot_trade_in(name: str) -> N
               price=5 + k % 2, region=("us", "eu")[k // 2], vram_gb=80)
         for k in range(4)
     ]
-    for lists in ({"providers": frozenset({"p0"})}, {"exclude_providers": frozenset({"p1"})}):
+    choices: tuple[dict[str, Any], ...] = (
+        {"providers": frozenset({"p0"})}, {"exclude_providers": frozenset({"p1"})})
+    for lists in choices:
         requests = [
             Request(id="r1", tenant="t", gpus=1, max_price=9, gpu_models=frozenset({"H100"}),
                     **lists),
@@ -663,8 +671,9 @@ def _listed_markets(draw: st.DrawFn) -> Market:
             submitted_at=i,
             tenants=draw(st.one_of(st.just(frozenset()), tenants)),
             exclude_tenants=draw(st.one_of(st.just(frozenset()), tenants)),
-            attributes=draw(st.sampled_from(({}, {"zone": "a"}, {"zone": "b"},
-                                             {"zone": "a", "rack": 1}))),
+            attributes=draw(st.sampled_from((Attributes(), Attributes({"zone": "a"}),
+                                             Attributes({"zone": "b"}),
+                                             Attributes({"zone": "a", "rack": 1})))),
             constraints=draw(st.sampled_from((None, None, "tenant != 't2'", "gpus <= 2",
                                               "tenant in ('t0', 't1')"))),
         ))
@@ -741,7 +750,8 @@ def test_attributes_and_offer_constraints_nobody_reads_apart_stay_one_book(name:
     but a request that reads only `cuda` (and passes every offer's constraint) accepts them
     alike: one book."""
     offers = [Offer(id=f"o{i}", provider="p", gpu_model="H100", gpus=1, price=2 + i,
-                    region="eu", vram_gb=80, attributes={"cuda": "12.4", "zone": f"z{i}"},
+                    region="eu", vram_gb=80,
+                    attributes=Attributes({"cuda": "12.4", "zone": f"z{i}"}),
                     constraints=("tenant != 'x'", "gpus <= 4", None)[i]) for i in range(3)]
     buyers = [Request(id=f"r{j}", tenant="lab", gpus=1, max_price=9 - j,
                       constraints="cuda >= 12") for j in range(3)]

@@ -20,7 +20,15 @@ from hypothesis import strategies as st
 import auction.market as market_module
 from auction.book import OrderBook
 from auction.market import Market
-from auction.orders import OFFER_BUILTINS, REQUEST_BUILTINS, Offer, Order, Request
+from auction.orders import (
+    OFFER_BUILTINS,
+    REQUEST_BUILTINS,
+    Attributes,
+    AttributeValue,
+    Offer,
+    Order,
+    Request,
+)
 
 PROVIDERS = ("p0", "p1", "p2")
 TENANTS = ("t0", "t1", "t2")
@@ -63,8 +71,8 @@ def _compare(have: Any, op: str, lit: Any) -> bool:
         return False
     if hk == "bool" and op not in ("==", "!="):
         return False
-    return {"==": hv == lv, "!=": hv != lv, "<": hv < lv, "<=": hv <= lv, ">": hv > lv,
-            ">=": hv >= lv}[op]
+    return bool({"==": hv == lv, "!=": hv != lv, "<": hv < lv, "<=": hv <= lv, ">": hv > lv,
+                 ">=": hv >= lv}[op])
 
 
 def _fields(order: Order) -> dict[str, Any]:
@@ -97,6 +105,7 @@ def render(e: Expr) -> str:
             return "true" if v else "false"
         if isinstance(v, int | Decimal):
             return str(v)
+        assert isinstance(v, str), v
         return "'" + v + "'"
 
     op = e[0]
@@ -253,9 +262,11 @@ def orders(draw: st.DrawFn) -> list[Order]:
     n_off = draw(st.integers(0, 8))
     n_req = draw(st.integers(0, 8))
     out: list[Order] = []
+    offer_attrs: st.SearchStrategy[dict[str, AttributeValue]]
     offer_attrs = st.fixed_dictionaries({}, optional={
         "tier": st.integers(0, 3), "cuda": st.sampled_from(["11.8", "12.4", "12.40"]),
         "zone": st.one_of(st.sampled_from(["a", "b"]), st.just(7)), "ok": st.booleans()})
+    request_attrs: st.SearchStrategy[dict[str, AttributeValue]]
     request_attrs = st.fixed_dictionaries({}, optional={
         "team": st.sampled_from(["ml", "web"]), "prio": st.integers(0, 2),
         "gold": st.one_of(st.booleans(), st.just("yes"))})
@@ -271,7 +282,7 @@ def orders(draw: st.DrawFn) -> list[Order]:
             cpu_per_gpu=draw(st.sampled_from((0, 8, 16))),
             ram_gb_per_gpu=draw(st.sampled_from((0, 64))),
             disk_gb_per_gpu=draw(st.sampled_from((0, 100, 500))),
-            attributes=draw(offer_attrs), constraints=_text(draw, REQUEST_SIDE),
+            attributes=Attributes(draw(offer_attrs)), constraints=_text(draw, REQUEST_SIDE),
         ))
     for j in range(n_req):
         divisible = draw(st.booleans())
@@ -288,7 +299,7 @@ def orders(draw: st.DrawFn) -> list[Order]:
             min_cpu_per_gpu=draw(st.sampled_from((0, 0, 8, 32))),
             min_ram_gb_per_gpu=draw(st.sampled_from((0, 0, 64, 128))),
             min_disk_gb_per_gpu=draw(st.sampled_from((0, 0, 100, 1000))),
-            attributes=draw(request_attrs), constraints=_text(draw, OFFER_SIDE),
+            attributes=Attributes(draw(request_attrs)), constraints=_text(draw, OFFER_SIDE),
         ))
     return draw(st.permutations(out))
 

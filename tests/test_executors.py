@@ -169,7 +169,8 @@ def test_batch_by_work() -> None:
 @pytest.mark.parametrize("mechanism", ["first-price", "second-price", "assignment"])
 def test_partitioned_clearing_is_identical_everywhere(executor: Any, mechanism: str) -> None:
     market = _market()
-    options = {"backend": "python"}  # the kernels as plain Python: no JIT in every worker
+    # the kernels as plain Python: no JIT in every worker
+    options: dict[str, Any] = {"backend": "python"}
     here = clear_partitioned(market, mechanism, task_size=20, **options)
     there = clear_partitioned(market, mechanism, executor=executor, task_size=20,
                               max_in_flight=2, **options)
@@ -191,7 +192,7 @@ def test_peak_memory_and_workers_are_reported(process_pool: Any) -> None:
 
 # -- sweeps on every executor -----------------------------------------------------------------
 def test_sweep_is_identical_everywhere(executor: Any) -> None:
-    python = {"backend": "python"}  # no JIT in every worker
+    python: dict[str, Any] = {"backend": "python"}  # no JIT in every worker
     designs = {"fp": Design(mechanism="first-price", options=python),
                "sp": Design(mechanism="second-price", options=python)}
     args: dict[str, Any] = {"flow": ExampleFlow(demand=0.2), "seed": 5, "progress": False}

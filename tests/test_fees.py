@@ -110,11 +110,11 @@ def test_schedule_lookup_and_validation() -> None:
     assert FeeSchedule({"AKT": "2%"}) == FeeSchedule({"AKT": Fraction(1, 50)})
     for bad in ({"A K T": "2%"}, {"AKT": 0.02}, "2%"):
         with pytest.raises(InvalidSettlementError):
-            FeeSchedule(bad)  # type: ignore[arg-type]
+            FeeSchedule(bad)
     with pytest.raises(InvalidSettlementError):
         FeeSchedule(rounding="sideways")
     with pytest.raises(InvalidSettlementError):
-        FeeSchedule(account="fees")  # type: ignore[arg-type]
+        FeeSchedule(account="fees")
 
 
 # -- golden: published fee rules ----------------------------------------------------------------

@@ -428,7 +428,7 @@ def test_periods() -> None:
     assert DAY.periods_in(25) == 2
     for bad in (0, -1, 1.5, "x", True):
         with pytest.raises(InvalidSettlementError):
-            Period(bad)  # type: ignore[arg-type]
+            Period(bad)
 
 
 def test_vector_kernels_are_exact_past_int64() -> None:
@@ -447,7 +447,7 @@ def test_vector_kernels_are_exact_past_int64() -> None:
 
 # -- from a clearing result ---------------------------------------------------------------------
 def test_leases_from_a_vcg_result_use_the_exact_row_payments() -> None:
-    orders = [
+    orders: list[Offer | Request] = [
         Offer(id="o0", provider="p0", gpu_model="H100", gpus=2, price=1464, region="us",
               vram_gb=80),
         Offer(id="o1", provider="p1", gpu_model="H100", gpus=3, price=1161, region="us",
@@ -507,10 +507,12 @@ def test_leases_from_a_result_alone_take_each_request_duration_from_the_result()
 
 
 def test_leases_from_a_double_auction_keep_the_platform_margin() -> None:
-    orders = [Offer(id=f"s{i}", provider=f"p{i}", gpu_model="H100", gpus=1, price=a,
-                    region="us-east", vram_gb=80) for i, a in enumerate([180, 200, 240, 310])]
-    orders += [Request(id=f"b{i}", tenant=f"t{i}", gpus=1, max_price=b, gpu_models={"H100"},
-                       regions={"us-east"}) for i, b in enumerate([300, 280, 260, 220, 150])]
+    orders: list[Offer | Request] = [
+        Offer(id=f"s{i}", provider=f"p{i}", gpu_model="H100", gpus=1, price=a,
+              region="us-east", vram_gb=80) for i, a in enumerate([180, 200, 240, 310])]
+    orders += [Request(id=f"b{i}", tenant=f"t{i}", gpus=1, max_price=b,
+                       gpu_models=frozenset({"H100"}), regions=frozenset({"us-east"}))
+               for i, b in enumerate([300, 280, 260, 220, 150])]
     result = auction.clear(OrderBook(orders), "mcafee")
     leases = leases_from_result(result, "USDC", durations=None)  # open-ended
     assert [(x.rate, x.provider_rate, x.margin_rate) for x in leases] == [(260, 240, 20)] * 2

@@ -401,11 +401,11 @@ def test_defaults() -> None:
     o = Offer(id="o", provider="p", gpu_model="m", gpus=1, price=0, region="r", vram_gb=0)
     assert (o.tenants, o.exclude_tenants) == (frozenset(), frozenset())
     assert (o.cpu_per_gpu, o.ram_gb_per_gpu, o.disk_gb_per_gpu) == (0, 0, 0)
-    assert (o.attributes, o.constraints) == ({}, None)
+    assert (o.attributes, o.constraints) == (Attributes(), None)
     q = Request(id="r", tenant="t", gpus=1, max_price=0)
     assert (q.providers, q.exclude_providers) == (frozenset(), frozenset())
     assert (q.min_cpu_per_gpu, q.min_ram_gb_per_gpu, q.min_disk_gb_per_gpu) == (0, 0, 0)
-    assert (q.attributes, q.constraints) == ({}, None)
+    assert (q.attributes, q.constraints) == (Attributes(), None)
     assert o.tags == frozenset()
     assert o.submitted_at == 0
     r = Request(id="r", tenant="t", gpus=1, max_price=0)

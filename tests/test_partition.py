@@ -16,7 +16,13 @@ import auction
 from auction import Market, Offer, OrderBook, Request
 from auction.errors import AuctionError, InvalidValueError, PartitionError, UnsupportedMarketError
 from auction.mechanisms.registry import available, get
-from auction.scale.partition import DECOMPOSITION, clear_partitioned, partition, rule_for
+from auction.scale.partition import (
+    DECOMPOSITION,
+    Partition,
+    clear_partitioned,
+    partition,
+    rule_for,
+)
 from auction.testing import books
 from auction.testing.strategies import GPU_MODELS, PROVIDERS, reputations
 
@@ -117,8 +123,9 @@ def test_partition_is_independent_of_arrival_order() -> None:
     rng = np.random.default_rng(1)
     shuffled = OrderBook([orders[i] for i in rng.permutation(len(orders))])
     a, b = partition(Market(book)), partition(Market(shuffled))
-    ids = lambda p, m: [sorted(m.snapshot.requests.id[p.requests(i)].tolist())  # noqa: E731
-                        for i in range(len(p))]
+    def ids(p: Partition, m: Market) -> list[list[str]]:
+        return [sorted(m.snapshot.requests.id[p.requests(i)].tolist()) for i in range(len(p))]
+
     assert ids(a, a.market) == ids(b, b.market)
 
 
@@ -179,7 +186,7 @@ def test_unknown_mechanisms_are_refused() -> None:
             raise NotImplementedError
 
     with pytest.raises(PartitionError, match="not in the decomposition table"):
-        rule_for(Mine())  # type: ignore[arg-type]
+        rule_for(Mine())
 
 
 def test_pairs_are_too_fine_for_call_markets() -> None:
@@ -218,7 +225,7 @@ def _block(book: OrderBook, j: int) -> list[Offer | Request]:
 
 
 @st.composite
-def blocky_markets(draw: st.DrawFn, **kwargs: Any) -> Market:
+def blocky_markets(draw: st.DrawFn, /, **kwargs: Any) -> Market:
     """Markets made of two or three independent drawn books (several parts), with drawn
     reputation and, sometimes, quality bonuses."""
     blocks = draw(st.lists(books(max_offers=5, max_requests=5, **kwargs), min_size=2,

@@ -8,6 +8,7 @@ import pytest
 
 from auction import Market, Offer, OrderBook, Request, presets
 from auction.errors import InvalidOptionError
+from auction.mechanisms import Mechanism
 from auction.presets.aethir import AethirIndexer, slash, stake_required
 from auction.testing import check_mechanism
 
@@ -24,7 +25,8 @@ def _book() -> OrderBook:
     ])
 
 
-def _pick(mech: AethirIndexer, rep: dict[str, float] | None = None) -> tuple[str, int]:
+def _pick(mech: Mechanism, rep: dict[str, float] | None = None) -> tuple[str, int]:
+    assert isinstance(mech, AethirIndexer)
     (row,) = mech.clear(Market(_book(), rep), rng=0).to_records()
     return row["offer_id"], row["unit_price"]
 

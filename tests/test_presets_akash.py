@@ -8,6 +8,7 @@ import pytest
 
 from auction import Market, Offer, OrderBook, Request, presets
 from auction.errors import InvalidOptionError, InvalidValueError
+from auction.mechanisms import Mechanism
 from auction.presets.akash import (
     AkashAuction,
     AllowList,
@@ -29,14 +30,15 @@ def _book() -> OrderBook:
                                        submitted_at=0)])
 
 
-def _pick(mech: AkashAuction, market: Market | None = None) -> tuple[str, int]:
+def _pick(mech: Mechanism, market: Market | None = None) -> tuple[str, int]:
+    assert isinstance(mech, AkashAuction)
     res = mech.clear(market or Market(_book()), rng=0)
     (row,) = res.to_records()
     return row["offer_id"], row["unit_price"]
 
 
 def test_cheapest_pay_as_bid() -> None:
-    assert _pick(presets.get("akash").mechanism) == ("o4", 50)  # type: ignore[arg-type]
+    assert _pick(presets.get("akash").mechanism) == ("o4", 50)
 
 
 def test_bid_cap_counts_closed_bids() -> None:
@@ -53,14 +55,15 @@ def test_bid_cap_counts_closed_bids() -> None:
 
 def test_selection_rules() -> None:
     base = presets.get("akash").mechanism
-    assert _pick(base.with_options(selection="first")) == ("o0", 90)  # type: ignore[attr-defined]
-    assert _pick(base.with_options(selection=AllowList({"p1", "p2"}))) == (  # type: ignore[attr-defined]
+    assert isinstance(base, AkashAuction)
+    assert _pick(base.with_options(selection="first")) == ("o0", 90)
+    assert _pick(base.with_options(selection=AllowList({"p1", "p2"}))) == (
         "o2", 70)
     market = Market(_book(), {"p3": 1.0})
     # p3 (60, reputation 1): 60 x (1 - 0.5) = 30 beats p4's 50
-    assert _pick(base.with_options(selection=ReputationWeighted("1/2")), market) == (  # type: ignore[attr-defined]
+    assert _pick(base.with_options(selection=ReputationWeighted("1/2")), market) == (
         "o3", 60)
-    assert _pick(base.with_options(selection=lambda bids: len(bids) - 1)) == (  # type: ignore[attr-defined]
+    assert _pick(base.with_options(selection=lambda bids: len(bids) - 1)) == (
         "o4", 50)
 
 

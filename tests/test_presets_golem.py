@@ -11,6 +11,8 @@ import pytest
 
 from auction import Market, Offer, OrderBook, Request, presets
 from auction.errors import InvalidOptionError
+from auction.mechanisms import Mechanism
+from auction.orders import Attributes
 from auction.presets.golem import GolemMatch, golem_score
 from auction.testing import check_mechanism
 
@@ -22,14 +24,15 @@ B = 120_000_000
 def _book() -> OrderBook:
     return OrderBook([
         Offer(id="a", provider="pa", gpu_model="H100", gpus=1, price=A, region="eu",
-              vram_gb=80, attributes={"golem.inf.cpu.threads": 4}),
+              vram_gb=80, attributes=Attributes({"golem.inf.cpu.threads": 4})),
         Offer(id="b", provider="pb", gpu_model="H100", gpus=1, price=B, region="eu",
-              vram_gb=80, attributes={"golem.inf.cpu.threads": 16}),
+              vram_gb=80, attributes=Attributes({"golem.inf.cpu.threads": 16})),
         Request(id="d", tenant="alice", gpus=1, max_price=B),
     ])
 
 
-def _pick(mech: GolemMatch) -> str:
+def _pick(mech: Mechanism) -> str:
+    assert isinstance(mech, GolemMatch)
     (row,) = mech.clear(Market(_book()), rng=1).to_records()
     return str(row["offer_id"])
 
@@ -69,14 +72,16 @@ def test_constraints_on_the_orders() -> None:
 
     book = OrderBook([
         Offer(id="a", provider="pa", gpu_model="H100", gpus=1, price=A, region="eu",
-              vram_gb=80, attributes={"golem.inf.cpu.threads": 4}),
+              vram_gb=80, attributes=Attributes({"golem.inf.cpu.threads": 4})),
         Offer(id="b", provider="pb", gpu_model="H100", gpus=1, price=B, region="eu",
-              vram_gb=80, attributes={"golem.inf.cpu.threads": 16},
+              vram_gb=80, attributes=Attributes({"golem.inf.cpu.threads": 16}),
               constraints="tenant == 'alice'"),
         Request(id="d", tenant="alice", gpus=1, max_price=B,
                 constraints=from_golem("(golem.inf.cpu.threads>=8)")),
         Request(id="e", tenant="bob", gpus=1, max_price=B,
                 constraints=from_golem("(golem.inf.cpu.threads>=8)")),
     ])
-    res = presets.get("golem").mechanism.clear(Market(book), rng=1)
+    mech = presets.get("golem").mechanism
+    assert isinstance(mech, GolemMatch)
+    res = mech.clear(Market(book), rng=1)
     assert [(r["request_id"], r["offer_id"]) for r in res.to_records()] == [("d", "b")]

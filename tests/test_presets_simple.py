@@ -95,7 +95,8 @@ def test_nosana_market_deposit_refund_assign_extend() -> None:
     m2.post_node("w", stake=0)
     m2.jobs["k"].node = None  # pretend k still waits, to assign it to a named node
     m2.assign("k", "w")
-    assert m2.jobs["k"].node == "w"
+    job = m2.jobs["k"]  # a fresh read: assign changed it behind mypy's narrowing to None
+    assert job.node == "w"
     assert list(m2.queue) == [("node", "z")]
     m2.extend("k", 5)
     s = m2.finish("k", run_seconds=1000)  # ran past the timeout: paid for the timeout only

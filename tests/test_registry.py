@@ -137,7 +137,9 @@ def test_second_score_is_a_deprecated_alias_of_vickrey() -> None:
 
 
 def _init_fields(mech: object) -> list[attrs.Attribute[Any]]:
-    return [a for a in attrs.fields(type(mech)) if a.init]
+    cls = type(mech)
+    assert attrs.has(cls), cls
+    return [a for a in attrs.fields(cls) if a.init]
 
 
 @pytest.mark.parametrize("name", mechanisms.available())
@@ -466,7 +468,8 @@ def test_example_plugin_conforms(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     shutil.copytree(PLUGIN_DIR / "src" / "auction_example_plugin",
                     tmp_path / "auction_example_plugin")
     monkeypatch.syspath_prepend(str(tmp_path))
-    from auction_example_plugin import GreedyReserve
+    # copied onto sys.path at run time just above: mypy cannot see the module
+    from auction_example_plugin import GreedyReserve  # type: ignore[import-not-found]
 
     from auction.testing import check_mechanism
 

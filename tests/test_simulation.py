@@ -375,7 +375,7 @@ def test_patience_carries_unserved_requests_over() -> None:
     """One 1-GPU offer, three 1-hour requests in epoch 0 and none after: with patience 1 the
     two left wait one epoch (one is served in epoch 1, the other gives up); re-posting an id
     replaces the waiting request; with patience 0 they are dropped."""
-    script = [[offer("o", "p", gpus=1), *(request(f"r{i}", 1, 1, submitted_at=i)
+    script: list[list[Order]] = [[offer("o", "p", gpus=1), *(request(f"r{i}", 1, 1, submitted_at=i)
                                           for i in range(3))],
               [offer("o", "p", gpus=1)], [offer("o", "p", gpus=1)]]
     r = simulate(ScriptFlow(script), Design(), epochs=3, epoch_hours=1, patience=1)
@@ -388,7 +388,8 @@ def test_patience_carries_unserved_requests_over() -> None:
     plain = simulate(ScriptFlow(script), Design(), epochs=3, epoch_hours=1)
     assert plain.requests.tolist() == [3, 0, 0]
     # a re-posted id replaces the waiting one (here with a lower max price: not served)
-    again = [script[0], [offer("o", "p", gpus=1), request("r1", 1, 1, max_price=1)],
+    again: list[list[Order]] = [
+        script[0], [offer("o", "p", gpus=1), request("r1", 1, 1, max_price=1)],
              script[2]]
     r2 = simulate(ScriptFlow(again), Design(), epochs=3, epoch_hours=1, patience=1)
     assert r2.requests.tolist() == [3, 2, 1]

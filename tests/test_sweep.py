@@ -24,13 +24,15 @@ SP = Design(mechanism="second-price")
 def _sweep(*args: Any, **kwargs: Any) -> pd.DataFrame:
     kwargs.setdefault("flow", FLOW)
     kwargs.setdefault("progress", False)
-    return sweep(*args, **kwargs)
+    table: pd.DataFrame = sweep(*args, **kwargs)
+    return table
 
 
 def test_grid_points() -> None:
     assert grid(None) == [{}]
     assert grid({"a": [1, 2], "b": ["x"]}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
     assert grid([{"a": 1}, {"b": 2}]) == [{"a": 1}, {"b": 2}]
+    bad: Any
     for bad in ({"a": []}, {"a": "xy"}, []):
         with pytest.raises(InvalidValueError):
             grid(bad)
@@ -126,7 +128,7 @@ def test_bad_arguments_fail_before_any_run() -> None:
     with pytest.raises(InvalidValueError):
         _sweep({}, None)
     with pytest.raises(InvalidValueError):
-        _sweep({"x": "first-price"}, None)  # type: ignore[dict-item]
+        _sweep({"x": "first-price"}, None)
     with pytest.raises(auction.MechanismNotFoundError):
         _sweep({"x": Design(mechanism="nope")}, None)
     with pytest.raises(auction.MechanismNotFoundError):

@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 
 import auction
+import auction.kernels.assignment as assignment_kernels
 import auction.mechanisms.assignment as assignment_module
+import auction.solvers.flow as flow_solver
 from auction.errors import TimeLimitError
 from auction.market import Market
 from auction.result import ClearingResult, Status
@@ -64,7 +66,7 @@ def test_assignment_stopped_by_the_deadline_returns_its_feasible_matching(
 ) -> None:
     market = Market(adversarial_book("asks-equal", 300))
     monkeypatch.setattr(assignment_module, "solve_bounded",
-                        _past(assignment_module.solve_bounded))
+                        _past(assignment_kernels.solve_bounded))
     result = auction.clear(market, "assignment", payment=payment, time_limit=60)
     assert result.status is Status.TIME_LIMIT
     assert not result.success
@@ -85,7 +87,7 @@ def test_assignment_stopped_by_the_work_bound_is_feasible_not_success(
 ) -> None:
     market = Market(adversarial_book("values-equal", 300))
     optimum = auction.clear(market, "assignment")
-    real = assignment_module.solve_bounded
+    real = assignment_kernels.solve_bounded
 
     def tight(*args: Any, **kwargs: Any) -> Any:
         kwargs["max_work"] = 50
@@ -107,7 +109,7 @@ def test_vcg_stopped_keeps_the_optimal_matching_and_downgrades_the_payment(
     market = Market(adversarial_book("one-offer", 200))
     optimum = auction.clear(market, "assignment")
     monkeypatch.setattr(assignment_module, "vcg_bonuses_bounded",
-                        _past(assignment_module.vcg_bonuses_bounded))
+                        _past(assignment_kernels.vcg_bonuses_bounded))
     result = auction.clear(market, "assignment", payment="vcg", time_limit=60)
     assert result.status is Status.TIME_LIMIT
     assert not result.success
@@ -133,7 +135,7 @@ def test_shared_shape_stopped_by_the_deadline_trades_nothing(
     """The shared shape's flow kernel stopped: an unfinished flow is not feasible, so the
     allocation is empty (nobody trading), status time_limit, VCG downgraded."""
     market = Market(adversarial_book("identical", 200))
-    monkeypatch.setattr(assignment_module, "solve_flow", _past(assignment_module.solve_flow))
+    monkeypatch.setattr(assignment_module, "solve_flow", _past(flow_solver.solve_flow))
     result = auction.clear(market, "assignment", shape="shared", payment=payment,
                            time_limit=60)
     assert result.status is Status.TIME_LIMIT
@@ -148,7 +150,7 @@ def test_shared_vcg_stopped_keeps_the_optimal_allocation(
 ) -> None:
     market = Market(adversarial_book("one-offer", 200))
     optimum = auction.clear(market, "assignment", shape="shared")
-    real = assignment_module.solve_flow
+    real = flow_solver.solve_flow
     calls: list[int] = []
 
     def second_stops(*args: Any, **kwargs: Any) -> Any:
@@ -172,7 +174,7 @@ def test_no_time_for_the_build_is_a_typed_error() -> None:
     assert info.value.mechanism == "assignment"
 
 
-CASES = [
+CASES: list[tuple[str, dict[str, Any]]] = [
     ("assignment", {}),
     ("assignment", {"shape": "shared", "payment": "vcg"}),
     ("assignment", {"payment": "vcg"}),

@@ -20,7 +20,7 @@ bid (pay-as-bid); losing bids are closed and their deposits returned.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any, ClassVar
 
@@ -123,11 +123,16 @@ class RandomRange:
 
 
 # -- tenant bid selection ----------------------------------------------------------------------
+def _providers(names: Iterable[str]) -> frozenset[str]:
+    """`AllowList`'s converter, typed so that callers may pass any iterable of names."""
+    return frozenset(names)
+
+
 @attrs.frozen
 class AllowList:
     """Only bids of these providers; the cheapest of them (then the earliest)."""
 
-    providers: frozenset[str] = attrs.field(converter=frozenset)
+    providers: frozenset[str] = attrs.field(converter=_providers)
 
     def __call__(self, bids: Sequence[Bid]) -> int | None:
         ok = [i for i, b in enumerate(bids) if b.provider in self.providers]
