@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import auction
 from auction import Offer, Request
-from auction.live import LiveMarket, decomposable, incremental
+from auction.live import LiveMarket, decomposable, engine, incremental
 from auction.mechanisms import get
 
 MODELS = ("H100", "A100", "T4")
@@ -157,6 +157,62 @@ def test_incremental_reclear_equals_from_scratch(
         stats = _run(epochs, name, rep)
     assert stats[0]["incremental"] is False
     assert all(s["incremental"] for s in stats[1:])
+
+
+@contextmanager
+def _compacting(factor: int, slack: int) -> Iterator[None]:
+    """Compact the pools and the re-clear's tables past factor x open orders + slack."""
+    old = engine._COMPACT_FACTOR, engine._COMPACT_SLACK
+    engine._COMPACT_FACTOR, engine._COMPACT_SLACK = factor, slack
+    try:
+        yield
+    finally:
+        engine._COMPACT_FACTOR, engine._COMPACT_SLACK = old
+
+
+@settings(max_examples=60, deadline=None)
+@given(epochs=events(), name=st.sampled_from(["first-price", "second-price"]))
+def test_compaction_keeps_every_reclear_exact(epochs: list[list[tuple[Any, ...]]], name: str
+                                              ) -> None:
+    """Pools and columns rebuilt at every submit and clear (factor and slack 0): every clear
+    still equals the from-scratch one, and every clear after the first is incremental."""
+    with _compacting(0, 0), _knobs(_WHOLE_SHARE=2.0, _MAX_ROUNDS=40):
+        stats = _run(epochs, name, None)
+    assert all(s["incremental"] for s in stats[1:])
+
+
+@pytest.mark.parametrize("mode", ["continuous", "periodic"])
+def test_churning_distinct_attributes_keep_the_tables_bounded(mode: str) -> None:
+    """Every order brings a new region and a new party and leaves again: the pools' groups
+    and the party table stay within the bound, and the market trades exactly as one that
+    never compacts."""
+    def run(factor: int, slack: int) -> tuple[list[Any], int, int]:
+        with _compacting(factor, slack):
+            m = LiveMarket(mode=mode, mechanism="first-price", epoch=5)
+            out: list[Any] = []
+            most = 0
+            for i in range(300):
+                region = f"z{i}"
+                out += m.submit(Offer(id=f"o{i}", provider=f"p{i}", gpu_model="H100", gpus=1,
+                                      price=10 + i % 7, region=region, vram_gb=80), at=2 * i)
+                out += m.submit(Request(id=f"r{i}", tenant=f"t{i}", gpus=1,
+                                        max_price=12 + i % 5, regions=frozenset({region}),
+                                        gpu_models=frozenset({"H100"})), at=2 * i + 1)
+                for oid in (f"o{i - 3}", f"r{i - 3}"):
+                    if any(o.id == oid for o in m.orders()):
+                        out += m.cancel(oid, at=2 * i + 1)
+                bound = factor * len(m.orders()) + slack
+                most = max(most, m._pools.n_groups - bound, m._clearer.parties - bound)
+            trades = [(e.kind, e.at, sorted(e.data.items())) for e in out
+                      if e.kind in ("fill", "lease")]
+            return trades, most, m._pools.n_groups
+    tight, over, groups = run(2, 4)
+    loose, _, loose_groups = run(2, 10**9)
+    assert tight == loose
+    # past the bound by at most one submit's new groups, plus the bound's fall when a step
+    # cancels two orders (factor x 2)
+    assert over <= 2 + 2 * 2
+    assert groups * 10 < loose_groups  # the loose market keeps a group per region ever seen
 
 
 @settings(max_examples=30, deadline=None)

@@ -86,6 +86,12 @@ MODES = ("continuous", "periodic")
 HOUR = 3600
 _LEASE_END, _EXPIRE, _CLEAR = 0, 1, 2
 _INF = float("inf")
+#: Groups in the pools and parties in the re-clear's table are never dropped one by one (an
+#: index stays valid); past `_COMPACT_FACTOR` x open orders + `_COMPACT_SLACK` they are
+#: rebuilt from the open orders, so a market that churns through distinct attributes or
+#: names keeps memory and per-group work bounded (amortized O(1) per submit).
+_COMPACT_FACTOR = 2
+_COMPACT_SLACK = 1024
 
 
 def _check_time(name: str, value: Any, eid: str | None, lo: int = 0) -> int:
@@ -527,6 +533,20 @@ class LiveMarket:
             self._pools.add(order)
         self._orders[order.id] = order
         self._clearer.opened(order)
+        self._compact()
+
+    def _compact(self) -> None:
+        """Rebuild the pools (and the re-clear's columns and party table) from the open
+        orders once they hold more dead groups or names than `_COMPACT_FACTOR` allows."""
+        bound = _COMPACT_FACTOR * len(self._orders) + _COMPACT_SLACK
+        if self._pools.n_groups <= bound and self._clearer.parties <= bound:
+            return
+        pools = Pools(self._pools.offer_key, self._pools.request_key)
+        if self._keyed:
+            for order in self._orders.values():
+                pools.add(order)
+        self._pools = pools
+        self._clearer.reindex(self.book, pools)
 
     def _close(self, order: Offer | Request) -> None:
         self.book.cancel(order.id)
@@ -672,6 +692,7 @@ class LiveMarket:
                             quality_weight=self.quality_weight)
             result = clear_from_scratch(market, self.mechanism)
         else:
+            self._compact()
             result = self._clearer.clear(self.book, self._pools)
         self.last_result = result
         digest = _digest(result)

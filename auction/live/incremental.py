@@ -597,12 +597,25 @@ class IncrementalClearer:
         self._offers.flush(group, offer_payload, self._kernels.splice)
 
     def _party(self, name: str) -> int:
-        """The code of a tenant or provider (given on first sight, never dropped)."""
+        """The code of a tenant or provider (given on first sight; dropped only by `reindex`)."""
         code = self._party_code.get(name)
         if code is None:
             code = self._party_code[name] = len(self._party_names)
             self._party_names.append(name)
         return code
+
+    @property
+    def parties(self) -> int:
+        """Tenant and provider names in the party table (open orders' and departed ones')."""
+        return len(self._party_names)
+
+    def reindex(self, book: OrderBook, pools: Pools) -> None:
+        """Rebuild the columns and the party table from `book`, grouped by `pools` (new
+        pools, or names that departed): what changed since the last clear stays changed."""
+        if not self.incremental:
+            return
+        self._party_code, self._party_names = {}, []
+        self._reindex(book, pools)
 
     def _reindex(self, book: OrderBook, pools: Pools) -> None:
         self._requests, self._offers = self._index(_request_key), self._index(_offer_key)
